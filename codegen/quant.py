@@ -1,0 +1,125 @@
+"""Fixed-point quantization arithmetic, as TensorFlow Lite Micro's reference kernels do it.
+
+Generation-time helpers (`quantize_multiplier`, `activation_range`) turn real scales into
+integer constants; the numpy helpers (`multiply_by_quantized_multiplier` and the gemmlowp
+primitives under it) are the run-time arithmetic of the reference, operating elementwise on
+int64 arrays that hold int32 values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from codegen.errors import UnsupportedError
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+
+# Fused activations as they appear in TFLite options.
+ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT")
+
+
+def round_half_away(x: float) -> int:
+    """C's round(): halfway cases away from zero (TFLite's TfLiteRound)."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """Split a real multiplier into a Q31 significand and a power-of-two exponent.
+
+    real ~= multiplier * 2**(shift - 31), multiplier in [2**30, 2**31). Mirrors TFLite's
+    QuantizeMultiplier built with double rounding: a significand that rounds up to 2**31
+    is halved with the exponent raised, and exponents below -31 flush to (0, 0).
+    """
+    if real == 0.0:
+        return 0, 0
+    if not math.isfinite(real):
+        raise UnsupportedError(f"non-finite requantization multiplier {real!r}")
+    q, shift = math.frexp(real)
+    q_fixed = round_half_away(q * (1 << 31))
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if shift > 30:
+        raise UnsupportedError(
+            f"requantization multiplier {real:g} is too large (2^{shift - 1} or more); "
+            "check the model's scales"
+        )
+    return q_fixed, shift
+
+
+def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """quantize_multiplier over an array; returns (int32 multipliers, int32 shifts)."""
+    pairs = [quantize_multiplier(float(r)) for r in np.asarray(reals, dtype=np.float64).ravel()]
+    mult = np.array([p[0] for p in pairs], dtype=np.int32)
+    shift = np.array([p[1] for p in pairs], dtype=np.int32)
+    return mult, shift
+
+
+def _quantize_f32(value: float, scale: float, zero_point: int) -> int:
+    """TFLite's activation-range quantizer: zero_point + round(f / scale) in float32."""
+    ratio = float(np.float32(value) / np.float32(scale))
+    ratio = max(min(ratio, 2.0**40), -(2.0**40))  # keep the int conversion defined
+    return zero_point + round_half_away(ratio)
+
+
+def activation_range(activation: str, scale: float, zero_point: int, qmin: int,
+                     qmax: int) -> tuple[int, int]:
+    """Clamp bounds of a fused activation on a quantized output (CalculateActivationRange)."""
+    if activation == "NONE":
+        return qmin, qmax
+    if activation == "RELU":
+        return max(qmin, _quantize_f32(0.0, scale, zero_point)), qmax
+    if activation == "RELU6":
+        return (max(qmin, _quantize_f32(0.0, scale, zero_point)),
+                min(qmax, _quantize_f32(6.0, scale, zero_point)))
+    if activation == "RELU_N1_TO_1":
+        return (max(qmin, _quantize_f32(-1.0, scale, zero_point)),
+                min(qmax, _quantize_f32(1.0, scale, zero_point)))
+    raise UnsupportedError(f"fused activation {activation} is not supported")
+
+
+# ---------------------------------------------------------------------------------------
+# Run-time arithmetic of the reference (gemmlowp double rounding), on int64 arrays.
+
+
+def _wrap_int32(x: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap of int64 values into the int32 range (C's modular cast)."""
+    return ((x + 2**31) & 0xFFFFFFFF) - 2**31
+
+
+def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values held in int64."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    overflow = (a == b) & (a == INT32_MIN)
+    ab = a * b  # |a*b| <= 2**62: exact in int64
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    total = ab + nudge
+    # C integer division truncates toward zero.
+    quotient = np.where(total >= 0, total >> 31, -((-total) >> 31))
+    return np.where(overflow, INT32_MAX, quotient)
+
+
+def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray | int) -> np.ndarray:
+    """gemmlowp RoundingDivideByPOT: arithmetic shift right, rounding half away from zero."""
+    x = np.asarray(x, dtype=np.int64)
+    exponent = np.asarray(exponent, dtype=np.int64)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray | int,
+                                     shift: np.ndarray | int) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier (double rounding) on int32 values in int64."""
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    scaled = _wrap_int32(np.asarray(x, dtype=np.int64) << left)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(scaled, multiplier), right)
