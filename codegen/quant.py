@@ -87,7 +87,7 @@ def activation_range(activation: str, scale: float, zero_point: int, qmin: int,
 # Run-time arithmetic of the reference (gemmlowp double rounding), on int64 arrays.
 
 
-def _wrap_int32(x: np.ndarray) -> np.ndarray:
+def wrap_int32(x: np.ndarray) -> np.ndarray:
     """Two's-complement wrap of int64 values into the int32 range (C's modular cast)."""
     return ((x + 2**31) & 0xFFFFFFFF) - 2**31
 
@@ -121,5 +121,16 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray | int
     shift = np.asarray(shift, dtype=np.int64)
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
-    scaled = _wrap_int32(np.asarray(x, dtype=np.int64) << left)
+    scaled = wrap_int32(np.asarray(x, dtype=np.int64) << left)
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(scaled, multiplier), right)
+
+
+def requantize(acc: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int,
+               zero_point: int, lo: int, hi: int) -> np.ndarray:
+    """Scale an int32 accumulator to the output: MBQM, add the zero point, clamp."""
+    scaled = multiply_by_quantized_multiplier(acc, multiplier, shift) + zero_point
+    return np.clip(scaled, lo, hi)
+
+
+def fused_activation(options: dict[str, object]) -> str:
+    return str(options.get("fused_activation_function", "NONE"))

@@ -77,6 +77,7 @@ class Tensor:
     dtype: DType
     quant: Quantization | None = None
     data: np.ndarray | None = None  # constant data, already shaped and typed
+    type_name: str = ""  # the file's own type name when dtype is OTHER (e.g. "float16")
 
     @property
     def is_constant(self) -> bool:
@@ -94,9 +95,13 @@ class Tensor:
     def nbytes(self) -> int:
         return self.size * self.dtype.itemsize
 
+    @property
+    def dtype_name(self) -> str:
+        return self.type_name or self.dtype.numpy_name
+
     def describe(self) -> str:
         """Short human description: `int8[1,16] s=0.0039 zp=-128`."""
-        text = f"{self.dtype.numpy_name}[{','.join(str(d) for d in self.shape)}]"
+        text = f"{self.dtype_name}[{','.join(str(d) for d in self.shape)}]"
         if self.quant is not None:
             if self.quant.per_channel:
                 text += f" per-channel(axis {self.quant.axis}, {len(self.quant.scales)} scales)"

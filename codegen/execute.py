@@ -1,0 +1,116 @@
+"""Run a batch of samples through a model on a target: the numpy reference, the generated C
+compiled for the host, or the generated C cross-compiled and run under QEMU."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from codegen.build import build_firmware, check_toolchain
+from codegen.emit import emit_model, io_tensors, render
+from codegen.errors import CodegenError
+from codegen.generate import write_files_atomically
+from codegen.program import Program
+from codegen.reference import run_reference
+from codegen.runner import run_firmware
+from codegen.targets import get_target
+
+REFERENCE = "reference"
+HARNESS_NAME = "model"
+
+
+def target_names() -> list[str]:
+    from codegen.targets import TARGETS
+
+    return [REFERENCE, *TARGETS]
+
+
+def check_inputs(program: Program, inputs: list[np.ndarray]) -> int:
+    """Validate batch arrays against the graph inputs; returns the sample count."""
+    graph = program.graph
+    if len(inputs) != len(graph.inputs):
+        raise CodegenError(f"the model has {len(graph.inputs)} inputs, {len(inputs)} given")
+    counts = set()
+    for array, index in zip(inputs, graph.inputs, strict=True):
+        t = graph.tensors[index]
+        if array.dtype != t.dtype.np or array.shape[1:] != t.shape:
+            raise CodegenError(
+                f"input '{t.name}' must be a {t.dtype.numpy_name} array shaped "
+                f"(N, {', '.join(map(str, t.shape))}); got {array.dtype} {tuple(array.shape)}"
+            )
+        counts.add(array.shape[0])
+    if len(counts) != 1:
+        raise CodegenError(f"inputs disagree on the number of samples: {sorted(counts)}")
+    return counts.pop()
+
+
+def pack_samples(inputs: list[np.ndarray]) -> bytes:
+    """Sample-major byte stream: all inputs of sample 0, then of sample 1, ..."""
+    n = inputs[0].shape[0]
+    flat = [np.ascontiguousarray(a).reshape(n, -1).view(np.uint8) for a in inputs]
+    return np.concatenate([f.reshape(n, -1) for f in flat], axis=1).tobytes()
+
+
+def unpack_samples(program: Program, data: bytes, n: int) -> list[np.ndarray]:
+    graph = program.graph
+    tensors = [graph.tensors[i] for i in graph.outputs]
+    per_sample = sum(t.nbytes for t in tensors)
+    if len(data) != n * per_sample:
+        raise CodegenError(
+            f"firmware wrote {len(data)} bytes, expected {n} samples of {per_sample} bytes"
+        )
+    raw = np.frombuffer(data, dtype=np.uint8).reshape(n, per_sample)
+    outputs, start = [], 0
+    for t in tensors:
+        chunk = np.ascontiguousarray(raw[:, start:start + t.nbytes])
+        outputs.append(chunk.view(t.dtype.np).reshape(n, *t.shape))
+        start += t.nbytes
+    return outputs
+
+
+def write_harness_sources(program: Program, directory: Path, name: str = HARNESS_NAME) -> None:
+    """The model's C files plus the glue that connects them to the generic harness."""
+    files = emit_model(program, name)
+    ins, outs = io_tensors(program)
+    files["harness_glue.c"] = render(
+        "harness_glue.c.j2",
+        name=name,
+        inputs=[{"c_type": io.c_type, "elements": io.tensor.size} for io in ins],
+        outputs=[{"c_type": io.c_type, "elements": io.tensor.size} for io in outs],
+    )
+    write_files_atomically(files, directory)
+
+
+def build_for_target(program: Program, target_name: str, work_dir: Path, *,
+                     sanitize: bool = False) -> Path:
+    """Generate and compile the harness for a target; returns the executable."""
+    target = get_target(target_name)
+    check_toolchain(target)
+    source_dir = work_dir / "src"
+    write_harness_sources(program, source_dir)
+    return build_firmware(source_dir, HARNESS_NAME, target, work_dir / "build",
+                          sanitize=sanitize)
+
+
+def run_executable(program: Program, target_name: str, executable: Path,
+                   inputs: list[np.ndarray], timeout: float = 600.0) -> list[np.ndarray]:
+    n = check_inputs(program, inputs)
+    data = run_firmware(executable, get_target(target_name), pack_samples(inputs),
+                        timeout=timeout)
+    return unpack_samples(program, data, n)
+
+
+def execute(program: Program, target_name: str, inputs: list[np.ndarray], *,
+            work_dir: Path | None = None, sanitize: bool = False) -> list[np.ndarray]:
+    """Run N samples on a target; inputs and outputs are arrays shaped (N, *tensor.shape)."""
+    check_inputs(program, inputs)
+    if target_name == REFERENCE:
+        return run_reference(program, inputs)
+    if work_dir is not None:
+        exe = build_for_target(program, target_name, work_dir, sanitize=sanitize)
+        return run_executable(program, target_name, exe, inputs)
+    with tempfile.TemporaryDirectory(prefix="codegen-run-") as tmp:
+        exe = build_for_target(program, target_name, Path(tmp), sanitize=sanitize)
+        return run_executable(program, target_name, exe, inputs)

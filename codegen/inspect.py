@@ -1,0 +1,69 @@
+"""`codegen inspect`: what a model viewer shows, plus what the generator derives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from codegen.errors import UnsupportedError
+from codegen.model.ir import Graph, Operator, Tensor
+from codegen.model.tflite import load_model
+from codegen.ops import prepare_layer
+from codegen.plan import plan_memory
+
+
+def _tensor_line(role: str, t: Tensor) -> str:
+    kind = "const " if t.is_constant else ""
+    name = t.name if len(t.name) <= 60 else t.name[:57] + "..."
+    line = f"    {role:<11} {kind}{t.describe()}  '{name}'"
+    if t.quant is not None and t.quant.per_channel:
+        scales = ", ".join(f"{s:.4g}" for s in t.quant.scales[:3])
+        more = ", ..." if len(t.quant.scales) > 3 else ""
+        line += f"\n{'':16}scales [{scales}{more}]"
+    return line
+
+
+def _operator_block(op: Operator, graph: Graph) -> tuple[str, object | None]:
+    try:
+        layer = prepare_layer(op, graph)
+        status, error = "", None
+    except UnsupportedError as exc:
+        layer, status, error = None, "  ** UNSUPPORTED **", exc
+    lines = [f"[{op.index}] {op.opcode}{status}"]
+    activation = op.options.get("fused_activation_function")
+    if activation is not None:
+        lines.append(f"    {'fused':<11} {activation}")
+    roles = ("input", "weights", "bias") if op.opcode == "FULLY_CONNECTED" else ()
+    for pos, t in enumerate(op.inputs):
+        if t >= 0:
+            role = roles[pos] if pos < len(roles) else f"input{pos}"
+            lines.append(_tensor_line(role, graph.tensors[t]))
+    for t in op.outputs:
+        lines.append(_tensor_line("output", graph.tensors[t]))
+    if layer is not None:
+        for label, value in layer.describe():
+            lines.append(f"    {label:<11} {value}")
+        if layer.macs():
+            lines.append(f"    {'MACs':<11} {layer.macs()}")
+    else:
+        lines.append(f"    {'reason':<11} {error}")
+    return "\n".join(lines), layer
+
+
+def inspect_model(path: Path) -> str:
+    graph = load_model(path)
+    blocks, layers = [], []
+    for op in graph.operators:
+        text, layer = _operator_block(op, graph)
+        blocks.append(text)
+        layers.append(layer)
+    ins = ", ".join(graph.tensors[i].describe() for i in graph.inputs)
+    outs = ", ".join(graph.tensors[i].describe() for i in graph.outputs)
+    header = [f"{path.name}: {len(graph.operators)} operators", f"  inputs:  {ins}",
+              f"  outputs: {outs}"]
+    if all(layer is not None for layer in layers):
+        plan = plan_memory(graph, layers)  # type: ignore[arg-type]
+        header.append(f"  arena:   {plan.size} bytes (lower bound {plan.lower_bound})")
+    else:
+        unsupported = sum(layer is None for layer in layers)
+        header.append(f"  {unsupported} operator(s) cannot be generated (marked below)")
+    return "\n".join(header) + "\n\n" + "\n\n".join(blocks)

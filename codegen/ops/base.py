@@ -1,0 +1,125 @@
+"""What every operator module provides: a prepared `Layer`.
+
+An operator module turns one IR `Operator` into a `Layer` at generation time (TFLM's
+Prepare): it checks the options and types it supports, derives every integer constant
+(multipliers, shifts, folded biases, clamp bounds), and then offers
+  - `reference(inputs)`: the numpy integer reference (TFLM's Eval, vectorised over a batch),
+  - `kernel()`: the C function body, rendered from its template under `templates/kernels/`,
+  - `constants()`: the const arrays that body reads,
+  - `macs()`: multiply-accumulates per invoke, for reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from codegen.emit import render
+from codegen.errors import UnsupportedError
+from codegen.model.ir import DType, Graph, Operator, Tensor
+
+
+@dataclass(frozen=True)
+class CArray:
+    """A const array emitted into NAME.c (`name` gets the model prefix at emission)."""
+
+    name: str
+    values: np.ndarray
+
+    @property
+    def c_type(self) -> str:
+        return {
+            "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
+        }[self.values.dtype.name]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes)
+
+
+@dataclass
+class Layer:
+    """One operator, prepared: everything the reference and the C need, and nothing else."""
+
+    op: Operator
+    graph: Graph
+    inputs: tuple[int, ...]  # activation (non-constant) tensors read, in kernel order
+    outputs: tuple[int, ...]  # tensors written
+    template: ClassVar[str] = ""
+    params: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def index(self) -> int:
+        return self.op.index
+
+    @property
+    def opcode(self) -> str:
+        return self.op.opcode
+
+    def symbol(self, prefix: str) -> str:
+        """C identifier stem of this layer, e.g. `model_l3_fully_connected`."""
+        return f"{prefix}_l{self.index}_{self.opcode.lower()}"
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Batched numpy reference: arrays shaped (N, *tensor.shape), one per input."""
+        raise NotImplementedError
+
+    def constants(self) -> list[CArray]:
+        return []
+
+    def macs(self) -> int:
+        return 0
+
+    def kernel(self, symbol: str) -> str:
+        """The C definition of `static void <symbol>(...)`, rendered from the template."""
+        return render(self.template, fn=symbol, layer=self, **self.params)
+
+    def tensor(self, index: int) -> Tensor:
+        return self.graph.tensors[index]
+
+    def in_tensor(self, position: int = 0) -> Tensor:
+        return self.tensor(self.inputs[position])
+
+    def out_tensor(self, position: int = 0) -> Tensor:
+        return self.tensor(self.outputs[position])
+
+    def describe(self) -> list[tuple[str, str]]:
+        """Derived parameters worth showing in `codegen inspect` (label, value)."""
+        return []
+
+
+def where(op: Operator) -> str:
+    return f"operator {op.index} ({op.opcode})"
+
+
+def unsupported(op: Operator, reason: str) -> UnsupportedError:
+    return UnsupportedError(f"{where(op)}: {reason}")
+
+
+def require_dtype(op: Operator, tensor: Tensor, allowed: tuple[DType, ...], role: str) -> None:
+    if tensor.dtype not in allowed:
+        names = "/".join(d.numpy_name for d in allowed)
+        raise unsupported(
+            op, f"{role} '{tensor.name}' is {tensor.dtype_name}, expected {names}"
+        )
+
+
+def require_per_tensor(op: Operator, tensor: Tensor, role: str) -> None:
+    if tensor.quant is None:
+        raise unsupported(op, f"{role} '{tensor.name}' has no quantization parameters")
+    if tensor.quant.per_channel:
+        raise unsupported(op, f"{role} '{tensor.name}' must be quantized per tensor")
+
+
+def operand(op: Operator, graph: Graph, position: int, role: str) -> Tensor:
+    if position >= len(op.inputs) or op.inputs[position] < 0:
+        raise unsupported(op, f"missing {role} input")
+    return graph.tensors[op.inputs[position]]
+
+
+def only_output(op: Operator, graph: Graph) -> Tensor:
+    if len(op.outputs) != 1:
+        raise unsupported(op, f"expected 1 output, found {len(op.outputs)}")
+    return graph.tensors[op.outputs[0]]

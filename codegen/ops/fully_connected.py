@@ -1,0 +1,176 @@
+"""FULLY_CONNECTED, int8 x int8 -> int8 with int32 bias, per-tensor or per-channel weights.
+
+TFLM: reference_integer_ops::FullyConnected / FullyConnectedPerChannel. The accumulator is
+sum_k (w + filter_offset) * (x + input_offset) + bias in int32, then
+MultiplyByQuantizedMultiplier, the output zero point, and the fused-activation clamp.
+
+Generation time folds every term that does not depend on x into one bias per unit:
+    bias' = bias + input_offset * sum_k (w + filter_offset) ,
+leaving sum_k w*x (+ filter_offset * sum_k x, only when the weights have a zero point) to
+run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from codegen import quant
+from codegen.model.ir import DType, Graph, Operator
+from codegen.ops.base import (
+    CArray,
+    Layer,
+    only_output,
+    operand,
+    require_dtype,
+    require_per_tensor,
+    unsupported,
+)
+
+OPCODE = "FULLY_CONNECTED"
+
+
+@dataclass
+class FullyConnected(Layer):
+    template: ClassVar[str] = "kernels/fully_connected.c.j2"
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.params["weights_data"]  # type: ignore[return-value]
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        n = inputs[0].shape[0]
+        depth, units = int(p["depth"]), int(p["units"])
+        x = inputs[0].reshape(n * int(p["batches"]), depth).astype(np.int64)
+        w = self.weights.astype(np.int64) + int(p["filter_offset"])
+        acc = (x + int(p["input_offset"])) @ w.T + self.params["bias_data"]
+        acc = quant.wrap_int32(acc)
+        out = quant.requantize(acc, p["multipliers"], p["shifts"], int(p["output_zero_point"]),
+                               int(p["act_min"]), int(p["act_max"]))
+        shape = (n, *self.out_tensor().shape)
+        return [out.reshape(n, -1, units).astype(np.int8).reshape(shape)]
+
+    def constants(self) -> list[CArray]:
+        arrays = [
+            CArray("weights", self.weights.astype(np.int8).ravel()),
+            CArray("bias", np.asarray(self.params["folded_bias"], dtype=np.int32)),
+        ]
+        if self.params["per_channel"]:
+            arrays.append(CArray("multiplier", np.asarray(self.params["multipliers"], np.int32)))
+            arrays.append(CArray("shift", np.asarray(self.params["shifts"], np.int32)))
+        return arrays
+
+    def macs(self) -> int:
+        p = self.params
+        return int(p["batches"]) * int(p["units"]) * int(p["depth"])
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        rows = [
+            ("activation", f"{p['activation']} -> clamp [{p['act_min']}, {p['act_max']}]"),
+            ("shape", f"{p['batches']} x ({p['depth']} -> {p['units']})"),
+        ]
+        mult, shift = p["multipliers"], p["shifts"]
+        if p["per_channel"]:
+            rows.append(("multipliers", _preview(mult)))
+            rows.append(("shifts", _preview(shift)))
+        else:
+            rows.append(("multiplier", f"{int(mult)} shift {int(shift)}"))
+        return rows
+
+
+def _preview(values: object, count: int = 4) -> str:
+    arr = np.asarray(values).ravel()
+    head = ", ".join(str(int(v)) for v in arr[:count])
+    return f"[{head}{', ...' if arr.size > count else ''}] ({arr.size})"
+
+
+def prepare(op: Operator, graph: Graph) -> FullyConnected:
+    x = operand(op, graph, 0, "input")
+    w = operand(op, graph, 1, "weights")
+    y = only_output(op, graph)
+    has_bias = len(op.inputs) > 2 and op.inputs[2] >= 0
+    b = graph.tensors[op.inputs[2]] if has_bias else None
+
+    require_dtype(op, x, (DType.INT8,), "input")
+    require_dtype(op, w, (DType.INT8,), "weights")
+    require_dtype(op, y, (DType.INT8,), "output")
+    if x.is_constant:
+        raise unsupported(op, "a constant input is not supported")
+    if w.data is None:
+        raise unsupported(op, "weights must be constant")
+    if op.options.get("weights_format", 0) != 0:
+        raise unsupported(op, "shuffled weights format is not supported")
+    if len(w.shape) != 2:
+        raise unsupported(op, f"weights must be 2-D, found shape {list(w.shape)}")
+    units, depth = w.shape
+    if depth == 0 or x.size % depth:
+        raise unsupported(op, f"input size {x.size} is not a multiple of the depth {depth}")
+    batches = x.size // depth
+    if y.size != batches * units:
+        raise unsupported(op, f"output shape {list(y.shape)} does not hold {batches}x{units}")
+    require_per_tensor(op, x, "input")
+    require_per_tensor(op, y, "output")
+    if w.quant is None:
+        raise unsupported(op, f"weights '{w.name}' have no quantization parameters")
+
+    bias = np.zeros(units, dtype=np.int64)
+    if b is not None:
+        require_dtype(op, b, (DType.INT32,), "bias")
+        if b.data is None or b.size != units:
+            raise unsupported(op, f"bias must be a constant of {units} int32 values")
+        bias = b.data.astype(np.int64).ravel()
+
+    multipliers, shifts, filter_offset = _requantization(op, x.quant.scale, w, y.quant.scale,
+                                                         units)
+    activation = quant.fused_activation(op.options)
+    act_min, act_max = quant.activation_range(activation, y.quant.scale, y.quant.zero_point,
+                                              DType.INT8.qmin, DType.INT8.qmax)
+    input_offset = -x.quant.zero_point
+    weights = w.data.astype(np.int64)
+    folded = bias + input_offset * (weights + filter_offset).sum(axis=1)
+
+    per_channel = w.quant.per_channel
+    params: dict[str, object] = {
+        "depth": int(depth),
+        "units": int(units),
+        "batches": int(batches),
+        "input_offset": input_offset,
+        "filter_offset": filter_offset,
+        "output_zero_point": y.quant.zero_point,
+        "activation": activation,
+        "act_min": act_min,
+        "act_max": act_max,
+        "per_channel": per_channel,
+        "multipliers": multipliers if per_channel else int(multipliers[0]),
+        "shifts": shifts if per_channel else int(shifts[0]),
+        "weights_data": w.data,
+        "bias_data": bias,
+        "folded_bias": quant.wrap_int32(folded),
+    }
+    return FullyConnected(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
+
+
+def _requantization(op: Operator, input_scale: float, w, output_scale: float,
+                    units: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-unit (multiplier, shift) of in_scale * w_scale / out_scale, as TFLM computes it."""
+    q = w.quant
+    if q.per_channel:
+        if len(q.scales) != units or q.axis != 0:
+            raise unsupported(
+                op, f"per-channel weights need {units} scales on axis 0, "
+                f"found {len(q.scales)} on axis {q.axis}"
+            )
+        if any(z != 0 for z in q.zero_points):
+            raise unsupported(op, "per-channel weights must have zero points of 0")
+        scales = np.array(q.scales, dtype=np.float64)
+        filter_offset = 0
+    else:
+        scales = np.full(units, q.scale, dtype=np.float64)
+        filter_offset = -q.zero_point
+    reals = np.array([input_scale * float(s) / output_scale for s in scales])
+    multipliers, shifts = quant.quantize_multipliers(reals)
+    return multipliers, shifts, filter_offset

@@ -1,0 +1,42 @@
+"""A model, prepared for generation: the graph, its layers in schedule order, the memory plan.
+
+`load_program` is the front half of the pipeline (read -> validate -> prepare -> plan); the
+reference, the emitter and `inspect` all start from its result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from codegen.model.ir import Graph
+from codegen.model.tflite import load_model
+from codegen.model.validate import validate_graph
+from codegen.ops import prepare_layer
+from codegen.ops.base import Layer
+from codegen.plan import Plan, plan_memory
+
+
+@dataclass
+class Program:
+    graph: Graph
+    layers: list[Layer]
+    plan: Plan
+    source: str  # file name the model came from (no directories: output must not vary)
+
+    @property
+    def constant_bytes(self) -> int:
+        return sum(a.nbytes for layer in self.layers for a in layer.constants())
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs() for layer in self.layers)
+
+
+def load_program(source: str | Path | bytes) -> Program:
+    label = "model" if isinstance(source, bytes) else str(source)
+    graph = load_model(source)
+    validate_graph(graph, label)
+    layers = [prepare_layer(op, graph) for op in graph.operators]
+    name = "model.tflite" if isinstance(source, bytes) else Path(source).name
+    return Program(graph, layers, plan_memory(graph, layers), name)
