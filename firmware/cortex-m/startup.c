@@ -1,0 +1,123 @@
+/* Startup for Cortex-M (ARMv6-M, ARMv7-M, ARMv8-M mainline) under QEMU's mps2 boards.
+ *
+ * Reset: enable the FPU if the code is built for one, initialise .data and .bss, run
+ * main() and exit through semihosting with its status. Every other exception reports
+ * its name and the faulting PC on the semihosting console and exits with status
+ * FAULT_EXIT_STATUS. The symbols used here come from sections.ld.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "semihost.h"
+
+#define FAULT_EXIT_STATUS 70
+#define CPACR (*(volatile uint32_t *)0xe000ed88u)
+#define CPACR_CP10_CP11_FULL_ACCESS (0xfu << 20)
+
+extern uint32_t __data_load_start[];
+extern uint32_t __data_start[];
+extern uint32_t __data_end[];
+extern uint32_t __bss_start[];
+extern uint32_t __bss_end[];
+extern uint32_t __stack_end[];
+
+int main(int argc, char **argv);
+void Reset_Handler(void) __attribute__((noreturn));
+void Fault_Handler(void) __attribute__((naked, noreturn));
+void fault_report(const uint32_t *frame) __attribute__((noreturn));
+
+static void enable_fpu(void)
+{
+#if defined(__ARM_FP)
+    CPACR |= CPACR_CP10_CP11_FULL_ACCESS;
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
+}
+
+void Reset_Handler(void)
+{
+    enable_fpu();
+    memcpy(__data_start, __data_load_start,
+           (size_t)((uintptr_t)__data_end - (uintptr_t)__data_start));
+    memset(__bss_start, 0, (size_t)((uintptr_t)__bss_end - (uintptr_t)__bss_start));
+    semihost_exit(main(0, NULL));
+}
+
+/* Handler mode always runs on MSP and the harness never switches to PSP, so on entry
+ * SP points at the exception frame: r0-r3, r12, lr, pc, xpsr. */
+void Fault_Handler(void)
+{
+    __asm__("mov r0, sp\n\t"
+            "bl fault_report\n");
+}
+
+static const char *exception_name(uint32_t number)
+{
+    static const char *const names[] = {
+        "thread", "Reset", "NMI", "HardFault", "MemManage", "BusFault", "UsageFault",
+        "SecureFault", "reserved", "reserved", "reserved", "SVCall", "DebugMonitor",
+        "reserved", "PendSV", "SysTick"
+    };
+    return number < sizeof names / sizeof names[0] ? names[number] : "interrupt";
+}
+
+static void append(char **cursor, const char *text)
+{
+    while (*text != '\0') {
+        *(*cursor)++ = *text++;
+    }
+}
+
+static void append_hex(char **cursor, uint32_t value)
+{
+    int shift;
+    append(cursor, "0x");
+    for (shift = 28; shift >= 0; shift -= 4) {
+        *(*cursor)++ = "0123456789abcdef"[(value >> shift) & 0xfu];
+    }
+}
+
+void fault_report(const uint32_t *frame)
+{
+    char text[96];
+    char *cursor = text;
+    uint32_t ipsr;
+    __asm__ volatile("mrs %0, ipsr" : "=r"(ipsr));
+    append(&cursor, "fault: ");
+    append(&cursor, exception_name(ipsr & 0x1ffu));
+    append(&cursor, " (exception ");
+    append_hex(&cursor, ipsr & 0x1ffu);
+    append(&cursor, ") at pc ");
+    append_hex(&cursor, frame[6]);
+    append(&cursor, "\n");
+    *cursor = '\0';
+    semihost_write0(text);
+    semihost_exit(FAULT_EXIT_STATUS);
+}
+
+typedef union {
+    void (*handler)(void);
+    uint32_t *stack_top;
+} vector_entry;
+
+/* The system part of the vector table; the harness enables no interrupts. */
+__attribute__((section(".vectors"), used))
+const vector_entry vector_table[16] = {
+    {.stack_top = __stack_end},
+    {.handler = Reset_Handler},
+    {.handler = Fault_Handler}, /* NMI */
+    {.handler = Fault_Handler}, /* HardFault */
+    {.handler = Fault_Handler}, /* MemManage */
+    {.handler = Fault_Handler}, /* BusFault */
+    {.handler = Fault_Handler}, /* UsageFault */
+    {.handler = Fault_Handler}, /* SecureFault (ARMv8-M) */
+    {.handler = NULL},
+    {.handler = NULL},
+    {.handler = NULL},
+    {.handler = Fault_Handler}, /* SVCall */
+    {.handler = Fault_Handler}, /* DebugMonitor */
+    {.handler = NULL},
+    {.handler = Fault_Handler}, /* PendSV */
+    {.handler = Fault_Handler}, /* SysTick */
+};
