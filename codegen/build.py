@@ -1,0 +1,150 @@
+"""Builds the harness executable for one generated model with meson and ninja."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from codegen.errors import CodegenError
+from codegen.resources import data_root
+from codegen.targets import Target, cross_file_text
+
+_ARM_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+_STAMP = "codegen-setup.json"
+_CROSS_FILE = "cross.ini"
+_LOG = "build.log"
+
+
+def meson_executable() -> str:
+    """The meson installed beside this Python, else the one on PATH."""
+    beside = Path(sys.executable).parent / "meson"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("meson")
+    if found is None:
+        raise CodegenError("meson is not installed; install it with `pip install meson`")
+    return found
+
+
+def _host_compiler(cc: str | None) -> str:
+    return cc or os.environ.get("CC") or "cc"
+
+
+def check_toolchain(target: Target, *, cc: str | None = None) -> None:
+    """Raise CodegenError naming every tool that building and running `target` lacks."""
+    meson_executable()
+    if target.is_host:
+        missing = [t for t in ("ninja", _host_compiler(cc)) if shutil.which(t) is None]
+        if missing:
+            raise CodegenError(
+                f"missing build tools: {', '.join(missing)}; install ninja-build and a C compiler"
+            )
+        return
+    gcc = target.toolchain_prefix + "gcc"
+    tools = ("ninja", gcc, target.qemu_binary)
+    missing = [t for t in tools if shutil.which(t) is None]
+    if not missing and not _has_newlib_nano(gcc):
+        missing = ["newlib-nano (nano.specs)"]
+    if missing:
+        raise CodegenError(
+            f"missing tools for target {target.name}: {', '.join(missing)}; "
+            f"install {_ARM_PACKAGES} and ninja-build"
+        )
+
+
+def _has_newlib_nano(gcc: str) -> bool:
+    found = subprocess.run(
+        [gcc, "-print-file-name=nano.specs"], capture_output=True, text=True, check=False
+    )
+    return found.returncode == 0 and Path(found.stdout.strip()).is_absolute()
+
+
+def _setup_options(model_dir: Path, name: str, target: Target, build_dir: Path,
+                   sanitize: bool, optimization: str) -> list[str]:
+    options = [
+        f"-Dmodel_dir={model_dir.resolve()}",
+        f"-Dmodel_name={name}",
+        f"-Dboard={target.board}",
+        f"-Doptimization={optimization}",
+        "-Ddebug=true",
+    ]
+    if sanitize:
+        options += [
+            "-Db_sanitize=address,undefined",
+            "-Db_lundef=false",
+            "-Dc_args=-fno-sanitize-recover=all -fno-omit-frame-pointer",
+        ]
+    if not target.is_host:
+        options.append(f"--cross-file={build_dir / _CROSS_FILE}")
+    return options
+
+
+def _prepare_build_dir(build_dir: Path, stamp: dict[str, object]) -> bool:
+    """Make build_dir ready; return True when meson setup must run."""
+    stamp_path = build_dir / _STAMP
+    if stamp_path.is_file():
+        if json.loads(stamp_path.read_text()) == stamp and (build_dir / "build.ninja").is_file():
+            return False
+        shutil.rmtree(build_dir)  # ours (it has our stamp): configured differently before
+    build_dir.mkdir(parents=True, exist_ok=True)
+    return True
+
+
+_ERROR_LINE = re.compile(r"(?:^|[\s:])error:", re.IGNORECASE)
+
+
+def _summary(output: str) -> str:
+    """The first compiler or meson error line of `output`, else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if _ERROR_LINE.search(line):
+            return line
+    return lines[-1] if lines else "no output"
+
+
+def _run_logged(command: list[str], log: Path, env: dict[str, str], what: str) -> None:
+    result = subprocess.run(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        check=False,
+    )
+    with log.open("a") as stream:
+        stream.write("$ " + " ".join(command) + "\n" + result.stdout + "\n")
+    if result.returncode != 0:
+        raise CodegenError(f"{what} failed: {_summary(result.stdout)} (full log: {log})")
+
+
+def build_firmware(model_dir: Path, name: str, target: Target, build_dir: Path, *,
+                   sanitize: bool = False, optimization: str = "2",
+                   cc: str | None = None) -> Path:
+    """Configure and compile the harness for model `name` in `model_dir`; return the executable.
+
+    `model_dir` holds NAME.c, NAME.h and harness_glue.c. `sanitize` (host only) builds
+    with AddressSanitizer and UndefinedBehaviorSanitizer, stopping at the first report.
+    `cc` picks the host C compiler (default: $CC, else cc).
+    """
+    if sanitize and not target.is_host:
+        raise CodegenError(f"sanitizers are only available for the host, not {target.name}")
+    check_toolchain(target, cc=cc)
+    build_dir = build_dir.resolve()
+    env = dict(os.environ)
+    if target.is_host:
+        env["CC"] = _host_compiler(cc)
+    options = _setup_options(model_dir, name, target, build_dir, sanitize, optimization)
+    stamp: dict[str, object] = {"options": options, "cc": env.get("CC", "")}
+    meson = meson_executable()
+    log = build_dir / _LOG
+    if _prepare_build_dir(build_dir, stamp):
+        if not target.is_host:
+            (build_dir / _CROSS_FILE).write_text(cross_file_text(target))
+        log.write_text("")
+        _run_logged([meson, "setup", *options, str(build_dir), str(data_root())], log, env,
+                    f"meson setup for target {target.name}")
+        (build_dir / _STAMP).write_text(json.dumps(stamp))
+    _run_logged([meson, "compile", "-C", str(build_dir)], log, env,
+                f"firmware build for target {target.name}")
+    return build_dir / target.executable_name

@@ -1,0 +1,113 @@
+"""The targets the harness firmware builds and runs on: one table read by build and runner.
+
+A Cortex-M target names the gcc machine flags, the board (which selects the linker script
+`firmware/cortex-m/BOARD.ld`) and the QEMU machine that emulates it. Adding a core is a row
+in `TARGETS` plus, for a board with a new memory map, a linker script. QEMU's mps2 boards
+accept only their own CPU (`-cpu` must be the board's default), so e.g. a Cortex-M0 build
+would run on mps2-an385's Cortex-M3, which executes ARMv6-M code unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codegen.errors import CodegenError
+
+HOST_BOARD = "host"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One place the harness runs: the build machine itself, or a QEMU-emulated core."""
+
+    name: str
+    """Name used on the command line, e.g. "host" or "cortex-m4"."""
+    board: str
+    """Board selector for meson: "host", or a linker script name in firmware/cortex-m."""
+    cpu: str = ""
+    """Core name for the meson cross file, e.g. "cortex-m4"; empty for the host."""
+    machine_flags: tuple[str, ...] = ()
+    """gcc flags selecting the core, used for compiling and linking."""
+    qemu_binary: str = ""
+    """QEMU system emulator for the target; empty for the host."""
+    qemu_machine: str = ""
+    """qemu-system-arm -M value; empty for the host."""
+    qemu_cpu: str = ""
+    """qemu-system-arm -cpu value (on mps2 boards it must be the board's own core)."""
+    toolchain_prefix: str = ""
+    """Prefix of the cross tools, e.g. "arm-none-eabi-"; empty for the host compiler."""
+
+    @property
+    def is_host(self) -> bool:
+        return self.board == HOST_BOARD
+
+    @property
+    def executable_name(self) -> str:
+        return "harness" if self.is_host else "harness.elf"
+
+
+def _cortex_m(name: str, board: str, qemu_cpu: str, *fpu_flags: str) -> Target:
+    return Target(
+        name=name,
+        board=board,
+        cpu=name,
+        machine_flags=(f"-mcpu={name}", "-mthumb", *fpu_flags),
+        qemu_binary="qemu-system-arm",
+        qemu_machine=board,
+        qemu_cpu=qemu_cpu,
+        toolchain_prefix="arm-none-eabi-",
+    )
+
+
+TARGETS: dict[str, Target] = {
+    "host": Target(name="host", board=HOST_BOARD),
+    "cortex-m4": _cortex_m(
+        "cortex-m4", "mps2-an386", "cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"
+    ),
+}
+
+
+def get_target(name: str) -> Target:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        valid = ", ".join(TARGETS)
+        raise CodegenError(f"unknown target {name!r}; valid targets: {valid}") from None
+
+
+def _meson_array(values: tuple[str, ...] | list[str]) -> str:
+    return "[" + ", ".join(_meson_string(v) for v in values) + "]"
+
+
+def _meson_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def cross_file_text(target: Target) -> str:
+    """The meson cross file for a Cortex-M target (the host builds natively)."""
+    if target.is_host:
+        raise CodegenError("the host target builds natively and has no cross file")
+    prefix = target.toolchain_prefix
+    flags = _meson_array(target.machine_flags)
+    return "\n".join([
+        f"# meson cross file for target {target.name}, generated from codegen/targets.py",
+        "[binaries]",
+        f"c = {_meson_string(prefix + 'gcc')}",
+        f"ar = {_meson_string(prefix + 'ar')}",
+        f"strip = {_meson_string(prefix + 'strip')}",
+        "",
+        "[built-in options]",
+        f"c_args = {flags}",
+        f"c_link_args = {flags}",
+        "",
+        "[properties]",
+        "# the bare-metal toolchain cannot link a test program without startup code",
+        "skip_sanity_check = true",
+        "",
+        "[host_machine]",
+        "system = 'none'",
+        "cpu_family = 'arm'",
+        f"cpu = {_meson_string(target.cpu)}",
+        "endian = 'little'",
+        "",
+    ])
