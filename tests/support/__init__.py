@@ -1,0 +1,1 @@
+"""Test helpers: the TFLM oracle, a flatbuffer model writer and TensorFlow model factories."""
