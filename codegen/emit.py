@@ -6,6 +6,8 @@ under `templates/` only lay the text out.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from codegen.program import Program
 
 _VALUES_PER_LINE = 16
+_REQUIRES = re.compile(r"\{#\s*requires:([\w,\s]*)#\}")
 
 
 @cache
@@ -44,6 +47,31 @@ def c_float(value: float) -> str:
     """A float32 as the shortest C literal that reads back as the same float."""
     text = np.format_float_scientific(np.float32(value), unique=True, trim="0")
     return f"{text}f"
+
+
+def _snippet_requirements(name: str) -> list[str]:
+    path = templates_dir() / "runtime" / f"{name}.c.j2"
+    match = _REQUIRES.search(path.read_text(encoding="utf-8"))
+    return [r.strip() for r in match.group(1).split(",") if r.strip()] if match else []
+
+
+def runtime_snippets(names: Iterable[str]) -> list[str]:
+    """The C helper snippets (templates/runtime/NAME.c.j2) the layers need, each once,
+    every snippet after those it declares with `{# requires: a, b #}`."""
+    ordered: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in ordered:
+            return
+        if name in path:
+            raise RuntimeError(f"runtime snippets require each other: {(*path, name)}")
+        for requirement in _snippet_requirements(name):
+            visit(requirement, (*path, name))
+        ordered.append(name)
+
+    for name in names:
+        visit(name, ())
+    return ordered
 
 
 def c_array_body(values: np.ndarray) -> str:
@@ -118,6 +146,7 @@ def emit_model(program: Program, name: str) -> dict[str, str]:
         "inputs": inputs,
         "outputs": outputs,
         "layers": layers,
+        "runtime": runtime_snippets(n for layer in program.layers for n in layer.runtime),
         "arena_size": program.plan.size,
         "constant_bytes": program.constant_bytes,
         "opcodes": ", ".join(layer.opcode for layer in program.layers),

@@ -1,32 +1,46 @@
-"""The operator registry: opcode -> module that prepares it.
+"""The operator registry: opcode -> the `prepare` of the module that handles it.
 
-Adding an operator: write `codegen/ops/<op>.py` with OPCODE, a Layer subclass (reference,
-constants, template) and `prepare(op, graph)`; add its kernel template under
-`templates/kernels/`; list the module below; add its TFLM comparison test.
+Every module in this package (except `base`) is an operator module: it defines
+`OPCODES` (the builtin operator names it handles) and `prepare(op, graph) -> Layer`.
+Modules are found by listing the package, so adding an operator touches no shared file:
+see ARCHITECTURE.md, "Adding an operator".
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
+from functools import cache
 
 from codegen.errors import UnsupportedError
 from codegen.model.ir import Graph, Operator
-from codegen.ops import dequantize, fully_connected, quantize, reshape
 from codegen.ops.base import Layer
 
-_MODULES = (fully_connected, reshape, quantize, dequantize)
+Prepare = Callable[[Operator, Graph], Layer]
+_NOT_OPERATORS = frozenset({"base"})
 
-REGISTRY: dict[str, Callable[[Operator, Graph], Layer]] = {
-    m.OPCODE: m.prepare for m in _MODULES
-}
+
+@cache
+def registry() -> dict[str, Prepare]:
+    table: dict[str, Prepare] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name in _NOT_OPERATORS or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for opcode in module.OPCODES:
+            if opcode in table:
+                raise RuntimeError(f"{opcode} is claimed by two operator modules")
+            table[opcode] = module.prepare
+    return table
 
 
 def supported_operators() -> list[str]:
-    return sorted(REGISTRY)
+    return sorted(registry())
 
 
 def prepare_layer(op: Operator, graph: Graph) -> Layer:
-    prepare = REGISTRY.get(op.opcode)
+    prepare = registry().get(op.opcode)
     if prepare is None:
         raise UnsupportedError(
             f"operator {op.index} ({op.opcode}) is not supported; "

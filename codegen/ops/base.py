@@ -48,6 +48,8 @@ class Layer:
     inputs: tuple[int, ...]  # activation (non-constant) tensors read, in kernel order
     outputs: tuple[int, ...]  # tensors written
     template: ClassVar[str] = ""
+    # C helper snippets the kernel calls: templates/runtime/<name>.c.j2, emitted once per file
+    runtime: ClassVar[tuple[str, ...]] = ()
     params: dict[str, object] = field(default_factory=dict)
 
     @property

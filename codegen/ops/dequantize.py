@@ -15,7 +15,7 @@ import numpy as np
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops.base import Layer, only_output, operand, require_dtype, require_per_tensor
 
-OPCODE = "DEQUANTIZE"
+OPCODES = ("DEQUANTIZE",)
 
 
 @dataclass

@@ -29,11 +29,12 @@ from codegen.ops.base import (
     unsupported,
 )
 
-OPCODE = "FULLY_CONNECTED"
+OPCODES = ("FULLY_CONNECTED",)
 
 
 @dataclass
 class FullyConnected(Layer):
+    runtime: ClassVar[tuple[str, ...]] = ("requantize", "clamp")
     template: ClassVar[str] = "kernels/fully_connected.c.j2"
 
     @property

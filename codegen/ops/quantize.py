@@ -17,12 +17,13 @@ from codegen import quant
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops.base import Layer, only_output, operand, require_dtype, require_per_tensor
 
-OPCODE = "QUANTIZE"
+OPCODES = ("QUANTIZE",)
 _QUANTIZED = (DType.INT8, DType.UINT8)
 
 
 @dataclass
 class Quantize(Layer):
+    runtime: ClassVar[tuple[str, ...]] = ("requantize", "clamp")
     template: ClassVar[str] = "kernels/quantize.c.j2"
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -14,7 +14,7 @@ import numpy as np
 from codegen.model.ir import Graph, Operator
 from codegen.ops.base import Layer, only_output, operand, unsupported
 
-OPCODE = "RESHAPE"
+OPCODES = ("RESHAPE",)
 
 
 @dataclass

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import argparse
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from codegen.errors import CodegenError
+
+COMMAND = "run"
+HELP = "run a batch of samples on a target (reference, host, Cortex-M under QEMU)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from codegen.execute import target_names
+
+    parser.add_argument("model")
+    parser.add_argument("--target", required=True, choices=target_names())
+    parser.add_argument("--input", required=True,
+                        help=".npy shaped (N, *input_shape), or .npz keyed by input tensor name")
+    parser.add_argument("--output", required=True, help=".npy (or .npz for several outputs)")
+    parser.add_argument("--build-dir", help="keep the generated sources and build here")
+
+
+def load_inputs(path: Path, program) -> list[np.ndarray]:
+    graph = program.graph
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise CodegenError(f"{path}: no such file") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise CodegenError(f"{path}: not a readable .npy/.npz file ({exc})") from None
+    if isinstance(loaded, np.ndarray):
+        if len(graph.inputs) != 1:
+            names = ", ".join(graph.tensors[i].name for i in graph.inputs)
+            raise CodegenError(
+                f"the model has {len(graph.inputs)} inputs; pass an .npz keyed by {names}"
+            )
+        return [loaded]
+    with loaded:
+        arrays = []
+        for i in graph.inputs:
+            name = graph.tensors[i].name
+            if name not in loaded.files:
+                raise CodegenError(f"{path} has no array named '{name}' (has {loaded.files})")
+            arrays.append(loaded[name])
+        return arrays
+
+
+def save_outputs(path: Path, program, outputs: list[np.ndarray]) -> None:
+    graph = program.graph
+    if len(outputs) > 1 and path.suffix != ".npz":
+        raise CodegenError(
+            f"the model has {len(outputs)} outputs; give an --output ending in .npz"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".npz":
+        named = {graph.tensors[i].name: a for i, a in zip(graph.outputs, outputs, strict=True)}
+        np.savez(path, **named)
+    else:
+        np.save(path, outputs[0])
+
+
+def run(args: argparse.Namespace) -> None:
+    from codegen.execute import execute
+    from codegen.program import load_program
+
+    program = load_program(Path(args.model))
+    inputs = load_inputs(Path(args.input), program)
+    work_dir = Path(args.build_dir) if args.build_dir else None
+    outputs = execute(program, args.target, inputs, work_dir=work_dir)
+    save_outputs(Path(args.output), program, outputs)
+    n = outputs[0].shape[0]
+    print(f"{args.target}: ran {n} sample{'s' if n != 1 else ''}, wrote {args.output}")
