@@ -1,0 +1,144 @@
+"""Bad input ends with one line on stderr, a non-zero exit, no traceback, and no output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.builder import ModelBuilder, Q, fc_model, fc_options
+
+
+def _codegen(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "codegen", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120, check=False)
+
+
+def _int8_fc() -> bytes:
+    weights = np.arange(-6, 6, dtype=np.int8).reshape(3, 4)
+    return fc_model(weights, input_q=Q(0.05, -3), weight_q=Q(0.01), output_q=Q(0.1, 5),
+                    bias=np.array([10, -20, 30]))
+
+
+def _float_fc(weight_dtype: str) -> bytes:
+    b = ModelBuilder()
+    x = b.add_tensor("x", (1, 4), "float32")
+    wq = Q(0.01) if weight_dtype == "int8" else None
+    w = b.add_tensor("w", (2, 4), weight_dtype, quant=wq, data=np.ones((2, 4)))
+    y = b.add_tensor("y", (1, 2), "float32")
+    b.add_op("FULLY_CONNECTED", [x, w, -1], [y], fc_options())
+    b.set_io([x], [y])
+    return b.build()
+
+
+def _with_unsupported_op() -> bytes:
+    b = ModelBuilder()
+    x = b.add_tensor("x", (1, 4), "int8", quant=Q(0.05, -3))
+    w = b.add_tensor("w", (4, 4), "int8", quant=Q(0.01), data=np.eye(4) * 100)
+    h = b.add_tensor("h", (1, 4), "int8", quant=Q(0.1, 0))
+    y = b.add_tensor("y", (1, 4), "int8", quant=Q(1 / 128, 0))
+    b.add_op("FULLY_CONNECTED", [x, w, -1], [h], fc_options())
+    b.add_op("TANH", [h], [y])
+    b.set_io([x], [y])
+    return b.build()
+
+
+def _custom_op() -> bytes:
+    b = ModelBuilder()
+    x = b.add_tensor("x", (1, 4), "int8", quant=Q(0.05, -3))
+    y = b.add_tensor("y", (1, 4), "int8", quant=Q(0.05, -3))
+    b.add_op("CUSTOM", [x], [y], custom_code="MyFancyOp")
+    b.set_io([x], [y])
+    return b.build()
+
+
+def _two_subgraphs() -> bytes:
+    b = ModelBuilder()
+    for name in ("main", "second"):
+        if name == "second":
+            b.new_subgraph(name)
+        x = b.add_tensor("x", (1, 4), "int8", quant=Q(0.05, -3))
+        y = b.add_tensor("y", (1, 4), "int8", quant=Q(0.05, -3))
+        b.add_op("RESHAPE", [x], [y])
+        b.set_io([x], [y])
+    return b.build()
+
+
+def _dynamic_shape() -> bytes:
+    b = ModelBuilder()
+    x = b.add_tensor("x", (1, 4), "int8", quant=Q(0.05, -3), shape_signature=(1, -1))
+    y = b.add_tensor("y", (1, 4), "int8", quant=Q(0.05, -3), shape_signature=(1, -1))
+    b.add_op("RESHAPE", [x], [y])
+    b.set_io([x], [y])
+    return b.build()
+
+
+CASES: dict[str, tuple[object, tuple[str, ...]]] = {
+    "not_a_flatbuffer": (lambda: b"this is plainly not a model\n" * 4,
+                         ("not a TensorFlow Lite flatbuffer",)),
+    "empty_file": (lambda: b"", ("not a TensorFlow Lite flatbuffer",)),
+    "truncated": (lambda: _int8_fc()[: len(_int8_fc()) // 2], ("truncated",)),
+    "unsupported_op": (_with_unsupported_op, ("operator 1 (TANH)", "not supported",
+                                              "FULLY_CONNECTED")),
+    "custom_op": (_custom_op, ("operator 0", "MyFancyOp", "not supported")),
+    "float_model": (lambda: _float_fc("float32"), ("not quantized", "int8",
+                                                   "representative dataset")),
+    "hybrid_model": (lambda: _float_fc("int8"), ("hybrid", "int8")),
+    "two_subgraphs": (_two_subgraphs, ("2 subgraphs",)),
+    "dynamic_shape": (_dynamic_shape, ("dynamic",)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_generate_rejects_bad_model(case: str, tmp_path: Path) -> None:
+    make, fragments = CASES[case]
+    model = tmp_path / f"{case}.tflite"
+    model.write_bytes(make())  # type: ignore[operator]
+    out = tmp_path / "out"
+    result = _codegen("generate", str(model), "-o", str(out))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("codegen: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [model.name]  # no staging left behind
+
+
+def test_failed_generate_keeps_existing_output(tmp_path: Path) -> None:
+    good = tmp_path / "good.tflite"
+    good.write_bytes(_int8_fc())
+    out = tmp_path / "out"
+    assert _codegen("generate", str(good), "-o", str(out), "--name", "m").returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(_with_unsupported_op())
+    assert _codegen("generate", str(bad), "-o", str(out), "--name", "m").returncode == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_missing_file_and_bad_name(tmp_path: Path) -> None:
+    result = _codegen("generate", str(tmp_path / "nope.tflite"), "-o", str(tmp_path / "o"))
+    assert result.returncode == 1 and "no such file" in result.stderr
+    good = tmp_path / "good.tflite"
+    good.write_bytes(_int8_fc())
+    result = _codegen("generate", str(good), "-o", str(tmp_path / "o"), "--name", "9lives")
+    assert result.returncode == 1 and "C identifier" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_rejects_wrong_input(tmp_path: Path) -> None:
+    good = tmp_path / "good.tflite"
+    good.write_bytes(_int8_fc())
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((5, 1, 3), dtype=np.int8))
+    result = _codegen("run", str(good), "--target", "reference", "--input", str(wrong),
+                      "--output", str(tmp_path / "out.npy"))
+    assert result.returncode == 1
+    assert "shaped (N, 1, 4)" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.npy").exists()
