@@ -1,0 +1,110 @@
+"""Exact comparisons used by the model tests: reference vs TFLM, generated C vs reference.
+
+Outputs are compared with exact equality; a mismatch reports the first differing sample and
+element so that an off-by-one is easy to trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from support.tflm import run_tflm
+
+from codegen.execute import execute
+from codegen.program import Program, load_program
+from codegen.targets import TARGETS
+
+HOST_SAMPLES = 1000
+QEMU_SAMPLES = 100
+C_TARGETS = tuple(TARGETS)
+
+
+def samples_for(target: str) -> int:
+    return HOST_SAMPLES if TARGETS[target].is_host else QEMU_SAMPLES
+
+
+def assert_same(got: Sequence[np.ndarray], expected: Sequence[np.ndarray], label: str) -> None:
+    assert len(got) == len(expected), f"{label}: {len(got)} outputs, expected {len(expected)}"
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+        assert g.dtype == e.dtype, f"{label} output {i}: dtype {g.dtype}, expected {e.dtype}"
+        assert g.shape == e.shape, f"{label} output {i}: shape {g.shape}, expected {e.shape}"
+        if e.dtype.kind == "f":
+            equal = (g == e) | (np.isnan(g) & np.isnan(e))
+        else:
+            equal = g == e
+        if not equal.all():
+            bad = np.argwhere(~equal)
+            first = tuple(int(v) for v in bad[0])
+            raise AssertionError(
+                f"{label} output {i}: {len(bad)} of {e.size} values differ; first at {first}: "
+                f"got {g[first]!r}, expected {e[first]!r}"
+            )
+
+
+def random_inputs(program: Program, count: int, seed: int) -> list[np.ndarray]:
+    """Full-range random inputs: every int8/uint8 value; floats well past the int8 range."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for index in program.graph.inputs:
+        t = program.graph.tensors[index]
+        shape = (count, *t.shape)
+        if t.dtype.is_integer:
+            arrays.append(rng.integers(t.dtype.qmin, t.dtype.qmax + 1, size=shape,
+                                       dtype=np.int64).astype(t.dtype.np))
+        else:
+            arrays.append(_float_inputs(program, index, shape, rng))
+    return arrays
+
+
+def _float_inputs(program: Program, index: int, shape: tuple[int, ...],
+                  rng: np.random.Generator) -> np.ndarray:
+    """Values spanning 1.5x the range of the QUANTIZE that reads the input, with a share
+    of exact rounding ties (k + 0.5) * scale to exercise round-half-away-from-zero."""
+    consumers = program.graph.consumers(index)
+    scale, zero_point = 1.0, 0
+    for op in consumers:
+        out = program.graph.tensors[op.outputs[0]]
+        if out.quant is not None:
+            scale, zero_point = out.quant.scale, out.quant.zero_point
+            break
+    lo, hi = (-128 - zero_point) * scale * 1.5, (127 - zero_point) * scale * 1.5
+    values = rng.uniform(lo, hi, size=shape)
+    ties = (rng.integers(-200, 200, size=shape) + 0.5) * scale
+    values = np.where(rng.random(shape) < 0.2, ties, values)
+    return values.astype(np.float32)
+
+
+def reference_matches_tflm(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Assert the numpy reference equals TFLM on `inputs`; return the outputs."""
+    program = load_program(model)
+    reference = execute(program, "reference", inputs)
+    assert_same(reference, run_tflm(model, inputs), "reference vs TFLM")
+    return reference
+
+
+def c_matches_reference(model: bytes, target: str, work_dir: Path, *, seed: int = 0,
+                        sanitize: bool = False, extra: list[np.ndarray] | None = None) -> None:
+    """Build the generated C for `target`, run samples_for(target) random samples (plus
+    `extra` samples prepended, for single-input models), compare with the reference."""
+    program = load_program(model)
+    inputs = random_inputs(program, samples_for(target), seed)
+    if extra is not None:
+        inputs = [np.concatenate([extra[i], inputs[i]]) for i in range(len(inputs))]
+    expected = execute(program, "reference", inputs)
+    got = execute(program, target, inputs, work_dir=work_dir, sanitize=sanitize)
+    assert_same(got, expected, f"{target}{' (sanitizers)' if sanitize else ''} vs reference")
+
+
+def edge_inputs(program: Program) -> list[np.ndarray]:
+    """One sample of all-minimum and one of all-maximum values per input."""
+    arrays = []
+    for index in program.graph.inputs:
+        t = program.graph.tensors[index]
+        if t.dtype.is_integer:
+            lo, hi = t.dtype.qmin, t.dtype.qmax
+        else:
+            lo, hi = -1e6, 1e6
+        arrays.append(np.stack([np.full(t.shape, lo), np.full(t.shape, hi)]).astype(t.dtype.np))
+    return arrays
