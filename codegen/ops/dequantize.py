@@ -1,4 +1,4 @@
-"""DEQUANTIZE: int8/uint8 -> float32, only at a model's float output.
+"""DEQUANTIZE: int8/uint8 -> float32 (a model's float output).
 
 TFLM: reference_ops::Dequantize computes (float)(double(scale) * (q - zero_point)). The
 product of a float32 scale and a 9-bit integer is exact in double, so rounding it once to

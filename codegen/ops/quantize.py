@@ -1,4 +1,4 @@
-"""QUANTIZE: float32 -> int8/uint8, and requantization between int8/uint8 scales.
+"""QUANTIZE: float32 -> int8/uint8, and int8/uint8 -> int8/uint8 requantization.
 
 TFLM: reference_ops::AffineQuantize divides in float32 (`val / static_cast<float>(scale)`),
 rounds half away from zero and clamps; reference_ops::Requantize subtracts the input zero

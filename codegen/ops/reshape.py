@@ -1,4 +1,4 @@
-"""RESHAPE (and the other pure re-shapers that share its kernel): the bytes do not change.
+"""RESHAPE: any element type; the bytes do not change.
 
 The kernel is a copy when the planner gives input and output different buffers, and
 nothing at all when they share one.
