@@ -19,7 +19,8 @@ _SECTION = re.compile(r"(<!-- (?P<name>[a-z]+):begin -->\n).*?(<!-- (?P=name):en
 
 def _summary(opcode: str) -> str:
     module = importlib.import_module(registry()[opcode].__module__)
-    first = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
+    # The docstring's first paragraph, on one line.
+    first = " ".join((module.__doc__ or "").strip().split("\n\n")[0].split())
     # "FULLY_CONNECTED: int8 in/out, ...": drop the leading opcode list, keep the facts.
     return re.sub(r"^[A-Z0-9_]+(, [A-Z0-9_]+)*:\s*", "", first).rstrip(".")
 

@@ -1,4 +1,5 @@
-"""FULLY_CONNECTED: int8 in/out, int8 weights per-tensor or per-channel, optional int32 bias, fused NONE/RELU/RELU6/RELU_N1_TO_1, keep_num_dims.
+"""FULLY_CONNECTED: int8 in/out, int8 weights per-tensor or per-channel, optional int32
+bias, fused NONE/RELU/RELU6/RELU_N1_TO_1, keep_num_dims.
 
 TFLM: reference_integer_ops::FullyConnected / FullyConnectedPerChannel. The accumulator is
 sum_k (w + filter_offset) * (x + input_offset) + bias in int32, then
