@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import jinja2
 import numpy as np
 
+from codegen.plan import ALIGNMENT as ARENA_ALIGNMENT
 from codegen.resources import templates_dir
 
 if TYPE_CHECKING:
@@ -107,47 +108,65 @@ def io_tensors(program: Program) -> tuple[list[IoTensor], list[IoTensor]]:
     return ins, outs
 
 
-def _pointer(program: Program, tensor_index: int, name: str, writable: bool) -> str:
-    g = program.graph
-    if tensor_index in g.inputs:
-        return f"input{g.inputs.index(tensor_index)}"
-    if tensor_index in g.outputs:
-        return f"output{g.outputs.index(tensor_index)}"
-    offset = program.plan.offsets[tensor_index]
-    c_type = g.tensors[tensor_index].dtype.c_type
+@dataclass(frozen=True)
+class EmitOptions:
+    """Choices about the generated API that do not change the arithmetic."""
+
+    static_arena: bool = True  # emit a static arena and NAME_invoke (else only _with_arena)
+    arena_section: str | None = None  # linker section of the static arena
+
+
+def _pointer(program: Program, tensor_index: int, writable: bool) -> str:
+    location = program.plan.locations[tensor_index]
+    if location.kind == "input":
+        return f"input{location.index}"
+    if location.kind == "output":
+        return f"output{location.index}"
+    c_type = program.graph.tensors[tensor_index].dtype.c_type
     qualifier = "" if writable else "const "
-    return f"({qualifier}{c_type} *)({name}_arena.bytes + {offset})"
+    return f"({qualifier}{c_type} *)(arena + {location.index})"
 
 
-def emit_model(program: Program, name: str) -> dict[str, str]:
+def _layer_context(program: Program, layer, name: str) -> dict[str, object]:
+    symbol = layer.symbol(name)
+    args = [_pointer(program, t, False) for t in layer.inputs]
+    args += [_pointer(program, t, True) for t in layer.outputs]
+    if layer.index in program.plan.scratch:
+        args.append(f"(void *)(arena + {program.plan.scratch[layer.index]})")
+    constants = [
+        {"c_type": a.c_type, "name": f"{symbol}_{a.name}", "count": a.values.size,
+         "body": c_array_body(a.values)}
+        for a in layer.constants()
+    ]
+    return {
+        "symbol": symbol,
+        "call": f"{symbol}({', '.join(args)})",
+        "constants": constants,
+        "kernel": layer.kernel(symbol).rstrip() + "\n",
+        "summary": _layer_summary(program, layer),
+    }
+
+
+def emit_model(program: Program, name: str,
+               options: EmitOptions | None = None) -> dict[str, str]:
     """Render NAME.h and NAME.c; returns {file name: text}."""
+    options = options or EmitOptions()
     inputs, outputs = io_tensors(program)
-    layers = []
-    for layer in program.layers:
-        symbol = layer.symbol(name)
-        args = [_pointer(program, t, name, False) for t in layer.inputs]
-        args += [_pointer(program, t, name, True) for t in layer.outputs]
-        constants = [
-            {"c_type": a.c_type, "name": f"{symbol}_{a.name}", "count": a.values.size,
-             "body": c_array_body(a.values)}
-            for a in layer.constants()
-        ]
-        layers.append({
-            "symbol": symbol,
-            "call": f"{symbol}({', '.join(args)})",
-            "constants": constants,
-            "kernel": layer.kernel(symbol).rstrip() + "\n",
-            "summary": _layer_summary(program, layer),
-        })
+    running = [layer for layer in program.layers if layer.index not in program.plan.elided]
     context = {
         "name": name,
         "NAME": name.upper(),
         "source": program.source,
         "inputs": inputs,
         "outputs": outputs,
-        "layers": layers,
-        "runtime": runtime_snippets(n for layer in program.layers for n in layer.runtime),
+        "layers": [_layer_context(program, layer, name) for layer in running],
+        "aliased": [_layer_summary(program, layer) for layer in program.layers
+                    if layer.index in program.plan.elided],
+        "runtime": runtime_snippets(n for layer in running for n in layer.runtime),
         "arena_size": program.plan.size,
+        "arena_alignment": ARENA_ALIGNMENT,
+        "static_arena": options.static_arena,
+        "arena_section": options.arena_section,
         "constant_bytes": program.constant_bytes,
         "opcodes": ", ".join(layer.opcode for layer in program.layers),
     }

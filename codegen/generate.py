@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from codegen.emit import emit_model
+from codegen.emit import EmitOptions, emit_model
 from codegen.errors import CodegenError
 from codegen.program import Program, load_program
 
@@ -105,8 +105,9 @@ def write_files_atomically(files: dict[str, str], out_dir: Path) -> tuple[Path, 
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def generate(model: Path, out_dir: Path, name: str | None = None) -> Generated:
+def generate(model: Path, out_dir: Path, name: str | None = None,
+             options: EmitOptions | None = None) -> Generated:
     name = check_name(name or default_name(model))
     program = load_program(model)
-    files = emit_model(program, name)
+    files = emit_model(program, name, options)
     return Generated(program, name, write_files_atomically(files, out_dir))

@@ -20,7 +20,7 @@ from codegen.plan import Plan, plan_memory
 @dataclass
 class Program:
     graph: Graph
-    layers: list[Layer]
+    layers: list[Layer]  # in run order
     plan: Plan
     source: str  # file name the model came from (no directories: output must not vary)
 
@@ -38,5 +38,8 @@ def load_program(source: str | Path | bytes) -> Program:
     graph = load_model(source)
     validate_graph(graph, label)
     layers = [prepare_layer(op, graph) for op in graph.operators]
+    plan = plan_memory(graph, layers)
+    by_index = {layer.index: layer for layer in layers}
+    run_order = [by_index[i] for i in plan.order]
     name = "model.tflite" if isinstance(source, bytes) else Path(source).name
-    return Program(graph, layers, plan_memory(graph, layers), name)
+    return Program(graph, run_order, plan, name)

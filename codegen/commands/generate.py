@@ -11,12 +11,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="int8-quantized .tflite file")
     parser.add_argument("-o", "--output", required=True, help="output directory")
     parser.add_argument("--name", help="C prefix of every symbol (default: from the file name)")
+    parser.add_argument("--arena-section", metavar="SECTION",
+                        help="place the static arena in this linker section (e.g. .sram2)")
+    parser.add_argument("--no-static-arena", action="store_true",
+                        help="emit only NAME_invoke_with_arena (the caller owns the arena)")
 
 
 def run(args: argparse.Namespace) -> None:
+    from codegen.emit import EmitOptions
     from codegen.generate import generate
 
-    result = generate(Path(args.model), Path(args.output), args.name)
+    options = EmitOptions(static_arena=not args.no_static_arena,
+                          arena_section=args.arena_section)
+    result = generate(Path(args.model), Path(args.output), args.name, options)
     program = result.program
     counts: dict[str, int] = {}
     for layer in program.layers:

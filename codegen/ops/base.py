@@ -51,6 +51,9 @@ class Layer:
     # C helper snippets the kernel calls: templates/runtime/<name>.c.j2, emitted once per file
     runtime: ClassVar[tuple[str, ...]] = ()
     params: dict[str, object] = field(default_factory=dict)
+    # The output is the input's bytes under another shape (RESHAPE, SQUEEZE, ...): the
+    # planner lets both share one buffer and then emits no call at all.
+    alias: ClassVar[bool] = False
 
     @property
     def index(self) -> int:
@@ -72,6 +75,15 @@ class Layer:
         return []
 
     def macs(self) -> int:
+        return 0
+
+    def inplace_inputs(self) -> tuple[int, ...]:
+        """Input positions the output may overwrite: the kernel reads element i of that
+        input before it writes element i of the output, with the same layout and size."""
+        return ()
+
+    def scratch_bytes(self) -> int:
+        """Bytes of scratch memory the kernel needs during its step (passed last)."""
         return 0
 
     def kernel(self, symbol: str) -> str:

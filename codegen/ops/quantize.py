@@ -26,6 +26,9 @@ class Quantize(Layer):
     runtime: ClassVar[tuple[str, ...]] = ("requantize", "clamp")
     template: ClassVar[str] = "kernels/quantize.c.j2"
 
+    def inplace_inputs(self) -> tuple[int, ...]:
+        return () if self.params["from_float"] else (0,)  # 1 byte in, 1 byte out
+
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         p = self.params
         y = self.out_tensor()

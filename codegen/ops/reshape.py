@@ -20,6 +20,7 @@ OPCODES = ("RESHAPE",)
 @dataclass
 class Reshape(Layer):
     template: ClassVar[str] = "kernels/reshape.c.j2"
+    alias: ClassVar[bool] = True
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         n = inputs[0].shape[0]
