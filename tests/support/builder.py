@@ -85,7 +85,17 @@ class _AlignedBufferT(schema.BufferT):
         schema.BufferStart(builder)
         if data_offset is not None:
             schema.BufferAddData(builder, data_offset)
+        schema.BufferAddOffset(builder, self.offset)
+        schema.BufferAddSize(builder, self.size)
         return schema.BufferEnd(builder)
+
+
+def _aligned(buffer: schema.BufferT) -> _AlignedBufferT:
+    if isinstance(buffer, _AlignedBufferT):
+        return buffer
+    aligned = _AlignedBufferT()
+    aligned.data, aligned.offset, aligned.size = buffer.data, buffer.offset, buffer.size
+    return aligned
 
 
 def builtin_code(opcode: str) -> int:
@@ -231,7 +241,11 @@ class ModelBuilder:
 
 
 def pack(model: schema.ModelT) -> bytes:
-    """Serialize a schema ModelT to flatbuffer bytes with the TFL3 identifier."""
+    """Serialize a schema ModelT to flatbuffer bytes with the TFL3 identifier.
+
+    Buffer data is aligned to 16 bytes whatever the buffers' class (e.g. after read_model).
+    """
+    model.buffers = [_aligned(b) for b in model.buffers or []]
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
     return bytes(builder.Output())
@@ -267,3 +281,30 @@ def fc_model(weights: np.ndarray, *, input_q: Q, weight_q: Q, output_q: Q,
     b.add_op("FULLY_CONNECTED", [x, w, bias_index], [y], fc_options(activation, keep_num_dims))
     b.set_io([x], [y])
     return b.build()
+
+
+# -- reading back ----------------------------------------------------------------------------
+
+
+def read_model(model: bytes) -> schema.ModelT:
+    """Parse flatbuffer bytes into a schema ModelT (to inspect or edit and `pack` again)."""
+    return schema.ModelT.InitFromObj(schema.Model.GetRootAs(model, 0))
+
+
+_BUILTIN_NAMES = {int(v): k for k, v in vars(schema.BuiltinOperator).items()
+                  if not k.startswith("_")}
+
+
+def op_names(model: schema.ModelT, subgraph: int = 0) -> list[str]:
+    """Operator names of a subgraph in execution order, e.g. ["QUANTIZE", "FULLY_CONNECTED"]."""
+    names = []
+    for op in model.subgraphs[subgraph].operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        names.append(_BUILTIN_NAMES[max(code.builtinCode, code.deprecatedBuiltinCode)])
+    return names
+
+
+def scale_count(tensor: schema.TensorT) -> int:
+    """Number of quantization scales of a tensor (0 if it is not quantized)."""
+    quant = tensor.quantization
+    return 0 if quant is None or quant.scale is None else len(quant.scale)
