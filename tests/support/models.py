@@ -15,7 +15,8 @@ What the TF 2.21 converter does (checked in tests/test_support.py):
 - relu and relu6 fuse into FULLY_CONNECTED; so does clip(x, -1, 1) after a Dense, as
   RELU_N1_TO_1.
 - An all-zero bias is dropped (the FULLY_CONNECTED bias input becomes -1), so the factories
-  draw nonzero biases.
+  draw nonzero biases. The bias of a Dense without activation that feeds another Dense is
+  folded into the next layer's bias and dropped too (seen for 640 -> 1 -> 17).
 - Activation tensors keep shape (1, n) with shape_signature (-1, n).
 """
 
