@@ -103,6 +103,23 @@ def test_quantize_reshape_dequantize_multi_output() -> None:
 
 
 @pytest.mark.tflm
+def test_two_inputs_keep_their_order() -> None:
+    b = ModelBuilder()
+    a = b.add_tensor("a", (1, 3), "float32")
+    q = b.add_tensor("b", (1, 2), "int8", quant=Q(0.5, 1))
+    qa = b.add_tensor("qa", (1, 3), "int8", quant=Q(0.25, 0))
+    fb = b.add_tensor("fb", (1, 2), "float32")
+    b.add_op("QUANTIZE", [a], [qa])
+    b.add_op("DEQUANTIZE", [q], [fb])
+    b.set_io([a, q], [fb, qa])
+    x_a = np.array([[[0.25, -0.5, 1.0]], [[2.0, 0.0, -1.25]]], np.float32)
+    x_b = np.array([[[3, -3]], [[1, 9]]], np.int8)
+    out_fb, out_qa = run_tflm(b.build(), [x_a, x_b])
+    np.testing.assert_array_equal(out_qa, (x_a * 4).astype(np.int8))
+    np.testing.assert_array_equal(out_fb, (x_b.astype(np.float32) - 1) * 0.5)
+
+
+@pytest.mark.tflm
 def test_tflm_quantize_divides_in_float_and_rounds_half_away() -> None:
     """TFLM's QUANTIZE: q = zp + round(x / scale) with a float32 division, ties away from 0.
 
