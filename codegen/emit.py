@@ -114,9 +114,17 @@ class EmitOptions:
 
     static_arena: bool = True  # emit a static arena and NAME_invoke (else only _with_arena)
     arena_section: str | None = None  # linker section of the static arena
+    # Debugging/testing: every arena buffer becomes its own static array, so that
+    # AddressSanitizer catches a kernel that writes outside its planned buffer.
+    debug_buffers: bool = False
 
 
-def _pointer(program: Program, tensor_index: int, writable: bool) -> str:
+def _debug_buffer_of(program: Program) -> dict[int, int]:
+    """tensor -> number of its arena buffer (debug_buffers mode)."""
+    return {t: i for i, buf in enumerate(program.plan.buffers) for t in buf.tensors}
+
+
+def _pointer(program: Program, tensor_index: int, writable: bool, debug: bool) -> str:
     location = program.plan.locations[tensor_index]
     if location.kind == "input":
         return f"input{location.index}"
@@ -124,15 +132,34 @@ def _pointer(program: Program, tensor_index: int, writable: bool) -> str:
         return f"output{location.index}"
     c_type = program.graph.tensors[tensor_index].dtype.c_type
     qualifier = "" if writable else "const "
-    return f"({qualifier}{c_type} *)(arena + {location.index})"
+    if debug:
+        address = f"debug_buffer_{_debug_buffer_of(program)[tensor_index]}"
+    else:
+        address = f"arena + {location.index}"
+    return f"({qualifier}{c_type} *)({address})"
 
 
-def _layer_context(program: Program, layer, name: str) -> dict[str, object]:
+def _debug_buffers(program: Program) -> list[dict[str, object]]:
+    """One static array per arena buffer and per scratch buffer (debug_buffers mode)."""
+    arrays: list[dict[str, object]] = [
+        {"name": f"debug_buffer_{i}", "size": buf.size}
+        for i, buf in enumerate(program.plan.buffers)
+    ]
+    arrays += [
+        {"name": f"debug_scratch_{layer.index}", "size": layer.scratch_bytes()}
+        for layer in program.layers if layer.index in program.plan.scratch
+    ]
+    return arrays
+
+
+def _layer_context(program: Program, layer, name: str, debug: bool) -> dict[str, object]:
     symbol = layer.symbol(name)
-    args = [_pointer(program, t, False) for t in layer.inputs]
-    args += [_pointer(program, t, True) for t in layer.outputs]
+    args = [_pointer(program, t, False, debug) for t in layer.inputs]
+    args += [_pointer(program, t, True, debug) for t in layer.outputs]
     if layer.index in program.plan.scratch:
-        args.append(f"(void *)(arena + {program.plan.scratch[layer.index]})")
+        offset = program.plan.scratch[layer.index]
+        address = f"debug_scratch_{layer.index}" if debug else f"arena + {offset}"
+        args.append(f"(void *)({address})")
     constants = [
         {"c_type": a.c_type, "name": f"{symbol}_{a.name}", "count": a.values.size,
          "body": c_array_body(a.values)}
@@ -159,7 +186,9 @@ def emit_model(program: Program, name: str,
         "source": program.source,
         "inputs": inputs,
         "outputs": outputs,
-        "layers": [_layer_context(program, layer, name) for layer in running],
+        "layers": [_layer_context(program, layer, name, options.debug_buffers)
+                   for layer in running],
+        "debug_buffers": _debug_buffers(program) if options.debug_buffers else [],
         "aliased": [_layer_summary(program, layer) for layer in program.layers
                     if layer.index in program.plan.elided],
         "runtime": runtime_snippets(n for layer in running for n in layer.runtime),

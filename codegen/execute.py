@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from codegen.build import build_firmware, check_toolchain
-from codegen.emit import emit_model, io_tensors, render
+from codegen.emit import EmitOptions, emit_model, io_tensors, render
 from codegen.errors import CodegenError
 from codegen.generate import write_files_atomically
 from codegen.program import Program
@@ -70,9 +70,10 @@ def unpack_samples(program: Program, data: bytes, n: int) -> list[np.ndarray]:
     return outputs
 
 
-def write_harness_sources(program: Program, directory: Path, name: str = HARNESS_NAME) -> None:
+def write_harness_sources(program: Program, directory: Path, name: str = HARNESS_NAME,
+                          options: EmitOptions | None = None) -> None:
     """The model's C files plus the glue that connects them to the generic harness."""
-    files = emit_model(program, name)
+    files = emit_model(program, name, options)
     ins, outs = io_tensors(program)
     files["harness_glue.c"] = render(
         "harness_glue.c.j2",
@@ -89,7 +90,9 @@ def build_for_target(program: Program, target_name: str, work_dir: Path, *,
     target = get_target(target_name)
     check_toolchain(target)
     source_dir = work_dir / "src"
-    write_harness_sources(program, source_dir)
+    # Sanitizer builds give every arena buffer an array of its own, so that ASan also sees
+    # a kernel writing outside its planned buffer, not only outside the whole arena.
+    write_harness_sources(program, source_dir, options=EmitOptions(debug_buffers=sanitize))
     return build_firmware(source_dir, HARNESS_NAME, target, work_dir / "build",
                           sanitize=sanitize)
 

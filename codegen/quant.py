@@ -63,7 +63,12 @@ def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _quantize_f32(value: float, scale: float, zero_point: int) -> int:
     """TFLite's activation-range quantizer: zero_point + round(f / scale) in float32."""
     ratio = float(np.float32(value) / np.float32(scale))
-    ratio = max(min(ratio, 2.0**40), -(2.0**40))  # keep the int conversion defined
+    if not abs(ratio) < 2.0**31:
+        # TFLM refuses such a model in Prepare (the bound does not fit an int32).
+        raise UnsupportedError(
+            f"fused activation bound {value:g} is {ratio:.3g} steps of the output scale "
+            f"{scale:g}, beyond int32; the output scale is implausibly small"
+        )
     return zero_point + round_half_away(ratio)
 
 

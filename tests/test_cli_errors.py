@@ -142,3 +142,15 @@ def test_run_rejects_wrong_input(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "shaped (N, 1, 4)" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out.npy").exists()
+
+
+def test_activation_bound_beyond_int32_is_refused(tmp_path: Path) -> None:
+    # TFLM refuses this model in Prepare: RELU6's bound is 6e12 output steps.
+    weights = np.ones((2, 4), dtype=np.int8)
+    model = tmp_path / "tiny_scale.tflite"
+    model.write_bytes(fc_model(weights, input_q=Q(0.05), weight_q=Q(0.01),
+                               output_q=Q(1e-12), activation="RELU6"))
+    result = _codegen("generate", str(model), "-o", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "operator 0 (FULLY_CONNECTED)" in result.stderr and "int32" in result.stderr
+    assert not (tmp_path / "out").exists()

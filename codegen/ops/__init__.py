@@ -46,4 +46,10 @@ def prepare_layer(op: Operator, graph: Graph) -> Layer:
             f"operator {op.index} ({op.opcode}) is not supported; "
             f"supported operators: {', '.join(supported_operators())}"
         )
-    return prepare(op, graph)
+    try:
+        return prepare(op, graph)
+    except UnsupportedError as exc:
+        if str(exc).startswith(f"operator {op.index} "):
+            raise
+        # Shared helpers (quant.py, ...) do not know which operator they serve.
+        raise UnsupportedError(f"operator {op.index} ({op.opcode}): {exc}") from None

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from support.tflm import run_tflm
 
 from codegen.execute import execute
 from codegen.program import Program, load_program
 from codegen.targets import TARGETS
+from support.tflm import run_tflm
 
 HOST_SAMPLES = 1000
 QEMU_SAMPLES = 100
