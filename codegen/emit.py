@@ -91,6 +91,8 @@ class IoTensor:
     param: str  # parameter name in NAME_invoke
     macro: str  # macro stem, e.g. INPUT0
     tensor: Tensor
+    offset: int | None = None  # arena offset when inputs and outputs live in the arena
+    writable: bool = False  # an output (or an input the caller fills in the arena)
 
     @property
     def c_type(self) -> str:
@@ -102,10 +104,26 @@ class IoTensor:
 
 
 def io_tensors(program: Program) -> tuple[list[IoTensor], list[IoTensor]]:
-    g = program.graph
-    ins = [IoTensor(f"input{i}", f"INPUT{i}", g.tensors[t]) for i, t in enumerate(g.inputs)]
-    outs = [IoTensor(f"output{i}", f"OUTPUT{i}", g.tensors[t]) for i, t in enumerate(g.outputs)]
+    g, plan = program.graph, program.plan
+
+    def offset(t: int) -> int | None:
+        return plan.locations[t].index if plan.io_in_arena else None
+
+    ins = [IoTensor(f"input{i}", f"INPUT{i}", g.tensors[t], offset(t), plan.io_in_arena)
+           for i, t in enumerate(g.inputs)]
+    outs = [IoTensor(f"output{i}", f"OUTPUT{i}", g.tensors[t], offset(t), True)
+            for i, t in enumerate(g.outputs)]
     return ins, outs
+
+
+def _invoke_parameters(inputs: list[IoTensor], outputs: list[IoTensor],
+                       io_in_arena: bool) -> tuple[str, str]:
+    """(C parameter list, argument list) of the model's I/O in NAME_invoke."""
+    if io_in_arena:
+        return "", ""
+    params = [f"const {io.c_type} *{io.param}" for io in inputs]
+    params += [f"{io.c_type} *{io.param}" for io in outputs]
+    return ", ".join(params), ", ".join(io.param for io in inputs + outputs)
 
 
 @dataclass(frozen=True)
@@ -120,8 +138,11 @@ class EmitOptions:
 
 
 def _debug_buffer_of(program: Program) -> dict[int, int]:
-    """tensor -> number of its arena buffer (debug_buffers mode)."""
-    return {t: i for i, buf in enumerate(program.plan.buffers) for t in buf.tensors}
+    """tensor -> number of its arena buffer (debug_buffers mode). Buffers that hold a model
+    input or output stay in the arena (the caller fills and reads them there)."""
+    io = set(program.graph.inputs) | set(program.graph.outputs)
+    return {t: i for i, buf in enumerate(program.plan.buffers) for t in buf.tensors
+            if not io & set(buf.tensors)}
 
 
 def _pointer(program: Program, tensor_index: int, writable: bool, debug: bool) -> str:
@@ -132,8 +153,9 @@ def _pointer(program: Program, tensor_index: int, writable: bool, debug: bool) -
         return f"output{location.index}"
     c_type = program.graph.tensors[tensor_index].dtype.c_type
     qualifier = "" if writable else "const "
-    if debug:
-        address = f"debug_buffer_{_debug_buffer_of(program)[tensor_index]}"
+    buffer = _debug_buffer_of(program).get(tensor_index) if debug else None
+    if buffer is not None:
+        address = f"debug_buffer_{buffer}"
     else:
         address = f"arena + {location.index}"
     return f"({qualifier}{c_type} *)({address})"
@@ -141,9 +163,10 @@ def _pointer(program: Program, tensor_index: int, writable: bool, debug: bool) -
 
 def _debug_buffers(program: Program) -> list[dict[str, object]]:
     """One static array per arena buffer and per scratch buffer (debug_buffers mode)."""
+    numbers = set(_debug_buffer_of(program).values())
     arrays: list[dict[str, object]] = [
         {"name": f"debug_buffer_{i}", "size": buf.size}
-        for i, buf in enumerate(program.plan.buffers)
+        for i, buf in enumerate(program.plan.buffers) if i in numbers
     ]
     arrays += [
         {"name": f"debug_scratch_{layer.index}", "size": layer.scratch_bytes()}
@@ -179,6 +202,8 @@ def emit_model(program: Program, name: str,
     """Render NAME.h and NAME.c; returns {file name: text}."""
     options = options or EmitOptions()
     inputs, outputs = io_tensors(program)
+    io_in_arena = program.plan.io_in_arena
+    params, args = _invoke_parameters(inputs, outputs, io_in_arena)
     running = [layer for layer in program.layers if layer.index not in program.plan.elided]
     context = {
         "name": name,
@@ -195,6 +220,9 @@ def emit_model(program: Program, name: str,
         "arena_size": program.plan.size,
         "arena_alignment": ARENA_ALIGNMENT,
         "static_arena": options.static_arena,
+        "io_in_arena": io_in_arena,
+        "invoke_params": params,
+        "invoke_args": args,
         "arena_section": options.arena_section,
         "constant_bytes": program.constant_bytes,
         "opcodes": ", ".join(layer.opcode for layer in program.layers),

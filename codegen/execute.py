@@ -4,6 +4,7 @@ compiled for the host, or the generated C cross-compiled and run under QEMU."""
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,9 @@ def unpack_samples(program: Program, data: bytes, n: int) -> list[np.ndarray]:
 def write_harness_sources(program: Program, directory: Path, name: str = HARNESS_NAME,
                           options: EmitOptions | None = None) -> None:
     """The model's C files plus the glue that connects them to the generic harness."""
+    options = options or EmitOptions()
+    if program.plan.io_in_arena:
+        options = replace(options, static_arena=False)  # the glue owns the arena then
     files = emit_model(program, name, options)
     ins, outs = io_tensors(program)
     files["harness_glue.c"] = render(
@@ -80,6 +84,7 @@ def write_harness_sources(program: Program, directory: Path, name: str = HARNESS
         name=name,
         inputs=[{"c_type": io.c_type, "elements": io.tensor.size} for io in ins],
         outputs=[{"c_type": io.c_type, "elements": io.tensor.size} for io in outs],
+        io_in_arena=program.plan.io_in_arena,
     )
     write_files_atomically(files, directory)
 

@@ -106,8 +106,8 @@ def write_files_atomically(files: dict[str, str], out_dir: Path) -> tuple[Path, 
 
 
 def generate(model: Path, out_dir: Path, name: str | None = None,
-             options: EmitOptions | None = None) -> Generated:
+             options: EmitOptions | None = None, *, io_in_arena: bool = False) -> Generated:
     name = check_name(name or default_name(model))
-    program = load_program(model)
+    program = load_program(model, io_in_arena=io_in_arena)
     files = emit_model(program, name, options)
     return Generated(program, name, write_files_atomically(files, out_dir))

@@ -67,3 +67,32 @@ def inspect_model(path: Path) -> str:
         unsupported = sum(layer is None for layer in layers)
         header.append(f"  {unsupported} operator(s) cannot be generated (marked below)")
     return "\n".join(header) + "\n\n" + "\n\n".join(blocks)
+
+
+def memory_report(path: Path) -> str:
+    """The live set at every step of the schedule, and where each tensor sits."""
+    from codegen.program import load_program
+
+    program = load_program(path)
+    graph, plan = program.graph, program.plan
+    lines = [
+        f"{path.name}: arena {plan.size} bytes; lower bound {plan.lower_bound} bytes "
+        "(all activations incl. inputs/outputs, file order, no sharing)",
+        "",
+        "tensors (arena offset, or the caller's input/output buffer):",
+    ]
+    for t in sorted(plan.locations):
+        loc = plan.locations[t]
+        where = f"arena+{loc.index}" if loc.kind == "arena" else f"{loc.kind}{loc.index}"
+        tensor = graph.tensors[t]
+        lines.append(f"  t{t:<4} {where:<12} {tensor.nbytes:>8} B  {tensor.describe()}")
+    lines += ["", "schedule (live arena buffers after each step):"]
+    for step, layer in enumerate(program.layers):
+        live = [b for b in plan.buffers if b.first <= step <= b.last]
+        used = sum(b.size for b in live)
+        note = " (view: no code)" if layer.index in plan.elided else ""
+        spans = ", ".join(f"[{b.offset},{b.offset + b.size})" for b in
+                          sorted(live, key=lambda b: b.offset))
+        lines.append(f"  step {step:<3} [{layer.index}] {layer.opcode}{note}: "
+                     f"{used} B live: {spans or '-'}")
+    return "\n".join(lines)

@@ -57,6 +57,7 @@ class Plan:
     buffers: tuple[Buffer, ...]  # arena buffers
     elided: frozenset[int]  # operator indices that need no code (pure aliases)
     scratch: dict[int, int]  # operator index -> arena offset of its scratch buffer
+    io_in_arena: bool = False  # graph inputs and outputs live in the arena too
 
 
 def _align(n: int) -> int:
@@ -144,12 +145,13 @@ def choose_order(graph: Graph, layers: list[Layer]) -> list[int]:
 
 
 class _Groups:
-    """Union-find over tensors, remembering whether a group holds a graph input/output."""
+    """Union-find over tensors, remembering whether a group holds a tensor that lives in a
+    caller's buffer (a graph input or output, unless they are placed in the arena)."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, io_in_arena: bool) -> None:
         self.parent: dict[int, int] = {}
-        self.inputs = set(graph.inputs)
-        self.outputs = set(graph.outputs)
+        self.inputs = set() if io_in_arena else set(graph.inputs)
+        self.outputs = set() if io_in_arena else set(graph.outputs)
 
     def find(self, t: int) -> int:
         self.parent.setdefault(t, t)
@@ -175,15 +177,19 @@ class _Groups:
 
 
 def _last_uses(graph: Graph, layers: list[Layer], order: list[int]) -> dict[int, int]:
+    """Step of each tensor's last use; model outputs are in use until the end."""
     last: dict[int, int] = {}
     for step, pos in enumerate(order):
         for t in (*layers[pos].inputs, *layers[pos].outputs):
             last[t] = step
+    for t in graph.outputs:
+        last[t] = len(order) - 1
     return last
 
 
-def _share(graph: Graph, layers: list[Layer], order: list[int]) -> tuple[_Groups, set[int]]:
-    groups = _Groups(graph)
+def _share(graph: Graph, layers: list[Layer], order: list[int],
+           io_in_arena: bool) -> tuple[_Groups, set[int]]:
+    groups = _Groups(graph, io_in_arena)
     last = _last_uses(graph, layers, order)
     elided: set[int] = set()
     for step, pos in enumerate(order):
@@ -266,11 +272,11 @@ def place_buffers(buffers: list[Buffer]) -> tuple[list[Buffer], int]:
 # -- the plan ----------------------------------------------------------------------------
 
 
-def plan_memory(graph: Graph, layers: list[Layer]) -> Plan:
+def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False) -> Plan:
     order = choose_order(graph, layers)
-    groups, elided = _share(graph, layers, order)
+    groups, elided = _share(graph, layers, order, io_in_arena)
     last = _last_uses(graph, layers, order)
-    first: dict[int, int] = {}
+    first: dict[int, int] = {t: 0 for t in graph.inputs}
     for step, pos in enumerate(order):
         for t in layers[pos].outputs:
             first.setdefault(t, step)
@@ -281,10 +287,10 @@ def plan_memory(graph: Graph, layers: list[Layer]) -> Plan:
         by_root.setdefault(groups.find(t), []).append(t)
     buffers: list[Buffer] = []
     for members in sorted(by_root.values(), key=min):
-        external = [m for m in members if m in graph.inputs or m in graph.outputs]
+        external = [m for m in members if m in groups.inputs or m in groups.outputs]
         if external:
             m = external[0]
-            kind = "input" if m in graph.inputs else "output"
+            kind = "input" if m in groups.inputs else "output"
             index = (graph.inputs if kind == "input" else graph.outputs).index(m)
             for t in members:
                 locations[t] = Location(kind, index)
@@ -315,4 +321,5 @@ def plan_memory(graph: Graph, layers: list[Layer]) -> Plan:
         buffers=tuple(b for b in placed if b.tensors),
         elided=frozenset(layers[pos].index for pos in elided),
         scratch=scratch,
+        io_in_arena=io_in_arena,
     )

@@ -33,12 +33,14 @@ class Program:
         return sum(layer.macs() for layer in self.layers)
 
 
-def load_program(source: str | Path | bytes) -> Program:
+def load_program(source: str | Path | bytes, *, io_in_arena: bool = False) -> Program:
+    """Read, validate, prepare and plan a model. `io_in_arena` places the model's inputs
+    and outputs in the arena as well (the C API then exposes them by offset)."""
     label = "model" if isinstance(source, bytes) else str(source)
     graph = load_model(source)
     validate_graph(graph, label)
     layers = [prepare_layer(op, graph) for op in graph.operators]
-    plan = plan_memory(graph, layers)
+    plan = plan_memory(graph, layers, io_in_arena)
     by_index = {layer.index: layer for layer in layers}
     run_order = [by_index[i] for i in plan.order]
     name = "model.tflite" if isinstance(source, bytes) else Path(source).name

@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="place the static arena in this linker section (e.g. .sram2)")
     parser.add_argument("--no-static-arena", action="store_true",
                         help="emit only NAME_invoke_with_arena (the caller owns the arena)")
+    parser.add_argument("--io-in-arena", action="store_true",
+                        help="place the model's inputs and outputs in the arena too "
+                             "(smallest RAM; accessors NAME_input0() / NAME_output0())")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -23,7 +26,8 @@ def run(args: argparse.Namespace) -> None:
 
     options = EmitOptions(static_arena=not args.no_static_arena,
                           arena_section=args.arena_section)
-    result = generate(Path(args.model), Path(args.output), args.name, options)
+    result = generate(Path(args.model), Path(args.output), args.name, options,
+                      io_in_arena=args.io_in_arena)
     program = result.program
     counts: dict[str, int] = {}
     for layer in program.layers:

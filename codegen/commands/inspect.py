@@ -9,9 +9,14 @@ HELP = "per-operator table: types, shapes, quantization, derived multipliers and
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model")
+    parser.add_argument("--memory", action="store_true",
+                        help="show the memory plan: live buffers per step, tensor locations")
 
 
 def run(args: argparse.Namespace) -> None:
-    from codegen.inspect import inspect_model
+    from codegen.inspect import inspect_model, memory_report
 
-    print(inspect_model(Path(args.model)))
+    if args.memory:
+        print(memory_report(Path(args.model)))
+    else:
+        print(inspect_model(Path(args.model)))
