@@ -147,12 +147,16 @@ def _debug_buffer_of(program: Program) -> dict[int, int]:
 
 def _pointer(program: Program, tensor_index: int, writable: bool, debug: bool) -> str:
     location = program.plan.locations[tensor_index]
-    if location.kind == "input":
-        return f"input{location.index}"
-    if location.kind == "output":
-        return f"output{location.index}"
     c_type = program.graph.tensors[tensor_index].dtype.c_type
     qualifier = "" if writable else "const "
+    if location.kind in ("input", "output"):
+        io = program.graph.inputs if location.kind == "input" else program.graph.outputs
+        caller = f"{location.kind}{location.index}"
+        # A tensor placed in a caller buffer of another type (an int8 tensor computed in
+        # place in a uint8 output, before the QUANTIZE that converts it) needs a cast.
+        if program.graph.tensors[io[location.index]].dtype.c_type != c_type:
+            return f"({qualifier}{c_type} *){caller}"
+        return caller
     buffer = _debug_buffer_of(program).get(tensor_index) if debug else None
     if buffer is not None:
         address = f"debug_buffer_{buffer}"
