@@ -10,6 +10,13 @@ from codegen.program import Program
 
 def run_reference(program: Program, inputs: list[np.ndarray]) -> list[np.ndarray]:
     """inputs: one array per graph input, shaped (N, *tensor.shape); returns one per output."""
+    values = reference_values(program, inputs)
+    return [values[t] for t in program.graph.outputs]
+
+
+def reference_values(program: Program, inputs: list[np.ndarray]) -> dict[int, np.ndarray]:
+    """Like run_reference, but returns every tensor's value (graph inputs and every layer
+    output), keyed by tensor index, each shaped (N, *tensor.shape)."""
     graph = program.graph
     if len(inputs) != len(graph.inputs):
         raise CodegenError(f"model has {len(graph.inputs)} inputs, {len(inputs)} given")
@@ -25,4 +32,4 @@ def run_reference(program: Program, inputs: list[np.ndarray]) -> list[np.ndarray
     for layer in program.layers:
         results = layer.reference([values[t] for t in layer.inputs])
         values.update(zip(layer.outputs, results, strict=True))
-    return [values[t] for t in graph.outputs]
+    return values
