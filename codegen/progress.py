@@ -1,0 +1,96 @@
+"""A progress bar for long work, drawn on stderr only when stderr is a terminal.
+
+    with Progress("calibrating", total=len(samples)) as bar:
+        for sample in samples:
+            ...
+            bar.advance()
+
+When stderr is not a terminal (a pipe, a file, CI) nothing is written at all, so logs stay
+clean. Redraws are throttled to a few per second; the bar is erased when the work ends.
+No dependency beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import TextIO, TypeVar
+
+T = TypeVar("T")
+
+_REDRAW_SECONDS = 0.1
+
+
+class Progress:
+    """`total` steps of work named `label`; `total=None` shows a counter without a bar."""
+
+    def __init__(self, label: str, total: int | None = None, *,
+                 stream: TextIO | None = None, enabled: bool | None = None) -> None:
+        self.label = label
+        self.total = total
+        self.done = 0
+        self.stream = stream if stream is not None else sys.stderr
+        if enabled is None:
+            isatty = getattr(self.stream, "isatty", None)
+            enabled = bool(isatty and isatty())
+        self.enabled = enabled
+        self._start = time.monotonic()
+        self._last_draw = 0.0
+        self._drawn = False
+
+    def __enter__(self) -> Progress:
+        self._draw(force=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def advance(self, steps: int = 1) -> None:
+        self.done += steps
+        self._draw(force=self.total is not None and self.done >= self.total)
+
+    def set_label(self, label: str) -> None:
+        self.label = label
+        self._draw(force=True)
+
+    def line(self) -> str:
+        """The text of the bar for a terminal `width` columns wide."""
+        width = shutil.get_terminal_size((80, 24)).columns
+        elapsed = time.monotonic() - self._start
+        if self.total:
+            fraction = min(1.0, self.done / self.total)
+            counter = f" {self.done}/{self.total} {elapsed:5.1f}s"
+            room = max(10, min(40, width - len(self.label) - len(counter) - 4))
+            filled = round(fraction * room)
+            return f"{self.label} [{'#' * filled}{'.' * (room - filled)}]{counter}"
+        return f"{self.label} {self.done} {elapsed:5.1f}s"
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_draw < _REDRAW_SECONDS:
+            return
+        self._last_draw = now
+        width = shutil.get_terminal_size((80, 24)).columns
+        self.stream.write("\r" + self.line()[: width - 1] + "\x1b[K")
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self.enabled and self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._drawn = False
+
+
+def track(items: Iterable[T], label: str, total: int | None = None) -> Iterator[T]:
+    """Yield `items`, advancing a Progress bar by one per item."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    with Progress(label, total) as bar:
+        for item in items:
+            yield item
+            bar.advance()
