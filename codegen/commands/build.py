@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+COMMAND = "build"
+HELP = "generate the C and compile it into a static library libNAME.a for a target"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from codegen.targets import TARGETS
+
+    parser.add_argument("model", help="int8-quantized .tflite file")
+    parser.add_argument("--target", required=True, choices=list(TARGETS))
+    parser.add_argument("-o", "--output", required=True,
+                        help="directory for libNAME.a, NAME.h, NAME.c and meson.build")
+    parser.add_argument("--name", help="C prefix of every symbol (default: from the file name)")
+    parser.add_argument("--build-dir", help="keep the meson build tree here (default: a "
+                                            "temporary directory)")
+    parser.add_argument("--arena-section", metavar="SECTION",
+                        help="place the static arena in this linker section (e.g. .sram2)")
+
+
+def run(args: argparse.Namespace) -> None:
+    from codegen.emit import EmitOptions
+    from codegen.library import build_library
+
+    options = EmitOptions(arena_section=args.arena_section)
+    lib = build_library(Path(args.model), args.target, Path(args.output), args.name,
+                        build_dir=Path(args.build_dir) if args.build_dir else None,
+                        options=options)
+    fp = lib.footprint
+    flags = " ".join(lib.target.machine_flags) or "native compiler"
+    print(f"wrote {lib.archive} and {lib.header} for {lib.target.name} ({flags})")
+    print(f"  flash: {fp.flash:>7} bytes  (code {fp.code}, constants {fp.constants}"
+          f"{f', plus {fp.data} of initial data' if fp.data else ''})")
+    print(f"  RAM:   {fp.ram:>7} bytes  (data {fp.data}, bss {fp.bss}; the arena is "
+          f"{lib.program.plan.size} of it; the stack is not counted)")
+    if lib.cross_file is not None:
+        print(f"  link it with the same flags: meson setup ... --cross-file {lib.cross_file}")
