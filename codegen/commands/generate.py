@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 COMMAND = "generate"
@@ -18,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--io-in-arena", action="store_true",
                         help="place the model's inputs and outputs in the arena too "
                              "(smallest RAM; accessors NAME_input0() / NAME_output0())")
+    parser.add_argument("--meson", action="store_true",
+                        help="also write a meson.build: the directory becomes a meson "
+                             "subproject, dependency('NAME')")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -29,6 +33,13 @@ def run(args: argparse.Namespace) -> None:
     result = generate(Path(args.model), Path(args.output), args.name, options,
                       io_in_arena=args.io_in_arena)
     program = result.program
+    if args.meson:
+        from codegen.generate import write_files_atomically
+        from codegen.library import meson_build_text
+
+        meson = {"meson.build": meson_build_text(result.name, program.source)}
+        result = replace(result, files=result.files + write_files_atomically(meson,
+                                                                             Path(args.output)))
     counts: dict[str, int] = {}
     for layer in program.layers:
         counts[layer.opcode] = counts.get(layer.opcode, 0) + 1
