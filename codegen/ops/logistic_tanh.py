@@ -1,0 +1,93 @@
+"""LOGISTIC and TANH, int8 -> int8, as a 256-entry table.
+
+TFLM: CalculateArithmeticOpDataLogistic (logistic_common.cc) and tanh.cc's
+CalculateArithmeticOpData prepare, reference_integer_ops::Logistic / Tanh evaluate:
+  - input real multiplier = input_scale * 2**27 (the input becomes Q4.27), split by frexp
+    into a Q31 multiplier (TfLiteRound(q * 2**31), not QuantizeMultiplier) and a left shift;
+  - input_range_radius = CalculateInputRadius(4, shift, 31) = floor(15 * 2**27 / 2**shift):
+    inputs (minus the zero point) at or below -radius give -128, at or above +radius 127;
+  - otherwise MultiplyByQuantizedMultiplier to Q4.27, gemmlowp::logistic / tanh to Q0.31,
+    RoundingDivideByPOT by 23 (logistic, then the -128 zero point) or 24 (tanh), clamp.
+
+Quirks reproduced:
+  - the output scale is never read: LOGISTIC's output is 1/256 with zero point -128 (TFLM
+    checks the zero point only) and TANH's 1/128 with zero point 0 (TFLM checks neither);
+  - when the radius is 0 (input scales of 2**4 and more) the `<= -radius` test comes first, so
+    an input equal to the zero point gives -128.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from codegen import quant
+from codegen.model.ir import Graph, Operator
+from codegen.ops import _fixedpoint as fp
+from codegen.ops._lut import LutLayer, elementwise_operands
+from codegen.ops.base import unsupported
+
+OPCODES = ("LOGISTIC", "TANH")
+_INPUT_INTEGER_BITS = 4
+
+
+@dataclass
+class SigmoidTanh(LutLayer):
+    def function(self, x: np.ndarray) -> np.ndarray:
+        p = self.params
+        radius = int(p["input_range_radius"])
+        value = x - int(p["input_zero_point"])
+        inside = (value > -radius) & (value < radius)
+        # Outside the radius the multiplication could overflow; TFLM never computes it there.
+        q4 = quant.multiply_by_quantized_multiplier(np.where(inside, value, 0),
+                                                    int(p["input_multiplier"]),
+                                                    int(p["input_left_shift"]))
+        if self.opcode == "LOGISTIC":
+            q0 = fp.logistic(q4, _INPUT_INTEGER_BITS)
+            out = fp.rdbp(q0, 31 - 8) - 128
+        else:
+            q0 = fp.tanh(q4, _INPUT_INTEGER_BITS)
+            out = fp.rdbp(q0, 31 - 7)
+        out = np.clip(out, -128, 127)
+        return np.where(value <= -radius, -128, np.where(value >= radius, 127, out))
+
+    def summary(self) -> str:
+        p = self.params
+        return (f"{self.opcode}: input multiplier {p['input_multiplier']} shift "
+                f"{p['input_left_shift']}, radius {p['input_range_radius']}")
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        return [("input multiplier", f"{p['input_multiplier']} shift {p['input_left_shift']}"),
+                ("input range radius", str(p["input_range_radius"]))]
+
+
+def input_scaling(op: Operator, input_scale: float, integer_bits: int) -> tuple[int, int, int]:
+    """(multiplier, left shift, range radius) of an input on Q(integer_bits), as TFLM's
+    LOGISTIC / TANH Prepare compute them (frexp and TfLiteRound, CalculateInputRadius)."""
+    real = float(np.float32(input_scale)) * float(1 << (31 - integer_bits))
+    q, shift = math.frexp(real)
+    multiplier = quant.round_half_away(q * (1 << 31))
+    # frexp's exponent feeds `1LL << shift` in CalculateInputRadius: outside [0, 62] that
+    # shift is undefined in C, so TFLM's result would depend on the platform.
+    if not 0 <= shift <= 62 or multiplier >= 1 << 31:
+        raise unsupported(op, f"input scale {input_scale:g} is out of the range TFLM's "
+                          f"fixed-point {op.opcode} handles")
+    max_rescaled = ((1 << integer_bits) - 1) * float(1 << (31 - integer_bits)) / float(1 << shift)
+    return multiplier, shift, math.floor(max_rescaled)
+
+
+def prepare(op: Operator, graph: Graph) -> SigmoidTanh:
+    x, y = elementwise_operands(op, graph)
+    if op.opcode == "LOGISTIC" and y.quant.zero_point != -128:
+        raise unsupported(op, f"output zero point must be -128, found {y.quant.zero_point}")
+    multiplier, shift, radius = input_scaling(op, x.quant.scale, _INPUT_INTEGER_BITS)
+    params: dict[str, object] = {
+        "input_zero_point": x.quant.zero_point,
+        "input_multiplier": multiplier,
+        "input_left_shift": shift,
+        "input_range_radius": radius,
+    }
+    return SigmoidTanh(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)

@@ -1,0 +1,105 @@
+"""RELU, RELU6 and LEAKY_RELU as standalone int8 -> int8 operators, as a 256-entry table.
+
+TFLM:
+  - RELU (CalculateReluOpData, ReluQuantized): requantization by in_scale / out_scale (a
+    double division) with MultiplyByQuantizedMultiplier, plus the output zero point, clamped
+    to [max(-128, output zero point), 127].
+  - RELU6 (Relu6Prepare, Relu6Quantized): a clamp of the raw input to [input zero point,
+    FloatToQuantizedType(6.0f, input scale, input zero point)] - no requantization at all.
+    Quirk reproduced: the output's scale and zero point are never read, so TFLM's result is
+    in the input's quantization whatever the output tensor says.
+  - LEAKY_RELU (CalculateOpDataLeakyRelu, reference_ops::QuantizeLeakyRelu): inputs at or
+    above the zero point use the identity multiplier in_scale / out_scale, the others
+    in_scale * alpha / out_scale (both in double: the oracle matches double and not float32
+    arithmetic), then the output zero point and the int8 clamp. A negative alpha multiplier
+    is applied as its magnitude and the product negated afterwards, so its ties round the
+    other way than a negative multiplier would (reproduced).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from codegen import quant
+from codegen.errors import UnsupportedError
+from codegen.model.ir import Graph, Operator
+from codegen.ops._lut import LutLayer, elementwise_operands
+from codegen.ops.base import unsupported
+
+OPCODES = ("RELU", "RELU6", "LEAKY_RELU")
+
+
+@dataclass
+class Rectifier(LutLayer):
+    def function(self, x: np.ndarray) -> np.ndarray:
+        p = self.params
+        if self.opcode == "RELU6":
+            return np.clip(x, int(p["lower"]), int(p["upper"]))
+        value = x - int(p["input_zero_point"])
+        out = quant.multiply_by_quantized_multiplier(value, int(p["multiplier"]),
+                                                     int(p["shift"]))
+        if self.opcode == "LEAKY_RELU":
+            alpha_multiplier = int(p["alpha_multiplier"])
+            negative = quant.multiply_by_quantized_multiplier(
+                value, abs(alpha_multiplier), int(p["alpha_shift"]))
+            out = np.where(value >= 0, out, -negative if alpha_multiplier < 0 else negative)
+        return np.clip(out + int(p["output_zero_point"]), int(p["lower"]), int(p["upper"]))
+
+    def summary(self) -> str:
+        return f"{self.opcode}: " + ", ".join(f"{k} {v}" for k, v in self.describe())
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        rows = [("clamp", f"[{p['lower']}, {p['upper']}]")]
+        if self.opcode != "RELU6":
+            rows.append(("multiplier", f"{p['multiplier']} shift {p['shift']}"))
+        if self.opcode == "LEAKY_RELU":
+            rows.append(("alpha multiplier", f"{p['alpha_multiplier']} shift {p['alpha_shift']}"))
+        return rows
+
+
+def _multiplier(op: Operator, real: float) -> tuple[int, int]:
+    try:
+        return quant.quantize_multiplier(real)
+    except UnsupportedError as error:
+        raise unsupported(op, str(error)) from None
+
+
+def float_to_quantized_int8(op: Operator, value: float, scale: float, zero_point: int) -> int:
+    """TFLM's FloatToQuantizedType<int8_t>: round(value / scale) in float32 plus the zero
+    point, clamped. A quotient beyond int32 would be converted with undefined behaviour."""
+    ratio = float(np.float32(value) / np.float32(scale))
+    if not abs(ratio) < 2.0**31 - 256:
+        raise unsupported(op, f"{value:g} / scale {scale:g} overflows TFLM's int32 conversion")
+    return int(np.clip(quant.round_half_away(ratio) + zero_point, -128, 127))
+
+
+def prepare(op: Operator, graph: Graph) -> Rectifier:
+    x, y = elementwise_operands(op, graph)
+    in_scale, out_scale = x.quant.scale, y.quant.scale
+    params: dict[str, object] = {
+        "input_zero_point": x.quant.zero_point,
+        "output_zero_point": y.quant.zero_point,
+        "lower": -128,
+        "upper": 127,
+    }
+    if op.opcode == "RELU6":
+        params["lower"] = x.quant.zero_point
+        params["upper"] = float_to_quantized_int8(op, 6.0, in_scale, x.quant.zero_point)
+    elif op.opcode == "RELU":
+        real = float(np.float32(in_scale)) / float(np.float32(out_scale))  # in double
+        multiplier, shift = _multiplier(op, real)
+        # quantized_activation_min: zero point + roundf(0.0f / scale), at least -128.
+        params.update(multiplier=multiplier, shift=shift,
+                      lower=max(-128, y.quant.zero_point))
+    else:
+        alpha = np.float32(op.options.get("alpha", 0.0))  # the schema default
+        identity = float(np.float32(in_scale)) / float(np.float32(out_scale))
+        negative = float(np.float32(in_scale)) * float(alpha) / float(np.float32(out_scale))
+        multiplier, shift = _multiplier(op, identity)
+        alpha_multiplier, alpha_shift = _multiplier(op, negative)
+        params.update(multiplier=multiplier, shift=shift, alpha=float(alpha),
+                      alpha_multiplier=alpha_multiplier, alpha_shift=alpha_shift)
+    return Rectifier(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
