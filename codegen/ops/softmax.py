@@ -1,0 +1,157 @@
+"""SOFTMAX over the last dimension, int8 -> int8 (output scale 1/256, zero point -128), any beta.
+
+TFLM: SoftmaxPrepare / CalculateSoftmaxParams (softmax_common.cc) and the int8 path of
+reference_ops::Softmax:
+  - PreprocessSoftmaxScaling(beta, input_scale, 5): min(beta * input_scale * 2**26,
+    2**31 - 1) in double, through QuantizeMultiplierGreaterThanOne (which aborts unless it
+    is above 1) into a multiplier and a left shift;
+  - diff_min = -CalculateInputRadius(5, left_shift) = -floor(31 * 2**26 / 2**left_shift);
+  - per row: the maximum; for every input, diff = input - max; diffs below diff_min are
+    skipped (output -128); the others are scaled to Q5.26 (MultiplyByQuantizedMultiplier-
+    GreaterThanOne), gemmlowp's exp_on_negative_values gives Q0.31 and the row sum is
+    accumulated in Q12.19 (Rescale<12>);
+  - GetReciprocal: the sum shifted by its leading zeros, minus 1, one_over_one_plus_x;
+  - output = RoundingDivideByPOT(reciprocal * exp, num_bits_over_unit + 23) - 128, clamped.
+
+Generation time tabulates exp_on_negative_values for the 256 possible diffs (0 for the
+skipped ones: they then add 0 to the sum and come out as -128, as in TFLM); the C does the
+row maximum, the sum, the reciprocal and the final rounding. The reference computes the
+exponentials from the inputs, so the table is checked.
+
+Limits: the Q12.19 sum overflows int32 beyond 4095 equal maxima, so rows longer than 4095
+are refused. From 512 values on, a row whose exps sum to 512 or more makes the final
+shift exceed 31 and TFLM abort (TFLITE_CHECK); the reference and the C then give the
+limit of the rounding instead, -128 everywhere in the row (the quotient is below 1/2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from codegen import quant
+from codegen.model.ir import DType, Graph, Operator
+from codegen.ops import _fixedpoint as fp
+from codegen.ops.base import (
+    CArray,
+    Layer,
+    only_output,
+    operand,
+    require_dtype,
+    require_per_tensor,
+    unsupported,
+)
+
+OPCODES = ("SOFTMAX",)
+_SCALED_DIFF_INTEGER_BITS = 5
+_ACCUMULATION_INTEGER_BITS = 12
+_OUTPUT_BITS = 8
+_MAX_DEPTH = 4095  # the Q12.19 sum of exps holds 4095 exps of 1
+_SAFE_DEPTH = 511  # up to here the final shift never exceeds 31
+
+
+@dataclass
+class Softmax(Layer):
+    runtime: ClassVar[tuple[str, ...]] = ("fixedpoint", "clamp")
+    template: ClassVar[str] = "kernels/softmax.c.j2"
+
+    def exp_of_diffs(self, diff: np.ndarray) -> np.ndarray:
+        """TFLM's exp of input - max (<= 0) in Q0.31; 0 where TFLM skips the diff."""
+        p = self.params
+        kept = diff >= int(p["diff_min"])
+        # Kept diffs times 2**shift stay below 31 * 2**26; the others are never scaled.
+        scaled = np.where(kept, diff, 0) << int(p["input_left_shift"])
+        rescaled = fp.srdhm(scaled, int(p["input_multiplier"]))
+        return np.where(kept, fp.exp_on_negative_values(rescaled, _SCALED_DIFF_INTEGER_BITS), 0)
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        depth = int(self.params["depth"])
+        x = inputs[0].astype(np.int64).reshape(-1, depth)
+        diff = x - x.max(axis=1, keepdims=True)
+        exps = self.exp_of_diffs(diff)
+        sums = fp.rescale(exps, 0, _ACCUMULATION_INTEGER_BITS).sum(axis=1, keepdims=True)
+        # GetReciprocal
+        headroom_plus_one = fp.count_leading_zeros(sums)
+        num_bits_over_unit = _ACCUMULATION_INTEGER_BITS - headroom_plus_one
+        shifted_sum_minus_one = ((sums << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31)
+        reciprocal = fp.one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one)
+        exponent = num_bits_over_unit + 31 - _OUTPUT_BITS
+        # Beyond 31 (TFLM aborts there) numpy's shift still gives the rounding's limit, 0.
+        out = fp.rdbp(fp.srdhm(reciprocal, exps), exponent) - 128
+        out = np.where(diff >= int(self.params["diff_min"]), np.clip(out, -128, 127), -128)
+        return [out.astype(np.int8).reshape(inputs[0].shape)]
+
+    def constants(self) -> list[CArray]:
+        diffs = -np.arange(256, dtype=np.int64)
+        return [CArray("exp", self.exp_of_diffs(diffs).astype(np.int32))]
+
+    def inplace_inputs(self) -> tuple[int, ...]:
+        # Each row is read whole (maximum, sum) before its first write, and then element c
+        # is read before it is written.
+        return (0,)
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        return [("beta", f"{p['beta']:g}"),
+                ("input multiplier", f"{p['input_multiplier']} shift {p['input_left_shift']}"),
+                ("diff_min", str(p["diff_min"])),
+                ("rows", f"{p['outer']} x {p['depth']}")]
+
+
+def greater_than_one_multiplier(real: float) -> tuple[int, int]:
+    """QuantizeMultiplier (double rounding) for a real above 1: shifts up to 31 allowed."""
+    q, shift = math.frexp(real)
+    q_fixed = quant.round_half_away(q * (1 << 31))
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    return q_fixed, shift
+
+
+def prepare(op: Operator, graph: Graph) -> Softmax:
+    x = operand(op, graph, 0, "input")
+    y = only_output(op, graph)
+    require_dtype(op, x, (DType.INT8,), "input")
+    if y.dtype is DType.INT16:
+        raise unsupported(op, "int16 output is not supported (int8 -> int8 only)")
+    require_dtype(op, y, (DType.INT8,), "output")
+    if x.is_constant:
+        raise unsupported(op, "a constant input is not supported")
+    require_per_tensor(op, x, "input")
+    require_per_tensor(op, y, "output")
+    if not x.shape or tuple(x.shape) != tuple(y.shape):
+        raise unsupported(op, f"input shape {list(x.shape)} and output shape {list(y.shape)} "
+                          "must be equal and not scalar")
+    if y.quant.zero_point != -128 or np.float32(y.quant.scale) != np.float32(1.0 / 256.0):
+        raise unsupported(op, f"output must have scale 1/256 and zero point -128, found "
+                          f"{y.quant.scale:g} and {y.quant.zero_point}")
+    depth = int(x.shape[-1])
+    if not 1 <= depth <= _MAX_DEPTH:
+        raise unsupported(op, f"rows of {depth} values are not supported (1 to {_MAX_DEPTH}: "
+                          "TFLM's Q12.19 sum of exps would overflow)")
+
+    beta = float(np.float32(op.options.get("beta", 0.0)))  # the schema default
+    scale = float(np.float32(x.quant.scale))
+    real = min(beta * scale * float(1 << (31 - _SCALED_DIFF_INTEGER_BITS)), float((1 << 31) - 1))
+    if not real > 1.0:
+        raise unsupported(op, f"beta * input scale * 2^26 = {real:g} must be above 1 "
+                          "(TFLM's QuantizeMultiplierGreaterThanOne aborts otherwise)")
+    multiplier, shift = greater_than_one_multiplier(real)
+    max_rescaled = (((1 << _SCALED_DIFF_INTEGER_BITS) - 1)
+                    * float(1 << (31 - _SCALED_DIFF_INTEGER_BITS)) / float(1 << shift))
+    diff_min = -math.floor(max_rescaled)
+    params: dict[str, object] = {
+        "beta": beta,
+        "input_multiplier": multiplier,
+        "input_left_shift": shift,
+        "diff_min": diff_min,
+        "depth": depth,
+        "outer": x.size // depth,
+        "exponent_base": _ACCUMULATION_INTEGER_BITS + 31 - _OUTPUT_BITS,
+        "accumulation_shift": _ACCUMULATION_INTEGER_BITS,
+        "may_exceed_shift": depth > _SAFE_DEPTH,
+    }
+    return Softmax(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
