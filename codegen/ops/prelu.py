@@ -1,0 +1,145 @@
+"""PRELU, int8 input and constant int8 alpha -> int8, alpha broadcast against the input.
+
+TFLM: CalculatePreluParams (prelu_common.cc) and reference_ops::BroadcastPrelu4DSlow:
+  - multiplier 1 = in_scale / out_scale, multiplier 2 = in_scale * alpha_scale / out_scale
+    (doubles), both through QuantizeMultiplier;
+  - per element, x = input - input zero point; x >= 0 gives MultiplyByQuantizedMultiplier(x,
+    multiplier 1), otherwise MultiplyByQuantizedMultiplier(x * (alpha - alpha zero point),
+    multiplier 2); then the output zero point and the int8 clamp;
+  - shapes of up to 4 dimensions, broadcast numpy-style (NdArrayDescsForElementwiseBroadcast).
+
+Generation time folds the alpha zero point into the alpha values (int16). The common case,
+alpha repeating along the leading dimensions of an unbroadcast input (Keras PReLU, with or
+without shared axes), runs as two flat loops; any other broadcast walks the four dimensions
+with strides computed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from codegen import quant
+from codegen.errors import UnsupportedError
+from codegen.model.ir import DType, Graph, Operator
+from codegen.ops.base import (
+    CArray,
+    Layer,
+    only_output,
+    operand,
+    require_dtype,
+    require_per_tensor,
+    unsupported,
+)
+
+OPCODES = ("PRELU",)
+_MAX_RANK = 4
+
+
+@dataclass
+class Prelu(Layer):
+    runtime: ClassVar[tuple[str, ...]] = ("requantize", "clamp")
+    template: ClassVar[str] = "kernels/prelu.c.j2"
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        n = inputs[0].shape[0]
+        out_shape = tuple(self.out_tensor().shape)
+        x = inputs[0].astype(np.int64) + int(p["input_offset"])
+        x = np.broadcast_to(x, (n, *out_shape))
+        alpha = np.broadcast_to(np.asarray(p["alpha_values"], dtype=np.int64), out_shape)
+        positive = quant.multiply_by_quantized_multiplier(x, int(p["multiplier_1"]),
+                                                          int(p["shift_1"]))
+        negative = quant.multiply_by_quantized_multiplier(x * alpha, int(p["multiplier_2"]),
+                                                          int(p["shift_2"]))
+        out = np.where(x >= 0, positive, negative) + int(p["output_zero_point"])
+        return [np.clip(out, -128, 127).astype(np.int8)]
+
+    def constants(self) -> list[CArray]:
+        alpha = np.asarray(self.params["alpha_values"], dtype=np.int16)
+        return [CArray("alpha", alpha.ravel())]
+
+    def inplace_inputs(self) -> tuple[int, ...]:
+        return (0,) if self.params["tiled"] else ()
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        return [("multiplier x >= 0", f"{p['multiplier_1']} shift {p['shift_1']}"),
+                ("multiplier x < 0", f"{p['multiplier_2']} shift {p['shift_2']}"),
+                ("alpha", f"{list(np.shape(p['alpha_values']))}, "
+                          f"{'tiled' if p['tiled'] else 'strided'} broadcast")]
+
+
+def _multiplier(op: Operator, real: float) -> tuple[int, int]:
+    try:
+        return quant.quantize_multiplier(real)
+    except UnsupportedError as error:
+        raise unsupported(op, str(error)) from None
+
+
+def _extended(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (1,) * (_MAX_RANK - len(shape)) + tuple(shape)
+
+
+def _broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
+    """Element strides of `shape` (extended to 4-D) walking `out`; 0 where it broadcasts."""
+    ext = _extended(shape)
+    strides, step = [0] * _MAX_RANK, 1
+    for d in reversed(range(_MAX_RANK)):
+        strides[d] = step if ext[d] == out[d] else 0
+        step *= ext[d]
+    return strides
+
+
+def prepare(op: Operator, graph: Graph) -> Prelu:
+    x = operand(op, graph, 0, "input")
+    a = operand(op, graph, 1, "alpha")
+    y = only_output(op, graph)
+    for tensor, role in ((x, "input"), (a, "alpha"), (y, "output")):
+        require_dtype(op, tensor, (DType.INT8,), role)
+        require_per_tensor(op, tensor, role)
+    if x.is_constant:
+        raise unsupported(op, "a constant input is not supported")
+    if a.data is None:
+        raise unsupported(op, "alpha must be a constant tensor")
+    if max(len(x.shape), len(a.shape), len(y.shape)) > _MAX_RANK:
+        raise unsupported(op, f"shapes of more than {_MAX_RANK} dimensions are not supported")
+    try:
+        broadcast = np.broadcast_shapes(tuple(x.shape), tuple(a.shape))
+    except ValueError:
+        raise unsupported(op, f"alpha shape {list(a.shape)} does not broadcast against input "
+                          f"shape {list(x.shape)}") from None
+    if tuple(broadcast) != tuple(y.shape):
+        raise unsupported(op, f"output shape {list(y.shape)} is not the broadcast shape "
+                          f"{list(broadcast)}")
+
+    in_scale, alpha_scale, out_scale = (float(np.float32(t.quant.scale)) for t in (x, a, y))
+    multiplier_1, shift_1 = _multiplier(op, in_scale / out_scale)
+    multiplier_2, shift_2 = _multiplier(op, in_scale * alpha_scale / out_scale)
+    alpha_values = a.data.astype(np.int64).reshape(a.shape) - a.quant.zero_point
+
+    out4 = _extended(tuple(y.shape))
+    alpha4 = _extended(tuple(a.shape))
+    size, alpha_size = y.size, a.size
+    # Tiled: the input is not broadcast and alpha covers the trailing dimensions of the
+    # output (after leading 1s), so the alpha index is the output index modulo its size.
+    lead = next((d for d in range(_MAX_RANK) if alpha4[d] != 1), _MAX_RANK)
+    tiled = tuple(x.shape) == tuple(y.shape) and alpha4[lead:] == out4[lead:]
+    params: dict[str, object] = {
+        "input_offset": -x.quant.zero_point,
+        "output_zero_point": y.quant.zero_point,
+        "multiplier_1": multiplier_1,
+        "shift_1": shift_1,
+        "multiplier_2": multiplier_2,
+        "shift_2": shift_2,
+        "alpha_values": alpha_values,
+        "tiled": tiled,
+        "outer": size // alpha_size if tiled else 0,
+        "alpha_size": alpha_size,
+        "extents": list(out4),
+        "input_strides": _broadcast_strides(tuple(x.shape), out4),
+        "alpha_strides": _broadcast_strides(tuple(a.shape), out4),
+    }
+    return Prelu(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
