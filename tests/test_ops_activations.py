@@ -4,7 +4,10 @@ Builder models set every scale, zero point and option exactly; several independe
 operators share one model (graph input i -> operator i -> graph output i), so that each sees
 its own full-range input while one build covers them all. Every input of the one-input
 table (LUT) operators is swept through all 256 int8 values. Keras layers through the real
-converter cover the quantization parameters the converter chooses.
+converter cover the quantization parameters the converter chooses. (The TF 2.21 converter
+never sets SOFTMAX's beta: a Keras softmax(x * beta) becomes MUL then SOFTMAX with beta 1,
+so beta values other than 1 come from the builder. It gives a standalone RELU6 an output
+quantization different from its input's, which TFLM's RELU6 ignores: reproduced.)
 
 Checks: the numpy reference against TFLM, the generated C against the reference on every
 target, the C under sanitizers with edge inputs, and the refusals.
