@@ -1,0 +1,109 @@
+"""ADD, SUB: int8 in/out, numpy-style broadcasting up to 6-D (a constant operand and the
+same tensor on both inputs included), any input scales, fused NONE/RELU/RELU6/RELU_N1_TO_1.
+
+TFLM: CalculateOpDataAdd / CalculateOpDataSub (add_common.cc, sub_common.cc) and
+reference_integer_ops::AddFunc / reference_ops::SubElementwise. Prepare, in double from the
+float32 scales:
+    twice_max = 2 * max(s1, s2)
+    input i:  QuantizeMultiplierSmallerThanOneExp(s_i / twice_max)
+    output:   QuantizeMultiplierSmallerThanOneExp(twice_max / (2^20 * s_out))
+and per element
+    v_i = MultiplyByQuantizedMultiplierSmallerThanOneExp((x_i - zp_i) * 2^20, m_i, shift_i)
+    out = clamp(MultiplyByQuantizedMultiplierSmallerThanOneExp(v1 +- v2, m_o, shift_o) + zp_o).
+
+Quirks reproduced: the fixed left shift of 20 (int8; int16 would use 15) that lifts both
+inputs before scaling, and the per-input MultiplyByQuantizedMultiplierSmallerThanOneExp,
+which rounds the doubling high multiply and then divides by 2^-shift (no left-shift branch).
+QuantizeMultiplierSmallerThanOneExp CHECK-fails on a multiplier >= 1 (an output scale below
+2 * max input scale / 2^20), which is refused. (The sub_common.cc of some TFLM versions
+computes these ratios in float32; the TFLM this project matches uses double for both, which
+the tests confirm on scales where the two differ.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from codegen import quant
+from codegen.model.ir import Graph, Operator
+from codegen.ops._binary import (
+    BinaryLayer,
+    activation_bounds,
+    activation_inputs,
+    describe_levels,
+    multiplier,
+    prepare_binary,
+)
+from codegen.ops.base import unsupported
+
+OPCODES = ("ADD", "SUB")
+LEFT_SHIFT = 20  # TFLM's data->left_shift for int8 outputs
+
+
+def scale_down(x: np.ndarray, mult: int, shift: int) -> np.ndarray:
+    """MultiplyByQuantizedMultiplierSmallerThanOneExp: RoundingDivideByPOT(SRDHM(x, m), -shift)."""
+    high = quant.saturating_rounding_doubling_high_mul(x, mult)
+    return quant.rounding_divide_by_pot(high, -shift)
+
+
+@dataclass
+class AddSub(BinaryLayer):
+    runtime: ClassVar[tuple[str, ...]] = ("scale_down", "clamp")
+    template: ClassVar[str] = "kernels/add_sub.c.j2"
+
+    def combine(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        p = self.params
+        v1 = scale_down((a + int(p["input1_offset"])) * (1 << LEFT_SHIFT),
+                        int(p["input1_multiplier"]), int(p["input1_shift"]))
+        v2 = scale_down((b + int(p["input2_offset"])) * (1 << LEFT_SHIFT),
+                        int(p["input2_multiplier"]), int(p["input2_shift"]))
+        raw = v1 - v2 if p["subtract"] else v1 + v2
+        out = scale_down(raw, int(p["output_multiplier"]), int(p["output_shift"]))
+        return np.clip(out + int(p["output_offset"]), int(p["act_min"]), int(p["act_max"]))
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        return [
+            ("activation", f"{p['activation']} -> clamp [{p['act_min']}, {p['act_max']}]"),
+            ("input multipliers", f"{p['input1_multiplier']} shift {p['input1_shift']}, "
+                                  f"{p['input2_multiplier']} shift {p['input2_shift']}"),
+            ("output multiplier", f"{p['output_multiplier']} shift {p['output_shift']}"),
+            ("broadcast", describe_levels(p["levels"])),  # type: ignore[arg-type]
+        ]
+
+
+def _smaller_than_one(op: Operator, real: float, what: str) -> tuple[int, int]:
+    """QuantizeMultiplierSmallerThanOneExp: CHECKs 0 < real < 1 and a shift <= 0."""
+    if not 0.0 < real < 1.0:
+        raise unsupported(op, f"{what} multiplier {real:g} is outside (0, 1), which TFLM "
+                          "rejects; check the model's scales")
+    mult, shift = multiplier(op, real, f"{what} multiplier")
+    if shift > 0:
+        raise unsupported(op, f"{what} multiplier {real:g} rounds up to 1, which TFLM rejects")
+    return mult, shift
+
+
+def prepare(op: Operator, graph: Graph) -> AddSub:
+    x1, x2, y, params = prepare_binary(op, graph)
+    s1, s2, so = x1.quant.scale, x2.quant.scale, y.quant.scale
+    twice_max = 2.0 * max(s1, s2)
+    m1, sh1 = _smaller_than_one(op, s1 / twice_max, "input1")
+    m2, sh2 = _smaller_than_one(op, s2 / twice_max, "input2")
+    mo, sho = _smaller_than_one(op, twice_max / ((1 << LEFT_SHIFT) * so), "output")
+    activation, act_min, act_max = activation_bounds(op, y)
+    params.update({
+        "subtract": op.opcode == "SUB",
+        "left_shift_factor": 1 << LEFT_SHIFT,
+        "input1_offset": -x1.quant.zero_point,
+        "input2_offset": -x2.quant.zero_point,
+        "output_offset": y.quant.zero_point,
+        "input1_multiplier": m1, "input1_shift": sh1, "input1_right_shift": -sh1,
+        "input2_multiplier": m2, "input2_shift": sh2, "input2_right_shift": -sh2,
+        "output_multiplier": mo, "output_shift": sho, "output_right_shift": -sho,
+        "activation": activation, "act_min": act_min, "act_max": act_max,
+    })
+    return AddSub(op, graph, inputs=activation_inputs(params["operands"]),  # type: ignore[arg-type]
+                  outputs=(y.index,), params=params)

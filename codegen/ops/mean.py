@@ -1,0 +1,156 @@
+"""MEAN: int8 in/out over any constant set of axes (negative and repeated axes included, up
+to 6-D), keep_dims true or false, any input and output quantization.
+
+TFLM: PrepareMeanOrSumHelper / EvalMeanHelper (reduce_common.cc) and
+reference_ops::QuantizedMeanOrSum (reduce.h). Prepare: QuantizeMultiplier(s_in / s_out) in
+double. Eval sums the raw int8 values of each output element in int32, then folds 1/n (n =
+the number of reduced elements) into the multiplier:
+    shift' = min(floor(log2 n), 32, 31 + shift)
+    m'     = (int64(m) << shift') / n          (integer division)
+    out    = clamp(MultiplyByQuantizedMultiplier(sum - zp_in * n, m', shift - shift') + zp_out)
+
+Older TFLM releases took other paths (reference_integer_ops::Mean for 4-D keep_dims means
+over axes 1 and 2, a truncating integer division when input and output quantization are
+equal, a float path otherwise); the TFLM this project matches uses QuantizedMeanOrSum for all
+of them, which the tests check on each of those cases. Generation time resolves the axes,
+merges neighbouring dimensions that are kept or reduced together, and folds -zp_in * n into
+the accumulator's start value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from codegen import quant
+from codegen.emit import render
+from codegen.model.ir import DType, Graph, Operator
+from codegen.ops import _broadcast, _loops
+from codegen.ops._binary import multiplier
+from codegen.ops.base import (
+    Layer,
+    only_output,
+    operand,
+    require_dtype,
+    require_per_tensor,
+    unsupported,
+)
+
+OPCODES = ("MEAN",)
+# The int32 sum must not overflow: |sum - zp * n| <= 256 * n.
+_MAX_REDUCED = (2**31 - 1) // 256
+
+
+@dataclass
+class Mean(Layer):
+    runtime: ClassVar[tuple[str, ...]] = ("requantize", "clamp")
+    template: ClassVar[str] = "kernels/mean.c.j2"
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        x = inputs[0].astype(np.int64)
+        axes = tuple(a + 1 for a in p["axes"])  # type: ignore[attr-defined]
+        total = x.sum(axis=axes) + int(p["bias"])
+        out = quant.requantize(quant.wrap_int32(total), int(p["multiplier"]), int(p["shift"]),
+                               int(p["output_zero_point"]), DType.INT8.qmin, DType.INT8.qmax)
+        return [out.astype(np.int8).reshape((x.shape[0], *self.out_tensor().shape))]
+
+    def macs(self) -> int:
+        return self.in_tensor().size
+
+    def kernel(self, symbol: str) -> str:
+        p = self.params
+        kept: list[tuple[int, int]] = p["kept"]  # type: ignore[assignment]
+        reduced: list[tuple[int, int]] = p["reduced"]  # type: ignore[assignment]
+        outer = _loops.nest([c for c, _ in kept], [(s,) for _, s in kept], ["input"], ["x"],
+                            "k")
+        inner = _loops.nest([c for c, _ in reduced], [(s,) for _, s in reduced], [], ["x"],
+                            "r", start=outer)
+        return render(self.template, fn=symbol, layer=self, outer=outer, inner=inner,
+                      element=f"{inner.pointers[0]}[0]", **p)
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        return [
+            ("axes", f"{list(p['axes'])} ({p['count']} elements per mean)"),  # type: ignore[call-overload]
+            ("multiplier", f"{p['multiplier']} shift {p['shift']} (1/{p['count']} folded in)"),
+            ("accumulator start", str(p["bias"])),
+        ]
+
+
+def _axes(op: Operator, graph: Graph, rank: int) -> tuple[int, ...]:
+    axis = operand(op, graph, 1, "axis")
+    if axis.dtype is not DType.INT32 or axis.data is None:
+        raise unsupported(op, f"axis '{axis.name}' must be a constant int32 tensor")
+    resolved: list[int] = []
+    for a in (int(v) for v in np.asarray(axis.data).ravel()):
+        if not -rank <= a < rank:
+            raise unsupported(op, f"axis {a} is out of range for {rank} dimensions")
+        if a % rank not in resolved:
+            resolved.append(a % rank)
+    return tuple(sorted(resolved))
+
+
+def _groups(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[list[tuple[int, int]],
+                                                                   list[tuple[int, int]]]:
+    """(count, input stride) of the kept and of the reduced loops, outermost first, with
+    dimensions of 1 dropped and neighbours of the same kind merged."""
+    kept: list[tuple[int, int]] = []
+    reduced: list[tuple[int, int]] = []
+    stride, previous = 1, None
+    for d in reversed(range(len(shape))):
+        if shape[d] == 1:
+            continue
+        kind = d in axes
+        group = reduced if kind else kept
+        if previous is kind and group:
+            count, inner_stride = group[0]
+            group[0] = (count * shape[d], inner_stride)
+        else:
+            group.insert(0, (shape[d], stride))
+        previous = kind
+        stride *= shape[d]
+    return kept, reduced
+
+
+def prepare(op: Operator, graph: Graph) -> Mean:
+    x = operand(op, graph, 0, "input")
+    y = only_output(op, graph)
+    if len(op.inputs) != 2:
+        raise unsupported(op, f"expected 2 inputs (input, axis), found {len(op.inputs)}")
+    for tensor, role in ((x, "input"), (y, "output")):
+        require_dtype(op, tensor, (DType.INT8,), role)
+        require_per_tensor(op, tensor, role)
+    if x.is_constant:
+        raise unsupported(op, "a constant input is not supported")
+    _broadcast.check_rank(op, (x, y))
+    shape = tuple(x.shape)
+    axes = _axes(op, graph, len(shape))
+    keep = bool(op.options.get("keep_dims", False))
+    expected = [1 if d in axes else n for d, n in enumerate(shape) if keep or d not in axes]
+    if y.size != int(np.prod(expected, dtype=np.int64)):
+        raise unsupported(op, f"output shape {list(y.shape)} does not match the input "
+                          f"{list(shape)} reduced over axes {list(axes)}")
+    count = int(np.prod([shape[a] for a in axes], dtype=np.int64))
+    if count > _MAX_REDUCED:
+        raise unsupported(op, f"{count} elements per mean would overflow the int32 sum")
+
+    mult, shift = multiplier(op, x.quant.scale / y.quant.scale, "output multiplier")
+    # QuantizedMeanOrSum folds 1/count into the multiplier (for count 1 it changes nothing).
+    fold = min(count.bit_length() - 1, 32, 31 + shift)
+    mean_multiplier = (mult << fold) // count
+    kept, reduced = _groups(shape, axes)
+    params: dict[str, object] = {
+        "axes": axes,
+        "keep_dims": keep,
+        "count": count,
+        "multiplier": mean_multiplier,
+        "shift": shift - fold,
+        "bias": int(quant.wrap_int32(np.int64(-x.quant.zero_point * count))),
+        "output_zero_point": y.quant.zero_point,
+        "kept": kept,
+        "reduced": reduced,
+    }
+    return Mean(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)

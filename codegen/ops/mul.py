@@ -1,0 +1,65 @@
+"""MUL: int8 in/out, numpy-style broadcasting up to 6-D (a constant operand and the same
+tensor on both inputs included), fused NONE/RELU/RELU6/RELU_N1_TO_1.
+
+TFLM: CalculateOpDataMul (mul_common.cc) and reference_integer_ops::MulElementwise /
+BroadcastMul6DSlow. Prepare: QuantizeMultiplier(s1 * s2 / s_out) in double from the float32
+scales (the shift may be positive). Per element
+    out = clamp(MultiplyByQuantizedMultiplier((x1 - zp1) * (x2 - zp2), m, shift) + zp_out)
+with the product (at most 256 * 256) exact in int32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from codegen import quant
+from codegen.model.ir import Graph, Operator
+from codegen.ops._binary import (
+    BinaryLayer,
+    activation_bounds,
+    activation_inputs,
+    describe_levels,
+    multiplier,
+    prepare_binary,
+)
+
+OPCODES = ("MUL",)
+
+
+@dataclass
+class Mul(BinaryLayer):
+    runtime: ClassVar[tuple[str, ...]] = ("requantize", "clamp")
+    template: ClassVar[str] = "kernels/mul.c.j2"
+
+    def combine(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        p = self.params
+        product = (a + int(p["input1_offset"])) * (b + int(p["input2_offset"]))
+        return quant.requantize(product, int(p["multiplier"]), int(p["shift"]),
+                                int(p["output_offset"]), int(p["act_min"]), int(p["act_max"]))
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        return [
+            ("activation", f"{p['activation']} -> clamp [{p['act_min']}, {p['act_max']}]"),
+            ("multiplier", f"{p['multiplier']} shift {p['shift']}"),
+            ("broadcast", describe_levels(p["levels"])),  # type: ignore[arg-type]
+        ]
+
+
+def prepare(op: Operator, graph: Graph) -> Mul:
+    x1, x2, y, params = prepare_binary(op, graph)
+    real = x1.quant.scale * x2.quant.scale / y.quant.scale
+    mult, shift = multiplier(op, real, "output multiplier")
+    activation, act_min, act_max = activation_bounds(op, y)
+    params.update({
+        "input1_offset": -x1.quant.zero_point,
+        "input2_offset": -x2.quant.zero_point,
+        "output_offset": y.quant.zero_point,
+        "multiplier": mult, "shift": shift,
+        "activation": activation, "act_min": act_min, "act_max": act_max,
+    })
+    return Mul(op, graph, inputs=activation_inputs(params["operands"]),  # type: ignore[arg-type]
+               outputs=(y.index,), params=params)
