@@ -3,8 +3,10 @@
 Reads the file through the schema binding that LiteRT ships
 (`ai_edge_litert.schema_py_generated`), which imports without TensorFlow. Everything that
 is wrong with the file as a file (not a flatbuffer, several subgraphs, dynamic shapes,
-external buffers out of range) is reported here as a one-line `ModelFormatError`;
-checks of the graph's meaning live in `codegen.model.validate`.
+indices or external buffers out of range, constant data of the wrong size, options of
+another operator's type) or that the IR cannot represent (sparse or variable tensors,
+custom quantization) is reported here as a one-line `CodegenError`; checks of the graph's
+meaning live in `codegen.model.validate`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,21 @@ _ACTIVATION_NAMES = {
     v: k for k, v in vars(schema.ActivationFunctionType).items() if not k.startswith("_")
 }
 _PADDING_NAMES = {v: k for k, v in vars(schema.Padding).items() if not k.startswith("_")}
+_OPTIONS_NAMES = {
+    v: k for k, v in vars(schema.BuiltinOptions).items() if not k.startswith("_") and v
+}
+_OPTIONS_BY_KEY = {name.lower(): name for name in _OPTIONS_NAMES.values()}
+# Operators whose options type is not named after them (the rest: FULLY_CONNECTED ->
+# FullyConnectedOptions, PADV2 -> PadV2Options, ...).
+_EXPECTED_OPTIONS = {
+    "AVERAGE_POOL_2D": "Pool2DOptions",
+    "MAX_POOL_2D": "Pool2DOptions",
+    "L2_POOL_2D": "Pool2DOptions",
+    "MAXIMUM": "MaximumMinimumOptions",
+    "MINIMUM": "MaximumMinimumOptions",
+    **dict.fromkeys(("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "REDUCE_ANY",
+                     "REDUCE_ALL"), "ReducerOptions"),
+}
 
 
 def load_model(source: str | Path | bytes) -> Graph:
@@ -116,6 +133,7 @@ def _tensor(index: int, t: schema.TensorT, buffers: list, data: bytes, label: st
     name = t.name.decode("utf-8", "replace") if t.name else f"tensor_{index}"
     shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
     _check_static_shape(name, shape, t.shapeSignature, label)
+    _check_plain_tensor(name, t, label)
     dtype = _DTYPES.get(t.type, DType.OTHER)
     tensor = Tensor(index, name, shape, dtype, _quantization(t.quantization))
     if dtype is DType.OTHER:
@@ -138,6 +156,31 @@ def _check_static_shape(name: str, shape: tuple[int, ...], signature: object,
         raise UnsupportedError(
             f"{label}: tensor '{name}' has dynamic dimensions (shape signature {sig}); "
             "export the model with fixed input shapes"
+        )
+
+
+def _check_plain_tensor(name: str, t: schema.TensorT, label: str) -> None:
+    """Refuse tensor features whose meaning the IR cannot carry (and so would drop)."""
+    if t.sparsity is not None:
+        raise UnsupportedError(
+            f"{label}: tensor '{name}' is stored sparse; only dense tensors are supported "
+            "(convert the model without sparsity)"
+        )
+    if t.isVariable:
+        raise UnsupportedError(
+            f"{label}: tensor '{name}' is a variable (state kept between invocations); "
+            "stateful models are not supported"
+        )
+    if getattr(t, "externalBuffer", 0):
+        raise UnsupportedError(
+            f"{label}: tensor '{name}' keeps its data in an external buffer; "
+            "embed the weights in the .tflite file"
+        )
+    q = t.quantization
+    if q is not None and (q.detailsType or q.details is not None):
+        raise UnsupportedError(
+            f"{label}: tensor '{name}' uses custom quantization; only affine (scale and zero "
+            "point) quantization is supported"
         )
 
 
@@ -195,6 +238,7 @@ def _operator(index: int, op: schema.OperatorT, opcodes: list[str], versions: li
             f"but the model defines {len(opcodes)}"
         )
     what = f"operator {index} ({opcodes[op.opcodeIndex]})"
+    _check_options_type(op, opcodes[op.opcodeIndex], what, label)
     return Operator(
         index=index,
         opcode=opcodes[op.opcodeIndex],
@@ -203,6 +247,22 @@ def _operator(index: int, op: schema.OperatorT, opcodes: list[str], versions: li
         options=_options(op.builtinOptions),
         version=versions[op.opcodeIndex],
     )
+
+
+def _check_options_type(op: schema.OperatorT, opcode: str, what: str, label: str) -> None:
+    """Options of another operator's type would be read as defaults: refuse them."""
+    if not op.builtinOptionsType:
+        return
+    actual = _OPTIONS_NAMES.get(op.builtinOptionsType)
+    expected = _EXPECTED_OPTIONS.get(opcode)
+    if expected is None:
+        expected = _OPTIONS_BY_KEY.get(opcode.replace("_", "").lower() + "options")
+    if actual is None or op.builtinOptions is None or (expected and actual != expected):
+        raise ModelFormatError(
+            f"{label}: {what} has options of type {actual or op.builtinOptionsType}"
+            f"{f', expected {expected}' if expected else ''}; the file is corrupt, "
+            "re-export the model"
+        )
 
 
 def _snake(name: str) -> str:

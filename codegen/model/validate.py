@@ -1,14 +1,30 @@
 """Checks of the graph's meaning that precede operator preparation.
 
-The reader guarantees a well-formed file; this module says whether the graph is something
-the generator can take at all (fully int8-quantized, inputs and outputs it can pass through
-the C API), before each operator module checks its own options.
+The reader guarantees a well-formed file (indices of buffers, tensors and opcodes in range,
+constant data of the size its shape implies); this module says whether the graph is one
+the generator can take at all, before each operator module checks its own options:
+
+- structure: graph inputs and outputs are distinct tensors; every operator writes real
+  tensors that no other operator, graph input or constant claims; every tensor an
+  operator reads is a graph input, a constant or written by an earlier operator (no
+  cycle, file order is run order); every graph output is written;
+- tensors: shapes of positive dimensions and of a size a microcontroller can hold;
+- quantization: one zero point per scale, per-channel arrays as long as their dimension,
+  scales positive and finite, zero points representable in their type (0 for int32);
+- the model is fully int8-quantized, and its inputs and outputs are types the C API takes;
+- the bias of FULLY_CONNECTED and the convolutions has the scale input x weights, within
+  TFLM's tolerance, since the kernels add it as if it had.
+
+Only tensors that an operator or the graph's I/O uses are checked: a stray unused tensor
+changes nothing in the generated code.
 """
 
 from __future__ import annotations
 
+import math
+
 from codegen.errors import UnsupportedError
-from codegen.model.ir import DType, Graph, Tensor
+from codegen.model.ir import DType, Graph, Operator, Tensor
 
 # Operators allowed to touch float tensors: the edges of a float-I/O model.
 _FLOAT_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
@@ -18,17 +34,247 @@ FULL_INT8_HINT = (
     "convert it with full-integer post-training quantization (a representative dataset and "
     "converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8])"
 )
+_CORRUPT = "the file is corrupt or was not written by the TFLite converter; re-export the model"
+
+# One tensor may hold at most 2^24 elements (16 MiB of int8): more than the RAM of any
+# microcontroller, and small enough that every generation-time table stays cheap.
+MAX_TENSOR_ELEMENTS = 1 << 24
+# The activations together must fit a 32-bit address space.
+MAX_ACTIVATION_BYTES = (1 << 31) - 1
+
+# Operators whose inputs are (input, weights, bias) and whose kernels add the int32 bias to
+# the accumulator of input x weights, i.e. as if its scale were input scale x weight scale.
+_BIAS_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+# TFLM's tolerance (GetQuantizedConvolutionMultipler): |in*w - bias| / out <= 0.02.
+BIAS_SCALE_TOLERANCE = 0.02
 
 
 def validate_graph(graph: Graph, label: str = "model") -> None:
     if not graph.operators:
         raise UnsupportedError(f"{label}: the model has no operators")
+    _check_io_lists(graph, label)
+    used = _used_tensors(graph)
+    for index in used:
+        _check_shape(graph.tensors[index], label)
+    _check_dataflow(graph, label)
     _check_quantized(graph, label)
     for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
         for i in indices:
-            if i < 0:
-                raise UnsupportedError(f"{label}: graph {role} refers to no tensor")
             _check_io_tensor(graph.tensors[i], role, label)
+    for index in used:
+        _check_quantization(graph.tensors[index], label)
+    _check_activation_bytes(graph, used, label)
+    for op in graph.operators:
+        if op.opcode in _BIAS_OPS:
+            _check_bias_scale(op, graph, label)
+
+
+# -- structure --------------------------------------------------------------------------------
+
+
+def _used_tensors(graph: Graph) -> list[int]:
+    used = {*graph.inputs, *graph.outputs}
+    for op in graph.operators:
+        used.update(i for i in (*op.inputs, *op.outputs) if i >= 0)
+    return sorted(used)
+
+
+def _name(graph: Graph, index: int) -> str:
+    return f"'{graph.tensors[index].name}'"
+
+
+def _where(op: Operator) -> str:
+    return f"operator {op.index} ({op.opcode})"
+
+
+def _check_io_lists(graph: Graph, label: str) -> None:
+    for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
+        seen: set[int] = set()
+        for i in indices:
+            if i < 0:
+                raise UnsupportedError(f"{label}: graph {role} refers to no tensor; {_CORRUPT}")
+            if i in seen:
+                raise UnsupportedError(
+                    f"{label}: tensor {_name(graph, i)} is listed twice as a graph {role}; "
+                    f"{_CORRUPT}"
+                )
+            seen.add(i)
+    for i in set(graph.inputs) & set(graph.outputs):
+        raise UnsupportedError(
+            f"{label}: tensor {_name(graph, i)} is both a graph input and a graph output; "
+            "a model whose output is its input needs no code"
+        )
+    for i in graph.inputs:
+        if graph.tensors[i].is_constant:
+            raise UnsupportedError(
+                f"{label}: graph input {_name(graph, i)} is a constant tensor; {_CORRUPT}"
+            )
+
+
+def _check_dataflow(graph: Graph, label: str) -> None:
+    producer: dict[int, Operator] = {}
+    inputs = set(graph.inputs)
+    for op in graph.operators:
+        for t in op.outputs:
+            if t < 0:
+                raise UnsupportedError(f"{label}: {_where(op)} has an output that refers to no "
+                                       f"tensor; {_CORRUPT}")
+            if t in producer:
+                other = producer[t]
+                by = "twice by it" if other is op else f"also by {_where(other)}"
+                raise UnsupportedError(
+                    f"{label}: tensor {_name(graph, t)} is written by {_where(op)} and {by}; "
+                    f"every tensor needs a single producer; {_CORRUPT}"
+                )
+            if t in inputs:
+                raise UnsupportedError(
+                    f"{label}: {_where(op)} writes graph input {_name(graph, t)}; {_CORRUPT}"
+                )
+            if graph.tensors[t].is_constant:
+                raise UnsupportedError(
+                    f"{label}: {_where(op)} writes constant tensor {_name(graph, t)}; {_CORRUPT}"
+                )
+            producer[t] = op
+    for op in graph.operators:
+        for t in op.inputs:
+            if t < 0 or t in producer or t in inputs or graph.tensors[t].is_constant:
+                continue
+            raise UnsupportedError(
+                f"{label}: {_where(op)} reads tensor {_name(graph, t)}, which no operator "
+                f"writes and which is neither a graph input nor a constant; {_CORRUPT}"
+            )
+    for t in graph.outputs:
+        if t not in producer:
+            raise UnsupportedError(
+                f"{label}: graph output {_name(graph, t)} is not written by any operator; "
+                f"{_CORRUPT}"
+            )
+    _check_acyclic(graph, producer, label)
+    _check_file_order(graph, producer, label)
+
+
+def _check_file_order(graph: Graph, producer: dict[int, Operator], label: str) -> None:
+    """TFLite runs the operators in file order (TFLM too); an operator that reads a tensor
+    before the operator that writes it would read garbage there."""
+    position = {op.index: k for k, op in enumerate(graph.operators)}
+    for k, op in enumerate(graph.operators):
+        for t in op.inputs:
+            if t >= 0 and t in producer and position[producer[t].index] > k:
+                raise UnsupportedError(
+                    f"{label}: {_where(op)} reads tensor {_name(graph, t)} before "
+                    f"{_where(producer[t])} writes it; operators must be stored in the order "
+                    f"they run; {_CORRUPT}"
+                )
+
+
+def _check_acyclic(graph: Graph, producer: dict[int, Operator], label: str) -> None:
+    """The operators must not form a cycle (checked before the file order, to say so)."""
+    deps = {
+        op.index: {producer[t].index for t in op.inputs if t >= 0 and t in producer}
+        for op in graph.operators
+    }
+    by_index = {op.index: op for op in graph.operators}
+    state: dict[int, int] = {}  # 1: on the current path, 2: done
+    for root in deps:
+        if state.get(root):
+            continue
+        path = [root]
+        stack = [iter(sorted(deps[root]))]
+        state[root] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                cycle = [by_index[i] for i in path[path.index(nxt):]]
+                if len(cycle) == 1:
+                    what = f"{_where(cycle[0])} reads its own output"
+                else:
+                    ops = ", ".join(_where(op) for op in sorted(cycle, key=lambda o: o.index))
+                    what = f"{ops} form a cycle: each needs the other's result first"
+                raise UnsupportedError(f"{label}: {what}; {_CORRUPT}")
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(sorted(deps[nxt])))
+
+
+# -- tensors ----------------------------------------------------------------------------------
+
+
+def _check_shape(t: Tensor, label: str) -> None:
+    shape = list(t.shape)
+    if any(d < 0 for d in shape):
+        raise UnsupportedError(
+            f"{label}: tensor '{t.name}' has a negative dimension in its shape {shape}; "
+            "export the model with fixed shapes"
+        )
+    if any(d == 0 for d in shape):
+        raise UnsupportedError(
+            f"{label}: tensor '{t.name}' has a zero dimension in its shape {shape}; "
+            "tensors without elements are not supported"
+        )
+    if t.size > MAX_TENSOR_ELEMENTS:
+        raise UnsupportedError(
+            f"{label}: tensor '{t.name}' has {t.size} elements (shape {shape}); codegen "
+            f"takes at most {MAX_TENSOR_ELEMENTS} elements per tensor, more than a "
+            "microcontroller can hold"
+        )
+
+
+def _check_activation_bytes(graph: Graph, used: list[int], label: str) -> None:
+    total = sum(graph.tensors[i].nbytes for i in used if not graph.tensors[i].is_constant)
+    if total > MAX_ACTIVATION_BYTES:
+        raise UnsupportedError(
+            f"{label}: the model's intermediate tensors total {total} bytes, more than a "
+            "32-bit microcontroller can address"
+        )
+
+
+def _check_quantization(t: Tensor, label: str) -> None:
+    q = t.quant
+    if q is None or not t.dtype.is_integer:
+        return  # a float tensor's quantization parameters are never read
+    what = f"{label}: tensor '{t.name}'"
+    if len(q.zero_points) != len(q.scales):
+        raise UnsupportedError(
+            f"{what} has {len(q.scales)} quantization scales but {len(q.zero_points)} zero "
+            f"points; {_CORRUPT}"
+        )
+    if q.per_channel:
+        if not 0 <= q.axis < len(t.shape):
+            raise UnsupportedError(
+                f"{what} is quantized along dimension {q.axis}, which its shape "
+                f"{list(t.shape)} does not have; {_CORRUPT}"
+            )
+        if len(q.scales) != t.shape[q.axis]:
+            raise UnsupportedError(
+                f"{what} has {len(q.scales)} quantization scales for dimension {q.axis} of "
+                f"size {t.shape[q.axis]} (shape {list(t.shape)}); {_CORRUPT}"
+            )
+    for c, scale in enumerate(q.scales):
+        if not (math.isfinite(scale) and scale > 0):
+            channel = f" (channel {c})" if q.per_channel else ""
+            raise UnsupportedError(
+                f"{what} has quantization scale {scale}{channel}; scales must be positive "
+                f"and finite; {_CORRUPT}"
+            )
+    if t.dtype in (DType.INT32, DType.INT64):
+        low = high = 0
+    else:
+        low, high = t.dtype.qmin, t.dtype.qmax
+    for c, zp in enumerate(q.zero_points):
+        if not low <= zp <= high:
+            channel = f" (channel {c})" if q.per_channel else ""
+            allowed = "must be 0" if low == high else f"must lie in [{low}, {high}]"
+            raise UnsupportedError(
+                f"{what} is {t.dtype_name} with zero point {zp}{channel}; it {allowed}; "
+                f"{_CORRUPT}"
+            )
+
+
+# -- quantization of the whole model ----------------------------------------------------------
 
 
 def _check_quantized(graph: Graph, label: str) -> None:
@@ -59,4 +305,42 @@ def _check_io_tensor(t: Tensor, role: str, label: str) -> None:
     if t.dtype is not DType.FLOAT32 and (t.quant is None or t.quant.per_channel):
         raise UnsupportedError(
             f"{label}: graph {role} '{t.name}' needs per-tensor quantization parameters"
+        )
+
+
+def _check_bias_scale(op: Operator, graph: Graph, label: str) -> None:
+    """bias scale == input scale x weight scale, within TFLM's tolerance.
+
+    TFLM checks this only for FULLY_CONNECTED with per-tensor weights (and for uint8
+    convolutions): |in*w - bias| / out <= 0.02, in double, with the bias's first scale (0
+    when it has none). The same tolerance is applied here per channel and to the int8
+    convolutions, where TFLM does not look, when the bias carries scales: a bias scaled
+    otherwise would be added as if it had the product's scale, a silently wrong answer.
+    The operator modules check everything else (types, shapes, which inputs exist).
+    """
+    if len(op.inputs) < 3 or min(op.inputs[:3]) < 0 or not op.outputs:
+        return
+    x, w, b = (graph.tensors[i] for i in op.inputs[:3])
+    y = graph.tensors[op.outputs[0]]
+    if any(t.quant is None for t in (x, w, y)) or b.dtype not in (DType.INT32, DType.INT64):
+        return
+    in_scale, out_scale = float(x.quant.scale), float(y.quant.scale)
+    w_scales = [float(s) for s in w.quant.scales]
+    if b.quant is None:
+        if w.quant.per_channel or op.opcode != "FULLY_CONNECTED":
+            return  # nothing to compare; TFLM does not look either
+        b_scales = [0.0]
+    else:
+        b_scales = [float(s) for s in b.quant.scales]
+    for c, w_scale in enumerate(w_scales):
+        product = in_scale * w_scale
+        bias_scale = b_scales[c] if len(b_scales) == len(w_scales) else b_scales[0]
+        if abs(product - bias_scale) / out_scale <= BIAS_SCALE_TOLERANCE:
+            continue
+        channel = f" (channel {c})" if len(w_scales) > 1 else ""
+        raise UnsupportedError(
+            f"{label}: {_where(op)}: bias '{b.name}' has scale {bias_scale:.9g}{channel}, but "
+            f"input scale x weight scale is {product:.9g}; the kernel adds the bias as if "
+            "it had the latter, and the difference exceeds TFLM's tolerance of "
+            f"{BIAS_SCALE_TOLERANCE:g} x the output scale; re-export the model"
         )

@@ -1,0 +1,182 @@
+"""Model validation beyond the flatbuffer schema: every defect ends in one CodegenError line
+that names the tensor or operator; sound models that merely look unusual are accepted."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as schema
+from support.builder import ModelBuilder, Q, bias_scales, fc_model, fc_options, pack, read_model
+
+from codegen.errors import CodegenError
+from codegen.model.validate import MAX_TENSOR_ELEMENTS
+from codegen.program import load_program
+
+W = np.arange(-6, 6, dtype=np.int8).reshape(3, 4)
+
+
+def _fc(**changes: object) -> bytes:
+    """One FULLY_CONNECTED (input 0, weights 1, bias 2, output 3), tensors then edited."""
+    model = read_model(fc_model(W, input_q=Q(0.05, -3), weight_q=Q(0.01), output_q=Q(0.1, 5),
+                                bias=np.array([10, -20, 30])))
+    tensors = model.subgraphs[0].tensors
+    for key, value in changes.items():
+        index, field = key.split("_", 1)
+        tensor = tensors[int(index[1:])]
+        if field in ("scale", "zeroPoint", "quantizedDimension"):
+            setattr(tensor.quantization, field, value)
+        else:
+            setattr(tensor, field, value)
+    return pack(model)
+
+
+def _chain(shapes: list[tuple[int, ...]], dtype: str = "int8") -> bytes:
+    """RESHAPEs through tensors of the given shapes (no constant data needed)."""
+    b = ModelBuilder()
+    ids = [b.add_tensor(f"t{i}", s, dtype, quant=Q(0.1)) for i, s in enumerate(shapes)]
+    for a, c in itertools.pairwise(ids):
+        b.add_op("RESHAPE", [a], [c])
+    b.set_io([ids[0]], [ids[-1]])
+    return b.build()
+
+
+def _graph(ops: list[tuple[list[int], list[int]]], inputs: list[int],
+           outputs: list[int]) -> bytes:
+    """FULLY_CONNECTED operators over tensors 0..3 (activations (1, 4)) and a constant
+    weight tensor 4, wired as given."""
+    b = ModelBuilder()
+    for i in range(4):
+        b.add_tensor(f"t{i}", (1, 4), "int8", quant=Q(0.1, i))
+    w = b.add_tensor("w", (4, 4), "int8", quant=Q(0.01), data=np.eye(4) * 50)
+    for ins, outs in ops:
+        b.add_op("FULLY_CONNECTED", [ins[0], w, -1, *ins[1:]], outs, fc_options())
+    b.set_io(inputs, outputs)
+    return b.build()
+
+
+def _edit_model(make: Callable[[schema.ModelT], None]) -> bytes:
+    model = read_model(_fc())
+    make(model)
+    return pack(model)
+
+
+def _sparse(model: schema.ModelT) -> None:
+    model.subgraphs[0].tensors[1].sparsity = schema.SparsityParametersT()
+
+
+def _variable(model: schema.ModelT) -> None:
+    model.subgraphs[0].tensors[0].isVariable = True
+
+
+def _custom_quant(model: schema.ModelT) -> None:
+    q = model.subgraphs[0].tensors[3].quantization
+    q.detailsType = schema.QuantizationDetails.CustomQuantization
+    q.details = schema.CustomQuantizationT()
+    q.details.custom = [1, 2]
+
+
+def _wrong_options(model: schema.ModelT) -> None:
+    op = model.subgraphs[0].operators[0]
+    op.builtinOptionsType = schema.BuiltinOptions.SoftmaxOptions
+    op.builtinOptions = schema.SoftmaxOptionsT()
+
+
+def _bias_scale(scale: float) -> bytes:
+    return _fc(t2_scale=[scale])
+
+
+_PRODUCT = 0.05 * 0.01  # input scale x weight scale of _fc()
+
+BAD: dict[str, tuple[Callable[[], bytes], tuple[str, ...]]] = {
+    "zero_dim": (lambda: _chain([(1, 4), (1, 0)]), ("'t1'", "zero dimension", "[1, 0]")),
+    "huge": (lambda: _chain([(1, 4), (4, 1 << 23)]),
+             ("'t1'", "33554432 elements", str(MAX_TENSOR_ELEMENTS))),
+    "activations_beyond_32_bits": (
+        lambda: _chain([(1, 1 << 24)] * 130), ("intermediate tensors total", "32-bit")),
+    "negative_dim": (lambda: _fc(t3_shape=[1, -3]), ("'output'", "dynamic shape")),
+    "scale_zero": (lambda: _fc(t3_scale=[0.0]), ("'output'", "scale 0.0", "positive")),
+    "scale_negative": (lambda: _fc(t0_scale=[-0.05]), ("'input'", "scale -0.05")),
+    "scale_nan": (lambda: _fc(t1_scale=[float("nan")]), ("'weights'", "scale nan")),
+    "scale_inf": (lambda: _fc(t3_scale=[float("inf")]), ("'output'", "scale inf")),
+    "zero_point_int8": (lambda: _fc(t3_zeroPoint=[200]),
+                        ("'output'", "zero point 200", "[-128, 127]")),
+    "zero_point_bias": (lambda: _fc(t2_zeroPoint=[5]), ("'bias'", "int32", "must be 0")),
+    "zero_points_length": (lambda: _fc(t1_zeroPoint=[0, 0]),
+                           ("'weights'", "1 quantization scales but 2 zero points")),
+    "per_channel_length": (lambda: _fc(t1_scale=[0.01, 0.02], t1_zeroPoint=[0, 0]),
+                           ("'weights'", "2 quantization scales", "dimension 0 of size 3")),
+    "per_channel_axis": (
+        lambda: _fc(t1_scale=[0.01] * 3, t1_zeroPoint=[0] * 3, t1_quantizedDimension=2),
+        ("'weights'", "dimension 2")),
+    "bias_scale": (lambda: _bias_scale(_PRODUCT + 0.003),
+                   ("operator 0 (FULLY_CONNECTED)", "'bias'", "scale 0.0035", "tolerance")),
+    "bias_scale_missing": (lambda: _fc(t2_quantization=None, t3_scale=[0.01]),
+                           ("'bias'", "scale 0,")),
+    "bias_scale_per_channel": (
+        lambda: _fc(t1_scale=[0.01, 0.02, 0.03], t1_zeroPoint=[0] * 3,
+                    t2_scale=[*bias_scales(0.05, [0.01, 0.02]), 1.0], t2_zeroPoint=[0] * 3),
+        ("'bias'", "channel 2")),
+    "sparse": (lambda: _edit_model(_sparse), ("'weights'", "sparse")),
+    "variable": (lambda: _edit_model(_variable), ("'input'", "variable", "stateful")),
+    "custom_quantization": (lambda: _edit_model(_custom_quant),
+                            ("'output'", "custom quantization")),
+    "options_type": (lambda: _edit_model(_wrong_options),
+                     ("operator 0 (FULLY_CONNECTED)", "SoftmaxOptions",
+                      "FullyConnectedOptions")),
+    "unproduced": (lambda: _graph([([1], [2])], [0], [2]),
+                   ("operator 0 (FULLY_CONNECTED)", "'t1'", "no operator writes")),
+    "self_loop": (lambda: _graph([([0], [1]), ([2], [2])], [0], [1, 2]),
+                  ("operator 1", "reads its own output")),
+    "cycle": (lambda: _graph([([0], [1]), ([3], [2]), ([2], [3])], [0], [1]),
+              ("operator 1 (FULLY_CONNECTED), operator 2 (FULLY_CONNECTED) form a cycle",)),
+    "two_producers": (lambda: _graph([([0], [1]), ([0], [1])], [0], [1]),
+                      ("'t1'", "operator 1", "also by operator 0")),
+    "writes_input": (lambda: _graph([([0], [1]), ([1], [0])], [0], [1]),
+                     ("operator 1", "writes graph input 't0'")),
+    "writes_constant": (lambda: _graph([([0], [4])], [0], [4]),
+                        ("operator 0", "writes constant tensor 'w'")),
+    "output_unwritten": (lambda: _graph([([0], [1])], [0], [1, 2]),
+                         ("graph output 't2'", "not written")),
+    "output_twice": (lambda: _graph([([0], [1])], [0], [1, 1]), ("'t1'", "twice")),
+    "input_is_output": (lambda: _graph([([0], [1])], [0], [1, 0]),
+                        ("'t0'", "both a graph input and a graph output")),
+    "output_index_minus_one": (lambda: _graph([([0], [-1]), ([0], [1])], [0], [1]),
+                               ("operator 0", "refers to no tensor")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_defect_is_refused_in_one_line(case: str) -> None:
+    make, fragments = BAD[case]
+    with pytest.raises(CodegenError) as info:
+        load_program(make())
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_bias_scale_within_tflm_tolerance_is_accepted() -> None:
+    # |in*w - bias| / out = 0.019 <= 0.02 (output scale 0.1): TFLM accepts it, and so do we.
+    load_program(_bias_scale(_PRODUCT + 0.019 * 0.1))
+    with pytest.raises(CodegenError, match="tolerance"):
+        load_program(_bias_scale(_PRODUCT + 0.021 * 0.1))
+
+
+def test_unused_tensors_are_not_checked() -> None:
+    model = read_model(_fc())
+    junk = schema.TensorT()
+    junk.name, junk.shape, junk.type = "unused", [0, 7], schema.TensorType.INT8
+    junk.quantization = Q(float("nan"), 999).to_schema()
+    model.subgraphs[0].tensors.append(junk)
+    load_program(pack(model))
+
+
+def test_operators_out_of_run_order_are_refused() -> None:
+    # TFLite and TFLM run operators in file order: operator 0 would read garbage.
+    with pytest.raises(CodegenError, match=r"operator 0 .* reads tensor 't2' before "
+                                           r"operator 2 \(FULLY_CONNECTED\) writes it"):
+        load_program(_graph([([2], [3]), ([0], [1]), ([1], [2])], [0], [3]))
