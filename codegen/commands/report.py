@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+COMMAND = "report"
+HELP = "HTML report: per-layer cost, memory plan, quantization error against the float model"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="int8-quantized .tflite file")
+    parser.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    parser.add_argument("--float-model", metavar="KERAS",
+                        help="the float model (.keras, .h5 or SavedModel directory) to "
+                             "measure the quantization error against")
+    parser.add_argument("--data", metavar="X.npy",
+                        help="float inputs for the comparison, (N, *input shape); default: "
+                             "random samples over the input range")
+    parser.add_argument("--bench", metavar="BENCH.json",
+                        help="benchmark results with per-layer instruction counts")
+
+
+def run(args: argparse.Namespace) -> None:
+    from codegen.errors import CodegenError
+    from codegen.report import build_report
+
+    output = Path(args.output)
+    if output.is_dir():
+        raise CodegenError(f"-o {output} is a directory; give the .html file to write")
+    report = build_report(
+        Path(args.model),
+        float_model_path=Path(args.float_model) if args.float_model else None,
+        data_path=Path(args.data) if args.data else None,
+        bench_path=Path(args.bench) if args.bench else None,
+    )
+    text = report.html()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    print(report.terminal())
+    print(f"\nwrote {output} ({len(text) // 1024} KiB)")
