@@ -216,11 +216,12 @@ def maximum_minimum_model() -> bytes:
 def mean_model() -> bytes:
     """MEAN: axes (1, 2) of NHWC with keep_dims true and false, with the output quantized
     like the input and not (the paths older TFLMs special-cased), negative, repeated and
-    single axes, all axes, 5-D inputs; one input read by several MEANs."""
+    single axes, all axes, 5-D and 6-D inputs; one input read by several MEANs."""
     n = Net("mean", seed=3)
     q = Q(f32(0.05), 3)
     x = n.input((1, 5, 7, 17), q)
     z = n.input((2, 3, 4, 1, 5), Q(f32(0.9), -128))
+    w = n.input((2, 1, 3, 2, 1, 3), Q(f32(0.04), 60))
     n.output(
         n.mean(x, (1, 2), True, q),
         n.mean(x, (2, 1), False, Q(f32(0.02), -5)),
@@ -232,6 +233,8 @@ def mean_model() -> bytes:
         n.mean(z, (0, 3, 4), False, Q(f32(0.3), -100)),
         n.mean(z, (1,), True, Q(f32(0.9), -128)),
         n.mean(z, (4, 0), True, Q(f32(0.8), -128)),
+        n.mean(w, (1, 3, -1), False, Q(f32(0.04), 60)),
+        n.mean(w, (0, 2), True, Q(f32(0.01), -7)),
     )
     return n.build()
 
