@@ -1,4 +1,5 @@
-"""PACK and UNPACK, int8, along `axis` (negative counts from the end of the packed shape).
+"""PACK, UNPACK: int8 in/out along any axis (negative included), any number of values, all
+quantized alike.
 
 TFLM: pack::Eval / UnpackEval (kernels/pack.cc, unpack.cc): the packed tensor is seen as
 [outer, values_count, copy_size] around the axis, and value i is the [outer, copy_size] slab

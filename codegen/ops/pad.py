@@ -1,4 +1,5 @@
-"""PAD and PADV2, int8, with constant paddings, up to 5-D.
+"""PAD, PADV2: int8 in/out, constant int32 paddings (none negative), up to 5-D; PAD pads
+with the output zero point, PADV2 with its constant value; input and output quantized alike.
 
 TFLM: PadPrepare / PadEval (kernels/pad_common.cc, pad.cc) and reference_ops::PadImpl, which
 writes the output in order, taking the next input element inside the padded box and the

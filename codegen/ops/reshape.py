@@ -1,4 +1,4 @@
-"""RESHAPE, SQUEEZE and EXPAND_DIMS: any element type; the bytes do not change.
+"""RESHAPE, SQUEEZE, EXPAND_DIMS: any element type; the bytes do not change.
 
 The kernel is a copy when the planner gives input and output different buffers, and
 nothing at all when they share one. SQUEEZE and EXPAND_DIMS are checked as TFLM's Prepare

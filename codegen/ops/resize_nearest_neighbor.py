@@ -1,5 +1,6 @@
-"""RESIZE_NEAREST_NEIGHBOR, int8 NHWC, with a constant size; align_corners and
-half_pixel_centers.
+"""RESIZE_NEAREST_NEIGHBOR: int8 NHWC in/out, constant size, align_corners and
+half_pixel_centers (TFLM's float32 index arithmetic, evaluated into tables at generation
+time); input and output quantized alike.
 
 TFLM: reference_ops::ResizeNearestNeighbor / GetNearestNeighbor
 (kernels/internal/reference/resize_nearest_neighbor.h). The source row of output row y is

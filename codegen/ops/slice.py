@@ -1,4 +1,5 @@
-"""SLICE, int8, with constant begin and size (int32 or int64), up to 5-D.
+"""SLICE: int8 in/out, constant int32 or int64 begin and size (-1: to the end), up to 5-D;
+input and output quantized alike.
 
 TFLM: SliceEval (kernels/slice.cc) validates begin in [0, dim] and a size of -1 (to the
 end) or within what remains, then reference_ops::Slice copies the box

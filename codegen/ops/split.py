@@ -1,4 +1,5 @@
-"""SPLIT and SPLIT_V, int8, along a constant axis (negative counts from the end).
+"""SPLIT, SPLIT_V: int8 in/out along a constant int32 axis (negative included), any number
+of outputs, each quantized like the input.
 
 TFLM: SplitEval / SplitVEval (kernels/split.cc, split_v.cc) read the axis as int32 and copy,
 for every index of the axes before it, consecutive chunks of the input to output 0, 1, ...

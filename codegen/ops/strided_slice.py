@@ -1,4 +1,6 @@
-"""STRIDED_SLICE, int8, with constant begin/end/strides, up to 4-D.
+"""STRIDED_SLICE: int8 in/out, constant int32 begin/end/strides (negative indices and
+strides included), begin_mask, end_mask and shrink_axis_mask, up to 4-D; input and output
+quantized alike; no ellipsis_mask, new_axis_mask or offset (TFLM ignores them).
 
 TFLM: StridedSlicePrepare (kernels/strided_slice_common.cc) and the 5-D
 reference_ops::StridedSlice. Per axis, the first index comes from StridedSliceStartForAxis

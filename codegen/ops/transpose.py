@@ -1,4 +1,5 @@
-"""TRANSPOSE, int8, with a constant permutation, 1-D to 5-D.
+"""TRANSPOSE: int8 in/out, constant int32 permutation, 1-D to 5-D; input and output
+quantized alike.
 
 TFLM: TransposePrepare (kernels/transpose_common.cc: at most 5 dimensions, constant int32
 perm with values in [0, rank)) and reference_ops::Transpose: output[i_0, ..., i_n] =
