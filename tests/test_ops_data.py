@@ -251,6 +251,7 @@ REFUSALS: dict[str, tuple[dm.Case, str]] = {
         "paddings must be constant"),
     "pad_6d": (dm.pad((1, 1, 2, 1, 1, 2), [[0, 0]] * 5 + [[1, 0]]), "up to 5 dimensions"),
     "pad_uint8": (_with(_PAD, dtype="uint8", quant=Q(0.05, 128)), "expected int8"),
+    "pad_empty_input": (dm.pad((0, 3), [[1, 0], [0, 0]]), "is empty"),
     "pad_shape": (_with(_PAD, outputs=((1, 5, 7, 3),)), "expected [1, 5, 7, 4]"),
     "padv2_value_quantization": (_with(_PADV2, const_quant=_OTHER_Q),
                                  "constant_values must be quantized like the output"),

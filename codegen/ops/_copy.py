@@ -168,6 +168,8 @@ def activation_input(op: Operator, graph: Graph, position: int, role: str = "inp
     require_dtype(op, t, (DType.INT8,), role)
     if t.is_constant:
         raise unsupported(op, f"a constant {role} is not supported")
+    if t.size == 0:
+        raise unsupported(op, f"{role} '{t.name}' is empty ({list(t.shape)})")
     return t
 
 
