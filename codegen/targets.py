@@ -1,10 +1,9 @@
 """The targets the harness firmware builds and runs on: one table read by build and runner.
 
 A Cortex-M target names the gcc machine flags, the board (which selects the linker script
-`firmware/cortex-m/BOARD.ld`) and the QEMU machine that emulates it. Adding a core is a row
-in `TARGETS` plus, for a board with a new memory map, a linker script. QEMU's mps2 boards
-accept only their own CPU (`-cpu` must be the board's default), so e.g. a Cortex-M0 build
-would run on mps2-an385's Cortex-M3, which executes ARMv6-M code unchanged.
+`firmware/cortex-m/BOARD.ld`, holding the board's memory map) and the QEMU machine that
+emulates it. Adding a core is a row in `TARGETS` plus, for a board with a new memory map,
+a linker script. The meson cross file is generated from the row (`cross_file_text`).
 """
 
 from __future__ import annotations
@@ -59,10 +58,25 @@ def _cortex_m(name: str, board: str, qemu_cpu: str, *fpu_flags: str) -> Target:
     )
 
 
+# QEMU's mps2 boards accept only their own core as -cpu. QEMU has no Cortex-M0 board, so
+# the cortex-m0 build (ARMv6-M code, a subset of ARMv7-M) runs on mps2-an385's Cortex-M3;
+# tests/test_firmware.py checks that its image holds no instruction the M0 lacks.
+# The FPU flags follow the core each board emulates: the AN386 Cortex-M4 has the
+# single-precision FPv4; QEMU's Cortex-M7 (AN500) has the double-precision FPv5 (MVFR0
+# reports double precision) and its Cortex-M33 (AN505) the single-precision FPv5. The
+# Cortex-M33 runs in the Secure state, where it resets (see mps2-an505.ld).
 TARGETS: dict[str, Target] = {
     "host": Target(name="host", board=HOST_BOARD),
+    "cortex-m0": _cortex_m("cortex-m0", "mps2-an385", "cortex-m3", "-mfloat-abi=soft"),
+    "cortex-m3": _cortex_m("cortex-m3", "mps2-an385", "cortex-m3", "-mfloat-abi=soft"),
     "cortex-m4": _cortex_m(
         "cortex-m4", "mps2-an386", "cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"
+    ),
+    "cortex-m7": _cortex_m(
+        "cortex-m7", "mps2-an500", "cortex-m7", "-mfloat-abi=hard", "-mfpu=fpv5-d16"
+    ),
+    "cortex-m33": _cortex_m(
+        "cortex-m33", "mps2-an505", "cortex-m33", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"
     ),
 }
 

@@ -1,8 +1,10 @@
 /* Startup for Cortex-M (ARMv6-M, ARMv7-M, ARMv8-M mainline) under QEMU's mps2 boards.
  *
- * Reset: enable the FPU if the code is built for one, initialise .data and .bss, run
- * main() and exit through semihosting with its status. Every other exception reports
- * its name and the faulting PC on the semihosting console and exits with status
+ * Reset: on ARMv8-M mainline set the stack limit (MSPLIM) to the bottom of the stack, so
+ * that an overflow faults instead of overwriting memory; enable the FPU if the code is
+ * built for one; initialise .data and .bss, run main() and exit through semihosting with
+ * its status. Every other exception reports its name, the faulting PC and (ARMv7-M and
+ * ARMv8-M) the fault status on the semihosting console and exits with status
  * FAULT_EXIT_STATUS. The symbols used here come from sections.ld.
  */
 #include <stddef.h>
@@ -14,13 +16,29 @@
 #define FAULT_EXIT_STATUS 70
 #define CPACR (*(volatile uint32_t *)0xe000ed88u)
 #define CPACR_CP10_CP11_FULL_ACCESS (0xfu << 20)
+#define CFSR (*(volatile uint32_t *)0xe000ed28u)
+#define CFSR_STKOF (1u << 20) /* UsageFault: stack limit violation (ARMv8-M) */
+#define FAULT_STACK_BYTES 512
+#define TEXT(x) #x
+#define NUMBER_TEXT(x) TEXT(x)
+
+#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__)
+#define HAS_CFSR 1
+#else
+#define HAS_CFSR 0 /* ARMv6-M: HardFault is the only fault and has no status register */
+#endif
 
 extern uint32_t __data_load_start[];
 extern uint32_t __data_start[];
 extern uint32_t __data_end[];
 extern uint32_t __bss_start[];
 extern uint32_t __bss_end[];
+extern uint32_t __stack_start[];
 extern uint32_t __stack_end[];
+
+/* The fault handler runs on its own stack (in .bss, above the main stack), so it can
+ * report a fault that left SP at or below the main stack's limit. */
+uint64_t fault_stack[FAULT_STACK_BYTES / 8];
 
 int main(int argc, char **argv);
 void Reset_Handler(void) __attribute__((noreturn));
@@ -35,8 +53,16 @@ static void enable_fpu(void)
 #endif
 }
 
+static void set_stack_limit(void)
+{
+#if defined(__ARM_ARCH_8M_MAIN__)
+    __asm__ volatile("msr msplim, %0" : : "r"(__stack_start) : "memory");
+#endif
+}
+
 void Reset_Handler(void)
 {
+    set_stack_limit();
     enable_fpu();
     memcpy(__data_start, __data_load_start,
            (size_t)((uintptr_t)__data_end - (uintptr_t)__data_start));
@@ -45,10 +71,13 @@ void Reset_Handler(void)
 }
 
 /* Handler mode always runs on MSP and the harness never switches to PSP, so on entry
- * SP points at the exception frame: r0-r3, r12, lr, pc, xpsr. */
+ * SP points at the exception frame: r0-r3, r12, lr, pc, xpsr (unless the stacking itself
+ * overflowed). fault_report gets that frame and runs on fault_stack. */
 void Fault_Handler(void)
 {
     __asm__("mov r0, sp\n\t"
+            "ldr r1, =fault_stack + " NUMBER_TEXT(FAULT_STACK_BYTES) "\n\t"
+            "mov sp, r1\n\t"
             "bl fault_report\n");
 }
 
@@ -80,16 +109,29 @@ static void append_hex(char **cursor, uint32_t value)
 
 void fault_report(const uint32_t *frame)
 {
-    char text[96];
+    char text[160];
     char *cursor = text;
     uint32_t ipsr;
+    uint32_t cfsr = HAS_CFSR ? CFSR : 0u;
     __asm__ volatile("mrs %0, ipsr" : "=r"(ipsr));
     append(&cursor, "fault: ");
     append(&cursor, exception_name(ipsr & 0x1ffu));
     append(&cursor, " (exception ");
     append_hex(&cursor, ipsr & 0x1ffu);
-    append(&cursor, ") at pc ");
-    append_hex(&cursor, frame[6]);
+    append(&cursor, ")");
+    /* When the stacking itself overflowed, SP was left at the limit and no frame (so no
+     * PC) was saved; an instruction that would have moved SP below it left SP alone. */
+    if ((cfsr & CFSR_STKOF) == 0u || (uintptr_t)frame > (uintptr_t)__stack_start) {
+        append(&cursor, " at pc ");
+        append_hex(&cursor, frame[6]);
+    }
+    if (cfsr & CFSR_STKOF) {
+        append(&cursor, ": stack overflow (SP below MSPLIM)");
+    }
+    if (HAS_CFSR) {
+        append(&cursor, ", cfsr ");
+        append_hex(&cursor, cfsr);
+    }
     append(&cursor, "\n");
     *cursor = '\0';
     semihost_write0(text);
