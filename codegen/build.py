@@ -1,7 +1,12 @@
-"""Builds the harness executable for one generated model with meson and ninja."""
+"""Builds the harness executable for one generated model with meson and ninja.
+
+A build directory is configured once (meson setup, skipped while its options are unchanged)
+and can then build model after model: only ninja runs, recompiling the generated files.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,6 +21,7 @@ from codegen.targets import Target, cross_file_text
 
 _ARM_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 _STAMP = "codegen-setup.json"
+_SOURCES_STAMP = "codegen-sources.json"
 _CROSS_FILE = "cross.ini"
 _LOG = "build.log"
 
@@ -118,6 +124,27 @@ def _run_logged(command: list[str], log: Path, env: dict[str, str], what: str) -
         raise CodegenError(f"{what} failed: {_summary(result.stdout)} (full log: {log})")
 
 
+def _generated_files(model_dir: Path, name: str) -> list[Path]:
+    return [model_dir / f"{name}.c", model_dir / f"{name}.h", model_dir / "harness_glue.c"]
+
+
+def _date_changed_sources(files: list[Path], build_dir: Path) -> dict[str, str]:
+    """ninja rebuilds what is newer than its outputs, but a file rewritten within the file
+    system's timestamp granularity of the last build looks up to date. Every file whose
+    content differs from the last successful build gets an mtime after that build.
+    Returns the files' digests, to be recorded once this build succeeds."""
+    digests = {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()}
+    stamp = build_dir / _SOURCES_STAMP
+    if not stamp.is_file():
+        return digests
+    built = json.loads(stamp.read_text())
+    built_at = stamp.stat().st_mtime_ns
+    for path, digest in digests.items():
+        if built.get(path) != digest and Path(path).stat().st_mtime_ns <= built_at:
+            os.utime(path, ns=(built_at + 1, built_at + 1))
+    return digests
+
+
 def build_firmware(model_dir: Path, name: str, target: Target, build_dir: Path, *,
                    sanitize: bool = False, optimization: str = "2",
                    cc: str | None = None) -> Path:
@@ -125,7 +152,9 @@ def build_firmware(model_dir: Path, name: str, target: Target, build_dir: Path, 
 
     `model_dir` holds NAME.c, NAME.h and harness_glue.c. `sanitize` (host only) builds
     with AddressSanitizer and UndefinedBehaviorSanitizer, stopping at the first report.
-    `cc` picks the host C compiler (default: $CC, else cc).
+    `cc` picks the host C compiler (default: $CC, else cc). Building again in the same
+    `build_dir` with the same arguments (after the model's files changed, say) only
+    recompiles; `build_dir/build.log` holds the commands and output of the last build.
     """
     if sanitize and not target.is_host:
         raise CodegenError(f"sanitizers are only available for the host, not {target.name}")
@@ -136,15 +165,20 @@ def build_firmware(model_dir: Path, name: str, target: Target, build_dir: Path, 
         env["CC"] = _host_compiler(cc)
     options = _setup_options(model_dir, name, target, build_dir, sanitize, optimization)
     stamp: dict[str, object] = {"options": options, "cc": env.get("CC", "")}
-    meson = meson_executable()
     log = build_dir / _LOG
     if _prepare_build_dir(build_dir, stamp):
         if not target.is_host:
             (build_dir / _CROSS_FILE).write_text(cross_file_text(target))
         log.write_text("")
-        _run_logged([meson, "setup", *options, str(build_dir), str(data_root())], log, env,
-                    f"meson setup for target {target.name}")
+        _run_logged([meson_executable(), "setup", *options, str(build_dir), str(data_root())],
+                    log, env, f"meson setup for target {target.name}")
         (build_dir / _STAMP).write_text(json.dumps(stamp))
-    _run_logged([meson, "compile", "-C", str(build_dir)], log, env,
+    else:
+        log.write_text("")
+    digests = _date_changed_sources(_generated_files(model_dir.resolve(), name), build_dir)
+    # ninja itself rather than `meson compile`, which only starts ninja but costs a Python
+    # start-up; build.ninja re-runs meson by itself when meson.build changes.
+    _run_logged(["ninja", "-C", str(build_dir)], log, env,
                 f"firmware build for target {target.name}")
+    (build_dir / _SOURCES_STAMP).write_text(json.dumps(digests))
     return build_dir / target.executable_name
