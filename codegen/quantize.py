@@ -90,22 +90,22 @@ class FloatModel:
     """A float model loaded with TensorFlow: a Keras file or a SavedModel directory."""
 
     def __init__(self, path: Path) -> None:
-        import_tensorflow()
         self.path = path
         self.keras_model: Any = None
         self._signature: Any = None
         self._saved: Any = None
-        if path.is_dir():
-            self._load_saved_model(path)
-        elif not path.exists():
+        if not path.exists():
             raise CodegenError(f"{path}: no such file or directory")
-        elif path.suffix.lower() in _KERAS_SUFFIXES:
-            self._load_keras(path)
-        else:
+        if not path.is_dir() and path.suffix.lower() not in _KERAS_SUFFIXES:
             raise CodegenError(
                 f"{path}: not a Keras model; give a .keras or .h5 file or a SavedModel "
                 "directory"
             )
+        import_tensorflow()
+        if path.is_dir():
+            self._load_saved_model(path)
+        else:
+            self._load_keras(path)
 
     # loading
 
