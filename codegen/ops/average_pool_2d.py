@@ -1,0 +1,42 @@
+"""AVERAGE_POOL_2D: int8 in/out with equal quantization, SAME/VALID padding, any filter size
+and strides, fused NONE/RELU/RELU6/RELU_N1_TO_1.
+
+TFLM: reference_integer_ops::AveragePool. The int32 sum of the in-bounds elements is divided
+by their count (padded positions are neither summed nor counted), rounding half away from
+zero through C's truncating division:
+    acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count
+The quirk is that the sign picks the direction of the half-count nudge: a negative sum is
+pushed further from zero before the truncation, so -2.5 becomes -3, not -2 as floor(x + 0.5)
+would give. No requantization: the output keeps the input's scale and zero point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from codegen.model.ir import Graph, Operator
+from codegen.ops._pool import PoolLayer, prepare_pool
+
+OPCODES = ("AVERAGE_POOL_2D",)
+
+
+@dataclass
+class AveragePool2D(PoolLayer):
+    template: ClassVar[str] = "kernels/average_pool_2d.c.j2"
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        xs = self._padded(inputs, 0)  # padded zeros add nothing to the sum
+        acc = sum(self._taps(xs))
+        count = np.asarray(self.params["counts"])[None, :, :, None]
+        half = count // 2
+        # C division truncates toward zero; both branches divide a same-signed numerator.
+        rounded = np.where(acc > 0, (acc + half) // count, -((half - acc) // count))
+        return self._finish(inputs, rounded)
+
+
+def prepare(op: Operator, graph: Graph) -> AveragePool2D:
+    x, y, params = prepare_pool(op, graph)
+    return AveragePool2D(op, graph, inputs=(x,), outputs=(y,), params=params)

@@ -1,0 +1,32 @@
+"""MAX_POOL_2D: int8 in/out with equal quantization, SAME/VALID padding, any filter size and
+strides, fused NONE/RELU/RELU6/RELU_N1_TO_1.
+
+TFLM: reference_integer_ops::MaxPool. The maximum starts at -128 and runs over the
+in-bounds elements only (padding never wins), then is clamped to the activation range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from codegen.model.ir import Graph, Operator
+from codegen.ops._pool import PoolLayer, prepare_pool
+
+OPCODES = ("MAX_POOL_2D",)
+
+
+@dataclass
+class MaxPool2D(PoolLayer):
+    template: ClassVar[str] = "kernels/max_pool_2d.c.j2"
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        xs = self._padded(inputs, -128)  # int8's lowest value: TFLM's starting maximum
+        return self._finish(inputs, np.maximum.reduce(list(self._taps(xs))))
+
+
+def prepare(op: Operator, graph: Graph) -> MaxPool2D:
+    x, y, params = prepare_pool(op, graph)
+    return MaxPool2D(op, graph, inputs=(x,), outputs=(y,), params=params)
