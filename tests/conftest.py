@@ -11,11 +11,11 @@ sys.path for this conftest).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import policy
+from support import policy, verify
 from support.models import cache_dir
 
 
@@ -30,6 +30,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         policy.require_module("tensorflow", "TensorFlow")
     if item.get_closest_marker("qemu") is not None:
         policy.require_tool("qemu-system-arm")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reuse_builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Model builds share one configured build directory per (target, sanitize) for this
+    session and xdist worker, so each model costs a ninja run, not a meson setup."""
+    verify.reuse_builds_under(tmp_path_factory.mktemp("builds"))
+    yield
+    verify.reuse_builds_under(None)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.execute import execute
+from codegen.execute import build_for_target, execute, run_executable
 from codegen.program import Program, load_program
 from codegen.targets import TARGETS
 from support.tflm import run_tflm
@@ -19,6 +19,22 @@ from support.tflm import run_tflm
 HOST_SAMPLES = 1000
 QEMU_SAMPLES = 100
 C_TARGETS = tuple(TARGETS)
+
+_build_root: Path | None = None
+
+
+def reuse_builds_under(root: Path | None) -> None:
+    """Build every model for a (target, sanitize) pair in one directory under `root`,
+    configured once and then only recompiled (tests/conftest.py passes a directory unique
+    to the pytest session and xdist worker); None builds in each caller's work_dir."""
+    global _build_root
+    _build_root = root
+
+
+def _work_dir(work_dir: Path, target: str, sanitize: bool) -> Path:
+    if _build_root is None:
+        return work_dir
+    return _build_root / f"{target}{'-sanitize' if sanitize else ''}"
 
 
 def samples_for(target: str) -> int:
@@ -85,16 +101,22 @@ def reference_matches_tflm(model: bytes, inputs: list[np.ndarray]) -> list[np.nd
 
 
 def c_matches_reference(model: bytes, target: str, work_dir: Path, *, seed: int = 0,
-                        sanitize: bool = False, extra: list[np.ndarray] | None = None) -> None:
-    """Build the generated C for `target`, run samples_for(target) random samples (plus
-    `extra` samples prepended, for single-input models), compare with the reference."""
+                        sanitize: bool = False, extra: list[np.ndarray] | None = None,
+                        samples: int | None = None) -> Path:
+    """Build the generated C for `target`, run `samples` (default samples_for(target)) random
+    samples (plus `extra` samples prepended, for single-input models), compare with the
+    reference. Returns the executable (valid until the next build for the same target)."""
     program = load_program(model)
-    inputs = random_inputs(program, samples_for(target), seed)
+    count = samples_for(target) if samples is None else samples
+    inputs = random_inputs(program, count, seed)
     if extra is not None:
         inputs = [np.concatenate([extra[i], inputs[i]]) for i in range(len(inputs))]
     expected = execute(program, "reference", inputs)
-    got = execute(program, target, inputs, work_dir=work_dir, sanitize=sanitize)
+    executable = build_for_target(program, target, _work_dir(work_dir, target, sanitize),
+                                  sanitize=sanitize)
+    got = run_executable(program, target, executable, inputs)
     assert_same(got, expected, f"{target}{' (sanitizers)' if sanitize else ''} vs reference")
+    return executable
 
 
 def edge_inputs(program: Program) -> list[np.ndarray]:
