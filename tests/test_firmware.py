@@ -2,19 +2,24 @@
 
 The fake model has three inputs and three outputs of mixed types (declared in a different
 order than the inputs) so the glue's buffer tables and the sample framing are exercised;
-its expected outputs are computed with numpy and compared byte for byte.
+its expected outputs are computed with numpy and compared byte for byte. Sentinel samples
+make it misbehave (fail, hang, trap, overflow the stack, report the FPU) to test the
+runner, the fault handler and each target's startup code.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support import armv6m
 
 from codegen.build import build_firmware, check_toolchain
 from codegen.emit import render
@@ -23,6 +28,8 @@ from codegen.runner import run_firmware
 from codegen.targets import TARGETS, Target, cross_file_text, get_target
 
 A_LEN, B_LEN, C_LEN = 37, 5, 3
+QEMU_TARGETS = [name for name, target in TARGETS.items() if not target.is_host]
+STACK_LIMIT_TARGETS = ["cortex-m33"]  # ARMv8-M mainline: startup sets MSPLIM
 
 Built = tuple[Path, Target]
 Builder = Callable[[str], Built]
@@ -36,9 +43,41 @@ int fake_invoke(const int8_t *a, const float *b, const uint8_t *c,
 #endif
 """
 
-# a[0] == -128 selects a misbehaviour by a[1]: 0 -> status 5, 1 -> spin, 2 -> trap.
+# a[0] == -128 selects a misbehaviour by a[1]: 0 -> status 5, 1 -> spin, 2 -> trap,
+# 3 -> a stack frame larger than the Cortex-M stack, 4 -> unbounded recursion,
+# 5 -> status 0x10000 | the FPU fields of MVFR0 (Cortex-M; status 5 elsewhere).
 FAKE_C = f"""\
 #include "fake.h"
+
+__attribute__((noinline)) static int big_frame(void)
+{{
+    volatile uint8_t block[100000];
+    block[0] = 1;
+    block[sizeof block - 1] = 2;
+    return block[0] + block[sizeof block - 1];
+}}
+
+/* The call goes through a volatile pointer so that it cannot become a loop. */
+static int recurse(int depth);
+static int (*volatile recurse_again)(int) = recurse;
+
+static int recurse(int depth)
+{{
+    volatile int frame[2];
+    frame[0] = depth;
+    frame[1] = recurse_again(depth + 1);
+    return frame[0] + frame[1];
+}}
+
+static int fpu_features(void)
+{{
+#if defined(__arm__)
+    /* MVFR0: single precision in bits 7:4, double precision in bits 11:8. */
+    return (int)(0x10000u | (*(volatile uint32_t *)0xe000ef40u & 0xff0u));
+#else
+    return 5;
+#endif
+}}
 
 static int misbehave(int8_t how)
 {{
@@ -49,6 +88,15 @@ static int misbehave(int8_t how)
     }}
     if (how == 2) {{
         __builtin_trap();
+    }}
+    if (how == 3) {{
+        return big_frame();
+    }}
+    if (how == 4) {{
+        return recurse(0);
+    }}
+    if (how == 5) {{
+        return fpu_features();
     }}
     return 5;
 }}
@@ -92,6 +140,7 @@ def write_fake_model(directory: Path, source: str = FAKE_C) -> Path:
     glue = render(
         "harness_glue.c.j2",
         name="fake",
+        io_in_arena=False,
         inputs=[
             {"c_type": "int8_t", "elements": A_LEN},
             {"c_type": "float", "elements": B_LEN},
@@ -159,14 +208,37 @@ def build_for(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Buil
     return build
 
 
-@pytest.fixture(params=["host", pytest.param("cortex-m4", marks=pytest.mark.qemu)])
+def _qemu(*names: str) -> list[object]:
+    return [pytest.param(name, marks=pytest.mark.qemu) for name in names]
+
+
+@pytest.fixture(params=["host", *_qemu(*QEMU_TARGETS)])
 def built(request: pytest.FixtureRequest, build_for: Builder) -> Built:
     return build_for(request.param)
 
 
-@pytest.fixture
-def built_m4(build_for: Builder) -> Built:
-    return build_for("cortex-m4")
+@pytest.fixture(params=_qemu(*QEMU_TARGETS))
+def built_qemu(request: pytest.FixtureRequest, build_for: Builder) -> Built:
+    return build_for(request.param)
+
+
+def symbol_at(executable: Path, address: int) -> str:
+    """The name of the function in `executable` that holds `address`."""
+    table = subprocess.run(["arm-none-eabi-nm", "-S", str(executable)], capture_output=True,
+                           text=True, check=True).stdout
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) == 4 and fields[2] in "tT":
+            start, size = int(fields[0], 16), int(fields[1], 16)
+            if start <= address < start + size:
+                return fields[3]
+    return "?"
+
+
+def fault_message(executable: Path, target: Target, how: int) -> str:
+    with pytest.raises(CodegenError, match=r"exit status 70: ") as caught:
+        run_firmware(executable, target, sentinel_sample(how), timeout=30)
+    return str(caught.value).split("exit status 70: ", 1)[1]
 
 
 def test_batch_matches_numpy(built: Built) -> None:
@@ -196,22 +268,71 @@ def test_partial_sample_is_reported(built: Built) -> None:
         run_firmware(executable, target, data)
 
 
-def test_hang_times_out(built: Built) -> None:
-    executable, target = built
+# The timeout is the runner's, the same for every QEMU target: one of them is enough.
+@pytest.mark.parametrize("name", ["host", *_qemu("cortex-m4")])
+def test_hang_times_out(build_for: Builder, name: str) -> None:
+    executable, target = build_for(name)
     with pytest.raises(CodegenError, match=r"timed out after 2 s"):
         run_firmware(executable, target, sentinel_sample(1), timeout=2)
 
 
-@pytest.mark.qemu
-def test_fault_handler_reports_and_exits_nonzero(built_m4: Built) -> None:
-    executable, target = built_m4
-    with pytest.raises(CodegenError, match=r"exit status 70: fault: HardFault"):
-        run_firmware(executable, target, sentinel_sample(2))
+def test_fault_handler_reports_the_trap(built_qemu: Built) -> None:
+    executable, target = built_qemu
+    message = fault_message(executable, target, 2)
+    # ARMv6-M has no fault status register; elsewhere the trap is an undefined instruction.
+    status = "" if target.name == "cortex-m0" else r", cfsr 0x00010000"
+    found = re.fullmatch(rf"fault: HardFault \(exception 0x00000003\) at pc 0x([0-9a-f]{{8}})"
+                         rf"{status}", message)
+    assert found, message
+    assert symbol_at(executable, int(found[1], 16)) in ("misbehave", "fake_invoke")
+
+
+@pytest.mark.parametrize("name", _qemu(*STACK_LIMIT_TARGETS))
+def test_stack_overflow_faults(build_for: Builder, name: str) -> None:
+    """MSPLIM catches both an oversized frame (the instruction lowering SP faults, after
+    which the fault frame is still stacked) and a recursion whose fault frame itself no
+    longer fits (SP is left at the limit, there is no PC to report)."""
+    executable, target = build_for(name)
+    overflow = r": stack overflow \(SP below MSPLIM\), cfsr 0x00100000"
+    message = fault_message(executable, target, 3)
+    found = re.fullmatch(rf"fault: HardFault \(exception 0x00000003\) at pc 0x([0-9a-f]{{8}})"
+                         rf"{overflow}", message)
+    assert found, message
+    assert symbol_at(executable, int(found[1], 16)) == "big_frame"
+    message = fault_message(executable, target, 4)
+    assert re.fullmatch(rf"fault: HardFault \(exception 0x00000003\){overflow}", message), message
+
+
+def test_fpu_is_the_one_the_flags_name(built_qemu: Built) -> None:
+    """The core QEMU emulates has the FPU the target's flags compile for (MVFR0), the startup
+    enables it (the batch test runs the fake model's float arithmetic) and hard-float builds
+    do use it."""
+    executable, target = built_qemu
+    with pytest.raises(CodegenError, match=r"model invoke failed with status (\d+)") as caught:
+        run_firmware(executable, target, sentinel_sample(5))
+    status = int(re.search(r"invoke failed with status (\d+)", str(caught.value))[1])
+    assert status >> 16 == 1, status
+    single, double = (status >> 4) & 0xF, (status >> 8) & 0xF
+    fpu = next((f.split("=", 1)[1] for f in target.machine_flags if f.startswith("-mfpu=")), None)
+    assert (single != 0) == (fpu is not None), f"MVFR0 {status:#x} vs -mfpu={fpu}"
+    assert (double != 0) == (fpu is not None and "-sp-" not in fpu), f"MVFR0 {status:#x} vs {fpu}"
+    listing = subprocess.run(["arm-none-eabi-objdump", "-d", str(executable)],
+                             capture_output=True, text=True, check=True).stdout
+    assert ("\tvmul.f32" in listing) == (fpu is not None)
+
+
+def test_cortex_m0_image_is_armv6m(build_for: Builder) -> None:
+    """Startup, harness, newlib and libgcc: no instruction the Cortex-M0 lacks, although
+    the Cortex-M3 that runs the image under QEMU would execute one."""
+    executable, _ = build_for("cortex-m0")
+    assert armv6m.violations(executable) == []
+    executable, _ = build_for("cortex-m3")  # the check does see ARMv7-M code
+    assert any(v.endswith(("cbz", "cbnz")) for v in armv6m.violations(executable))
 
 
 @pytest.mark.qemu
-def test_icount_run_matches(built_m4: Built) -> None:
-    executable, target = built_m4
+def test_icount_run_matches(build_for: Builder) -> None:
+    executable, target = build_for("cortex-m4")
     batch = random_batch(10, seed=3)
     output = run_firmware(executable, target, batch.input_bytes(), icount=True)
     assert output == batch.expected_bytes()
@@ -246,8 +367,27 @@ def test_rebuild_in_same_dir_with_other_options(model_dir: Path, tmp_path: Path)
     assert first == second and second.is_file()
 
 
+def test_rebuild_after_the_model_changed(model_dir: Path, tmp_path: Path) -> None:
+    """A configured build directory builds a changed model with ninja alone, even when the
+    new file carries the old one's timestamp (rewritten within the clock's granularity)."""
+    target = get_target("host")
+    require_toolchain(target)
+    first = write_fake_model(tmp_path / "model")
+    executable = build_firmware(first, "fake", target, tmp_path / "build")
+    with pytest.raises(CodegenError, match=r"failed with status 5"):
+        run_firmware(executable, target, sentinel_sample(0))
+    stat = (first / "fake.c").stat()
+    write_fake_model(first, FAKE_C.replace("return 5;\n}", "return 6;\n}"))
+    os.utime(first / "fake.c", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert build_firmware(first, "fake", target, tmp_path / "build") == executable
+    assert "meson setup" not in (tmp_path / "build" / "build.log").read_text()
+    with pytest.raises(CodegenError, match=r"failed with status 6"):
+        run_firmware(executable, target, sentinel_sample(0))
+
+
 def test_get_target_lists_valid_names() -> None:
-    with pytest.raises(CodegenError, match=r"unknown target 'cortex-m99'.*host, cortex-m4"):
+    with pytest.raises(CodegenError, match=r"unknown target 'cortex-m99'; valid targets: host, "
+                       r"cortex-m0, cortex-m3, cortex-m4, cortex-m7, cortex-m33"):
         get_target("cortex-m99")
     assert get_target("cortex-m4") is TARGETS["cortex-m4"]
 
@@ -259,3 +399,13 @@ def test_cross_file_comes_from_the_target() -> None:
     assert "skip_sanity_check = true" in text
     with pytest.raises(CodegenError):
         cross_file_text(get_target("host"))
+
+
+@pytest.mark.parametrize("name", QEMU_TARGETS)
+def test_every_cortex_m_target_has_its_cross_file_and_board(name: str) -> None:
+    target = get_target(name)
+    text = cross_file_text(target)
+    assert f"c_args = {list(target.machine_flags)!r}" in text
+    assert f"cpu = '{target.cpu}'" in text
+    assert target.machine_flags[0] == f"-mcpu={target.cpu}"
+    assert (Path(__file__).parents[1] / "firmware" / "cortex-m" / f"{target.board}.ld").is_file()
