@@ -611,9 +611,6 @@ def build_report(model: Path, *, float_model_path: Path | None = None,
             report.errors_png = plot_errors(report.accuracy) if report.accuracy.rows else None
             report.scatter_png = plot_scatter(report.accuracy)
             bar.advance()
-            if report.accuracy.unmatched:
-                report.notes.append("layers without a float counterpart (not in the error "
-                                    "table): " + "; ".join(report.accuracy.unmatched))
         bar.set_label("report: response")
         resp = response(program, float_model, data)
         if resp is not None:
