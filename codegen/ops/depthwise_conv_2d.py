@@ -36,7 +36,7 @@ class DepthwiseConv2D(_conv.ConvLayer):
                        dtype=np.int64)
         for fy, fx, view in self._taps(xs):
             # Output channel ic * mult + m: each input channel repeated mult times in a row.
-            acc += np.repeat(view, mult, axis=-1) * weights[fy, fx]
+            acc += (np.repeat(view, mult, axis=-1) if mult > 1 else view) * weights[fy, fx]
         return acc
 
     def macs(self) -> int:
