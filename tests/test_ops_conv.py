@@ -11,7 +11,8 @@ build covers many option combinations and a failure names its branch by output i
   - builder models for what the converter does not produce: dilations (it rewrites them as
     SPACE_TO_BATCH_ND around the op), dilation with stride, per-tensor weights next to
     per-channel ones, extreme and odd scales and zero points, multipliers above 1 and below
-    2^-31, windows with no interior or no border, pools with every fused activation;
+    2^-31, windows with no interior or no border, pools with every fused activation, two
+    images per sample, no bias input;
   - every CONV_2D, DEPTHWISE_CONV_2D and AVERAGE_POOL_2D layer of the MLPerf Tiny models,
     cut out as sub-models (their ADD, FULLY_CONNECTED, RESHAPE and SOFTMAX left out).
 """
@@ -157,8 +158,9 @@ BUILDER = {
         Branch("max", (4, 3), padding="VALID", stride=(3, 2), activation="RELU"),
         Branch("max", (11, 12), stride=(3, 3)),
     ]),
-    # One channel, input scale 1 with zero point 127, windows with no interior at all.
-    "b_edge": ((1, 5, 7, 1), (1.0, 127), [
+    # Two images per sample, one channel, input scale 1 with zero point 127, windows with
+    # no interior at all.
+    "b_edge": ((2, 5, 7, 1), (1.0, 127), [
         Branch("conv", (7, 7), out_c=3, activation="RELU", output=(4.0, -128)),
         Branch("conv", (5, 7), padding="VALID", out_c=17, scale_base=0.001,
                output=(0.3, 1)),
@@ -287,10 +289,12 @@ def test_keras_models_are_one_window_operator_per_branch(name: str, per_channel:
     program = load_program(_keras(name, per_channel)())
     opcodes = [layer.opcode for layer in program.layers]
     assert set(opcodes) <= WINDOW_OPS and len(opcodes) == len(KERAS[name][1]), opcodes
-    weights = [program.graph.tensors[layer.op.inputs[1]] for layer in program.layers
-               if layer.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D")]
-    # Per-channel quantization of a one-filter layer is a single scale: skip those.
-    assert all(w.quant.per_channel == per_channel for w in weights if w.shape[0] * w.shape[3] > 3)
+    for layer in program.layers:
+        if layer.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            w = program.graph.tensors[layer.op.inputs[1]]
+            channels = w.shape[0] if layer.opcode == "CONV_2D" else w.shape[3]
+            # One output channel has one scale either way.
+            assert w.quant.per_channel == (per_channel and channels > 1), layer.index
 
 
 def test_every_layer_kind_and_border_case_is_covered() -> None:

@@ -99,7 +99,7 @@ class Branch:
 def branch_model(input_shape: Sequence[int], input_q: tuple[float, int],
                  branches: Sequence[Branch], seed: int = 0,
                  description: str = "window branches") -> bytes:
-    """One int8 input (1, H, W, C) and one output per branch; weights drawn over the full
+    """One int8 input (N, H, W, C) and one output per branch; weights drawn over the full
     int8 range (including -128) from `seed`."""
     rng = np.random.default_rng(seed)
     b = ModelBuilder(description)
@@ -115,12 +115,12 @@ def branch_model(input_shape: Sequence[int], input_q: tuple[float, int],
 
 def _add_branch(b: ModelBuilder, x: int, shape: tuple[int, ...], input_q: tuple[float, int],
                 br: Branch, i: int, rng: np.random.Generator) -> int:
-    _, h, w, c = shape
+    n, h, w, c = shape
     kh, kw = br.kernel
     oh = out_size(br.padding, h, kh, br.stride[0], br.dilation[0])
     ow = out_size(br.padding, w, kw, br.stride[1], br.dilation[1])
     if br.kind in ("avg", "max"):
-        y = b.add_tensor(f"y{i}", (1, oh, ow, c), "int8", quant=Q(*input_q))
+        y = b.add_tensor(f"y{i}", (n, oh, ow, c), "int8", quant=Q(*input_q))
         opcode = "AVERAGE_POOL_2D" if br.kind == "avg" else "MAX_POOL_2D"
         b.add_op(opcode, [x], [y], pool_options(br.padding, br.stride, br.kernel,
                                                  br.activation))
@@ -148,7 +148,7 @@ def _add_branch(b: ModelBuilder, x: int, shape: tuple[int, ...], input_q: tuple[
         bias_index = b.add_tensor(
             f"b{i}", (out_c,), "int32", quant=Q(bq if len(bq) > 1 else bq[0], 0, axis=0),
             data=rng.integers(-br.bias_range, br.bias_range + 1, size=out_c))
-    y = b.add_tensor(f"y{i}", (1, oh, ow, out_c), "int8", quant=Q(*br.output))
+    y = b.add_tensor(f"y{i}", (n, oh, ow, out_c), "int8", quant=Q(*br.output))
     if br.kind == "conv":
         options = conv_options(br.padding, br.stride, br.dilation, br.activation)
         b.add_op("CONV_2D", [x, wt, bias_index], [y], options)
