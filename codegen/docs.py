@@ -17,17 +17,23 @@ from codegen.targets import TARGETS
 _SECTION = re.compile(r"(<!-- (?P<name>[a-z]+):begin -->\n).*?(<!-- (?P=name):end -->)", re.S)
 
 
-def _summary(opcode: str) -> str:
-    module = importlib.import_module(registry()[opcode].__module__)
-    # The docstring's first paragraph, on one line.
+def _summary(module_name: str) -> str:
+    """The module docstring's first paragraph without its leading list of opcodes."""
+    module = importlib.import_module(module_name)
     first = " ".join((module.__doc__ or "").strip().split("\n\n")[0].split())
-    # "FULLY_CONNECTED: int8 in/out, ...": drop the leading opcode list, keep the facts.
-    return re.sub(r"^[A-Z0-9_]+(, [A-Z0-9_]+)*:\s*", "", first).rstrip(".")
+    # "LOGISTIC and TANH, int8 -> int8 ...": drop the opcodes, keep the facts.
+    first = re.sub(r"^[A-Z0-9_]+((, | and )[A-Z0-9_]+)*[:,]?\s*", "", first)
+    return first.rstrip(".")
 
 
 def operator_table() -> str:
-    rows = ["| operator | what is supported |", "|---|---|"]
-    rows += [f"| {opcode} | {_summary(opcode)} |" for opcode in sorted(registry())]
+    """One row per operator module, naming every opcode it handles."""
+    modules: dict[str, list[str]] = {}
+    for opcode, prepare in registry().items():
+        modules.setdefault(prepare.__module__, []).append(opcode)
+    rows = ["| operators | what is supported |", "|---|---|"]
+    for module_name, opcodes in sorted(modules.items(), key=lambda kv: sorted(kv[1])[0]):
+        rows.append(f"| {', '.join(sorted(opcodes))} | {_summary(module_name)} |")
     return "\n".join(rows) + "\n"
 
 

@@ -1,4 +1,4 @@
-"""RELU, RELU6 and LEAKY_RELU as standalone int8 -> int8 operators, as a 256-entry table.
+"""RELU, RELU6 and LEAKY_RELU: standalone int8 -> int8 operators, as a 256-entry table.
 
 TFLM:
   - RELU (CalculateReluOpData, ReluQuantized): requantization by in_scale / out_scale (a
