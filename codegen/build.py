@@ -71,13 +71,14 @@ def _has_newlib_nano(gcc: str) -> bool:
 
 
 def _setup_options(model_dir: Path, name: str, target: Target, build_dir: Path,
-                   sanitize: bool, optimization: str) -> list[str]:
+                   sanitize: bool, optimization: str, harness: str) -> list[str]:
     options = [
         f"-Dmodel_dir={model_dir.resolve()}",
         f"-Dmodel_name={name}",
         f"-Dboard={target.board}",
         f"-Doptimization={optimization}",
         "-Ddebug=true",
+        f"-Dharness={harness}",
     ]
     if sanitize:
         options += [
@@ -145,25 +146,33 @@ def _date_changed_sources(files: list[Path], build_dir: Path) -> dict[str, str]:
     return digests
 
 
+HARNESSES = ("run", "bench")
+
+
 def build_firmware(model_dir: Path, name: str, target: Target, build_dir: Path, *,
                    sanitize: bool = False, optimization: str = "2",
-                   cc: str | None = None) -> Path:
+                   cc: str | None = None, harness: str = "run") -> Path:
     """Configure and compile the harness for model `name` in `model_dir`; return the executable.
 
-    `model_dir` holds NAME.c, NAME.h and harness_glue.c. `sanitize` (host only) builds
-    with AddressSanitizer and UndefinedBehaviorSanitizer, stopping at the first report.
+    `model_dir` holds NAME.c, NAME.h and harness_glue.c. `harness` is "run" (stream samples
+    through the model, firmware/harness/main.c) or "bench" (time one sample per layer,
+    bench_main.c; the model is compiled with -DCODEGEN_PROFILE). `sanitize` (host only)
+    builds with AddressSanitizer and UndefinedBehaviorSanitizer, stopping at the first report.
     `cc` picks the host C compiler (default: $CC, else cc). Building again in the same
     `build_dir` with the same arguments (after the model's files changed, say) only
     recompiles; `build_dir/build.log` holds the commands and output of the last build.
     """
     if sanitize and not target.is_host:
         raise CodegenError(f"sanitizers are only available for the host, not {target.name}")
+    if harness not in HARNESSES:
+        raise CodegenError(f"unknown harness {harness!r}; valid: {', '.join(HARNESSES)}")
     check_toolchain(target, cc=cc)
     build_dir = build_dir.resolve()
     env = dict(os.environ)
     if target.is_host:
         env["CC"] = _host_compiler(cc)
-    options = _setup_options(model_dir, name, target, build_dir, sanitize, optimization)
+    options = _setup_options(model_dir, name, target, build_dir, sanitize, optimization,
+                             harness)
     stamp: dict[str, object] = {"options": options, "cc": env.get("CC", "")}
     log = build_dir / _LOG
     if _prepare_build_dir(build_dir, stamp):

@@ -35,6 +35,10 @@ class Target:
     """qemu-system-arm -cpu value (on mps2 boards it must be the board's own core)."""
     toolchain_prefix: str = ""
     """Prefix of the cross tools, e.g. "arm-none-eabi-"; empty for the host compiler."""
+    instructions_per_tick: int = 0
+    """Under QEMU with -icount shift=0 (one instruction per virtual nanosecond): guest
+    instructions per tick of the SysTick on the processor clock, i.e. 1e9 / the board's
+    clock in Hz (codegen bench's fallback when it cannot count instructions exactly)."""
 
     @property
     def is_host(self) -> bool:
@@ -45,7 +49,8 @@ class Target:
         return "harness" if self.is_host else "harness.elf"
 
 
-def _cortex_m(name: str, board: str, qemu_cpu: str, *fpu_flags: str) -> Target:
+def _cortex_m(name: str, board: str, qemu_cpu: str, *fpu_flags: str,
+              instructions_per_tick: int = 40) -> Target:
     return Target(
         name=name,
         board=board,
@@ -55,6 +60,7 @@ def _cortex_m(name: str, board: str, qemu_cpu: str, *fpu_flags: str) -> Target:
         qemu_machine=board,
         qemu_cpu=qemu_cpu,
         toolchain_prefix="arm-none-eabi-",
+        instructions_per_tick=instructions_per_tick,
     )
 
 

@@ -1,0 +1,483 @@
+"""`codegen bench`: what one inference costs on a target, whole and layer by layer.
+
+The model is built with the release flags into the benchmark harness
+(firmware/harness/bench_main.c, the model compiled with -DCODEGEN_PROFILE so that it calls
+`codegen_profile_layer()` before each layer and after the last). The harness runs one
+seeded random sample: a warm-up invoke, then the measured invoke.
+
+Cortex-M targets run under QEMU with `-icount shift=0,align=off,sleep=off`. Instructions
+are counted exactly by a QEMU plugin (firmware/qemu/insn_marks.c, compiled with the host C
+compiler) that records the instruction count each time the guest enters
+`codegen_profile_layer`; the region between two calls is a layer. Three calls back to
+back before the invoke give the cost of one call, subtracted from every region. Without
+the plugin (a QEMU built without plugin support), the harness's SysTick readings are used:
+the QEMU boards tick once per `Target.instructions_per_tick` instructions, so every count
+is then a multiple of that, and `resolution` says so. The host reports wall-clock medians
+over many invokes instead of instructions.
+
+Memory: flash from the object files' sections (`size -A`): the generated model's code and
+its constant data, the rest of the image is the harness. RAM: the arena (the size of the
+arena symbol in the image), the model's other static data (the input and output buffers
+the harness passes, any static data of NAME.c), and the peak stack of the measured invoke
+(the harness paints the stack before it and finds the high-water mark after it). The
+benchmark harness's own RAM (its tables, the fault handler's stack) is reported apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from codegen.build import build_firmware, check_toolchain
+from codegen.errors import CodegenError
+from codegen.execute import HARNESS_NAME, pack_samples, write_harness_sources
+from codegen.program import Program, load_program
+from codegen.reference import run_reference
+from codegen.resources import data_root
+from codegen.runner import Run, run_harness
+from codegen.targets import Target, get_target
+
+OPTIMIZATIONS = ("0", "1", "2", "3", "s")
+DEFAULT_OPTIMIZATION = "2"
+DEFAULT_TIMEOUT = 600.0
+INPUT_SEED = 0
+MARKS_FILE = "marks.txt"
+MARK_FUNCTION = "codegen_profile_layer"
+_CALIBRATION_MARKS = 3  # calls back to back before the invoke; the last one opens it
+_PLUGIN_SOURCE = Path("firmware") / "qemu" / "insn_marks.c"
+
+METHOD_PLUGIN = "qemu-plugin"
+METHOD_TIMER = "systick"
+METHOD_WALL_CLOCK = "wall-clock"
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    index: int  # operator index in the model file
+    op: str
+    macs: int
+    instructions: int | None = None  # Cortex-M
+    nanoseconds: float | None = None  # host: median over the measured invokes
+    elided: bool = False  # a view (RESHAPE, ...) that needs no code
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    model: str
+    target: str
+    optimization: str  # the -O level
+    io_in_arena: bool
+    method: str  # METHOD_PLUGIN, METHOD_TIMER or METHOD_WALL_CLOCK
+    resolution: int | None  # instructions: every count is exact to +-resolution
+    instructions: int | None  # one invoke (Cortex-M)
+    nanoseconds: float | None  # one invoke, median (host)
+    invokes: int  # measured invokes (1 under QEMU; the medians' sample count on the host)
+    macs: int
+    instructions_per_mac: float | None
+    flash_code_bytes: int  # NAME.c's functions
+    flash_const_bytes: int  # NAME.c's constant data (weights, biases, parameters)
+    flash_harness_bytes: int | None  # the rest of the image (Cortex-M)
+    arena_bytes: int
+    static_bytes: int  # the model's static RAM besides the arena (its I/O buffers)
+    stack_bytes: int | None  # peak stack of the invoke (Cortex-M)
+    ram_bytes: int  # arena + static + stack
+    harness_ram_bytes: int | None  # the benchmark harness's own static RAM (Cortex-M)
+    timer_instructions: int | None  # the invoke by the SysTick, a cross-check (Cortex-M)
+    output_matches_reference: bool
+    layers: list[LayerCost] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+# -- building ----------------------------------------------------------------------------
+
+
+def bench_input(program: Program) -> list[np.ndarray]:
+    """One seeded sample: integers over their whole range, floats standard normal."""
+    rng = np.random.default_rng(INPUT_SEED)
+    arrays = []
+    for index in program.graph.inputs:
+        t = program.graph.tensors[index]
+        if t.dtype.is_integer:
+            values = rng.integers(t.dtype.qmin, t.dtype.qmax + 1, size=(1, *t.shape))
+        else:
+            values = rng.standard_normal(size=(1, *t.shape))
+        arrays.append(values.astype(t.dtype.np))
+    return arrays
+
+
+def plugin_library(build_dir: Path) -> Path | None:
+    """The instruction-counting QEMU plugin, compiled for this machine into build_dir (once
+    per version of its source); None when there is no host C compiler."""
+    source = data_root() / _PLUGIN_SOURCE
+    cc = os.environ.get("CC") or "cc"
+    if shutil.which(cc) is None:
+        return None
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    library = build_dir / f"insn_marks-{digest}.so"
+    if not library.is_file():
+        build_dir.mkdir(parents=True, exist_ok=True)
+        partial = library.with_suffix(".tmp")
+        result = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(partial), str(source)],
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            return None
+        partial.replace(library)
+    return library
+
+
+def mark_address(executable: Path, target: Target) -> int:
+    nm = target.toolchain_prefix + "nm"
+    listing = _run_tool([nm, "--defined-only", str(executable)])
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[2] == MARK_FUNCTION:
+            return int(fields[0], 16) & ~1
+    raise CodegenError(f"{executable.name} has no {MARK_FUNCTION}; not a benchmark build")
+
+
+def _run_tool(command: list[str]) -> str:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise CodegenError(f"{command[0]} is not installed") from None
+    if result.returncode != 0:
+        raise CodegenError(f"{' '.join(command[:2])} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+# -- parsing the harness's report ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Report:
+    outputs: bytes
+    clock_unit: str
+    clock_bits: int
+    invokes: list[list[int]]  # clock readings of each measured invoke
+    stack: int | None
+
+
+def _parse_report(data: bytes, output_bytes: int) -> _Report:
+    outputs, text = data[:output_bytes], data[output_bytes:].decode("ascii", errors="replace")
+    lines = text.splitlines()
+    if not lines or lines[0] != "codegen-bench 1" or lines[-1] != "end":
+        raise CodegenError("the benchmark harness wrote an incomplete report")
+    unit, bits, invokes, stack = "", 0, [], None
+    for line in lines[1:-1]:
+        key, *values = line.split()
+        if key == "clock":
+            unit, bits = values[0], int(values[1])
+        elif key == "invoke":
+            readings = [int(v) for v in values[1:]]
+            if len(readings) != int(values[0]):
+                raise CodegenError("the benchmark harness wrote a truncated invoke line")
+            invokes.append(readings)
+        elif key == "stack":
+            stack = int(values[0]) if int(values[0]) >= 0 else None
+    return _Report(outputs, unit, bits, invokes, stack)
+
+
+def _plugin_marks(text: str, count: int) -> list[int]:
+    """The plugin's counts at the last `count` marks (those of the measured invoke)."""
+    counts = [int(line) for line in text.splitlines() if line and line[0].isdigit()]
+    if len(counts) < count:
+        raise CodegenError(f"the QEMU plugin saw {len(counts)} marks, expected {count} or more")
+    return counts[-count:]
+
+
+@dataclass(frozen=True)
+class _Regions:
+    total: int | float
+    layers: list[int | float]
+
+
+def _regions(readings: list[int | float], running: int) -> _Regions:
+    """Split one invoke's mark readings into the whole invoke and its layers, less the cost
+    of a mark (the distance of the calibration marks)."""
+    expected = _CALIBRATION_MARKS + running + 2
+    if len(readings) != expected:
+        raise CodegenError(f"the benchmark harness recorded {len(readings)} marks, expected "
+                           f"{expected} for {running} layers")
+    mark = min(readings[1] - readings[0], readings[2] - readings[1])
+    opened = _CALIBRATION_MARKS - 1
+    model = readings[opened + 1:opened + 2 + running]
+    layers = [b - a - mark for a, b in itertools.pairwise(model)]
+    regions = len(readings) - 1 - opened
+    return _Regions(readings[-1] - readings[opened] - regions * mark, layers)
+
+
+def _unwrap(readings: list[int], bits: int) -> list[int]:
+    """Clock readings made monotonic (the SysTick wraps every 2^24 ticks)."""
+    if bits >= 64:
+        return readings
+    modulus, out = 1 << bits, [readings[0]]
+    for value in readings[1:]:
+        out.append(out[-1] + (value - out[-1]) % modulus)
+    return out
+
+
+# -- measuring memory ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Sections:
+    code: int = 0
+    const: int = 0
+    data: int = 0
+    bss: int = 0
+
+
+def _sections(path: Path, target: Target) -> _Sections:
+    sums = {"code": 0, "const": 0, "data": 0, "bss": 0}
+    for line in _run_tool([target.toolchain_prefix + "size", "-A", str(path)]).splitlines():
+        fields = line.split()
+        if len(fields) < 2 or not fields[1].isdigit():
+            continue
+        name, size = fields[0], int(fields[1])
+        if name.startswith((".text", ".ARM.exidx", ".vectors")):
+            sums["code"] += size
+        elif name.startswith((".rodata", ".data.rel.ro")):
+            sums["const"] += size
+        elif name.startswith(".data"):
+            sums["data"] += size
+        elif name.startswith((".bss", "COMMON")):
+            sums["bss"] += size
+    return _Sections(**sums)
+
+
+def _object(build_dir: Path, source: str) -> Path:
+    found = [p for p in build_dir.glob("harness*.p/*.o")
+             if p.name == f"{source}.o" or p.name.endswith(f"_{source}.o")]
+    if len(found) != 1:
+        raise CodegenError(f"cannot find the object file of {source} in {build_dir}")
+    return found[0]
+
+
+def _symbol_size(executable: Path, target: Target, pattern: str) -> int | None:
+    listing = _run_tool([target.toolchain_prefix + "nm", "-S", "--defined-only",
+                         str(executable)])
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) == 4 and re.fullmatch(pattern, fields[3]):
+            return int(fields[1], 16)
+    return None
+
+
+@dataclass(frozen=True)
+class _Memory:
+    code: int
+    const: int
+    harness_flash: int | None
+    arena: int
+    static: int
+    harness_ram: int | None
+
+
+def _measure_memory(program: Program, executable: Path, build_dir: Path,
+                    target: Target) -> _Memory:
+    model = _sections(_object(build_dir, f"{HARNESS_NAME}.c"), target)
+    glue = _sections(_object(build_dir, "harness_glue.c"), target)
+    symbol = "glue_arena" if program.plan.io_in_arena else f"{HARNESS_NAME}_arena"
+    arena = _symbol_size(executable, target, rf"{symbol}(\.\d+)?")
+    if arena is None:
+        arena = 0 if program.plan.size == 0 else program.plan.size
+    model_ram = model.data + model.bss + glue.data + glue.bss
+    harness_flash = harness_ram = None
+    if not target.is_host:
+        image = _sections(executable, target)
+        harness_flash = image.code + image.const + image.data - model.code - model.const \
+            - model.data
+        harness_ram = image.data + image.bss - model_ram
+    return _Memory(model.code, model.const + model.data, harness_flash, arena,
+                   model_ram - arena, harness_ram)
+
+
+# -- the benchmark ------------------------------------------------------------------------
+
+
+def _run(program: Program, executable: Path, target: Target, build_dir: Path,
+         timeout: float) -> tuple[Run, str]:
+    data = pack_samples(bench_input(program))
+    if target.is_host:
+        return run_harness(executable, target, data, timeout=timeout), METHOD_WALL_CLOCK
+    plugin = plugin_library(build_dir)
+    if plugin is not None:
+        arguments = (str(plugin), f"mark={mark_address(executable, target):#x}",
+                     f"out={MARKS_FILE}")
+        try:
+            run = run_harness(executable, target, data, timeout=timeout, icount=True,
+                              plugin=arguments, collect=(MARKS_FILE,))
+        except CodegenError as error:
+            if "plugin" not in str(error).lower():
+                raise
+        else:
+            if MARKS_FILE in run.files:
+                return run, METHOD_PLUGIN
+    return run_harness(executable, target, data, timeout=timeout, icount=True), METHOD_TIMER
+
+
+def _layer_costs(program: Program) -> list[LayerCost]:
+    return [LayerCost(layer.index, layer.opcode, layer.macs(),
+                      elided=layer.index in program.plan.elided) for layer in program.layers]
+
+
+def bench_program(program: Program, target_name: str, work_dir: Path, *,
+                  optimization: str = DEFAULT_OPTIMIZATION,
+                  timeout: float = DEFAULT_TIMEOUT) -> BenchResult:
+    """Build and run the benchmark harness for `program` in work_dir (src/ and build/; a
+    configured build/ is reused, so benchmarking model after model only recompiles)."""
+    if optimization not in OPTIMIZATIONS:
+        raise CodegenError(f"unknown optimization level {optimization!r}; "
+                           f"valid: {', '.join(OPTIMIZATIONS)}")
+    target = get_target(target_name)
+    check_toolchain(target)
+    source_dir, build_dir = work_dir / "src", work_dir / "build"
+    write_harness_sources(program, source_dir)
+    executable = build_firmware(source_dir, HARNESS_NAME, target, build_dir,
+                                optimization=optimization, harness="bench")
+    run, method = _run(program, executable, target, build_dir, timeout)
+    output_bytes = sum(program.graph.tensors[t].nbytes for t in program.graph.outputs)
+    report = _parse_report(run.output, output_bytes)
+    if not report.invokes:
+        raise CodegenError("the benchmark harness measured no invoke")
+    inputs = bench_input(program)
+    expected = b"".join(np.ascontiguousarray(a).tobytes()
+                        for a in run_reference(program, inputs))
+    memory = _measure_memory(program, executable, build_dir, target)
+    costs = _layer_costs(program)
+    running = [i for i, c in enumerate(costs) if not c.elided]
+    instructions = nanoseconds = resolution = timer_instructions = None
+    if target.is_host:
+        splits = [_regions([float(v) for v in r], len(running)) for r in report.invokes]
+        nanoseconds = statistics.median(s.total for s in splits)
+        for k, position in enumerate(running):
+            ns = statistics.median(s.layers[k] for s in splits)
+            costs[position] = dataclasses.replace(costs[position], nanoseconds=ns)
+    else:
+        ticks = _unwrap(report.invokes[-1], report.clock_bits)
+        rate = target.instructions_per_tick
+        timer_instructions = (ticks[-1] - ticks[_CALIBRATION_MARKS - 1]) * rate
+        if method == METHOD_PLUGIN:
+            counts = _plugin_marks(run.files[MARKS_FILE].decode(), len(ticks))
+            resolution = 0
+        else:
+            counts = [t * rate for t in ticks]
+            resolution = rate
+        split = _regions(counts, len(running))
+        instructions = max(int(split.total), 0)
+        for k, position in enumerate(running):
+            costs[position] = dataclasses.replace(costs[position],
+                                                  instructions=max(int(split.layers[k]), 0))
+        for position, cost in enumerate(costs):
+            if cost.elided:
+                costs[position] = dataclasses.replace(cost, instructions=0)
+    macs = program.macs
+    stack = report.stack
+    return BenchResult(
+        model=program.source,
+        target=target.name,
+        optimization=optimization,
+        io_in_arena=program.plan.io_in_arena,
+        method=method,
+        resolution=resolution,
+        instructions=instructions,
+        nanoseconds=nanoseconds,
+        invokes=len(report.invokes),
+        macs=macs,
+        instructions_per_mac=(instructions / macs if instructions is not None and macs
+                              else None),
+        flash_code_bytes=memory.code,
+        flash_const_bytes=memory.const,
+        flash_harness_bytes=memory.harness_flash,
+        arena_bytes=memory.arena,
+        static_bytes=memory.static,
+        stack_bytes=stack,
+        ram_bytes=memory.arena + memory.static + (stack or 0),
+        harness_ram_bytes=memory.harness_ram,
+        timer_instructions=timer_instructions,
+        output_matches_reference=report.outputs == expected,
+        layers=costs,
+    )
+
+
+def bench_model(model: Path, target_name: str, *, io_in_arena: bool = False,
+                optimization: str = DEFAULT_OPTIMIZATION, timeout: float = DEFAULT_TIMEOUT,
+                work_dir: Path | None = None) -> BenchResult:
+    program = load_program(model, io_in_arena=io_in_arena)
+    if work_dir is not None:
+        return bench_program(program, target_name, work_dir, optimization=optimization,
+                             timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="codegen-bench-") as tmp:
+        return bench_program(program, target_name, Path(tmp), optimization=optimization,
+                             timeout=timeout)
+
+
+# -- text report --------------------------------------------------------------------------
+
+
+def _duration(ns: float) -> str:
+    if ns >= 1e6:
+        return f"{ns / 1e6:.3f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} us"
+    return f"{ns:.0f} ns"
+
+
+def format_result(r: BenchResult) -> str:
+    how = {METHOD_PLUGIN: "counted exactly by a QEMU plugin",
+           METHOD_TIMER: f"SysTick, multiples of {r.resolution} instructions",
+           METHOD_WALL_CLOCK: f"wall clock, median of {r.invokes} invokes"}[r.method]
+    arena = "arena (with the inputs and outputs)" if r.io_in_arena else "arena"
+    lines = [f"{r.model} on {r.target}, -O{r.optimization} ({how})"]
+    if r.instructions is not None:
+        per_mac = f", {r.instructions_per_mac:.2f} instructions/MAC" if r.macs else ""
+        lines.append(f"  time   {r.instructions:,} instructions per invoke; "
+                     f"{r.macs:,} MACs{per_mac}")
+    elif r.nanoseconds is not None:
+        lines.append(f"  time   {_duration(r.nanoseconds)} per invoke; {r.macs:,} MACs")
+    flash = r.flash_code_bytes + r.flash_const_bytes + (r.flash_harness_bytes or 0)
+    harness = (f", harness {r.flash_harness_bytes:,}" if r.flash_harness_bytes is not None
+               else "")
+    lines.append(f"  flash  {flash:,} B: model code {r.flash_code_bytes:,} + constant data "
+                 f"{r.flash_const_bytes:,}{harness}")
+    stack = (f" + peak stack {r.stack_bytes:,}" if r.stack_bytes is not None
+             else " (stack not measured on this target)")
+    more = (f"; the benchmark harness uses {r.harness_ram_bytes:,} B more"
+            if r.harness_ram_bytes is not None else "")
+    lines.append(f"  RAM    {r.ram_bytes:,} B: {arena} {r.arena_bytes:,} + static "
+                 f"{r.static_bytes:,}{stack}{more}")
+    if not r.output_matches_reference:
+        lines.append("  WARNING: the benchmarked output differs from the numpy reference")
+    lines.append("")
+    if r.instructions is not None:
+        lines.append(f"  {'layer':>5}  {'op':<22} {'MACs':>12} {'instructions':>13} "
+                     f"{'instr/MAC':>9} {'share':>6}")
+        for c in r.layers:
+            per_mac = f"{c.instructions / c.macs:9.2f}" if c.macs and c.instructions else ""
+            share = 100 * (c.instructions or 0) / r.instructions if r.instructions else 0
+            op = c.op + (" (view)" if c.elided else "")
+            lines.append(f"  {c.index:>5}  {op:<22} {c.macs:>12,} {c.instructions or 0:>13,} "
+                         f"{per_mac:>9} {share:5.1f}%")
+    else:
+        lines.append(f"  {'layer':>5}  {'op':<22} {'MACs':>12} {'median':>12} {'share':>6}")
+        total = r.nanoseconds or 0
+        for c in r.layers:
+            ns = c.nanoseconds or 0.0
+            op = c.op + (" (view)" if c.elided else "")
+            share = 100 * ns / total if total else 0
+            lines.append(f"  {c.index:>5}  {op:<22} {c.macs:>12,} {_duration(ns):>12} "
+                         f"{share:5.1f}%")
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+COMMAND = "bench"
+HELP = ("measure one inference on a target: instructions (Cortex-M under QEMU) or wall "
+        "clock (host), per layer, flash and RAM")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from codegen.bench import DEFAULT_OPTIMIZATION, DEFAULT_TIMEOUT, OPTIMIZATIONS
+    from codegen.targets import TARGETS
+
+    parser.add_argument("model", help="int8-quantized .tflite file")
+    parser.add_argument("--target", required=True, choices=list(TARGETS))
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--io-in-arena", action="store_true",
+                        help="place the model's inputs and outputs in the arena")
+    parser.add_argument("-O", dest="optimization", choices=OPTIMIZATIONS,
+                        default=DEFAULT_OPTIMIZATION,
+                        help=f"compiler optimization level (default: {DEFAULT_OPTIMIZATION}, "
+                             "the level codegen build uses)")
+    parser.add_argument("--build-dir", help="keep the sources and the build here (a build "
+                                            "directory is reused by later runs)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help=f"seconds the run may take (default: {DEFAULT_TIMEOUT:g})")
+
+
+def run(args: argparse.Namespace) -> None:
+    from codegen.bench import bench_model, format_result
+
+    result = bench_model(Path(args.model), args.target, io_in_arena=args.io_in_arena,
+                         optimization=args.optimization, timeout=args.timeout,
+                         work_dir=Path(args.build_dir) if args.build_dir else None)
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        print(format_result(result))
