@@ -1,22 +1,23 @@
 """`codegen bench`: what one inference costs on a target, whole and layer by layer.
 
 The model is built with the release flags into the benchmark harness
-(firmware/harness/bench_main.c, the model compiled with -DCODEGEN_PROFILE so that it calls
-`codegen_profile_layer()` before each layer and after the last). The harness runs one
-seeded random sample: a warm-up invoke, then the measured invoke.
+(firmware/harness/bench_main.c), which runs one seeded random sample: a warm-up invoke,
+then the measured invoke. The build defines the generated code's CODEGEN_PROFILE_LAYER(k)
+hook, which marks the start of each layer and the end of the last (the profile_*.h
+headers in firmware/).
 
-Cortex-M targets run under QEMU with `-icount shift=0,align=off,sleep=off`. Instructions
-are counted exactly by a QEMU plugin (firmware/qemu/insn_marks.c, compiled with the host C
-compiler) that records the instruction count each time the guest enters
-`codegen_profile_layer`; the region between two calls is a layer. Three calls back to
-back before the invoke give the cost of one call, subtracted from every region. Without
-the plugin (a QEMU built without plugin support), the harness's SysTick readings are used:
-the QEMU boards tick once per `Target.instructions_per_tick` instructions, so every count
-is then a multiple of that, and `resolution` says so. The host reports wall-clock medians
-over many invokes instead of instructions.
+Cortex-M targets run under QEMU with `-icount shift=0,align=off,sleep=off`. There a mark
+is the single instruction `mov r11, r11`, and a QEMU plugin (firmware/qemu/insn_marks.c,
+compiled with the host C compiler) counts every instruction executed and records the
+count at each mark: exact counts for the whole invoke and for each layer, of code that is
+the normal build's plus one instruction per layer (not counted). The harness also reads
+the SysTick around the invoke: the QEMU boards tick once per
+`Target.instructions_per_tick` instructions, a cross-check, and the fallback (whole invoke
+only, to that resolution) when QEMU cannot load the plugin. The host reports wall-clock
+medians over many invokes instead, marks being calls that read the clock.
 
 Memory: flash from the object files' sections (`size -A`): the generated model's code and
-its constant data, the rest of the image is the harness. RAM: the arena (the size of the
+its constant data; the rest of the image is the harness. RAM: the arena (the size of the
 arena symbol in the image), the model's other static data (the input and output buffers
 the harness passes, any static data of NAME.c), and the peak stack of the measured invoke
 (the harness paints the stack before it and finds the high-water mark after it). The
@@ -53,8 +54,8 @@ DEFAULT_OPTIMIZATION = "2"
 DEFAULT_TIMEOUT = 600.0
 INPUT_SEED = 0
 MARKS_FILE = "marks.txt"
-MARK_FUNCTION = "codegen_profile_layer"
-_CALIBRATION_MARKS = 3  # calls back to back before the invoke; the last one opens it
+MARK_ENCODING = 0x46DB  # mov r11, r11: BENCH_MARK() of firmware/cortex-m/profile_cortex_m.h
+_CALIBRATION_MARKS = 3  # clock readings back to back before the invoke; the last opens it
 _PLUGIN_SOURCE = Path("firmware") / "qemu" / "insn_marks.c"
 
 METHOD_PLUGIN = "qemu-plugin"
@@ -138,16 +139,6 @@ def plugin_library(build_dir: Path) -> Path | None:
     return library
 
 
-def mark_address(executable: Path, target: Target) -> int:
-    nm = target.toolchain_prefix + "nm"
-    listing = _run_tool([nm, "--defined-only", str(executable)])
-    for line in listing.splitlines():
-        fields = line.split()
-        if len(fields) == 3 and fields[2] == MARK_FUNCTION:
-            return int(fields[0], 16) & ~1
-    raise CodegenError(f"{executable.name} has no {MARK_FUNCTION}; not a benchmark build")
-
-
 def _run_tool(command: list[str]) -> str:
     try:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -198,25 +189,31 @@ def _plugin_marks(text: str, count: int) -> list[int]:
     return counts[-count:]
 
 
-@dataclass(frozen=True)
-class _Regions:
-    total: int | float
-    layers: list[int | float]
+def _count_regions(counts: list[int], running: int) -> tuple[int, list[int]]:
+    """(whole invoke, each layer) from the plugin's counts at the marks of the measured
+    invoke: before it, at each of the running+1 layer boundaries, after it. Each region
+    starts with one mark instruction, which is not the model's."""
+    if len(counts) != running + 3:
+        raise CodegenError(f"the QEMU plugin recorded {len(counts)} marks in the invoke, "
+                           f"expected {running + 3} for {running} layers")
+    layers = [b - a - 1 for a, b in itertools.pairwise(counts[1:-1])]
+    return counts[-1] - counts[0] - (len(counts) - 1), layers
 
 
-def _regions(readings: list[int | float], running: int) -> _Regions:
-    """Split one invoke's mark readings into the whole invoke and its layers, less the cost
-    of a mark (the distance of the calibration marks)."""
-    expected = _CALIBRATION_MARKS + running + 2
+def _clock_regions(readings: list[float], running: int | None) -> tuple[float, list[float]]:
+    """(whole invoke, each layer) from the harness's clock readings of one invoke: three
+    back to back (the cost of a reading), before the invoke, at the layer boundaries when
+    the model calls the clock (`running` layers; None when it does not), after it."""
+    expected = _CALIBRATION_MARKS + 1 + (running + 1 if running is not None else 0)
     if len(readings) != expected:
-        raise CodegenError(f"the benchmark harness recorded {len(readings)} marks, expected "
-                           f"{expected} for {running} layers")
+        raise CodegenError(f"the benchmark harness recorded {len(readings)} clock readings, "
+                           f"expected {expected}")
     mark = min(readings[1] - readings[0], readings[2] - readings[1])
     opened = _CALIBRATION_MARKS - 1
-    model = readings[opened + 1:opened + 2 + running]
+    model = readings[opened + 1:-1]
     layers = [b - a - mark for a, b in itertools.pairwise(model)]
     regions = len(readings) - 1 - opened
-    return _Regions(readings[-1] - readings[opened] - regions * mark, layers)
+    return readings[-1] - readings[opened] - regions * mark, layers
 
 
 def _unwrap(readings: list[int], bits: int) -> list[int]:
@@ -315,8 +312,7 @@ def _run(program: Program, executable: Path, target: Target, build_dir: Path,
         return run_harness(executable, target, data, timeout=timeout), METHOD_WALL_CLOCK
     plugin = plugin_library(build_dir)
     if plugin is not None:
-        arguments = (str(plugin), f"mark={mark_address(executable, target):#x}",
-                     f"out={MARKS_FILE}")
+        arguments = (str(plugin), f"insn={MARK_ENCODING:#x}", f"out={MARKS_FILE}")
         try:
             run = run_harness(executable, target, data, timeout=timeout, icount=True,
                               plugin=arguments, collect=(MARKS_FILE,))
@@ -361,29 +357,28 @@ def bench_program(program: Program, target_name: str, work_dir: Path, *,
     running = [i for i, c in enumerate(costs) if not c.elided]
     instructions = nanoseconds = resolution = timer_instructions = None
     if target.is_host:
-        splits = [_regions([float(v) for v in r], len(running)) for r in report.invokes]
-        nanoseconds = statistics.median(s.total for s in splits)
+        splits = [_clock_regions([float(v) for v in r], len(running)) for r in report.invokes]
+        nanoseconds = statistics.median(total for total, _ in splits)
         for k, position in enumerate(running):
-            ns = statistics.median(s.layers[k] for s in splits)
+            ns = statistics.median(layers[k] for _, layers in splits)
             costs[position] = dataclasses.replace(costs[position], nanoseconds=ns)
     else:
         ticks = _unwrap(report.invokes[-1], report.clock_bits)
-        rate = target.instructions_per_tick
-        timer_instructions = (ticks[-1] - ticks[_CALIBRATION_MARKS - 1]) * rate
+        timer_total, _ = _clock_regions([float(t) for t in ticks], None)
+        timer_instructions = int(timer_total) * target.instructions_per_tick
         if method == METHOD_PLUGIN:
-            counts = _plugin_marks(run.files[MARKS_FILE].decode(), len(ticks))
+            counts = _plugin_marks(run.files[MARKS_FILE].decode(), len(running) + 3)
+            instructions, layer_counts = _count_regions(counts, len(running))
             resolution = 0
+            for k, position in enumerate(running):
+                costs[position] = dataclasses.replace(costs[position],
+                                                      instructions=layer_counts[k])
+            for position, cost in enumerate(costs):
+                if cost.elided:
+                    costs[position] = dataclasses.replace(cost, instructions=0)
         else:
-            counts = [t * rate for t in ticks]
-            resolution = rate
-        split = _regions(counts, len(running))
-        instructions = max(int(split.total), 0)
-        for k, position in enumerate(running):
-            costs[position] = dataclasses.replace(costs[position],
-                                                  instructions=max(int(split.layers[k]), 0))
-        for position, cost in enumerate(costs):
-            if cost.elided:
-                costs[position] = dataclasses.replace(cost, instructions=0)
+            instructions = timer_instructions
+            resolution = target.instructions_per_tick
     macs = program.macs
     stack = report.stack
     return BenchResult(

@@ -10,6 +10,9 @@
 extern const char bench_clock_unit[];
 extern const unsigned bench_clock_bits;
 
+/* Records the clock (bench_main.c); the host's profiled model calls it between layers. */
+void codegen_profile_layer(unsigned int index);
+
 /* Starts the clock; bench_clock() reads it. */
 void bench_clock_start(void);
 uint64_t bench_clock(void);

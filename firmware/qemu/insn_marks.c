@@ -2,13 +2,14 @@
  *
  * Counts every guest instruction executed (an inline add per instruction, so an
  * instruction is counted when it executes, whatever the translation block boundaries)
- * and, each time the guest executes the instruction at address `mark`, appends the count
- * so far to the file `out`:
+ * and, each time the guest executes a 16-bit instruction whose encoding is `insn` (the
+ * benchmark build's mark, see firmware/cortex-m/profile_cortex_m.h), appends the count so
+ * far to the file `out`:
  *
- *     qemu-system-arm ... -plugin insn_marks.so,mark=0x1234,out=marks.txt
+ *     qemu-system-arm ... -plugin insn_marks.so,insn=0x46db,out=marks.txt
  *
- * The file gets one line per mark, then "total N" at exit. Differences between lines
- * are the instructions executed between two marks, plus the fixed cost of one mark.
+ * The file gets one line per mark, then "total N" at exit. The difference between two
+ * lines is the instructions executed from one mark to the next, the first mark included.
  *
  * QEMU installs no header for its plugin API, so the few declarations used are written
  * here, as plugin API version 1 has them (checked with QEMU 7.2): the inline operation
@@ -35,7 +36,8 @@ extern void qemu_plugin_register_vcpu_tb_trans_cb(
 extern size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
 extern struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb,
                                                         size_t index);
-extern uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
+extern const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *insn);
+extern size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *insn);
 extern void qemu_plugin_register_vcpu_insn_exec_inline(struct qemu_plugin_insn *insn,
                                                        int operation, void *counter,
                                                        uint64_t amount);
@@ -48,8 +50,15 @@ extern void qemu_plugin_register_atexit_cb(plugin_id id,
 EXPORT int qemu_plugin_version = 1;
 
 static uint64_t executed;
-static uint64_t mark_address;
+static unsigned long mark_encoding;
 static FILE *out;
+
+static int is_mark(const struct qemu_plugin_insn *insn)
+{
+    const unsigned char *bytes = qemu_plugin_insn_data(insn);
+    return qemu_plugin_insn_size(insn) == 2 &&
+           (bytes[0] | (unsigned long)bytes[1] << 8) == mark_encoding; /* little-endian */
+}
 
 static void on_mark(unsigned int vcpu, void *data)
 {
@@ -66,7 +75,7 @@ static void on_translate(plugin_id id, struct qemu_plugin_tb *tb)
     for (i = 0; i < count; ++i) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         qemu_plugin_register_vcpu_insn_exec_inline(insn, INLINE_ADD_U64, &executed, 1);
-        if (qemu_plugin_insn_vaddr(insn) == mark_address) {
+        if (is_mark(insn)) {
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, CALLBACK_NO_REGISTERS,
                                                    NULL);
         }
@@ -87,8 +96,8 @@ EXPORT int qemu_plugin_install(plugin_id id, const void *info, int argc, char **
     int i;
     (void)info;
     for (i = 0; i < argc; ++i) {
-        if (strncmp(argv[i], "mark=", 5) == 0) {
-            mark_address = strtoull(argv[i] + 5, NULL, 0) & ~(uint64_t)1; /* Thumb bit */
+        if (strncmp(argv[i], "insn=", 5) == 0) {
+            mark_encoding = strtoul(argv[i] + 5, NULL, 0);
         } else if (strncmp(argv[i], "out=", 4) == 0) {
             path = argv[i] + 4;
         } else {
@@ -96,8 +105,8 @@ EXPORT int qemu_plugin_install(plugin_id id, const void *info, int argc, char **
             return -1;
         }
     }
-    if (path == NULL || mark_address == 0) {
-        fprintf(stderr, "insn_marks: needs mark=ADDRESS and out=FILE\n");
+    if (path == NULL || mark_encoding == 0 || mark_encoding > 0xffff) {
+        fprintf(stderr, "insn_marks: needs insn=ENCODING (16 bits) and out=FILE\n");
         return -1;
     }
     out = fopen(path, "w");
