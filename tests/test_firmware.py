@@ -30,6 +30,9 @@ from codegen.targets import TARGETS, Target, cross_file_text, get_target
 A_LEN, B_LEN, C_LEN = 37, 5, 3
 QEMU_TARGETS = [name for name, target in TARGETS.items() if not target.is_host]
 STACK_LIMIT_TARGETS = ["cortex-m33"]  # ARMv8-M mainline: startup sets MSPLIM
+# QEMU's Cortex-M3 (which also runs the Cortex-M0 build), M4 and M7 have an MPU: startup maps
+# code and RAM only, so the stack, at the bottom of RAM, faults when it runs below it.
+MPU_TARGETS = ["cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7"]
 
 Built = tuple[Path, Target]
 Builder = Callable[[str], Built]
@@ -301,6 +304,19 @@ def test_stack_overflow_faults(build_for: Builder, name: str) -> None:
     assert symbol_at(executable, int(found[1], 16)) == "big_frame"
     message = fault_message(executable, target, 4)
     assert re.fullmatch(rf"fault: HardFault \(exception 0x00000003\){overflow}", message), message
+
+
+@pytest.mark.parametrize("name", _qemu(*MPU_TARGETS))
+def test_stack_overflow_faults_through_the_mpu(build_for: Builder, name: str) -> None:
+    """Both an oversized frame and unbounded recursion fault at the first access below RAM;
+    the exception frame cannot be stacked there either, so there is no PC to report
+    (ARMv7-M's fault status shows the data access violation and the stacking error)."""
+    executable, target = build_for(name)
+    status = "" if name == "cortex-m0" else ", cfsr 0x00000092"
+    for how in (3, 4):
+        message = fault_message(executable, target, how)
+        assert message == ("fault: HardFault (exception 0x00000003): stack overflow "
+                           f"(SP below the stack){status}"), message
 
 
 def test_fpu_is_the_one_the_flags_name(built_qemu: Built) -> None:

@@ -1,9 +1,12 @@
 /* Startup for Cortex-M (ARMv6-M, ARMv7-M, ARMv8-M mainline) under QEMU's mps2 boards.
  *
- * Reset: on ARMv8-M mainline set the stack limit (MSPLIM) to the bottom of the stack, so
- * that an overflow faults instead of overwriting memory; enable the FPU if the code is
- * built for one; initialise .data and .bss, run main() and exit through semihosting with
- * its status. Every other exception reports its name, the faulting PC and (ARMv7-M and
+ * Reset: make a stack overflow fault instead of going unnoticed (the stack is at the bottom
+ * of RAM and QEMU ignores writes below it): on ARMv8-M mainline set the stack limit
+ * (MSPLIM) to the bottom of the stack; on ARMv6-M and ARMv7-M, when the core has an MPU
+ * (QEMU's Cortex-M3, M4 and M7 have one; it also runs the Cortex-M0 build), map only the
+ * code (read-only) and RAM (not executable) with no background map, so that any access
+ * below RAM faults. Then enable the FPU if the code is built for one; initialise .data and
+ * .bss, run main() and exit through semihosting with its status. Every other exception reports its name, the faulting PC and (ARMv7-M and
  * ARMv8-M) the fault status on the semihosting console and exits with status
  * FAULT_EXIT_STATUS. The symbols used here come from sections.ld.
  */
@@ -18,7 +21,19 @@
 #define CPACR_CP10_CP11_FULL_ACCESS (0xfu << 20)
 #define CFSR (*(volatile uint32_t *)0xe000ed28u)
 #define CFSR_STKOF (1u << 20) /* UsageFault: stack limit violation (ARMv8-M) */
+#define CFSR_STACKING ((1u << 4) | (1u << 12)) /* MemManage or BusFault on exception entry */
 #define FAULT_STACK_BYTES 512
+#define MPU_TYPE (*(volatile uint32_t *)0xe000ed90u)
+#define MPU_CTRL (*(volatile uint32_t *)0xe000ed94u)
+#define MPU_RNR (*(volatile uint32_t *)0xe000ed98u)
+#define MPU_RBAR (*(volatile uint32_t *)0xe000ed9cu)
+#define MPU_RASR (*(volatile uint32_t *)0xe000eda0u)
+#define MPU_CTRL_ENABLE 1u /* no PRIVDEFENA: what no region maps is inaccessible */
+#define MPU_RASR_XN (1u << 28)
+#define MPU_RASR_AP_FULL (3u << 24)
+#define MPU_RASR_AP_READ_ONLY (6u << 24)
+#define MPU_RASR_NORMAL_WRITE_BACK (3u << 16) /* TEX 0, C 1, B 1 */
+#define MPU_RASR_ENABLE 1u
 #define TEXT(x) #x
 #define NUMBER_TEXT(x) TEXT(x)
 
@@ -35,6 +50,10 @@ extern uint32_t __bss_start[];
 extern uint32_t __bss_end[];
 extern uint32_t __stack_start[];
 extern uint32_t __stack_end[];
+extern uint8_t __code_region_start[];
+extern uint8_t __code_region_size[];
+extern uint8_t __ram_region_start[];
+extern uint8_t __ram_region_size[];
 
 /* The fault handler runs on its own stack (in .bss, above the main stack), so it can
  * report a fault that left SP at or below the main stack's limit. */
@@ -60,9 +79,50 @@ static void set_stack_limit(void)
 #endif
 }
 
+#if defined(__ARM_ARCH_6M__) || defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__)
+/* RASR for a region of `size` bytes at `start`, or 0 when the MPU cannot map it (the size
+ * must be a power of two of at least 256 bytes, the start a multiple of it). */
+static uint32_t mpu_region(uintptr_t start, uintptr_t size, uint32_t attributes)
+{
+    uint32_t log2 = 8;
+    while (log2 < 32u && ((uintptr_t)1 << log2) < size) {
+        ++log2;
+    }
+    if (log2 >= 32u || ((uintptr_t)1 << log2) != size || start % size != 0u) {
+        return 0u;
+    }
+    return attributes | (log2 - 1u) << 1 | MPU_RASR_ENABLE;
+}
+#endif
+
+/* Maps code and RAM and nothing else (the System Control Space stays accessible): the
+ * stack, at the bottom of RAM, faults when it overflows. Cores without an MPU (the
+ * Cortex-M0) report no regions in MPU_TYPE and are left alone. */
+static void protect_memory(void)
+{
+#if defined(__ARM_ARCH_6M__) || defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__)
+    uint32_t code = mpu_region((uintptr_t)__code_region_start, (uintptr_t)__code_region_size,
+                               MPU_RASR_AP_READ_ONLY | MPU_RASR_NORMAL_WRITE_BACK);
+    uint32_t ram = mpu_region((uintptr_t)__ram_region_start, (uintptr_t)__ram_region_size,
+                              MPU_RASR_XN | MPU_RASR_AP_FULL | MPU_RASR_NORMAL_WRITE_BACK);
+    if (((MPU_TYPE >> 8) & 0xffu) < 2u || code == 0u || ram == 0u) {
+        return;
+    }
+    MPU_RNR = 0u;
+    MPU_RBAR = (uint32_t)(uintptr_t)__code_region_start;
+    MPU_RASR = code;
+    MPU_RNR = 1u;
+    MPU_RBAR = (uint32_t)(uintptr_t)__ram_region_start;
+    MPU_RASR = ram;
+    MPU_CTRL = MPU_CTRL_ENABLE;
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
+}
+
 void Reset_Handler(void)
 {
     set_stack_limit();
+    protect_memory();
     enable_fpu();
     memcpy(__data_start, __data_load_start,
            (size_t)((uintptr_t)__data_end - (uintptr_t)__data_start));
@@ -113,20 +173,26 @@ void fault_report(const uint32_t *frame)
     char *cursor = text;
     uint32_t ipsr;
     uint32_t cfsr = HAS_CFSR ? CFSR : 0u;
+    int below;
     __asm__ volatile("mrs %0, ipsr" : "=r"(ipsr));
     append(&cursor, "fault: ");
     append(&cursor, exception_name(ipsr & 0x1ffu));
     append(&cursor, " (exception ");
     append_hex(&cursor, ipsr & 0x1ffu);
     append(&cursor, ")");
-    /* When the stacking itself overflowed, SP was left at the limit and no frame (so no
-     * PC) was saved; an instruction that would have moved SP below it left SP alone. */
-    if ((cfsr & CFSR_STKOF) == 0u || (uintptr_t)frame > (uintptr_t)__stack_start) {
+    /* MSPLIM: when the stacking itself overflowed, SP was left at the limit and no frame
+     * (so no PC) was saved; an instruction that would have moved SP below it left SP
+     * alone. MPU: a frame below the stack, or one whose stacking faulted, is not
+     * readable (the fault that left SP there was an overflow). */
+    below = (uintptr_t)frame < (uintptr_t)__stack_start || (cfsr & CFSR_STACKING) != 0u;
+    if (!below && ((cfsr & CFSR_STKOF) == 0u || (uintptr_t)frame > (uintptr_t)__stack_start)) {
         append(&cursor, " at pc ");
         append_hex(&cursor, frame[6]);
     }
     if (cfsr & CFSR_STKOF) {
         append(&cursor, ": stack overflow (SP below MSPLIM)");
+    } else if (below) {
+        append(&cursor, ": stack overflow (SP below the stack)");
     }
     if (HAS_CFSR) {
         append(&cursor, ", cfsr ");
