@@ -305,12 +305,27 @@ def _measure_memory(program: Program, executable: Path, build_dir: Path,
 # -- the benchmark ------------------------------------------------------------------------
 
 
-def _run(program: Program, executable: Path, target: Target, build_dir: Path,
+@dataclass(frozen=True)
+class Measurement:
+    """What the benchmark harness measured for one sample."""
+
+    method: str  # METHOD_PLUGIN, METHOD_TIMER or METHOD_WALL_CLOCK
+    resolution: int | None  # instructions: counts are exact to +-resolution (Cortex-M)
+    outputs: bytes  # the model's outputs for the sample
+    invokes: int  # measured invokes
+    instructions: int | None = None  # the whole invoke (Cortex-M)
+    layer_instructions: list[int] | None = None  # per marked layer (exact counts only)
+    nanoseconds: float | None = None  # the whole invoke, median (host)
+    layer_nanoseconds: list[float] | None = None  # per marked layer, medians (host)
+    timer_instructions: int | None = None  # the whole invoke by the SysTick (Cortex-M)
+    stack_bytes: int | None = None  # peak stack of the last measured invoke (Cortex-M)
+
+
+def _run(executable: Path, target: Target, data: bytes, plugin_dir: Path,
          timeout: float) -> tuple[Run, str]:
-    data = pack_samples(bench_input(program))
     if target.is_host:
         return run_harness(executable, target, data, timeout=timeout), METHOD_WALL_CLOCK
-    plugin = plugin_library(build_dir)
+    plugin = plugin_library(plugin_dir)
     if plugin is not None:
         arguments = (str(plugin), f"insn={MARK_ENCODING:#x}", f"out={MARKS_FILE}")
         try:
@@ -325,9 +340,55 @@ def _run(program: Program, executable: Path, target: Target, build_dir: Path,
     return run_harness(executable, target, data, timeout=timeout, icount=True), METHOD_TIMER
 
 
-def _layer_costs(program: Program) -> list[LayerCost]:
-    return [LayerCost(layer.index, layer.opcode, layer.macs(),
-                      elided=layer.index in program.plan.elided) for layer in program.layers]
+def measure(executable: Path, target: Target, input_bytes: bytes, output_bytes: int,
+            layers: int, *, plugin_dir: Path, timeout: float = DEFAULT_TIMEOUT) -> Measurement:
+    """Run a benchmark harness (build_firmware(..., harness="bench")) on one sample.
+
+    `layers` is the number of layers the model marks with CODEGEN_PROFILE_LAYER (it marks
+    layers+1 boundaries); `output_bytes` the size of its outputs. The instruction-counting
+    plugin is compiled into `plugin_dir`."""
+    run, method = _run(executable, target, input_bytes, plugin_dir, timeout)
+    report = _parse_report(run.output, output_bytes)
+    if not report.invokes:
+        raise CodegenError("the benchmark harness measured no invoke")
+    if target.is_host:
+        splits = [_clock_regions([float(v) for v in r], layers) for r in report.invokes]
+        return Measurement(
+            method, None, report.outputs, len(report.invokes),
+            nanoseconds=statistics.median(total for total, _ in splits),
+            layer_nanoseconds=[statistics.median(parts[k] for _, parts in splits)
+                               for k in range(layers)],
+        )
+    ticks = _unwrap(report.invokes[-1], report.clock_bits)
+    timer_total, _ = _clock_regions([float(t) for t in ticks], None)
+    timer_instructions = int(timer_total) * target.instructions_per_tick
+    if method == METHOD_PLUGIN:
+        counts = _plugin_marks(run.files[MARKS_FILE].decode(), layers + 3)
+        total, parts = _count_regions(counts, layers)
+        return Measurement(method, 0, report.outputs, len(report.invokes), total, parts,
+                           timer_instructions=timer_instructions, stack_bytes=report.stack)
+    return Measurement(method, target.instructions_per_tick, report.outputs,
+                       len(report.invokes), timer_instructions,
+                       timer_instructions=timer_instructions, stack_bytes=report.stack)
+
+
+def _layer_costs(program: Program, m: Measurement) -> list[LayerCost]:
+    costs, k = [], 0
+    for layer in program.layers:
+        elided = layer.index in program.plan.elided
+        instructions = nanoseconds = None
+        if elided:
+            instructions = 0 if m.layer_instructions is not None else None
+            nanoseconds = 0.0 if m.layer_nanoseconds is not None else None
+        else:
+            if m.layer_instructions is not None:
+                instructions = m.layer_instructions[k]
+            if m.layer_nanoseconds is not None:
+                nanoseconds = m.layer_nanoseconds[k]
+            k += 1
+        costs.append(LayerCost(layer.index, layer.opcode, layer.macs(), instructions,
+                               nanoseconds, elided))
+    return costs
 
 
 def bench_program(program: Program, target_name: str, work_dir: Path, *,
@@ -344,67 +405,40 @@ def bench_program(program: Program, target_name: str, work_dir: Path, *,
     write_harness_sources(program, source_dir)
     executable = build_firmware(source_dir, HARNESS_NAME, target, build_dir,
                                 optimization=optimization, harness="bench")
-    run, method = _run(program, executable, target, build_dir, timeout)
-    output_bytes = sum(program.graph.tensors[t].nbytes for t in program.graph.outputs)
-    report = _parse_report(run.output, output_bytes)
-    if not report.invokes:
-        raise CodegenError("the benchmark harness measured no invoke")
     inputs = bench_input(program)
+    graph = program.graph
+    running = [layer for layer in program.layers if layer.index not in program.plan.elided]
+    m = measure(executable, target, pack_samples(inputs),
+                sum(graph.tensors[t].nbytes for t in graph.outputs), len(running),
+                plugin_dir=build_dir, timeout=timeout)
     expected = b"".join(np.ascontiguousarray(a).tobytes()
                         for a in run_reference(program, inputs))
     memory = _measure_memory(program, executable, build_dir, target)
-    costs = _layer_costs(program)
-    running = [i for i, c in enumerate(costs) if not c.elided]
-    instructions = nanoseconds = resolution = timer_instructions = None
-    if target.is_host:
-        splits = [_clock_regions([float(v) for v in r], len(running)) for r in report.invokes]
-        nanoseconds = statistics.median(total for total, _ in splits)
-        for k, position in enumerate(running):
-            ns = statistics.median(layers[k] for _, layers in splits)
-            costs[position] = dataclasses.replace(costs[position], nanoseconds=ns)
-    else:
-        ticks = _unwrap(report.invokes[-1], report.clock_bits)
-        timer_total, _ = _clock_regions([float(t) for t in ticks], None)
-        timer_instructions = int(timer_total) * target.instructions_per_tick
-        if method == METHOD_PLUGIN:
-            counts = _plugin_marks(run.files[MARKS_FILE].decode(), len(running) + 3)
-            instructions, layer_counts = _count_regions(counts, len(running))
-            resolution = 0
-            for k, position in enumerate(running):
-                costs[position] = dataclasses.replace(costs[position],
-                                                      instructions=layer_counts[k])
-            for position, cost in enumerate(costs):
-                if cost.elided:
-                    costs[position] = dataclasses.replace(cost, instructions=0)
-        else:
-            instructions = timer_instructions
-            resolution = target.instructions_per_tick
     macs = program.macs
-    stack = report.stack
     return BenchResult(
         model=program.source,
         target=target.name,
         optimization=optimization,
         io_in_arena=program.plan.io_in_arena,
-        method=method,
-        resolution=resolution,
-        instructions=instructions,
-        nanoseconds=nanoseconds,
-        invokes=len(report.invokes),
+        method=m.method,
+        resolution=m.resolution,
+        instructions=m.instructions,
+        nanoseconds=m.nanoseconds,
+        invokes=m.invokes,
         macs=macs,
-        instructions_per_mac=(instructions / macs if instructions is not None and macs
+        instructions_per_mac=(m.instructions / macs if m.instructions is not None and macs
                               else None),
         flash_code_bytes=memory.code,
         flash_const_bytes=memory.const,
         flash_harness_bytes=memory.harness_flash,
         arena_bytes=memory.arena,
         static_bytes=memory.static,
-        stack_bytes=stack,
-        ram_bytes=memory.arena + memory.static + (stack or 0),
+        stack_bytes=m.stack_bytes,
+        ram_bytes=memory.arena + memory.static + (m.stack_bytes or 0),
         harness_ram_bytes=memory.harness_ram,
-        timer_instructions=timer_instructions,
-        output_matches_reference=report.outputs == expected,
-        layers=costs,
+        timer_instructions=m.timer_instructions,
+        output_matches_reference=m.outputs == expected,
+        layers=_layer_costs(program, m),
     )
 
 
