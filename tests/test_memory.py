@@ -127,23 +127,33 @@ def test_io_in_arena_and_views_run_bit_exact(target: str, tmp_path: Path) -> Non
         assert_same(got, expected, f"{target} io_in_arena={io_in_arena}")
 
 
-def _arena_symbol_size(executable: Path, nm: str) -> int:
+def _arena_symbol_size(executable: Path, nm: str, symbol: str) -> int:
     listing = subprocess.run([nm, "-S", "--defined-only", str(executable)],
                              capture_output=True, text=True, check=True).stdout
     for line in listing.splitlines():
         parts = line.split()
-        if len(parts) == 4 and re.fullmatch(r"model_arena(\.\d+)?", parts[3]):
+        if len(parts) == 4 and re.fullmatch(rf"{symbol}(\.\d+)?", parts[3]):
             return int(parts[1], 16)
-    raise AssertionError("no model_arena symbol in the binary")
+    raise AssertionError(f"no {symbol} symbol in the binary")
 
 
+@pytest.mark.parametrize("io_in_arena", [False, True], ids=["io_outside", "io_in_arena"])
 @pytest.mark.parametrize("target", ["host", "cortex-m4"])
-def test_header_arena_size_is_what_the_build_reserves(target: str, shared_models: Path,
+def test_header_arena_size_is_what_the_build_reserves(target: str, io_in_arena: bool,
+                                                      shared_models: Path,
                                                       tmp_path: Path) -> None:
+    """The arena NAME.h states is the arena symbol's size in the linked binary: the model's
+    static arena, or with the inputs and outputs in the arena the harness glue's, which it
+    sizes from NAME_ARENA_SIZE. codegen bench reports the same symbol's size."""
     nm = require_tool("nm" if target == "host" else "arm-none-eabi-nm")
-    program = load_program(shared_models / "ad01_int8.tflite")
+    program = load_program(shared_models / "ad01_int8.tflite", io_in_arena=io_in_arena)
     exe = build_for_target(program, target, tmp_path)
     header = (tmp_path / "src" / "model.h").read_text()
     stated = int(re.search(r"#define MODEL_ARENA_SIZE (\d+)u", header).group(1))
     assert stated == program.plan.size
-    assert _arena_symbol_size(exe, nm) == stated
+    symbol = "glue_arena" if io_in_arena else "model_arena"
+    assert _arena_symbol_size(exe, nm, symbol) == stated
+    if target != "host":
+        from codegen.bench import bench_program
+
+        assert bench_program(program, target, tmp_path / "bench").arena_bytes == stated
