@@ -1,0 +1,425 @@
+#!/usr/bin/env python3
+"""Benchmark every shared model on every Cortex-M target; write BENCHMARKS.md and MEMORY.md.
+
+Runs `codegen bench` (codegen.bench.bench_model) for each model in ../shared/models on each
+Cortex-M target with the default flags, on cortex-m4 also with -O3 and -Os (which level is
+best) and with the inputs and outputs in the arena (issue 4's RAM table), then writes:
+
+  BENCHMARKS.md  instructions, instructions/MAC, flash and RAM per model and target; the
+                 MLPerf Tiny models on cortex-m4 against TFLM + CMSIS-NN (issue 5's table);
+                 where the instructions go by operator type; -O2 vs -O3 vs -Os
+  MEMORY.md      per model: the lower bound, our arena and total RAM of an invoke (arena +
+                 static data + peak stack, cortex-m4) with the I/O outside and inside the
+                 arena, against TFLM's planned activations and total arena (issue 4's table)
+
+    python scripts/benchmarks.py                       # everything (a few minutes)
+    python scripts/benchmarks.py -j 2                  # two benchmarks at a time
+    python scripts/benchmarks.py --models ad01_int8 --targets cortex-m4 --print
+                                                       # a subset, tables on stdout only
+
+The TFLM figures are the ones issues 5 and 4 state (TFLM built for Cortex-M4 with gcc 12
+-O2, measured under the same QEMU icount setup; the allocation report of the tflite-micro
+package), not measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from codegen.bench import DEFAULT_OPTIMIZATION, BenchResult, bench_model  # noqa: E402
+from codegen.errors import CodegenError  # noqa: E402
+from codegen.program import load_program  # noqa: E402
+from codegen.targets import TARGETS  # noqa: E402
+
+SHARED_MODELS = REPO.parent / "shared" / "models"
+CORTEX_M = [name for name, target in TARGETS.items() if not target.is_host]
+REFERENCE_TARGET = "cortex-m4"
+OTHER_OPTIMIZATIONS = ("3", "s")
+SPEED_GOAL = 0.6  # x TFLM + CMSIS-NN instructions (issue 5)
+CODE_GOAL = 16 * 1024  # bytes of generated model code (issue 5)
+RAM_MARGIN = 2048  # bytes over TFLM's planned activations (issue 4)
+RAM_GOAL = 0.75  # x TFLM's total arena, on the models of RAM_GOAL_MODELS (issue 4)
+RAM_GOAL_MODELS = ("kws_ref_model", "vww_96_int8", "ad01_int8")
+
+
+@dataclass(frozen=True)
+class Tflm:
+    """Issue 5's and issue 4's figures for TFLM on Cortex-M4."""
+
+    macs: int
+    reference: int  # instructions, TFLM reference kernels
+    cmsis_nn: int  # instructions, TFLM + CMSIS-NN
+    kernels_flash_kb: int  # runtime flash of TFLM + CMSIS-NN, int8 kernels only
+    lower_bound: int  # bytes: live activations, file order, no in-place
+    planned: int  # bytes: TFLM's planned activations
+    arena: int  # bytes: TFLM's total arena
+
+
+TFLM = {
+    "kws_ref_model": Tflm(2_656_768, 43_112_220, 7_696_372, 58, 16_000, 16_000, 24_272),
+    "vww_96_int8": Tflm(7_489_664, 100_483_262, 24_101_897, 58, 55_296, 73_728, 103_680),
+    "pretrainedResnet_quant": Tflm(12_501_632, 107_487_947, 29_865_631, 56, 49_152, 49_152,
+                                   55_984),
+    "ad01_int8": Tflm(264_192, 1_954_038, 582_963, 33, 768, 768, 3_984),
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str  # file stem
+    target: str
+    optimization: str = DEFAULT_OPTIMIZATION
+    io_in_arena: bool = False
+
+    @property
+    def group(self) -> str:
+        """Jobs of one group share a configured build directory and run one after another."""
+        return f"{self.target}-O{self.optimization}{'-io' if self.io_in_arena else ''}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    result: BenchResult | None
+    error: str | None = None
+
+
+def _run_group(jobs: list[Job], models_dir: Path, work_root: Path,
+               timeout: float) -> list[Outcome]:
+    outcomes = []
+    for job in jobs:
+        try:
+            result = bench_model(models_dir / f"{job.model}.tflite", job.target,
+                                 io_in_arena=job.io_in_arena, optimization=job.optimization,
+                                 timeout=timeout, work_dir=work_root / job.group)
+            outcomes.append(Outcome(job, result))
+        except CodegenError as error:
+            outcomes.append(Outcome(job, None, " ".join(str(error).split())))
+        print(f"  {job.model} on {job.target} -O{job.optimization}"
+              f"{' (I/O in arena)' if job.io_in_arena else ''}: "
+              f"{'done' if outcomes[-1].result else 'FAILED: ' + (outcomes[-1].error or '')}",
+              file=sys.stderr, flush=True)
+    return outcomes
+
+
+def run_jobs(jobs: list[Job], models_dir: Path, work_root: Path, parallel: int,
+             timeout: float) -> dict[Job, Outcome]:
+    groups: dict[str, list[Job]] = defaultdict(list)
+    for job in jobs:
+        groups[job.group].append(job)
+    outcomes: dict[Job, Outcome] = {}
+    if parallel <= 1:
+        for group in groups.values():
+            outcomes.update((o.job, o) for o in _run_group(group, models_dir, work_root,
+                                                           timeout))
+        return outcomes
+    with ProcessPoolExecutor(max_workers=parallel) as pool:
+        futures = [pool.submit(_run_group, group, models_dir, work_root, timeout)
+                   for group in groups.values()]
+        for future in futures:
+            outcomes.update((o.job, o) for o in future.result())
+    return outcomes
+
+
+# -- formatting ---------------------------------------------------------------------------
+
+
+def _n(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def _ratio(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _mark(ok: bool | None) -> str:
+    return "—" if ok is None else ("yes" if ok else "**no**")
+
+
+def _tool_version(command: list[str]) -> str:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, check=False).stdout
+    except FileNotFoundError:
+        return "not installed"
+    return out.splitlines()[0].strip() if out else "unknown"
+
+
+def _failed(outcome: Outcome | None) -> str | None:
+    if outcome is None:
+        return "not run"
+    if outcome.result is None:
+        return f"failed: {outcome.error}"
+    if not outcome.result.output_matches_reference:
+        return "output differs from the reference"
+    return None
+
+
+def _header(title: str, command: str) -> list[str]:
+    return [
+        f"# {title}",
+        "",
+        f"Generated by `{command}` (scripts/benchmarks.py); do not edit by hand.",
+        "",
+    ]
+
+
+def _method_lines() -> list[str]:
+    gcc = _tool_version(["arm-none-eabi-gcc", "--version"])
+    qemu = _tool_version(["qemu-system-arm", "--version"])
+    return [
+        "How: `codegen bench MODEL --target TARGET` builds the model into the benchmark "
+        f"harness with `-O{DEFAULT_OPTIMIZATION}` (the level `codegen build` uses) and the "
+        "target's machine flags, and runs one seeded random sample (a warm-up invoke, then "
+        "the measured one) under QEMU with `-icount shift=0,align=off,sleep=off`. A QEMU "
+        "plugin counts the instructions exactly, for the whole invoke and per layer; the "
+        "layer boundaries are one `mov r11, r11` each, not counted. MACs are codegen's count "
+        "(`Layer.macs()`). Flash: the model's code and constant data from its object file; "
+        "RAM: the arena, the other static data of the model (the input and output buffers "
+        "when they are outside the arena) and the peak stack of the invoke (stack painting). "
+        "The cortex-m0 build (ARMv6-M code) runs on QEMU's Cortex-M3.",
+        "",
+        f"Tools: {gcc}; {qemu}.",
+        "",
+    ]
+
+
+def _by_op(result: BenchResult) -> list[tuple[str, int, int, int]]:
+    ops: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for layer in result.layers:
+        if layer.elided:
+            continue
+        entry = ops[layer.op]
+        entry[0] += 1
+        entry[1] += layer.macs
+        entry[2] += layer.instructions or 0
+    return sorted(((op, n, macs, ins) for op, (n, macs, ins) in ops.items()),
+                  key=lambda row: -row[3])
+
+
+def benchmarks_md(models: list[str], targets: list[str], outcomes: dict[Job, Outcome],
+                  command: str) -> str:
+    lines = _header("Benchmarks", command) + _method_lines()
+    ref = REFERENCE_TARGET
+    lines += [
+        f"## {ref}: against TFLM + CMSIS-NN",
+        "",
+        f"Goal (issue 5): at most {SPEED_GOAL}x the TFLM + CMSIS-NN instructions, generated "
+        f"code under {CODE_GOAL // 1024} KB of flash. TFLM figures from issue 5 (gcc 12 "
+        "-O2, same QEMU setup).",
+        "",
+        "| model | MACs | instructions | instr/MAC | TFLM + CMSIS-NN | ratio | TFLM reference "
+        "kernels | ratio | generated code (B) | goal met |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for model in models:
+        outcome = outcomes.get(Job(model, ref))
+        tflm = TFLM.get(model)
+        problem = _failed(outcome)
+        if problem is not None:
+            lines.append(f"| {model} | {problem} |||||||||")
+            continue
+        r = outcome.result
+        speed = r.instructions / tflm.cmsis_nn if tflm else None
+        slow = r.instructions / tflm.reference if tflm else None
+        met = (speed is not None and speed <= SPEED_GOAL and r.flash_code_bytes < CODE_GOAL
+               if tflm else None)
+        lines.append(
+            f"| {model} | {_n(r.macs)} | {_n(r.instructions)} | "
+            f"{_ratio(r.instructions_per_mac)} | {_n(tflm.cmsis_nn if tflm else None)} | "
+            f"{_ratio(speed)} | {_n(tflm.reference if tflm else None)} | {_ratio(slow)} | "
+            f"{_n(r.flash_code_bytes)} | {_mark(met)} |")
+    lines += [
+        "",
+        "## Every Cortex-M target",
+        "",
+        "| model | target | instructions | instr/MAC | flash: code (B) | flash: constants (B) "
+        "| RAM: arena (B) | RAM: static (B) | RAM: stack (B) | RAM: total (B) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for model in models:
+        for target in targets:
+            outcome = outcomes.get(Job(model, target))
+            problem = _failed(outcome)
+            if problem is not None:
+                lines.append(f"| {model} | {target} | {problem} ||||||||")
+                continue
+            r = outcome.result
+            lines.append(
+                f"| {model} | {target} | {_n(r.instructions)} | "
+                f"{_ratio(r.instructions_per_mac)} | {_n(r.flash_code_bytes)} | "
+                f"{_n(r.flash_const_bytes)} | {_n(r.arena_bytes)} | {_n(r.static_bytes)} | "
+                f"{_n(r.stack_bytes)} | {_n(r.ram_bytes)} |")
+    harness = [o.result for o in outcomes.values()
+               if o.result is not None and o.result.flash_harness_bytes is not None]
+    flash = max((r.flash_harness_bytes or 0 for r in harness), default=0)
+    ram = max((r.harness_ram_bytes or 0 for r in harness), default=0)
+    lines += [
+        "",
+        "Static RAM is the model's input and output buffers (outside the arena here). The "
+        f"benchmark harness itself (startup, semihosting I/O, its tables, the fault handler's "
+        f"stack) adds up to {flash:,} B of flash and {ram:,} B of RAM, not counted above.",
+        "",
+        f"## {ref}: instructions by operator type",
+        "",
+        "| model | operator | layers | MACs | instructions | share | instr/MAC |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for model in models:
+        outcome = outcomes.get(Job(model, ref))
+        if _failed(outcome) is not None:
+            continue
+        r = outcome.result
+        for op, count, macs, instructions in _by_op(r):
+            share = 100 * instructions / r.instructions if r.instructions else 0
+            per_mac = _ratio(instructions / macs) if macs else "—"
+            lines.append(f"| {model} | {op} | {count} | {_n(macs)} | {_n(instructions)} | "
+                         f"{share:.1f}% | {per_mac} |")
+    levels = (DEFAULT_OPTIMIZATION, *OTHER_OPTIMIZATIONS)
+    lines += [
+        "",
+        f"## {ref}: optimization level",
+        "",
+        "Instructions and generated code bytes of each model at each level.",
+        "",
+        "| model | " + " | ".join(f"-O{o} instructions" for o in levels) + " | "
+        + " | ".join(f"-O{o} code (B)" for o in levels) + " |",
+        "|---|" + "---:|" * (2 * len(levels)),
+    ]
+    wins: dict[str, int] = defaultdict(int)
+    for model in models:
+        results = [outcomes.get(Job(model, ref, o)) for o in levels]
+        if any(_failed(o) is not None for o in results):
+            lines.append(f"| {model} |" + " — |" * (2 * len(levels)))
+            continue
+        counts = [o.result.instructions for o in results]
+        wins[levels[counts.index(min(counts))]] += 1
+        lines.append(f"| {model} | " + " | ".join(_n(c) for c in counts) + " | "
+                     + " | ".join(_n(o.result.flash_code_bytes) for o in results) + " |")
+    if wins:
+        ranking = ", ".join(f"-O{o} on {n}" for o, n in sorted(wins.items(),
+                                                                key=lambda w: -w[1]))
+        lines += ["", f"Fewest instructions: {ranking} of {sum(wins.values())} models."]
+    return "\n".join(lines) + "\n"
+
+
+def memory_md(models: list[str], outcomes: dict[Job, Outcome], models_dir: Path,
+              command: str) -> str:
+    ref = REFERENCE_TARGET
+    lines = [
+        *_header("Memory", command),
+        "RAM of one invoke on cortex-m4 under QEMU: the arena (its symbol's size in the "
+        "binary, what `NAME_ARENA_SIZE` states), the model's other static data (its input "
+        "and output buffers when they are outside the arena) and the peak stack of the "
+        "invoke (the benchmark harness paints the stack before it and finds the high-water "
+        "mark after it). \"I/O in arena\" is `codegen generate --io-in-arena` (`codegen bench "
+        "--io-in-arena`). Lower bound: the largest sum of activation tensors alive at once "
+        "in file order without in-place operators (inputs and outputs included). TFLM "
+        "figures from issue 4 (the tflite-micro package's allocation report).",
+        "",
+        f"Goals (issue 4): arena at most the lower bound; total RAM at most TFLM's planned "
+        f"activations + {RAM_MARGIN // 1024} KB on every model, and at most {RAM_GOAL}x TFLM's "
+        f"total arena on {', '.join(RAM_GOAL_MODELS)}.",
+        "",
+        "| model | lower bound | TFLM planned activations | TFLM total arena | arena, I/O in "
+        "arena | total RAM, I/O in arena | arena, I/O outside | total RAM, I/O outside | "
+        "arena ≤ lower bound | RAM ≤ planned + 2 KB | RAM ≤ 0.75x TFLM arena |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for model in models:
+        lower = load_program(models_dir / f"{model}.tflite").plan.lower_bound
+        tflm = TFLM.get(model)
+        inside = outcomes.get(Job(model, ref, io_in_arena=True))
+        outside = outcomes.get(Job(model, ref))
+        cells = []
+        for outcome in (inside, outside):
+            problem = _failed(outcome)
+            if problem is not None:
+                cells += [problem, "—"]
+            else:
+                r = outcome.result
+                cells += [f"{_n(r.arena_bytes)}",
+                          f"{_n(r.ram_bytes)} = {_n(r.arena_bytes)} + {_n(r.static_bytes)} + "
+                          f"{_n(r.stack_bytes)}"]
+        rams = [o.result.ram_bytes for o in (inside, outside) if _failed(o) is None]
+        best = min(rams) if rams else None
+        arena_ok = (inside.result.arena_bytes <= lower if _failed(inside) is None else None)
+        planned_ok = (best <= tflm.planned + RAM_MARGIN if tflm and best is not None
+                      else None)
+        arena_goal = (best <= RAM_GOAL * tflm.arena
+                      if tflm and best is not None and model in RAM_GOAL_MODELS else None)
+        lines.append(
+            f"| {model} | {_n(lower)} | {_n(tflm.planned if tflm else None)} | "
+            f"{_n(tflm.arena if tflm else None)} | " + " | ".join(cells) + " | "
+            f"{_mark(arena_ok)} | {_mark(planned_ok)} | {_mark(arena_goal)} |")
+    lines += [
+        "",
+        "Total RAM is written arena + static + stack. The RAM goals are judged on the smaller "
+        "of the two totals.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models-dir", type=Path, default=SHARED_MODELS)
+    parser.add_argument("--models", help="comma-separated file stems (default: every .tflite)")
+    parser.add_argument("--targets", help=f"comma-separated (default: {','.join(CORTEX_M)})")
+    parser.add_argument("--out-dir", type=Path, default=REPO,
+                        help="where BENCHMARKS.md and MEMORY.md go (default: the repository)")
+    parser.add_argument("--print", action="store_true",
+                        help="print the tables instead of writing the files")
+    parser.add_argument("--json", type=Path, help="also save every result as JSON here")
+    parser.add_argument("-j", "--jobs", type=int, default=1,
+                        help="benchmarks run at a time (default 1)")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds one benchmark may run (default 900)")
+    parser.add_argument("--work-dir", type=Path,
+                        help="keep the build directories here (default: a temporary one)")
+    args = parser.parse_args(argv)
+    models = (args.models.split(",") if args.models else
+              sorted(p.stem for p in args.models_dir.glob("*.tflite")))
+    targets = args.targets.split(",") if args.targets else CORTEX_M
+    unknown = [t for t in targets if t not in CORTEX_M]
+    if unknown:
+        parser.error(f"not Cortex-M targets: {', '.join(unknown)}")
+    jobs = [Job(m, t) for t in targets for m in models]
+    if REFERENCE_TARGET in targets:
+        jobs += [Job(m, REFERENCE_TARGET, o) for o in OTHER_OPTIMIZATIONS for m in models]
+        jobs += [Job(m, REFERENCE_TARGET, io_in_arena=True) for m in models]
+    command = "python scripts/benchmarks.py" + (" " + " ".join(argv if argv is not None
+                                                               else sys.argv[1:])).rstrip()
+    command = re.sub(r"\s+(-j|--jobs|--work-dir|--json|--timeout)[ =]\S+", "", command)
+    print(f"{len(jobs)} benchmarks", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="codegen-benchmarks-") as tmp:
+        work_root = args.work_dir or Path(tmp)
+        outcomes = run_jobs(jobs, args.models_dir, work_root, args.jobs, args.timeout)
+    if args.json:
+        args.json.write_text(json.dumps(
+            [{"job": vars(o.job), "result": o.result.as_json() if o.result else None,
+              "error": o.error} for o in outcomes.values()], indent=1))
+    texts = {"BENCHMARKS.md": benchmarks_md(models, targets, outcomes, command)}
+    if REFERENCE_TARGET in targets:
+        texts["MEMORY.md"] = memory_md(models, outcomes, args.models_dir, command)
+    for name, text in texts.items():
+        if args.print:
+            print(text)
+        else:
+            (args.out_dir / name).write_text(text)
+            print(f"wrote {args.out_dir / name}", file=sys.stderr)
+    return 1 if any(o.result is None for o in outcomes.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
