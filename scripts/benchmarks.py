@@ -433,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                else sys.argv[1:])).rstrip()
     command = re.sub(r"\s+(-j|--jobs|--work-dir|--json|--timeout|--commit|--out-dir)[ =]\S+",
                      "", command)
+    if args.models_dir.resolve().parts[-2:] == ("shared", "models"):
+        command = re.sub(r"\s+--models-dir[ =]\S+", "", command)  # the usual models
     state = source_state(args.commit)
     print(f"{len(jobs)} benchmarks", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="codegen-benchmarks-") as tmp:
