@@ -37,6 +37,7 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["c_float"] = c_float
+    env.filters["c_comment"] = c_comment
     return env
 
 
@@ -48,6 +49,18 @@ def c_float(value: float) -> str:
     """A float32 as the shortest C literal that reads back as the same float."""
     text = np.format_float_scientific(np.float32(value), unique=True, trim="0")
     return f"{text}f"
+
+
+_COMMENT_UNSAFE = re.compile(r"[^A-Za-z0-9 _.,:;+=()\[\]<>#@!%&^~|'/-]")
+_COMMENT_MAX = 120
+
+
+def c_comment(text: object) -> str:
+    """Text from the model file (tensor names, the file name) made safe inside a C block
+    comment: printable ASCII without '*', '\\' or '?' (no end of comment, no line splice,
+    no trigraph), anything else as '_', cut to a readable length."""
+    safe = _COMMENT_UNSAFE.sub("_", str(text))
+    return safe if len(safe) <= _COMMENT_MAX else safe[:_COMMENT_MAX - 3] + "..."
 
 
 def _snippet_requirements(name: str) -> list[str]:
@@ -212,7 +225,7 @@ def emit_model(program: Program, name: str,
     context = {
         "name": name,
         "NAME": name.upper(),
-        "source": program.source,
+        "source": c_comment(program.source),
         "inputs": inputs,
         "outputs": outputs,
         "layers": [_layer_context(program, layer, name, options.debug_buffers)
