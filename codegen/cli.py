@@ -10,6 +10,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 from codegen import commands
@@ -30,20 +31,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(text: str) -> str:
+    """Whitespace runs as one space, other control characters (terminal escapes from a
+    hostile file's names) as '?'."""
+    return "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    debug = bool(os.environ.get("CODEGEN_DEBUG"))
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            if not debug:  # e.g. numpy overflow warnings: the error says what went wrong
+                warnings.simplefilter("ignore")
+            args.func(args)
     except CodegenError as exc:
-        print(f"codegen: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"codegen: error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("codegen: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: still one line, unless debugging
-        if os.environ.get("CODEGEN_DEBUG"):
+        if debug:
             raise
-        detail = " ".join(str(exc).split())
+        detail = _one_line(str(exc))
         print(f"codegen: internal error: {type(exc).__name__}: {detail} "
               "(set CODEGEN_DEBUG=1 for a traceback, and please report it)", file=sys.stderr)
         return 2

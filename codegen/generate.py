@@ -9,6 +9,7 @@ import re
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,8 +186,13 @@ def _replace_in_directory(files: dict[str, str], target: Path) -> None:
 
 
 def generate(model: Path, out_dir: Path, name: str | None = None,
-             options: EmitOptions | None = None, *, io_in_arena: bool = False) -> Generated:
+             options: EmitOptions | None = None, *, io_in_arena: bool = False,
+             extra_files: Callable[[Program, str], dict[str, str]] | None = None) -> Generated:
+    """NAME.c and NAME.h (plus `extra_files(program, name)`, e.g. a meson.build) written
+    to out_dir together, all or none."""
     name = check_name(name or default_name(model))
     program = load_program(model, io_in_arena=io_in_arena)
     files = emit_model(program, name, options)
+    if extra_files is not None:
+        files.update(extra_files(program, name))
     return Generated(program, name, write_files_atomically(files, out_dir))

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 COMMAND = "generate"
@@ -30,16 +29,16 @@ def run(args: argparse.Namespace) -> None:
 
     options = EmitOptions(static_arena=not args.no_static_arena,
                           arena_section=args.arena_section)
-    result = generate(Path(args.model), Path(args.output), args.name, options,
-                      io_in_arena=args.io_in_arena)
-    program = result.program
-    if args.meson:
-        from codegen.generate import write_files_atomically
+    extra = None
+    if args.meson:  # written together with NAME.c and NAME.h: all or none
         from codegen.library import meson_build_text
 
-        meson = {"meson.build": meson_build_text(result.name, program.source)}
-        result = replace(result, files=result.files + write_files_atomically(meson,
-                                                                             Path(args.output)))
+        def extra(program, name):
+            return {"meson.build": meson_build_text(name, program.source)}
+
+    result = generate(Path(args.model), Path(args.output), args.name, options,
+                      io_in_arena=args.io_in_arena, extra_files=extra)
+    program = result.program
     counts: dict[str, int] = {}
     for layer in program.layers:
         counts[layer.opcode] = counts.get(layer.opcode, 0) + 1
