@@ -80,7 +80,8 @@ class BenchResult:
     optimization: str  # the -O level
     io_in_arena: bool
     method: str  # METHOD_PLUGIN, METHOD_TIMER or METHOD_WALL_CLOCK
-    resolution: int | None  # instructions: every count is exact to +-resolution
+    resolution: int | None  # instruction counts are multiples of it: 1 exact, else the
+                            # SysTick's instructions per tick (Cortex-M)
     instructions: int | None  # one invoke (Cortex-M)
     nanoseconds: float | None  # one invoke, median (host)
     invokes: int  # measured invokes (1 under QEMU; the medians' sample count on the host)
@@ -310,7 +311,7 @@ class Measurement:
     """What the benchmark harness measured for one sample."""
 
     method: str  # METHOD_PLUGIN, METHOD_TIMER or METHOD_WALL_CLOCK
-    resolution: int | None  # instructions: counts are exact to +-resolution (Cortex-M)
+    resolution: int | None  # see BenchResult.resolution
     outputs: bytes  # the model's outputs for the sample
     invokes: int  # measured invokes
     instructions: int | None = None  # the whole invoke (Cortex-M)
@@ -365,7 +366,7 @@ def measure(executable: Path, target: Target, input_bytes: bytes, output_bytes: 
     if method == METHOD_PLUGIN:
         counts = _plugin_marks(run.files[MARKS_FILE].decode(), layers + 3)
         total, parts = _count_regions(counts, layers)
-        return Measurement(method, 0, report.outputs, len(report.invokes), total, parts,
+        return Measurement(method, 1, report.outputs, len(report.invokes), total, parts,
                            timer_instructions=timer_instructions, stack_bytes=report.stack)
     return Measurement(method, target.instructions_per_tick, report.outputs,
                        len(report.invokes), timer_instructions,

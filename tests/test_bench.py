@@ -104,7 +104,7 @@ def _measure_fake(fake_dir: Path, name: str, tmp_path: Path) -> Measurement:
 def test_counts_are_exact_and_the_stack_is_seen(fake_dir: Path, name: str,
                                                 tmp_path: Path) -> None:
     result = _measure_fake(fake_dir, name, tmp_path)
-    assert result.method == bench.METHOD_PLUGIN and result.resolution == 0
+    assert result.method == bench.METHOD_PLUGIN and result.resolution == 1
     assert result.layer_instructions is not None
     assert result.layer_instructions[0] == NOPS
     filling = result.layer_instructions[1]

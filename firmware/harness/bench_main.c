@@ -213,7 +213,7 @@ static int run(void)
             return 1;
         }
         if (mark_count > BENCH_MAX_MARKS) {
-            io_message("bench: too many layers for BENCH_MAX_MARKS");
+            io_message("bench: more clock readings than BENCH_MAX_MARKS");
             return 1;
         }
         if (write_marks() != 0) {
