@@ -170,7 +170,7 @@ def test_model_bench_is_consistent_and_deterministic(shared_models: Path,
     assert r.output_matches_reference
     assert r.method == bench.METHOD_PLUGIN
     assert r.macs == load_program(model).macs > 0
-    assert 1.0 <= r.instructions_per_mac <= 50.0, r.instructions_per_mac
+    assert 0.25 <= r.instructions_per_mac <= 50.0, r.instructions_per_mac  # SMLAD: 2 MACs
     assert all(c.instructions is not None and c.instructions > 0 for c in r.layers)
     layers = sum(c.instructions for c in r.layers)
     assert 0 <= r.instructions - layers <= 100 + 10 * len(r.layers)
