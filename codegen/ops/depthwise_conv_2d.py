@@ -19,9 +19,14 @@ import numpy as np
 from codegen.model.ir import Graph, Operator
 from codegen.ops import _conv
 from codegen.ops._window import require_nhwc, window
-from codegen.ops.base import only_output, operand, unsupported
+from codegen.ops.base import CArray, only_output, operand, unsupported
 
 OPCODES = ("DEPTHWISE_CONV_2D",)
+
+# The 3x3 fast path (templates/runtime/depthwise3x3.c.j2) gives its line buffer at most this
+# share of the input image, and never less than one pass of 4 channels.
+_LINE_BUFFER_SHARE = 4
+_INT31 = 1 << 31
 
 
 @dataclass
@@ -48,6 +53,113 @@ class DepthwiseConv2D(_conv.ConvLayer):
         rows = super().describe()
         rows.insert(1, ("depth multiplier", str(self.params["depth_multiplier"])))
         return rows
+
+
+@dataclass
+class DepthwiseConv2D3x3(DepthwiseConv2D):
+    """3x3, depth multiplier 1, strides 1 or 2: the shared line-buffer kernel."""
+
+    template: ClassVar[str] = "kernels/depthwise_conv_2d_3x3.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (f"depthwise3x3_{self.params['variant']}",)
+
+    def constants(self) -> list[CArray]:
+        return [CArray("constants", np.asarray(self.params["constants"], np.int32).ravel())]
+
+    def scratch_bytes(self) -> int:
+        return int(self.params["scratch"])
+
+    def inplace_inputs(self) -> tuple[int, ...]:
+        # Output line i is written once input lines up to i + 1 are in the line buffer, and
+        # only over input line i: with stride 1 and the same shape, the input may be overwritten.
+        p = self.params
+        same = self.in_tensor().shape == self.out_tensor().shape
+        return (0,) if same and p["stride_a"] == 1 and p["stride_b"] == 1 else ()
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        rows = super().describe()
+        rows.append(("kernel", f"3x3 line buffer along {'columns' if p['transposed'] else 'rows'}"
+                               f", {p['group']} channels per pass, {p['scratch']} B scratch"))
+        return rows
+
+
+def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
+              mult: int) -> dict[str, object] | None:
+    """Parameters of the 3x3 line-buffer kernel, or None when the layer does not fit it.
+
+    Weights and bias are scaled by 2^(left shift + 1), which the requantization needs (see
+    templates/runtime/requantize_fast.c.j2); this is exact while every accumulator, so
+    scaled, fits in int32, which the bound below guarantees (|x - zero point| <= 255)."""
+    r, c = win.rows, win.cols
+    if (r.taps, c.taps, r.dilation, c.dilation, mult) != (3, 3, 1, 1, 1):
+        return None
+    if r.stride not in (1, 2) or c.stride not in (1, 2):
+        return None
+    shifts = np.asarray(params["shifts"], dtype=np.int64)
+    left = np.maximum(shifts, 0)
+    right = np.maximum(-shifts, 0)
+    if np.any(left > 6):  # 128 * 2^(left + 1) must fit in int16
+        return None
+    scale = np.int64(2) ** (left + 1)
+    w = weights.astype(np.int64)[0]  # [3, 3, C]
+    channels = w.shape[2]
+    bias = params["bias_data"]
+    bias = np.zeros(channels, np.int64) if bias is None else np.asarray(bias, np.int64)
+    bound = np.abs(bias) + 255 * np.abs(w).sum(axis=(0, 1))
+    zp = int(params["output_zero_point"])
+    rounding = np.where(right > 0, np.int64(2) ** np.maximum(right - 1, 0), 0)
+    add = rounding + zp * np.int64(2) ** right
+    if np.any(bound * scale >= _INT31) or np.any(bound * 2 ** left + 2 + np.abs(add) >= _INT31):
+        return None
+    _, h, wd, ch = x.shape
+    oh, ow = r.out, c.out
+    # Axis B, inside a line, is the longer one: more outputs in groups of 4.
+    transposed = oh > ow
+    if transposed:
+        a_axis, b_axis = c, r
+        taps = np.transpose(w, (1, 0, 2))
+        in_steps, out_steps = (ch, wd * ch), (ch, ow * ch)
+    else:
+        a_axis, b_axis = r, c
+        taps = w
+        in_steps, out_steps = (wd * ch, ch), (ow * ch, ch)
+    # The last output reads up to 4 values from its window start (a pair past the third tap).
+    reach = (b_axis.out - 1) * b_axis.stride + 4
+    line = max(reach, b_axis.pad + b_axis.size)
+    line += line % 2
+    per_channel_bytes = 3 * line * 2
+    budget = h * wd * ch // _LINE_BUFFER_SHARE
+    group = min(ch, max(4, budget // per_channel_bytes // 4 * 4))
+    scaled = taps * scale  # [3, 3, C]
+    pairs = [_pack(scaled[row, lo], scaled[row, lo + 1]) for row in range(3) for lo in (0, 1)]
+    constants = np.stack([*pairs, bias * scale, np.asarray(params["multipliers"], np.int64),
+                          add, right], axis=1)
+    general = bool(np.any(right == 0) or params["act_min"] != -128 or params["act_max"] != 127)
+    variant = f"s{b_axis.stride}{'_general' if general else ''}"
+    offset = int(params["input_offset"]) & 0xFFFF
+    pair = offset | (offset << 16)
+    return {
+        "transposed": bool(transposed),
+        "in_a": a_axis.size, "in_b": b_axis.size, "out_a": a_axis.out, "out_b": b_axis.out,
+        "stride_a": a_axis.stride, "stride_b": b_axis.stride,
+        "pad_a": a_axis.pad, "pad_b": b_axis.pad,
+        "in_step_a": in_steps[0], "in_step_b": in_steps[1],
+        "out_step_a": out_steps[0], "out_step_b": out_steps[1],
+        "channels": ch, "group": group, "line": line,
+        "scratch": 3 * group * line * 2,
+        "offset_pair": pair - (1 << 32) if pair >= _INT31 else pair,
+        "constants": constants.astype(np.int32),
+        "variant": variant,
+    }
+
+
+def _pack(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """int16 pairs as int32 words, `low` in the low half (the first in memory)."""
+    word = (low.astype(np.int64) & 0xFFFF) | ((high.astype(np.int64) & 0xFFFF) << 16)
+    return np.where(word >= _INT31, word - (1 << 32), word)
 
 
 def prepare(op: Operator, graph: Graph) -> DepthwiseConv2D:
@@ -79,4 +191,9 @@ def prepare(op: Operator, graph: Graph) -> DepthwiseConv2D:
         depth_multiplier=mult,
         filter_row=kw * out_c,
     )
+    fast = _fast_3x3(x, y, win, w.data, params, mult)
+    if fast is not None:
+        params.update(fast)
+        return DepthwiseConv2D3x3(op, graph, inputs=(x.index,), outputs=(y.index,),
+                                  params=params)
     return DepthwiseConv2D(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)

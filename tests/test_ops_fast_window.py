@@ -1,0 +1,194 @@
+"""The speed paths of DEPTHWISE_CONV_2D (3x3 line buffer, in place) against TFLM.
+
+The 3x3 depthwise kernel (templates/runtime/depthwise3x3.c.j2) has its own code paths that
+the general window tests reach only partly: groups of 4, 2 and 1 outputs along a line,
+lines along rows or along columns, channel counts that are and are not multiples of 4,
+channel groups smaller than the layer (a line buffer bounded by the input size), the
+saturating and the general (clamp, left shifts) variants, strides 1 and 2 on either axis,
+batches of images, and running in place over its input. Each model is checked as usual:
+the reference against TFLM, the generated C against the reference on every target (the DSP
+path runs on cortex-m4/m7/m33, plain C elsewhere) and under the sanitizers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.builder import ModelBuilder, Q, bias_scales
+from support.conv_models import Branch, branch_model, depthwise_options, out_size
+from support.verify import (
+    C_TARGETS,
+    c_matches_reference,
+    edge_inputs,
+    random_inputs,
+    reference_matches_tflm,
+)
+
+from codegen.ops.depthwise_conv_2d import DepthwiseConv2D3x3
+from codegen.program import load_program
+
+TFLM_SAMPLES = 500
+
+
+def _dw(stride=(1, 1), padding="SAME", activation="NONE", output=(0.1, 0), **extra) -> Branch:
+    return Branch("depthwise", (3, 3), padding=padding, stride=stride, activation=activation,
+                  output=output, **extra)
+
+
+# Branch models: every branch reads the model input.
+BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
+    # 17 channels (4 groups of 4 and one left over), lines of 11 (two groups of 4, a pair and
+    # one), every activation, strides on either axis, SAME and VALID, per-tensor weights, no
+    # bias, multipliers above 1 (left shifts: the general variant).
+    "rows": ((1, 9, 11, 17), (0.05, -7), [
+        _dw(activation="RELU", output=(0.1, -128)),
+        _dw(stride=(2, 2), activation="RELU6", output=(0.05, -20)),
+        _dw(padding="VALID", output=(0.2, 5)),
+        _dw(padding="VALID", stride=(2, 2), activation="RELU_N1_TO_1", output=(0.01, 3)),
+        _dw(stride=(1, 2), output=(0.3, -1)),
+        _dw(stride=(2, 1), weight_scale=0.004, output=(0.08, 100)),
+        _dw(bias_range=1000000, output=(0.15, -60)),
+        _dw(scale_base=0.3, output=(0.002, 9)),  # real multipliers above 1
+    ]),
+    # Taller than wide: lines along the columns. 5 channels, lines of 13 and 7.
+    "columns": ((1, 13, 3, 5), (0.5, 113), [
+        _dw(activation="RELU", output=(0.4, -128)),
+        _dw(stride=(2, 2), output=(0.3, 7)),
+        _dw(padding="VALID", stride=(1, 2), activation="RELU6", output=(0.2, -128)),
+        _dw(stride=(2, 1), weight_scale=0.01, output=(0.6, 0)),
+    ]),
+    # Tiny images: one pixel, one row, one column; 1 and 3 channels; two images per sample.
+    "tiny_1": ((2, 1, 1, 3), (0.02, -128), [
+        _dw(output=(0.05, -128)),
+        _dw(stride=(2, 2), activation="RELU", output=(0.05, -128)),
+    ]),
+    "tiny_2": ((1, 1, 6, 1), (0.1, 20), [
+        _dw(output=(0.05, 10)),
+        _dw(stride=(2, 2), output=(0.05, 10)),
+    ]),
+    "tiny_3": ((1, 7, 1, 4), (0.1, 0), [
+        _dw(activation="RELU", output=(0.05, -128)),
+        _dw(stride=(2, 2), output=(0.05, -5)),
+    ]),
+    # More channels than one pass holds: the line buffer takes channel groups of 4 and more.
+    "groups": ((1, 16, 16, 23), (0.03, 12), [
+        _dw(activation="RELU", output=(0.05, -128)),
+        _dw(stride=(2, 2), output=(0.07, 0)),
+    ]),
+}
+
+
+def _chain(shape: Sequence[int], specs: Sequence[tuple[Branch, tuple[float, int]]],
+           seed: int) -> bytes:
+    """input -> op 0 -> op 1 -> ... -> output: each depthwise reads the previous one's output,
+    which dies there, so that stride-1 layers run in place."""
+    rng = np.random.default_rng(seed)
+    b = ModelBuilder("depthwise chain")
+    n, h, w, c = shape
+    q_in = (0.05, -3)
+    x = b.add_tensor("input", tuple(shape), "int8", quant=Q(*q_in))
+    current, q_cur = x, q_in
+    for i, (br, q_out) in enumerate(specs):
+        oh = out_size(br.padding, h, 3, br.stride[0])
+        ow = out_size(br.padding, w, 3, br.stride[1])
+        scales = list(0.02 * rng.uniform(0.25, 4.0, size=c))
+        wt = b.add_tensor(f"w{i}", (1, 3, 3, c), "int8", quant=Q(scales, 0, axis=3),
+                          data=rng.integers(-128, 128, size=(1, 3, 3, c)))
+        bias = b.add_tensor(f"b{i}", (c,), "int32",
+                            quant=Q(bias_scales(q_cur[0], scales), 0, axis=0),
+                            data=rng.integers(-4000, 4001, size=c))
+        y = b.add_tensor(f"y{i}", (n, oh, ow, c), "int8", quant=Q(*q_out))
+        b.add_op("DEPTHWISE_CONV_2D", [current, wt, bias], [y],
+                 depthwise_options(br.padding, br.stride, (1, 1), br.activation))
+        current, q_cur, h, w = y, q_out, oh, ow
+    b.set_io([x], [current])
+    return b.build()
+
+
+CHAINS = {
+    # rows, then columns (the second and third run in place), then a stride-2 layer
+    "inplace": ((1, 6, 10, 12), [
+        (_dw(activation="RELU"), (0.1, -128)),
+        (_dw(), (0.2, 4)),
+        (_dw(activation="RELU6"), (0.05, -100)),
+        (_dw(stride=(2, 2)), (0.1, 0)),
+    ]),
+    "inplace_columns": ((1, 11, 4, 9), [
+        (_dw(), (0.1, -2)),
+        (_dw(activation="RELU"), (0.15, -128)),
+    ]),
+}
+
+
+def _branches(name: str) -> Callable[[], bytes]:
+    shape, input_q, branches = BRANCHES[name]
+    return lambda: branch_model(shape, input_q, branches, seed=len(name), description=name)
+
+
+def _chain_model(name: str) -> Callable[[], bytes]:
+    shape, specs = CHAINS[name]
+    return lambda: _chain(shape, specs, seed=len(name))
+
+
+MODELS: dict[str, Callable[[], bytes]] = {
+    **{f"dw_{n}": _branches(n) for n in BRANCHES},
+    **{f"dw_{n}": _chain_model(n) for n in CHAINS},
+}
+
+
+def _with_edges(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    edges = edge_inputs(load_program(model))
+    return [np.concatenate([e, x]) for e, x in zip(edges, inputs, strict=True)]
+
+
+@pytest.mark.tflm
+@pytest.mark.parametrize("name", list(MODELS))
+def test_reference_matches_tflm(name: str) -> None:
+    model = MODELS[name]()
+    inputs = _with_edges(model, random_inputs(load_program(model), TFLM_SAMPLES, seed=1))
+    reference_matches_tflm(model, inputs)
+
+
+@pytest.mark.parametrize("target", C_TARGETS)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_generated_c_matches_reference(name: str, target: str, tmp_path: Path) -> None:
+    model = MODELS[name]()
+    c_matches_reference(model, target, tmp_path, seed=2, extra=edge_inputs(load_program(model)))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_generated_c_is_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
+    model = MODELS[name]()
+    c_matches_reference(model, "host", tmp_path, seed=3, sanitize=True,
+                        extra=edge_inputs(load_program(model)))
+
+
+def test_models_reach_every_path() -> None:
+    """The models above take the 3x3 kernel with every variant, both line directions,
+    several channel groups, every tail of a line, and in place."""
+    layers = [la for make in MODELS.values() for la in load_program(make()).layers]
+    fast = [la for la in layers if isinstance(la, DepthwiseConv2D3x3)]
+    assert len(fast) == len(layers), [la.index for la in layers if la not in fast]
+    params = [la.params for la in fast]
+    assert {p["variant"] for p in params} == {"s1", "s2", "s1_general", "s2_general"}
+    assert {p["transposed"] for p in params} == {True, False}
+    assert any(p["group"] < p["channels"] and p["channels"] % p["group"] for p in params)
+    assert {p["out_b"] % 4 for p in params} == {0, 1, 2, 3}
+    assert {p["channels"] % 4 for p in params} >= {0, 1, 3}
+    assert any(p["pad_a"] != p["pad_b"] or p["stride_a"] != p["stride_b"] for p in params)
+
+
+@pytest.mark.parametrize("name", list(CHAINS))
+def test_stride_1_layers_run_in_place(name: str) -> None:
+    program = load_program(MODELS[f"dw_{name}"]())
+    plan = program.plan
+    in_place = [la for la in program.layers
+                if plan.locations[la.inputs[0]] == plan.locations[la.outputs[0]]]
+    expected = [la for la in program.layers[1:] if la.params["stride_a"] == 1
+                and la.params["stride_b"] == 1]
+    assert in_place == expected and expected
+    for la in in_place:
+        assert la.index in plan.scratch
