@@ -25,8 +25,10 @@ import random
 import shutil
 import signal
 import struct
+import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -632,6 +634,20 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Python warnings printed to (the redirected) stderr every time, as a user would see
+    them, whatever pytest does with warnings."""
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: object = None, line: str | None = None) -> None:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield
+
+
 @dataclass
 class RunResult:
     status: int | None
@@ -666,7 +682,7 @@ def run_generate(data: bytes, work_dir: Path, *, time_limit_s: float = 10.0,
     problem: str | None = None
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), \
-                time_limit(time_limit_s):
+                _warnings_to_stderr(), time_limit(time_limit_s):
             status = main(["generate", str(model), "-o", str(out)])
     except CaseTimeout as exc:
         problem = f"timeout: {exc}"
