@@ -72,12 +72,16 @@ class BinaryLayer(Layer):
             if _broadcast.extended(o.tensor.shape, len(out_shape)) == out_shape
         )
 
+    def element(self, pointer: str, index: str) -> str:
+        """The C expression of one input element that `<fn>_op` receives."""
+        return f"{pointer}[{index}]"
+
     def kernel(self, symbol: str) -> str:
         levels: list[_broadcast.Level] = self.params["levels"]  # type: ignore[assignment]
         outer, inner = levels[:-1], levels[-1]
         walk = _loops.nest([lv.count for lv in outer], [lv.strides for lv in outer],
                            [o.source(symbol) for o in self.operands], ["a", "b"], "i")
-        elements = [f"{ptr}[{'k' if step else '0'}]"
+        elements = [self.element(ptr, "k" if step else "0")
                     for ptr, step in zip(walk.pointers, inner.strides, strict=True)]
         context = {**self.params, "signature": _broadcast.kernel_parameters(self.operands),
                    "outer": walk, "inner_count": inner.count, "elements": elements}

@@ -37,10 +37,13 @@ from codegen.ops._binary import (
     multiplier,
     prepare_binary,
 )
-from codegen.ops.base import unsupported
+from codegen.ops.base import CArray, unsupported
 
 OPCODES = ("ADD", "SUB")
 LEFT_SHIFT = 20  # TFLM's data->left_shift for int8 outputs
+_INT31 = 1 << 31
+# int8 input values in the order of their uint8 bit patterns (the C indexes by those)
+_BYTES = np.arange(256, dtype=np.uint8).view(np.int8).astype(np.int64)
 
 
 def scale_down(x: np.ndarray, mult: int, shift: int) -> np.ndarray:
@@ -56,13 +59,19 @@ class AddSub(BinaryLayer):
 
     def combine(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         p = self.params
-        v1 = scale_down((a + int(p["input1_offset"])) * (1 << LEFT_SHIFT),
-                        int(p["input1_multiplier"]), int(p["input1_shift"]))
-        v2 = scale_down((b + int(p["input2_offset"])) * (1 << LEFT_SHIFT),
-                        int(p["input2_multiplier"]), int(p["input2_shift"]))
+        v1 = self.scaled_input(0, a)
+        v2 = self.scaled_input(1, b)
         raw = v1 - v2 if p["subtract"] else v1 + v2
         out = scale_down(raw, int(p["output_multiplier"]), int(p["output_shift"]))
         return np.clip(out + int(p["output_offset"]), int(p["act_min"]), int(p["act_max"]))
+
+    def scaled_input(self, position: int, values: np.ndarray) -> np.ndarray:
+        """TFLM's per-input step: v_i = MultiplyByQuantizedMultiplierSmallerThanOneExp(
+        (x_i - zp_i) * 2^20, m_i, shift_i)."""
+        p = self.params
+        name = f"input{position + 1}"
+        return scale_down((values + int(p[f"{name}_offset"])) * (1 << LEFT_SHIFT),
+                          int(p[f"{name}_multiplier"]), int(p[f"{name}_shift"]))
 
     def describe(self) -> list[tuple[str, str]]:
         p = self.params
@@ -72,7 +81,57 @@ class AddSub(BinaryLayer):
                                   f"{p['input2_multiplier']} shift {p['input2_shift']}"),
             ("output multiplier", f"{p['output_multiplier']} shift {p['output_shift']}"),
             ("broadcast", describe_levels(p["levels"])),  # type: ignore[arg-type]
+            ("kernel", "two 256-entry tables of the scaled inputs" if p["tables"]
+             else "TFLM's arithmetic per element"),
         ]
+
+
+@dataclass
+class AddSubTables(AddSub):
+    """Each input's scaled value v_i depends on its int8 value alone: two tables of 256
+    int32 (2 v_i, negated for SUB's second input) replace TFLM's per-input arithmetic, and
+    the output step is cg_requantize_fast on the doubled sum (exact: the generator checks
+    the bounds it needs)."""
+
+    template: ClassVar[str] = "kernels/add_sub_tables.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("requantize_fast", "saturate_int8" if self.params["full_range"] else "clamp")
+
+    def element(self, pointer: str, index: str) -> str:
+        # the tables are indexed by the byte: read it unsigned
+        return f"((const uint8_t *){pointer})[{index}]"
+
+    def constants(self) -> list[CArray]:
+        p = self.params
+        return [*super().constants(),
+                CArray("input1_table", np.asarray(p["input1_table"], np.int32)),
+                CArray("input2_table", np.asarray(p["input2_table"], np.int32))]
+
+
+def _tables(layer: AddSub) -> dict[str, object] | None:
+    """The tables and output constants of AddSubTables, or None where its bounds fail."""
+    p = layer.params
+    v1 = layer.scaled_input(0, _BYTES)
+    v2 = layer.scaled_input(1, _BYTES)
+    if p["subtract"]:
+        v2 = -v2
+    right = -int(p["output_shift"])  # QuantizeMultiplierSmallerThanOneExp: shift <= 0
+    rounding = (1 << (right - 1)) if right > 0 else 0
+    add = rounding + int(p["output_offset"]) * (1 << right)
+    largest = int(np.abs(v1).max()) + int(np.abs(v2).max())
+    # 2 * (v1 + v2) fits in int32, and so does high word + add (|high word| <= |v1 + v2|)
+    if 2 * largest >= _INT31 or largest + 2 + abs(add) >= _INT31:
+        return None
+    return {
+        "tables": True,
+        "input1_table": 2 * v1,
+        "input2_table": 2 * v2,
+        "table_add": add,
+        "table_sign": 1 if right > 0 else 0,
+        "full_range": (p["act_min"], p["act_max"]) == (-128, 127),
+    }
 
 
 def _smaller_than_one(op: Operator, real: float, what: str) -> tuple[int, int]:
@@ -105,5 +164,11 @@ def prepare(op: Operator, graph: Graph) -> AddSub:
         "output_multiplier": mo, "output_shift": sho, "output_right_shift": -sho,
         "activation": activation, "act_min": act_min, "act_max": act_max,
     })
-    return AddSub(op, graph, inputs=activation_inputs(params["operands"]),  # type: ignore[arg-type]
-                  outputs=(y.index,), params=params)
+    params["tables"] = False
+    layer = AddSub(op, graph, inputs=activation_inputs(params["operands"]),  # type: ignore[arg-type]
+                   outputs=(y.index,), params=params)
+    tables = _tables(layer)
+    if tables is None:
+        return layer
+    params.update(tables)
+    return AddSubTables(op, graph, inputs=layer.inputs, outputs=layer.outputs, params=params)
