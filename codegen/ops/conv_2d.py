@@ -16,9 +16,9 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.model.ir import Graph, Operator
-from codegen.ops import _conv
+from codegen.ops import _conv, _gemm
 from codegen.ops._window import require_nhwc, window
-from codegen.ops.base import only_output, operand, unsupported
+from codegen.ops.base import CArray, only_output, operand, unsupported
 
 OPCODES = ("CONV_2D",)
 
@@ -51,6 +51,86 @@ class Conv2D(_conv.ConvLayer):
         if int(self.params["groups"]) > 1:
             rows.insert(1, ("groups", str(self.params["groups"])))
         return rows
+
+
+@dataclass
+class Conv2DGemm(Conv2D):
+    """The matrix-product engine (codegen/ops/_gemm.py), two output pixels per pass: a 1x1
+    convolution with stride 1 widens each pixel's channels; any other window widens the
+    receptive field (cg_im2col) with the input zero point at padded taps, so the folded
+    bias is exact at the border too."""
+
+    template: ClassVar[str] = "kernels/conv_2d_fast.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        engine = (self.params["engine"][3:],)  # the snippet defining cg_<engine>
+        return engine if self.params["pointwise"] else (*engine, "im2col")
+
+    def constants(self) -> list[CArray]:
+        p = self.params
+        arrays = [CArray("weights", p["packed"]), CArray("rq", p["rq"])]
+        if not p["pointwise"]:
+            arrays.append(CArray("geometry", p["geometry"]))
+        return arrays
+
+    def scratch_bytes(self) -> int:
+        return int(self.params["scratch"])
+
+    def inplace_inputs(self) -> tuple[int, ...]:
+        # A pass widens its two pixels' channels before it writes their outputs, which take
+        # no more bytes than the inputs: the output may overwrite the input.
+        return (0,) if self.params["inplace"] else ()
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        return [*super().describe(),
+                ("kernel", f"{p['engine']}{'' if p['pointwise'] else ' + cg_im2col'}, depth "
+                           f"padded to {p['kpad']}, {p['scratch']} B scratch")]
+
+
+def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, object] | None:
+    """The engine's parameters, or None when the layer keeps the plain kernel (grouped
+    convolutions, accumulators the short requantization cannot take)."""
+    p = params
+    if int(p["groups"]) != 1:
+        return None
+    out_c = int(p["out_c"])
+    w = np.asarray(weights, dtype=np.int64).reshape(out_c, -1)
+    bias = p["bias_data"]
+    folded = (np.zeros(out_c, np.int64) if bias is None else np.asarray(bias, np.int64)) + int(
+        p["input_offset"]) * w.sum(axis=1)
+    rq = _gemm.plan_requant(w, folded, p["multipliers"], p["shifts"],
+                            int(p["output_zero_point"]), int(p["act_min"]), int(p["act_max"]),
+                            channel_pad=2)
+    if rq is None:
+        return None
+    depth = w.shape[1]
+    kpad = _gemm.padded_depth(depth)
+    pointwise = (int(p["taps_h"]), int(p["taps_w"]), int(p["stride_h"]), int(p["stride_w"])) == (
+        1, 1, 1, 1)
+    gather = not pointwise and int(p["in_c"]) % 4 != 0
+    full = (int(p["act_min"]), int(p["act_max"])) == (-128, 127)
+    geometry = np.array([
+        p["in_h"], p["in_w"], p["in_c"], p["taps_h"], p["taps_w"], p["stride_h"], p["stride_w"],
+        p["dil_h"], p["dil_w"], p["pad_h"], p["pad_w"], -int(p["input_offset"]), depth, kpad,
+        p["out_w"],
+    ], dtype=np.int32)
+    return {
+        "engine": "cg_gemm_conv" if full else "cg_gemm_conv_clamp",
+        "clamp_args": "" if full else f", {p['act_min']}, {p['act_max']}",
+        "pointwise": pointwise,
+        "inplace": pointwise and out_c <= int(p["in_c"]),
+        "gather": gather,
+        "pixels": int(p["out_h"]) * int(p["out_w"]),
+        "kpad": kpad,
+        "kiter": kpad // _gemm.K_STEP,
+        "scale": rq.scale,
+        "packed": _gemm.pack_weights(w, group=1),
+        "rq": rq.flat,
+        "geometry": geometry,
+        "scratch": 4 * kpad + (kpad if gather else 0),
+    }
 
 
 def prepare(op: Operator, graph: Graph) -> Conv2D:
@@ -87,4 +167,8 @@ def prepare(op: Operator, graph: Graph) -> Conv2D:
         filter_size=kh * kw * group_c,
         filter_row=kw * group_c,
     )
+    gemm = _gemm_params(params, w.data)
+    if gemm is not None:
+        params.update(gemm)
+        return Conv2DGemm(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
     return Conv2D(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)

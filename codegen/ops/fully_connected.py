@@ -20,6 +20,7 @@ import numpy as np
 
 from codegen import quant
 from codegen.model.ir import DType, Graph, Operator
+from codegen.ops import _gemm
 from codegen.ops.base import (
     CArray,
     Layer,
@@ -82,6 +83,57 @@ class FullyConnected(Layer):
         else:
             rows.append(("multiplier", f"{int(mult)} shift {int(shift)}"))
         return rows
+
+
+@dataclass
+class FullyConnectedGemm(FullyConnected):
+    """The matrix-product engine (codegen/ops/_gemm.py): each input row widened once to
+    16-bit pairs in the scratch buffer, four output channels per pass."""
+
+    template: ClassVar[str] = "kernels/fully_connected_fast.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.params["engine"][3:],)  # the snippet defining cg_<engine>
+
+    def constants(self) -> list[CArray]:
+        return [CArray("weights", self.params["packed"]), CArray("rq", self.params["rq"])]
+
+    def scratch_bytes(self) -> int:
+        return int(self.params["scratch"])
+
+    def describe(self) -> list[tuple[str, str]]:
+        return [*super().describe(),
+                ("kernel", f"{self.params['engine']}, depth padded to {self.params['kpad']}, "
+                           f"{self.params['scratch']} B scratch")]
+
+
+def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
+    """The engine's parameters, or None when the layer keeps the plain kernel: weights with
+    a zero point (the engine has no filter offset), or accumulators the short
+    requantization cannot take."""
+    if params["filter_offset"]:
+        return None
+    weights = np.asarray(params["weights_data"], dtype=np.int64)
+    folded = np.asarray(params["bias_data"], np.int64) + int(params["input_offset"]) * weights.sum(
+        axis=1)
+    rq = _gemm.plan_requant(weights, folded, params["multipliers"], params["shifts"],
+                            int(params["output_zero_point"]), int(params["act_min"]),
+                            int(params["act_max"]), channel_pad=4)
+    if rq is None:
+        return None
+    kpad = _gemm.padded_depth(int(params["depth"]))
+    full = (int(params["act_min"]), int(params["act_max"])) == (-128, 127)
+    return {
+        "engine": "cg_gemm_fc" if full else "cg_gemm_fc_clamp",
+        "clamp_args": "" if full else f", {params['act_min']}, {params['act_max']}",
+        "kpad": kpad,
+        "kiter": kpad // _gemm.K_STEP,
+        "scale": rq.scale,
+        "packed": _gemm.pack_weights(weights, group=2),
+        "rq": rq.flat,
+        "scratch": 2 * kpad,
+    }
 
 
 def _preview(values: object, count: int = 4) -> str:
@@ -153,6 +205,11 @@ def prepare(op: Operator, graph: Graph) -> FullyConnected:
         "bias_data": bias,
         "folded_bias": quant.wrap_int32(folded),
     }
+    gemm = _gemm_params(params)
+    if gemm is not None:
+        params.update(gemm)
+        return FullyConnectedGemm(op, graph, inputs=(x.index,), outputs=(y.index,),
+                                  params=params)
     return FullyConnected(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
 
 

@@ -1,0 +1,151 @@
+"""The int8 matrix-product engine under FULLY_CONNECTED and CONV_2D (templates/runtime/gemm*.c.j2).
+
+Every output is a dot product S = sum_k w[c, k] * x[k] of one filter row with one column of
+int8 input values (an input row of a FULLY_CONNECTED, the receptive field of one output
+pixel of a CONV_2D, with the input zero point at padded taps), plus a bias into which the
+generator has folded the input offset, then TFLM's requantization:
+    acc = S + bias'            (bias' = bias + input_offset * sum_k w[c, k])
+    out = clamp(RoundingDivideByPOT(SRDHM(acc * 2^left, multiplier), right) + zero_point)
+The sums are exact integers, so computing them in another order than TFLM's reference
+kernels gives the same acc; only how they are computed changes.
+
+Columns are widened once to 16-bit pairs, so that one SMLAD (two 16x16 multiplies and an
+add, on cores with the DSP extension; emulated in plain C elsewhere) does two MACs. Weights
+stay int8, four to a word, but *two channels* share a word: channel a's weights as unsigned
+bytes w + 128 in the low byte of each halfword, channel b's as signed bytes in the high byte.
+As a signed halfword that is 256 * w_b + (w_a + 128), so with W such a word, X a pair of
+16-bit inputs and H = W & 0xFF00FF00 (channel b's halfwords, 256 * w_b):
+    r = sum SMLAD(W, X) = 256 * S_b + S_a + 128 * sum(x)
+    h = sum SMLAD(H, X) = 256 * S_b
+    S_a = r - h - 128 * sum(x),   S_b = h / 256
+Two SMLADs and one AND for four MACs, where sign-extending channel a's and b's bytes would
+take two extensions. The arithmetic is modulo 2^32 (SMLAD wraps), so S_a is exact whenever
+it fits in int32; S_b needs 256 * S_b to fit, which `plan_requant` checks.
+
+Inputs are widened by SXTB16 of a word and of the word rotated by 8, which gives the pairs
+(x0, x2) and (x1, x3): k-pair slot 2g holds inputs 4g and 4g + 2, slot 2g + 1 holds 4g + 1
+and 4g + 3. The weight words are laid out in the same order (`pack_weights`).
+
+Requantization (`plan_requant`) is TFLM's exactly, in fewer instructions, where the
+generator can bound the accumulator:
+  - v = acc * 2^(left + 1) must fit in int32; then SRDHM(acc * 2^left, m) =
+    floor((acc * 2^left * m + 2^30) / 2^31) = floor((v * m + 2^31) / 2^32): the high word of
+    one 32x32->64 multiply plus bit 31 of its low word;
+  - RoundingDivideByPOT(y, right) + zero_point (right >= 1) =
+    (y + (y < 0 ? -1 : 0) + 2^(right - 1) + zero_point * 2^right) >> right,
+    as the sum does not overflow.
+Channels whose output does not depend on the input (all-zero weights, or a zero multiplier)
+get constants that produce their one value. A layer that does not meet these bounds keeps
+the straightforward kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from codegen import quant
+
+INT31 = 1 << 31
+# Widened inputs are int8 values: the raw input, or its zero point at a padded tap.
+_X_MAX = 128
+# The engine's inner loop does four k-pairs (eight inputs) per iteration.
+K_STEP = 8
+_FIELDS = 4  # per channel: bias2, multiplier, add, right
+
+
+@dataclass(frozen=True)
+class Requant:
+    """What the engine's requantization reads: `scale` = 2^(left shift + 1) for the whole
+    layer, and per channel (rows of `table`) bias' * scale, multiplier, the rounding and
+    zero-point addend, and the right shift."""
+
+    scale: int
+    table: np.ndarray  # int64 [channels (padded), 4]
+
+    @property
+    def flat(self) -> np.ndarray:
+        return self.table.astype(np.int32).ravel()
+
+
+def padded_depth(depth: int) -> int:
+    return -(-depth // K_STEP) * K_STEP
+
+
+def _constant_row(value: int) -> list[int]:
+    # multiplier 0: y = 0, then (0 + 0 + 2 * value) >> 1 = value.
+    return [0, 0, 2 * value, 1]
+
+
+def plan_requant(weights: np.ndarray, bias: np.ndarray, multipliers: np.ndarray,
+                 shifts: np.ndarray, zero_point: int, act_min: int, act_max: int,
+                 channel_pad: int) -> Requant | None:
+    """The engine's requantization constants for filters `weights` [C, K] and the folded
+    biases `bias` [C] (true values, not wrapped to int32), or None when an accumulator
+    could leave the range where the short form is exact. Channels are padded to a multiple
+    of `channel_pad` with constant (never stored) ones."""
+    w = np.asarray(weights, dtype=np.int64)
+    channels = w.shape[0]
+    mult = np.broadcast_to(np.asarray(multipliers, dtype=np.int64), (channels,))
+    shift = np.broadcast_to(np.asarray(shifts, dtype=np.int64), (channels,))
+    bias = np.asarray(bias, dtype=np.int64)
+    magnitude = np.abs(w).sum(axis=1) * _X_MAX  # bound on |S|
+    constant = (magnitude == 0) | (mult == 0)
+    lefts = {int(s) for s in np.maximum(shift[~constant], 0)}
+    if len(lefts) > 1:
+        return None
+    left = lefts.pop() if lefts else 0
+    scale = 1 << (left + 1)
+    rows: list[list[int]] = []
+    for c in range(channels):
+        if constant[c]:
+            # acc is bias' whatever the input (all-zero weights: bias' = bias), or the
+            # multiplier is 0 and SRDHM gives 0.
+            value = quant.requantize(quant.wrap_int32(np.array([bias[c]])), int(mult[c]),
+                                     int(shift[c]), zero_point, act_min, act_max)
+            rows.append(_constant_row(int(value[0])))
+            continue
+        right = int(-shift[c])
+        if right < 1:
+            return None
+        bound = (int(magnitude[c]) + abs(int(bias[c]))) * scale  # bound on |v|
+        if bound >= INT31:
+            return None
+        if c % 2 == 1 and int(magnitude[c]) * 256 >= INT31:  # h = 256 * S_b must not wrap
+            return None
+        add = (1 << (right - 1)) + zero_point * (1 << right)
+        y_bound = (bound * int(mult[c]) >> 32) + 2
+        if y_bound + abs(add) >= INT31:
+            return None
+        rows.append([int(bias[c]) * scale, int(mult[c]), add, right])
+    padded = -(-channels // channel_pad) * channel_pad
+    rows += [_constant_row(0)] * (padded - channels)
+    return Requant(scale, np.array(rows, dtype=np.int64).reshape(-1, _FIELDS))
+
+
+def pack_weights(weights: np.ndarray, group: int) -> np.ndarray:
+    """Filters [C, K] as the engine's int32 words.
+
+    Channels go in pairs (a = 2p, b = 2p + 1), padded with zero filters to a multiple of
+    2 * group; depth is padded with zeros to a multiple of K_STEP. Word j of pair p holds
+    the inputs of k-pair slot j (see the module docstring) as bytes
+    [w_a[k] + 128, w_b[k], w_a[k + 2] + 128, w_b[k + 2]] with k = 4 * (j // 2) + j % 2.
+    group 1: pair after pair, each with its K/2 words. group 2 (the FULLY_CONNECTED engine,
+    two pairs per pass): for each two pairs, slot after slot, the two pairs' words."""
+    w = np.asarray(weights, dtype=np.int64)
+    channels, depth = w.shape
+    padded_c = -(-channels // (2 * group)) * (2 * group)
+    full = np.zeros((padded_c, padded_depth(depth)), dtype=np.int64)
+    full[:channels, :depth] = w
+    a = full[0::2] + 128  # unsigned bytes
+    b = full[1::2] & 0xFF  # two's complement bytes
+    slots = np.arange(full.shape[1] // 2)
+    k0 = 4 * (slots // 2) + slots % 2
+    k1 = k0 + 2
+    words = a[:, k0] | (b[:, k0] << 8) | (a[:, k1] << 16) | (b[:, k1] << 24)
+    if group == 2:
+        pairs, count = words.shape
+        words = words.reshape(pairs // 2, 2, count).transpose(0, 2, 1)
+    words = words.ravel()
+    return np.where(words >= INT31, words - (1 << 32), words).astype(np.int32)
