@@ -1,13 +1,16 @@
-"""The speed paths of DEPTHWISE_CONV_2D (3x3 line buffer, in place) against TFLM.
+"""The speed paths of DEPTHWISE_CONV_2D (3x3 line buffer, in place) and of the global
+AVERAGE_POOL_2D against TFLM.
 
 The 3x3 depthwise kernel (templates/runtime/depthwise3x3.c.j2) has its own code paths that
 the general window tests reach only partly: groups of 4, 2 and 1 outputs along a line,
 lines along rows or along columns, channel counts that are and are not multiples of 4,
 channel groups smaller than the layer (a line buffer bounded by the input size), the
 saturating and the general (clamp, left shifts) variants, strides 1 and 2 on either axis,
-batches of images, and running in place over its input. Each model is checked as usual:
-the reference against TFLM, the generated C against the reference on every target (the DSP
-path runs on cortex-m4/m7/m33, plain C elsewhere) and under the sanitizers.
+batches of images, and running in place over its input. The global average pool sums
+four channels at a time in int16 pairs up to 255 values and in int32 beyond. Each model
+is checked as usual: the reference against TFLM, the generated C against the reference on
+every target (the DSP path runs on cortex-m4/m7/m33, plain C elsewhere) and under the
+sanitizers.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from support.verify import (
     reference_matches_tflm,
 )
 
+from codegen.ops.average_pool_2d import GlobalAveragePool2D
 from codegen.ops.depthwise_conv_2d import DepthwiseConv2D3x3
 from codegen.program import load_program
 
@@ -52,6 +56,8 @@ BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
         _dw(stride=(2, 1), weight_scale=0.004, output=(0.08, 100)),
         _dw(bias_range=1000000, output=(0.15, -60)),
         _dw(scale_base=0.3, output=(0.002, 9)),  # real multipliers above 1
+        Branch("avg", (9, 11), padding="VALID", activation="RELU"),  # global, 99 values
+        Branch("avg", (13, 15), stride=(9, 11), activation="RELU6"),  # global over padding
     ]),
     # Taller than wide: lines along the columns. 5 channels, lines of 13 and 7.
     "columns": ((1, 13, 3, 5), (0.5, 113), [
@@ -64,6 +70,7 @@ BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     "tiny_1": ((2, 1, 1, 3), (0.02, -128), [
         _dw(output=(0.05, -128)),
         _dw(stride=(2, 2), activation="RELU", output=(0.05, -128)),
+        Branch("avg", (1, 1), padding="VALID"),  # global, one value, 3 channels
     ]),
     "tiny_2": ((1, 1, 6, 1), (0.1, 20), [
         _dw(output=(0.05, 10)),
@@ -77,6 +84,7 @@ BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     "groups": ((1, 16, 16, 23), (0.03, 12), [
         _dw(activation="RELU", output=(0.05, -128)),
         _dw(stride=(2, 2), output=(0.07, 0)),
+        Branch("avg", (16, 16), padding="VALID"),  # global, 256 values: int32 sums
     ]),
 }
 
@@ -171,7 +179,11 @@ def test_models_reach_every_path() -> None:
     several channel groups, every tail of a line, and in place."""
     layers = [la for make in MODELS.values() for la in load_program(make()).layers]
     fast = [la for la in layers if isinstance(la, DepthwiseConv2D3x3)]
-    assert len(fast) == len(layers), [la.index for la in layers if la not in fast]
+    depthwise = [la for la in layers if la.opcode == "DEPTHWISE_CONV_2D"]
+    assert fast == depthwise
+    pools = [la for la in layers if la.opcode == "AVERAGE_POOL_2D"]
+    assert all(isinstance(la, GlobalAveragePool2D) for la in pools)
+    assert {la.params["pairs"] for la in pools} == {True, False}
     params = [la.params for la in fast]
     assert {p["variant"] for p in params} == {"s1", "s2", "s1_general", "s2_general"}
     assert {p["transposed"] for p in params} == {True, False}

@@ -37,6 +37,27 @@ class AveragePool2D(PoolLayer):
         return self._finish(inputs, rounded)
 
 
+# Sums of int8 in an int16 half stay exact up to this many values (255 * 128 < 2^15).
+_PAIR_SUM_LIMIT = 255
+
+
+@dataclass
+class GlobalAveragePool2D(AveragePool2D):
+    """One output per image whose window holds every input pixel: a sum per channel."""
+
+    template: ClassVar[str] = "kernels/average_pool_2d_global.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("clamp", "pool_pairs") if self.params["pairs"] else ("clamp",)
+
+
 def prepare(op: Operator, graph: Graph) -> AveragePool2D:
     x, y, params = prepare_pool(op, graph)
+    _, h, w, c = graph.tensors[x].shape
+    win = params["window"]
+    covers_all = len(win.rows.inside(0)) == h and len(win.cols.inside(0)) == w  # type: ignore[attr-defined]
+    if params["out_h"] == params["out_w"] == 1 and covers_all:
+        params.update(count=h * w, half=h * w // 2, pairs=h * w <= _PAIR_SUM_LIMIT and c >= 4)
+        return GlobalAveragePool2D(op, graph, inputs=(x,), outputs=(y,), params=params)
     return AveragePool2D(op, graph, inputs=(x,), outputs=(y,), params=params)
