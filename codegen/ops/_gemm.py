@@ -86,7 +86,9 @@ def plan_requant(weights: np.ndarray, bias: np.ndarray, multipliers: np.ndarray,
     could leave the range where the short form is exact. Channels are padded to a multiple
     of `channel_pad` with constant (never stored) ones."""
     w = np.asarray(weights, dtype=np.int64)
-    channels = w.shape[0]
+    channels, depth = w.shape
+    if depth * _X_MAX * _X_MAX >= INT31:  # 128 * sum(column) must fit in int32
+        return None
     mult = np.broadcast_to(np.asarray(multipliers, dtype=np.int64), (channels,))
     shift = np.broadcast_to(np.asarray(shifts, dtype=np.int64), (channels,))
     bias = np.asarray(bias, dtype=np.int64)

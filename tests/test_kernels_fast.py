@@ -1,0 +1,284 @@
+"""The matrix-product engine under FULLY_CONNECTED and CONV_2D (codegen/ops/_gemm.py).
+
+  - its arithmetic in numpy, without C: the packed weight words and 16-bit columns, put
+    through SMLAD's wrap-around arithmetic, give the exact dot products; the short
+    requantization equals TFLM's MultiplyByQuantizedMultiplier wherever the generator
+    accepts a layer, ties and extreme shifts included;
+  - which layers take it: every CONV_2D and FULLY_CONNECTED of the MLPerf Tiny models (a
+    layer that silently fell back to the plain kernel would cost 3-5x), and the ones that
+    must not (accumulators out of its range);
+  - its edge cases in generated C against the reference on every target (the plain-C path
+    on the host, M0 and M3, the DSP path on M4, M7 and M33) and under the sanitizers:
+    odd channel and pixel counts, depths that are not a multiple of 8, widening straight
+    from the image with padding, strides and dilations, constant channels, the clamping
+    variant, 1x1 convolutions in place, fallbacks next to engine layers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.builder import ModelBuilder, Q, bias_scales, fc_options
+from support.conv_models import conv_options, out_size
+from support.policy import SHARED_MODELS, require_file
+from support.verify import C_TARGETS, c_matches_reference, edge_inputs
+
+from codegen import quant
+from codegen.ops import _gemm
+from codegen.ops.conv_2d import Conv2D, Conv2DGemm
+from codegen.ops.fully_connected import FullyConnectedGemm
+from codegen.program import load_program
+
+# -- the arithmetic, in numpy --------------------------------------------------------------
+
+_MASK = 0xFF00FF00
+
+
+def _halves(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signed low and high 16-bit halves of uint32 words."""
+    w = words.astype(np.int64) & 0xFFFFFFFF
+    lo, hi = w & 0xFFFF, w >> 16
+    return lo - ((lo & 0x8000) << 1), hi - ((hi & 0x8000) << 1)
+
+
+def _smlad_sum(words: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """sum over the last axis of SMLAD(word, col), wrapped to int32 as the hardware does."""
+    wl, wh = _halves(words)
+    xl, xh = _halves(cols)
+    return quant.wrap_int32((wl * xl + wh * xh).sum(axis=-1))
+
+
+def _widen(x: np.ndarray, padded: int) -> np.ndarray:
+    """cg_widen: values in k-pair slot order, (x0, x2) then (x1, x3) per four, as words."""
+    full = np.zeros(padded, dtype=np.int64)
+    full[:x.size] = x
+    groups = full.reshape(-1, 4)
+    pairs = np.stack([groups[:, [0, 2]], groups[:, [1, 3]]], axis=1).reshape(-1, 2)
+    return (pairs[:, 0] & 0xFFFF) | ((pairs[:, 1] & 0xFFFF) << 16)
+
+
+@pytest.mark.parametrize("channels,depth", [(1, 1), (2, 8), (5, 13), (8, 27), (7, 640)])
+@pytest.mark.parametrize("group", [1, 2])
+def test_packed_words_give_exact_dot_products(channels: int, depth: int, group: int) -> None:
+    rng = np.random.default_rng(channels * 100 + depth)
+    weights = rng.integers(-128, 128, size=(channels, depth))
+    weights[0, :] = -128  # the extremes of both byte encodings
+    weights[-1, : depth // 2] = 127
+    packed = _gemm.pack_weights(weights, group).astype(np.int64) & 0xFFFFFFFF
+    kpad = _gemm.padded_depth(depth)
+    slots = kpad // 2
+    pairs = packed.size // slots
+    words = packed.reshape(pairs // group, slots, group).transpose(0, 2, 1).reshape(pairs, slots)
+    for x in (rng.integers(-128, 128, size=depth), np.full(depth, -128), np.full(depth, 127)):
+        col = _widen(x, kpad)
+        raw = _smlad_sum(words, col)
+        high = _smlad_sum(words & _MASK, col)
+        even = quant.wrap_int32(raw - high - 128 * x.sum())  # cg_gemm_even before scaling
+        odd = high >> 8  # cg_gemm_odd
+        got = np.stack([even, odd], axis=1).ravel()[:channels]
+        np.testing.assert_array_equal(got, weights @ x)
+
+
+def _short_requantize(acc: np.ndarray, rq: _gemm.Requant) -> np.ndarray:
+    """cg_gemm_requant on v = acc * scale + bias2 for every channel (rows of acc's last axis)."""
+    bias2, mult, add, right = (rq.table[: acc.shape[-1], i] for i in range(4))
+    v = acc * rq.scale + bias2
+    assert np.all(np.abs(v) < 2**31)
+    product = v * mult
+    y = (product >> 32) + ((product & 0xFFFFFFFF) >> 31)
+    return (y + (y >> 63) + add) >> right
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_short_requantization_is_tflms(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    channels, depth = 12, int(rng.integers(1, 300))
+    weights = rng.integers(-128, 128, size=(channels, depth))
+    weights[3] = 0  # constant channel: the output is the requantized bias
+    bias = rng.integers(-(1 << 20), 1 << 20, size=channels)
+    reals = rng.uniform(0.5, 1.0, size=channels) * 2.0 ** -rng.integers(1, 20, size=channels)
+    multipliers, shifts = quant.quantize_multipliers(reals)
+    multipliers[5] = 0  # a scale that flushed to zero
+    zero_point = int(rng.integers(-128, 128))
+    lo, hi = sorted(int(v) for v in rng.integers(-128, 128, size=2))
+    rq = _gemm.plan_requant(weights, bias, multipliers, shifts, zero_point, lo, hi, 4)
+    assert rq is not None
+    x = rng.integers(-128, 128, size=(4000, depth))
+    x[:2] = [[-128], [127]]
+    sums = x @ weights.T
+    # Accumulators around multiples of 2^right, where the roundings tie.
+    right = np.maximum(-shifts, 1)
+    ties = (rng.integers(-50, 50, size=(500, channels)) << right) + (1 << (right - 1)) - bias
+    sums = np.concatenate([sums, np.clip(ties, sums.min(0), sums.max(0))])
+    expected = quant.requantize(sums + bias, multipliers, shifts, zero_point, lo, hi)
+    np.testing.assert_array_equal(np.clip(_short_requantize(sums, rq), lo, hi), expected)
+
+
+def test_requantization_refuses_accumulators_out_of_range() -> None:
+    weights = np.full((2, 640), 127)
+    mult, shift = np.array([1 << 30] * 2), np.array([-8, -8])
+    # 256 * S_b could wrap: the odd channel of a pair cannot decode it.
+    assert _gemm.plan_requant(weights, np.zeros(2), mult, shift, 0, -128, 127, 2) is None
+    assert _gemm.plan_requant(weights[:1], np.zeros(1), mult[:1], shift[:1], 0, -128, 127,
+                              2) is not None
+    # acc * 2 must fit in int32.
+    assert _gemm.plan_requant(weights[:1, :4], np.array([1 << 30]), mult[:1], shift[:1], 0,
+                              -128, 127, 2) is None
+    # A multiplier above 1 (no right shift) keeps TFLM's long form.
+    assert _gemm.plan_requant(weights[:1, :4], np.zeros(1), mult[:1], np.array([1]), 0, -128,
+                              127, 2) is None
+
+
+# -- which layers take the engine ---------------------------------------------------------
+
+MLPERF = ("kws_ref_model", "vww_96_int8", "pretrainedResnet_quant", "ad01_int8")
+
+
+@pytest.mark.parametrize("name", MLPERF)
+def test_every_mlperf_conv_and_fc_layer_runs_on_the_engine(name: str) -> None:
+    program = load_program(require_file(SHARED_MODELS / f"{name}.tflite").read_bytes())
+    engine = {"CONV_2D": Conv2DGemm, "FULLY_CONNECTED": FullyConnectedGemm}
+    for layer in program.layers:
+        if layer.opcode in engine:
+            assert isinstance(layer, engine[layer.opcode]), (name, layer.index)
+
+
+# -- edge cases in generated C --------------------------------------------------------------
+
+INPUT_Q = (0.05, -3)
+
+
+def _weights(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return rng.integers(-128, 128, size=shape)
+
+
+def _conv_branch(b: ModelBuilder, x: int, shape: tuple[int, ...], i: int, weights: np.ndarray,
+                 bias: np.ndarray, scales: list[float], output_q: tuple[float, int], *,
+                 padding: str = "SAME", stride: tuple[int, int] = (1, 1),
+                 dilation: tuple[int, int] = (1, 1), activation: str = "NONE") -> int:
+    n, h, w, _ = shape
+    out_c, kh, kw, _ = weights.shape
+    oh = out_size(padding, h, kh, stride[0], dilation[0])
+    ow = out_size(padding, w, kw, stride[1], dilation[1])
+    wt = b.add_tensor(f"w{i}", weights.shape, "int8", quant=Q(scales, 0, axis=0), data=weights)
+    bt = b.add_tensor(f"b{i}", (out_c,), "int32",
+                      quant=Q(bias_scales(INPUT_Q[0], scales), 0, axis=0), data=bias)
+    y = b.add_tensor(f"y{i}", (n, oh, ow, out_c), "int8", quant=Q(*output_q))
+    b.add_op("CONV_2D", [x, wt, bt], [y], conv_options(padding, stride, dilation, activation))
+    return y
+
+
+def _conv_edges() -> bytes:
+    """One input with twelve channels (widened straight from the image; depths that are not
+    a multiple of 8), two images; one branch per case. Channel 1 of branch 0 has all-zero
+    weights and channel 3 a scale that flushes the multiplier to 0: constant outputs."""
+    rng = np.random.default_rng(11)
+    shape = (2, 7, 9, 12)
+    b = ModelBuilder("engine edges")
+    x = b.add_tensor("input", shape, "int8", quant=Q(*INPUT_Q))
+    outs = []
+
+    def branch(weights: np.ndarray, output_q=(0.2, 5), scales=None, big_bias=False,
+               **options) -> None:
+        out_c = weights.shape[0]
+        scales = scales or list(0.01 * rng.uniform(0.3, 3.0, size=out_c))
+        bias = rng.integers(-3000, 3001, size=out_c)
+        if big_bias:
+            bias[1] = -(1 << 30) - 77
+        outs.append(_conv_branch(b, x, shape, len(outs), weights, bias, scales, output_q,
+                                 **options))
+
+    w0 = _weights(rng, (5, 3, 3, 12))
+    w0[1] = 0
+    scales0 = list(0.01 * rng.uniform(0.3, 3.0, size=5))
+    scales0[3] = 1e-12
+    branch(w0, scales=scales0, activation="RELU6")  # odd channels, clamp, constant channels
+    branch(_weights(rng, (4, 3, 3, 12)), stride=(2, 1), dilation=(2, 2))  # taps one by one
+    branch(_weights(rng, (6, 1, 1, 12)), padding="VALID", stride=(2, 2))  # 1x1 with strides
+    branch(_weights(rng, (12, 1, 1, 12)), output_q=(0.3, -100))  # 1x1, as many channels
+    branch(_weights(rng, (3, 1, 1, 12)), activation="RELU")  # 1x1, fewer channels
+    branch(_weights(rng, (4, 2, 5, 12)), padding="VALID", output_q=(0.5, 0))
+    branch(_weights(rng, (3, 3, 3, 12)), big_bias=True)  # |acc| beyond 2^30
+    wide = np.where(rng.random((2, 9, 9, 12)) < 0.5, -127, 127)  # 256 * S_b could wrap
+    branch(wide, output_q=(40.0, 0))
+    b.set_io([x], outs)
+    return b.build()
+
+
+def _inplace_chain() -> bytes:
+    """conv 3x3 -> 1x1 -> 1x1 (RELU6) on eight channels: the 1x1 layers overwrite their
+    input, which dies there."""
+    rng = np.random.default_rng(12)
+    shape = (1, 5, 7, 8)
+    b = ModelBuilder("in place")
+    x = b.add_tensor("input", shape, "int8", quant=Q(*INPUT_Q))
+    t = x
+    for i, (kernel, activation) in enumerate([(3, "RELU"), (1, "NONE"), (1, "RELU6")]):
+        scales = list(0.01 * rng.uniform(0.3, 3.0, size=8))
+        bias = rng.integers(-3000, 3001, size=8)
+        t = _conv_branch(b, t, shape, i, _weights(rng, (8, kernel, kernel, 8)), bias, scales,
+                         INPUT_Q, activation=activation)
+    b.set_io([x], [t])
+    return b.build()
+
+
+def _fc_edges() -> bytes:
+    """Three rows of depth 13 into 7 units (per-channel, RELU6, a zero row and a zero
+    scale), 1 unit, and 5 units with a bias beyond the engine's range."""
+    rng = np.random.default_rng(13)
+    b = ModelBuilder("fc edges")
+    x = b.add_tensor("input", (3, 13), "int8", quant=Q(*INPUT_Q))
+    outs = []
+    for i, (units, activation) in enumerate([(7, "RELU6"), (1, "NONE"), (5, "RELU")]):
+        weights = _weights(rng, (units, 13))
+        scales = list(0.01 * rng.uniform(0.3, 3.0, size=units))
+        if units == 7:
+            weights[2] = 0
+            scales[4] = 1e-12
+        wt = b.add_tensor(f"w{i}", weights.shape, "int8", quant=Q(scales, 0, axis=0),
+                          data=weights)
+        bias = rng.integers(-5000, 5001, size=units)
+        if units == 5:
+            bias[3] = (1 << 30) + 99  # beyond the engine's range
+        bt = b.add_tensor(f"b{i}", (units,), "int32",
+                          quant=Q(bias_scales(INPUT_Q[0], scales), 0, axis=0), data=bias)
+        y = b.add_tensor(f"y{i}", (3, units), "int8", quant=Q(0.1, -20))
+        b.add_op("FULLY_CONNECTED", [x, wt, bt], [y], fc_options(activation))
+        outs.append(y)
+    b.set_io([x], outs)
+    return b.build()
+
+
+MODELS = {"conv_edges": _conv_edges, "inplace_chain": _inplace_chain, "fc_edges": _fc_edges}
+
+
+def test_edge_models_reach_every_path() -> None:
+    conv = load_program(_conv_edges()).layers
+    assert [type(la) for la in conv] == [Conv2DGemm] * 6 + [Conv2D] * 2
+    p = [la.params for la in conv[:6]]
+    assert [q["pointwise"] for q in p] == [False, False, False, True, True, False]
+    assert p[0]["engine"] == "cg_gemm_conv_clamp" and p[1]["engine"] == "cg_gemm_conv"
+    assert (p[0]["kpad"], p[3]["kpad"]) == (112, 16)  # depths 108 and 12
+    chain = load_program(_inplace_chain())
+    places = [chain.plan.locations[t] for la in chain.layers for t in (la.inputs[0], la.outputs[0])]
+    assert places[2] == places[3] and places[4] == places[5]  # 1x1 layers in place
+    assert chain.layers[1].params["inplace"] and chain.layers[2].params["inplace"]
+    fc = load_program(_fc_edges()).layers
+    assert [type(la) is FullyConnectedGemm for la in fc] == [True, True, False]
+    assert fc[0].params["engine"] == "cg_gemm_fc_clamp"
+
+
+@pytest.mark.parametrize("target", C_TARGETS)
+@pytest.mark.parametrize("name", MODELS)
+def test_generated_c_matches_reference(name: str, target: str, tmp_path: Path) -> None:
+    model = MODELS[name]()
+    c_matches_reference(model, target, tmp_path, seed=4, extra=edge_inputs(load_program(model)))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_generated_c_is_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
+    model = MODELS[name]()
+    c_matches_reference(model, "host", tmp_path, seed=5, sanitize=True,
+                        extra=edge_inputs(load_program(model)))
