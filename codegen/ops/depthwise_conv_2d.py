@@ -23,9 +23,10 @@ from codegen.ops.base import CArray, only_output, operand, unsupported
 
 OPCODES = ("DEPTHWISE_CONV_2D",)
 
-# The 3x3 fast path (templates/runtime/depthwise3x3.c.j2) gives its line buffer at most this
-# share of the input image, and never less than one pass of 4 channels.
-_LINE_BUFFER_SHARE = 4
+# The 3x3 fast path (templates/runtime/depthwise3x3.c.j2) gives its line buffer at most
+# 1/_LINE_BUFFER_SHARE of the input image (what it adds to the arena when it runs in place),
+# and never less than one pass of 4 channels. Smaller passes cost a little time per pass.
+_LINE_BUFFER_SHARE = 8
 _INT31 = 1 << 31
 
 
