@@ -114,6 +114,10 @@ def _run_group(jobs: list[Job], models_dir: Path, work_root: Path,
             outcomes.append(Outcome(job, result))
         except CodegenError as error:
             outcomes.append(Outcome(job, None, " ".join(str(error).split())))
+        except Exception as error:  # a bug: recorded in the table, the other rows go on
+            detail = " ".join(str(error).split())
+            outcomes.append(Outcome(job, None, f"internal error: {type(error).__name__}: "
+                                               f"{detail}"))
         print(f"  {job.model} on {job.target} -O{job.optimization}"
               f"{' (I/O in arena)' if job.io_in_arena else ''}: "
               f"{'done' if outcomes[-1].result else 'FAILED: ' + (outcomes[-1].error or '')}",
