@@ -258,7 +258,8 @@ def test_edge_models_reach_every_path() -> None:
     conv = load_program(_conv_edges()).layers
     assert [type(la) for la in conv] == [Conv2DGemm] * 6 + [Conv2D] * 2
     p = [la.params for la in conv[:6]]
-    assert [q["pointwise"] for q in p] == [False, False, False, True, True, False]
+    assert [q["pointwise"] for q in p] == [False, False, True, True, True, False]
+    assert [q["inplace"] for q in p] == [False, False, False, True, True, False]
     assert p[0]["engine"] == "cg_gemm_conv_clamp" and p[1]["engine"] == "cg_gemm_conv"
     assert (p[0]["kpad"], p[3]["kpad"]) == (112, 16)  # depths 108 and 12
     chain = load_program(_inplace_chain())

@@ -56,23 +56,23 @@ class Conv2D(_conv.ConvLayer):
 @dataclass
 class Conv2DGemm(Conv2D):
     """The matrix-product engine (codegen/ops/_gemm.py), two output pixels per pass: a 1x1
-    convolution with stride 1 widens each pixel's channels; any other window widens the
-    receptive field (cg_im2col) with the input zero point at padded taps, so the folded
-    bias is exact at the border too."""
+    convolution widens each pixel's channels; any other window widens the receptive field
+    (NAME_column, specialised to the layer's shape: straight from the image with channels
+    a multiple of 4, else through a gathered int8 column) with the input zero point at
+    padded taps, so the folded bias is exact at the border too."""
 
     template: ClassVar[str] = "kernels/conv_2d_fast.c.j2"
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        engine = (self.params["engine"][3:],)  # the snippet defining cg_<engine>
-        return engine if self.params["pointwise"] else (*engine, "im2col")
+        p = self.params
+        engine = (p["engine"][3:],)  # the snippet defining cg_<engine>
+        fills = not p["pointwise"] and not p["gather"] and (p["has_border"] or p["depth_pad"])
+        return (*engine, "widen_fill") if fills else engine
 
     def constants(self) -> list[CArray]:
         p = self.params
-        arrays = [CArray("weights", p["packed"]), CArray("rq", p["rq"])]
-        if not p["pointwise"]:
-            arrays.append(CArray("geometry", p["geometry"]))
-        return arrays
+        return [CArray("weights", p["packed"]), CArray("rq", p["rq"])]
 
     def scratch_bytes(self) -> int:
         return int(self.params["scratch"])
@@ -85,8 +85,14 @@ class Conv2DGemm(Conv2D):
     def describe(self) -> list[tuple[str, str]]:
         p = self.params
         return [*super().describe(),
-                ("kernel", f"{p['engine']}{'' if p['pointwise'] else ' + cg_im2col'}, depth "
-                           f"padded to {p['kpad']}, {p['scratch']} B scratch")]
+                ("kernel", f"{p['engine']}, {self._column()}, depth padded to {p['kpad']}, "
+                           f"{p['scratch']} B scratch")]
+
+    def _column(self) -> str:
+        p = self.params
+        if p["pointwise"]:
+            return "1x1: a pixel's channels widened"
+        return "receptive field " + ("gathered, then widened" if p["gather"] else "widened")
 
 
 def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, object] | None:
@@ -107,20 +113,15 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         return None
     depth = w.shape[1]
     kpad = _gemm.padded_depth(depth)
-    pointwise = (int(p["taps_h"]), int(p["taps_w"]), int(p["stride_h"]), int(p["stride_w"])) == (
-        1, 1, 1, 1)
+    pointwise = (int(p["taps_h"]), int(p["taps_w"])) == (1, 1)  # 1x1 windows never pad
+    unit_stride = (int(p["stride_h"]), int(p["stride_w"])) == (1, 1)
     gather = not pointwise and int(p["in_c"]) % 4 != 0
     full = (int(p["act_min"]), int(p["act_max"])) == (-128, 127)
-    geometry = np.array([
-        p["in_h"], p["in_w"], p["in_c"], p["taps_h"], p["taps_w"], p["stride_h"], p["stride_w"],
-        p["dil_h"], p["dil_w"], p["pad_h"], p["pad_w"], -int(p["input_offset"]), depth, kpad,
-        p["out_w"],
-    ], dtype=np.int32)
     return {
         "engine": "cg_gemm_conv" if full else "cg_gemm_conv_clamp",
         "clamp_args": "" if full else f", {p['act_min']}, {p['act_max']}",
         "pointwise": pointwise,
-        "inplace": pointwise and out_c <= int(p["in_c"]),
+        "inplace": pointwise and unit_stride and out_c <= int(p["in_c"]),
         "gather": gather,
         "pixels": int(p["out_h"]) * int(p["out_w"]),
         "kpad": kpad,
@@ -128,7 +129,12 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "scale": rq.scale,
         "packed": _gemm.pack_weights(w, group=1),
         "rq": rq.flat,
-        "geometry": geometry,
+        "depth": depth,
+        "depth_pad": kpad - depth,
+        "input_zero_point": -int(p["input_offset"]),
+        "row_values": int(p["taps_w"]) * int(p["in_c"]),
+        "row_step": int(p["dil_h"]) * int(p["in_row"]),
+        "row_pixels": int(p["stride_h"]) * int(p["in_w"]),
         "scratch": 4 * kpad + (kpad if gather else 0),
     }
 
