@@ -88,7 +88,7 @@ def _short_requantize(acc: np.ndarray, rq: _gemm.Requant) -> np.ndarray:
     assert np.all(np.abs(v) < 2**31)
     product = v * mult
     y = (product >> 32) + ((product & 0xFFFFFFFF) >> 31)
-    return (y + (y >> 63) + add) >> right
+    return (y + add + (v >> 63)) >> right
 
 
 @pytest.mark.parametrize("seed", range(6))

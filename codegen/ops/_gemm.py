@@ -33,7 +33,8 @@ generator can bound the accumulator:
     one 32x32->64 multiply plus bit 31 of its low word;
   - RoundingDivideByPOT(y, right) + zero_point (right >= 1) =
     (y + (y < 0 ? -1 : 0) + 2^(right - 1) + zero_point * 2^right) >> right,
-    as the sum does not overflow.
+    as the sum does not overflow; the sign may be v's (they differ only where y = 0, and
+    there (add - 1) >> right = add >> right).
 Channels whose output does not depend on the input (all-zero weights, or a zero multiplier)
 get constants that produce their one value. A layer that does not meet these bounds keeps
 the straightforward kernel.
@@ -74,8 +75,8 @@ def padded_depth(depth: int) -> int:
 
 
 def _constant_row(value: int) -> list[int]:
-    # multiplier 0: y = 0, then (0 + 0 + 2 * value) >> 1 = value.
-    return [0, 0, 2 * value, 1]
+    # multiplier 0: y = 0, then (0 + 2 * value + 1 + (0 or -1)) >> 1 = value.
+    return [0, 0, 2 * value + 1, 1]
 
 
 def plan_requant(weights: np.ndarray, bias: np.ndarray, multipliers: np.ndarray,
