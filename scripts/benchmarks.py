@@ -324,26 +324,39 @@ def benchmarks_md(models: list[str], targets: list[str], outcomes: dict[Job, Out
         "",
         f"## {ref}: optimization level",
         "",
-        "Instructions and generated code bytes of each model at each level.",
+        f"Instructions and generated code bytes of each model at each level. `codegen build` "
+        f"and `codegen bench` compile with -O{DEFAULT_OPTIMIZATION}; `codegen bench -O LEVEL` "
+        "measures another level.",
         "",
         "| model | " + " | ".join(f"-O{o} instructions" for o in levels) + " | "
         + " | ".join(f"-O{o} code (B)" for o in levels) + " |",
         "|---|" + "---:|" * (2 * len(levels)),
     ]
     wins: dict[str, int] = defaultdict(int)
+    # level -> [(instructions, code) relative to the default level], per model
+    relative: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for model in models:
         results = [outcomes.get(Job(model, ref, o)) for o in levels]
         if any(_failed(o) is not None for o in results):
             lines.append(f"| {model} |" + " — |" * (2 * len(levels)))
             continue
         counts = [o.result.instructions for o in results]
+        codes = [o.result.flash_code_bytes for o in results]
         wins[levels[counts.index(min(counts))]] += 1
+        for level, count, code in zip(levels[1:], counts[1:], codes[1:], strict=True):
+            relative[level].append((count / counts[0], code / codes[0]))
         lines.append(f"| {model} | " + " | ".join(_n(c) for c in counts) + " | "
-                     + " | ".join(_n(o.result.flash_code_bytes) for o in results) + " |")
+                     + " | ".join(_n(c) for c in codes) + " |")
     if wins:
         ranking = ", ".join(f"-O{o} on {n}" for o, n in sorted(wins.items(),
                                                                 key=lambda w: -w[1]))
-        lines += ["", f"Fewest instructions: {ranking} of {sum(wins.values())} models."]
+        lines += ["", f"- Fewest instructions: {ranking} of {sum(wins.values())} models."]
+        for level, pairs in relative.items():
+            ins = [100 * (r - 1) for r, _ in pairs]
+            code = [c for _, c in pairs]
+            lines.append(f"- -O{level} against -O{DEFAULT_OPTIMIZATION}: instructions "
+                         f"{min(ins):+.1f}% to {max(ins):+.1f}%, generated code "
+                         f"{min(code):.2f}x to {max(code):.2f}x.")
     return "\n".join(lines) + "\n"
 
 
