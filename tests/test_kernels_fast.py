@@ -208,14 +208,16 @@ def _conv_edges() -> bytes:
 
 
 def _inplace_chain() -> bytes:
-    """conv 3x3 -> 1x1 -> 1x1 (RELU6) on eight channels: the 1x1 layers overwrite their
-    input, which dies there."""
+    """conv 3x3 -> 1x1 -> 3x3 -> 5x5 (RELU6) on eight channels, width 7 (passes straddle
+    rows): every layer but the first overwrites its input, which dies there; the 3x3 and 5x5
+    ones keep a ring of 3 and 4 input rows."""
     rng = np.random.default_rng(12)
     shape = (1, 5, 7, 8)
     b = ModelBuilder("in place")
     x = b.add_tensor("input", shape, "int8", quant=Q(*INPUT_Q))
     t = x
-    for i, (kernel, activation) in enumerate([(3, "RELU"), (1, "NONE"), (1, "RELU6")]):
+    for i, (kernel, activation) in enumerate([(3, "RELU"), (1, "NONE"), (3, "NONE"),
+                                              (5, "RELU6")]):
         scales = list(0.01 * rng.uniform(0.3, 3.0, size=8))
         bias = rng.integers(-3000, 3001, size=8)
         t = _conv_branch(b, t, shape, i, _weights(rng, (8, kernel, kernel, 8)), bias, scales,
@@ -225,14 +227,18 @@ def _inplace_chain() -> bytes:
 
 
 def _fc_edges() -> bytes:
-    """Three rows of depth 13 into 7 units (per-channel, RELU6, a zero row and a zero
-    scale), 1 unit, and 5 units with a bias beyond the engine's range."""
+    """Three rows of depth 24 into 7 units (per-channel, RELU6, a zero row and a zero
+    scale), 1 unit, and 5 units with a bias beyond the engine's range; a depth of 13 (not a
+    multiple of 8) keeps the plain kernel."""
     rng = np.random.default_rng(13)
     b = ModelBuilder("fc edges")
-    x = b.add_tensor("input", (3, 13), "int8", quant=Q(*INPUT_Q))
+    x = b.add_tensor("input", (3, 24), "int8", quant=Q(*INPUT_Q))
+    x13 = b.add_tensor("input13", (3, 13), "int8", quant=Q(*INPUT_Q))
     outs = []
-    for i, (units, activation) in enumerate([(7, "RELU6"), (1, "NONE"), (5, "RELU")]):
-        weights = _weights(rng, (units, 13))
+    for i, (units, activation) in enumerate([(7, "RELU6"), (1, "NONE"), (5, "RELU"),
+                                             (4, "NONE")]):
+        depth = 13 if i == 3 else 24
+        weights = _weights(rng, (units, depth))
         scales = list(0.01 * rng.uniform(0.3, 3.0, size=units))
         if units == 7:
             weights[2] = 0
@@ -245,9 +251,10 @@ def _fc_edges() -> bytes:
         bt = b.add_tensor(f"b{i}", (units,), "int32",
                           quant=Q(bias_scales(INPUT_Q[0], scales), 0, axis=0), data=bias)
         y = b.add_tensor(f"y{i}", (3, units), "int8", quant=Q(0.1, -20))
-        b.add_op("FULLY_CONNECTED", [x, wt, bt], [y], fc_options(activation))
+        b.add_op("FULLY_CONNECTED", [x13 if depth == 13 else x, wt, bt], [y],
+                 fc_options(activation))
         outs.append(y)
-    b.set_io([x], outs)
+    b.set_io([x, x13], outs)
     return b.build()
 
 
@@ -262,12 +269,14 @@ def test_edge_models_reach_every_path() -> None:
     assert [q["inplace"] for q in p] == [False, False, False, True, True, False]
     assert p[0]["engine"] == "cg_gemm_conv_clamp" and p[1]["engine"] == "cg_gemm_conv"
     assert (p[0]["kpad"], p[3]["kpad"]) == (112, 16)  # depths 108 and 12
+    assert [q["local"] for q in p] == [False, False, True, True, True, False]  # depth <= 16
     chain = load_program(_inplace_chain())
-    places = [chain.plan.locations[t] for la in chain.layers for t in (la.inputs[0], la.outputs[0])]
-    assert places[2] == places[3] and places[4] == places[5]  # 1x1 layers in place
-    assert chain.layers[1].params["inplace"] and chain.layers[2].params["inplace"]
+    plan = chain.plan
+    assert [plan.locations[la.inputs[0]] == plan.locations[la.outputs[0]]
+            for la in chain.layers] == [False, True, True, True]
+    assert [la.params["ring_rows"] for la in chain.layers] == [3, 0, 3, 4]
     fc = load_program(_fc_edges()).layers
-    assert [type(la) is FullyConnectedGemm for la in fc] == [True, True, False]
+    assert [type(la) is FullyConnectedGemm for la in fc] == [True, True, False, False]
     assert fc[0].params["engine"] == "cg_gemm_fc_clamp"
 
 

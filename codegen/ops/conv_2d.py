@@ -22,6 +22,8 @@ from codegen.ops.base import CArray, only_output, operand, unsupported
 
 OPCODES = ("CONV_2D",)
 
+_LOCAL_COLUMNS = 64  # bytes: two widened columns this small go on the stack, not in the arena
+
 
 @dataclass
 class Conv2D(_conv.ConvLayer):
@@ -68,7 +70,8 @@ class Conv2DGemm(Conv2D):
         p = self.params
         engine = (p["engine"][3:],)  # the snippet defining cg_<engine>
         fills = not p["pointwise"] and not p["gather"] and (p["has_border"] or p["depth_pad"])
-        return (*engine, "widen_fill") if fills else engine
+        copies = ("gemm_copy",) if p["ring"] else ()
+        return (*engine, *(("widen_fill",) if fills else ()), *copies)
 
     def constants(self) -> list[CArray]:
         p = self.params
@@ -78,8 +81,10 @@ class Conv2DGemm(Conv2D):
         return int(self.params["scratch"])
 
     def inplace_inputs(self) -> tuple[int, ...]:
-        # A pass widens its two pixels' channels before it writes their outputs, which take
-        # no more bytes than the inputs: the output may overwrite the input.
+        # 1x1, stride 1: a pass widens its two pixels' channels before it writes their
+        # outputs, which take no more bytes than the inputs. Other windows with the output's
+        # shape (stride 1, as many channels): each input row is saved in a ring before the
+        # first pass that writes that row (see the template).
         return (0,) if self.params["inplace"] else ()
 
     def describe(self) -> list[tuple[str, str]]:
@@ -117,11 +122,25 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     unit_stride = (int(p["stride_h"]), int(p["stride_w"])) == (1, 1)
     gather = not pointwise and int(p["in_c"]) % 4 != 0
     full = (int(p["act_min"]), int(p["act_max"])) == (-128, 127)
+    # A window with the output's shape runs in place over a ring of the input rows it still
+    # needs after the output has overwritten them: from pad_h rows above a pass's first row
+    # to its last row (a pass's two pixels may straddle two rows).
+    ring = (not pointwise and unit_stride and (int(p["dil_h"]), int(p["dil_w"])) == (1, 1)
+            and out_c == int(p["in_c"]) and int(p["in_c"]) % 4 == 0
+            and (int(p["out_h"]), int(p["out_w"])) == (int(p["in_h"]), int(p["in_w"])))
+    ring_rows = min(int(p["pad_h"]) + 2, int(p["in_h"])) if ring else 0
+    # Columns of at most 64 bytes (depths up to 16) live in the kernel's stack frame.
+    local = not gather and not ring and 4 * kpad <= _LOCAL_COLUMNS
     return {
         "engine": "cg_gemm_conv" if full else "cg_gemm_conv_clamp",
         "clamp_args": "" if full else f", {p['act_min']}, {p['act_max']}",
         "pointwise": pointwise,
-        "inplace": pointwise and unit_stride and out_c <= int(p["in_c"]),
+        "inplace": (pointwise and unit_stride and out_c <= int(p["in_c"])) or ring,
+        "ring": ring,
+        "ring_rows": ring_rows,
+        "ring_offset": 4 * kpad,
+        "local": local,
+        "column_bytes": 4 * kpad,
         "gather": gather,
         "pixels": int(p["out_h"]) * int(p["out_w"]),
         "kpad": kpad,
@@ -135,7 +154,8 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "row_values": int(p["taps_w"]) * int(p["in_c"]),
         "row_step": int(p["dil_h"]) * int(p["in_row"]),
         "row_pixels": int(p["stride_h"]) * int(p["in_w"]),
-        "scratch": 4 * kpad + (kpad if gather else 0),
+        "scratch": 0 if local else (4 * kpad + (kpad if gather else 0)
+                                    + ring_rows * int(p["in_row"])),
     }
 
 

@@ -87,8 +87,8 @@ class FullyConnected(Layer):
 
 @dataclass
 class FullyConnectedGemm(FullyConnected):
-    """The matrix-product engine (codegen/ops/_gemm.py): each input row widened once to
-    16-bit pairs in the scratch buffer, four output channels per pass."""
+    """The matrix-product engine (codegen/ops/_gemm.py): four output channels per pass over
+    an input row, widened to 16-bit pairs as it is read (no scratch buffer)."""
 
     template: ClassVar[str] = "kernels/fully_connected_fast.c.j2"
 
@@ -99,20 +99,16 @@ class FullyConnectedGemm(FullyConnected):
     def constants(self) -> list[CArray]:
         return [CArray("weights", self.params["packed"]), CArray("rq", self.params["rq"])]
 
-    def scratch_bytes(self) -> int:
-        return int(self.params["scratch"])
-
     def describe(self) -> list[tuple[str, str]]:
-        return [*super().describe(),
-                ("kernel", f"{self.params['engine']}, depth padded to {self.params['kpad']}, "
-                           f"{self.params['scratch']} B scratch")]
+        return [*super().describe(), ("kernel", self.params["engine"])]
 
 
 def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
     """The engine's parameters, or None when the layer keeps the plain kernel: weights with
-    a zero point (the engine has no filter offset), or accumulators the short
+    a zero point (the engine has no filter offset), a depth that is not a multiple of 8 (the
+    engine reads the input row eight values at a time), or accumulators the short
     requantization cannot take."""
-    if params["filter_offset"]:
+    if params["filter_offset"] or int(params["depth"]) % _gemm.K_STEP:
         return None
     weights = np.asarray(params["weights_data"], dtype=np.int64)
     folded = np.asarray(params["bias_data"], np.int64) + int(params["input_offset"]) * weights.sum(
@@ -122,17 +118,14 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
                             int(params["act_max"]), channel_pad=4)
     if rq is None:
         return None
-    kpad = _gemm.padded_depth(int(params["depth"]))
     full = (int(params["act_min"]), int(params["act_max"])) == (-128, 127)
     return {
         "engine": "cg_gemm_fc" if full else "cg_gemm_fc_clamp",
         "clamp_args": "" if full else f", {params['act_min']}, {params['act_max']}",
-        "kpad": kpad,
-        "kiter": kpad // _gemm.K_STEP,
+        "kiter": int(params["depth"]) // _gemm.K_STEP,
         "scale": rq.scale,
         "packed": _gemm.pack_weights(weights, group=2),
         "rq": rq.flat,
-        "scratch": 2 * kpad,
     }
 
 
