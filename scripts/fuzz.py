@@ -44,6 +44,14 @@ from support.policy import SHARED_MODELS  # noqa: E402
 WORK = Path(tempfile.gettempdir()) / f"codegen-fuzz-{os.getpid()}"
 
 
+def _seeds(args: argparse.Namespace) -> dict[str, bytes]:
+    seeds = fuzzing.seed_models(SHARED_MODELS)
+    for directory in args.extra_seeds:
+        seeds.update({f"extra-{p.stem}": p.read_bytes()
+                      for p in sorted(Path(directory).glob("*.tflite"))})
+    return seeds
+
+
 def _save(crashes: Path, data: bytes, what: str, problem: str) -> Path:
     crashes.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha1(data).hexdigest()[:12]
@@ -66,7 +74,7 @@ def _check(data: bytes, what: str, args: argparse.Namespace, existing: bool = Fa
 
 
 def run_mutate(args: argparse.Namespace) -> int:
-    seeds = fuzzing.seed_models(SHARED_MODELS)
+    seeds = _seeds(args)
     structural = {name: fuzzing._structural_positions(data) for name, data in seeds.items()}
     names = sorted(seeds)
     outcomes: collections.Counter[str] = collections.Counter()
@@ -117,7 +125,7 @@ def run_atheris(args: argparse.Namespace) -> int:
 
     corpus = args.corpus
     corpus.mkdir(parents=True, exist_ok=True)
-    for name, data in fuzzing.seed_models(SHARED_MODELS).items():
+    for name, data in _seeds(args).items():
         (corpus / f"seed-{name}.tflite").write_bytes(data)
 
     def test_one(data: bytes) -> None:
@@ -219,6 +227,10 @@ def main() -> int:
     parser.add_argument("--time-limit", type=float, default=10.0, help="seconds per input")
     parser.add_argument("--crashes", type=Path, default=ROOT / ".fuzz" / "crashes")
     parser.add_argument("--corpus", type=Path, default=ROOT / ".fuzz" / "corpus")
+    parser.add_argument("--extra-seeds", nargs="*", metavar="DIR", default=[
+        d for d in (Path.home() / ".cache" / "codegen-tests",) if d.is_dir()],
+        help="more seed models (*.tflite) for atheris and mutate (default: the test "
+             "suite's model cache, ~/.cache/codegen-tests, if present)")
     parser.add_argument("--replay", nargs="+", metavar="SOURCE:K",
                         help="run cases of tests/test_fuzz.py")
     parser.add_argument("--save", type=Path, help="with --replay: write the cases here")

@@ -289,6 +289,8 @@ def m_quant_length(model: schema.ModelT, rng: random.Random) -> str:
 
 def m_quant_remove(model: schema.ModelT, rng: random.Random) -> str:
     i, t = _tensor(model, rng, _quantized)
+    if not _quantized(t):
+        return m_scale(model, rng)
     if rng.random() < 0.5:
         t.quantization = None
     else:
@@ -567,7 +569,8 @@ def schema_mutation(data: bytes, rng: random.Random,
         try:
             what = "; ".join(SCHEMA_MUTATIONS[n](model, rng) for n in names)
             return pack(model), f"{'+'.join(names)}: {what}"
-        except (ValueError, OverflowError, TypeError, IndexError, struct.error):
+        except (ValueError, OverflowError, TypeError, IndexError, AttributeError,
+                struct.error):
             continue  # the value does not fit its field; draw another
     return byte_mutation(data, rng)
 
