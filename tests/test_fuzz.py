@@ -60,3 +60,25 @@ def test_malformed_models(source: str, start: int, seeds: dict[str, tuple[bytes,
         if result.problem is not None:
             failures.append(f"{source}:{k} ({what}): {result.problem}")
     assert not failures, "\n".join(failures)
+
+
+def test_the_checks_catch_a_hang_and_an_internal_error(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The harness itself: a generator that hangs or fails inside is reported."""
+    import time
+
+    import codegen.generate
+
+    model = fuzzing.small_models()["fc_bias"]
+    monkeypatch.delenv("CODEGEN_DEBUG", raising=False)
+    monkeypatch.setattr(codegen.generate, "load_program", lambda *a, **k: time.sleep(30))
+    result = fuzzing.run_generate(model, tmp_path / "work", time_limit_s=0.5)
+    assert result.problem is not None and result.problem.startswith("timeout"), result
+    assert result.seconds < 5
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(codegen.generate, "load_program", broken)
+    result = fuzzing.run_generate(model, tmp_path / "work")
+    assert result.status == 2 and result.problem is not None and "exit 2" in result.problem
