@@ -24,7 +24,6 @@ import io
 import os
 import sys
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from codegen.arrays import load_named_arrays
 from codegen.errors import CodegenError
 from codegen.progress import Progress
 
@@ -292,33 +292,7 @@ def load_samples(path: Path, inputs: list[InputSpec],
                  what: str = "calibration") -> list[np.ndarray]:
     """One float32 array per model input, shaped (N, *input shape), from a .npy (one input)
     or a .npz keyed by input name. Refuses, in one line, data that cannot feed the model."""
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise CodegenError(f"{what} data {path}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise CodegenError(f"{what} data {path}: not a readable .npy/.npz file ({exc})") from None
-    if isinstance(loaded, np.ndarray):
-        if len(inputs) != 1:
-            names = ", ".join(spec.name for spec in inputs)
-            raise CodegenError(
-                f"the model has {len(inputs)} inputs; give the {what} data as an .npz keyed "
-                f"by {names}"
-            )
-        arrays = [loaded]
-    else:
-        with loaded:
-            files = list(loaded.files)
-            if len(inputs) == 1 and len(files) == 1:
-                arrays = [loaded[files[0]]]
-            else:
-                arrays = []
-                for spec in inputs:
-                    if spec.name not in files:
-                        raise CodegenError(
-                            f"{what} data {path} has no array named '{spec.name}' (has {files})"
-                        )
-                    arrays.append(loaded[spec.name])
+    arrays = load_named_arrays(path, [spec.name for spec in inputs], f"{what} data")
     checked = [_check_samples(path, a, spec, what) for a, spec in zip(arrays, inputs, strict=True)]
     counts = {a.shape[0] for a in checked}
     if len(counts) != 1:

@@ -81,4 +81,4 @@ def test_run_refuses_npy_for_two_inputs(tmp_path: Path) -> None:
     result = _codegen("run", str(model), "--target", "reference", "--input",
                       str(tmp_path / "in.npy"), "--output", str(tmp_path / "out.npz"))
     assert result.returncode == 1
-    assert "pass an .npz keyed by in_a, in_b" in result.stderr
+    assert "2 inputs; give the input as an .npz keyed by in_a, in_b" in result.stderr

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import argparse
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,28 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_inputs(path: Path, program) -> list[np.ndarray]:
-    graph = program.graph
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise CodegenError(f"{path}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise CodegenError(f"{path}: not a readable .npy/.npz file ({exc})") from None
-    if isinstance(loaded, np.ndarray):
-        if len(graph.inputs) != 1:
-            names = ", ".join(graph.tensors[i].name for i in graph.inputs)
-            raise CodegenError(
-                f"the model has {len(graph.inputs)} inputs; pass an .npz keyed by {names}"
-            )
-        return [loaded]
-    with loaded:
-        arrays = []
-        for i in graph.inputs:
-            name = graph.tensors[i].name
-            if name not in loaded.files:
-                raise CodegenError(f"{path} has no array named '{name}' (has {loaded.files})")
-            arrays.append(loaded[name])
-        return arrays
+    from codegen.arrays import load_named_arrays
+
+    names = [program.graph.tensors[i].name for i in program.graph.inputs]
+    return load_named_arrays(path, names, "input")
 
 
 def save_outputs(path: Path, program, outputs: list[np.ndarray]) -> None:
