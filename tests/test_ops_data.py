@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 from support import data_models as dm
 from support.builder import Q
@@ -22,7 +21,7 @@ from support.verify import (
     C_TARGETS,
     c_matches_reference,
     edge_inputs,
-    random_inputs,
+    inputs_with_edges,
     reference_matches_tflm,
 )
 
@@ -183,24 +182,18 @@ def _param(name: str) -> pytest.ParameterSet:
 MODEL_PARAMS = [_param(name) for name in MODELS]
 
 
-def _with_edges(model: bytes, count: int, seed: int) -> list[np.ndarray]:
-    program = load_program(model)
-    inputs = random_inputs(program, count, seed)
-    return [np.concatenate([e, x]) for e, x in zip(edge_inputs(program), inputs, strict=True)]
-
-
 @pytest.mark.tflm
 @pytest.mark.parametrize("name", list(CASES))
 def test_case_reference_matches_tflm(name: str) -> None:
     model = dm.single(CASES[name])
-    reference_matches_tflm(model, _with_edges(model, TFLM_SAMPLES, seed=1))
+    reference_matches_tflm(model, inputs_with_edges(model, TFLM_SAMPLES, seed=1))
 
 
 @pytest.mark.tflm
 @pytest.mark.parametrize("name", MODEL_PARAMS)
 def test_model_reference_matches_tflm(name: str) -> None:
     model = MODELS[name]()
-    reference_matches_tflm(model, _with_edges(model, TFLM_SAMPLES, seed=2))
+    reference_matches_tflm(model, inputs_with_edges(model, TFLM_SAMPLES, seed=2))
 
 
 @pytest.mark.parametrize("target", C_TARGETS)

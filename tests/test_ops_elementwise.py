@@ -22,7 +22,7 @@ from support.verify import (
     C_TARGETS,
     c_matches_reference,
     edge_inputs,
-    random_inputs,
+    inputs_with_edges,
     reference_matches_tflm,
 )
 
@@ -49,17 +49,11 @@ CASES = [pytest.param(name, marks=[pytest.mark.tf] if name.startswith("keras") e
          for name in MODELS]
 
 
-def _with_edges(model: bytes, count: int, seed: int) -> list[np.ndarray]:
-    program = load_program(model)
-    inputs = random_inputs(program, count, seed)
-    return [np.concatenate([e, x]) for e, x in zip(edge_inputs(program), inputs, strict=True)]
-
-
 @pytest.mark.tflm
 @pytest.mark.parametrize("name", CASES)
 def test_reference_matches_tflm(name: str) -> None:
     model = MODELS[name]()
-    reference_matches_tflm(model, _with_edges(model, TFLM_SAMPLES, seed=1))
+    reference_matches_tflm(model, inputs_with_edges(model, TFLM_SAMPLES, seed=1))
 
 
 @pytest.mark.parametrize("target", C_TARGETS)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 from support import armv6m
 from support.policy import require_file
@@ -19,7 +18,7 @@ from support.verify import (
     C_TARGETS,
     c_matches_reference,
     edge_inputs,
-    random_inputs,
+    inputs_with_edges,
     reference_matches_tflm,
 )
 
@@ -48,12 +47,6 @@ def _read(shared_models: Path, name: str) -> bytes:
     return require_file(shared_models / f"{name}.tflite").read_bytes()
 
 
-def _with_edges(model: bytes, count: int, seed: int) -> list[np.ndarray]:
-    program = load_program(model)
-    inputs = random_inputs(program, count, seed)
-    return [np.concatenate([e, x]) for e, x in zip(edge_inputs(program), inputs, strict=True)]
-
-
 def _target_param(name: str) -> object:
     return pytest.param(name, marks=[] if TARGETS[name].is_host else [pytest.mark.qemu])
 
@@ -67,7 +60,7 @@ def test_every_shared_model_is_tested(shared_models: Path) -> None:
 @pytest.mark.parametrize("name", MODELS)
 def test_reference_matches_tflm(name: str, shared_models: Path) -> None:
     model = _read(shared_models, name)
-    reference_matches_tflm(model, _with_edges(model, MODELS[name].tflm, seed=1))
+    reference_matches_tflm(model, inputs_with_edges(model, MODELS[name].tflm, seed=1))
 
 
 @pytest.mark.parametrize("target", [_target_param(t) for t in C_TARGETS])

@@ -130,3 +130,10 @@ def edge_inputs(program: Program) -> list[np.ndarray]:
             lo, hi = -1e6, 1e6
         arrays.append(np.stack([np.full(t.shape, lo), np.full(t.shape, hi)]).astype(t.dtype.np))
     return arrays
+
+
+def inputs_with_edges(model: bytes, count: int, seed: int) -> list[np.ndarray]:
+    """An all-minimum and an all-maximum sample, then `count` full-range random samples."""
+    program = load_program(model)
+    inputs = random_inputs(program, count, seed)
+    return [np.concatenate([e, x]) for e, x in zip(edge_inputs(program), inputs, strict=True)]
