@@ -20,6 +20,7 @@ from support.models import cache_dir
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    policy.venv_first_on_path()
     config.addinivalue_line("markers", "tf: needs TensorFlow (model conversion; slow)")
 
 

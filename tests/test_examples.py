@@ -63,9 +63,15 @@ def test_keras_to_firmware_in_three_commands(tmp_path: Path) -> None:
     shutil.copy(DEMO_DIR / "demo_mlp.keras", tmp_path / "model.keras")
     np.save(tmp_path / "calibration.npy", demo_train_module().grid(17))
     (tmp_path / "examples").symlink_to(policy.REPO_ROOT / "examples")
-    shell = f'codegen() {{ "{sys.executable}" -m codegen "$@"; }}\nset -euo pipefail\n'
-    path = os.pathsep.join(filter(None, [str(policy.REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, PYTHONPATH=path)  # this checkout's codegen, installed or not
+    # As on a fresh machine after ./scripts/setup: the system directories plus the venv's
+    # bin (meson, codegen), nothing else of this machine's PATH.
+    venv_bin = Path(sys.executable).parent
+    policy.require((venv_bin / "codegen").is_file(),
+                   f"no codegen script beside {sys.executable}; run ./scripts/setup")
+    env = {"PATH": os.pathsep.join([str(venv_bin), *policy.SYSTEM_PATH]),
+           "HOME": os.environ.get("HOME", str(tmp_path)), "LANG": "C.UTF-8",
+           "PYTHONPATH": str(policy.REPO_ROOT)}  # this checkout's codegen, installed or not
+    shell = "set -euo pipefail\n"
     for command in workflow_commands():
         done = subprocess.run(["bash", "-c", shell + command], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=900, check=False)

@@ -10,12 +10,24 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_MODELS = REPO_ROOT.parent / "shared" / "models"
+# The PATH of a fresh Debian machine, before anything is installed by hand.
+SYSTEM_PATH = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+def venv_first_on_path() -> None:
+    """Put the directory of this Python (the venv's bin, where scripts/setup installs meson,
+    ruff and codegen) first on PATH, so that every subprocess of the suite finds them as a
+    user who followed the README does."""
+    bin_dir = str(Path(sys.executable).parent)
+    rest = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != bin_dir]
+    os.environ["PATH"] = os.pathsep.join([bin_dir, *rest])
 
 
 def in_ci() -> bool:
