@@ -12,7 +12,7 @@ import numpy as np
 from codegen.build import build_firmware, check_toolchain
 from codegen.emit import EmitOptions, emit_model, io_tensors, render
 from codegen.errors import CodegenError
-from codegen.generate import write_files_atomically
+from codegen.files import write_files_atomically
 from codegen.program import Program
 from codegen.reference import run_reference
 from codegen.runner import run_firmware

@@ -21,7 +21,8 @@ from pathlib import Path
 from codegen.build import meson_executable
 from codegen.emit import EmitOptions, c_comment, emit_model
 from codegen.errors import CodegenError
-from codegen.generate import check_name, default_name, write_files_atomically
+from codegen.files import write_files_atomically
+from codegen.generate import check_name, default_name
 from codegen.program import Program, load_program
 from codegen.targets import Target, cross_file_text, get_target
 
