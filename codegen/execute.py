@@ -12,7 +12,7 @@ import numpy as np
 from codegen.build import build_firmware, check_toolchain
 from codegen.emit import EmitOptions, emit_model, io_tensors, render
 from codegen.errors import CodegenError
-from codegen.files import write_files_atomically
+from codegen.files import claim_build_dir, write_files_atomically
 from codegen.program import Program
 from codegen.reference import run_reference
 from codegen.runner import run_firmware
@@ -91,10 +91,11 @@ def write_harness_sources(program: Program, directory: Path, name: str = HARNESS
 
 def build_for_target(program: Program, target_name: str, work_dir: Path, *,
                      sanitize: bool = False) -> Path:
-    """Generate and compile the harness for a target; returns the executable."""
+    """Generate and compile the harness for a target; returns the executable. work_dir
+    (src/ and build/ in it) must be new, empty or made by codegen before (claim_build_dir)."""
     target = get_target(target_name)
     check_toolchain(target)
-    source_dir = work_dir / "src"
+    source_dir = claim_build_dir(claim_build_dir(work_dir) / "src")
     # Sanitizer builds give every arena buffer an array of its own, so that ASan also sees
     # a kernel writing outside its planned buffer, not only outside the whole arena.
     write_harness_sources(program, source_dir, options=EmitOptions(debug_buffers=sanitize))

@@ -1,7 +1,11 @@
-"""What codegen writes on the user's disk.
+"""What codegen writes and deletes on the user's disk.
 
 - `write_files_atomically`: the generated files of a directory (generate, build, the harness
   sources), all of them or none.
+- Build directories: codegen empties and reuses a directory only if it created it, proven by
+  the marker file it writes there when it creates (or first takes, empty) the directory
+  (`claim_build_dir`). It never deletes anything else, and never follows a symbolic link
+  when deleting.
 """
 
 from __future__ import annotations
@@ -10,12 +14,16 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from codegen.errors import CodegenError
 
+MARKER = ".codegen-build-dir"
+_MARKER_TEXT = ("This directory was created by codegen as a build directory; codegen may "
+                "delete anything in it.\n")
 STAGING_PREFIX = ".codegen-staging-"
 
 
@@ -125,3 +133,108 @@ def _replace_in_directory(files: Mapping[str, str | bytes], target: Path) -> Non
                 else:
                     os.unlink(target / name)
             raise
+
+
+# -- build directories -------------------------------------------------------------------------
+
+
+def _absolute(path: Path) -> Path:
+    """path made absolute with its parents resolved but its last component as given (a
+    symbolic link stays a link, to be refused)."""
+    if path.name in ("", ".", ".."):
+        return path.resolve()
+    return path.parent.resolve() / path.name
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def check_build_dir(path: Path, *, keep: Sequence[tuple[str, Path]] = (),
+                    apart: Sequence[tuple[str, Path]] = (),
+                    option: str = "--build-dir") -> Path:
+    """Refuse a build directory codegen may not take, before any work; no side effects.
+
+    It may not be, or contain, the current directory or any path of `keep` (the model, the
+    input and output files: everything in a build directory may be deleted), nor be, hold or
+    lie inside a directory of `apart` (the output directory). It may not be a symbolic link
+    or a file, and an existing directory must be empty or have codegen's marker. Returns
+    the absolute path."""
+    build = _absolute(path)
+    way_out = "give a new directory of its own (e.g. build-codegen)"
+    if build == Path(build.anchor):
+        raise CodegenError(f"{option} {path} is the root directory; {way_out}")
+    for what, other in [("the current directory", Path.cwd()), *keep]:
+        if _within(other.resolve(), build):
+            holds = "is" if other.resolve() == build else "contains"
+            raise CodegenError(f"{option} {path} {holds} {what}, and codegen may delete "
+                               f"everything in a build directory; {way_out}")
+    for what, other in apart:
+        resolved = other.resolve()
+        if _within(resolved, build) or _within(build, resolved):
+            raise CodegenError(f"{option} {path} overlaps {what} {other}; {way_out} outside it")
+    try:
+        info = os.lstat(build)
+    except FileNotFoundError:
+        return build
+    except OSError as exc:
+        raise CodegenError(f"{option} {path}: {_reason(exc)}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise CodegenError(f"{option} {path} is a symbolic link; codegen does not build "
+                           f"through links: {way_out}")
+    if not stat.S_ISDIR(info.st_mode):
+        raise CodegenError(f"{option} {path} exists and is not a directory; {way_out}")
+    if not has_marker(build) and _has_entries(build, path, option):
+        raise CodegenError(f"{option} {path} is not empty and was not created by codegen "
+                           f"(it has no {MARKER}); codegen only reuses build directories it "
+                           f"created: {way_out}, or an empty one")
+    return build
+
+
+def _has_entries(directory: Path, path: Path, option: str) -> bool:
+    try:
+        with os.scandir(directory) as entries:
+            return any(True for _ in entries)
+    except OSError as exc:
+        raise CodegenError(f"{option} {path}: {_reason(exc)}") from None
+
+
+def has_marker(directory: Path) -> bool:
+    """directory holds codegen's marker, a regular file (not a link to one)."""
+    try:
+        return stat.S_ISREG(os.lstat(directory / MARKER).st_mode)
+    except OSError:
+        return False
+
+
+def claim_build_dir(path: Path, option: str = "--build-dir") -> Path:
+    """Make path a build directory of codegen's: create it with the marker, or mark an
+    existing empty directory, or accept one that has the marker. Anything else (a link, a
+    file, a directory of the user's) is refused. Returns the absolute path."""
+    build = check_build_dir(path, option=option)
+    if has_marker(build):
+        return build
+    try:
+        build.mkdir(parents=True, exist_ok=True)
+        fd = os.open(build / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                     0o666)
+        with os.fdopen(fd, "w") as marker:
+            marker.write(_MARKER_TEXT)
+    except OSError as exc:
+        raise CodegenError(f"cannot create the build directory {path}: {_reason(exc)}") from None
+    return build
+
+
+def clear_build_dir(build: Path) -> None:
+    """Delete everything in a build directory of codegen's except its marker; links are
+    removed, never followed."""
+    if not has_marker(build) or os.path.islink(build):
+        raise CodegenError(f"refusing to empty {build}: it was not created by codegen")
+    with os.scandir(build) as entries:
+        for entry in entries:
+            if entry.name == MARKER:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)

@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True,
                         help=".npy shaped (N, *input_shape), or .npz keyed by input tensor name")
     parser.add_argument("--output", required=True, help=".npy (or .npz for several outputs)")
-    parser.add_argument("--build-dir", help="keep the generated sources and build here")
+    parser.add_argument("--build-dir", help="keep the generated sources and build here (a new "
+                                            "or empty directory, or one codegen made before)")
 
 
 def load_inputs(path: Path, program) -> list[np.ndarray]:
@@ -45,11 +46,16 @@ def save_outputs(path: Path, program, outputs: list[np.ndarray]) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from codegen.execute import execute
+    from codegen.files import check_build_dir
     from codegen.program import load_program
 
+    work_dir = Path(args.build_dir) if args.build_dir else None
+    if work_dir is not None:
+        check_build_dir(work_dir, keep=[("the model", Path(args.model)),
+                                        ("the input file", Path(args.input)),
+                                        ("the output file", Path(args.output))])
     program = load_program(Path(args.model))
     inputs = load_inputs(Path(args.input), program)
-    work_dir = Path(args.build_dir) if args.build_dir else None
     outputs = execute(program, args.target, inputs, work_dir=work_dir)
     save_outputs(Path(args.output), program, outputs)
     n = outputs[0].shape[0]
