@@ -36,15 +36,19 @@ def check_inputs(program: Program, inputs: list[np.ndarray]) -> int:
     counts = set()
     for array, index in zip(inputs, graph.inputs, strict=True):
         t = graph.tensors[index]
-        if array.dtype != t.dtype.np or array.shape[1:] != t.shape:
+        if array.dtype != t.dtype.np or array.ndim == 0 or array.shape[1:] != t.shape:
+            wanted = "".join(f", {d}" for d in t.shape) or ","
             raise CodegenError(
-                f"input '{t.name}' must be a {t.dtype.numpy_name} array shaped "
-                f"(N, {', '.join(map(str, t.shape))}); got {array.dtype} {tuple(array.shape)}"
+                f"input {t.name!r} must be a {t.dtype.numpy_name} array shaped "
+                f"(N{wanted}), one sample per row; got {array.dtype} {tuple(array.shape)}"
             )
         counts.add(array.shape[0])
     if len(counts) != 1:
         raise CodegenError(f"inputs disagree on the number of samples: {sorted(counts)}")
-    return counts.pop()
+    count = counts.pop()
+    if count == 0:
+        raise CodegenError("the input holds no samples (N = 0); give at least one")
+    return count
 
 
 def pack_samples(inputs: list[np.ndarray]) -> bytes:

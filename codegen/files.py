@@ -2,6 +2,8 @@
 
 - `write_files_atomically`: the generated files of a directory (generate, build, the harness
   sources), all of them or none.
+- `write_file_atomically`: one output file (`codegen run --output`, ...), whole or not at
+  all: a temporary file in the same directory, fsync, then one rename over the old file.
 - Build directories: codegen empties and reuses a directory only if it created it, proven by
   the marker file it writes there when it creates (or first takes, empty) the directory
   (`claim_build_dir`). It never deletes anything else, and never follows a symbolic link
@@ -16,8 +18,9 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from codegen.errors import CodegenError
 
@@ -133,6 +136,74 @@ def _replace_in_directory(files: Mapping[str, str | bytes], target: Path) -> Non
                 else:
                     os.unlink(target / name)
             raise
+
+
+# -- one output file ---------------------------------------------------------------------------
+
+
+def check_output_file(path: Path, option: str, what: str) -> Path:
+    """The file an output option names, checked before any work: not a directory, not a
+    device or other special file (a symbolic link to a regular file is written through).
+    Returns the path that will be replaced."""
+    real = Path(os.path.realpath(path))
+    if real.is_dir():
+        raise CodegenError(f"{option} {path} is a directory; give the {what} to write")
+    if real.exists() and not real.is_file():
+        raise CodegenError(f"{option} {path} is not a regular file; give the path of the "
+                           f"{what} to write")
+    if not real.parent.is_dir() and real.parent.exists():
+        raise CodegenError(f"{option} {path}: {real.parent} is not a directory")
+    return real
+
+
+def write_file_atomically(path: Path, write: Callable[[BinaryIO], None], option: str,
+                          what: str) -> Path:
+    """Call write(stream) on a temporary file beside path, fsync it and rename it over path
+    (following a symbolic link to the file it names). Either path ends up holding exactly
+    what `write` wrote, or, on any error (a full disk, say), it is unchanged and the
+    temporary file is gone. Missing parent directories are created, and removed again when
+    the write fails. Returns the path written."""
+    real = check_output_file(path, option, what)
+    created = _make_parents(real.parent, path)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".codegen-tmp",
+                                    dir=real.parent)
+        temporary = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                write(stream)
+                stream.flush()
+                os.fsync(stream.fileno())
+            mode = (stat.S_IMODE(real.stat().st_mode) if real.is_file()
+                    else 0o666 & ~_umask())
+            temporary.chmod(mode)
+            os.replace(temporary, real)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise
+    except OSError as exc:
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise CodegenError(f"cannot write {path}: {_reason(exc)}; nothing was written"
+                           + (" (the old file is unchanged)" if real.is_file() else "")) from None
+    return path
+
+
+def _make_parents(directory: Path, path: Path) -> list[Path]:
+    created: list[Path] = []
+    try:
+        for ancestor in [*reversed(directory.parents), directory]:
+            if not ancestor.exists():
+                ancestor.mkdir()
+                created.append(ancestor)
+    except OSError as exc:
+        for made in reversed(created):
+            with contextlib.suppress(OSError):
+                made.rmdir()
+        raise CodegenError(f"cannot write {path}: {_reason(exc)}") from None
+    return created
 
 
 # -- build directories -------------------------------------------------------------------------
