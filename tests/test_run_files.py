@@ -414,3 +414,29 @@ def test_reader_reads_what_numpy_writes(tmp_path: Path) -> None:
         assert got.shape == expected.shape == array.shape, label
         np.testing.assert_array_equal(got, expected, err_msg=label)
         assert got.dtype.isnative and got.flags.writeable, label
+
+
+# -- the other commands' output files ---------------------------------------------------------
+
+
+def test_report_output_is_replaced_whole_or_not_at_all(work: Path,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    policy.require_module("matplotlib")
+    model = str(work / "models" / "demo.tflite")
+    os.mkfifo(work / "fifo.html")
+    _refused(["report", model, "-o", str(work / "fifo.html")], work, capsys,
+             "is not a regular file")
+    (work / "report.html").write_bytes(OLD_OUTPUT)
+    real_fsync = os.fsync
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, "fsync", no_space)
+    _refused(["report", model, "-o", str(work / "report.html")], work, capsys,
+             "No space left on device; nothing was written (the old file is unchanged)")
+    assert (work / "report.html").read_bytes() == OLD_OUTPUT
+    monkeypatch.setattr(files.os, "fsync", real_fsync)
+    assert main(["report", model, "-o", str(work / "report.html")]) == 0
+    assert (work / "report.html").read_bytes().startswith(b"<!DOCTYPE html>")
