@@ -143,9 +143,13 @@ def _replace_in_directory(files: Mapping[str, str | bytes], target: Path) -> Non
 
 def check_output_file(path: Path, option: str, what: str) -> Path:
     """The file an output option names, checked before any work: not a directory, not a
-    device or other special file (a symbolic link to a regular file is written through).
+    device or other special file, not a link to nowhere (a symbolic link to a regular file
+    is written through).
     Returns the path that will be replaced."""
     real = Path(os.path.realpath(path))
+    if path.is_symlink() and not real.exists():
+        raise CodegenError(f"{option} {path} is a symbolic link to {real}, which does not "
+                           f"exist; give the path of the {what} to write")
     if real.is_dir():
         raise CodegenError(f"{option} {path} is a directory; give the {what} to write")
     if real.exists() and not real.is_file():

@@ -290,6 +290,9 @@ def test_output_paths_that_are_refused(work: Path, capsys: pytest.CaptureFixture
     os.mkfifo(work / "fifo.npy")
     _refused(_run_args(work, "demo.tflite", given, work / "fifo.npy"), work, capsys,
              "is not a regular file")
+    (work / "dangling.npy").symlink_to(work / "elsewhere" / "x.npy")
+    _refused(_run_args(work, "demo.tflite", given, work / "dangling.npy"), work, capsys,
+             "which does not exist")
     _refused(_run_args(work, "many.tflite", given, work / "many.npy"), work, capsys,
              "give an --output ending in .npz")
 
