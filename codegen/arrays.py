@@ -223,10 +223,10 @@ _FALLBACK_KEY = re.compile(r"output[0-9]+\Z")
 
 def npz_keys(names: list[str]) -> list[str]:
     """The .npz key of each named array (the model's outputs, in order): its name when that
-    is a safe zip member name (letters, digits, '_', '.', ':' and '-', not starting with '.'
-    or '-', at most 200 characters) that no other output shares, else `output<i>`, i its
-    position. A safe name of the form `output<j>` is kept only when j is its own position,
-    so the keys are always unique."""
+    is a safe zip member name (letters, digits, '_', '.', ':' and '-', starting with a
+    letter, digit or '_', at most 200 characters) that no other output shares, else
+    `output<i>`, i its position. A safe name of the form `output<j>` is kept only when j
+    is its own position, so the keys are always unique."""
     counts: dict[str, int] = {}
     for name in names:
         counts[name] = counts.get(name, 0) + 1
