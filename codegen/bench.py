@@ -43,6 +43,7 @@ import numpy as np
 from codegen.build import build_firmware, check_toolchain
 from codegen.errors import CodegenError
 from codegen.execute import HARNESS_NAME, pack_samples, write_harness_sources
+from codegen.files import check_build_dir, claim_build_dir
 from codegen.program import Program, load_program
 from codegen.reference import run_reference
 from codegen.resources import data_root
@@ -402,7 +403,8 @@ def bench_program(program: Program, target_name: str, work_dir: Path, *,
                            f"valid: {', '.join(OPTIMIZATIONS)}")
     target = get_target(target_name)
     check_toolchain(target)
-    source_dir, build_dir = work_dir / "src", work_dir / "build"
+    work_dir = claim_build_dir(work_dir)
+    source_dir, build_dir = claim_build_dir(work_dir / "src"), work_dir / "build"
     write_harness_sources(program, source_dir)
     executable = build_firmware(source_dir, HARNESS_NAME, target, build_dir,
                                 optimization=optimization, harness="bench")
@@ -446,6 +448,8 @@ def bench_program(program: Program, target_name: str, work_dir: Path, *,
 def bench_model(model: Path, target_name: str, *, io_in_arena: bool = False,
                 optimization: str = DEFAULT_OPTIMIZATION, timeout: float = DEFAULT_TIMEOUT,
                 work_dir: Path | None = None) -> BenchResult:
+    if work_dir is not None:  # before any work; it may not hold the model
+        check_build_dir(work_dir, keep=[("the model", model)])
     program = load_program(model, io_in_arena=io_in_arena)
     if work_dir is not None:
         return bench_program(program, target_name, work_dir, optimization=optimization,

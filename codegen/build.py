@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from codegen.errors import CodegenError
+from codegen.files import claim_build_dir, clear_build_dir
 from codegen.resources import data_root
 from codegen.targets import Target, cross_file_text
 
@@ -92,14 +93,22 @@ def _setup_options(model_dir: Path, name: str, target: Target, build_dir: Path,
 
 
 def _prepare_build_dir(build_dir: Path, stamp: dict[str, object]) -> bool:
-    """Make build_dir ready; return True when meson setup must run."""
+    """Make build_dir ready; return True when meson setup must run. Only a directory codegen
+    created (or found empty) is used, and only such a directory is emptied."""
+    claim_build_dir(build_dir)
     stamp_path = build_dir / _STAMP
-    if stamp_path.is_file():
-        if json.loads(stamp_path.read_text()) == stamp and (build_dir / "build.ninja").is_file():
-            return False
-        shutil.rmtree(build_dir)  # ours (it has our stamp): configured differently before
-    build_dir.mkdir(parents=True, exist_ok=True)
+    if (stamp_path.is_file() and not stamp_path.is_symlink()
+            and _read_stamp(stamp_path) == stamp and (build_dir / "build.ninja").is_file()):
+        return False
+    clear_build_dir(build_dir)  # configured differently before, or never
     return True
+
+
+def _read_stamp(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 _ERROR_LINE = re.compile(r"(?:^|[\s:])error:", re.IGNORECASE)

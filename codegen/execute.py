@@ -12,7 +12,7 @@ import numpy as np
 from codegen.build import build_firmware, check_toolchain
 from codegen.emit import EmitOptions, emit_model, io_tensors, render
 from codegen.errors import CodegenError
-from codegen.generate import write_files_atomically
+from codegen.files import claim_build_dir, write_files_atomically
 from codegen.program import Program
 from codegen.reference import run_reference
 from codegen.runner import run_firmware
@@ -36,15 +36,19 @@ def check_inputs(program: Program, inputs: list[np.ndarray]) -> int:
     counts = set()
     for array, index in zip(inputs, graph.inputs, strict=True):
         t = graph.tensors[index]
-        if array.dtype != t.dtype.np or array.shape[1:] != t.shape:
+        if array.dtype != t.dtype.np or array.ndim == 0 or array.shape[1:] != t.shape:
+            wanted = "".join(f", {d}" for d in t.shape) or ","
             raise CodegenError(
-                f"input '{t.name}' must be a {t.dtype.numpy_name} array shaped "
-                f"(N, {', '.join(map(str, t.shape))}); got {array.dtype} {tuple(array.shape)}"
+                f"input {t.name!r} must be a {t.dtype.numpy_name} array shaped "
+                f"(N{wanted}), one sample per row; got {array.dtype} {tuple(array.shape)}"
             )
         counts.add(array.shape[0])
     if len(counts) != 1:
         raise CodegenError(f"inputs disagree on the number of samples: {sorted(counts)}")
-    return counts.pop()
+    count = counts.pop()
+    if count == 0:
+        raise CodegenError("the input holds no samples (N = 0); give at least one")
+    return count
 
 
 def pack_samples(inputs: list[np.ndarray]) -> bytes:
@@ -91,10 +95,11 @@ def write_harness_sources(program: Program, directory: Path, name: str = HARNESS
 
 def build_for_target(program: Program, target_name: str, work_dir: Path, *,
                      sanitize: bool = False) -> Path:
-    """Generate and compile the harness for a target; returns the executable."""
+    """Generate and compile the harness for a target; returns the executable. work_dir
+    (src/ and build/ in it) must be new, empty or made by codegen before (claim_build_dir)."""
     target = get_target(target_name)
     check_toolchain(target)
-    source_dir = work_dir / "src"
+    source_dir = claim_build_dir(claim_build_dir(work_dir) / "src")
     # Sanitizer builds give every arena buffer an array of its own, so that ASan also sees
     # a kernel writing outside its planned buffer, not only outside the whole arena.
     write_harness_sources(program, source_dir, options=EmitOptions(debug_buffers=sanitize))

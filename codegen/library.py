@@ -1,12 +1,13 @@
 """`codegen build`: the generated C compiled into a static library for one target.
 
-The output directory holds NAME.c, NAME.h and a meson.build that makes it a meson
-subproject (the same file `codegen generate --meson` writes). `build_library` configures it
-with meson for the target (for a Cortex-M core, with the cross file generated from the
-target table, so the library has exactly the machine flags of the target's firmware),
-compiles `libNAME.a` and copies it beside NAME.h, then measures what the library needs:
-flash (code and constants) and RAM (initialised data and zeroed data, the arena included),
-read from the object files with `size`.
+The output directory gets NAME.c, NAME.h, a meson.build that makes it a meson subproject
+(the same file `codegen generate --meson` writes), `libNAME.a` and, for a Cortex-M core,
+the cross file: all written together once the library is built, or none of them.
+`build_library` compiles the sources with meson in a build directory (for a Cortex-M core
+with the cross file generated from the target table, so the library has exactly the machine
+flags of the target's firmware), then measures what the library needs: flash (code and
+constants) and RAM (initialised data and zeroed data, the arena included), read from the
+object files with `size`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from pathlib import Path
 from codegen.build import meson_executable
 from codegen.emit import EmitOptions, c_comment, emit_model
 from codegen.errors import CodegenError
-from codegen.generate import check_name, default_name, write_files_atomically
+from codegen.files import (
+    check_build_dir,
+    claim_build_dir,
+    clear_build_dir,
+    write_files_atomically,
+)
+from codegen.generate import check_name, default_name
 from codegen.program import Program, load_program
 from codegen.targets import Target, cross_file_text, get_target
 
@@ -60,15 +67,6 @@ cc = meson.get_compiler('c')
   include_directories: include_directories('.'))
 meson.override_dependency('{name}', {name}_dep)
 """
-
-
-def write_sources(program: Program, out_dir: Path, name: str, *, meson: bool = True,
-                  options: EmitOptions | None = None) -> tuple[Path, ...]:
-    """NAME.c, NAME.h (and meson.build) in out_dir, all or nothing."""
-    files = emit_model(program, name, options)
-    if meson:
-        files["meson.build"] = meson_build_text(name, program.source)
-    return write_files_atomically(files, out_dir)
 
 
 @dataclass(frozen=True)
@@ -156,38 +154,48 @@ def measure(archive: Path, target: Target) -> Footprint:
 def build_library(model: Path, target_name: str, out_dir: Path, name: str | None = None, *,
                   build_dir: Path | None = None,
                   options: EmitOptions | None = None) -> Library:
-    """Generate NAME.c/NAME.h/meson.build in out_dir and compile out_dir/libNAME.a."""
+    """Generate NAME.c/NAME.h/meson.build (and cross.ini), compile libNAME.a, and write them
+    all to out_dir together, all or none. The build runs in `build_dir` (src/ and build/ in
+    it, emptied first; only a directory codegen created, see codegen.files) or in a
+    temporary directory."""
     target = get_target(target_name)
     name = check_name(name or default_name(model))
+    if build_dir is not None:
+        check_build_dir(build_dir, keep=[("the model", model)],
+                        apart=[("the output directory", out_dir)])
     check_build_tools(target)
     program = load_program(model)
-    write_sources(program, out_dir, name, options=options)
-    out_dir = out_dir.resolve()
-    cross = None
+    files: dict[str, str | bytes] = dict(emit_model(program, name, options))
+    files["meson.build"] = meson_build_text(name, program.source)
     if not target.is_host:
-        cross = out_dir / CROSS_FILE
-        cross.write_text(cross_file_text(target))
+        files[CROSS_FILE] = cross_file_text(target)
+    archive = f"lib{name}.a"
     if build_dir is not None:
-        archive = _compile(out_dir, name, target, cross, build_dir.resolve())
+        work = claim_build_dir(build_dir)
+        clear_build_dir(work)
+        files[archive] = _compile(files, name, target, work)
     else:
         with tempfile.TemporaryDirectory(prefix="codegen-build-") as tmp:
-            archive = _compile(out_dir, name, target, cross, Path(tmp) / "build")
-    return Library(program, name, target, archive, out_dir / f"{name}.h",
-                   measure(archive, target), cross)
+            files[archive] = _compile(files, name, target, Path(tmp))
+    write_files_atomically(files, out_dir)
+    return Library(program, name, target, out_dir / archive, out_dir / f"{name}.h",
+                   measure(out_dir / archive, target),
+                   out_dir / CROSS_FILE if CROSS_FILE in files else None)
 
 
-def _compile(source_dir: Path, name: str, target: Target, cross: Path | None,
-             build_dir: Path) -> Path:
-    if build_dir.exists():
-        shutil.rmtree(build_dir)
-    build_dir.mkdir(parents=True)
-    log = build_dir / _LOG
+def _compile(files: dict[str, str | bytes], name: str, target: Target, work: Path) -> bytes:
+    """Build libNAME.a from the sources in work/src with meson in work/build; return the
+    bytes of an ordinary (not thin) archive of its objects."""
+    source_dir, build_dir = work / "src", work / "build"
+    write_files_atomically(files, source_dir)
+    build_dir.mkdir()
+    log = work / _LOG
     log.write_text("")
     env = dict(os.environ)
     setup = [meson_executable(), "setup", str(build_dir), str(source_dir),
              "-Doptimization=2", "-Ddebug=false", "-Dwerror=true"]
-    if cross is not None:
-        setup.append(f"--cross-file={cross}")
+    if not target.is_host:
+        setup.append(f"--cross-file={source_dir / CROSS_FILE}")
     else:
         env.setdefault("CC", "cc")
     _run(setup, log, f"meson setup for target {target.name}", env)
@@ -198,9 +206,8 @@ def _compile(source_dir: Path, name: str, target: Target, cross: Path | None,
     # meson makes thin archives (member paths into the build tree) of libraries it does not
     # install; the copy handed to the user is an ordinary archive of the same objects.
     members = _run([_tool(target, "ar"), "t", str(built)], log, "listing the archive").split()
-    archive = source_dir / built.name
-    archive.unlink(missing_ok=True)
+    archive = work / built.name
     _run([_tool(target, "ar"), "rcs", str(archive),
           *[str(build_dir / m) if not Path(m).is_absolute() else m for m in members]],
          log, "writing the archive")
-    return archive
+    return archive.read_bytes()

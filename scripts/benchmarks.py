@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO))
 
 from codegen.bench import DEFAULT_OPTIMIZATION, BenchResult, bench_model  # noqa: E402
 from codegen.errors import CodegenError  # noqa: E402
+from codegen.files import write_file_atomically, write_files_atomically  # noqa: E402
 from codegen.program import load_program  # noqa: E402
 from codegen.targets import TARGETS  # noqa: E402
 
@@ -458,18 +459,19 @@ def main(argv: list[str] | None = None) -> int:
         work_root = args.work_dir or Path(tmp)
         outcomes = run_jobs(jobs, args.models_dir, work_root, args.jobs, args.timeout)
     if args.json:
-        args.json.write_text(json.dumps(
-            [{"job": vars(o.job), "result": o.result.as_json() if o.result else None,
-              "error": o.error} for o in outcomes.values()], indent=1))
+        saved = json.dumps([{"job": vars(o.job), "result": o.result.as_json() if o.result
+                             else None, "error": o.error} for o in outcomes.values()], indent=1)
+        write_file_atomically(args.json, lambda stream: stream.write(saved.encode()), "--json",
+                              "JSON file")
     texts = {"BENCHMARKS.md": benchmarks_md(models, targets, outcomes, command, state)}
     if REFERENCE_TARGET in targets:
         texts["MEMORY.md"] = memory_md(models, outcomes, args.models_dir, command, state)
-    for name, text in texts.items():
-        if args.print:
+    if args.print:
+        for text in texts.values():
             print(text)
-        else:
-            (args.out_dir / name).write_text(text)
-            print(f"wrote {args.out_dir / name}", file=sys.stderr)
+    else:  # both files or neither
+        for path in write_files_atomically(texts, args.out_dir):
+            print(f"wrote {path}", file=sys.stderr)
     return 1 if any(o.result is None for o in outcomes.values()) else 0
 
 

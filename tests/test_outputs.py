@@ -3,8 +3,11 @@ staging debris; the same bytes from every run, with nothing of the machine in th
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.builder import Q, fc_model
+from support.policy import require
 
-from codegen import generate as gen
+from codegen import files
 from codegen.errors import CodegenError
-from codegen.generate import write_files_atomically
+from codegen.files import write_files_atomically
+from codegen.generate import generate
 
 FILES = {"m.h": "new header\n", "m.c": "new source\n"}
 
@@ -34,7 +39,7 @@ def _contents(directory: Path) -> dict[str, bytes]:
 
 
 def _fail_on_call(monkeypatch: pytest.MonkeyPatch, name: str, call: int) -> None:
-    """Make os.<name>, as codegen.generate calls it, fail on its call-th call."""
+    """Make os.<name>, as codegen.files calls it, fail on its call-th call."""
     real = getattr(os, name)
     calls = [0]
 
@@ -44,35 +49,142 @@ def _fail_on_call(monkeypatch: pytest.MonkeyPatch, name: str, call: int) -> None
             raise OSError(28, "No space left on device")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(gen.os, name, flaky)
+    monkeypatch.setattr(files.os, name, flaky)
 
 
-@pytest.mark.parametrize("beside", [True, False], ids=["staged-beside", "parent-read-only"])
-def test_failure_on_second_file_restores_the_old_files(beside: bool, tmp_path: Path,
+def test_failure_on_second_file_restores_the_old_files(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
     before = _old_output(out)
-    if not beside:  # as when the parent directory is not writable: stage inside out
-        monkeypatch.setattr(gen, "_staging_directory", lambda target: None)
     _fail_on_call(monkeypatch, "replace", 2)
     with pytest.raises(CodegenError, match="No space left on device"):
         write_files_atomically(FILES, out)
-    assert _contents(out) == before
+    assert _contents(out) == before  # the staging directory inside out is gone too
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-@pytest.mark.parametrize("beside", [True, False], ids=["staged-beside", "parent-read-only"])
-def test_success_replaces_only_our_files(beside: bool, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_success_replaces_only_our_files(tmp_path: Path) -> None:
     out = tmp_path / "out"
     before = _old_output(out)
-    if not beside:
-        monkeypatch.setattr(gen, "_staging_directory", lambda target: None)
     written = write_files_atomically(FILES, out)
     assert written == (out / "m.h", out / "m.c")
     after = _contents(out)
     assert after == {**before, "m.h": b"new header\n", "m.c": b"new source\n"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert all((out / n).stat().st_mode & 0o777 == 0o666 & ~_umask() for n in FILES)
+
+
+def _other_file_system(monkeypatch: pytest.MonkeyPatch, mount: Path) -> list[str]:
+    """Pretend `mount` is a mount point: os.rename, os.replace and os.link (as codegen.files
+    calls them) fail with EXDEV, as the kernel's do, between a path inside it and one
+    outside. Returns the operations that crossed."""
+    crossed: list[str] = []
+
+    def device(path: object) -> bool:
+        return _within(Path(os.path.abspath(os.fspath(path))), mount)  # type: ignore[arg-type]
+
+    for name in ("rename", "replace", "link"):
+        real = getattr(os, name)
+
+        def checked(src: object, dst: object, *args: object, _real=real, _name=name,
+                    **kwargs: object) -> object:
+            if device(src) != device(dst):
+                crossed.append(f"{_name} {src} -> {dst}")
+                raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+            return _real(src, dst, *args, **kwargs)
+
+        monkeypatch.setattr(files.os, name, checked)
+    return crossed
+
+
+def _within(path: Path, directory: Path) -> bool:
+    return path == directory or directory in path.parents
+
+
+def test_output_directory_that_is_a_mount_point(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An existing output directory on a file system of its own (a container volume, a
+    tmpfs): the files are staged inside it, never renamed across file systems; the
+    directory ends with the new files and the user's untouched, and nothing else."""
+    out = tmp_path / "out"
+    before = _old_output(out)
+    crossed = _other_file_system(monkeypatch, out)
+    write_files_atomically(FILES, out)
+    assert crossed == []
+    assert _contents(out) == {**before, "m.h": b"new header\n", "m.c": b"new source\n"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    # all or nothing there too: a failed replacement puts the old files back
+    again = {"m.h": "newer header\n", "m.c": "newer source\n"}
+    _fail_on_call(monkeypatch, "replace", 2)  # wraps the EXDEV check
+    with pytest.raises(CodegenError, match="No space left on device"):
+        write_files_atomically(again, out)
+    assert crossed == []
+    assert _contents(out) == {**before, "m.h": b"new header\n", "m.c": b"new source\n"}
+
+
+def test_new_directory_below_a_mount_point(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new output directory is staged beside it, in its parent: on the same file system."""
+    mount = tmp_path / "volume"
+    mount.mkdir()
+    crossed = _other_file_system(monkeypatch, mount)
+    write_files_atomically(FILES, mount / "out")
+    assert crossed == []
+    assert _contents(mount / "out") == {"m.c": b"new source\n", "m.h": b"new header\n"}
+    assert sorted(p.name for p in mount.iterdir()) == ["out"]
+
+
+_ON_TMPFS = """
+import json, subprocess, sys
+from pathlib import Path
+out, model = Path(sys.argv[1]), sys.argv[2]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "codegen-test", str(out)], check=True)
+(out / "mine.txt").write_bytes(b"the user's own file\\n")
+from codegen.cli import main
+codes = [main(["generate", model, "-o", str(out), "--name", "m"]) for _ in range(2)]
+dev = out.stat().st_dev != out.parent.stat().st_dev
+print(json.dumps({"codes": codes, "mounted": dev,
+                  "files": {p.name: p.read_bytes().hex() for p in sorted(out.iterdir())}}))
+"""
+
+
+def _mount_namespace() -> list[str] | None:
+    """The command prefix that runs a process in a mount namespace of its own (root, or an
+    unprivileged user namespace), or None when this machine allows neither."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None
+    for prefix in ([unshare, "--mount"], [unshare, "--mount", "--map-root-user"]):
+        probe = subprocess.run([*prefix, "mount", "-t", "tmpfs", "probe", "/mnt"],
+                               capture_output=True, check=False, timeout=60)
+        if probe.returncode == 0:
+            return prefix
+    return None
+
+
+def test_output_directory_that_is_a_real_tmpfs(tmp_path: Path) -> None:
+    """The same on a real mount point: a tmpfs mounted on the output directory in a mount
+    namespace of the test's own (gone when the process ends)."""
+    prefix = _mount_namespace()
+    require(prefix is not None, "cannot mount a tmpfs here (neither root nor unprivileged "
+                                "user namespaces)")
+    out = tmp_path / "out"
+    out.mkdir()
+    model = tmp_path / "m.tflite"
+    model.write_bytes(fc_model(np.arange(-6, 6, dtype=np.int8).reshape(3, 4),
+                               input_q=Q(0.05, -3), weight_q=Q(0.01), output_q=Q(0.1, 5)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([*prefix, sys.executable, "-c", _ON_TMPFS, str(out), str(model)],
+                            capture_output=True, text=True, check=False, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["mounted"] and report["codes"] == [0, 0], result.stderr
+    written = {name: bytes.fromhex(data) for name, data in report["files"].items()}
+    assert sorted(written) == ["m.c", "m.h", "mine.txt"]  # no staging directory left
+    assert written["mine.txt"] == b"the user's own file\n"
+    generate(model, tmp_path / "plain", "m")
+    assert written["m.c"] == (tmp_path / "plain" / "m.c").read_bytes()
 
 
 def test_new_directory_appears_whole_or_not_at_all(tmp_path: Path,

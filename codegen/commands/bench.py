@@ -22,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=DEFAULT_OPTIMIZATION,
                         help=f"compiler optimization level (default: {DEFAULT_OPTIMIZATION}, "
                              "the level codegen build uses)")
-    parser.add_argument("--build-dir", help="keep the sources and the build here (a build "
-                                            "directory is reused by later runs)")
+    parser.add_argument("--build-dir", help="keep the sources and the build here (a new or "
+                                            "empty directory, or one codegen made before: "
+                                            "it is reused by later runs)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                         help=f"seconds the run may take (default: {DEFAULT_TIMEOUT:g})")
 

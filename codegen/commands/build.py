@@ -15,8 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True,
                         help="directory for libNAME.a, NAME.h, NAME.c and meson.build")
     parser.add_argument("--name", help="C prefix of every symbol (default: from the file name)")
-    parser.add_argument("--build-dir", help="keep the meson build tree here (default: a "
-                                            "temporary directory)")
+    parser.add_argument("--build-dir", help="keep the sources and the meson build tree here "
+                                            "(a new or empty directory, or one codegen made "
+                                            "before; default: a temporary directory)")
     parser.add_argument("--arena-section", metavar="SECTION",
                         help="place the static arena in this linker section (e.g. .sram2)")
 

@@ -23,13 +23,13 @@ def run(args: argparse.Namespace) -> None:
     import numpy as np
 
     from codegen.errors import CodegenError
+    from codegen.files import check_output_file, write_file_atomically
     from codegen.program import load_program
     from codegen.quantize import CHECK_SAMPLES, dequantize, int8_inputs, quantize_model
     from codegen.reference import run_reference
 
     output = Path(args.output)
-    if output.is_dir():
-        raise CodegenError(f"-o {output} is a directory; give the .tflite file to write")
+    check_output_file(output, "-o", ".tflite file")
     result = quantize_model(Path(args.model), Path(args.calibration), float_io=args.float_io,
                             per_tensor=args.per_tensor)
     try:
@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> None:
         problem = None
     except CodegenError as exc:
         program, problem = None, exc
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_bytes(result.model)
+    write_file_atomically(output, lambda stream: stream.write(result.model), "-o",
+                          ".tflite file")
     if problem is not None:
         raise CodegenError(f"wrote {output}, but codegen cannot generate C for it: {problem}")
 

@@ -21,12 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from codegen.errors import CodegenError
+    from codegen.files import check_output_file, write_file_atomically
     from codegen.report import build_report
 
     output = Path(args.output)
-    if output.is_dir():
-        raise CodegenError(f"-o {output} is a directory; give the .html file to write")
+    check_output_file(output, "-o", ".html file")
     report = build_report(
         Path(args.model),
         float_model_path=Path(args.float_model) if args.float_model else None,
@@ -34,7 +33,7 @@ def run(args: argparse.Namespace) -> None:
         bench_path=Path(args.bench) if args.bench else None,
     )
     text = report.html()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    write_file_atomically(output, lambda stream: stream.write(text.encode("utf-8")), "-o",
+                          ".html file")
     print(report.terminal())
     print(f"\nwrote {output} ({len(text) // 1024} KiB)")
