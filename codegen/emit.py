@@ -178,9 +178,23 @@ def _pointer(program: Program, tensor_index: int, writable: bool, debug: bool) -
     return f"({qualifier}{c_type} *)({address})"
 
 
-def _debug_buffers(program: Program) -> list[dict[str, object]]:
-    """One static array per arena buffer and per scratch buffer (debug_buffers mode)."""
-    numbers = set(_debug_buffer_of(program).values())
+def _reads_arena(program: Program, layer, debug: bool) -> bool:
+    """Whether the layer's call addresses `arena` (a tensor or its scratch there): a model
+    of views only, its inputs and outputs in the arena, calls nothing that does."""
+    locations = program.plan.locations
+    debug_of = _debug_buffer_of(program) if debug else {}
+    tensors = (*layer.inputs, *layer.outputs)
+    if any(locations[t].kind not in ("input", "output") and t not in debug_of for t in tensors):
+        return True
+    return layer.index in program.plan.scratch and not debug
+
+
+def _debug_buffers(program: Program, running: list) -> list[dict[str, object]]:
+    """One static array per arena buffer and per scratch buffer that a running layer uses
+    (debug_buffers mode)."""
+    debug_of = _debug_buffer_of(program)
+    numbers = {debug_of[t] for layer in running for t in (*layer.inputs, *layer.outputs)
+               if t in debug_of}
     arrays: list[dict[str, object]] = [
         {"name": f"debug_buffer_{i}", "size": buf.size}
         for i, buf in enumerate(program.plan.buffers) if i in numbers
@@ -230,9 +244,11 @@ def emit_model(program: Program, name: str,
         "outputs": outputs,
         "layers": [_layer_context(program, layer, name, options.debug_buffers)
                    for layer in running],
-        "debug_buffers": _debug_buffers(program) if options.debug_buffers else [],
+        "debug_buffers": _debug_buffers(program, running) if options.debug_buffers else [],
         "aliased": [_layer_summary(program, layer) for layer in program.layers
                     if layer.index in program.plan.elided],
+        "uses_arena": any(_reads_arena(program, layer, options.debug_buffers)
+                          for layer in running),
         "runtime": runtime_snippets(n for layer in running for n in layer.runtime),
         "arena_size": program.plan.size,
         "arena_alignment": ARENA_ALIGNMENT,
