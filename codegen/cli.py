@@ -12,13 +12,23 @@ import pkgutil
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from codegen import commands
 from codegen.errors import CodegenError
 
 
+class _Parser(argparse.ArgumentParser):
+    """A command line that argparse cannot take is a user error like any other: one line,
+    exit status 1 (argparse's own is a usage text and 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"codegen: error: {_one_line(message)} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(1)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="codegen",
         description="Generate standalone, bit-exact C from int8 TensorFlow Lite models.",
     )

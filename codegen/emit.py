@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import jinja2
 import numpy as np
 
+from codegen.errors import CodegenError
 from codegen.plan import ALIGNMENT as ARENA_ALIGNMENT
 from codegen.resources import templates_dir
 
@@ -55,12 +56,38 @@ _COMMENT_UNSAFE = re.compile(r"[^A-Za-z0-9 _.,:;+=()\[\]<>#@!%&^~|'/-]")
 _COMMENT_MAX = 120
 
 
-def c_comment(text: object) -> str:
-    """Text from the model file (tensor names, the file name) made safe inside a C block
-    comment: printable ASCII without '*', '\\' or '?' (no end of comment, no line splice,
-    no trigraph), anything else as '_', cut to a readable length."""
+def c_comment(text: object, limit: int | None = _COMMENT_MAX) -> str:
+    """Text made safe inside a C block comment (and a meson or shell comment): printable
+    ASCII without '*', '\\', '?' or '"' (no end of comment, no line splice, no trigraph,
+    no newline), anything else as '_', cut to `limit` characters. Every text from the model
+    file (tensor names, the file name) or derived from it goes through here."""
     safe = _COMMENT_UNSAFE.sub("_", str(text))
-    return safe if len(safe) <= _COMMENT_MAX else safe[:_COMMENT_MAX - 3] + "..."
+    if limit is None or len(safe) <= limit:
+        return safe
+    return safe[:limit - 3] + "..."
+
+
+# A linker section name as GNU ld and the C attribute take it without quoting: letters,
+# digits, '_', '.' and '$' (e.g. .sram2, .bss.$RAM2), at most this long.
+_SECTION = re.compile(r"[A-Za-z0-9_.$]+\Z")
+SECTION_MAX = 64
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def section_problem(section: str) -> str | None:
+    """What is wrong with `section` as a linker section name, or None. It is written into
+    __attribute__((section("..."))) and a header comment as it is."""
+    if _SECTION.match(section) and len(section) <= SECTION_MAX:
+        return None
+    return (f"'{c_comment(section, 40)}' is not a linker section name; use 1 to "
+            f"{SECTION_MAX} letters, digits, '_', '.' or '$' (e.g. .sram2)")
+
+
+def check_section_name(section: str) -> str:
+    problem = section_problem(section)
+    if problem is not None:
+        raise CodegenError(f"--arena-section {problem}")
+    return section
 
 
 def _snippet_requirements(name: str) -> list[str]:
@@ -149,6 +176,14 @@ class EmitOptions:
     # AddressSanitizer catches a kernel that writes outside its planned buffer.
     debug_buffers: bool = False
 
+    def __post_init__(self) -> None:
+        if self.arena_section is None:
+            return
+        check_section_name(self.arena_section)
+        if not self.static_arena:
+            raise CodegenError("--arena-section places the static arena, which "
+                               "--no-static-arena leaves out; drop one of them")
+
 
 def _debug_buffer_of(program: Program) -> dict[int, int]:
     """tensor -> number of its arena buffer (debug_buffers mode). Buffers that hold a model
@@ -178,9 +213,23 @@ def _pointer(program: Program, tensor_index: int, writable: bool, debug: bool) -
     return f"({qualifier}{c_type} *)({address})"
 
 
-def _debug_buffers(program: Program) -> list[dict[str, object]]:
-    """One static array per arena buffer and per scratch buffer (debug_buffers mode)."""
-    numbers = set(_debug_buffer_of(program).values())
+def _reads_arena(program: Program, layer, debug: bool) -> bool:
+    """Whether the layer's call addresses `arena` (a tensor or its scratch there): a model
+    of views only, its inputs and outputs in the arena, calls nothing that does."""
+    locations = program.plan.locations
+    debug_of = _debug_buffer_of(program) if debug else {}
+    tensors = (*layer.inputs, *layer.outputs)
+    if any(locations[t].kind not in ("input", "output") and t not in debug_of for t in tensors):
+        return True
+    return layer.index in program.plan.scratch and not debug
+
+
+def _debug_buffers(program: Program, running: list) -> list[dict[str, object]]:
+    """One static array per arena buffer and per scratch buffer that a running layer uses
+    (debug_buffers mode)."""
+    debug_of = _debug_buffer_of(program)
+    numbers = {debug_of[t] for layer in running for t in (*layer.inputs, *layer.outputs)
+               if t in debug_of}
     arrays: list[dict[str, object]] = [
         {"name": f"debug_buffer_{i}", "size": buf.size}
         for i, buf in enumerate(program.plan.buffers) if i in numbers
@@ -218,6 +267,8 @@ def emit_model(program: Program, name: str,
                options: EmitOptions | None = None) -> dict[str, str]:
     """Render NAME.h and NAME.c; returns {file name: text}."""
     options = options or EmitOptions()
+    if not _IDENTIFIER.match(name):  # the CLI checks it too (codegen.generate.check_name)
+        raise CodegenError(f"the name '{c_comment(name, 40)}' is not a C identifier")
     inputs, outputs = io_tensors(program)
     io_in_arena = program.plan.io_in_arena
     params, args = _invoke_parameters(inputs, outputs, io_in_arena)
@@ -230,9 +281,11 @@ def emit_model(program: Program, name: str,
         "outputs": outputs,
         "layers": [_layer_context(program, layer, name, options.debug_buffers)
                    for layer in running],
-        "debug_buffers": _debug_buffers(program) if options.debug_buffers else [],
+        "debug_buffers": _debug_buffers(program, running) if options.debug_buffers else [],
         "aliased": [_layer_summary(program, layer) for layer in program.layers
                     if layer.index in program.plan.elided],
+        "uses_arena": any(_reads_arena(program, layer, options.debug_buffers)
+                          for layer in running),
         "runtime": runtime_snippets(n for layer in running for n in layer.runtime),
         "arena_size": program.plan.size,
         "arena_alignment": ARENA_ALIGNMENT,
@@ -242,7 +295,7 @@ def emit_model(program: Program, name: str,
         "invoke_args": args,
         "arena_section": options.arena_section,
         "constant_bytes": program.constant_bytes,
-        "opcodes": ", ".join(layer.opcode for layer in program.layers),
+        "opcodes": c_comment(", ".join(layer.opcode for layer in program.layers), None),
     }
     return {
         f"{name}.h": render("model.h.j2", **context),
@@ -253,4 +306,4 @@ def emit_model(program: Program, name: str,
 def _layer_summary(program: Program, layer) -> str:
     ins = ", ".join(program.graph.tensors[t].describe() for t in layer.inputs)
     outs = ", ".join(program.graph.tensors[t].describe() for t in layer.outputs)
-    return f"Layer {layer.index}: {layer.opcode}  {ins} -> {outs}"
+    return c_comment(f"Layer {layer.index}: {layer.opcode}  {ins} -> {outs}", None)

@@ -80,7 +80,8 @@ def write_harness_sources(program: Program, directory: Path, name: str = HARNESS
     """The model's C files plus the glue that connects them to the generic harness."""
     options = options or EmitOptions()
     if program.plan.io_in_arena:
-        options = replace(options, static_arena=False)  # the glue owns the arena then
+        # the glue owns the arena then
+        options = replace(options, static_arena=False, arena_section=None)
     files = emit_model(program, name, options)
     ins, outs = io_tensors(program)
     files["harness_glue.c"] = render(

@@ -132,9 +132,18 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray | int
 
 def requantize(acc: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int,
                zero_point: int, lo: int, hi: int) -> np.ndarray:
-    """Scale an int32 accumulator to the output: MBQM, add the zero point, clamp."""
-    scaled = multiply_by_quantized_multiplier(acc, multiplier, shift) + zero_point
+    """Scale an int32 accumulator to the output: MBQM, add the zero point, clamp.
+
+    TFLM adds the zero point in int32: a result of MBQM within 128 of the int32 limits (a
+    bias near them, a multiplier near 1) wraps around there, and so it does here."""
+    scaled = add_int32(multiply_by_quantized_multiplier(acc, multiplier, shift), zero_point)
     return np.clip(scaled, lo, hi)
+
+
+def add_int32(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    """a + b in int32 arithmetic as TFLM's compiled C++ does it: two's-complement wrap (the
+    overflow is undefined behaviour in C++; in practice, and in the generated C, it wraps)."""
+    return wrap_int32(np.asarray(a, dtype=np.int64) + np.asarray(b, dtype=np.int64))
 
 
 def fused_activation(options: dict[str, object]) -> str:

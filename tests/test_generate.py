@@ -9,9 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import degenerate_models
 from support.tflm import interpreter
+from support.verify import c_matches_reference, edge_inputs
 
 from codegen.generate import generate
+from codegen.program import load_program
 
 HEADER_CHECK = r"""
 #include <stdio.h>
@@ -111,3 +114,12 @@ def test_cli_generate_prints_summary(shared_models: Path, tmp_path: Path) -> Non
     assert (tmp_path / "ad01_int8.c").is_file() and (tmp_path / "ad01_int8.h").is_file()
     assert "FULLY_CONNECTED x10" in result.stdout
     assert "constant bytes" in result.stdout and "arena bytes" in result.stdout
+
+
+@pytest.mark.parametrize("model", sorted(degenerate_models.MODELS))
+def test_degenerate_models_run_clean(model: str, tmp_path: Path) -> None:
+    """Views only, scalar inputs and outputs, a lone QUANTIZE: the C equals the reference
+    under the sanitizers (the warning tests compile them under every option)."""
+    data = degenerate_models.MODELS[model]()
+    c_matches_reference(data, "host", tmp_path, sanitize=True, samples=50,
+                        extra=edge_inputs(load_program(data)))

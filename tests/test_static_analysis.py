@@ -1,11 +1,15 @@
 """The generated C under the compilers' warnings and cppcheck.
 
 Every shared model and a set of builder models that together instantiate every kernel
-template (support.op_zoo, the demo MLPs, the fuzzers' small models) are generated with the
+template (support.op_zoo, the demo MLPs, the fuzzers' small models) and the degenerate ones
+(support.degenerate_models: views only, scalars, a lone QUANTIZE) are generated with the
 harness glue, then compiled by gcc and clang with -std=c99 -Wall -Wextra -Wpedantic
 -Wconversion -Werror (at -O2, where gcc's flow-based warnings run) and checked by cppcheck;
-firmware/ is checked by cppcheck too. A model whose operators are not supported yet fails
-here until they are.
+firmware/ is checked by cppcheck too. A file that uses every macro of each header compiles
+under the same flags; the small models are also generated under every combination of the
+API options (no static arena, I/O in the arena, a linker section, debug buffers), and all
+of them compiled as one translation unit. A model whose operators are not supported yet
+fails here until they are.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import fuzzing, op_zoo
+from support import degenerate_models, fuzzing, op_zoo
 from support.policy import REPO_ROOT, SHARED_MODELS, require_file, require_tool
 
+from codegen.emit import EmitOptions, emit_model
 from codegen.execute import write_harness_sources
 from codegen.program import load_program
 
@@ -48,7 +53,9 @@ MODELS: dict[str, Callable[[], bytes]] = {
     **{name: (lambda name=name: fuzzing.small_models()[name])
        for name in ("fc_bias", "fc_per_channel", "float_io_chain", "two_outputs")},
     **{f"zoo_{name}": make for name, make in op_zoo.models().items()},
+    **{f"edge_{name}": make for name, make in degenerate_models.MODELS.items()},
 }
+SMALL = sorted(name for name in MODELS if name not in SHARED)
 
 _generated: dict[str, Path] = {}
 
@@ -134,3 +141,85 @@ def test_no_mutable_static_data(model: str, sources: Callable[[str], Path]) -> N
     assert not offenders, offenders
     unions = re.findall(r"static union \{.*?\} (\w+)", text, flags=re.S)
     assert unions in ([], ["model_arena"]), unions
+
+
+# -- every macro, every option, one translation unit ----------------------------------------
+
+_DEFINE = re.compile(r"^#define (\w+) \S", re.M)
+
+
+def macro_uses(header: str, include: str) -> str:
+    """C that uses every object-like macro of a generated header: each shape initialises an
+    array, every other value is converted to double."""
+    arrays, uses = [], []
+    for i, name in enumerate(_DEFINE.findall(header)):
+        if name.endswith("_SHAPE"):
+            arrays.append(f"static const int32_t shape{i}[] = {name};")
+            uses.append(f"total += (double)shape{i}[0] * (double)sizeof shape{i};")
+        else:
+            uses.append(f"total += (double)({name});")
+    lines = [f'#include "{include}"', "", *arrays, "", "double use_macros(void);",
+             "double use_macros(void)", "{", "    double total = 0.0;",
+             *(f"    {use}" for use in uses), "    return total;", "}", ""]
+    return "\n".join(lines)
+
+
+def test_macro_uses_cover_the_header() -> None:
+    header = "#ifndef M_H\n#define M_H\n#define M_A 3u\n#define M_IN_SHAPE {1, 2}\n#endif\n"
+    text = macro_uses(header, "m.h")
+    assert "shape1[] = M_IN_SHAPE;" in text and "(double)(M_A)" in text and "M_H" not in text
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_every_header_macro_compiles(model: str, compiler: str,
+                                     sources: Callable[[str], Path], tmp_path: Path) -> None:
+    cc = require_tool(compiler)
+    directory = sources(model)
+    use = tmp_path / "use.c"
+    use.write_text(macro_uses((directory / "model.h").read_text(), "model.h"))
+    _run([cc, *WARNINGS, "-I", str(directory), "-c", str(use), "-o", str(tmp_path / "use.o")])
+
+
+OPTIONS: dict[str, tuple[bool, EmitOptions]] = {  # (I/O in the arena, options)
+    "no_static_arena": (False, EmitOptions(static_arena=False)),
+    "io_in_arena": (True, EmitOptions()),
+    "io_in_arena_no_static_arena": (True, EmitOptions(static_arena=False)),
+    "arena_section": (False, EmitOptions(arena_section=".sram2")),
+    "debug_buffers": (False, EmitOptions(debug_buffers=True)),
+    "io_in_arena_debug_buffers": (True, EmitOptions(debug_buffers=True)),
+}
+OPTION_MODELS = ["demo_mlp", "zoo_conv_2d", "zoo_depthwise_conv_2d",
+                 *(f"edge_{n}" for n in degenerate_models.MODELS)]
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+@pytest.mark.parametrize("model", OPTION_MODELS)
+def test_options_are_warning_free(model: str, option: str, compiler: str,
+                                  tmp_path: Path) -> None:
+    cc = require_tool(compiler)
+    io_in_arena, options = OPTIONS[option]
+    files = emit_model(load_program(MODELS[model](), io_in_arena=io_in_arena), "m", options)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "use.c").write_text(macro_uses(files["m.h"], "m.h"))
+    for source in ("m.c", "use.c"):
+        _run([cc, *WARNINGS, "-I", str(tmp_path), "-c", str(tmp_path / source), "-o",
+              str(tmp_path / f"{source}.o")])
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+def test_models_compile_as_one_translation_unit(compiler: str, tmp_path: Path) -> None:
+    """Every small model's C included into one file: the helpers they share are defined
+    once, and nothing else collides."""
+    cc = require_tool(compiler)
+    unity = []
+    for i, model in enumerate(SMALL):
+        name = f"m{i}"
+        for file, text in emit_model(load_program(MODELS[model]()), name).items():
+            (tmp_path / file).write_text(text)
+        unity.append(f'#include "{name}.c"')
+    (tmp_path / "all.c").write_text("\n".join(unity) + "\n")
+    _run([cc, *WARNINGS, "-I", str(tmp_path), "-c", str(tmp_path / "all.c"), "-o",
+          str(tmp_path / "all.o")])

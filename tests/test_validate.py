@@ -4,7 +4,10 @@ that names the tensor or operator; sound models that merely look unusual are acc
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,3 +183,43 @@ def test_operators_out_of_run_order_are_refused() -> None:
     with pytest.raises(CodegenError, match=r"operator 0 .* reads tensor 't2' before "
                                            r"operator 2 \(FULLY_CONNECTED\) writes it"):
         load_program(_graph([([2], [3]), ([0], [1]), ([1], [2])], [0], [3]))
+
+
+# -- ranks TFLM can run ---------------------------------------------------------------------
+
+
+def _unary(opcode: str, rank: int) -> bytes:
+    b = ModelBuilder()
+    shape = (1,) * (rank - 1) + (4,)
+    x = b.add_tensor("x", shape, "int8", quant=Q(0.1))
+    y = b.add_tensor("y", shape if opcode != "SQUEEZE" else (4,), "int8", quant=Q(0.1))
+    b.add_op(opcode, [x], [y])
+    b.set_io([x], [y])
+    return b.build()
+
+
+@pytest.mark.parametrize(("opcode", "rank", "limit"), [
+    ("RELU", 7, "at most 6 (RuntimeShape)"), ("TANH", 8, "at most 6 (RuntimeShape)"),
+    ("SQUEEZE", 9, "SQUEEZE takes at most 8"), ("RESHAPE", 32, "codegen takes at most 31"),
+    ("RELU", 64, "codegen takes at most 31"), ("RESHAPE", 65, "codegen takes at most 31"),
+])
+def test_ranks_beyond_tflms_are_refused(opcode: str, rank: int, limit: str) -> None:
+    with pytest.raises(CodegenError) as error:
+        load_program(_unary(opcode, rank))
+    message = str(error.value)
+    assert "tensor 'x'" in message and f"{rank} dimensions" in message and limit in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(("opcode", "rank"), [("RELU", 6), ("SQUEEZE", 8), ("RESHAPE", 31)])
+def test_ranks_tflm_takes_are_accepted(opcode: str, rank: int) -> None:
+    load_program(_unary(opcode, rank))
+
+
+def test_bench_refuses_a_rank_64_model_in_one_line(tmp_path: Path) -> None:
+    model = tmp_path / "deep.tflite"
+    model.write_bytes(_unary("RELU", 64))
+    result = subprocess.run([sys.executable, "-m", "codegen", "bench", str(model), "--target",
+                             "host"], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and "64 dimensions" in result.stderr

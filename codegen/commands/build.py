@@ -3,6 +3,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from codegen.cli_types import section_name
+
 COMMAND = "build"
 HELP = "generate the C and compile it into a static library libNAME.a for a target"
 
@@ -18,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--build-dir", help="keep the sources and the meson build tree here "
                                             "(a new or empty directory, or one codegen made "
                                             "before; default: a temporary directory)")
-    parser.add_argument("--arena-section", metavar="SECTION",
-                        help="place the static arena in this linker section (e.g. .sram2)")
+    parser.add_argument("--arena-section", metavar="SECTION", type=section_name,
+                        help="place the static arena in this linker section (e.g. .sram2; "
+                             "letters, digits, '_', '.' and '$')")
 
 
 def run(args: argparse.Namespace) -> None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from codegen.cli_types import section_name
+
 COMMAND = "generate"
 HELP = "write NAME.c and NAME.h for a model"
 
@@ -11,8 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="int8-quantized .tflite file")
     parser.add_argument("-o", "--output", required=True, help="output directory")
     parser.add_argument("--name", help="C prefix of every symbol (default: from the file name)")
-    parser.add_argument("--arena-section", metavar="SECTION",
-                        help="place the static arena in this linker section (e.g. .sram2)")
+    parser.add_argument("--arena-section", metavar="SECTION", type=section_name,
+                        help="place the static arena in this linker section (e.g. .sram2; "
+                             "letters, digits, '_', '.' and '$')")
     parser.add_argument("--no-static-arena", action="store_true",
                         help="emit only NAME_invoke_with_arena (the caller owns the arena)")
     parser.add_argument("--io-in-arena", action="store_true",

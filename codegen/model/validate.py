@@ -8,7 +8,9 @@ the generator can take at all, before each operator module checks its own option
   tensors that no other operator, graph input or constant claims; every tensor an
   operator reads is a graph input, a constant or written by an earlier operator (no
   cycle, file order is run order); every graph output is written;
-- tensors: shapes of positive dimensions and of a size a microcontroller can hold;
+- tensors: shapes of positive dimensions and of a size a microcontroller can hold, of no
+  more dimensions than TFLM's kernels take (6, RuntimeShape's capacity; 8 for SQUEEZE, any
+  for RESHAPE, which only copy bytes; at most 31 anywhere, the numpy reference's limit);
 - quantization: one zero point per scale, per-channel arrays as long as their dimension,
   scales positive and finite, zero points representable in their type (0 for int32);
 - the model is fully int8-quantized, and its inputs and outputs are types the C API takes;
@@ -42,6 +44,14 @@ MAX_TENSOR_ELEMENTS = 1 << 24
 # The activations together must fit a 32-bit address space.
 MAX_ACTIVATION_BYTES = (1 << 31) - 1
 
+# TFLM's kernels see shapes through RuntimeShape, which holds at most kMaxSmallSize = 6
+# dimensions (a longer shape overruns it, unchecked in release builds). The exceptions only
+# copy bytes: RESHAPE looks at no shape, SQUEEZE ensures at most 8 dimensions. The numpy
+# reference adds a batch axis in front, and numpy 1.x holds at most 32.
+MAX_RANK = 6
+_COPY_RANKS = {"RESHAPE": 31, "SQUEEZE": 8}
+MAX_ANY_RANK = 31
+
 # Operators whose inputs are (input, weights, bias) and whose kernels add the int32 bias to
 # the accumulator of input x weights, i.e. as if its scale were input scale x weight scale.
 _BIAS_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
@@ -56,6 +66,7 @@ def validate_graph(graph: Graph, label: str = "model") -> None:
     used = _used_tensors(graph)
     for index in used:
         _check_shape(graph.tensors[index], label)
+    _check_ranks(graph, used, label)
     _check_dataflow(graph, label)
     _check_quantized(graph, label)
     for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
@@ -221,6 +232,28 @@ def _check_shape(t: Tensor, label: str) -> None:
             f"takes at most {MAX_TENSOR_ELEMENTS} elements per tensor, more than a "
             "microcontroller can hold"
         )
+
+
+def _check_ranks(graph: Graph, used: list[int], label: str) -> None:
+    for index in used:
+        t = graph.tensors[index]
+        if len(t.shape) > MAX_ANY_RANK:
+            raise UnsupportedError(
+                f"{label}: tensor '{t.name}' has {len(t.shape)} dimensions; codegen takes at "
+                f"most {MAX_ANY_RANK}"
+            )
+    for op in graph.operators:
+        limit = _COPY_RANKS.get(op.opcode, MAX_RANK)
+        for index in (*op.inputs, *op.outputs):
+            if index < 0 or len(graph.tensors[index].shape) <= limit:
+                continue
+            t = graph.tensors[index]
+            why = ("TFLM's kernels hold a shape in at most 6 (RuntimeShape)" if limit == MAX_RANK
+                   else f"TFLM's {op.opcode} takes at most {limit}")
+            raise UnsupportedError(
+                f"{label}: tensor '{t.name}' of {_where(op)} has {len(t.shape)} dimensions; "
+                f"{why}"
+            )
 
 
 def _check_activation_bytes(graph: Graph, used: list[int], label: str) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from codegen.model.ir import Graph, Operator
 from codegen.ops._pool import PoolLayer, prepare_pool
+from codegen.ops.base import unsupported
 
 OPCODES = ("AVERAGE_POOL_2D",)
 
@@ -52,8 +53,17 @@ class GlobalAveragePool2D(AveragePool2D):
         return ("clamp", "pool_pairs") if self.params["pairs"] else ("clamp",)
 
 
+# The sum of a window and its nudge, count * 128 + count / 2, must fit in int32 (it
+# overflows in TFLM's int32 too): at most 16,711,935 values in a window.
+MAX_WINDOW = (2**31 - 1) * 2 // 257
+
+
 def prepare(op: Operator, graph: Graph) -> AveragePool2D:
     x, y, params = prepare_pool(op, graph)
+    largest = int(np.asarray(params["counts"]).max())
+    if largest > MAX_WINDOW:
+        raise unsupported(op, f"a window of {largest} values; the int32 sum of at most "
+                              f"{MAX_WINDOW} int8 values cannot overflow")
     _, h, w, c = graph.tensors[x].shape
     win = params["window"]
     covers_all = len(win.rows.inside(0)) == h and len(win.cols.inside(0)) == w  # type: ignore[attr-defined]

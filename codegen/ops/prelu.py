@@ -54,7 +54,7 @@ class Prelu(Layer):
                                                           int(p["shift_1"]))
         negative = quant.multiply_by_quantized_multiplier(x * alpha, int(p["multiplier_2"]),
                                                           int(p["shift_2"]))
-        out = np.where(x >= 0, positive, negative) + int(p["output_zero_point"])
+        out = quant.add_int32(np.where(x >= 0, positive, negative), int(p["output_zero_point"]))
         return [np.clip(out, -128, 127).astype(np.int8)]
 
     def constants(self) -> list[CArray]:

@@ -45,7 +45,8 @@ class Rectifier(LutLayer):
             negative = quant.multiply_by_quantized_multiplier(
                 value, abs(alpha_multiplier), int(p["alpha_shift"]))
             out = np.where(value >= 0, out, -negative if alpha_multiplier < 0 else negative)
-        return np.clip(out + int(p["output_zero_point"]), int(p["lower"]), int(p["upper"]))
+        out = quant.add_int32(out, int(p["output_zero_point"]))  # TFLM's int32 addition
+        return np.clip(out, int(p["lower"]), int(p["upper"]))
 
     def summary(self) -> str:
         return f"{self.opcode}: " + ", ".join(f"{k} {v}" for k, v in self.describe())

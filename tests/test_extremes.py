@@ -1,0 +1,69 @@
+"""Every kernel with a bias or an accumulator at the extremes of the integer types.
+
+Biases at and near INT32_MAX and INT32_MIN, zero points at -128 and 127, inputs of all -128,
+all 127, all at the zero point (the accumulator is then the bias) and random values, through
+FULLY_CONNECTED, CONV_2D and DEPTHWISE_CONV_2D (plain kernels and fast paths), ADD, SUB,
+MUL, MEAN, AVERAGE_POOL_2D, SOFTMAX, PRELU and QUANTIZE (support.extreme_models). Where
+TFLM's int32 arithmetic wraps around (a requantized bias next to INT32_MAX plus the output
+zero point), the reference must wrap as TFLM does, and the generated C too, without
+undefined behaviour: it runs under AddressSanitizer and UndefinedBehaviorSanitizer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.extreme_models import SHAPE, extremes_model
+from support.verify import c_matches_reference, edge_inputs, random_inputs, reference_matches_tflm
+
+from codegen.program import load_program
+
+ZERO_POINTS = (-128, 127)
+TFLM_SAMPLES = 300
+# Plain C (host, the M0 without the DSP extension) and the DSP paths (M4).
+TARGETS = ("host", "cortex-m0", "cortex-m4")
+
+
+def _extra(zero_point: int) -> tuple[bytes, list[np.ndarray]]:
+    """The model and its special samples: all -128, all 127, then the fill values."""
+    model, fills = extremes_model(zero_point)
+    fill = np.stack([np.full(SHAPE, f, dtype=np.int8) for f in fills])
+    return model, [np.concatenate([edge_inputs(load_program(model))[0], fill])]
+
+
+def test_every_path_is_taken() -> None:
+    expected = (["FullyConnected"] * 3 + ["FullyConnectedGemm"] + ["Conv2D"] * 2
+                + ["Conv2DGemm"] + ["DepthwiseConv2D"] * 2 + ["DepthwiseConv2D3x3"] * 2)
+    for zero_point in ZERO_POINTS:
+        layers = load_program(extremes_model(zero_point)[0]).layers
+        assert [type(la).__name__ for la in layers[:len(expected)]] == expected
+        assert layers[0].params["filter_offset"] and layers[1].params["filter_offset"]
+        assert int(layers[0].params["multipliers"]) == 2**31 - 8  # the wrap-around case
+        opcodes = [la.opcode for la in layers[len(expected):]]
+        assert sorted(set(opcodes)) == ["ADD", "AVERAGE_POOL_2D", "MEAN", "MUL", "PRELU",
+                                        "QUANTIZE", "SOFTMAX", "SUB"]
+
+
+@pytest.mark.tflm
+@pytest.mark.parametrize("zero_point", ZERO_POINTS)
+def test_reference_matches_tflm(zero_point: int) -> None:
+    model, extra = _extra(zero_point)
+    program = load_program(model)
+    inputs = [np.concatenate([extra[0], random_inputs(program, TFLM_SAMPLES, seed=1)[0]])]
+    reference_matches_tflm(model, inputs)
+
+
+@pytest.mark.parametrize("zero_point", ZERO_POINTS)
+def test_generated_c_is_clean_under_sanitizers(zero_point: int, tmp_path: Path) -> None:
+    model, extra = _extra(zero_point)
+    c_matches_reference(model, "host", tmp_path, seed=2, sanitize=True, extra=extra,
+                        samples=200)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("zero_point", ZERO_POINTS)
+def test_generated_c_matches_reference(zero_point: int, target: str, tmp_path: Path) -> None:
+    model, extra = _extra(zero_point)
+    c_matches_reference(model, target, tmp_path, seed=3, extra=extra, samples=50)
