@@ -8,8 +8,9 @@
  * so an instruction counts when it executes, whatever the translation block boundaries)
  * and charged the cycles of the core's timing table (cycle_model.c): the part known when
  * QEMU translates the instruction is an inline add too; what depends on the instruction
- * executed before it across a block boundary, on whether a branch was taken (the next
- * block does not start at the branch's fall-through address) and on wait states is added
+ * executed before it across a block boundary, on whether a branch was taken (always for
+ * an unconditional branch; a conditional one when the next block does not start at its
+ * fall-through address) and on wait states is added
  * by callbacks at the start of each block and at each load.
  *
  * Wait states (`wait_states=N`, 0 by default): a load whose address is in the flash region
@@ -61,6 +62,7 @@ struct block {
     uint64_t last_address;      /* of its last instruction */
     unsigned last_size;
     int ends_in_branch;         /* its last instruction writes the PC */
+    int conditional;            /* ... and may fall through */
     int first_wide_unaligned;   /* its first instruction is 32-bit at an address 2 mod 4 */
     int has_first, has_last;    /* it has an instruction other than a mark */
     struct cm_insn first, last; /* its first and last instruction other than a mark */
@@ -133,7 +135,7 @@ static void on_block(unsigned int vcpu, void *data)
     if (p == NULL) {
         return;
     }
-    if (p->ends_in_branch && b->start != p->fall_through) {
+    if (p->ends_in_branch && (!p->conditional || b->start != p->fall_through)) {
         add(p->last_record, cm_taken(&model, &p->last, b->first_wide_unaligned));
     }
     if (p->has_last && b->has_first) {
@@ -151,8 +153,7 @@ static void on_block(unsigned int vcpu, void *data)
 static void on_load(unsigned int vcpu, plugin_meminfo info, uint64_t address, void *data)
 {
     (void)vcpu;
-    (void)info;
-    if (in_flash(address)) {
+    if (!qemu_plugin_mem_is_store(info) && in_flash(address)) {
         add(data, (int64_t)wait_states);
     }
 }
@@ -193,6 +194,7 @@ static void on_translate(plugin_id id, struct qemu_plugin_tb *tb)
     struct block *b = calloc(1, sizeof *b);
     struct cm_insn previous;
     int has_previous = 0, paired = 0;
+    unsigned in_it_block = 0; /* instructions an IT before makes conditional */
     (void)id;
     if (b == NULL) {
         out_of_memory = 1;
@@ -211,6 +213,12 @@ static void on_translate(plugin_id id, struct qemu_plugin_tb *tb)
             return;
         }
         cm_decode(qemu_plugin_insn_data(insn), size, (unsigned)mark_encoding, &d);
+        if (d.cls == CM_IT) {
+            in_it_block = d.transfers;
+        } else if (in_it_block != 0 && d.cls != CM_MARK) {
+            d.flags |= CM_CONDITIONAL;
+            --in_it_block;
+        }
         if (i == 0) { /* where a branch to this block lands */
             b->first_wide_unaligned = size == 4 && (address & 2u) != 0;
         }
@@ -243,13 +251,14 @@ static void on_translate(plugin_id id, struct qemu_plugin_tb *tb)
                                                        &r->cycles, (uint64_t)cycles);
         }
         if (wait_states != 0 && is_load(d.cls)) {
-            qemu_plugin_register_vcpu_mem_cb(insn, on_load, PLUGIN_CB_NO_REGS, PLUGIN_MEM_R,
+            qemu_plugin_register_vcpu_mem_cb(insn, on_load, PLUGIN_CB_NO_REGS, PLUGIN_MEM_RW,
                                              r);
         }
         b->last_address = address;
         b->last_size = size;
         b->fall_through = address + size;
         b->ends_in_branch = (d.flags & CM_WRITES_PC) != 0;
+        b->conditional = (d.flags & CM_CONDITIONAL) != 0;
     }
     qemu_plugin_register_vcpu_tb_exec_cb(tb, on_block, PLUGIN_CB_NO_REGS, b);
 }

@@ -121,6 +121,7 @@ static void decode_misc16(unsigned hw, struct cm_insn *d)
         set(d, CM_ALU, BIT(SP), BIT(SP));
     } else if ((hw & 0xf500u) == 0xb100u) { /* CBZ, CBNZ */
         branch(d, CM_TARGET_IMMEDIATE, reg_bit(hw & 7u), 0);
+        d->flags |= CM_CONDITIONAL;
     } else if ((hw & 0xff00u) == 0xb200u || (hw & 0xff00u) == 0xba00u) { /* extend, REV */
         set(d, CM_ALU, reg_bit((hw >> 3) & 7u), reg_bit(hw & 7u));
     } else if ((hw & 0xfe00u) == 0xb400u) { /* PUSH */
@@ -133,7 +134,13 @@ static void decode_misc16(unsigned hw, struct cm_insn *d)
         d->transfers = (uint8_t)popcount16(regs);
     } else if ((hw & 0xff00u) == 0xbf00u) { /* IT and hints */
         if (hw & 0xfu) {
+            unsigned mask = hw & 0xfu, length = 4;
+            while ((mask & 1u) == 0u) { /* the lowest set bit ends the mask */
+                mask >>= 1;
+                --length;
+            }
             set(d, CM_IT, 0, 0);
+            d->transfers = (uint8_t)length;
         } else if (hw == 0xbf20u || hw == 0xbf30u) { /* WFE, WFI */
             set(d, CM_SYSTEM, 0, 0);
         } else {
@@ -211,6 +218,7 @@ static void decode16(unsigned hw, struct cm_insn *d)
             set(d, CM_SYSTEM, 0, 0);
         } else {
             branch(d, CM_TARGET_IMMEDIATE, 0, 0);
+            d->flags |= CM_CONDITIONAL;
         }
     } else if ((hw >> 11) == 0x1cu) { /* B */
         branch(d, CM_TARGET_IMMEDIATE, 0, 0);
@@ -302,6 +310,7 @@ static void decode_branch_misc(unsigned hw1, unsigned hw2, struct cm_insn *d)
         branch(d, CM_TARGET_IMMEDIATE, 0, 0);
     } else if (((hw1 >> 7) & 7u) != 7u) { /* B<cond>.W */
         branch(d, CM_TARGET_IMMEDIATE, 0, 0);
+        d->flags |= CM_CONDITIONAL;
     } else if (op == 0x3au && (hw2 & 0xffu) == 0u) { /* NOP.W */
         set(d, CM_NOP, 0, 0);
     } else if (op == 0x3bu) { /* CLREX, DSB, DMB, ISB */

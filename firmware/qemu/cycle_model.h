@@ -70,14 +70,17 @@ enum {
     CM_WRITES_PC = 1,   /* a branch: ends QEMU's translation block */
     CM_REG_OFFSET = 2,  /* a load or store addressed by base + register */
     CM_PC_RELATIVE = 4, /* a literal load */
-    CM_WIDE = 8         /* a 32-bit encoding */
+    CM_WIDE = 8,        /* a 32-bit encoding */
+    CM_CONDITIONAL = 16 /* B<cond>, CBZ, CBNZ, or in an IT block (set by the caller): a
+                           branch that may fall through; other branches are always taken */
 };
 
 struct cm_insn {
     uint8_t cls;       /* enum cm_class */
     uint8_t target;    /* enum cm_target */
     uint8_t flags;     /* CM_WRITES_PC, ... */
-    uint8_t transfers; /* words moved by LDM/STM/PUSH/POP/VLDM/VSTM */
+    uint8_t transfers; /* words moved by LDM/STM/PUSH/POP/VLDM/VSTM; for an IT, the
+                          number of instructions it makes conditional */
     uint16_t reads;    /* core registers read, bit n = rn */
     uint16_t writes;   /* core registers written */
     uint16_t address;  /* registers that form a load/store address */

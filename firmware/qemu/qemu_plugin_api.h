@@ -4,20 +4,22 @@
  * QEMU's packages install no header for the plugin API, so the declarations are written
  * here from the API's documentation: the functions below are resolved against the QEMU
  * binary when it loads the plugin. Only what bench_plugin.c calls is declared. The values
- * of the two enumerations used are part of the API: the inline operation "add an
- * immediate to a 64-bit counter" is 0, a callback that reads no guest registers has flag
- * 0, and a memory callback for reads only has filter 1.
+ * of the enumerations used are part of the API: the inline operation "add an immediate
+ * to a 64-bit counter" is 0, a callback that reads no guest registers has flag 0, and a
+ * memory callback for reads and writes has filter 3 (QEMU 7.2 mixes up the filters for
+ * reads only and writes only, so the plugin asks for both and tells them apart itself).
  */
 #ifndef QEMU_PLUGIN_API_H
 #define QEMU_PLUGIN_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define PLUGIN_EXPORT __attribute__((visibility("default")))
 #define PLUGIN_INLINE_ADD_U64 0
 #define PLUGIN_CB_NO_REGS 0
-#define PLUGIN_MEM_R 1
+#define PLUGIN_MEM_RW 3
 
 typedef uint64_t plugin_id;
 typedef uint32_t plugin_meminfo;
@@ -46,6 +48,7 @@ extern void qemu_plugin_register_vcpu_mem_cb(
     struct qemu_plugin_insn *insn,
     void (*callback)(unsigned int, plugin_meminfo, uint64_t, void *), int flags,
     int filter, void *data);
+extern bool qemu_plugin_mem_is_store(plugin_meminfo info);
 extern void qemu_plugin_register_atexit_cb(plugin_id id,
                                            void (*callback)(plugin_id, void *), void *data);
 
