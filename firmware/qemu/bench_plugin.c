@@ -187,6 +187,15 @@ static int is_load(unsigned cls)
            cls == CM_FP_LOAD || cls == CM_FP_LOAD_MULTI || cls == CM_TABLE_BRANCH;
 }
 
+/* The size of a Thumb instruction, from its first halfword. QEMU 7.2 reports 4 bytes for
+ * a 16-bit instruction that ends a block because the next one crosses a page: it counts
+ * the halfword it peeked at. */
+static unsigned thumb_size(const unsigned char *bytes, unsigned reported)
+{
+    unsigned top = bytes[1] >> 3;
+    return (reported >= 4 && (top == 0x1du || top == 0x1eu || top == 0x1fu)) ? 4u : 2u;
+}
+
 static void on_translate(plugin_id id, struct qemu_plugin_tb *tb)
 {
     size_t count = qemu_plugin_tb_n_insns(tb);
@@ -204,7 +213,8 @@ static void on_translate(plugin_id id, struct qemu_plugin_tb *tb)
     for (i = 0; i < count; ++i) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         uint64_t address = qemu_plugin_insn_vaddr(insn);
-        unsigned size = (unsigned)qemu_plugin_insn_size(insn);
+        const unsigned char *bytes = qemu_plugin_insn_data(insn);
+        unsigned size = thumb_size(bytes, (unsigned)qemu_plugin_insn_size(insn));
         struct record *r = record_at(address);
         struct cm_insn d;
         int64_t cycles = 0;
@@ -212,7 +222,7 @@ static void on_translate(plugin_id id, struct qemu_plugin_tb *tb)
             out_of_memory = 1;
             return;
         }
-        cm_decode(qemu_plugin_insn_data(insn), size, (unsigned)mark_encoding, &d);
+        cm_decode(bytes, size, (unsigned)mark_encoding, &d);
         if (d.cls == CM_IT) {
             in_it_block = d.transfers;
         } else if (in_it_block != 0 && d.cls != CM_MARK) {
