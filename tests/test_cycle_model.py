@@ -12,6 +12,7 @@ execution log (support/m4_timing.py) must find the same instructions and cycles.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import subprocess
 from dataclasses import dataclass
@@ -167,3 +168,44 @@ def test_m4_agrees_with_an_independent_implementation(model: str, shared_models:
     layers = [(b.instructions - a.instructions, b.cycles - a.cycles)
               for a, b in itertools.pairwise(marks[1:-1])]
     assert layers == [(c.instructions, c.cycles) for c in running]
+
+
+@pytest.mark.qemu
+def test_cli_reports_cycles_and_their_options(shared_models: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    model = shared_models / "hello_world_int8.tflite"
+    common = [str(model), "--target", "cortex-m0", "--build-dir", str(tmp_path), "--json"]
+
+    def bench_json(*extra: str) -> dict:
+        assert main(["bench", *common, *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    plain = bench_json("--profile")
+    cycle_count, instructions = plain["cycles"], plain["instructions"]
+    assert plain["cycle_model"]["core"] == "cortex-m0" and cycle_count > instructions
+    assert plain["cycles_per_instruction"] == pytest.approx(cycle_count / instructions)
+    layers = [layer["cycles"] for layer in plain["layers"]]
+    assert all(c > 0 for c in layers) and sum(layers) <= cycle_count
+    for layer in plain["layers"]:  # per layer, the classes add up to the layer
+        classes = layer["cycles_by_class"].values()
+        assert sum(c["cycles"] for c in classes) == layer["cycles"]
+        assert sum(c["instructions"] for c in classes) == layer["instructions"]
+    for rows in (plain["cycles_by_class"].values(), plain["profile"]):
+        assert sum(r["cycles"] for r in rows) == cycle_count
+    assert sum(p["executions"] for p in plain["profile"]) == instructions
+    assert all(p["function"] != "?" and p["disassembly"] for p in plain["profile"])
+    # The small multiplier: every MULS takes 32 cycles instead of 1, nothing else changes.
+    small = bench_json("--small-multiplier")
+    muls = plain["cycles_by_class"]["mul"]["instructions"]
+    assert muls > 0 and small["instructions"] == instructions
+    assert small["cycles"] == cycle_count + 31 * muls
+    # Wait states only add cycles: the weights are read from flash.
+    waiting = bench_json("--wait-states", "2")
+    assert waiting["instructions"] == instructions and waiting["cycle_model"]["wait_states"] == 2
+    loads = sum(plain["cycles_by_class"].get(c, {}).get("instructions", 0)
+                for c in ("load", "load_multi"))
+    assert cycle_count < waiting["cycles"] <= cycle_count + 2 * (loads * 8 + instructions)
+    assert main(["bench", *common[:-1], "--profile"]) == 0
+    text = capsys.readouterr().out
+    assert f"cycles {cycle_count:,} per invoke" in text and "Cortex-M0 TRM" in text
+    assert "cycles (" in text and "instructions, CPI" in text  # the hottest functions
