@@ -24,7 +24,6 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from codegen.runner import INPUT_FILE, qemu_command
@@ -272,17 +271,12 @@ def trace(executable: Path, target: Target, input_bytes: bytes, log: Path,
                        check=True, timeout=timeout)
 
 
-@cache
-def _cached_disassembly(elf: str) -> dict[int, Insn]:
-    return disassemble(Path(elf))
-
-
 def cycles_at_marks(executable: Path, target: Target, input_bytes: bytes,
                     work: Path) -> list[MarkCount]:
     """Trace the harness under QEMU and apply the table: every mark's counts."""
     log = work / "qemu-trace.log"
     trace(executable, target, input_bytes, log)
     try:
-        return model(executed(log), _cached_disassembly(str(executable)))
+        return model(executed(log), disassemble(executable))
     finally:
         log.unlink()
