@@ -21,6 +21,9 @@ QEMU's execution log of the same binary). Then it writes:
     python scripts/benchmarks.py -j 2                  # two benchmarks at a time
     python scripts/benchmarks.py --models ad01_int8 --targets cortex-m4 --print
                                                        # a subset, tables on stdout only
+    python scripts/benchmarks.py --json results.json   # also keep every result
+    python scripts/benchmarks.py --from-json results.json
+                                                       # the tables again, nothing run
 
 The files say which code they measured: a commit, or a working tree with uncommitted
 changes. To measure exactly the last commit while the working tree has other changes:
@@ -57,10 +60,11 @@ from support import m4_timing  # noqa: E402
 from codegen.bench import (  # noqa: E402
     DEFAULT_OPTIMIZATION,
     BenchResult,
+    LayerCost,
     bench_input,
     bench_model,
 )
-from codegen.cycles import FETCH_LINE_BYTES, CycleOptions  # noqa: E402
+from codegen.cycles import FETCH_LINE_BYTES, CycleOptions, ProfileLine  # noqa: E402
 from codegen.errors import CodegenError  # noqa: E402
 from codegen.execute import pack_samples  # noqa: E402
 from codegen.program import load_program  # noqa: E402
@@ -331,11 +335,15 @@ def _method_lines() -> list[str]:
         "1+N, taken branches 1+P with P = 1-3 from the kind of target and its alignment, "
         "`SDIV` 12; M3: `MLA` 2, `SMULL` 5, `SMLAL` 7; M4: every multiply and MAC 1). "
         "cortex-m33 and cortex-m7: approximations (ARM publishes no table for them; the M7 "
-        "dual issue is modelled roughly). Simplified on every core: no stall for an address "
-        "computed by the instruction just before, no literal-load fetch contention, no "
-        "unaligned-access, bit-banding, write-buffer or interrupt costs; divides and the "
-        "M3's long multiplies at their worst case (no early termination); an instruction "
-        "skipped by `IT` costs as if it ran. CPI is cycles per instruction.",
+        "dual issue is modelled roughly; both charge a load-use stall). Simplified: no "
+        "load-use stall on the M0, M3 and M4 beyond the table's load cycles (not even "
+        "behind a pipelined load); on every core no stall for an address computed by the "
+        "instruction just before, no literal-load fetch contention, no unaligned-access, "
+        "bit-banding, write-buffer or interrupt costs; divides and the M3's long multiplies "
+        "at their worst case (no early termination); an instruction skipped by `IT` costs as "
+        "if it ran; no wait states except where a table says so (`--wait-states N`: N more "
+        f"cycles per flash data read and per instruction fetch that leaves the current and "
+        f"next {FETCH_LINE_BYTES}-byte line; no cache). CPI is cycles per instruction.",
         "",
         f"Tools: {gcc}; {qemu}.",
         "",
@@ -728,7 +736,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cross-check", action="store_true",
                         help="skip the independent check of the cortex-m4 cycles (it traces "
                              "each model under QEMU once more)")
+    parser.add_argument("--from-json", type=Path,
+                        help="write the tables from the results a run saved with --json "
+                             "instead of running anything")
     args = parser.parse_args(argv)
+    if args.from_json:
+        return _write(args, *_load(args.from_json, args.commit))
     models = (args.models.split(",") if args.models else
               sorted(p.stem for p in args.models_dir.glob("*.tflite")))
     targets = args.targets.split(",") if args.targets else CORTEX_M
@@ -745,7 +758,8 @@ def main(argv: list[str] | None = None) -> int:
         jobs += [Job(m, "cortex-m0", small_multiplier=True) for m in models]
     command = "python scripts/benchmarks.py" + (" " + " ".join(argv if argv is not None
                                                                else sys.argv[1:])).rstrip()
-    command = re.sub(r"\s+(-j|--jobs|--work-dir|--json|--timeout|--commit|--out-dir)[ =]\S+",
+    command = re.sub(r"\s+(-j|--jobs|--work-dir|--json|--timeout|--commit|--out-dir|"
+                     r"--from-json)[ =]\S+",
                      "", command)
     if args.models_dir.resolve().parts[-2:] == ("shared", "models"):
         command = re.sub(r"\s+--models-dir[ =]\S+", "", command)  # the usual models
@@ -757,11 +771,48 @@ def main(argv: list[str] | None = None) -> int:
                             cross_check=not args.no_cross_check)
     if args.json:
         args.json.write_text(json.dumps(
-            [{"job": vars(o.job), "result": o.result.as_json() if o.result else None,
-              "error": o.error,
-              "independent": (vars(o.independent) if isinstance(o.independent, Independent)
-                              else o.independent)}
-             for o in outcomes.values()], indent=1))
+            {"command": command, "state": state, "models": models, "targets": targets,
+             "outcomes": [{"job": vars(o.job),
+                           "result": o.result.as_json() if o.result else None,
+                           "error": o.error,
+                           "independent": (vars(o.independent)
+                                           if isinstance(o.independent, Independent)
+                                           else o.independent)}
+                          for o in outcomes.values()]}, indent=1))
+    return _write(args, models, targets, outcomes, command, state)
+
+
+def _result(data: dict) -> BenchResult:
+    layers = [LayerCost(**layer) for layer in data.pop("layers")]
+    profile = data.pop("profile", None)
+    return BenchResult(**data, layers=layers,
+                       profile=[ProfileLine(**line) for line in profile] if profile else None)
+
+
+def _load(path: Path, commit: str | None) -> tuple[list[str], list[str], dict[Job, Outcome],
+                                                   str, str]:
+    """What a run saved with --json: models, targets, outcomes, its command and state."""
+    saved = json.loads(path.read_text())
+    if isinstance(saved, list):  # an older run saved only the outcomes
+        if not commit:
+            raise SystemExit("benchmarks.py: --from-json with this file needs --commit")
+        saved = {"outcomes": saved, "state": f"the code of commit {commit}"}
+    outcomes: dict[Job, Outcome] = {}
+    for entry in saved["outcomes"]:
+        job = Job(**entry["job"])
+        check = entry.get("independent")
+        outcomes[job] = Outcome(job, _result(entry["result"]) if entry["result"] else None,
+                                entry["error"],
+                                Independent(**check) if isinstance(check, dict) else check)
+    models = saved.get("models") or sorted({job.model for job in outcomes})
+    targets = saved.get("targets") or [t for t in CORTEX_M
+                                       if any(job.target == t for job in outcomes)]
+    command = saved.get("command", "python scripts/benchmarks.py")
+    return models, targets, outcomes, command, saved["state"]
+
+
+def _write(args: argparse.Namespace, models: list[str], targets: list[str],
+           outcomes: dict[Job, Outcome], command: str, state: str) -> int:
     texts = {"BENCHMARKS.md": benchmarks_md(models, targets, outcomes, command, state)}
     if REFERENCE_TARGET in targets:
         texts["MEMORY.md"] = memory_md(models, outcomes, args.models_dir, command, state)
