@@ -7,10 +7,13 @@ hook, which marks the start of each layer and the end of the last (the profile_*
 headers in firmware/).
 
 Cortex-M targets run under QEMU with `-icount shift=0,align=off,sleep=off`. There a mark
-is the single instruction `mov r11, r11`, and a QEMU plugin (firmware/qemu/insn_marks.c,
+is the single instruction `mov r11, r11`, and a QEMU plugin (firmware/qemu/bench_plugin.c,
 compiled with the host C compiler) counts every instruction executed and records the
 count at each mark: exact counts for the whole invoke and for each layer, of code that is
-the normal build's plus one instruction per layer (not counted). The harness also reads
+the normal build's plus one instruction per layer (not counted). The same plugin charges
+every instruction the cycles of the core's timing table (the cycle model, codegen/cycles.py
+and firmware/qemu/cycle_model.c): cycles per invoke, per layer, per instruction class and
+per instruction address (`profile`). The harness also reads
 the SysTick around the invoke: the QEMU boards tick once per
 `Target.instructions_per_tick` instructions, a cross-check, and the fallback (whole invoke
 only, to that resolution) when QEMU cannot load the plugin. The host reports wall-clock
@@ -27,11 +30,8 @@ benchmark harness's own RAM (its tables, the fault handler's stack) is reported 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import os
 import re
-import shutil
 import statistics
 import subprocess
 import tempfile
@@ -40,13 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
+from codegen import cycles
 from codegen.build import build_firmware, check_toolchain
+from codegen.cycles import ZERO_WAIT_STATES, CycleOptions
 from codegen.errors import CodegenError
 from codegen.execute import HARNESS_NAME, pack_samples, write_harness_sources
 from codegen.files import check_build_dir, claim_build_dir
 from codegen.program import Program, load_program
 from codegen.reference import run_reference
-from codegen.resources import data_root
 from codegen.runner import Run, run_harness
 from codegen.targets import Target, get_target
 
@@ -57,7 +58,6 @@ INPUT_SEED = 0
 MARKS_FILE = "marks.txt"
 MARK_ENCODING = 0x46DB  # mov r11, r11: BENCH_MARK() of firmware/cortex-m/profile_cortex_m.h
 _CALIBRATION_MARKS = 3  # clock readings back to back before the invoke; the last opens it
-_PLUGIN_SOURCE = Path("firmware") / "qemu" / "insn_marks.c"
 
 METHOD_PLUGIN = "qemu-plugin"
 METHOD_TIMER = "systick"
@@ -72,6 +72,8 @@ class LayerCost:
     instructions: int | None = None  # Cortex-M
     nanoseconds: float | None = None  # host: median over the measured invokes
     elided: bool = False  # a view (RESHAPE, ...) that needs no code
+    cycles: int | None = None  # Cortex-M, the cycle model
+    cycles_by_class: dict[str, dict[str, int]] | None = None  # see cycles.by_class
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,13 @@ class BenchResult:
     timer_instructions: int | None  # the invoke by the SysTick, a cross-check (Cortex-M)
     output_matches_reference: bool
     layers: list[LayerCost] = field(default_factory=list)
+    cycles: int | None = None  # one invoke, the cycle model (Cortex-M with the plugin)
+    cycles_per_instruction: float | None = None
+    cycles_per_mac: float | None = None
+    cycle_model: dict[str, object] | None = None  # core, timings, wait states, ...
+    cycles_by_class: dict[str, dict[str, int]] | None = None  # instruction class ->
+                                                              # instructions, cycles
+    profile: list[cycles.ProfileLine] | None = None  # per address (`profile=True`)
 
     def as_json(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -122,23 +131,9 @@ def bench_input(program: Program) -> list[np.ndarray]:
 
 
 def plugin_library(build_dir: Path) -> Path | None:
-    """The instruction-counting QEMU plugin, compiled for this machine into build_dir (once
-    per version of its source); None when there is no host C compiler."""
-    source = data_root() / _PLUGIN_SOURCE
-    cc = os.environ.get("CC") or "cc"
-    if shutil.which(cc) is None:
-        return None
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    library = build_dir / f"insn_marks-{digest}.so"
-    if not library.is_file():
-        build_dir.mkdir(parents=True, exist_ok=True)
-        partial = library.with_suffix(".tmp")
-        result = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(partial), str(source)],
-                                capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            return None
-        partial.replace(library)
-    return library
+    """The counting QEMU plugin, compiled for this machine into build_dir (once per version
+    of its sources); None when there is no host C compiler."""
+    return cycles.build_plugin(build_dir)
 
 
 def _run_tool(command: list[str]) -> str:
@@ -183,12 +178,12 @@ def _parse_report(data: bytes, output_bytes: int) -> _Report:
     return _Report(outputs, unit, bits, invokes, stack)
 
 
-def _plugin_marks(text: str, count: int) -> list[int]:
-    """The plugin's counts at the last `count` marks (those of the measured invoke)."""
-    counts = [int(line) for line in text.splitlines() if line and line[0].isdigit()]
-    if len(counts) < count:
-        raise CodegenError(f"the QEMU plugin saw {len(counts)} marks, expected {count} or more")
-    return counts[-count:]
+def _plugin_marks(text: str, count: int) -> list[cycles.Mark]:
+    """The plugin's report at the last `count` marks (those of the measured invoke)."""
+    marks = cycles.parse_marks(text)
+    if len(marks) < count:
+        raise CodegenError(f"the QEMU plugin saw {len(marks)} marks, expected {count} or more")
+    return marks[-count:]
 
 
 def _count_regions(counts: list[int], running: int) -> tuple[int, list[int]]:
@@ -321,15 +316,20 @@ class Measurement:
     layer_nanoseconds: list[float] | None = None  # per marked layer, medians (host)
     timer_instructions: int | None = None  # the whole invoke by the SysTick (Cortex-M)
     stack_bytes: int | None = None  # peak stack of the last measured invoke (Cortex-M)
+    cycles: int | None = None  # the whole invoke, the cycle model (plugin only)
+    layer_cycles: list[int] | None = None  # per marked layer
+    rows: dict[int, cycles.Row] | None = None  # the whole invoke, per instruction address
+    layer_rows: list[dict[int, cycles.Row]] | None = None  # per marked layer
 
 
 def _run(executable: Path, target: Target, data: bytes, plugin_dir: Path,
-         timeout: float) -> tuple[Run, str]:
+         timeout: float, cycle_options: CycleOptions) -> tuple[Run, str]:
     if target.is_host:
         return run_harness(executable, target, data, timeout=timeout), METHOD_WALL_CLOCK
     plugin = plugin_library(plugin_dir)
     if plugin is not None:
-        arguments = (str(plugin), f"insn={MARK_ENCODING:#x}", f"out={MARKS_FILE}")
+        arguments = (str(plugin), f"insn={MARK_ENCODING:#x}", f"out={MARKS_FILE}",
+                     *cycles.plugin_arguments(target, cycle_options))
         try:
             run = run_harness(executable, target, data, timeout=timeout, icount=True,
                               plugin=arguments, collect=(MARKS_FILE,))
@@ -343,13 +343,15 @@ def _run(executable: Path, target: Target, data: bytes, plugin_dir: Path,
 
 
 def measure(executable: Path, target: Target, input_bytes: bytes, output_bytes: int,
-            layers: int, *, plugin_dir: Path, timeout: float = DEFAULT_TIMEOUT) -> Measurement:
+            layers: int, *, plugin_dir: Path, timeout: float = DEFAULT_TIMEOUT,
+            cycle_options: CycleOptions = ZERO_WAIT_STATES) -> Measurement:
     """Run a benchmark harness (build_firmware(..., harness="bench")) on one sample.
 
     `layers` is the number of layers the model marks with CODEGEN_PROFILE_LAYER (it marks
-    layers+1 boundaries); `output_bytes` the size of its outputs. The instruction-counting
-    plugin is compiled into `plugin_dir`."""
-    run, method = _run(executable, target, input_bytes, plugin_dir, timeout)
+    layers+1 boundaries); `output_bytes` the size of its outputs. The counting plugin is
+    compiled into `plugin_dir`; its cycle model assumes `cycle_options`."""
+    cycles.check_options(target, cycle_options)
+    run, method = _run(executable, target, input_bytes, plugin_dir, timeout, cycle_options)
     report = _parse_report(run.output, output_bytes)
     if not report.invokes:
         raise CodegenError("the benchmark harness measured no invoke")
@@ -365,10 +367,18 @@ def measure(executable: Path, target: Target, input_bytes: bytes, output_bytes: 
     timer_total, _ = _clock_regions([float(t) for t in ticks], None)
     timer_instructions = int(timer_total) * target.instructions_per_tick
     if method == METHOD_PLUGIN:
-        counts = _plugin_marks(run.files[MARKS_FILE].decode(), layers + 3)
-        total, parts = _count_regions(counts, layers)
+        marks = _plugin_marks(run.files[MARKS_FILE].decode(), layers + 3)
+        total, parts = _count_regions([m.instructions for m in marks], layers)
+        # The plugin's rows after a mark are those of the interval that ends at it; a mark
+        # costs no cycles. Regions: before the first layer, each layer, after the last.
+        layer_rows = [m.rows for m in marks[2:-1]]
         return Measurement(method, 1, report.outputs, len(report.invokes), total, parts,
-                           timer_instructions=timer_instructions, stack_bytes=report.stack)
+                           timer_instructions=timer_instructions, stack_bytes=report.stack,
+                           cycles=marks[-1].cycles - marks[0].cycles,
+                           layer_cycles=[b.cycles - a.cycles
+                                         for a, b in itertools.pairwise(marks[1:-1])],
+                           rows=cycles.merge(m.rows for m in marks[1:]),
+                           layer_rows=layer_rows)
     return Measurement(method, target.instructions_per_tick, report.outputs,
                        len(report.invokes), timer_instructions,
                        timer_instructions=timer_instructions, stack_bytes=report.stack)
@@ -378,30 +388,40 @@ def _layer_costs(program: Program, m: Measurement) -> list[LayerCost]:
     costs, k = [], 0
     for layer in program.layers:
         elided = layer.index in program.plan.elided
-        instructions = nanoseconds = None
+        instructions = nanoseconds = cycle_count = classes = None
         if elided:
             instructions = 0 if m.layer_instructions is not None else None
             nanoseconds = 0.0 if m.layer_nanoseconds is not None else None
+            cycle_count = 0 if m.layer_cycles is not None else None
+            classes = {} if m.layer_rows is not None else None
         else:
             if m.layer_instructions is not None:
                 instructions = m.layer_instructions[k]
             if m.layer_nanoseconds is not None:
                 nanoseconds = m.layer_nanoseconds[k]
+            if m.layer_cycles is not None:
+                cycle_count = m.layer_cycles[k]
+            if m.layer_rows is not None:
+                classes = cycles.by_class(m.layer_rows[k])
             k += 1
         costs.append(LayerCost(layer.index, layer.opcode, layer.macs(), instructions,
-                               nanoseconds, elided))
+                               nanoseconds, elided, cycle_count, classes))
     return costs
 
 
 def bench_program(program: Program, target_name: str, work_dir: Path, *,
                   optimization: str = DEFAULT_OPTIMIZATION,
-                  timeout: float = DEFAULT_TIMEOUT) -> BenchResult:
+                  timeout: float = DEFAULT_TIMEOUT,
+                  cycle_options: CycleOptions = ZERO_WAIT_STATES,
+                  profile: bool = False) -> BenchResult:
     """Build and run the benchmark harness for `program` in work_dir (src/ and build/; a
-    configured build/ is reused, so benchmarking model after model only recompiles)."""
+    configured build/ is reused, so benchmarking model after model only recompiles).
+    `profile`: also the cycles of every instruction address (Cortex-M with the plugin)."""
     if optimization not in OPTIMIZATIONS:
         raise CodegenError(f"unknown optimization level {optimization!r}; "
                            f"valid: {', '.join(OPTIMIZATIONS)}")
     target = get_target(target_name)
+    cycles.check_options(target, cycle_options)
     check_toolchain(target)
     work_dir = claim_build_dir(work_dir)
     source_dir, build_dir = claim_build_dir(work_dir / "src"), work_dir / "build"
@@ -413,7 +433,7 @@ def bench_program(program: Program, target_name: str, work_dir: Path, *,
     running = [layer for layer in program.layers if layer.index not in program.plan.elided]
     m = measure(executable, target, pack_samples(inputs),
                 sum(graph.tensors[t].nbytes for t in graph.outputs), len(running),
-                plugin_dir=build_dir, timeout=timeout)
+                plugin_dir=build_dir, timeout=timeout, cycle_options=cycle_options)
     expected = b"".join(np.ascontiguousarray(a).tobytes()
                         for a in run_reference(program, inputs))
     memory = _measure_memory(program, executable, build_dir, target)
@@ -442,21 +462,39 @@ def bench_program(program: Program, target_name: str, work_dir: Path, *,
         timer_instructions=m.timer_instructions,
         output_matches_reference=m.outputs == expected,
         layers=_layer_costs(program, m),
+        **_cycle_fields(m, macs, target, cycle_options,
+                        executable if profile else None),
     )
+
+
+def _cycle_fields(m: Measurement, macs: int, target: Target, options: CycleOptions,
+                  profile_of: Path | None) -> dict[str, object]:
+    if m.cycles is None or m.rows is None:
+        return {}
+    return {
+        "cycles": m.cycles,
+        "cycles_per_instruction": m.cycles / m.instructions if m.instructions else None,
+        "cycles_per_mac": m.cycles / macs if macs else None,
+        "cycle_model": options.describe(target.name),
+        "cycles_by_class": cycles.by_class(m.rows),
+        "profile": (cycles.profile(m.rows, profile_of, target) if profile_of is not None
+                    else None),
+    }
 
 
 def bench_model(model: Path, target_name: str, *, io_in_arena: bool = False,
                 optimization: str = DEFAULT_OPTIMIZATION, timeout: float = DEFAULT_TIMEOUT,
-                work_dir: Path | None = None) -> BenchResult:
+                work_dir: Path | None = None, cycle_options: CycleOptions = ZERO_WAIT_STATES,
+                profile: bool = False) -> BenchResult:
     if work_dir is not None:  # before any work; it may not hold the model
         check_build_dir(work_dir, keep=[("the model", model)])
     program = load_program(model, io_in_arena=io_in_arena)
+    options = {"optimization": optimization, "timeout": timeout,
+               "cycle_options": cycle_options, "profile": profile}
     if work_dir is not None:
-        return bench_program(program, target_name, work_dir, optimization=optimization,
-                             timeout=timeout)
+        return bench_program(program, target_name, work_dir, **options)
     with tempfile.TemporaryDirectory(prefix="codegen-bench-") as tmp:
-        return bench_program(program, target_name, Path(tmp), optimization=optimization,
-                             timeout=timeout)
+        return bench_program(program, target_name, Path(tmp), **options)
 
 
 # -- text report --------------------------------------------------------------------------
@@ -480,6 +518,8 @@ def format_result(r: BenchResult) -> str:
         per_mac = f", {r.instructions_per_mac:.2f} instructions/MAC" if r.macs else ""
         lines.append(f"  time   {r.instructions:,} instructions per invoke; "
                      f"{r.macs:,} MACs{per_mac}")
+        if r.cycles is not None:
+            lines.append(_cycles_line(r))
     elif r.nanoseconds is not None:
         lines.append(f"  time   {_duration(r.nanoseconds)} per invoke; {r.macs:,} MACs")
     flash = r.flash_code_bytes + r.flash_const_bytes + (r.flash_harness_bytes or 0)
@@ -496,7 +536,9 @@ def format_result(r: BenchResult) -> str:
     if not r.output_matches_reference:
         lines.append("  WARNING: the benchmarked output differs from the numpy reference")
     lines.append("")
-    if r.instructions is not None:
+    if r.cycles is not None:
+        lines += _cycle_tables(r)
+    elif r.instructions is not None:
         lines.append(f"  {'layer':>5}  {'op':<22} {'MACs':>12} {'instructions':>13} "
                      f"{'instr/MAC':>9} {'share':>6}")
         for c in r.layers:
@@ -515,3 +557,37 @@ def format_result(r: BenchResult) -> str:
             lines.append(f"  {c.index:>5}  {op:<22} {c.macs:>12,} {_duration(ns):>12} "
                          f"{share:5.1f}%")
     return "\n".join(lines)
+
+
+def _cycles_line(r: BenchResult) -> str:
+    model = r.cycle_model or {}
+    per_mac = f", {r.cycles_per_mac:.2f} cycles/MAC" if r.cycles_per_mac is not None else ""
+    extras = [f"{model.get('wait_states', 0)} wait states"]
+    if model.get("small_multiplier"):
+        extras.append("32-cycle multiplier")
+    return (f"  cycles {r.cycles:,} per invoke (CPI {r.cycles_per_instruction or 0:.2f}"
+            f"{per_mac}), modelled: {model.get('timings', '')}, {', '.join(extras)}")
+
+
+def _cycle_tables(r: BenchResult) -> list[str]:
+    total = r.cycles or 0
+    lines = [f"  {'layer':>5}  {'op':<22} {'MACs':>12} {'instructions':>13} {'cycles':>13} "
+             f"{'CPI':>5} {'cyc/MAC':>8} {'share':>6}"]
+    for c in r.layers:
+        ins, cyc = c.instructions or 0, c.cycles or 0
+        cpi = f"{cyc / ins:5.2f}" if ins else ""
+        per_mac = f"{cyc / c.macs:8.2f}" if c.macs and cyc else ""
+        op = c.op + (" (view)" if c.elided else "")
+        share = 100 * cyc / total if total else 0
+        lines.append(f"  {c.index:>5}  {op:<22} {c.macs:>12,} {ins:>13,} {cyc:>13,} "
+                     f"{cpi:>5} {per_mac:>8} {share:5.1f}%")
+    lines += ["", f"  {'class':<16} {'instructions':>13} {'cycles':>13} {'CPI':>5} "
+                  f"{'share':>6}"]
+    for name, sums in (r.cycles_by_class or {}).items():
+        ins, cyc = sums["instructions"], sums["cycles"]
+        lines.append(f"  {name:<16} {ins:>13,} {cyc:>13,} {cyc / max(ins, 1):5.2f} "
+                     f"{100 * cyc / max(total, 1):5.1f}%")
+    if r.profile is not None:
+        lines += cycles.format_profile(r.profile, total)
+    return lines
+

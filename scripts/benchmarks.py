@@ -3,11 +3,16 @@
 
 Runs `codegen bench` (codegen.bench.bench_model) for each model in ../shared/models on each
 Cortex-M target with the default flags, on cortex-m4 also with -O3 and -Os (which level is
-best) and with the inputs and outputs in the arena (issue 4's RAM table), then writes:
+best), with the inputs and outputs in the arena (issue 4's RAM table) and with 5 wait
+states, on cortex-m0 also with the small multiplier; on cortex-m4 it checks the cycle model
+against an independent implementation of the same table (tests/support/m4_timing.py, on
+QEMU's execution log of the same binary). Then it writes:
 
-  BENCHMARKS.md  instructions, instructions/MAC, flash and RAM per model and target; the
-                 MLPerf Tiny models on cortex-m4 against TFLM + CMSIS-NN (issue 5's table);
-                 where the instructions go by operator type; -O2 vs -O3 vs -Os
+  BENCHMARKS.md  instructions, cycles, CPI, flash and RAM per model and target; the MLPerf
+                 Tiny models on cortex-m4 in cycles against TFLM + CMSIS-NN and the best
+                 published boards (issue 14's tables) and in instructions (issue 5's), on
+                 cortex-m0 against TFLM + CMSIS-NN (issue 19); where the cycles go by
+                 operator type and instruction class; the independent check; -O2/-O3/-Os
   MEMORY.md      per model: the lower bound, our arena and total RAM of an invoke (arena +
                  static data + peak stack, cortex-m4) with the I/O outside and inside the
                  arena, against TFLM's planned activations and total arena (issue 4's table)
@@ -16,6 +21,9 @@ best) and with the inputs and outputs in the arena (issue 4's RAM table), then w
     python scripts/benchmarks.py -j 2                  # two benchmarks at a time
     python scripts/benchmarks.py --models ad01_int8 --targets cortex-m4 --print
                                                        # a subset, tables on stdout only
+    python scripts/benchmarks.py --json results.json   # also keep every result
+    python scripts/benchmarks.py --from-json results.json
+                                                       # the tables again, nothing run
 
 The files say which code they measured: a commit, or a working tree with uncommitted
 changes. To measure exactly the last commit while the working tree has other changes:
@@ -24,14 +32,15 @@ changes. To measure exactly the last commit while the working tree has other cha
     python /tmp/bench/scripts/benchmarks.py --commit $(git rev-parse --short=12 HEAD) \
         --models-dir $PWD/../shared/models --out-dir .
 
-The TFLM figures are the ones issues 5 and 4 state (TFLM built for Cortex-M4 with gcc 12
--O2, measured under the same QEMU icount setup; the allocation report of the tflite-micro
-package), not measured here.
+The TFLM figures are the ones issues 5, 4, 14 and 19 state (TFLM built with gcc 12 -O2,
+measured under the same QEMU icount setup; cycles with the same Cortex-M4 table; the
+allocation report of the tflite-micro package), not measured here.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import subprocess
@@ -44,12 +53,23 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(1, str(REPO / "tests"))
 
-from codegen.bench import DEFAULT_OPTIMIZATION, BenchResult, bench_model  # noqa: E402
+from support import m4_timing  # noqa: E402
+
+from codegen.bench import (  # noqa: E402
+    DEFAULT_OPTIMIZATION,
+    BenchResult,
+    LayerCost,
+    bench_input,
+    bench_model,
+)
+from codegen.cycles import FETCH_LINE_BYTES, CycleOptions, ProfileLine  # noqa: E402
 from codegen.errors import CodegenError  # noqa: E402
+from codegen.execute import pack_samples  # noqa: E402
 from codegen.files import write_file_atomically, write_files_atomically  # noqa: E402
 from codegen.program import load_program  # noqa: E402
-from codegen.targets import TARGETS  # noqa: E402
+from codegen.targets import TARGETS, get_target  # noqa: E402
 
 SHARED_MODELS = REPO.parent / "shared" / "models"
 CORTEX_M = [name for name, target in TARGETS.items() if not target.is_host]
@@ -60,6 +80,9 @@ CODE_GOAL = 16 * 1024  # bytes of generated model code (issue 5)
 RAM_MARGIN = 2048  # bytes over TFLM's planned activations (issue 4)
 RAM_GOAL = 0.75  # x TFLM's total arena, on the models of RAM_GOAL_MODELS (issue 4)
 RAM_GOAL_MODELS = ("kws_ref_model", "vww_96_int8", "ad01_int8")
+BOARD_WAIT_STATES = 5  # the STM32L4R5 of the published figures at 120 MHz
+CYCLE_GOAL_VS_TFLM = 0.5  # x TFLM + CMSIS-NN cycles (issue 14)
+M0_GOAL = 0.6  # x TFLM + CMSIS-NN instructions on cortex-m0 (issue 19)
 
 
 @dataclass(frozen=True)
@@ -85,16 +108,73 @@ TFLM = {
 
 
 @dataclass(frozen=True)
+class Cm4Cycles:
+    """Issue 14's cortex-m4 figures: TFLM + CMSIS-NN estimated with the same Cortex-M4 table at
+    zero wait states, the best published board result (MLPerf Tiny v1.1/v1.3 closed
+    division, latency converted at 120 MHz; those boards run with flash wait states) and
+    the goal (0.85x the best published)."""
+
+    tflm: int  # cycles
+    tflm_cpi: float
+    published: int  # cycles
+    published_by: str
+    goal: int  # cycles
+
+
+CM4_CYCLES = {
+    "kws_ref_model": Cm4Cycles(8_940_000, 1.16, 5_210_000,
+                               "X-CUBE-AI 10.2, STM32L4R5 @120 MHz", 4_430_000),
+    "vww_96_int8": Cm4Cycles(28_170_000, 1.17, 10_730_000, "X-CUBE-AI 10.2", 9_120_000),
+    "pretrainedResnet_quant": Cm4Cycles(36_760_000, 1.23, 19_880_000, "X-CUBE-AI 10.2",
+                                        16_900_000),
+    "ad01_int8": Cm4Cycles(710_000, 1.22, 486_000, "Plumerai; X-CUBE-AI 10.2: 0.58 M",
+                           410_000),
+}
+
+# Issue 19: TFLM + CMSIS-NN built for cortex-m0 (gcc 12.2 -O2), instructions under the same
+# QEMU harness.
+TFLM_M0 = {"kws_ref_model": 28_994_449, "vww_96_int8": 86_904_452,
+           "pretrainedResnet_quant": 97_556_254, "ad01_int8": 1_763_193,
+           "hello_world_int8": 7_175}
+
+
+@dataclass(frozen=True)
 class Job:
     model: str  # file stem
     target: str
     optimization: str = DEFAULT_OPTIMIZATION
     io_in_arena: bool = False
+    wait_states: int = 0
+    small_multiplier: bool = False
 
     @property
     def group(self) -> str:
         """Jobs of one group share a configured build directory and run one after another."""
-        return f"{self.target}-O{self.optimization}{'-io' if self.io_in_arena else ''}"
+        return (f"{self.target}-O{self.optimization}{'-io' if self.io_in_arena else ''}"
+                f"{f'-ws{self.wait_states}' if self.wait_states else ''}"
+                f"{'-small' if self.small_multiplier else ''}")
+
+    @property
+    def cross_checked(self) -> bool:
+        """The default cortex-m4 benchmarks: their cycles are checked independently."""
+        return self == Job(self.model, REFERENCE_TARGET)
+
+    def describe(self) -> str:
+        return (f"{self.model} on {self.target} -O{self.optimization}"
+                f"{' (I/O in arena)' if self.io_in_arena else ''}"
+                f"{f' ({self.wait_states} wait states)' if self.wait_states else ''}"
+                f"{' (small multiplier)' if self.small_multiplier else ''}")
+
+
+@dataclass(frozen=True)
+class Independent:
+    """The independent Cortex-M4 implementation on the same binary (tests/support/
+    m4_timing.py): the whole invoke, and how many layers got the same cycles."""
+
+    instructions: int
+    cycles: int
+    layers_equal: int
+    layers: int
 
 
 @dataclass(frozen=True)
@@ -102,32 +182,55 @@ class Outcome:
     job: Job
     result: BenchResult | None
     error: str | None = None
+    independent: Independent | str | None = None  # a string: why it failed
+
+
+def _independent(job: Job, result: BenchResult, models_dir: Path,
+                 work_dir: Path) -> Independent | str:
+    try:
+        program = load_program(models_dir / f"{job.model}.tflite")
+        marks = m4_timing.cycles_at_marks(work_dir / "build" / "harness.elf",
+                                          get_target(job.target),
+                                          pack_samples(bench_input(program)), work_dir)
+    except (OSError, subprocess.SubprocessError, KeyError, CodegenError) as error:
+        return f"failed: {type(error).__name__}: {' '.join(str(error).split())}"
+    running = [c for c in result.layers if not c.elided]
+    marks = marks[-(len(running) + 3):]
+    layers = [b.cycles - a.cycles for a, b in itertools.pairwise(marks[1:-1])]
+    return Independent(marks[-1].instructions - marks[0].instructions,
+                       marks[-1].cycles - marks[0].cycles,
+                       sum(c.cycles == mine for c, mine in zip(running, layers, strict=True)),
+                       len(running))
 
 
 def _run_group(jobs: list[Job], models_dir: Path, work_root: Path,
-               timeout: float) -> list[Outcome]:
+               timeout: float, cross_check: bool) -> list[Outcome]:
     outcomes = []
     for job in jobs:
         try:
+            options = CycleOptions(wait_states=job.wait_states,
+                                   small_multiplier=job.small_multiplier)
             result = bench_model(models_dir / f"{job.model}.tflite", job.target,
                                  io_in_arena=job.io_in_arena, optimization=job.optimization,
-                                 timeout=timeout, work_dir=work_root / job.group)
-            outcomes.append(Outcome(job, result))
+                                 timeout=timeout, work_dir=work_root / job.group,
+                                 cycle_options=options)
+            independent = (_independent(job, result, models_dir, work_root / job.group)
+                           if cross_check and job.cross_checked and result.cycles else None)
+            outcomes.append(Outcome(job, result, independent=independent))
         except CodegenError as error:
             outcomes.append(Outcome(job, None, " ".join(str(error).split())))
         except Exception as error:  # a bug: recorded in the table, the other rows go on
             detail = " ".join(str(error).split())
             outcomes.append(Outcome(job, None, f"internal error: {type(error).__name__}: "
                                                f"{detail}"))
-        print(f"  {job.model} on {job.target} -O{job.optimization}"
-              f"{' (I/O in arena)' if job.io_in_arena else ''}: "
+        print(f"  {job.describe()}: "
               f"{'done' if outcomes[-1].result else 'FAILED: ' + (outcomes[-1].error or '')}",
               file=sys.stderr, flush=True)
     return outcomes
 
 
 def run_jobs(jobs: list[Job], models_dir: Path, work_root: Path, parallel: int,
-             timeout: float) -> dict[Job, Outcome]:
+             timeout: float, cross_check: bool = True) -> dict[Job, Outcome]:
     groups: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
         groups[job.group].append(job)
@@ -135,10 +238,11 @@ def run_jobs(jobs: list[Job], models_dir: Path, work_root: Path, parallel: int,
     if parallel <= 1:
         for group in groups.values():
             outcomes.update((o.job, o) for o in _run_group(group, models_dir, work_root,
-                                                           timeout))
+                                                           timeout, cross_check))
         return outcomes
     with ProcessPoolExecutor(max_workers=parallel) as pool:
-        futures = [pool.submit(_run_group, group, models_dir, work_root, timeout)
+        futures = [pool.submit(_run_group, group, models_dir, work_root, timeout,
+                               cross_check)
                    for group in groups.values()]
         for future in futures:
             outcomes.update((o.job, o) for o in future.result())
@@ -224,13 +328,32 @@ def _method_lines() -> list[str]:
         "when they are outside the arena) and the peak stack of the invoke (stack painting). "
         "The cortex-m0 build (ARMv6-M code) runs on QEMU's Cortex-M3.",
         "",
+        "Cycles: the same plugin charges every executed instruction the cycles of the core's "
+        "timing table (firmware/qemu/cycle_model.c; README, `codegen bench`), at zero wait "
+        "states unless a table says otherwise. cortex-m0, cortex-m3, cortex-m4: their TRMs' "
+        "tables (M0: loads and stores 2, `MULS` 1, taken branches 3, `BL` 4; M3/M4: single "
+        "loads 2 or 1 pipelined behind a load, stores with an immediate offset 1, `LDM`/`STM` "
+        "1+N, taken branches 1+P with P = 1-3 from the kind of target and its alignment, "
+        "`SDIV` 12; M3: `MLA` 2, `SMULL` 5, `SMLAL` 7; M4: every multiply and MAC 1). "
+        "cortex-m33 and cortex-m7: approximations (ARM publishes no table for them; the M7 "
+        "dual issue is modelled roughly; both charge a load-use stall). Simplified: no "
+        "load-use stall on the M0, M3 and M4 beyond the table's load cycles (not even "
+        "behind a pipelined load); on every core no stall for an address computed by the "
+        "instruction just before, no literal-load fetch contention, no unaligned-access, "
+        "bit-banding, write-buffer or interrupt costs; divides and the M3's long multiplies "
+        "at their worst case (no early termination); an instruction skipped by `IT` costs as "
+        "if it ran; no wait states except where a table says so (`--wait-states N`: N more "
+        f"cycles per flash data read and per instruction fetch that leaves the current and "
+        f"next {FETCH_LINE_BYTES}-byte line; no cache). CPI is cycles per instruction.",
+        "",
         f"Tools: {gcc}; {qemu}.",
         "",
     ]
 
 
-def _by_op(result: BenchResult) -> list[tuple[str, int, int, int]]:
-    ops: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+def _by_op(result: BenchResult) -> list[tuple[str, int, int, int, int]]:
+    """(operator, layers, MACs, instructions, cycles), most cycles first."""
+    ops: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for layer in result.layers:
         if layer.elided:
             continue
@@ -238,16 +361,185 @@ def _by_op(result: BenchResult) -> list[tuple[str, int, int, int]]:
         entry[0] += 1
         entry[1] += layer.macs
         entry[2] += layer.instructions or 0
-    return sorted(((op, n, macs, ins) for op, (n, macs, ins) in ops.items()),
-                  key=lambda row: -row[3])
+        entry[3] += layer.cycles or 0
+    return sorted(((op, *values) for op, values in ops.items()),
+                  key=lambda row: (-row[4], -row[3]))
+
+
+def _mega(value: float | None) -> str:
+    return "—" if value is None else f"{value / 1e6:.2f} M"
+
+
+def _cpi(r: BenchResult) -> str:
+    return _ratio(r.cycles_per_instruction)
+
+
+def _cm4_cycles_section(models: list[str], outcomes: dict[Job, Outcome]) -> list[str]:
+    ref = REFERENCE_TARGET
+    lines = [
+        f"## {ref}: cycles against TFLM + CMSIS-NN and the best published boards",
+        "",
+        "TFLM + CMSIS-NN: issue 14's estimate with the same Cortex-M4 table at zero wait "
+        "states, on TFLM + CMSIS-NN builds of the same models. Best published: MLPerf Tiny "
+        "v1.1/v1.3 closed-division results measured on Cortex-M4 boards, latency converted "
+        "to cycles at 120 MHz; a second reference only, because those boards run from flash "
+        f"with wait states (the STM32L4R5 at 120 MHz: {BOARD_WAIT_STATES}, behind its ART "
+        "accelerator's caches) while this estimate has none. Goal (issue 14): at most 0.85x "
+        f"the best published and at most {CYCLE_GOAL_VS_TFLM}x TFLM + CMSIS-NN, in cycles "
+        "at zero wait states.",
+        "",
+        "| model | instructions | cycles | CPI | cycles/MAC | TFLM + CMSIS-NN cycles (CPI) | "
+        "ratio | best published (by) | ratio | goal | goal met |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for model in models:
+        figures = CM4_CYCLES.get(model)
+        outcome = outcomes.get(Job(model, ref))
+        problem = _failed(outcome)
+        if figures is None:
+            continue
+        if problem is not None or outcome.result.cycles is None:
+            lines.append(f"| {model} | {problem or 'no cycles'} ||||||||||")
+            continue
+        r = outcome.result
+        vs_tflm, vs_best = r.cycles / figures.tflm, r.cycles / figures.published
+        met = r.cycles <= figures.goal and vs_tflm <= CYCLE_GOAL_VS_TFLM
+        lines.append(
+            f"| {model} | {_n(r.instructions)} | {_n(r.cycles)} | {_cpi(r)} | "
+            f"{_ratio(r.cycles_per_mac)} | {_mega(figures.tflm)} ({figures.tflm_cpi:.2f}) | "
+            f"{vs_tflm:.2f} | {_mega(figures.published)} ({figures.published_by}) | "
+            f"{vs_best:.2f} | {_mega(figures.goal)} | {_mark(met)} |")
+    bracket = [(model, outcomes.get(Job(model, ref)),
+                outcomes.get(Job(model, ref, wait_states=BOARD_WAIT_STATES)))
+               for model in models if model in CM4_CYCLES]
+    if any(_failed(w) is None for _, _, w in bracket):
+        lines += [
+            "",
+            f"The same builds with {BOARD_WAIT_STATES} wait states and no cache "
+            f"(`codegen bench --wait-states {BOARD_WAIT_STATES}`: every flash data read and "
+            f"every fetch that leaves the current and next {FETCH_LINE_BYTES}-byte line costs "
+            f"{BOARD_WAIT_STATES} more), an upper bound for such a board; with the "
+            "accelerator's caches it lies between the two columns.",
+            "",
+            f"| model | cycles, 0 wait states | cycles, {BOARD_WAIT_STATES} wait states, no "
+            "cache | best published |",
+            "|---|---:|---:|---:|",
+        ]
+        for model, zero, waiting in bracket:
+            cells = [_n(o.result.cycles) if _failed(o) is None else (_failed(o) or "")
+                     for o in (zero, waiting)]
+            lines.append(f"| {model} | {cells[0]} | {cells[1]} | "
+                         f"{_mega(CM4_CYCLES[model].published)} |")
+    return [*lines, ""]
+
+
+def _m0_section(models: list[str], outcomes: dict[Job, Outcome],
+                targets: list[str]) -> list[str]:
+    if "cortex-m0" not in targets:
+        return []
+    lines = [
+        "## cortex-m0 and cortex-m3: against TFLM + CMSIS-NN",
+        "",
+        "TFLM + CMSIS-NN on cortex-m0: issue 19's instruction counts (gcc 12.2 -O2, built "
+        "for `-mcpu=cortex-m0`, the same QEMU harness; its cycles are not known). Goal "
+        f"(issue 19): at most {M0_GOAL}x its instructions, and the same ratio in cycles. "
+        "Cycles with the single-cycle multiplier and with the 32-cycle one "
+        "(`--small-multiplier`).",
+        "",
+        "| model | instructions | instr/MAC | cycles | CPI | cycles, small multiplier | "
+        "TFLM + CMSIS-NN instructions | ratio | goal met (instructions) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for model in models:
+        outcome = outcomes.get(Job(model, "cortex-m0"))
+        problem = _failed(outcome)
+        if problem is not None:
+            lines.append(f"| {model} | {problem} ||||||||")
+            continue
+        r = outcome.result
+        small = outcomes.get(Job(model, "cortex-m0", small_multiplier=True))
+        small_cycles = small.result.cycles if _failed(small) is None else None
+        tflm = TFLM_M0.get(model)
+        ratio = r.instructions / tflm if tflm else None
+        lines.append(
+            f"| {model} | {_n(r.instructions)} | {_ratio(r.instructions_per_mac)} | "
+            f"{_n(r.cycles)} | {_cpi(r)} | {_n(small_cycles)} | {_n(tflm)} | "
+            f"{_ratio(ratio)} | {_mark(ratio <= M0_GOAL if ratio is not None else None)} |")
+    if "cortex-m3" in targets:
+        lines += [
+            "",
+            "cortex-m3: issue 19 asks for at most 0.6x TFLM + CMSIS-NN built for cortex-m3, "
+            "which has not been measured yet; our figures are in the table of every target "
+            "below.",
+        ]
+    return [*lines, ""]
+
+
+def _independent_section(models: list[str], outcomes: dict[Job, Outcome]) -> list[str]:
+    rows = [(model, outcomes.get(Job(model, REFERENCE_TARGET))) for model in models]
+    rows = [(model, o) for model, o in rows if o is not None and o.independent is not None]
+    if not rows:
+        return []
+    lines = [
+        f"## {REFERENCE_TARGET}: the cycle model checked independently",
+        "",
+        "The same Cortex-M4 table implemented a second time (tests/support/m4_timing.py), "
+        "sharing no code with the plugin: it reads the instructions from objdump's "
+        "disassembly and the executed stream from QEMU's own log (`-d in_asm,exec,nochain`) "
+        "of the same binary. Issue 14 asks for agreement within 3%.",
+        "",
+        "| model | plugin: instructions | cycles | independent: instructions | cycles | "
+        "difference | layers with equal cycles |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for model, outcome in rows:
+        r, check = outcome.result, outcome.independent
+        if isinstance(check, str) or r is None:
+            lines.append(f"| {model} | {check if isinstance(check, str) else 'not run'} "
+                         "||||||")
+            continue
+        difference = 100 * (check.cycles - r.cycles) / r.cycles if r.cycles else 0.0
+        lines.append(f"| {model} | {_n(r.instructions)} | {_n(r.cycles)} | "
+                     f"{_n(check.instructions)} | {_n(check.cycles)} | {difference:+.3f}% | "
+                     f"{check.layers_equal} of {check.layers} |")
+    return [*lines, ""]
+
+
+def _class_section(models: list[str], outcomes: dict[Job, Outcome]) -> list[str]:
+    lines = [
+        f"## {REFERENCE_TARGET}: cycles by instruction class",
+        "",
+        "Classes of at least 1% of the cycles (`cycles_by_class` of `codegen bench --json`; "
+        "`--profile` gives them per instruction). Loads cost 2 cycles unless pipelined "
+        "behind a load, `LDRD` 3 and taken branches 2-4, so their CPI above 1 is where "
+        "cycles go beyond the instruction count.",
+        "",
+        "| model | class | instructions | cycles | CPI | share of cycles |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for model in models:
+        outcome = outcomes.get(Job(model, REFERENCE_TARGET))
+        if _failed(outcome) is not None or not outcome.result.cycles_by_class:
+            continue
+        r = outcome.result
+        for name, sums in r.cycles_by_class.items():
+            share = 100 * sums["cycles"] / r.cycles if r.cycles else 0.0
+            if share >= 1.0:
+                lines.append(f"| {model} | {name} | {_n(sums['instructions'])} | "
+                             f"{_n(sums['cycles'])} | "
+                             f"{sums['cycles'] / max(sums['instructions'], 1):.2f} | "
+                             f"{share:.1f}% |")
+    return [*lines, ""]
 
 
 def benchmarks_md(models: list[str], targets: list[str], outcomes: dict[Job, Outcome],
                   command: str, state: str) -> str:
     lines = _header("Benchmarks", command, state) + _method_lines()
     ref = REFERENCE_TARGET
+    if ref in targets:
+        lines += _cm4_cycles_section(models, outcomes)
     lines += [
-        f"## {ref}: against TFLM + CMSIS-NN",
+        f"## {ref}: instructions against TFLM + CMSIS-NN",
         "",
         f"Goal (issue 5): at most {SPEED_GOAL}x the TFLM + CMSIS-NN instructions, generated "
         f"code under {CODE_GOAL // 1024} KB of flash. TFLM figures from issue 5 (gcc 12 "
@@ -274,27 +566,29 @@ def benchmarks_md(models: list[str], targets: list[str], outcomes: dict[Job, Out
             f"{_ratio(r.instructions_per_mac)} | {_n(tflm.cmsis_nn if tflm else None)} | "
             f"{_ratio(speed)} | {_n(tflm.reference if tflm else None)} | {_ratio(slow)} | "
             f"{_n(r.flash_code_bytes)} | {_mark(met)} |")
+    lines += ["", *_m0_section(models, outcomes, targets)]
     lines += [
-        "",
         "## Every Cortex-M target",
         "",
-        "| model | target | instructions | instr/MAC | flash: code (B) | flash: constants (B) "
-        "| RAM: arena (B) | RAM: static (B) | RAM: stack (B) | RAM: total (B) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | target | instructions | instr/MAC | cycles | CPI | flash: code (B) | "
+        "flash: constants (B) | RAM: arena (B) | RAM: static (B) | RAM: stack (B) | "
+        "RAM: total (B) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for model in models:
         for target in targets:
             outcome = outcomes.get(Job(model, target))
             problem = _failed(outcome)
             if problem is not None:
-                lines.append(f"| {model} | {target} | {problem} ||||||||")
+                lines.append(f"| {model} | {target} | {problem} ||||||||||")
                 continue
             r = outcome.result
             lines.append(
                 f"| {model} | {target} | {_n(r.instructions)} | "
-                f"{_ratio(r.instructions_per_mac)} | {_n(r.flash_code_bytes)} | "
-                f"{_n(r.flash_const_bytes)} | {_n(r.arena_bytes)} | {_n(r.static_bytes)} | "
-                f"{_n(r.stack_bytes)} | {_n(r.ram_bytes)} |")
+                f"{_ratio(r.instructions_per_mac)} | {_n(r.cycles)} | {_cpi(r)} | "
+                f"{_n(r.flash_code_bytes)} | {_n(r.flash_const_bytes)} | "
+                f"{_n(r.arena_bytes)} | {_n(r.static_bytes)} | {_n(r.stack_bytes)} | "
+                f"{_n(r.ram_bytes)} |")
     harness = [o.result for o in outcomes.values()
                if o.result is not None and o.result.flash_harness_bytes is not None]
     flash = max((r.flash_harness_bytes or 0 for r in harness), default=0)
@@ -305,24 +599,28 @@ def benchmarks_md(models: list[str], targets: list[str], outcomes: dict[Job, Out
         f"benchmark harness itself (startup, semihosting I/O, its tables, the fault handler's "
         f"stack) adds up to {flash:,} B of flash and {ram:,} B of RAM, not counted above.",
         "",
-        f"## {ref}: instructions by operator type",
+        f"## {ref}: where the cycles go, by operator type",
         "",
-        "| model | operator | layers | MACs | instructions | share | instr/MAC |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| model | operator | layers | MACs | instructions | cycles | share of cycles | CPI | "
+        "instr/MAC | cycles/MAC |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for model in models:
         outcome = outcomes.get(Job(model, ref))
         if _failed(outcome) is not None:
             continue
         r = outcome.result
-        for op, count, macs, instructions in _by_op(r):
-            share = 100 * instructions / r.instructions if r.instructions else 0
-            per_mac = _ratio(instructions / macs) if macs else "—"
-            lines.append(f"| {model} | {op} | {count} | {_n(macs)} | {_n(instructions)} | "
-                         f"{share:.1f}% | {per_mac} |")
+        for op, count, macs, instructions, cycle_count in _by_op(r):
+            share = 100 * cycle_count / r.cycles if r.cycles else 0
+            lines.append(
+                f"| {model} | {op} | {count} | {_n(macs)} | {_n(instructions)} | "
+                f"{_n(cycle_count)} | {share:.1f}% | "
+                f"{_ratio(cycle_count / instructions if instructions else None)} | "
+                f"{_ratio(instructions / macs if macs else None)} | "
+                f"{_ratio(cycle_count / macs if macs else None)} |")
+    lines += ["", *_class_section(models, outcomes), *_independent_section(models, outcomes)]
     levels = (DEFAULT_OPTIMIZATION, *OTHER_OPTIMIZATIONS)
     lines += [
-        "",
         f"## {ref}: optimization level",
         "",
         f"Instructions and generated code bytes of each model at each level. `codegen build` "
@@ -436,7 +734,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the build directories here (default: a temporary one)")
     parser.add_argument("--commit", help="the commit this source tree is (for a tree exported "
                                          "with git archive, which has no .git)")
+    parser.add_argument("--no-cross-check", action="store_true",
+                        help="skip the independent check of the cortex-m4 cycles (it traces "
+                             "each model under QEMU once more)")
+    parser.add_argument("--from-json", type=Path,
+                        help="write the tables from the results a run saved with --json "
+                             "instead of running anything")
     args = parser.parse_args(argv)
+    if args.from_json:
+        return _write(args, *_load(args.from_json, args.commit))
     models = (args.models.split(",") if args.models else
               sorted(p.stem for p in args.models_dir.glob("*.tflite")))
     targets = args.targets.split(",") if args.targets else CORTEX_M
@@ -447,9 +753,14 @@ def main(argv: list[str] | None = None) -> int:
     if REFERENCE_TARGET in targets:
         jobs += [Job(m, REFERENCE_TARGET, o) for o in OTHER_OPTIMIZATIONS for m in models]
         jobs += [Job(m, REFERENCE_TARGET, io_in_arena=True) for m in models]
+        jobs += [Job(m, REFERENCE_TARGET, wait_states=BOARD_WAIT_STATES) for m in models
+                 if m in CM4_CYCLES]
+    if "cortex-m0" in targets:
+        jobs += [Job(m, "cortex-m0", small_multiplier=True) for m in models]
     command = "python scripts/benchmarks.py" + (" " + " ".join(argv if argv is not None
                                                                else sys.argv[1:])).rstrip()
-    command = re.sub(r"\s+(-j|--jobs|--work-dir|--json|--timeout|--commit|--out-dir)[ =]\S+",
+    command = re.sub(r"\s+(-j|--jobs|--work-dir|--json|--timeout|--commit|--out-dir|"
+                     r"--from-json)[ =]\S+",
                      "", command)
     if args.models_dir.resolve().parts[-2:] == ("shared", "models"):
         command = re.sub(r"\s+--models-dir[ =]\S+", "", command)  # the usual models
@@ -457,12 +768,54 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(jobs)} benchmarks", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="codegen-benchmarks-") as tmp:
         work_root = args.work_dir or Path(tmp)
-        outcomes = run_jobs(jobs, args.models_dir, work_root, args.jobs, args.timeout)
+        outcomes = run_jobs(jobs, args.models_dir, work_root, args.jobs, args.timeout,
+                            cross_check=not args.no_cross_check)
     if args.json:
-        saved = json.dumps([{"job": vars(o.job), "result": o.result.as_json() if o.result
-                             else None, "error": o.error} for o in outcomes.values()], indent=1)
+        saved = json.dumps(
+            {"command": command, "state": state, "models": models, "targets": targets,
+             "outcomes": [{"job": vars(o.job),
+                           "result": o.result.as_json() if o.result else None,
+                           "error": o.error,
+                           "independent": (vars(o.independent)
+                                           if isinstance(o.independent, Independent)
+                                           else o.independent)}
+                          for o in outcomes.values()]}, indent=1)
         write_file_atomically(args.json, lambda stream: stream.write(saved.encode()), "--json",
                               "JSON file")
+    return _write(args, models, targets, outcomes, command, state)
+
+
+def _result(data: dict) -> BenchResult:
+    layers = [LayerCost(**layer) for layer in data.pop("layers")]
+    profile = data.pop("profile", None)
+    return BenchResult(**data, layers=layers,
+                       profile=[ProfileLine(**line) for line in profile] if profile else None)
+
+
+def _load(path: Path, commit: str | None) -> tuple[list[str], list[str], dict[Job, Outcome],
+                                                   str, str]:
+    """What a run saved with --json: models, targets, outcomes, its command and state."""
+    saved = json.loads(path.read_text())
+    if isinstance(saved, list):  # an older run saved only the outcomes
+        if not commit:
+            raise SystemExit("benchmarks.py: --from-json with this file needs --commit")
+        saved = {"outcomes": saved, "state": f"the code of commit {commit}"}
+    outcomes: dict[Job, Outcome] = {}
+    for entry in saved["outcomes"]:
+        job = Job(**entry["job"])
+        check = entry.get("independent")
+        outcomes[job] = Outcome(job, _result(entry["result"]) if entry["result"] else None,
+                                entry["error"],
+                                Independent(**check) if isinstance(check, dict) else check)
+    models = saved.get("models") or sorted({job.model for job in outcomes})
+    targets = saved.get("targets") or [t for t in CORTEX_M
+                                       if any(job.target == t for job in outcomes)]
+    command = saved.get("command", "python scripts/benchmarks.py")
+    return models, targets, outcomes, command, saved["state"]
+
+
+def _write(args: argparse.Namespace, models: list[str], targets: list[str],
+           outcomes: dict[Job, Outcome], command: str, state: str) -> int:
     texts = {"BENCHMARKS.md": benchmarks_md(models, targets, outcomes, command, state)}
     if REFERENCE_TARGET in targets:
         texts["MEMORY.md"] = memory_md(models, outcomes, args.models_dir, command, state)

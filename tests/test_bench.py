@@ -107,6 +107,14 @@ def test_counts_are_exact_and_the_stack_is_seen(fake_dir: Path, name: str,
     assert result.method == bench.METHOD_PLUGIN and result.resolution == 1
     assert result.layer_instructions is not None
     assert result.layer_instructions[0] == NOPS
+    # The cycle model: a NOP takes a cycle; the dual-issue Cortex-M7 runs two at a time
+    # (pairs never span QEMU's blocks of at most 512 instructions: up to 2 more).
+    assert result.layer_cycles is not None
+    if name == "cortex-m7":
+        assert NOPS // 2 <= result.layer_cycles[0] <= NOPS // 2 + 2, result.layer_cycles
+    else:
+        assert result.layer_cycles[0] == NOPS
+    assert result.cycles is not None and result.cycles >= sum(result.layer_cycles)
     filling = result.layer_instructions[1]
     assert 2 * FRAME <= filling <= 20 * FRAME, filling  # a store and a loop step per byte
     overhead = result.instructions - sum(result.layer_instructions)

@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 COMMAND = "bench"
-HELP = ("measure one inference on a target: instructions (Cortex-M under QEMU) or wall "
-        "clock (host), per layer, flash and RAM")
+HELP = ("measure one inference on a target: instructions and modelled cycles (Cortex-M "
+        "under QEMU) or wall clock (host), per layer, flash and RAM")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,14 +27,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                             "it is reused by later runs)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                         help=f"seconds the run may take (default: {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--wait-states", type=int, default=0, metavar="N",
+                        help="cycle model: N more cycles per flash data read and per "
+                             "non-sequential instruction fetch line (default 0)")
+    parser.add_argument("--small-multiplier", action="store_true",
+                        help="cycle model, cortex-m0: the 32-cycle multiplier option")
+    parser.add_argument("--profile", action="store_true",
+                        help="also the cycles of every instruction, by function")
 
 
 def run(args: argparse.Namespace) -> None:
     from codegen.bench import bench_model, format_result
+    from codegen.cycles import CycleOptions, check_options
+    from codegen.targets import get_target
 
+    options = CycleOptions(wait_states=args.wait_states,
+                           small_multiplier=args.small_multiplier)
+    check_options(get_target(args.target), options)  # before the model is read
     result = bench_model(Path(args.model), args.target, io_in_arena=args.io_in_arena,
                          optimization=args.optimization, timeout=args.timeout,
-                         work_dir=Path(args.build_dir) if args.build_dir else None)
+                         work_dir=Path(args.build_dir) if args.build_dir else None,
+                         cycle_options=options, profile=args.profile)
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
     else:

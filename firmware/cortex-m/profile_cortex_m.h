@@ -3,7 +3,7 @@
  *
  * A mark is one instruction, `mov r11, r11`: it changes nothing, compilers do not emit it
  * (it is not the Thumb NOP, which assemblers also use as padding), and the QEMU plugin
- * firmware/qemu/insn_marks.c records the instruction count each time one executes. Unlike
+ * firmware/qemu/bench_plugin.c records the instruction count each time one executes. Unlike
  * a function call it clobbers no register, so the profiled model compiles to the code of
  * a normal build plus one instruction per layer. The "memory" clobber keeps each layer's
  * loads and stores between its two marks.
