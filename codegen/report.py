@@ -37,6 +37,7 @@ import numpy as np
 from codegen.errors import CodegenError
 from codegen.program import Program, load_program
 from codegen.progress import Progress
+from codegen.terminal import shown
 
 GRID_1D = 201
 GRID_2D = 61
@@ -218,11 +219,11 @@ def accuracy(program: Program, float_model: Any, samples: list[np.ndarray],
             else:
                 name = _layer_for(tensor.name, order, tensor.size, float_layers)
                 if name is None:
-                    unmatched.append(f"[{layer.index}] {layer.opcode} '{tensor.name}'")
+                    unmatched.append(f"[{layer.index}] {layer.opcode} '{shown(tensor.name)}'")
                     continue
                 matched, reference = f"layer '{name}'", float_layers[name][0]
             if reference.reshape(len(reference), -1).shape[1] != tensor.size:
-                unmatched.append(f"[{layer.index}] {layer.opcode} '{tensor.name}' "
+                unmatched.append(f"[{layer.index}] {layer.opcode} '{shown(tensor.name)}' "
                                  f"(float {matched} has another size)")
                 continue
             rows.append(_error_row(layer, tensor, matched, values[t], reference))
@@ -313,7 +314,8 @@ def response(program: Program, float_model: Any,
         points = GRID_1D if len(features) == 1 else GRID_2D
         axes.append(np.linspace(lo, hi, points))
         name = pretty_name(graph.tensors[graph.inputs[k]].name, f"input {k}")
-        labels.append(f"{name}[{e}]" if graph.tensors[graph.inputs[k]].size > 1 else name)
+        label = f"{name}[{e}]" if graph.tensors[graph.inputs[k]].size > 1 else name
+        labels.append(_plot_text(label))
     mesh = np.meshgrid(*axes, indexing="ij")
     flat = [m.ravel() for m in mesh]
     count = flat[0].size
@@ -333,10 +335,17 @@ def response(program: Program, float_model: Any,
         floats = f.reshape(count, -1)[:, 0].reshape(mesh[0].shape).astype(np.float64)
     out_name = pretty_name(out_tensor.name, "output 0")
     label = out_name if out_tensor.size == 1 else f"{out_name}[0]"
-    return Response(axes, labels, int8, floats, label)
+    return Response(axes, labels, int8, floats, _plot_text(label))
 
 
 # -- plots -------------------------------------------------------------------------------
+
+
+def _plot_text(text: str) -> str:
+    """A name from the model as literal plot text: controls escaped, and `$` escaped so
+    that matplotlib does not parse it as mathtext (a bad formula fails the whole plot)."""
+    return shown(text).replace("$", r"\$")
+
 
 
 def _pyplot() -> Any:
@@ -505,7 +514,7 @@ def layer_table(rows: list[LayerRow]) -> tuple[list[str], list[list[str]]]:
 def error_table(acc: Accuracy) -> tuple[list[str], list[list[str]]]:
     headers = ["layer", "operator", "float counterpart", "RMSE", "RMSE/range", "max error",
                "max (LSB)"]
-    table = [[f"[{r.index}]", r.op, r.matched, f"{r.rmse:.4g}",
+    table = [[f"[{r.index}]", r.op, shown(r.matched), f"{r.rmse:.4g}",
               "-" if np.isnan(r.relative) else f"{100 * r.relative:.2f}%",
               f"{r.max_error:.4g}", "-" if np.isnan(r.max_lsb) else f"{r.max_lsb:.1f}"]
              for r in acc.rows]
@@ -554,7 +563,7 @@ class Report:
         for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
             for k, t in enumerate(indices):
                 tensor = graph.tensors[t]
-                io_rows.append((f"{role} {k}", tensor.describe(), tensor.name))
+                io_rows.append((f"{role} {k}", tensor.describe(), shown(tensor.name)))
         errors = error_table(self.accuracy) if self.accuracy is not None else None
         return env.get_template("report.html.j2").render(
             title=self.model_name, program=p, io_rows=io_rows,
@@ -574,7 +583,7 @@ def build_report(model: Path, *, float_model_path: Path | None = None,
     _pyplot()  # fail early, before the slow work, when matplotlib is missing
     steps = 2 + (4 if float_model_path is not None else 1)
     with Progress("report", steps) as bar:
-        report = Report(program, model.name, layer_rows(program, bench),
+        report = Report(program, shown(model.name), layer_rows(program, bench),
                         plot_memory(program))
         bar.advance()
         if bench is not None:
@@ -599,7 +608,7 @@ def build_report(model: Path, *, float_model_path: Path | None = None,
             bar.advance()
             if data_path is not None:
                 data = load_samples(data_path, float_model.inputs, "--data")
-                note = f"{data[0].shape[0]} samples from {data_path.name}"
+                note = f"{data[0].shape[0]} samples from {shown(data_path.name)}"
             else:
                 data = [a.reshape(len(a), *spec.shape) for a, spec in
                         zip(random_samples(program), float_model.inputs, strict=True)]

@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from codegen.emit import EmitOptions
     from codegen.library import build_library
+    from codegen.terminal import shown
 
     options = EmitOptions(arena_section=args.arena_section)
     lib = build_library(Path(args.model), args.target, Path(args.output), args.name,
@@ -35,10 +36,12 @@ def run(args: argparse.Namespace) -> None:
                         options=options)
     fp = lib.footprint
     flags = " ".join(lib.target.machine_flags) or "native compiler"
-    print(f"wrote {lib.archive} and {lib.header} for {lib.target.name} ({flags})")
+    print(f"wrote {shown(str(lib.archive))} and {shown(str(lib.header))} "
+          f"for {lib.target.name} ({flags})")
     print(f"  flash: {fp.flash:>7} bytes  (code {fp.code}, constants {fp.constants}"
           f"{f', plus {fp.data} of initial data' if fp.data else ''})")
     print(f"  RAM:   {fp.ram:>7} bytes  (data {fp.data}, bss {fp.bss}; the arena is "
           f"{lib.program.plan.size} of it; the stack is not counted)")
     if lib.cross_file is not None:
-        print(f"  link it with the same flags: meson setup ... --cross-file {lib.cross_file}")
+        print("  link it with the same flags: meson setup ... "
+              f"--cross-file {shown(str(lib.cross_file))}")

@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from codegen.emit import EmitOptions
     from codegen.generate import generate
+    from codegen.terminal import shown
 
     options = EmitOptions(static_arena=not args.no_static_arena,
                           arena_section=args.arena_section)
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> None:
     for layer in program.layers:
         counts[layer.opcode] = counts.get(layer.opcode, 0) + 1
     ops = ", ".join(f"{op} x{n}" for op, n in counts.items())
-    print(f"wrote {', '.join(str(f) for f in result.files)}")
+    print(f"wrote {', '.join(shown(str(f)) for f in result.files)}")
     print(f"  operators:      {len(program.layers)} ({ops})")
     print(f"  constant bytes: {program.constant_bytes}")
     print(f"  arena bytes:    {program.plan.size} (lower bound {program.plan.lower_bound})")

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> None:
     from codegen.program import load_program
     from codegen.quantize import CHECK_SAMPLES, dequantize, int8_inputs, quantize_model
     from codegen.reference import run_reference
+    from codegen.terminal import shown
 
     output = Path(args.output)
     check_output_file(output, "-o", ".tflite file")
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> None:
     graph = program.graph
     count = result.samples[0].shape[0]
     weights = "per-tensor" if args.per_tensor else "per-channel"
-    print(f"wrote {output} ({len(result.model)} bytes): int8, {weights} weights, "
+    print(f"wrote {shown(str(output))} ({len(result.model)} bytes): int8, {weights} weights, "
           f"{'float32' if args.float_io else 'int8'} I/O, calibrated on {count} samples")
     ops: dict[str, int] = {}
     for layer in program.layers:
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> None:
             quant = ""
             if t.quant is not None and t.dtype.is_integer:
                 quant = f"  scale {t.quant.scale:.6g} zero point {t.quant.zero_point}"
-            print(f"  {role:<6} '{t.name}' {t.dtype.numpy_name}{list(t.shape)}{quant}")
+            print(f"  {role:<6} '{shown(t.name)}' {t.dtype.numpy_name}{list(t.shape)}{quant}")
 
     check = [a[:CHECK_SAMPLES] for a in result.samples]
     expected = result.float_model.predict(check)

@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from codegen.files import check_output_file, write_file_atomically
     from codegen.report import build_report
+    from codegen.terminal import shown
 
     output = Path(args.output)
     check_output_file(output, "-o", ".html file")
@@ -36,4 +37,4 @@ def run(args: argparse.Namespace) -> None:
     write_file_atomically(output, lambda stream: stream.write(text.encode("utf-8")), "-o",
                           ".html file")
     print(report.terminal())
-    print(f"\nwrote {output} ({len(text) // 1024} KiB)")
+    print(f"\nwrote {shown(str(output))} ({len(text) // 1024} KiB)")
