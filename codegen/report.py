@@ -28,6 +28,7 @@ import html
 import io
 import json
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,24 +98,103 @@ def unshared_bytes(program: Program) -> list[int]:
                 if f <= step <= last.get(t, f)) for step in range(len(program.layers))]
 
 
-def load_benchmark(path: Path) -> dict[int, int]:
-    """Layer index -> instructions, from a benchmark JSON."""
+BENCH_MAX_BYTES = 16 << 20  # codegen bench --json writes about 150 bytes per layer
+BENCH_MAX_DEPTH = 16  # {"layers": [{...}]} is 3 deep
+_JSON_ESCAPE = re.compile(r"\\.", re.DOTALL)
+_JSON_STRING = re.compile(r'"[^"]*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _nesting_depth(text: str) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets inside strings do
+    not count), in linear time and without recursion."""
+    unescaped = _JSON_ESCAPE.sub("", text)  # then no string holds a quote
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", unescaped)).encode("ascii")
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, np.uint8)
+    opening = (codes == ord("[")) | (codes == ord("{"))
+    return int(np.cumsum(opening.astype(np.int8) * 2 - 1, dtype=np.int32).max())
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number a benchmark can hold")
+
+
+def _read_benchmark(path: Path) -> object:
+    label = f"benchmark {path}"
     try:
-        data = json.loads(path.read_text())
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise CodegenError(f"{label} is not a regular file; give the JSON file that "
+                               "codegen bench --json wrote")
+        if info.st_size > BENCH_MAX_BYTES:
+            raise CodegenError(f"{label} has {info.st_size} bytes; a benchmark JSON has "
+                               f"at most {BENCH_MAX_BYTES >> 20} MiB")
+        with path.open("rb") as f:
+            raw = f.read(BENCH_MAX_BYTES + 1)
+        text = raw.decode("utf-8")
+        grew = len(raw) > BENCH_MAX_BYTES
+        del raw
     except FileNotFoundError:
-        raise CodegenError(f"benchmark {path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise CodegenError(f"benchmark {path}: not readable JSON ({exc})") from None
-    layers = data.get("layers") if isinstance(data, dict) else None
-    if not isinstance(layers, list):
-        raise CodegenError(f"benchmark {path}: expected an object with a 'layers' list")
+        raise CodegenError(f"{label}: no such file") from None
+    except UnicodeDecodeError:
+        raise CodegenError(f"{label} is not UTF-8 text, so not JSON") from None
+    except OSError as exc:
+        raise CodegenError(f"{label} cannot be read: {exc.strerror or exc}") from None
+    if grew:  # it grew while we read it
+        raise CodegenError(f"{label} has more than {BENCH_MAX_BYTES >> 20} MiB")
+    depth = _nesting_depth(text)
+    if depth > BENCH_MAX_DEPTH:
+        raise CodegenError(f"{label} nests arrays and objects {depth} deep; a benchmark "
+                           f"JSON is 3 deep (at most {BENCH_MAX_DEPTH} are read)")
+    try:
+        return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except ValueError as exc:  # JSONDecodeError, a number out of range, too many digits
+        raise CodegenError(f"{label}: not readable JSON ({exc})") from None
+
+
+def _count(value: object) -> bool:
+    """A whole, finite, non-negative number (JSON true/false are not numbers here)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 <= value < 2**63 and float(value).is_integer())
+
+
+_JSON_KINDS = {dict: "an object", list: "an array", str: "a string", bool: "true or false",
+               int: "a number", float: "a number", type(None): "null"}
+
+
+def load_benchmark(path: Path) -> dict[int, int]:
+    """Layer index -> instructions, from a benchmark JSON (`codegen bench --json`)."""
+    data = _read_benchmark(path)
+    if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
+        if not isinstance(data, dict):
+            got = _JSON_KINDS[type(data)]
+        elif "layers" in data:
+            got = f"'layers' as {_JSON_KINDS[type(data['layers'])]}"
+        else:
+            got = "an object without 'layers'"
+        raise CodegenError(f"benchmark {path}: expected an object with a 'layers' list "
+                           f"(what codegen bench --json writes), got {got}")
+    layers = data["layers"]
+    if layers and all(isinstance(e, dict) and e.get("instructions") is None for e in layers):
+        raise CodegenError(f"benchmark {path} has no instruction counts (a host benchmark "
+                           "measures time); benchmark on a Cortex-M target")
     result = {}
     for entry in layers:
-        if not (isinstance(entry, dict) and isinstance(entry.get("index"), int)
-                and isinstance(entry.get("instructions"), (int, float))):
-            raise CodegenError(f"benchmark {path}: every layer needs an integer 'index' and "
-                               f"a number 'instructions' (got {entry!r:.80})")
-        result[entry["index"]] = int(entry["instructions"])
+        if not (isinstance(entry, dict) and _count(entry.get("index"))
+                and _count(entry.get("instructions"))):
+            raise CodegenError(f"benchmark {path}: every layer needs an 'index' and an "
+                               "'instructions' count, whole numbers from 0 "
+                               f"(got {shown(repr(entry))[:80]})")
+        result[int(entry["index"])] = int(entry["instructions"])
     return result
 
 
