@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import policy
 from support.builder import ModelBuilder, Q, fc_model, fc_options
 
 
@@ -129,6 +130,54 @@ def test_missing_file_and_bad_name(tmp_path: Path) -> None:
     result = _codegen("generate", str(good), "-o", str(tmp_path / "o"), "--name", "9lives")
     assert result.returncode == 1 and "C identifier" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("stem, name", [
+    ("int", "int_model"), ("static", "static_model"), ("string", "string_model"),
+    ("STDINT", "STDINT_model"), ("1", "m_1"), ("_x", "m_x"), ("kws-v2", "kws_v2"),
+    ("é", "model"), ("a" * 200, "a" * 56),
+])
+def test_name_derived_from_the_file_name(tmp_path: Path, stem: str, name: str) -> None:
+    model = tmp_path / f"{stem}.tflite"
+    model.write_bytes(_int8_fc())
+    result = _codegen("generate", str(model), "-o", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [f"{name}.c", f"{name}.h"]
+    assert f"{name}_invoke(" in (tmp_path / "o" / f"{name}.h").read_text()
+
+
+def test_derived_header_name_builds(tmp_path: Path) -> None:
+    """A model called stdint.tflite once gave stdint.h, which hid <stdint.h> from its own
+    C file: the build failed."""
+    policy.require_tool("cc")
+    model = tmp_path / "stdint.tflite"
+    model.write_bytes(_int8_fc())
+    result = _codegen("build", str(model), "--target", "host", "-o", str(tmp_path / "lib"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "lib" / "libstdint_model.a").is_file()
+
+
+@pytest.mark.parametrize("name, message", [
+    ("int", "'int' is a C keyword; give another name, e.g. int_model"),
+    ("stdint", "stdint.h would hide the C library's <stdint.h>"),
+    ("String", "String.h would hide the C library's <string.h>"),
+    ("", "it must be a C identifier"),
+    ("a-b", "it must be a C identifier"),
+    ("_private", "start with an underscore"),
+    ("a" * 65, "it has 65 characters; give at most 64"),
+])
+@pytest.mark.parametrize("command", ["generate", "build"])
+def test_bad_explicit_name(tmp_path: Path, command: str, name: str, message: str) -> None:
+    model = tmp_path / "good.tflite"
+    model.write_bytes(_int8_fc())
+    target = ("--target", "host") if command == "build" else ()
+    result = _codegen(command, str(model), *target, "-o", str(tmp_path / "o"), "--name", name)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"codegen: error: --name {name!r} is "
+                                                   "not usable: ")
+    assert message in lines[0]
     assert not (tmp_path / "o").exists()
 
 

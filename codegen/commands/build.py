@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", required=True, choices=list(TARGETS))
     parser.add_argument("-o", "--output", required=True,
                         help="directory for libNAME.a, NAME.h, NAME.c and meson.build")
-    parser.add_argument("--name", help="C prefix of every symbol (default: from the file name)")
+    parser.add_argument("--name", help="C prefix of every symbol and the files' name "
+                                       "(default: the file name made a C identifier, e.g. "
+                                       "int.tflite -> int_model)")
     parser.add_argument("--build-dir", help="keep the sources and the meson build tree here "
                                             "(a new or empty directory, or one codegen made "
                                             "before; default: a temporary directory)")
@@ -27,9 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from codegen.emit import EmitOptions
+    from codegen.generate import check_name
     from codegen.library import build_library
     from codegen.terminal import shown
 
+    if args.name is not None:
+        check_name(args.name)  # an empty --name too
     options = EmitOptions(arena_section=args.arena_section)
     lib = build_library(Path(args.model), args.target, Path(args.output), args.name,
                         build_dir=Path(args.build_dir) if args.build_dir else None,
