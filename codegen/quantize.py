@@ -13,6 +13,10 @@ Post-training quantization with TensorFlow's converter, done the way codegen wan
 
 TensorFlow is imported inside the functions that need it (it takes seconds), never at
 module level: nothing on the `codegen generate` path imports this module.
+
+`.keras` and `.h5` files are loaded in Keras' safe mode: Python code stored in them (a
+Lambda layer's function) is refused unless the caller trusts the file (`trust_code`, the
+CLI's `--trust-keras-code`). A SavedModel is a TensorFlow program, run as it is.
 `FloatModel` is shared with `codegen report`, which runs the float model beside the int8 one.
 """
 
@@ -36,6 +40,7 @@ from codegen.errors import CodegenError
 from codegen.progress import Progress
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+TRUST_FLAG = "--trust-keras-code"
 CHECK_SAMPLES = 1000  # calibration samples used to measure the int8 error after conversion
 
 
@@ -87,10 +92,14 @@ class InputSpec:
 
 
 class FloatModel:
-    """A float model loaded with TensorFlow: a Keras file or a SavedModel directory."""
+    """A float model loaded with TensorFlow: a Keras file or a SavedModel directory.
 
-    def __init__(self, path: Path) -> None:
+    A Keras file is loaded in safe mode unless `trust_code`: a Lambda layer (Python code
+    that would run while loading) is then refused."""
+
+    def __init__(self, path: Path, *, trust_code: bool = False) -> None:
         self.path = path
+        self.trust_code = trust_code
         self.keras_model: Any = None
         self._signature: Any = None
         self._saved: Any = None
@@ -114,8 +123,14 @@ class FloatModel:
 
         try:
             with captured_stderr():
-                model = keras.models.load_model(path, compile=False)
+                model = keras.models.load_model(path, compile=False,
+                                                safe_mode=not self.trust_code)
         except Exception as exc:
+            if "safe_mode" in str(exc):  # Keras refused code in the file
+                raise CodegenError(
+                    f"{path}: the Keras model holds Python code (a Lambda layer), which "
+                    "would run as it loads; codegen loads Keras files in safe mode. If you "
+                    f"trust the file, pass {TRUST_FLAG}") from None
             raise CodegenError(
                 f"{path}: cannot load the Keras model ({_first_line(exc)})") from None
         try:
@@ -344,9 +359,10 @@ class Quantized:
 
 
 def quantize_model(model_path: Path, calibration: Path, *, float_io: bool = False,
-                   per_tensor: bool = False) -> Quantized:
-    """Convert the float model with post-training full-integer quantization."""
-    float_model = FloatModel(model_path)
+                   per_tensor: bool = False, trust_code: bool = False) -> Quantized:
+    """Convert the float model with post-training full-integer quantization (`trust_code`:
+    let a Keras file run the Python code it holds)."""
+    float_model = FloatModel(model_path, trust_code=trust_code)
     for spec in float_model.inputs:
         if not spec.dtype.startswith("float"):
             raise CodegenError(

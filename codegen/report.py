@@ -655,7 +655,8 @@ class Report:
 
 
 def build_report(model: Path, *, float_model_path: Path | None = None,
-                 data_path: Path | None = None, bench_path: Path | None = None) -> Report:
+                 data_path: Path | None = None, bench_path: Path | None = None,
+                 trust_keras_code: bool = False) -> Report:
     program = load_program(model)
     bench = load_benchmark(bench_path) if bench_path is not None else None
     if data_path is not None and float_model_path is None:
@@ -676,7 +677,7 @@ def build_report(model: Path, *, float_model_path: Path | None = None,
             bar.set_label("report: loading the float model")
             from codegen.quantize import FloatModel, InputSpec, load_samples
 
-            float_model = FloatModel(float_model_path)
+            float_model = FloatModel(float_model_path, trust_code=trust_keras_code)
             _check_io(program, float_model)
             # Trace the float model with the int8 model's shapes.
             graph = program.graph

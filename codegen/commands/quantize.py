@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep float32 input and output (QUANTIZE/DEQUANTIZE in the model)")
     parser.add_argument("--per-tensor", action="store_true",
                         help="one weight scale per tensor instead of one per output channel")
+    parser.add_argument("--trust-keras-code", action="store_true",
+                        help="let a .keras or .h5 file run the Python code it holds (Lambda "
+                             "layers); refused by default (Keras' safe mode)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> None:
     output = Path(args.output)
     check_output_file(output, "-o", ".tflite file")
     result = quantize_model(Path(args.model), Path(args.calibration), float_io=args.float_io,
-                            per_tensor=args.per_tensor)
+                            per_tensor=args.per_tensor, trust_code=args.trust_keras_code)
     try:
         program = load_program(result.model)
         problem = None

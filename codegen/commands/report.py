@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "random samples over the input range")
     parser.add_argument("--bench", metavar="BENCH.json",
                         help="benchmark results with per-layer instruction counts")
+    parser.add_argument("--trust-keras-code", action="store_true",
+                        help="let a .keras or .h5 float model run the Python code it holds "
+                             "(Lambda layers); refused by default (Keras' safe mode)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -32,6 +35,7 @@ def run(args: argparse.Namespace) -> None:
         float_model_path=Path(args.float_model) if args.float_model else None,
         data_path=Path(args.data) if args.data else None,
         bench_path=Path(args.bench) if args.bench else None,
+        trust_keras_code=args.trust_keras_code,
     )
     text = report.html()
     write_file_atomically(output, lambda stream: stream.write(text.encode("utf-8")), "-o",
