@@ -105,6 +105,9 @@ class FloatModel:
         self._saved: Any = None
         if not path.exists():
             raise CodegenError(f"{path}: no such file or directory")
+        if not path.is_dir() and not path.is_file():  # a FIFO would block the loader
+            raise CodegenError(f"{path}: not a regular file or a directory; give a .keras or "
+                               ".h5 file or a SavedModel directory")
         if not path.is_dir() and path.suffix.lower() not in _KERAS_SUFFIXES:
             raise CodegenError(
                 f"{path}: not a Keras model; give a .keras or .h5 file or a SavedModel "
@@ -304,14 +307,14 @@ def _first_line(exc: BaseException) -> str:
 
 
 def load_samples(path: Path, inputs: list[InputSpec],
-                 what: str = "calibration") -> list[np.ndarray]:
+                 what: str = "calibration data") -> list[np.ndarray]:
     """One float32 array per model input, shaped (N, *input shape), from a .npy (one input)
     or a .npz keyed by input name. Refuses, in one line, data that cannot feed the model."""
-    arrays = load_named_arrays(path, [spec.name for spec in inputs], f"{what} data")
+    arrays = load_named_arrays(path, [spec.name for spec in inputs], what)
     checked = [_check_samples(path, a, spec, what) for a, spec in zip(arrays, inputs, strict=True)]
     counts = {a.shape[0] for a in checked}
     if len(counts) != 1:
-        raise CodegenError(f"{what} data {path}: the inputs have different sample counts "
+        raise CodegenError(f"{what} {path}: the inputs have different sample counts "
                            f"{sorted(counts)}")
     return checked
 
@@ -322,7 +325,7 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
 
 
 def _check_samples(path: Path, array: np.ndarray, spec: InputSpec, what: str) -> np.ndarray:
-    label = f"{what} data {path}" + (f" ['{spec.name}']" if spec.name else "")
+    label = f"{what} {path}" + (f" ['{spec.name}']" if spec.name else "")
     if array.dtype.kind != "f":
         raise CodegenError(f"{label} is {array.dtype}; it must hold floating-point samples "
                            "(the float model's inputs)")

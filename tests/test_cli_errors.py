@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -203,3 +204,62 @@ def test_activation_bound_beyond_int32_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "operator 0 (FULLY_CONNECTED)" in result.stderr and "int32" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+# -- odd option values: one line, exit 1, nothing written ---------------------------------
+
+
+ODD_OPTIONS: list[tuple[tuple[str, ...], str]] = [
+    (("generate", "{model}", "-o", ""), "argument -o/--output: an empty path"),
+    (("generate", "", "-o", "{tmp}/o"), "argument model: an empty path"),
+    (("generate", "{tmp}", "-o", "{tmp}/o"), "is a directory"),
+    (("inspect", ""), "argument model: an empty path"),
+    (("build", "{model}", "--target", "host", "-o", "{tmp}/o", "--build-dir", ""),
+     "argument --build-dir: an empty path"),
+    (("build", "{model}", "--target", "nowhere", "-o", "{tmp}/o"),
+     "argument --target: invalid choice: 'nowhere'"),
+    (("bench", "{model}", "--target", "host", "--timeout", "nan"), "'nan': give a number"),
+    (("bench", "{model}", "--target", "host", "--timeout", "inf"), "'inf': give a number"),
+    (("bench", "{model}", "--target", "host", "--timeout", "-1"), "'-1': give a number"),
+    (("bench", "{model}", "--target", "host", "--timeout", "1e308"), "'1e308': give a number"),
+    (("bench", "{model}", "--target", "host", "--timeout", "soon"), "'soon' is not a number"),
+    (("demo", "-o", "{tmp}/o", "--samples", "100000000000"), "give 1 to 1000000"),
+    (("demo", "-o", "{tmp}/o", "--samples", "0"), "give 1 to 1000000"),
+    (("demo", "-o", "{tmp}/o", "--samples", "1e3"), "invalid int value: '1e3'"),
+    (("demo", "-o", ""), "argument -o/--output: an empty path"),
+    (("report", "{model}", "-o", "{model}/r.html"), "is not a directory"),
+    (("report", "{model}", "-o", "/dev/null"), "-o /dev/null is not a regular file"),
+    (("report", "{model}", "-o", "{tmp}"), "is a directory"),
+    (("report", "{model}", "-o", "{tmp}/r.html", "--bench", ""), "argument --bench: an empty"),
+    (("report", "{model}", "-o", "{tmp}/r.html", "--float-model", ""),
+     "argument --float-model: an empty path"),
+    (("report", "{model}", "-o", "{tmp}/r.html", "--bench", "{tmp}"), "not a regular file"),
+    (("quantize", "{tmp}/m.keras", "-o", "/dev/null", "--calibration", "{tmp}/c.npy"),
+     "-o /dev/null is not a regular file"),
+    (("quantize", "{tmp}/m.keras", "-o", "{model}/q.tflite", "--calibration", "{tmp}/c.npy"),
+     "is not a directory"),
+    (("quantize", "{tmp}/fifo.keras", "-o", "{tmp}/q.tflite", "--calibration", "{tmp}/c.npy"),
+     "not a regular file or a directory"),
+    (("generate",), "the following arguments are required: model, -o/--output"),
+    (("frobnicate",), "invalid choice: 'frobnicate'"),
+]
+
+
+@pytest.mark.parametrize("args, message", ODD_OPTIONS,
+                         ids=[" ".join(args) for args, _ in ODD_OPTIONS])
+def test_odd_option_values(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    model = tmp_path / "good.tflite"
+    model.write_bytes(_int8_fc())
+    (tmp_path / "m.keras").write_bytes(b"not read: the output is refused first")
+    os.mkfifo(tmp_path / "fifo.keras")  # opening it would block
+    np.save(tmp_path / "c.npy", np.zeros((4, 4), np.float32))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    filled = [a.format(model=model, tmp=tmp_path) for a in args]
+    result = _codegen(*filled, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("codegen: error: "), result.stderr
+    assert message in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+

@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from codegen.cli_types import section_name
+from codegen.cli_types import path_arg, section_name
 
 COMMAND = "build"
 HELP = "generate the C and compile it into a static library libNAME.a for a target"
@@ -12,16 +12,17 @@ HELP = "generate the C and compile it into a static library libNAME.a for a targ
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from codegen.targets import TARGETS
 
-    parser.add_argument("model", help="int8-quantized .tflite file")
+    parser.add_argument("model", type=path_arg, help="int8-quantized .tflite file")
     parser.add_argument("--target", required=True, choices=list(TARGETS))
-    parser.add_argument("-o", "--output", required=True,
+    parser.add_argument("-o", "--output", type=path_arg, required=True,
                         help="directory for libNAME.a, NAME.h, NAME.c and meson.build")
     parser.add_argument("--name", help="C prefix of every symbol and the files' name "
                                        "(default: the file name made a C identifier, e.g. "
                                        "int.tflite -> int_model)")
-    parser.add_argument("--build-dir", help="keep the sources and the meson build tree here "
-                                            "(a new or empty directory, or one codegen made "
-                                            "before; default: a temporary directory)")
+    parser.add_argument("--build-dir", type=path_arg,
+                        help="keep the sources and the meson build tree here (a new or empty "
+                             "directory, or one codegen made before; default: a temporary "
+                             "directory)")
     parser.add_argument("--arena-section", metavar="SECTION", type=section_name,
                         help="place the static arena in this linker section (e.g. .sram2; "
                              "letters, digits, '_', '.' and '$')")

@@ -3,15 +3,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from codegen.cli_types import section_name
+from codegen.cli_types import path_arg, section_name
 
 COMMAND = "generate"
 HELP = "write NAME.c and NAME.h for a model"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="int8-quantized .tflite file")
-    parser.add_argument("-o", "--output", required=True, help="output directory")
+    parser.add_argument("model", type=path_arg, help="int8-quantized .tflite file")
+    parser.add_argument("-o", "--output", type=path_arg, required=True, help="output directory")
     parser.add_argument("--name", help="C prefix of every symbol and the files' name "
                                        "(default: the file name made a C identifier, e.g. "
                                        "int.tflite -> int_model)")

@@ -3,14 +3,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from codegen.cli_types import path_arg
+
 COMMAND = "quantize"
 HELP = "full-integer post-training quantization of a Keras model (.keras, .h5, SavedModel)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="float Keras model: .keras, .h5 or a SavedModel directory")
-    parser.add_argument("-o", "--output", required=True, help="the int8 .tflite to write")
-    parser.add_argument("--calibration", required=True, metavar="DATA.npy",
+    parser.add_argument("model", type=path_arg,
+                        help="float Keras model: .keras, .h5 or a SavedModel directory")
+    parser.add_argument("-o", "--output", type=path_arg, required=True,
+                        help="the int8 .tflite to write")
+    parser.add_argument("--calibration", type=path_arg, required=True, metavar="DATA.npy",
                         help="representative float inputs, one sample per row: (N, *input "
                              "shape); an .npz keyed by input name for several inputs")
     parser.add_argument("--float-io", action="store_true",

@@ -3,20 +3,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from codegen.cli_types import path_arg
+
 COMMAND = "report"
 HELP = "HTML report: per-layer cost, memory plan, quantization error against the float model"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="int8-quantized .tflite file")
-    parser.add_argument("-o", "--output", required=True, help="the HTML file to write")
-    parser.add_argument("--float-model", metavar="KERAS",
+    parser.add_argument("model", type=path_arg, help="int8-quantized .tflite file")
+    parser.add_argument("-o", "--output", type=path_arg, required=True,
+                        help="the HTML file to write")
+    parser.add_argument("--float-model", type=path_arg, metavar="KERAS",
                         help="the float model (.keras, .h5 or SavedModel directory) to "
                              "measure the quantization error against")
-    parser.add_argument("--data", metavar="X.npy",
+    parser.add_argument("--data", type=path_arg, metavar="X.npy",
                         help="float inputs for the comparison, (N, *input shape); default: "
                              "random samples over the input range")
-    parser.add_argument("--bench", metavar="BENCH.json",
+    parser.add_argument("--bench", type=path_arg, metavar="BENCH.json",
                         help="benchmark results with per-layer instruction counts")
     parser.add_argument("--trust-keras-code", action="store_true",
                         help="let a .keras or .h5 float model run the Python code it holds "
