@@ -11,6 +11,7 @@ from codegen.emit import EmitOptions, emit_model
 from codegen.errors import CodegenError
 from codegen.files import write_files_atomically
 from codegen.program import Program, load_program
+from codegen.terminal import shown
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _C_KEYWORDS = frozenset(
@@ -86,7 +87,7 @@ def check_name(name: str) -> str:
     """`name` (given with --name) if it is usable as the C prefix and file name."""
     problem = _name_problem(name)
     if problem is not None:
-        raise CodegenError(f"--name {name!r} is not usable: {problem}")
+        raise CodegenError(f"--name '{shown(name)}' is not usable: {problem}")
     return name
 
 

@@ -12,6 +12,8 @@ import pytest
 from support import policy
 from support.builder import ModelBuilder, Q, fc_model, fc_options
 
+from codegen.terminal import shown
+
 
 def _codegen(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "codegen", *args], capture_output=True,
@@ -166,6 +168,7 @@ def test_derived_header_name_builds(tmp_path: Path) -> None:
     ("", "it must be a C identifier"),
     ("a-b", "it must be a C identifier"),
     ("_private", "start with an underscore"),
+    ("\udcff", "it must be a C identifier"),  # a byte that is not UTF-8
     ("a" * 65, "it has 65 characters; give at most 64"),
 ])
 @pytest.mark.parametrize("command", ["generate", "build"])
@@ -176,7 +179,7 @@ def test_bad_explicit_name(tmp_path: Path, command: str, name: str, message: str
     result = _codegen(command, str(model), *target, "-o", str(tmp_path / "o"), "--name", name)
     assert result.returncode == 1 and result.stdout == ""
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"codegen: error: --name {name!r} is "
+    assert len(lines) == 1 and lines[0].startswith(f"codegen: error: --name '{shown(name)}' is "
                                                    "not usable: ")
     assert message in lines[0]
     assert not (tmp_path / "o").exists()
