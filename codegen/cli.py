@@ -33,6 +33,11 @@ def _say(line: str) -> None:
     print(line, file=EscapingStream(sys.stderr))
 
 
+def _os_error(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename is not None else reason
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="codegen",
@@ -67,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `codegen inspect MODEL | head`: the reader has gone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # the system refused a file operation: a path too long, a full
+        if debug:          # disk, a missing tool... the user's to fix, not a bug
+            raise
+        _say(f"codegen: error: {one_line(_os_error(exc))}")
+        return 1
     except Exception as exc:  # a bug: still one line, unless debugging
         if debug:
             raise

@@ -243,6 +243,8 @@ ODD_OPTIONS: list[tuple[tuple[str, ...], str]] = [
      "is not a directory"),
     (("quantize", "{tmp}/fifo.keras", "-o", "{tmp}/q.tflite", "--calibration", "{tmp}/c.npy"),
      "not a regular file or a directory"),
+    (("generate", "{model}", "-o", "{tmp}/" + "a" * 300), "File name too long"),
+    (("report", "{model}", "-o", "{tmp}/" + "a" * 300 + ".html"), "File name too long"),
     (("generate",), "the following arguments are required: model, -o/--output"),
     (("frobnicate",), "invalid choice: 'frobnicate'"),
 ]
