@@ -13,11 +13,12 @@ Post-training quantization with TensorFlow's converter, done the way codegen wan
 
 TensorFlow is imported inside the functions that need it (it takes seconds), never at
 module level: nothing on the `codegen generate` path imports this module.
-
-`.keras` and `.h5` files are loaded in Keras' safe mode: Python code stored in them (a
-Lambda layer's function) is refused unless the caller trusts the file (`trust_code`, the
-CLI's `--trust-keras-code`). A SavedModel is a TensorFlow program, run as it is.
 `FloatModel` is shared with `codegen report`, which runs the float model beside the int8 one.
+
+`.keras` and `.h5` files are loaded in Keras' safe mode (with a Keras whose safe mode is
+known to hold): Python code stored in them (a Lambda layer's function) is refused unless the
+caller trusts the file (`trust_code`, the CLI's `--trust-keras-code`). A SavedModel is a
+TensorFlow program, run as it is.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import contextlib
 import functools
 import io
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -41,6 +43,9 @@ from codegen.progress import Progress
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 TRUST_FLAG = "--trust-keras-code"
+# Older Keras ignores safe mode for .h5 files (CVE-2025-9905) or lets a .keras file turn
+# it off (CVE-2025-9906).
+SAFE_KERAS = (3, 11, 3)
 CHECK_SAMPLES = 1000  # calibration samples used to measure the int8 error after conversion
 
 
@@ -124,6 +129,12 @@ class FloatModel:
     def _load_keras(self, path: Path) -> None:
         import keras
 
+        version = tuple(int(v) for v in re.findall(r"\d+", keras.__version__)[:3])
+        if version < SAFE_KERAS and not self.trust_code:
+            raise CodegenError(
+                f"{path}: Keras {keras.__version__} cannot load a file safely (its safe mode "
+                f"can be bypassed); install keras>={'.'.join(map(str, SAFE_KERAS))}, or pass "
+                f"{TRUST_FLAG} if you trust the file")
         try:
             with captured_stderr():
                 model = keras.models.load_model(path, compile=False,

@@ -427,7 +427,6 @@ def _plot_text(text: str) -> str:
     return shown(text).replace("$", r"\$")
 
 
-
 def _pyplot() -> Any:
     try:
         import matplotlib

@@ -276,3 +276,16 @@ def test_keras_code_runs_only_when_trusted(tmp_path: Path, calibration: Path) ->
     marker.unlink()
     FloatModel(h5, trust_code=True)  # what report --trust-keras-code loads
     assert marker.exists()
+
+
+@pytest.mark.tf
+def test_keras_with_a_bypassable_safe_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keras
+
+    from codegen.quantize import FloatModel
+
+    monkeypatch.setattr(keras, "__version__", "3.11.2")  # ignored safe mode for .h5
+    with pytest.raises(CodegenError, match=r"Keras 3\.11\.2 cannot load a file safely.*"
+                                           r"keras>=3\.11\.3.*--trust-keras-code"):
+        FloatModel(DEMO_KERAS)
+    assert FloatModel(DEMO_KERAS, trust_code=True).inputs[0].shape == (2,)
