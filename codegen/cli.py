@@ -6,6 +6,7 @@ Every failure the user can cause ends as one line on stderr and exit status 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -16,15 +17,25 @@ from typing import NoReturn
 
 from codegen import commands
 from codegen.errors import CodegenError
+from codegen.terminal import EscapingStream, one_line
 
 
 class _Parser(argparse.ArgumentParser):
-    """A command line that argparse cannot take is a user error like any other: one line,
-    exit status 1 (argparse's own is a usage text and 2)."""
+    """argparse, but a mistake on the command line is one line and exit status 1 like every
+    other user error (argparse's own is the usage, the message and exit status 2)."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"codegen: error: {_one_line(message)} (see {self.prog} --help)", file=sys.stderr)
+        _say(f"codegen: error: {one_line(message)} (see {one_line(self.prog)} --help)")
         sys.exit(1)
+
+
+def _say(line: str) -> None:
+    print(line, file=EscapingStream(sys.stderr))
+
+
+def _os_error(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename is not None else reason
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,35 +52,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(text: str) -> str:
-    """Whitespace runs as one space, other control characters (terminal escapes from a
-    hostile file's names) as '?'."""
-    return "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     debug = bool(os.environ.get("CODEGEN_DEBUG"))
     try:
-        with warnings.catch_warnings():
+        # Whatever a command prints (names from the model among it) reaches the terminal
+        # with its control characters escaped (codegen.terminal).
+        with warnings.catch_warnings(), \
+                contextlib.redirect_stdout(EscapingStream(sys.stdout)):  # type: ignore[type-var]
             if not debug:  # e.g. numpy overflow warnings: the error says what went wrong
                 warnings.simplefilter("ignore")
             args.func(args)
     except CodegenError as exc:
-        print(f"codegen: error: {_one_line(str(exc))}", file=sys.stderr)
+        _say(f"codegen: error: {one_line(str(exc))}")
         return 1
     except KeyboardInterrupt:
-        print("codegen: interrupted", file=sys.stderr)
+        _say("codegen: interrupted")
         return 130
     except BrokenPipeError:  # e.g. `codegen inspect MODEL | head`: the reader has gone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # the system refused a file operation: a path too long, a full
+        if debug:          # disk, a missing tool... the user's to fix, not a bug
+            raise
+        _say(f"codegen: error: {one_line(_os_error(exc))}")
+        return 1
     except Exception as exc:  # a bug: still one line, unless debugging
         if debug:
             raise
-        detail = _one_line(str(exc))
-        print(f"codegen: internal error: {type(exc).__name__}: {detail} "
-              "(set CODEGEN_DEBUG=1 for a traceback, and please report it)", file=sys.stderr)
+        _say(f"codegen: internal error: {type(exc).__name__}: {one_line(str(exc))} "
+             "(set CODEGEN_DEBUG=1 for a traceback, and please report it)")
         return 2
     return 0
 

@@ -4,6 +4,7 @@ parsed, so that a bad one ends in one line before any work is done."""
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def section_name(value: str) -> str:
@@ -13,4 +14,24 @@ def section_name(value: str) -> str:
     problem = section_problem(value)
     if problem is not None:
         raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+def path_arg(text: str) -> str:
+    """A file or directory argument: an empty one would silently mean the current
+    directory (or, for an optional one, nothing at all)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path names no file; give one")
+    return text
+
+
+def seconds_arg(text: str) -> float:
+    """A timeout: finite, above zero, at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0 < value <= 86400):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0 and "
+                                         "at most 86400 (a day)")
     return value

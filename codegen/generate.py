@@ -11,6 +11,7 @@ from codegen.emit import EmitOptions, emit_model
 from codegen.errors import CodegenError
 from codegen.files import write_files_atomically
 from codegen.program import Program, load_program
+from codegen.terminal import shown
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _C_KEYWORDS = frozenset(
@@ -53,6 +54,16 @@ _C_KEYWORDS = frozenset(
 )
 
 
+# The C library's headers (C99 to C23): NAME.h must not take one's place.
+_STANDARD_HEADERS = frozenset([
+    "assert", "complex", "ctype", "errno", "fenv", "float", "inttypes", "iso646", "limits",
+    "locale", "math", "setjmp", "signal", "stdalign", "stdarg", "stdatomic", "stdbit",
+    "stdbool", "stdckdint", "stddef", "stdint", "stdio", "stdlib", "stdnoreturn", "string",
+    "tgmath", "threads", "time", "uchar", "wchar", "wctype",
+])
+MAX_NAME = 64  # characters of NAME; symbols and file names grow from it
+
+
 @dataclass(frozen=True)
 class Generated:
     program: Program
@@ -61,18 +72,39 @@ class Generated:
 
 
 def default_name(model_path: Path) -> str:
-    """A C identifier derived from the model file name (`ad01_int8.tflite` -> `ad01_int8`)."""
-    stem = re.sub(r"[^A-Za-z0-9_]", "_", model_path.stem) or "model"
-    return f"m_{stem}" if stem[0].isdigit() else stem
+    """A usable C prefix derived from the model file name: `ad01_int8.tflite` ->
+    `ad01_int8`, `1.tflite` -> `m_1`, `int.tflite` -> `int_model`, `string.tflite` ->
+    `string_model` (a `string.h` would hide the C library's)."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", model_path.stem)[:MAX_NAME - 8]
+    if not stem.strip("_"):
+        stem = "model"
+    elif stem[0].isdigit() or stem[0] == "_":
+        stem = f"m_{stem}" if stem[0].isdigit() else f"m{stem}"
+    return stem if _name_problem(stem) is None else f"{stem}_model"
 
 
 def check_name(name: str) -> str:
-    if not _IDENTIFIER.match(name) or name in _C_KEYWORDS:
-        raise CodegenError(
-            f"--name {name!r} is not usable as a C identifier prefix; "
-            "use letters, digits and underscores, not starting with a digit"
-        )
+    """`name` (given with --name) if it is usable as the C prefix and file name."""
+    problem = _name_problem(name)
+    if problem is not None:
+        raise CodegenError(f"--name '{shown(name)}' is not usable: {problem}")
     return name
+
+
+def _name_problem(name: str) -> str | None:
+    if not _IDENTIFIER.match(name):
+        return ("it must be a C identifier: letters, digits and underscores, not starting "
+                "with a digit")
+    if name.startswith("_"):
+        return "C reserves identifiers that start with an underscore for the C library"
+    if len(name) > MAX_NAME:
+        return f"it has {len(name)} characters; give at most {MAX_NAME}"
+    if name in _C_KEYWORDS:
+        return f"'{name}' is a C keyword; give another name, e.g. {name}_model"
+    if name.lower() in _STANDARD_HEADERS:
+        return (f"{name}.h would hide the C library's <{name.lower()}.h> wherever the "
+                f"directory is on the include path; give another name, e.g. {name}_model")
+    return None
 
 
 def generate(model: Path, out_dir: Path, name: str | None = None,

@@ -9,12 +9,13 @@ from codegen.model.ir import Graph, Operator, Tensor
 from codegen.model.tflite import load_model
 from codegen.ops import prepare_layer
 from codegen.plan import plan_memory
+from codegen.terminal import one_line, shown
 
 
 def _tensor_line(role: str, t: Tensor) -> str:
     kind = "const " if t.is_constant else ""
     name = t.name if len(t.name) <= 60 else t.name[:57] + "..."
-    line = f"    {role:<11} {kind}{t.describe()}  '{name}'"
+    line = f"    {role:<11} {kind}{t.describe()}  '{shown(name)}'"
     if t.quant is not None and t.quant.per_channel:
         scales = ", ".join(f"{s:.4g}" for s in t.quant.scales[:3])
         more = ", ..." if len(t.quant.scales) > 3 else ""
@@ -28,7 +29,7 @@ def _operator_block(op: Operator, graph: Graph) -> tuple[str, object | None]:
         status, error = "", None
     except UnsupportedError as exc:
         layer, status, error = None, "  ** UNSUPPORTED **", exc
-    lines = [f"[{op.index}] {op.opcode}{status}"]
+    lines = [f"[{op.index}] {shown(op.opcode)}{status}"]
     activation = op.options.get("fused_activation_function")
     if activation is not None:
         lines.append(f"    {'fused':<11} {activation}")
@@ -45,7 +46,7 @@ def _operator_block(op: Operator, graph: Graph) -> tuple[str, object | None]:
         if layer.macs():
             lines.append(f"    {'MACs':<11} {layer.macs()}")
     else:
-        lines.append(f"    {'reason':<11} {error}")
+        lines.append(f"    {'reason':<11} {one_line(str(error))}")
     return "\n".join(lines), layer
 
 
@@ -58,7 +59,7 @@ def inspect_model(path: Path) -> str:
         layers.append(layer)
     ins = ", ".join(graph.tensors[i].describe() for i in graph.inputs)
     outs = ", ".join(graph.tensors[i].describe() for i in graph.outputs)
-    header = [f"{path.name}: {len(graph.operators)} operators", f"  inputs:  {ins}",
+    header = [f"{shown(path.name)}: {len(graph.operators)} operators", f"  inputs:  {ins}",
               f"  outputs: {outs}"]
     if all(layer is not None for layer in layers):
         plan = plan_memory(graph, layers)  # type: ignore[arg-type]
@@ -76,7 +77,7 @@ def memory_report(path: Path) -> str:
     program = load_program(path)
     graph, plan = program.graph, program.plan
     lines = [
-        f"{path.name}: arena {plan.size} bytes; lower bound {plan.lower_bound} bytes "
+        f"{shown(path.name)}: arena {plan.size} bytes; lower bound {plan.lower_bound} bytes "
         "(all activations incl. inputs/outputs, file order, no sharing)",
         "",
         "tensors (arena offset, or the caller's input/output buffer):",

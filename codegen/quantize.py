@@ -14,6 +14,11 @@ Post-training quantization with TensorFlow's converter, done the way codegen wan
 TensorFlow is imported inside the functions that need it (it takes seconds), never at
 module level: nothing on the `codegen generate` path imports this module.
 `FloatModel` is shared with `codegen report`, which runs the float model beside the int8 one.
+
+`.keras` and `.h5` files are loaded in Keras' safe mode (with a Keras whose safe mode is
+known to hold): Python code stored in them (a Lambda layer's function) is refused unless the
+caller trusts the file (`trust_code`, the CLI's `--trust-keras-code`). A SavedModel is a
+TensorFlow program, run as it is.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import contextlib
 import functools
 import io
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -36,6 +42,10 @@ from codegen.errors import CodegenError
 from codegen.progress import Progress
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+TRUST_FLAG = "--trust-keras-code"
+# Older Keras ignores safe mode for .h5 files (CVE-2025-9905) or lets a .keras file turn
+# it off (CVE-2025-9906).
+SAFE_KERAS = (3, 11, 3)
 CHECK_SAMPLES = 1000  # calibration samples used to measure the int8 error after conversion
 
 
@@ -87,15 +97,22 @@ class InputSpec:
 
 
 class FloatModel:
-    """A float model loaded with TensorFlow: a Keras file or a SavedModel directory."""
+    """A float model loaded with TensorFlow: a Keras file or a SavedModel directory.
 
-    def __init__(self, path: Path) -> None:
+    A Keras file is loaded in safe mode unless `trust_code`: a Lambda layer (Python code
+    that would run while loading) is then refused."""
+
+    def __init__(self, path: Path, *, trust_code: bool = False) -> None:
         self.path = path
+        self.trust_code = trust_code
         self.keras_model: Any = None
         self._signature: Any = None
         self._saved: Any = None
         if not path.exists():
             raise CodegenError(f"{path}: no such file or directory")
+        if not path.is_dir() and not path.is_file():  # a FIFO would block the loader
+            raise CodegenError(f"{path}: not a regular file or a directory; give a .keras or "
+                               ".h5 file or a SavedModel directory")
         if not path.is_dir() and path.suffix.lower() not in _KERAS_SUFFIXES:
             raise CodegenError(
                 f"{path}: not a Keras model; give a .keras or .h5 file or a SavedModel "
@@ -112,10 +129,22 @@ class FloatModel:
     def _load_keras(self, path: Path) -> None:
         import keras
 
+        version = tuple(int(v) for v in re.findall(r"\d+", keras.__version__)[:3])
+        if version < SAFE_KERAS and not self.trust_code:
+            raise CodegenError(
+                f"{path}: Keras {keras.__version__} cannot load a file safely (its safe mode "
+                f"can be bypassed); install keras>={'.'.join(map(str, SAFE_KERAS))}, or pass "
+                f"{TRUST_FLAG} if you trust the file")
         try:
             with captured_stderr():
-                model = keras.models.load_model(path, compile=False)
+                model = keras.models.load_model(path, compile=False,
+                                                safe_mode=not self.trust_code)
         except Exception as exc:
+            if "safe_mode" in str(exc):  # Keras refused code in the file
+                raise CodegenError(
+                    f"{path}: the Keras model holds Python code (a Lambda layer), which "
+                    "would run as it loads; codegen loads Keras files in safe mode. If you "
+                    f"trust the file, pass {TRUST_FLAG}") from None
             raise CodegenError(
                 f"{path}: cannot load the Keras model ({_first_line(exc)})") from None
         try:
@@ -289,14 +318,14 @@ def _first_line(exc: BaseException) -> str:
 
 
 def load_samples(path: Path, inputs: list[InputSpec],
-                 what: str = "calibration") -> list[np.ndarray]:
+                 what: str = "calibration data") -> list[np.ndarray]:
     """One float32 array per model input, shaped (N, *input shape), from a .npy (one input)
     or a .npz keyed by input name. Refuses, in one line, data that cannot feed the model."""
-    arrays = load_named_arrays(path, [spec.name for spec in inputs], f"{what} data")
+    arrays = load_named_arrays(path, [spec.name for spec in inputs], what)
     checked = [_check_samples(path, a, spec, what) for a, spec in zip(arrays, inputs, strict=True)]
     counts = {a.shape[0] for a in checked}
     if len(counts) != 1:
-        raise CodegenError(f"{what} data {path}: the inputs have different sample counts "
+        raise CodegenError(f"{what} {path}: the inputs have different sample counts "
                            f"{sorted(counts)}")
     return checked
 
@@ -307,7 +336,7 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
 
 
 def _check_samples(path: Path, array: np.ndarray, spec: InputSpec, what: str) -> np.ndarray:
-    label = f"{what} data {path}" + (f" ['{spec.name}']" if spec.name else "")
+    label = f"{what} {path}" + (f" ['{spec.name}']" if spec.name else "")
     if array.dtype.kind != "f":
         raise CodegenError(f"{label} is {array.dtype}; it must hold floating-point samples "
                            "(the float model's inputs)")
@@ -344,9 +373,10 @@ class Quantized:
 
 
 def quantize_model(model_path: Path, calibration: Path, *, float_io: bool = False,
-                   per_tensor: bool = False) -> Quantized:
-    """Convert the float model with post-training full-integer quantization."""
-    float_model = FloatModel(model_path)
+                   per_tensor: bool = False, trust_code: bool = False) -> Quantized:
+    """Convert the float model with post-training full-integer quantization (`trust_code`:
+    let a Keras file run the Python code it holds)."""
+    float_model = FloatModel(model_path, trust_code=trust_code)
     for spec in float_model.inputs:
         if not spec.dtype.startswith("float"):
             raise CodegenError(

@@ -28,6 +28,7 @@ import html
 import io
 import json
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ import numpy as np
 from codegen.errors import CodegenError
 from codegen.program import Program, load_program
 from codegen.progress import Progress
+from codegen.terminal import shown
 
 GRID_1D = 201
 GRID_2D = 61
@@ -96,24 +98,103 @@ def unshared_bytes(program: Program) -> list[int]:
                 if f <= step <= last.get(t, f)) for step in range(len(program.layers))]
 
 
-def load_benchmark(path: Path) -> dict[int, int]:
-    """Layer index -> instructions, from a benchmark JSON."""
+BENCH_MAX_BYTES = 16 << 20  # codegen bench --json writes about 150 bytes per layer
+BENCH_MAX_DEPTH = 16  # {"layers": [{...}]} is 3 deep
+_JSON_ESCAPE = re.compile(r"\\.", re.DOTALL)
+_JSON_STRING = re.compile(r'"[^"]*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _nesting_depth(text: str) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets inside strings do
+    not count), in linear time and without recursion."""
+    unescaped = _JSON_ESCAPE.sub("", text)  # then no string holds a quote
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", unescaped)).encode("ascii")
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, np.uint8)
+    opening = (codes == ord("[")) | (codes == ord("{"))
+    return int(np.cumsum(opening.astype(np.int8) * 2 - 1, dtype=np.int32).max())
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number a benchmark can hold")
+
+
+def _read_benchmark(path: Path) -> object:
+    label = f"benchmark {path}"
     try:
-        data = json.loads(path.read_text())
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise CodegenError(f"{label} is not a regular file; give the JSON file that "
+                               "codegen bench --json wrote")
+        if info.st_size > BENCH_MAX_BYTES:
+            raise CodegenError(f"{label} has {info.st_size} bytes; a benchmark JSON has "
+                               f"at most {BENCH_MAX_BYTES >> 20} MiB")
+        with path.open("rb") as f:
+            raw = f.read(BENCH_MAX_BYTES + 1)
+        text = raw.decode("utf-8")
+        grew = len(raw) > BENCH_MAX_BYTES
+        del raw
     except FileNotFoundError:
-        raise CodegenError(f"benchmark {path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise CodegenError(f"benchmark {path}: not readable JSON ({exc})") from None
-    layers = data.get("layers") if isinstance(data, dict) else None
-    if not isinstance(layers, list):
-        raise CodegenError(f"benchmark {path}: expected an object with a 'layers' list")
+        raise CodegenError(f"{label}: no such file") from None
+    except UnicodeDecodeError:
+        raise CodegenError(f"{label} is not UTF-8 text, so not JSON") from None
+    except OSError as exc:
+        raise CodegenError(f"{label} cannot be read: {exc.strerror or exc}") from None
+    if grew:  # it grew while we read it
+        raise CodegenError(f"{label} has more than {BENCH_MAX_BYTES >> 20} MiB")
+    depth = _nesting_depth(text)
+    if depth > BENCH_MAX_DEPTH:
+        raise CodegenError(f"{label} nests arrays and objects {depth} deep; a benchmark "
+                           f"JSON is 3 deep (at most {BENCH_MAX_DEPTH} are read)")
+    try:
+        return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except ValueError as exc:  # JSONDecodeError, a number out of range, too many digits
+        raise CodegenError(f"{label}: not readable JSON ({exc})") from None
+
+
+def _count(value: object) -> bool:
+    """A whole, finite, non-negative number (JSON true/false are not numbers here)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 <= value < 2**63 and float(value).is_integer())
+
+
+_JSON_KINDS = {dict: "an object", list: "an array", str: "a string", bool: "true or false",
+               int: "a number", float: "a number", type(None): "null"}
+
+
+def load_benchmark(path: Path) -> dict[int, int]:
+    """Layer index -> instructions, from a benchmark JSON (`codegen bench --json`)."""
+    data = _read_benchmark(path)
+    if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
+        if not isinstance(data, dict):
+            got = _JSON_KINDS[type(data)]
+        elif "layers" in data:
+            got = f"'layers' as {_JSON_KINDS[type(data['layers'])]}"
+        else:
+            got = "an object without 'layers'"
+        raise CodegenError(f"benchmark {path}: expected an object with a 'layers' list "
+                           f"(what codegen bench --json writes), got {got}")
+    layers = data["layers"]
+    if layers and all(isinstance(e, dict) and e.get("instructions") is None for e in layers):
+        raise CodegenError(f"benchmark {path} has no instruction counts (a host benchmark "
+                           "measures time); benchmark on a Cortex-M target")
     result = {}
     for entry in layers:
-        if not (isinstance(entry, dict) and isinstance(entry.get("index"), int)
-                and isinstance(entry.get("instructions"), (int, float))):
-            raise CodegenError(f"benchmark {path}: every layer needs an integer 'index' and "
-                               f"a number 'instructions' (got {entry!r:.80})")
-        result[entry["index"]] = int(entry["instructions"])
+        if not (isinstance(entry, dict) and _count(entry.get("index"))
+                and _count(entry.get("instructions"))):
+            raise CodegenError(f"benchmark {path}: every layer needs an 'index' and an "
+                               "'instructions' count, whole numbers from 0 "
+                               f"(got {shown(repr(entry))[:80]})")
+        result[int(entry["index"])] = int(entry["instructions"])
     return result
 
 
@@ -218,11 +299,11 @@ def accuracy(program: Program, float_model: Any, samples: list[np.ndarray],
             else:
                 name = _layer_for(tensor.name, order, tensor.size, float_layers)
                 if name is None:
-                    unmatched.append(f"[{layer.index}] {layer.opcode} '{tensor.name}'")
+                    unmatched.append(f"[{layer.index}] {layer.opcode} '{shown(tensor.name)}'")
                     continue
                 matched, reference = f"layer '{name}'", float_layers[name][0]
             if reference.reshape(len(reference), -1).shape[1] != tensor.size:
-                unmatched.append(f"[{layer.index}] {layer.opcode} '{tensor.name}' "
+                unmatched.append(f"[{layer.index}] {layer.opcode} '{shown(tensor.name)}' "
                                  f"(float {matched} has another size)")
                 continue
             rows.append(_error_row(layer, tensor, matched, values[t], reference))
@@ -313,7 +394,8 @@ def response(program: Program, float_model: Any,
         points = GRID_1D if len(features) == 1 else GRID_2D
         axes.append(np.linspace(lo, hi, points))
         name = pretty_name(graph.tensors[graph.inputs[k]].name, f"input {k}")
-        labels.append(f"{name}[{e}]" if graph.tensors[graph.inputs[k]].size > 1 else name)
+        label = f"{name}[{e}]" if graph.tensors[graph.inputs[k]].size > 1 else name
+        labels.append(_plot_text(label))
     mesh = np.meshgrid(*axes, indexing="ij")
     flat = [m.ravel() for m in mesh]
     count = flat[0].size
@@ -333,10 +415,16 @@ def response(program: Program, float_model: Any,
         floats = f.reshape(count, -1)[:, 0].reshape(mesh[0].shape).astype(np.float64)
     out_name = pretty_name(out_tensor.name, "output 0")
     label = out_name if out_tensor.size == 1 else f"{out_name}[0]"
-    return Response(axes, labels, int8, floats, label)
+    return Response(axes, labels, int8, floats, _plot_text(label))
 
 
 # -- plots -------------------------------------------------------------------------------
+
+
+def _plot_text(text: str) -> str:
+    """A name from the model as literal plot text: controls escaped, and `$` escaped so
+    that matplotlib does not parse it as mathtext (a bad formula fails the whole plot)."""
+    return shown(text).replace("$", r"\$")
 
 
 def _pyplot() -> Any:
@@ -505,7 +593,7 @@ def layer_table(rows: list[LayerRow]) -> tuple[list[str], list[list[str]]]:
 def error_table(acc: Accuracy) -> tuple[list[str], list[list[str]]]:
     headers = ["layer", "operator", "float counterpart", "RMSE", "RMSE/range", "max error",
                "max (LSB)"]
-    table = [[f"[{r.index}]", r.op, r.matched, f"{r.rmse:.4g}",
+    table = [[f"[{r.index}]", r.op, shown(r.matched), f"{r.rmse:.4g}",
               "-" if np.isnan(r.relative) else f"{100 * r.relative:.2f}%",
               f"{r.max_error:.4g}", "-" if np.isnan(r.max_lsb) else f"{r.max_lsb:.1f}"]
              for r in acc.rows]
@@ -554,7 +642,7 @@ class Report:
         for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
             for k, t in enumerate(indices):
                 tensor = graph.tensors[t]
-                io_rows.append((f"{role} {k}", tensor.describe(), tensor.name))
+                io_rows.append((f"{role} {k}", tensor.describe(), shown(tensor.name)))
         errors = error_table(self.accuracy) if self.accuracy is not None else None
         return env.get_template("report.html.j2").render(
             title=self.model_name, program=p, io_rows=io_rows,
@@ -566,7 +654,8 @@ class Report:
 
 
 def build_report(model: Path, *, float_model_path: Path | None = None,
-                 data_path: Path | None = None, bench_path: Path | None = None) -> Report:
+                 data_path: Path | None = None, bench_path: Path | None = None,
+                 trust_keras_code: bool = False) -> Report:
     program = load_program(model)
     bench = load_benchmark(bench_path) if bench_path is not None else None
     if data_path is not None and float_model_path is None:
@@ -574,7 +663,7 @@ def build_report(model: Path, *, float_model_path: Path | None = None,
     _pyplot()  # fail early, before the slow work, when matplotlib is missing
     steps = 2 + (4 if float_model_path is not None else 1)
     with Progress("report", steps) as bar:
-        report = Report(program, model.name, layer_rows(program, bench),
+        report = Report(program, shown(model.name), layer_rows(program, bench),
                         plot_memory(program))
         bar.advance()
         if bench is not None:
@@ -587,7 +676,7 @@ def build_report(model: Path, *, float_model_path: Path | None = None,
             bar.set_label("report: loading the float model")
             from codegen.quantize import FloatModel, InputSpec, load_samples
 
-            float_model = FloatModel(float_model_path)
+            float_model = FloatModel(float_model_path, trust_code=trust_keras_code)
             _check_io(program, float_model)
             # Trace the float model with the int8 model's shapes.
             graph = program.graph
@@ -599,7 +688,7 @@ def build_report(model: Path, *, float_model_path: Path | None = None,
             bar.advance()
             if data_path is not None:
                 data = load_samples(data_path, float_model.inputs, "--data")
-                note = f"{data[0].shape[0]} samples from {data_path.name}"
+                note = f"{data[0].shape[0]} samples from {shown(data_path.name)}"
             else:
                 data = [a.reshape(len(a), *spec.shape) for a, spec in
                         zip(random_samples(program), float_model.inputs, strict=True)]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support import policy
 from support.builder import ModelBuilder, Q, fc_model, fc_options
+
+from codegen.terminal import shown
 
 
 def _codegen(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -132,6 +136,55 @@ def test_missing_file_and_bad_name(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("stem, name", [
+    ("int", "int_model"), ("static", "static_model"), ("string", "string_model"),
+    ("STDINT", "STDINT_model"), ("1", "m_1"), ("_x", "m_x"), ("kws-v2", "kws_v2"),
+    ("é", "model"), ("a" * 200, "a" * 56),
+])
+def test_name_derived_from_the_file_name(tmp_path: Path, stem: str, name: str) -> None:
+    model = tmp_path / f"{stem}.tflite"
+    model.write_bytes(_int8_fc())
+    result = _codegen("generate", str(model), "-o", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [f"{name}.c", f"{name}.h"]
+    assert f"{name}_invoke(" in (tmp_path / "o" / f"{name}.h").read_text()
+
+
+def test_derived_header_name_builds(tmp_path: Path) -> None:
+    """A model called stdint.tflite once gave stdint.h, which hid <stdint.h> from its own
+    C file: the build failed."""
+    policy.require_tool("cc")
+    model = tmp_path / "stdint.tflite"
+    model.write_bytes(_int8_fc())
+    result = _codegen("build", str(model), "--target", "host", "-o", str(tmp_path / "lib"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "lib" / "libstdint_model.a").is_file()
+
+
+@pytest.mark.parametrize("name, message", [
+    ("int", "'int' is a C keyword; give another name, e.g. int_model"),
+    ("stdint", "stdint.h would hide the C library's <stdint.h>"),
+    ("String", "String.h would hide the C library's <string.h>"),
+    ("", "it must be a C identifier"),
+    ("a-b", "it must be a C identifier"),
+    ("_private", "start with an underscore"),
+    ("\udcff", "it must be a C identifier"),  # a byte that is not UTF-8
+    ("a" * 65, "it has 65 characters; give at most 64"),
+])
+@pytest.mark.parametrize("command", ["generate", "build"])
+def test_bad_explicit_name(tmp_path: Path, command: str, name: str, message: str) -> None:
+    model = tmp_path / "good.tflite"
+    model.write_bytes(_int8_fc())
+    target = ("--target", "host") if command == "build" else ()
+    result = _codegen(command, str(model), *target, "-o", str(tmp_path / "o"), "--name", name)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"codegen: error: --name '{shown(name)}' is "
+                                                   "not usable: ")
+    assert message in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
 def test_run_rejects_wrong_input(tmp_path: Path) -> None:
     good = tmp_path / "good.tflite"
     good.write_bytes(_int8_fc())
@@ -154,3 +207,64 @@ def test_activation_bound_beyond_int32_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "operator 0 (FULLY_CONNECTED)" in result.stderr and "int32" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+# -- odd option values: one line, exit 1, nothing written ---------------------------------
+
+
+ODD_OPTIONS: list[tuple[tuple[str, ...], str]] = [
+    (("generate", "{model}", "-o", ""), "argument -o/--output: an empty path"),
+    (("generate", "", "-o", "{tmp}/o"), "argument model: an empty path"),
+    (("generate", "{tmp}", "-o", "{tmp}/o"), "is a directory"),
+    (("inspect", ""), "argument model: an empty path"),
+    (("build", "{model}", "--target", "host", "-o", "{tmp}/o", "--build-dir", ""),
+     "argument --build-dir: an empty path"),
+    (("build", "{model}", "--target", "nowhere", "-o", "{tmp}/o"),
+     "argument --target: invalid choice: 'nowhere'"),
+    (("bench", "{model}", "--target", "host", "--timeout", "nan"), "'nan': give a number"),
+    (("bench", "{model}", "--target", "host", "--timeout", "inf"), "'inf': give a number"),
+    (("bench", "{model}", "--target", "host", "--timeout", "-1"), "'-1': give a number"),
+    (("bench", "{model}", "--target", "host", "--timeout", "1e308"), "'1e308': give a number"),
+    (("bench", "{model}", "--target", "host", "--timeout", "soon"), "'soon' is not a number"),
+    (("demo", "-o", "{tmp}/o", "--samples", "100000000000"), "give 1 to 1000000"),
+    (("demo", "-o", "{tmp}/o", "--samples", "0"), "give 1 to 1000000"),
+    (("demo", "-o", "{tmp}/o", "--samples", "1e3"), "invalid int value: '1e3'"),
+    (("demo", "-o", ""), "argument -o/--output: an empty path"),
+    (("report", "{model}", "-o", "{model}/r.html"), "is not a directory"),
+    (("report", "{model}", "-o", "/dev/null"), "-o /dev/null is not a regular file"),
+    (("report", "{model}", "-o", "{tmp}"), "is a directory"),
+    (("report", "{model}", "-o", "{tmp}/r.html", "--bench", ""), "argument --bench: an empty"),
+    (("report", "{model}", "-o", "{tmp}/r.html", "--float-model", ""),
+     "argument --float-model: an empty path"),
+    (("report", "{model}", "-o", "{tmp}/r.html", "--bench", "{tmp}"), "not a regular file"),
+    (("quantize", "{tmp}/m.keras", "-o", "/dev/null", "--calibration", "{tmp}/c.npy"),
+     "-o /dev/null is not a regular file"),
+    (("quantize", "{tmp}/m.keras", "-o", "{model}/q.tflite", "--calibration", "{tmp}/c.npy"),
+     "is not a directory"),
+    (("quantize", "{tmp}/fifo.keras", "-o", "{tmp}/q.tflite", "--calibration", "{tmp}/c.npy"),
+     "not a regular file or a directory"),
+    (("generate", "{model}", "-o", "{tmp}/" + "a" * 300), "File name too long"),
+    (("report", "{model}", "-o", "{tmp}/" + "a" * 300 + ".html"), "File name too long"),
+    (("generate",), "the following arguments are required: model, -o/--output"),
+    (("frobnicate",), "invalid choice: 'frobnicate'"),
+]
+
+
+@pytest.mark.parametrize("args, message", ODD_OPTIONS,
+                         ids=[" ".join(args) for args, _ in ODD_OPTIONS])
+def test_odd_option_values(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    model = tmp_path / "good.tflite"
+    model.write_bytes(_int8_fc())
+    (tmp_path / "m.keras").write_bytes(b"not read: the output is refused first")
+    os.mkfifo(tmp_path / "fifo.keras")  # opening it would block
+    np.save(tmp_path / "c.npy", np.zeros((4, 4), np.float32))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    filled = [a.format(model=model, tmp=tmp_path) for a in args]
+    result = _codegen(*filled, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("codegen: error: "), result.stderr
+    assert message in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+

@@ -219,3 +219,73 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         assert len(lines) == 1 and lines[0].startswith("codegen: error:"), result.stderr
         assert message in lines[0]
         assert not (tmp_path / "out.tflite").exists()
+
+
+# -- untrusted Keras files ---------------------------------------------------------------
+
+
+def _lambda_model(directory: Path, marker: Path, suffix: str) -> Path:
+    """A model whose Lambda layer writes `marker` when it runs (as it does when Keras
+    rebuilds the model while loading it)."""
+    import keras
+
+    keras.utils.set_random_seed(2)
+    source = (f"lambda t: (__import__('pathlib').Path({str(marker)!r}).write_text('ran'), "
+              "t * 2.0)[1]")
+    inputs = keras.Input((2,))
+    h = keras.layers.Dense(4, activation="relu")(inputs)
+    h = keras.layers.Lambda(eval(source), name="doubler")(h)
+    model = keras.Model(inputs, keras.layers.Dense(1)(h))
+    path = directory / f"lambda{suffix}"
+    model.save(path)
+    marker.unlink()  # building the model ran the lambda once
+    return path
+
+
+def _refused(result: subprocess.CompletedProcess[str]) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("codegen: error:"), result.stderr
+    assert "Lambda layer" in lines[0] and "pass --trust-keras-code" in lines[0]
+
+
+@pytest.mark.tf
+def test_keras_code_runs_only_when_trusted(tmp_path: Path, calibration: Path) -> None:
+    from codegen.quantize import FloatModel
+
+    marker = tmp_path / "lambda-ran"
+    model = _lambda_model(tmp_path, marker, ".keras")
+    out = tmp_path / "out.tflite"
+    _refused(codegen("quantize", str(model), "-o", str(out), "--calibration",
+                     str(calibration)))
+    _refused(codegen("report", str(DEMO_DIR / "demo_mlp.tflite"), "-o",
+                     str(tmp_path / "report.html"), "--float-model", str(model)))
+    assert not marker.exists() and not out.exists()
+    assert not (tmp_path / "report.html").exists()
+    h5 = _lambda_model(tmp_path, marker, ".h5")
+    with pytest.raises(CodegenError, match="pass --trust-keras-code"):
+        FloatModel(h5)
+    assert not marker.exists()
+
+    result = codegen("quantize", str(model), "-o", str(out), "--calibration",
+                     str(calibration), "--trust-keras-code")
+    assert result.returncode == 0, result.stderr
+    assert marker.exists()
+    program = load_program(out.read_bytes())
+    assert [layer.opcode for layer in program.layers].count("FULLY_CONNECTED") == 2
+    marker.unlink()
+    FloatModel(h5, trust_code=True)  # what report --trust-keras-code loads
+    assert marker.exists()
+
+
+@pytest.mark.tf
+def test_keras_with_a_bypassable_safe_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keras
+
+    from codegen.quantize import FloatModel
+
+    monkeypatch.setattr(keras, "__version__", "3.11.2")  # ignored safe mode for .h5
+    with pytest.raises(CodegenError, match=r"Keras 3\.11\.2 cannot load a file safely.*"
+                                           r"keras>=3\.11\.3.*--trust-keras-code"):
+        FloatModel(DEMO_KERAS)
+    assert FloatModel(DEMO_KERAS, trust_code=True).inputs[0].shape == (2,)

@@ -69,6 +69,64 @@ def test_benchmark_format(tmp_path: Path) -> None:
         load_benchmark(tmp_path / "missing.json")
 
 
+LAYER = '{"index": 0, "op": "FULLY_CONNECTED", "macs": 8, "instructions": %s}'
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"layers": [%s]}' % (LAYER % "1e999"), "1e999 is out of range"),
+    ('{"layers": [%s]}' % (LAYER % "-1e999"), "out of range"),
+    ('{"layers": [%s]}' % (LAYER % "NaN"), "NaN is not a number"),
+    ('{"layers": [%s]}' % (LAYER % "Infinity"), "Infinity is not a number"),
+    ('{"layers": [%s]}' % (LAYER % "-5"), "whole numbers from 0"),
+    ('{"layers": [%s]}' % (LAYER % "12.5"), "whole numbers from 0"),
+    ('{"layers": [%s]}' % (LAYER % "1" + "0" * 5000), "not readable JSON"),
+    ('{"layers": [%s]}' % (LAYER % '"12"'), "whole numbers from 0"),
+    ('{"layers": [{"index": true, "instructions": 5}]}', "whole numbers from 0"),
+    ('{"layers": [%s]}' % (LAYER % "null"), "no instruction counts"),
+    ("[" * 100_000 + "]" * 100_000, "100000 deep"),
+    ('{"layers": ' + "[" * 100_000 + "]" * 100_000 + "}", "100001 deep"),
+    ('{"layers": "' + "[" * 100_000 + '"}', "got 'layers' as a string"),  # [ in a string
+    ('[{"layers": []}]', "got an array"),
+    ('{"results": []}', "got an object without 'layers'"),
+    ('"layers"', "got a string"),
+    ("", "not readable JSON"),
+])
+def test_benchmark_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bench.json"
+    path.write_text(text)
+    with pytest.raises(CodegenError, match=re.escape(message)) as error:
+        load_benchmark(path)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 300
+
+
+def test_benchmark_files_refused(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as f:  # sparse: refused by its size, never read
+        f.truncate(8 << 30)
+    with pytest.raises(CodegenError, match="8589934592 bytes; a benchmark JSON has at most"):
+        load_benchmark(huge)
+    with pytest.raises(CodegenError, match="not a regular file"):
+        load_benchmark(tmp_path)
+    with pytest.raises(CodegenError, match="not a regular file"):
+        load_benchmark(Path("/dev/zero"))
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b'{"layers": [\xff]}')
+    with pytest.raises(CodegenError, match="not UTF-8"):
+        load_benchmark(binary)
+
+
+def test_report_refuses_a_bad_benchmark_in_one_line(tmp_path: Path) -> None:
+    bench = tmp_path / "bench.json"
+    bench.write_text('{"layers": [{"index": 0, "instructions": 1e999}]}')
+    result = subprocess.run(
+        [sys.executable, "-m", "codegen", "report", str(DEMO), "-o", str(tmp_path / "r.html"),
+         "--bench", str(bench)], capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("codegen: error: benchmark ")
+    assert len(result.stderr.splitlines()) == 1 and "1e999 is out of range" in result.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_report_without_float_model(tmp_path: Path) -> None:
     policy.require_module("matplotlib")
     bench = tmp_path / "bench.json"

@@ -4,6 +4,8 @@ import argparse
 import json
 from pathlib import Path
 
+from codegen.cli_types import path_arg, seconds_arg
+
 COMMAND = "bench"
 HELP = ("measure one inference on a target: instructions and modelled cycles (Cortex-M "
         "under QEMU) or wall clock (host), per layer, flash and RAM")
@@ -13,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from codegen.bench import DEFAULT_OPTIMIZATION, DEFAULT_TIMEOUT, OPTIMIZATIONS
     from codegen.targets import TARGETS
 
-    parser.add_argument("model", help="int8-quantized .tflite file")
+    parser.add_argument("model", type=path_arg, help="int8-quantized .tflite file")
     parser.add_argument("--target", required=True, choices=list(TARGETS))
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--io-in-arena", action="store_true",
@@ -22,10 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=DEFAULT_OPTIMIZATION,
                         help=f"compiler optimization level (default: {DEFAULT_OPTIMIZATION}, "
                              "the level codegen build uses)")
-    parser.add_argument("--build-dir", help="keep the sources and the build here (a new or "
-                                            "empty directory, or one codegen made before: "
-                                            "it is reused by later runs)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+    parser.add_argument("--build-dir", type=path_arg,
+                        help="keep the sources and the build here (a new or empty directory, "
+                             "or one codegen made before: it is reused by later runs)")
+    parser.add_argument("--timeout", type=seconds_arg, default=DEFAULT_TIMEOUT,
                         help=f"seconds the run may take (default: {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--wait-states", type=int, default=0, metavar="N",
                         help="cycle model: N more cycles per flash data read and per "

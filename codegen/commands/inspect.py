@@ -3,12 +3,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from codegen.cli_types import path_arg
+
 COMMAND = "inspect"
 HELP = "per-operator table: types, shapes, quantization, derived multipliers and shifts"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model")
+    parser.add_argument("model", type=path_arg, help="a .tflite file")
     parser.add_argument("--memory", action="store_true",
                         help="show the memory plan: live buffers per step, tensor locations")
 

@@ -3,20 +3,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from codegen.cli_types import path_arg
+
 COMMAND = "quantize"
 HELP = "full-integer post-training quantization of a Keras model (.keras, .h5, SavedModel)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="float Keras model: .keras, .h5 or a SavedModel directory")
-    parser.add_argument("-o", "--output", required=True, help="the int8 .tflite to write")
-    parser.add_argument("--calibration", required=True, metavar="DATA.npy",
+    parser.add_argument("model", type=path_arg,
+                        help="float Keras model: .keras, .h5 or a SavedModel directory")
+    parser.add_argument("-o", "--output", type=path_arg, required=True,
+                        help="the int8 .tflite to write")
+    parser.add_argument("--calibration", type=path_arg, required=True, metavar="DATA.npy",
                         help="representative float inputs, one sample per row: (N, *input "
                              "shape); an .npz keyed by input name for several inputs")
     parser.add_argument("--float-io", action="store_true",
                         help="keep float32 input and output (QUANTIZE/DEQUANTIZE in the model)")
     parser.add_argument("--per-tensor", action="store_true",
                         help="one weight scale per tensor instead of one per output channel")
+    parser.add_argument("--trust-keras-code", action="store_true",
+                        help="let a .keras or .h5 file run the Python code it holds (Lambda "
+                             "layers); refused by default (Keras' safe mode)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -27,11 +34,12 @@ def run(args: argparse.Namespace) -> None:
     from codegen.program import load_program
     from codegen.quantize import CHECK_SAMPLES, dequantize, int8_inputs, quantize_model
     from codegen.reference import run_reference
+    from codegen.terminal import shown
 
     output = Path(args.output)
     check_output_file(output, "-o", ".tflite file")
     result = quantize_model(Path(args.model), Path(args.calibration), float_io=args.float_io,
-                            per_tensor=args.per_tensor)
+                            per_tensor=args.per_tensor, trust_code=args.trust_keras_code)
     try:
         program = load_program(result.model)
         problem = None
@@ -45,7 +53,7 @@ def run(args: argparse.Namespace) -> None:
     graph = program.graph
     count = result.samples[0].shape[0]
     weights = "per-tensor" if args.per_tensor else "per-channel"
-    print(f"wrote {output} ({len(result.model)} bytes): int8, {weights} weights, "
+    print(f"wrote {shown(str(output))} ({len(result.model)} bytes): int8, {weights} weights, "
           f"{'float32' if args.float_io else 'int8'} I/O, calibrated on {count} samples")
     ops: dict[str, int] = {}
     for layer in program.layers:
@@ -57,7 +65,7 @@ def run(args: argparse.Namespace) -> None:
             quant = ""
             if t.quant is not None and t.dtype.is_integer:
                 quant = f"  scale {t.quant.scale:.6g} zero point {t.quant.zero_point}"
-            print(f"  {role:<6} '{t.name}' {t.dtype.numpy_name}{list(t.shape)}{quant}")
+            print(f"  {role:<6} '{shown(t.name)}' {t.dtype.numpy_name}{list(t.shape)}{quant}")
 
     check = [a[:CHECK_SAMPLES] for a in result.samples]
     expected = result.float_model.predict(check)

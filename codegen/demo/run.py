@@ -17,10 +17,12 @@ from codegen.errors import CodegenError
 from codegen.execute import REFERENCE, execute
 from codegen.generate import generate
 from codegen.ops.quantize import quantize_float
+from codegen.terminal import shown
 
 DEMO_MODEL = Path(__file__).resolve().parent / "demo_mlp.tflite"
 DEMO_NAME = "demo_mlp"
 TARGETS = ("host", "cortex-m4")
+MAX_SAMPLES = 1_000_000  # a few seconds on every target; more only costs memory and time
 
 
 def target_function(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -64,12 +66,12 @@ def _compare(label: str, got: np.ndarray, expected: np.ndarray, seconds: float) 
 
 
 def run_demo(out_dir: Path, samples: int = 1000) -> None:
-    if samples < 1:
-        raise CodegenError("--samples must be at least 1")
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise CodegenError(f"--samples {samples}: give 1 to {MAX_SAMPLES}")
     print(f"codegen demo: {DEMO_MODEL.name} (MLP 2 -> 16 -> 16 -> 1 fitted to min(1, 4xy))")
     result = generate(DEMO_MODEL, out_dir, DEMO_NAME)
     program = result.program
-    print(f"  generated {', '.join(str(f) for f in result.files)}: "
+    print(f"  generated {', '.join(shown(str(f)) for f in result.files)}: "
           f"{program.constant_bytes} constant bytes, {program.plan.size} arena bytes")
 
     xy, q_in = _demo_inputs(program, samples)
