@@ -180,6 +180,19 @@ def test_deep_branching_graph(fork_every: int, tmp_path: Path) -> None:
     check_bounded(run)
 
 
+# -- shapes of very many dimensions ----------------------------------------------------------
+
+@pytest.mark.parametrize(("rank", "dim", "fragment"), [
+    (1_000_000, 2, "1000000 dimensions"),  # 4 MB; was a quadratic product, then exit 2
+    (256, 2**31 - 1, "about 10^2388 elements"),  # its element count has 2,389 digits
+])
+def test_a_shape_of_very_many_dimensions(rank: int, dim: int, fragment: str,
+                                         tmp_path: Path) -> None:
+    model = write(tmp_path, hostile.high_rank(rank, dim))
+    run, _ = generate(model, tmp_path)
+    check_error(run, fragment)
+
+
 # -- files that are not regular files, or too large -------------------------------------------
 
 @pytest.mark.parametrize("command", ["generate", "inspect"])

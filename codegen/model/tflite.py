@@ -18,7 +18,7 @@ Time and memory stay proportional to the file, whatever it holds:
 - every vector must lie inside the file, and the bytes of all vectors read must not
   exceed `_SHARING_ALLOWANCE` times the file's size: flatbuffer tables and vectors may be
   shared, so a small file could otherwise describe millions of operators (a "DAG bomb");
-- at most `MAX_OPERATORS` operators and `MAX_TENSORS` tensors;
+- at most `MAX_OPERATORS` operators, `MAX_TENSORS` tensors and `MAX_RANK` dimensions;
 - constant data is never copied: each tensor's array is a read-only view of the file's
   bytes, one per buffer, type and shape, however many tensors share the buffer; and the
   constant data the operators read, counted once per reading operator (the generated C
@@ -49,6 +49,9 @@ MAX_MODEL_BYTES = (1 << 31) - 1
 # and few enough that every later stage stays fast.
 MAX_OPERATORS = 1 << 15
 MAX_TENSORS = 1 << 17
+# Far more dimensions than any kernel takes; the element count of a longer shape is a
+# number of thousands of digits, slow to compute and to print.
+MAX_RANK = 256
 # In a file whose tables and vectors are all distinct, the vectors read occupy distinct
 # bytes, so their total is at most the file's size; a little sharing (of strings, say) is
 # harmless, a lot is a file that describes far more than it holds.
@@ -379,6 +382,11 @@ class _Reader:
         raw_name = t.string(_Tensor.NAME, f"name of tensor {index}")
         name = raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{index}"
         shape = t.ints(_Tensor.SHAPE, f"shape of tensor '{name}'") or ()
+        if len(shape) > MAX_RANK:
+            raise UnsupportedError(
+                f"{label}: tensor '{name}' has {len(shape)} dimensions; codegen takes at most "
+                f"{MAX_RANK}, far more than any operator supports"
+            )
         _check_static_shape(name, shape, t.ints(_Tensor.SHAPE_SIGNATURE,
                                                 f"shape signature of tensor '{name}'"), label)
         q = t.table(_Tensor.QUANTIZATION)

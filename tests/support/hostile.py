@@ -200,6 +200,18 @@ def deep_branches(depth: int = 1200, width: int = 4, fork_every: int = 0) -> byt
     return b.build()
 
 
+def high_rank(rank: int = 1_000_000, dim: int = 2) -> bytes:
+    """A RELU whose tensors have `rank` dimensions of `dim`: 4 bytes per dimension, and an
+    element count of `rank x log2(dim)` bits (slow to multiply out, and to print)."""
+    b = ModelBuilder("high rank")
+    q = Q(0.05, -3)
+    x = b.add_tensor("x", [dim] * rank, "int8", quant=q)
+    y = b.add_tensor("y", [dim] * rank, "int8", quant=q)
+    b.add_op("RELU", [x], [y])
+    b.set_io([x], [y])
+    return b.build()
+
+
 # -- lying vector lengths ---------------------------------------------------------------------
 
 
