@@ -319,21 +319,24 @@ def _share(graph: Graph, layers: list[Layer], order: list[int],
 
 def _overlaps(buffers: list[Buffer]) -> list[list[int]] | None:
     """For each buffer, the others alive at a step where it is; None beyond _PAIR_LIMIT
-    pairs. A sweep over the steps: O(buffers log buffers + pairs)."""
+    pairs (counted first). A sweep over the steps: O(buffers log buffers + pairs)."""
+    by_first = sorted(range(len(buffers)), key=lambda k: buffers[k].first)
+
+    def sweep() -> Iterator[tuple[int, list[tuple[int, int]]]]:
+        alive: list[tuple[int, int]] = []  # heap of (last step, buffer)
+        for i in by_first:
+            while alive and alive[0][0] < buffers[i].first:
+                heapq.heappop(alive)
+            yield i, alive
+            heapq.heappush(alive, (buffers[i].last, i))
+
+    if sum(len(alive) for _, alive in sweep()) > _PAIR_LIMIT:
+        return None
     overlaps: list[list[int]] = [[] for _ in buffers]
-    alive: list[tuple[int, int]] = []  # heap of (last step, buffer)
-    pairs = 0
-    for i in sorted(range(len(buffers)), key=lambda k: buffers[k].first):
-        first = buffers[i].first
-        while alive and alive[0][0] < first:
-            heapq.heappop(alive)
-        pairs += len(alive)
-        if pairs > _PAIR_LIMIT:
-            return None
+    for i, alive in sweep():
         for _, j in alive:
             overlaps[i].append(j)
             overlaps[j].append(i)
-        heapq.heappush(alive, (buffers[i].last, i))
     return overlaps
 
 

@@ -47,7 +47,7 @@ _FILE_IDENTIFIER = b"TFL3"
 MAX_MODEL_BYTES = (1 << 31) - 1
 # More than any microcontroller model has (the large ones have a few hundred operators),
 # and few enough that every later stage stays fast.
-MAX_OPERATORS = 1 << 15
+MAX_OPERATORS = 1 << 14
 MAX_TENSORS = 1 << 17
 # Far more dimensions than any kernel takes; the element count of a longer shape is a
 # number of thousands of digits, slow to compute and to print.
