@@ -155,9 +155,8 @@ class _OrderSearch:
         for tensors in self.reads:
             for t in tensors:
                 readers[t] = readers.get(t, 0) + 1
-        self.readers = readers
         self.outputs = outputs
-        self.made = [sum(self.size(t) for t in layer.outputs) for layer in layers]
+        self.made = [sum(self.nbytes[t] for t in layer.outputs) for layer in layers]
         # outputs nobody reads die where they are made (unless they are model outputs)
         self.unread = [{t for t in layer.outputs if t not in readers and t not in outputs}
                        for layer in layers]
@@ -168,15 +167,10 @@ class _OrderSearch:
         self.missing = [len(d) for d in deps]
         self.ready = [i for i in range(self.n) if not deps[i]]
         self.left = dict(readers)  # tensor -> readers not yet scheduled
-        live = sum(self.size(t) for t in graph.inputs)
+        live = sum(self.nbytes[t] for t in graph.inputs)
         self.live = [live]
         self.peak = [live]
         self.work = 0
-
-    def size(self, t: int) -> int:
-        # Quirk kept from the first planner: an omitted input (-1) counts the last tensor's
-        # size, and constants count when their last reader runs; plans depend on it.
-        return self.nbytes[t]
 
     def run(self, file_peak: int) -> list[int]:
         best, best_peak = list(range(self.n)), file_peak
@@ -219,7 +213,7 @@ class _OrderSearch:
             self.left[t] -= 1
             if not self.left[t]:
                 dead.add(t)
-        self.live.append(live - sum(self.size(t) for t in dead if t not in self.outputs))
+        self.live.append(live - sum(self.nbytes[t] for t in dead if t not in self.outputs))
 
     def _undo(self, i: int) -> None:
         self.live.pop()
