@@ -18,7 +18,7 @@ Time and memory stay proportional to the file, whatever it holds:
 - every vector must lie inside the file, and the bytes of all vectors read must not
   exceed `_SHARING_ALLOWANCE` times the file's size: flatbuffer tables and vectors may be
   shared, so a small file could otherwise describe millions of operators (a "DAG bomb");
-- at most `MAX_OPERATORS` operators, `MAX_TENSORS` tensors and `MAX_RANK` dimensions;
+- at most `MAX_OPERATORS` operators, `MAX_TENSORS` tensors and `MAX_DIMENSIONS` dimensions;
 - constant data is never copied: each tensor's array is a read-only view of the file's
   bytes, one per buffer, type and shape, however many tensors share the buffer; and the
   constant data the operators read, counted once per reading operator (the generated C
@@ -51,7 +51,7 @@ MAX_OPERATORS = 1 << 14
 MAX_TENSORS = 1 << 17
 # Far more dimensions than any kernel takes; the element count of a longer shape is a
 # number of thousands of digits, slow to compute and to print.
-MAX_RANK = 256
+MAX_DIMENSIONS = 256
 # In a file whose tables and vectors are all distinct, the vectors read occupy distinct
 # bytes, so their total is at most the file's size; a little sharing (of strings, say) is
 # harmless, a lot is a file that describes far more than it holds.
@@ -382,10 +382,10 @@ class _Reader:
         raw_name = t.string(_Tensor.NAME, f"name of tensor {index}")
         name = raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{index}"
         shape = t.ints(_Tensor.SHAPE, f"shape of tensor '{name}'") or ()
-        if len(shape) > MAX_RANK:
+        if len(shape) > MAX_DIMENSIONS:
             raise UnsupportedError(
                 f"{label}: tensor '{name}' has {len(shape)} dimensions; codegen takes at most "
-                f"{MAX_RANK}, far more than any operator supports"
+                f"{MAX_DIMENSIONS}, far more than any operator supports"
             )
         _check_static_shape(name, shape, t.ints(_Tensor.SHAPE_SIGNATURE,
                                                 f"shape signature of tensor '{name}'"), label)
