@@ -2,7 +2,9 @@
 """Longer fuzzing of `codegen generate` for local runs (CI runs tests/test_fuzz.py).
 
 Every input must end in generated files or one `codegen: error:` line, with no internal
-error, traceback or hang, and nothing written on failure (support.fuzzing.run_generate).
+error, traceback or hang, nothing written on failure (support.fuzzing.run_generate), and
+(engine mutate, --replay) within 10 x its size + 300 MB of memory and the time limit of
+CPU time (support.fuzzing.run_isolated).
 Failing inputs are saved under --crashes (default .fuzz/crashes/) with a note of what they
 are; turn each into a test in tests/test_fuzz_regressions.py together with its fix.
 
@@ -13,11 +15,15 @@ Engines:
   hypothesis  property-based (`pip install hypothesis`): single-operator models of every
               supported operator with drawn shapes, types, quantization, constant data and
               options, shrunk to a minimal model when one fails.
-  mutate      the CI test's mutations with random seeds instead of fixed ones.
+  mutate      the CI test's mutations with random seeds instead of fixed ones, and (a
+              --structural share of the cases) the structural classes of support.hostile:
+              shared-table DAGs, shared buffers, long chains, deep branches, lying vector
+              lengths.
 
     python scripts/fuzz.py --minutes 30                  # atheris if installed, else hypothesis
     python scripts/fuzz.py --engine mutate --cases 20000
     python scripts/fuzz.py --replay kws_ref_model:117    # a case of tests/test_fuzz.py
+    python scripts/fuzz.py --replay long_chains:3        # a structural case of it
     python scripts/fuzz.py --run .fuzz/crashes/x.tflite  # rerun a saved input, traceback on
 
 Unknown options go to libFuzzer (atheris), e.g. -jobs=2 -workers=2.
@@ -33,12 +39,13 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from support import fuzzing  # noqa: E402
+from support import fuzzing, hostile  # noqa: E402
 from support.policy import SHARED_MODELS  # noqa: E402
 
 WORK = Path(tempfile.gettempdir()) / f"codegen-fuzz-{os.getpid()}"
@@ -73,31 +80,48 @@ def _check(data: bytes, what: str, args: argparse.Namespace, existing: bool = Fa
 # -- engines ----------------------------------------------------------------------------------
 
 
+def _mutate_case(k: int, args: argparse.Namespace, seeds: dict[str, bytes],
+                 structural: dict[str, list[int]]) -> fuzzing.Case:
+    rng = random.Random(k)
+    if rng.random() < args.structural:
+        kind = rng.choice(hostile.CLASSES)
+        data, what = fuzzing.structural_case(kind, k, seeds)
+        return fuzzing.Case(f"{kind}:{k}", f"{kind}: {what}", data, bool(k % 2))
+    names = sorted(seeds)
+    source = names[k % len(names)]
+    data, what = fuzzing.mutate(seeds[source], rng, structural[source])
+    kind = what.split(":")[0] if what.split()[0] not in ("flip", "random", "word", "truncate",
+                                                         "insert", "delete") else "bytes"
+    return fuzzing.Case(f"{source} seed {k}", f"{kind}: {what}", data, bool(k % 2))
+
+
 def run_mutate(args: argparse.Namespace) -> int:
     seeds = _seeds(args)
     structural = {name: fuzzing._structural_positions(data) for name, data in seeds.items()}
-    names = sorted(seeds)
     outcomes: collections.Counter[str] = collections.Counter()
     problems = 0
     deadline = time.monotonic() + 60 * args.minutes
-    start = args.seed
-    for k in range(start, start + args.cases):
-        if time.monotonic() > deadline:
-            break
-        rng = random.Random(k)
-        source = names[k % len(names)]
-        data, what = fuzzing.mutate(seeds[source], rng, structural[source])
-        kind = what.split(":")[0] if what.split()[0] not in ("flip", "random", "word",
-                                                               "truncate", "insert",
-                                                               "delete") else "bytes"
-        result = fuzzing.run_generate(data, WORK, time_limit_s=args.time_limit,
-                                      existing_output=bool(k % 2))
-        outcomes[f"{kind} exit {result.status}"] += 1
-        if result.problem is not None:
-            problems += 1
-            path = _save(args.crashes, data, f"{source} seed {k}: {what}", result.problem)
-            print(f"PROBLEM {source} seed {k}: {what}\n    {result.problem}\n    saved as {path}",
-                  flush=True)
+    k = args.seed
+    while k < args.seed + args.cases and time.monotonic() < deadline:
+        batch = range(k, min(k + 20, args.seed + args.cases))
+        k = batch.stop
+
+        def cases(batch: range = batch) -> Iterator[fuzzing.Case]:
+            for j in batch:
+                yield _mutate_case(j, args, seeds, structural)
+
+        for outcome in fuzzing.run_isolated(cases, WORK, time_limit_s=args.time_limit):
+            kind = outcome.what.split(":")[0]
+            outcomes[f"{kind} exit {outcome.status}"] += 1
+            if outcome.problem is not None:
+                problems += 1
+                j = int(outcome.name.rsplit(" ", 1)[-1].rsplit(":", 1)[-1]) \
+                    if outcome.name != "harness" else batch.start
+                data = _mutate_case(j, args, seeds, structural).data
+                path = _save(args.crashes, data, f"{outcome.name}: {outcome.what}",
+                             outcome.problem)
+                print(f"PROBLEM {outcome.name}: {outcome.what}\n    {outcome.problem}\n"
+                      f"    saved as {path}", flush=True)
     for key, count in sorted(outcomes.items()):
         print(f"{count:7d}  {key}")
     print(f"{sum(outcomes.values())} cases, {problems} problems")
@@ -191,13 +215,16 @@ def replay(args: argparse.Namespace) -> int:
     status = 0
     for spec in args.replay:
         source, k = spec.rsplit(":", 1)
-        data, what = fuzzing.derive_case(seeds[source], source, int(k))
-        result = fuzzing.run_generate(data, WORK, time_limit_s=args.time_limit,
-                                      existing_output=bool(int(k) % 2))
-        print(f"{spec}: {what}\n    exit {result.status} in {result.seconds:.2f} s: "
-              f"{(result.stderr or result.stdout).strip()[:500]}")
-        if result.problem:
-            print(f"    PROBLEM: {result.problem}")
+        if source in hostile.CLASSES:
+            data, what = fuzzing.structural_case(source, int(k), seeds)
+        else:
+            data, what = fuzzing.derive_case(seeds[source], source, int(k))
+        case = fuzzing.Case(spec, what, data, existing_output=bool(int(k) % 2))
+        [outcome] = fuzzing.run_isolated(lambda case=case: [case], WORK,
+                                         time_limit_s=args.time_limit)
+        print(f"{spec}: {what}\n    exit {outcome.status} in {outcome.seconds:.2f} s of CPU")
+        if outcome.problem:
+            print(f"    PROBLEM: {outcome.problem}")
             status = 1
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
@@ -224,7 +251,10 @@ def main() -> int:
                         help="mutate: cases; hypothesis: examples per round")
     parser.add_argument("--seed", type=int, default=random.randrange(1 << 30),
                         help="mutate: first seed")
-    parser.add_argument("--time-limit", type=float, default=10.0, help="seconds per input")
+    parser.add_argument("--time-limit", type=float, default=10.0,
+                        help="seconds (of CPU time, with mutate and --replay) per input")
+    parser.add_argument("--structural", type=float, default=0.2,
+                        help="mutate: share of the cases drawn from the structural classes")
     parser.add_argument("--crashes", type=Path, default=ROOT / ".fuzz" / "crashes")
     parser.add_argument("--corpus", type=Path, default=ROOT / ".fuzz" / "corpus")
     parser.add_argument("--extra-seeds", nargs="*", metavar="DIR", default=[

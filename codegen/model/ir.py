@@ -137,7 +137,7 @@ class Graph:
     @property
     def activation_tensors(self) -> list[int]:
         """Indices of non-constant tensors that operators produce (not graph inputs)."""
-        produced: list[int] = []
+        produced: dict[int, None] = {}  # ordered, and linear in the operators
         for op in self.operators:
-            produced.extend(t for t in op.outputs if t not in produced)
-        return produced
+            produced.update(dict.fromkeys(op.outputs))
+        return list(produced)

@@ -227,8 +227,13 @@ def _check_shape(t: Tensor, label: str) -> None:
             "tensors without elements are not supported"
         )
     if t.size > MAX_TENSOR_ELEMENTS:
+        count = str(t.size) if t.size < 10**15 else f"about 10^{int(math.log10(t.size))}"
+        if len(shape) > 8:
+            shape_text = f"{str(shape[:8])[:-1]}, ... ({len(shape)} dimensions)]"
+        else:
+            shape_text = str(shape)
         raise UnsupportedError(
-            f"{label}: tensor '{t.name}' has {t.size} elements (shape {shape}); codegen "
+            f"{label}: tensor '{t.name}' has {count} elements (shape {shape_text}); codegen "
             f"takes at most {MAX_TENSOR_ELEMENTS} elements per tensor, more than a "
             "microcontroller can hold"
         )

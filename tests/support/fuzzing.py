@@ -1,8 +1,9 @@
-"""Malformed models for fuzzing: deterministic mutations of valid .tflite files, and one
-generation run of the CLI with the checks every run must pass.
+"""Malformed models for fuzzing: deterministic mutations of valid .tflite files, structural
+classes of hostile files, and generation runs of the CLI with the checks every run must pass.
 
     data, what = mutate(seed_model_bytes, random.Random(seed))
     problem = run_generate(data, work_dir, time_limit=10.0)   # None when the run behaved
+    outcomes = run_isolated(make_cases, work_dir)             # the same, under limits
 
 Mutations are of two kinds. Byte-level ones (bit flips, stomped 32-bit words, truncation,
 inserted or deleted bytes) exercise the flatbuffer parser; they prefer the structural bytes
@@ -11,7 +12,15 @@ Schema-level ones read the model with the schema's object API, change one field 
 broken converter or a hostile file would (a dimension of 0, -1 or 2^31-1; a scale of 0, -1,
 NaN or inf; a zero point out of range; a quantization array of the wrong length; an index
 out of range; a missing buffer; operators out of order; options at their limits) and pack
-the model again, so the file is a well-formed flatbuffer whose meaning is wrong.
+the model again, so the file is a well-formed flatbuffer whose meaning is wrong. Structural
+classes (`support.hostile`: shared-table DAGs, shared buffers, long chains, deep branches,
+lying vector lengths) are files that are cheap to write and expensive to take.
+
+`run_isolated` runs cases in a forked child process, each under a memory limit
+(RLIMIT_AS: 10 x the file's size + 300 MB more than before the case, README "Guarantees")
+and a time limit (of CPU time, so that a busy CI machine does not fail a case; a case that
+blocks without computing is killed by the parent after several times the limit of wall
+time); running out of memory or time is a failure like any other.
 
 `tests/test_fuzz.py` runs a fixed set of seeds in CI; `scripts/fuzz.py` runs more locally.
 """
@@ -20,16 +29,21 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
+import os
 import random
+import resource
+import select
 import shutil
 import signal
 import struct
 import sys
 import threading
 import time
+import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +51,7 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from support import hostile
 from support.builder import ModelBuilder, Q, fc_model, fc_options, pack, read_model
 
 MODEL_FILE = "fuzz.tflite"  # its stem, "fuzz", is the name of the generated files
@@ -596,6 +611,11 @@ def derive_case(data: bytes, source: str, k: int,
     return schema_mutation(data, rng, None if j % 4 == 3 else kinds[j % len(kinds)])
 
 
+def structural_case(kind: str, k: int, seeds: dict[str, bytes]) -> tuple[bytes, str]:
+    """Case k of a structural class (hostile.CLASSES), the same on every machine."""
+    return hostile.draw(kind, random.Random(f"{kind}:{k}"), seeds)
+
+
 def seed_models(shared_models: Path) -> dict[str, bytes]:
     """The models the fuzzers start from: the shared real models, the demo MLPs and the
     small builder models."""
@@ -617,24 +637,27 @@ class CaseTimeout(BaseException):
 
 
 @contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Interrupt the block after `seconds` (SIGALRM, main thread only; elsewhere the
-    elapsed time is only checked afterwards)."""
+def time_limit(seconds: float, cpu: bool = False) -> Iterator[None]:
+    """Interrupt the block after `seconds` of wall-clock time (SIGALRM), or with `cpu` of
+    this process's CPU time (SIGPROF: the same on a busy machine as on an idle one). Main
+    thread only; elsewhere the elapsed time is only checked afterwards."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal,
                                                                                  "setitimer"):
         yield
         return
+    which, signum = ((signal.ITIMER_PROF, signal.SIGPROF) if cpu
+                     else (signal.ITIMER_REAL, signal.SIGALRM))
 
     def expire(signum: int, frame: object) -> None:
-        raise CaseTimeout(f"no answer within {seconds} s")
+        raise CaseTimeout(f"no answer within {seconds} s{' of CPU time' if cpu else ''}")
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signum, expire)
+    signal.setitimer(which, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(which, 0)
+        signal.signal(signum, previous)
 
 
 @contextlib.contextmanager
@@ -661,10 +684,11 @@ class RunResult:
 
 
 def run_generate(data: bytes, work_dir: Path, *, time_limit_s: float = 10.0,
-                 existing_output: bool = False) -> RunResult:
+                 existing_output: bool = False, cpu_time: bool = False) -> RunResult:
     """Run `codegen generate` in-process on `data` and check the contract: exit 0 with the
     two files, or exit 1 with exactly one `codegen: error:` line on stderr and the output
-    directory as it was; never exit 2 (internal error), an exception, or a timeout."""
+    directory as it was; never exit 2 (internal error), an exception, or a timeout (of
+    wall-clock time, or with `cpu_time` of CPU time)."""
     from codegen.cli import main
 
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -680,21 +704,23 @@ def run_generate(data: bytes, work_dir: Path, *, time_limit_s: float = 10.0,
         out.mkdir()
         (out / KEEP_FILE).write_text("the user's file\n")
     stdout, stderr = io.StringIO(), io.StringIO()
-    start = time.perf_counter()
+    clock = time.process_time if cpu_time else time.perf_counter
+    start = clock()
     status: int | None = None
     problem: str | None = None
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), \
-                _warnings_to_stderr(), time_limit(time_limit_s):
+                _warnings_to_stderr(), time_limit(time_limit_s, cpu_time):
             status = main(["generate", str(model), "-o", str(out)])
     except CaseTimeout as exc:
         problem = f"timeout: {exc}"
     except BaseException as exc:
         problem = f"{type(exc).__name__} escaped main(): {exc}"
-    seconds = time.perf_counter() - start
+    seconds = clock() - start
     err = stderr.getvalue()
     if problem is None and seconds > time_limit_s:
-        problem = f"took {seconds:.1f} s (limit {time_limit_s} s)"
+        problem = f"took {seconds:.1f} s{' of CPU time' if cpu_time else ''} " \
+                  f"(limit {time_limit_s} s)"
     if problem is None:
         problem = _check_outcome(status, stdout.getvalue(), err, work_dir, out,
                                  existing_output)
@@ -727,3 +753,139 @@ def _check_outcome(status: int | None, out_text: str, err: str, work_dir: Path, 
     return None
 
 
+
+
+# -- runs under memory and time limits, in a child process ------------------------------------
+
+MEMORY_SLACK = 300 << 20  # bytes a run may use beyond 10 x the file's size
+# Wall-clock time a case may take before the parent kills the child: the CPU time limit
+# times _WALL_FACTOR (a busy machine), plus _GRACE_S.
+_WALL_FACTOR = 6
+_GRACE_S = 10.0
+_BETWEEN_CASES_S = 120.0  # deriving the next case
+
+
+def memory_allowance(data: bytes) -> int:
+    """The memory a generation run may add for this file: 10 x its size + 300 MB."""
+    return 10 * len(data) + MEMORY_SLACK
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str  # how to find it again, e.g. "kws_ref_model:17"
+    what: str  # what was done to the file
+    data: bytes
+    existing_output: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    what: str
+    status: int | None
+    seconds: float
+    problem: str | None  # None: the run behaved
+
+
+def _address_space() -> int:
+    """This process's mapped virtual memory (what RLIMIT_AS limits), in bytes."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[0])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def _run_limited(case: Case, work_dir: Path, time_limit_s: float) -> Outcome:
+    """One case in this (child) process, with RLIMIT_AS lowered for its duration."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    allowance = memory_allowance(case.data)
+    limit = _address_space() + allowance
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        result = run_generate(case.data, work_dir, time_limit_s=time_limit_s,
+                              existing_output=case.existing_output, cpu_time=True)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    problem = result.problem
+    if problem is not None and "MemoryError" in problem + result.stderr:
+        problem = f"out of memory (limit {allowance >> 20} MiB for {len(case.data)} bytes): " \
+                  f"{problem}"
+    return Outcome(case.name, case.what, result.status, result.seconds, problem)
+
+
+def _child(cases: Callable[[], Iterable[Case]], work_dir: Path, time_limit_s: float,
+           pipe: int) -> None:
+    def send(message: dict[str, object]) -> None:
+        os.write(pipe, (json.dumps(message) + "\n").encode())
+
+    code = 0
+    try:
+        for case in cases():
+            send({"start": case.name, "what": case.what})
+            outcome = _run_limited(case, work_dir, time_limit_s)
+            send({"outcome": vars(outcome)})
+    except BaseException:  # the harness itself broke: say where
+        send({"crash": traceback.format_exc()[-2000:]})
+        code = 3
+    finally:
+        os._exit(code)
+
+
+def run_isolated(cases: Callable[[], Iterable[Case]], work_dir: Path, *,
+                 time_limit_s: float = 10.0) -> list[Outcome]:
+    """Run the cases that `cases()` yields, in a forked child, each with run_generate's
+    checks under a memory limit (memory_allowance) and a limit of CPU time. A case that
+    runs out of memory or time, blocks (the child is then killed) or kills the child is an
+    Outcome with a problem; the cases after a killed one are not run. Linux only (the
+    limit is relative to /proc/self/statm)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read_end)
+        _child(cases, work_dir, time_limit_s, write_end)
+    os.close(write_end)
+    outcomes: list[Outcome] = []
+    current: dict[str, object] | None = None
+    deadline = time.monotonic() + _BETWEEN_CASES_S
+    pending = b""
+    killed = False
+    try:
+        while True:
+            wait = max(0.0, deadline - time.monotonic())
+            if not select.select([read_end], [], [], wait)[0]:
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+                break
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                message = json.loads(line)
+                if "start" in message:
+                    current = message
+                    deadline = time.monotonic() + _WALL_FACTOR * time_limit_s + _GRACE_S
+                elif "outcome" in message:
+                    outcomes.append(Outcome(**message["outcome"]))
+                    current = None
+                    deadline = time.monotonic() + _BETWEEN_CASES_S
+                else:
+                    outcomes.append(Outcome("harness", "", None, 0.0,
+                                            f"the fuzzing child failed: {message['crash']}"))
+    finally:
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+    if current is not None or killed:
+        name = str(current["start"]) if current else "harness"
+        what = str(current["what"]) if current else "deriving the next case"
+        if killed:
+            problem = (f"timeout: no answer within {_WALL_FACTOR * time_limit_s + _GRACE_S:g} s "
+                       "of wall-clock time, killed")
+        elif os.WIFSIGNALED(status):
+            problem = f"the process died of signal {os.WTERMSIG(status)}"
+        else:
+            problem = f"the process exited ({os.waitstatus_to_exitcode(status)}) mid-case"
+        outcomes.append(Outcome(name, what, None, 0.0, problem))
+    return outcomes

@@ -1,0 +1,227 @@
+"""Bounded time and memory for any file (issue 10, item 6): small hostile files that once
+exhausted memory, took minutes or ended in an internal error now each end in one
+`codegen: error:` line (exit 1) or in valid output, quickly and within 10 x the file's size
++ 300 MB of memory (README, "Guarantees").
+
+The real CLI runs in a subprocess under rlimits (address space and CPU time, as a backstop)
+and a wall-clock timeout; its peak memory (ru_maxrss) and CPU time come from wait4. The
+bounds are correctness limits for hostile input, the goals of the issue, not benchmarks:
+CPU time rather than wall time, so that a busy CI machine does not fail them.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support import hostile, policy
+
+CPU_LIMIT_S = 10.0  # the issue's goal for a 16,000-operator chain; every run here meets it
+MEMORY_SLACK = 300 << 20
+# Address space also holds the interpreter, the shared libraries and thread stacks, which
+# are mapped, not used: the hard limit leaves room for them; ru_maxrss is what is checked.
+ADDRESS_SPACE_OVERHEAD = 1 << 30
+WALL_TIMEOUT_S = 300.0  # a hang (the CPU time of a blocked process does not grow)
+
+
+@dataclass(frozen=True)
+class Run:
+    status: int
+    stdout: str
+    stderr: str
+    cpu_s: float
+    peak_bytes: int
+    allowance: int
+
+
+def run_cli(args: list[str], size: int, tmp_path: Path) -> Run:
+    """`codegen ARGS` for a model file of `size` bytes, under limits; peak memory and CPU
+    time measured."""
+    codegen = policy.require_tool("codegen")
+    allowance = 10 * size + MEMORY_SLACK
+
+    def limits() -> None:
+        address_space = allowance + ADDRESS_SPACE_OVERHEAD
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+        resource.setrlimit(resource.RLIMIT_CPU, (60, 61))
+
+    env = {k: v for k, v in os.environ.items() if k != "CODEGEN_DEBUG"}
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen([codegen, *args], stdin=subprocess.DEVNULL, stdout=stdout,
+                                stderr=stderr, env=env, preexec_fn=limits)
+    deadline = time.monotonic() + WALL_TIMEOUT_S
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"codegen {' '.join(args)} did not finish in {WALL_TIMEOUT_S} s")
+        time.sleep(0.02)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if os.WIFSIGNALED(status):
+        pytest.fail(f"codegen {' '.join(args)} died of signal {os.WTERMSIG(status)} "
+                    f"({signal.Signals(os.WTERMSIG(status)).name})")
+    return Run(proc.returncode, out.read_text(), err.read_text(),
+               usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, allowance)
+
+
+def check_bounded(run: Run) -> None:
+    assert run.cpu_s <= CPU_LIMIT_S, f"{run.cpu_s:.1f} s of CPU time"
+    assert run.peak_bytes <= run.allowance, \
+        f"peak {run.peak_bytes >> 20} MiB, allowed {run.allowance >> 20} MiB"
+
+
+def check_error(run: Run, *fragments: str) -> None:
+    """Exit 1 with one `codegen: error:` line naming the problem."""
+    lines = run.stderr.splitlines()
+    assert run.status == 1 and len(lines) == 1, (run.status, run.stderr[-2000:])
+    assert lines[0].startswith("codegen: error: "), lines
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    check_bounded(run)
+
+
+def generate(model: Path, tmp_path: Path) -> tuple[Run, Path]:
+    out = tmp_path / "out"
+    return run_cli(["generate", str(model), "-o", str(out)], model.stat().st_size,
+                   tmp_path), out
+
+
+def check_generated(run: Run, out: Path) -> None:
+    assert run.status == 0, run.stderr[-2000:]
+    assert {p.name for p in out.iterdir()} == {"model.c", "model.h"}
+    check_bounded(run)
+
+
+def write(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "model.tflite"
+    path.write_bytes(data)
+    return path
+
+
+# -- a flatbuffer whose vectors share one table many times over ------------------------------
+
+@pytest.mark.parametrize(("args", "fragments"), [
+    # 16 KB: 2,000 subgraph entries x 2,000 operator entries, all the same two tables
+    # (was over 60 s and ~2 GB): refused before any subgraph is read.
+    ({"subgraphs": 2000, "operators": 2000}, ("2000 subgraphs",)),
+    # one subgraph whose 2,000 operator entries are one operator with 2,000 inputs
+    ({"subgraphs": 1, "operators": 2000, "operator_inputs": 2000}, ("shared over and over",)),
+    # 5,000 tensor entries, one tensor, its 20,000 quantization scales read for each
+    ({"subgraphs": 1, "operators": 1, "tensors": 5000, "scales": 20000},
+     ("shared over and over",)),
+    # more operators than any model has, in a few hundred KB
+    ({"subgraphs": 1, "operators": 40000}, ("40000 operators",)),
+])
+def test_shared_table_dag(args: dict[str, int], fragments: tuple[str, ...],
+                          tmp_path: Path) -> None:
+    model = write(tmp_path, hostile.shared_table_dag(**args))
+    run, _ = generate(model, tmp_path)
+    check_error(run, *fragments)
+
+
+# -- hundreds of tensor entries sharing one large buffer -------------------------------------
+
+def test_tensors_sharing_one_large_buffer(tmp_path: Path) -> None:
+    """240 tensors share a 16 MiB buffer (16.8 MB of file; each tensor copied it: 4 GB and
+    MemoryError): the buffer is read once, the tensors are views of it."""
+    model = write(tmp_path, hostile.shared_buffer(240, 1 << 24))
+    run, out = generate(model, tmp_path)
+    check_generated(run, out)
+
+
+def test_operators_reading_one_large_buffer_many_times(tmp_path: Path) -> None:
+    """20 FULLY_CONNECTED layers whose weights share one 16 MiB buffer would put 320 MiB of
+    weights in the C (and took minutes and gigabytes): refused in one line."""
+    model = write(tmp_path, hostile.shared_buffer(20, 1 << 24, used=20))
+    run, _ = generate(model, tmp_path)
+    check_error(run, "bytes of constant data", "copy for each use")
+
+
+# -- a chain of 16,000 elementwise operators -------------------------------------------------
+
+def test_chain_of_16000_operators(tmp_path: Path) -> None:
+    """The planner was quadratic (1k operators 0.8 s, 4k 6 s, 16k over 60 s)."""
+    model = write(tmp_path, hostile.chain(16000, "RELU"))
+    run, out = generate(model, tmp_path)
+    check_generated(run, out)
+
+
+# -- branching graphs deeper than the recursion limit ----------------------------------------
+
+@pytest.mark.parametrize("fork_every", [0, 3])
+def test_deep_branching_graph(fork_every: int, tmp_path: Path) -> None:
+    """The order search recursed once per layer: RecursionError (exit 2) in generate,
+    inspect and run beyond ~985 layers."""
+    model = write(tmp_path, hostile.deep_branches(1500, fork_every=fork_every))
+    size = model.stat().st_size
+    run, out = generate(model, tmp_path)
+    check_generated(run, out)
+    run = run_cli(["inspect", "--memory", str(model)], size, tmp_path)
+    assert run.status == 0 and "arena" in run.stdout, run.stderr[-2000:]
+    check_bounded(run)
+    samples = np.random.default_rng(0).integers(-128, 128, size=(3, 1, 4), dtype=np.int8)
+    np.save(tmp_path / "x.npy", samples)
+    run = run_cli(["run", str(model), "--target", "reference", "--input",
+                   str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy")], size,
+                  tmp_path)
+    assert run.status == 0, run.stderr[-2000:]
+    assert np.load(tmp_path / "y.npy").shape == (3, 1, 4)
+    check_bounded(run)
+
+
+# -- shapes of very many dimensions ----------------------------------------------------------
+
+@pytest.mark.parametrize(("rank", "dim", "fragment"), [
+    (1_000_000, 2, "1000000 dimensions"),  # 4 MB; was a quadratic product, then exit 2
+    (256, 2**31 - 1, "about 10^2388 elements"),  # its element count has 2,389 digits
+])
+def test_a_shape_of_very_many_dimensions(rank: int, dim: int, fragment: str,
+                                         tmp_path: Path) -> None:
+    model = write(tmp_path, hostile.high_rank(rank, dim))
+    run, _ = generate(model, tmp_path)
+    check_error(run, fragment)
+
+
+# -- files that are not regular files, or too large -------------------------------------------
+
+@pytest.mark.parametrize("command", ["generate", "inspect"])
+def test_a_device_is_refused_without_reading_it(command: str, tmp_path: Path) -> None:
+    """`codegen generate /dev/zero` read forever."""
+    args = [command, "/dev/zero"] + (["-o", str(tmp_path / "out")] if command == "generate"
+                                     else [])
+    check_error(run_cli(args, 0, tmp_path), "/dev/zero", "is a device")
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "model.tflite"
+    os.mkfifo(fifo)
+    check_error(run_cli(["generate", str(fifo), "-o", str(tmp_path / "out")], 0, tmp_path),
+                "is a FIFO")
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "model.tflite"
+    directory.mkdir()
+    check_error(run_cli(["generate", str(directory), "-o", str(tmp_path / "out")], 0,
+                        tmp_path), "is a directory")
+
+
+def test_a_file_beyond_the_flatbuffer_limit_is_refused_without_reading_it(
+        tmp_path: Path) -> None:
+    """A sparse 2 GiB file: refused from its size alone (reading it would take 2 GiB)."""
+    big = tmp_path / "model.tflite"
+    with big.open("wb") as f:
+        f.truncate(1 << 31)
+    check_error(run_cli(["generate", str(big), "-o", str(tmp_path / "out")], 0, tmp_path),
+                "2147483648 bytes", "at most")
