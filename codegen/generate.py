@@ -9,7 +9,7 @@ from pathlib import Path
 
 from codegen.emit import EmitOptions, emit_model
 from codegen.errors import CodegenError
-from codegen.files import write_files_atomically
+from codegen.files import write_files_atomically, written_by_codegen
 from codegen.program import Program, load_program
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -85,4 +85,5 @@ def generate(model: Path, out_dir: Path, name: str | None = None,
     files = emit_model(program, name, options)
     if extra_files is not None:
         files.update(extra_files(program, name))
-    return Generated(program, name, write_files_atomically(files, out_dir))
+    return Generated(program, name,
+                     write_files_atomically(files, out_dir, ours=written_by_codegen))
