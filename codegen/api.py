@@ -268,20 +268,24 @@ def _input_list(program: Any, inputs: Arrays) -> list[np.ndarray]:
 
 def bench(model: PathLike, target: str, *, optimization: str = "2",
           io_in_arena: bool = False, build_dir: PathLike | None = None,
-          timeout: float = 600.0) -> dict[str, Any]:
+          timeout: float = 600.0, progress: bool | None = None) -> dict[str, Any]:
     """What one inference costs on `target`: the dictionary `codegen bench --json` prints
     (`instructions`, `macs`, `flash_code_bytes`, `flash_const_bytes`, `arena_bytes`,
     `stack_bytes`, `ram_bytes`, `layers`, ...). See the README's `codegen bench`.
+    `progress`: what runs and for how long, on stderr (default: when it is a terminal).
 
     >>> cost = api.bench("mlp.tflite", "cortex-m4")
     >>> cost["instructions"], cost["macs"]
     (1605, 304)
     """
     from codegen.bench import bench_model
+    from codegen.progress import Progress
 
-    result = bench_model(_path(model, "model"), target, io_in_arena=io_in_arena,
-                         optimization=optimization, timeout=timeout,
-                         work_dir=_path(build_dir, "build_dir") if build_dir else None)
+    model_path = _path(model, "model")
+    with Progress(f"bench {model_path.name} on {target}", enabled=progress, tick=0.5):
+        result = bench_model(model_path, target, io_in_arena=io_in_arena,
+                             optimization=optimization, timeout=timeout,
+                             work_dir=_path(build_dir, "build_dir") if build_dir else None)
     return result.as_json()
 
 
