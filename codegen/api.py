@@ -188,8 +188,8 @@ def build(model: PathLike, target: str, output: PathLike, *, name: str | None = 
     empty directory, or one codegen made before; default: a temporary directory).
 
     >>> lib = api.build("mlp.tflite", "cortex-m4", "mlp_lib")
-    >>> lib.archive, lib.flash_bytes, lib.ram_bytes
-    (PosixPath('mlp_lib/libmlp.a'), 1696, 32)
+    >>> lib.archive, lib.ram_bytes, lib.flash_bytes > lib.constant_bytes >= 864
+    (PosixPath('mlp_lib/libmlp.a'), 32, True)
     """
     from codegen.emit import EmitOptions
     from codegen.library import build_library
@@ -268,24 +268,34 @@ def _input_list(program: Any, inputs: Arrays) -> list[np.ndarray]:
 
 def bench(model: PathLike, target: str, *, optimization: str = "2",
           io_in_arena: bool = False, build_dir: PathLike | None = None,
-          timeout: float = 600.0, progress: bool | None = None) -> dict[str, Any]:
+          timeout: float = 600.0, wait_states: int = 0, small_multiplier: bool = False,
+          profile: bool = False, progress: bool | None = None) -> dict[str, Any]:
     """What one inference costs on `target`: the dictionary `codegen bench --json` prints
-    (`instructions`, `macs`, `flash_code_bytes`, `flash_const_bytes`, `arena_bytes`,
-    `stack_bytes`, `ram_bytes`, `layers`, ...). See the README's `codegen bench`.
-    `progress`: what runs and for how long, on stderr (default: when it is a terminal).
+    (`instructions`, `cycles`, `macs`, `flash_code_bytes`, `flash_const_bytes`,
+    `arena_bytes`, `stack_bytes`, `ram_bytes`, `layers`, ...). See the README's `codegen
+    bench` for the options (`wait_states`, `small_multiplier` and `profile` are those of
+    its cycle model). `progress`: what runs and for how long, on stderr (default: when it
+    is a terminal).
 
     >>> cost = api.bench("mlp.tflite", "cortex-m4")
-    >>> cost["instructions"], cost["macs"]
-    (1605, 304)
+    >>> cost["macs"], cost["arena_bytes"], cost["output_matches_reference"]
+    (304, 32, True)
+    >>> cost["instructions"] > cost["macs"]
+    True
     """
     from codegen.bench import bench_model
+    from codegen.cycles import CycleOptions, check_options
     from codegen.progress import Progress
+    from codegen.targets import get_target
 
     model_path = _path(model, "model")
+    options = CycleOptions(wait_states=wait_states, small_multiplier=small_multiplier)
+    check_options(get_target(target), options)
     with Progress(f"bench {model_path.name} on {target}", enabled=progress, tick=0.5):
         result = bench_model(model_path, target, io_in_arena=io_in_arena,
                              optimization=optimization, timeout=timeout,
-                             work_dir=_path(build_dir, "build_dir") if build_dir else None)
+                             work_dir=_path(build_dir, "build_dir") if build_dir else None,
+                             cycle_options=options, profile=profile)
     return result.as_json()
 
 

@@ -150,6 +150,7 @@ def test_errors_are_codegen_errors(tmp_path: Path) -> None:
         (lambda: api.run(DEMO, 3), "numpy array"),  # type: ignore[arg-type]
         (lambda: api.run(DEMO, x, build_dir=DEMO.parent), "build-dir"),
         (lambda: api.bench(DEMO, "host", optimization="9"), "optimization level"),
+        (lambda: api.bench(DEMO, "host", wait_states=2), "wait-states"),
         (lambda: api.inspect(b"not a model"), "TensorFlow Lite flatbuffer"),
         (lambda: api.quantize(tmp_path / "missing.keras", x), "missing.keras"),
     ]
