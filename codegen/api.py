@@ -112,11 +112,11 @@ def generate(model: PathLike, output: PathLike, *, name: str | None = None,
     """
     from codegen import arduino as arduino_layout
     from codegen import cmake as cmake_layout
-    from codegen.emit import EmitOptions, emit_model
-    from codegen.files import write_files_atomically, written_by_codegen
+    from codegen.emit import EmitOptions
     from codegen.generate import check_name, default_name
+    from codegen.generate import generate as generate_files
     from codegen.library import meson_build_text
-    from codegen.program import load_program
+    from codegen.program import Program
 
     model_path, out_dir = _path(model, "model"), _path(output, "output")
     if arduino and (meson or cmake):
@@ -128,23 +128,24 @@ def generate(model: PathLike, output: PathLike, *, name: str | None = None,
     if arduino:
         arduino_layout.check_arduino_name(name)
     options = EmitOptions(static_arena=static_arena, arena_section=arena_section)
-    program = load_program(model_path, io_in_arena=io_in_arena)
-    sources = emit_model(program, name, options)
-    files: dict[str, str]
-    if arduino:
-        files = arduino_layout.arduino_files(program, name, sources, options)
-    else:
-        files = dict(sources)
+
+    def layout(program: Program, name: str, files: dict[str, str]) -> dict[str, str]:
+        if arduino:
+            return arduino_layout.arduino_files(program, name, files, options)
         if meson:
             files["meson.build"] = meson_build_text(name, program.source)
         if cmake:
             files[cmake_layout.CMAKE_LISTS] = cmake_layout.cmake_lists_text(name,
                                                                             program.source)
-    written = write_files_atomically(files, out_dir, ours=written_by_codegen)
+        return files
+
+    result = generate_files(model_path, out_dir, name, options, io_in_arena=io_in_arena,
+                            layout=layout)
+    program = result.program
     operators: dict[str, int] = {}
     for layer in program.layers:
         operators[layer.opcode] = operators.get(layer.opcode, 0) + 1
-    return GeneratedModel(name, written, operators, program.constant_bytes,
+    return GeneratedModel(name, result.files, operators, program.constant_bytes,
                           program.plan.size, program.plan.lower_bound, program.macs)
 
 
