@@ -3,7 +3,9 @@ compiled for the host, or the generated C cross-compiled and run under QEMU."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from codegen.emit import EmitOptions, emit_model, io_tensors, render
 from codegen.errors import CodegenError
 from codegen.files import claim_build_dir, write_files_atomically
 from codegen.program import Program
+from codegen.progress import Progress
 from codegen.reference import run_reference
 from codegen.runner import run_firmware
 from codegen.targets import get_target
@@ -109,22 +112,45 @@ def build_for_target(program: Program, target_name: str, work_dir: Path, *,
 
 
 def run_executable(program: Program, target_name: str, executable: Path,
-                   inputs: list[np.ndarray], timeout: float = 600.0) -> list[np.ndarray]:
+                   inputs: list[np.ndarray], timeout: float = 600.0, *,
+                   bar: Progress | None = None) -> list[np.ndarray]:
+    """Run the samples through a built harness. `bar` (total: the sample count) advances
+    as the harness writes its outputs."""
     n = check_inputs(program, inputs)
+    graph = program.graph
+    per_sample = sum(graph.tensors[t].nbytes for t in graph.outputs)
+
+    def samples_done(size: int) -> None:
+        if bar is not None and per_sample:
+            bar.advance(min(n, size // per_sample) - bar.done)
+
     data = run_firmware(executable, get_target(target_name), pack_samples(inputs),
-                        timeout=timeout)
+                        timeout=timeout,
+                        on_output=samples_done if bar is not None and bar.enabled else None)
     return unpack_samples(program, data, n)
 
 
 def execute(program: Program, target_name: str, inputs: list[np.ndarray], *,
-            work_dir: Path | None = None, sanitize: bool = False) -> list[np.ndarray]:
-    """Run N samples on a target; inputs and outputs are arrays shaped (N, *tensor.shape)."""
-    check_inputs(program, inputs)
+            work_dir: Path | None = None, sanitize: bool = False,
+            progress: bool | None = False, timeout: float = 600.0) -> list[np.ndarray]:
+    """Run N samples on a target; inputs and outputs are arrays shaped (N, *tensor.shape).
+    `progress`: a bar of samples done on stderr while the C runs (None: when stderr is a
+    terminal)."""
+    n = check_inputs(program, inputs)
     if target_name == REFERENCE:
         return run_reference(program, inputs)
+    with Progress(f"{target_name}: building", n, enabled=progress) as bar, \
+            _directory(work_dir) as directory:
+        exe = build_for_target(program, target_name, directory, sanitize=sanitize)
+        bar.set_label(f"{target_name}: running")
+        return run_executable(program, target_name, exe, inputs, timeout, bar=bar)
+
+
+@contextlib.contextmanager
+def _directory(work_dir: Path | None) -> Iterator[Path]:
+    """work_dir, or a temporary directory while the block runs."""
     if work_dir is not None:
-        exe = build_for_target(program, target_name, work_dir, sanitize=sanitize)
-        return run_executable(program, target_name, exe, inputs)
+        yield work_dir
+        return
     with tempfile.TemporaryDirectory(prefix="codegen-run-") as tmp:
-        exe = build_for_target(program, target_name, Path(tmp), sanitize=sanitize)
-        return run_executable(program, target_name, exe, inputs)
+        yield Path(tmp)

@@ -1,7 +1,9 @@
 """What codegen writes and deletes on the user's disk.
 
 - `write_files_atomically`: the generated files of a directory (generate, build, the harness
-  sources), all of them or none.
+  sources), all of them or none; names may hold subdirectories (`src/NAME.c`). With
+  `ours`, an existing file is replaced only when `ours` recognises it as one codegen wrote
+  (`written_by_codegen`): a user's CMakeLists.txt or NAME.c is never overwritten.
 - `write_file_atomically`: one output file (`codegen run --output`, ...), whole or not at
   all: a temporary file in the same directory, fsync, then one rename over the old file.
 - Build directories: codegen empties and reuses a directory only if it created it, proven by
@@ -15,10 +17,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -52,8 +55,14 @@ def _write_synced(path: Path, data: str | bytes) -> None:
 # -- a directory of generated files ----------------------------------------------------------
 
 
-def write_files_atomically(files: Mapping[str, str | bytes], out_dir: Path) -> tuple[Path, ...]:
+def write_files_atomically(files: Mapping[str, str | bytes], out_dir: Path, *,
+                          ours: Callable[[Path], bool] | None = None) -> tuple[Path, ...]:
     """Write all files or none (text is written as UTF-8 with \\n line ends).
+
+    A name is a relative path with '/' separators and no '.' or '..' parts; missing
+    subdirectories are created (and removed again on failure), and an existing one must be
+    a real directory, not a symbolic link. With `ours`, nothing is written when a file to
+    be replaced is not one `ours` recognises as codegen's (see `check_replaceable`).
 
     A new out_dir is staged beside where it will be (in its parent, so on its file system)
     and renamed into place in one step. In an existing out_dir, which may hold other files of
@@ -64,6 +73,10 @@ def write_files_atomically(files: Mapping[str, str | bytes], out_dir: Path) -> t
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise CodegenError(f"output path {out_dir} exists and is not a directory")
+    for name in files:
+        _check_relative(name)
+    if ours is not None:
+        check_replaceable(files, out_dir, ours)
     target = out_dir.resolve()
     created: list[Path] = []
     try:
@@ -88,6 +101,7 @@ def _write_new_directory(files: Mapping[str, str | bytes], target: Path) -> None
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.codegen-", dir=target.parent))
     try:
         for name, data in files.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
             _write_synced(staging / name, data)
         staging.chmod(0o777 & ~_umask())  # mkdtemp made it private
         os.rename(staging, target)
@@ -110,23 +124,26 @@ def _staging_inside(target: Path) -> Iterator[Path]:
 def _replace_in_directory(files: Mapping[str, str | bytes], target: Path) -> None:
     for name in files:
         current = target / name
+        _check_parents(target, name)
         if current.is_dir() and not current.is_symlink():
             raise IsADirectoryError(errno.EISDIR, f"{current} is a directory")
     with _staging_inside(target) as staging:
         (staging / "new").mkdir()
         (staging / "old").mkdir()
-        new = {name: staging / "new" / name for name in files}
+        new = {name: staging / "new" / str(i) for i, name in enumerate(files)}
         for name, data in files.items():
             _write_synced(new[name], data)
         old = {}
-        for name in files:
+        for i, name in enumerate(files):
             current = target / name
             if os.path.lexists(current):
-                old[name] = staging / "old" / name
+                old[name] = staging / "old" / str(i)
                 os.link(current, old[name], follow_symlinks=False)
         replaced: list[str] = []
+        made: list[Path] = []  # subdirectories created for the new files
         try:
             for name in files:
+                made += _make_subdirectories(target, name)
                 os.replace(new[name], target / name)
                 replaced.append(name)
         except BaseException:
@@ -135,7 +152,70 @@ def _replace_in_directory(files: Mapping[str, str | bytes], target: Path) -> Non
                     os.replace(old[name], target / name)
                 else:
                     os.unlink(target / name)
+            for directory in reversed(made):
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
             raise
+
+
+def _check_relative(name: str) -> None:
+    parts = name.split("/")
+    if name.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in name:
+        raise ValueError(f"not a plain relative file name: {name!r}")
+
+
+def _check_parents(target: Path, name: str) -> None:
+    """Every existing directory between target and target/name is a real directory."""
+    directory = target
+    for part in name.split("/")[:-1]:
+        directory = directory / part
+        if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+            raise NotADirectoryError(errno.ENOTDIR, f"{directory} is not a directory (codegen "
+                                                    "does not write through links)")
+
+
+def _make_subdirectories(target: Path, name: str) -> list[Path]:
+    made = []
+    directory = target
+    for part in name.split("/")[:-1]:
+        directory = directory / part
+        if not directory.exists():
+            directory.mkdir()
+            made.append(directory)
+    return made
+
+
+# -- which existing files codegen may replace --------------------------------------------------
+
+_MARK = re.compile(rb"generated (?:by|from) codegen", re.IGNORECASE)
+_MARK_WITHIN = 1024  # bytes at the start of a file
+
+
+def written_by_codegen(path: Path) -> bool:
+    """path is a regular file (not a link) whose first lines say codegen generated it, as
+    every text file codegen writes does ("generated by codegen ...")."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            return _MARK.search(f.read(_MARK_WITHIN)) is not None
+    except OSError:
+        return False
+
+
+def check_replaceable(names: Iterable[str], out_dir: Path,
+                      ours: Callable[[Path], bool] = written_by_codegen) -> None:
+    """Refuse, before anything is written, to replace a file in out_dir that codegen did not
+    write (a user's CMakeLists.txt, a symbolic link, ...): `ours(path)` must say it is
+    codegen's. A missing out_dir or file is fine."""
+    for name in names:
+        path = out_dir / name
+        if not os.path.lexists(path) or (path.is_dir() and not path.is_symlink()):
+            continue  # a directory in the way is reported when writing
+        if not ours(path):
+            raise CodegenError(f"{path} exists and was not written by codegen; codegen does "
+                               "not overwrite it: move it away, or give another output "
+                               "directory")
 
 
 # -- one output file ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from codegen.emit import EmitOptions, emit_model
 from codegen.errors import CodegenError
-from codegen.files import write_files_atomically
+from codegen.files import write_files_atomically, written_by_codegen
 from codegen.program import Program, load_program
 from codegen.terminal import shown
 
@@ -109,12 +109,18 @@ def _name_problem(name: str) -> str | None:
 
 def generate(model: Path, out_dir: Path, name: str | None = None,
              options: EmitOptions | None = None, *, io_in_arena: bool = False,
-             extra_files: Callable[[Program, str], dict[str, str]] | None = None) -> Generated:
+             extra_files: Callable[[Program, str], dict[str, str]] | None = None,
+             layout: Callable[[Program, str, dict[str, str]], dict[str, str]] | None = None,
+             ) -> Generated:
     """NAME.c and NAME.h (plus `extra_files(program, name)`, e.g. a meson.build) written
-    to out_dir together, all or none."""
+    to out_dir together, all or none; `layout(program, name, files)`, when given, returns
+    the files to write in place of these (the Arduino library's layout)."""
     name = check_name(name or default_name(model))
     program = load_program(model, io_in_arena=io_in_arena)
     files = emit_model(program, name, options)
     if extra_files is not None:
         files.update(extra_files(program, name))
-    return Generated(program, name, write_files_atomically(files, out_dir))
+    if layout is not None:
+        files = layout(program, name, files)
+    return Generated(program, name,
+                     write_files_atomically(files, out_dir, ours=written_by_codegen))

@@ -2,12 +2,15 @@
 
 The output directory gets NAME.c, NAME.h, a meson.build that makes it a meson subproject
 (the same file `codegen generate --meson` writes), `libNAME.a` and, for a Cortex-M core,
-the cross file: all written together once the library is built, or none of them.
-`build_library` compiles the sources with meson in a build directory (for a Cortex-M core
-with the cross file generated from the target table, so the library has exactly the machine
-flags of the target's firmware), then measures what the library needs: flash (code and
-constants) and RAM (initialised data and zeroed data, the arena included), read from the
-object files with `size`.
+the cross file: all written together once the library is built, or none of them. With
+`cmake=True` the build files are CMake's instead: CMakeLists.txt (as `codegen generate
+--cmake` writes it) and, for a Cortex-M core, toolchain.cmake (codegen/cmake.py).
+`build_library` compiles the sources with meson (or CMake) in a build directory (for a
+Cortex-M core with the cross or toolchain file generated from the target table, so the
+library has exactly the machine flags of the target's firmware), then measures what the
+library needs: flash (code and constants) and RAM (initialised data and zeroed data, the
+arena included), read from the object files with `size`. Existing files in the output
+directory are replaced only when codegen wrote them (codegen.files.check_replaceable).
 """
 
 from __future__ import annotations
@@ -16,21 +19,25 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from codegen import cmake
 from codegen.build import meson_executable
 from codegen.emit import EmitOptions, c_comment, emit_model
 from codegen.errors import CodegenError
 from codegen.files import (
     check_build_dir,
+    check_replaceable,
     claim_build_dir,
     clear_build_dir,
     write_files_atomically,
+    written_by_codegen,
 )
 from codegen.generate import check_name, default_name
 from codegen.program import Program, load_program
-from codegen.targets import Target, cross_file_text, get_target
+from codegen.targets import Target, cross_file_text, get_target, toolchain_file_text
 
 CROSS_FILE = "cross.ini"
 _LOG = "build.log"
@@ -96,17 +103,21 @@ class Library:
     header: Path
     footprint: Footprint
     cross_file: Path | None
+    toolchain_file: Path | None = None  # CMake's, with cmake=True
 
 
 def _tool(target: Target, tool: str) -> str:
     return target.toolchain_prefix + tool
 
 
-def check_build_tools(target: Target) -> None:
+def check_build_tools(target: Target, *, use_cmake: bool = False) -> None:
     compiler = _tool(target, "gcc") if not target.is_host else (os.environ.get("CC") or "cc")
     tools = ("ninja", compiler, _tool(target, "ar"), _tool(target, "size"))
     missing = [t for t in tools if shutil.which(t) is None]
-    meson_executable()
+    if use_cmake:
+        cmake.cmake_executable()
+    else:
+        meson_executable()
     if missing:
         hint = ("install gcc-arm-none-eabi, libnewlib-arm-none-eabi and ninja-build"
                 if not target.is_host else "install ninja-build, a C compiler and binutils")
@@ -152,35 +163,110 @@ def measure(archive: Path, target: Target) -> Footprint:
 
 
 def build_library(model: Path, target_name: str, out_dir: Path, name: str | None = None, *,
-                  build_dir: Path | None = None,
-                  options: EmitOptions | None = None) -> Library:
-    """Generate NAME.c/NAME.h/meson.build (and cross.ini), compile libNAME.a, and write them
-    all to out_dir together, all or none. The build runs in `build_dir` (src/ and build/ in
-    it, emptied first; only a directory codegen created, see codegen.files) or in a
-    temporary directory."""
+                  build_dir: Path | None = None, options: EmitOptions | None = None,
+                  use_cmake: bool = False) -> Library:
+    """Generate NAME.c/NAME.h/meson.build (and cross.ini), or with `use_cmake`
+    CMakeLists.txt (and toolchain.cmake), compile libNAME.a, and write them all to out_dir
+    together, all or none. The build runs in `build_dir` (src/ and build/ in it, emptied
+    first; only a directory codegen created, see codegen.files) or in a temporary
+    directory."""
     target = get_target(target_name)
     name = check_name(name or default_name(model))
+    if use_cmake:
+        cmake.check_cmake_name(name)
     if build_dir is not None:
         check_build_dir(build_dir, keep=[("the model", model)],
                         apart=[("the output directory", out_dir)])
-    check_build_tools(target)
+    check_build_tools(target, use_cmake=use_cmake)
     program = load_program(model)
     files: dict[str, str | bytes] = dict(emit_model(program, name, options))
-    files["meson.build"] = meson_build_text(name, program.source)
-    if not target.is_host:
-        files[CROSS_FILE] = cross_file_text(target)
+    if use_cmake:
+        files[cmake.CMAKE_LISTS] = cmake.cmake_lists_text(name, program.source)
+        if not target.is_host:
+            files[cmake.TOOLCHAIN_FILE] = toolchain_file_text(target)
+    else:
+        files["meson.build"] = meson_build_text(name, program.source)
+        if not target.is_host:
+            files[CROSS_FILE] = cross_file_text(target)
     archive = f"lib{name}.a"
+    ours = _ours(archive, name)
+    check_replaceable([*files, archive], out_dir, ours)  # before the build
+    compile_in = _compile_cmake if use_cmake else _compile
     if build_dir is not None:
         work = claim_build_dir(build_dir)
         clear_build_dir(work)
-        files[archive] = _compile(files, name, target, work)
+        files[archive] = compile_in(files, name, target, work)
     else:
         with tempfile.TemporaryDirectory(prefix="codegen-build-") as tmp:
-            files[archive] = _compile(files, name, target, Path(tmp))
-    write_files_atomically(files, out_dir)
+            files[archive] = compile_in(files, name, target, Path(tmp))
+    write_files_atomically(files, out_dir, ours=ours)
     return Library(program, name, target, out_dir / archive, out_dir / f"{name}.h",
                    measure(out_dir / archive, target),
-                   out_dir / CROSS_FILE if CROSS_FILE in files else None)
+                   out_dir / CROSS_FILE if CROSS_FILE in files else None,
+                   out_dir / cmake.TOOLCHAIN_FILE if cmake.TOOLCHAIN_FILE in files else None)
+
+
+def _ours(archive: str, name: str) -> Callable[[Path], bool]:
+    """Which existing output files codegen may replace: its text files, and a libNAME.a
+    holding only the object of NAME.c (as every build of codegen's makes it)."""
+    def ours(path: Path) -> bool:
+        if path.name == archive and not path.is_symlink() and path.is_file():
+            return archive_members(path) in ([f"{name}.c.o"], [f"{name}.c.obj"])
+        return written_by_codegen(path)
+    return ours
+
+
+_AR_MAGIC = b"!<arch>\n"
+_AR_HEADER = 60
+_AR_SPECIAL = ("/", "/SYM64/", "__.SYMDEF", "__.SYMDEF SORTED")
+
+
+def archive_members(path: Path, limit: int = 64) -> list[str] | None:
+    """The object names in a Unix ar archive (GNU and BSD long names included), read from
+    the member headers only; None if it is not one, or has more than `limit` members."""
+    members: list[str] = []
+    long_names = b""
+    try:
+        with path.open("rb") as f:
+            if f.read(len(_AR_MAGIC)) != _AR_MAGIC:
+                return None
+            while header := f.read(_AR_HEADER):
+                if len(header) < _AR_HEADER or header[58:60] != b"`\n":
+                    return None
+                ident = header[:16].decode("ascii", "replace").rstrip()
+                size = int(header[48:58].decode("ascii", "replace").strip() or "x")
+                body = f.tell()
+                if ident == "//":  # GNU: the table of long names
+                    long_names = f.read(min(size, 1 << 16))
+                elif ident.startswith("/") and ident[1:].isdigit():  # GNU: a long name
+                    name = long_names[int(ident[1:]):].split(b"/\n")[0]
+                    members.append(name.decode("utf-8", "replace"))
+                elif ident.startswith("#1/") and ident[3:].isdigit():  # BSD: a long name
+                    name = f.read(min(int(ident[3:]), 1024)).rstrip(b"\0")
+                    members.append(name.decode("utf-8", "replace"))
+                elif ident not in _AR_SPECIAL:
+                    members.append(ident.removesuffix("/"))
+                if len(members) > limit:
+                    return None
+                f.seek(body + size + size % 2)
+    except (OSError, ValueError):
+        return None
+    return members
+
+
+def _compile_cmake(files: dict[str, str | bytes], name: str, target: Target,
+                   work: Path) -> bytes:
+    """Build libNAME.a from the sources in work/src with CMake in work/build; CMake makes
+    an ordinary archive, handed to the user as it is."""
+    source_dir, build_dir = work / "src", work / "build"
+    write_files_atomically(files, source_dir)
+    log = work / _LOG
+    log.write_text("")
+
+    def run(command: list[str], what: str, env: dict[str, str]) -> None:
+        _run(command, log, what, env)
+
+    return cmake.build_with_cmake(source_dir, build_dir, name, target, run).read_bytes()
 
 
 def _compile(files: dict[str, str | bytes], name: str, target: Target, work: Path) -> bytes:

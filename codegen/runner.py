@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from codegen.targets import Target
 
 INPUT_FILE = "input.bin"
 OUTPUT_FILE = "output.bin"
+CONSOLE_FILE = "console.txt"
+_POLL_SECONDS = 0.1  # how often a watched run reports the size of its output
 
 
 def qemu_command(executable: Path, target: Target, *, icount: bool = False,
@@ -49,18 +52,23 @@ class Run:
 
 
 def run_firmware(executable: Path, target: Target, input_bytes: bytes, *,
-                 timeout: float = 120.0, icount: bool = False) -> bytes:
+                 timeout: float = 120.0, icount: bool = False,
+                 on_output: Callable[[int], None] | None = None) -> bytes:
     """Feed `input_bytes` (whole samples back to back) to the harness; return its output.
 
     Raises CodegenError when the harness fails (with its last message), or does not
-    finish within `timeout` seconds.
+    finish within `timeout` seconds. `on_output(size)` is called while it runs with the
+    bytes of output written so far (the harness writes each sample's output as soon as it
+    has it, so this counts samples done).
     """
-    return run_harness(executable, target, input_bytes, timeout=timeout, icount=icount).output
+    return run_harness(executable, target, input_bytes, timeout=timeout, icount=icount,
+                       on_output=on_output).output
 
 
 def run_harness(executable: Path, target: Target, input_bytes: bytes, *,
                 timeout: float = 120.0, icount: bool = False, plugin: Sequence[str] = (),
-                collect: Sequence[str] = ()) -> Run:
+                collect: Sequence[str] = (),
+                on_output: Callable[[int], None] | None = None) -> Run:
     """run_firmware, also returning the console and the files named in `collect` that the
     run wrote in its working directory (a plugin's output, say). Under QEMU, `plugin` is a
     TCG plugin and its arguments (see qemu_command)."""
@@ -71,20 +79,16 @@ def run_harness(executable: Path, target: Target, input_bytes: bytes, *,
             command = [str(executable.resolve()), INPUT_FILE, OUTPUT_FILE]
         else:
             command = qemu_command(executable, target, icount=icount, plugin=plugin)
-        try:
-            result = subprocess.run(
-                command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, timeout=timeout, check=False,
-            )
-        except subprocess.TimeoutExpired:
+        status = _watch(command, workdir, timeout, on_output)
+        if status is None:
             raise CodegenError(
                 f"{executable.name} on {target.name} timed out after {timeout:g} s"
-            ) from None
-        output = result.stdout.decode("utf-8", errors="replace")
-        if result.returncode != 0:
+            )
+        output = (workdir / CONSOLE_FILE).read_bytes().decode("utf-8", errors="replace")
+        if status != 0:
             raise CodegenError(
                 f"{executable.name} on {target.name} failed with exit status "
-                f"{result.returncode}: {_last_message(output)}"
+                f"{status}: {_last_message(output)}"
             )
         output_path = workdir / OUTPUT_FILE
         if not output_path.is_file():
@@ -92,3 +96,40 @@ def run_harness(executable: Path, target: Target, input_bytes: bytes, *,
         files = {name: (workdir / name).read_bytes() for name in collect
                  if (workdir / name).is_file()}
         return Run(output_path.read_bytes(), output, files)
+
+
+def _watch(command: list[str], workdir: Path, timeout: float,
+           on_output: Callable[[int], None] | None) -> int | None:
+    """Run command in workdir (its console into CONSOLE_FILE); return its exit status, or
+    None when it was killed after `timeout` seconds. While it runs, on_output gets the
+    size of OUTPUT_FILE every _POLL_SECONDS."""
+    deadline = time.monotonic() + timeout
+    output = workdir / OUTPUT_FILE
+    with (workdir / CONSOLE_FILE).open("wb") as console:
+        process = subprocess.Popen(command, cwd=workdir, stdin=subprocess.DEVNULL,
+                                   stdout=console, stderr=subprocess.STDOUT)
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    status = process.wait(timeout=max(0.0, min(left, _POLL_SECONDS)))
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline:
+                        return None
+                if on_output is not None:
+                    on_output(_size(output))
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    if on_output is not None:
+        on_output(_size(output))
+    return status
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -47,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +69,7 @@ from codegen.errors import CodegenError  # noqa: E402
 from codegen.execute import pack_samples  # noqa: E402
 from codegen.files import write_file_atomically, write_files_atomically  # noqa: E402
 from codegen.program import load_program  # noqa: E402
+from codegen.progress import Progress  # noqa: E402
 from codegen.targets import TARGETS, get_target  # noqa: E402
 
 SHARED_MODELS = REPO.parent / "shared" / "models"
@@ -203,10 +204,14 @@ def _independent(job: Job, result: BenchResult, models_dir: Path,
                        len(running))
 
 
-def _run_group(jobs: list[Job], models_dir: Path, work_root: Path,
-               timeout: float, cross_check: bool) -> list[Outcome]:
+def _run_group(jobs: list[Job], models_dir: Path, work_root: Path, timeout: float,
+               cross_check: bool, bar: Progress | None = None) -> list[Outcome]:
+    """Run the jobs one after another; each outcome is announced on stderr as it comes
+    (above `bar`, which advances), or, without a bar, by the caller."""
     outcomes = []
     for job in jobs:
+        if bar is not None:
+            bar.set_label(f"benchmarks: {job.model} on {job.target}")
         try:
             options = CycleOptions(wait_states=job.wait_states,
                                    small_multiplier=job.small_multiplier)
@@ -223,10 +228,15 @@ def _run_group(jobs: list[Job], models_dir: Path, work_root: Path,
             detail = " ".join(str(error).split())
             outcomes.append(Outcome(job, None, f"internal error: {type(error).__name__}: "
                                                f"{detail}"))
-        print(f"  {job.describe()}: "
-              f"{'done' if outcomes[-1].result else 'FAILED: ' + (outcomes[-1].error or '')}",
-              file=sys.stderr, flush=True)
+        if bar is not None:
+            bar.advance()
+            bar.note(_outcome_line(outcomes[-1]))
     return outcomes
+
+
+def _outcome_line(outcome: Outcome) -> str:
+    return (f"  {outcome.job.describe()}: "
+            f"{'done' if outcome.result else 'FAILED: ' + (outcome.error or '')}")
 
 
 def run_jobs(jobs: list[Job], models_dir: Path, work_root: Path, parallel: int,
@@ -235,17 +245,23 @@ def run_jobs(jobs: list[Job], models_dir: Path, work_root: Path, parallel: int,
     for job in jobs:
         groups[job.group].append(job)
     outcomes: dict[Job, Outcome] = {}
-    if parallel <= 1:
-        for group in groups.values():
-            outcomes.update((o.job, o) for o in _run_group(group, models_dir, work_root,
-                                                           timeout, cross_check))
-        return outcomes
-    with ProcessPoolExecutor(max_workers=parallel) as pool:
-        futures = [pool.submit(_run_group, group, models_dir, work_root, timeout,
-                               cross_check)
-                   for group in groups.values()]
-        for future in futures:
-            outcomes.update((o.job, o) for o in future.result())
+    # A bar of benchmarks done over all models and targets (on a terminal), each outcome
+    # a line above it.
+    with Progress("benchmarks", len(jobs), tick=0.5) as bar:
+        if parallel <= 1:
+            for group in groups.values():
+                outcomes.update((o.job, o) for o in _run_group(group, models_dir, work_root,
+                                                               timeout, cross_check, bar))
+            return outcomes
+        with ProcessPoolExecutor(max_workers=parallel) as pool:
+            futures = [pool.submit(_run_group, group, models_dir, work_root, timeout,
+                                   cross_check)
+                       for group in groups.values()]
+            for future in as_completed(futures):
+                for outcome in future.result():
+                    outcomes[outcome.job] = outcome
+                    bar.advance()
+                    bar.note(_outcome_line(outcome))
     return outcomes
 
 

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support import policy
+from support.programs import expected_outputs, main_c
 
-from codegen.execute import execute
 from codegen.library import build_library, meson_build_text
-from codegen.program import load_program
 
 DEMO = policy.REPO_ROOT / "codegen" / "demo" / "demo_mlp.tflite"
 SAMPLES = 64
@@ -36,38 +35,11 @@ def _inputs() -> np.ndarray:
 
 
 def _main_c(name: str, inputs: np.ndarray) -> str:
-    """A host program that runs the model on `inputs` and prints every output byte."""
-    rows = ",\n".join("    {" + ", ".join(str(int(v)) for v in row.ravel()) + "}"
-                      for row in inputs)
-    upper = name.upper()
-    return f"""\
-#include <stdio.h>
-#include "{name}.h"
-
-static const int8_t samples[{len(inputs)}][{upper}_INPUT_SIZE] = {{
-{rows}
-}};
-
-int main(void)
-{{
-    int8_t out[{upper}_OUTPUT_SIZE];
-    unsigned s, i;
-    for (s = 0; s < {len(inputs)}u; ++s) {{
-        if ({name}_invoke(samples[s], out) != 0) {{
-            return 1;
-        }}
-        for (i = 0; i < {upper}_OUTPUT_SIZE; ++i) {{
-            printf("%d\\n", out[i]);
-        }}
-    }}
-    return 0;
-}}
-"""
+    return main_c(name, inputs)
 
 
 def _expected(inputs: np.ndarray) -> list[int]:
-    program = load_program(DEMO)
-    return [int(v) for v in execute(program, "reference", [inputs])[0].ravel()]
+    return expected_outputs(DEMO, inputs)
 
 
 def test_host_library_links_and_matches_reference(tmp_path: Path) -> None:

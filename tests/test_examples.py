@@ -3,6 +3,8 @@
 - The README's three commands (codegen quantize, codegen build, build examples/firmware)
   turn a Keras model and a calibration array into a Cortex-M4 firmware; it runs under QEMU
   and every printed int8 output must equal TFLM's on the printed int8 inputs.
+- The README's CMake commands (codegen build --cmake, then CMake on examples/firmware-cmake)
+  turn the demo's .tflite into the same firmware, checked the same way.
 - examples/demo_mlp/ptq_vs_qat.py trains the demo MLP with PTQ and QAT (tfmot, in its own
   process) and writes two int8 models that codegen accepts and runs exactly as TFLM does.
 """
@@ -30,14 +32,15 @@ from codegen.targets import get_target
 
 README = policy.REPO_ROOT / "README.md"
 WORKFLOW_HEADING = "## From a Keras model to a firmware"
+CMAKE_HEADING = "### With CMake"
 LINE = re.compile(r"sample (\d+): x = ([-\d. ]+)\| q_in = ([-\d ]+)\| q_out = ([-\d ]+)\| "
                   r"y = ([-\d. ]+)$")
 
 
-def workflow_commands() -> list[str]:
-    """The first ```sh block after the README's workflow heading, one command a line."""
+def workflow_commands(heading: str = WORKFLOW_HEADING) -> list[str]:
+    """The first ```sh block after a heading of the README, one command a line."""
     text = README.read_text()
-    section = text[text.index(WORKFLOW_HEADING):]
+    section = text[text.index(heading):]
     block = re.search(r"```sh\n(.*?)```", section, re.S)
     assert block is not None, "no ```sh block in the workflow section"
     joined = block.group(1).replace("\\\n", " ")
@@ -52,32 +55,30 @@ def test_readme_has_three_commands() -> None:
     assert "examples/firmware" in commands[2]
 
 
-@pytest.mark.tf
-@pytest.mark.tflm
-@pytest.mark.qemu
-def test_keras_to_firmware_in_three_commands(tmp_path: Path) -> None:
-    for tool in ("arm-none-eabi-gcc", "ninja"):
-        policy.require_tool(tool)
-    # The user's directory: a Keras model, a calibration array, and the repository's
-    # examples (the README's commands run from a clone's root).
-    shutil.copy(DEMO_DIR / "demo_mlp.keras", tmp_path / "model.keras")
-    np.save(tmp_path / "calibration.npy", demo_train_module().grid(17))
-    (tmp_path / "examples").symlink_to(policy.REPO_ROOT / "examples")
-    # As on a fresh machine after ./scripts/setup: the system directories plus the venv's
-    # bin (meson, codegen), nothing else of this machine's PATH.
+def _user_environment(tmp_path: Path) -> dict[str, str]:
+    """As on a fresh machine after ./scripts/setup: the system directories plus the venv's
+    bin (meson, codegen), nothing else of this machine's PATH."""
     venv_bin = Path(sys.executable).parent
     policy.require((venv_bin / "codegen").is_file(),
                    f"no codegen script beside {sys.executable}; run ./scripts/setup")
-    env = {"PATH": os.pathsep.join([str(venv_bin), *policy.SYSTEM_PATH]),
-           "HOME": os.environ.get("HOME", str(tmp_path)), "LANG": "C.UTF-8",
-           "PYTHONPATH": str(policy.REPO_ROOT)}  # this checkout's codegen, installed or not
+    return {"PATH": os.pathsep.join([str(venv_bin), *policy.SYSTEM_PATH]),
+            "HOME": os.environ.get("HOME", str(tmp_path)), "LANG": "C.UTF-8",
+            "PYTHONPATH": str(policy.REPO_ROOT)}  # this checkout's codegen, installed or not
+
+
+def _run_commands(commands: list[str], cwd: Path) -> None:
+    env = _user_environment(cwd)
     shell = "set -euo pipefail\n"
-    for command in workflow_commands():
-        done = subprocess.run(["bash", "-c", shell + command], cwd=tmp_path, env=env,
+    for command in commands:
+        done = subprocess.run(["bash", "-c", shell + command], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=900, check=False)
         assert done.returncode == 0, f"$ {command}\n{done.stdout}\n{done.stderr}"
 
-    elf = tmp_path / "fw" / "firmware.elf"
+
+def _check_firmware(elf: Path, model: bytes) -> None:
+    """Run the example firmware under QEMU: every printed int8 output must equal TFLM's
+    (and the reference's) on the printed int8 inputs, and the printed floats must be the
+    quantization and dequantization of the header's scales and zero points."""
     assert elf.is_file()
     # QEMU prints the semihosting console on its stderr.
     run = subprocess.run(qemu_command(elf, get_target("cortex-m4")), stdout=subprocess.PIPE,
@@ -89,7 +90,6 @@ def test_keras_to_firmware_in_three_commands(tmp_path: Path) -> None:
     assert lines and all(lines), run.stdout
     assert run.stdout.strip().endswith("done")
 
-    model = (tmp_path / "model.tflite").read_bytes()
     program = load_program(model)
     graph = program.graph
     x = np.array([[float(v) for v in m.group(2).split()] for m in lines])
@@ -108,6 +108,42 @@ def test_keras_to_firmware_in_three_commands(tmp_path: Path) -> None:
     assert (q_in == -128).any() and (q_in == 127).any()  # readings beyond the range saturate
     np.testing.assert_allclose(y, qout.scale * (q_out.astype(np.float64) - qout.zero_point),
                                atol=1.5e-6)
+
+
+@pytest.mark.tf
+@pytest.mark.tflm
+@pytest.mark.qemu
+def test_keras_to_firmware_in_three_commands(tmp_path: Path) -> None:
+    for tool in ("arm-none-eabi-gcc", "ninja"):
+        policy.require_tool(tool)
+    # The user's directory: a Keras model, a calibration array, and the repository's
+    # examples (the README's commands run from a clone's root).
+    shutil.copy(DEMO_DIR / "demo_mlp.keras", tmp_path / "model.keras")
+    np.save(tmp_path / "calibration.npy", demo_train_module().grid(17))
+    (tmp_path / "examples").symlink_to(policy.REPO_ROOT / "examples")
+    _run_commands(workflow_commands(), tmp_path)
+    _check_firmware(tmp_path / "fw" / "firmware.elf", (tmp_path / "model.tflite").read_bytes())
+
+
+def test_readme_has_the_cmake_commands() -> None:
+    commands = workflow_commands(CMAKE_HEADING)
+    assert len(commands) == 3
+    assert commands[0].startswith("codegen build ") and "--cmake" in commands[0]
+    assert "examples/firmware-cmake" in commands[1]
+    assert commands[2].startswith("cmake --build ")
+
+
+@pytest.mark.tflm
+@pytest.mark.qemu
+def test_cmake_firmware_from_the_readme(tmp_path: Path) -> None:
+    """examples/firmware-cmake built with Debian's cmake from `codegen build --cmake`,
+    exactly as the README says, runs under QEMU with TFLM's outputs."""
+    for tool in ("arm-none-eabi-gcc", "ninja", "cmake"):
+        policy.require_tool(tool)
+    shutil.copy(DEMO_DIR / "demo_mlp.tflite", tmp_path / "model.tflite")
+    (tmp_path / "examples").symlink_to(policy.REPO_ROOT / "examples")
+    _run_commands(workflow_commands(CMAKE_HEADING), tmp_path)
+    _check_firmware(tmp_path / "fw" / "firmware.elf", (tmp_path / "model.tflite").read_bytes())
 
 
 @pytest.mark.tf

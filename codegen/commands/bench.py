@@ -41,15 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from codegen.bench import bench_model, format_result
     from codegen.cycles import CycleOptions, check_options
+    from codegen.progress import Progress
     from codegen.targets import get_target
 
     options = CycleOptions(wait_states=args.wait_states,
                            small_multiplier=args.small_multiplier)
     check_options(get_target(args.target), options)  # before the model is read
-    result = bench_model(Path(args.model), args.target, io_in_arena=args.io_in_arena,
-                         optimization=args.optimization, timeout=args.timeout,
-                         work_dir=Path(args.build_dir) if args.build_dir else None,
-                         cycle_options=options, profile=args.profile)
+    # One model on one target: the bar shows what runs and for how long (on a terminal).
+    with Progress(f"bench {Path(args.model).name} on {args.target}", tick=0.5):
+        result = bench_model(Path(args.model), args.target, io_in_arena=args.io_in_arena,
+                             optimization=args.optimization, timeout=args.timeout,
+                             work_dir=Path(args.build_dir) if args.build_dir else None,
+                             cycle_options=options, profile=args.profile)
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
     else:

@@ -26,28 +26,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arena-section", metavar="SECTION", type=section_name,
                         help="place the static arena in this linker section (e.g. .sram2; "
                              "letters, digits, '_', '.' and '$')")
+    parser.add_argument("--cmake", action="store_true",
+                        help="compile with CMake instead of meson, and write CMakeLists.txt "
+                             "and (Cortex-M) toolchain.cmake instead of meson.build and "
+                             "cross.ini")
 
 
 def run(args: argparse.Namespace) -> None:
-    from codegen.emit import EmitOptions
+    from codegen import api
     from codegen.generate import check_name
-    from codegen.library import build_library
     from codegen.terminal import shown
 
     if args.name is not None:
         check_name(args.name)  # an empty --name too
-    options = EmitOptions(arena_section=args.arena_section)
-    lib = build_library(Path(args.model), args.target, Path(args.output), args.name,
-                        build_dir=Path(args.build_dir) if args.build_dir else None,
-                        options=options)
-    fp = lib.footprint
-    flags = " ".join(lib.target.machine_flags) or "native compiler"
-    print(f"wrote {shown(str(lib.archive))} and {shown(str(lib.header))} "
-          f"for {lib.target.name} ({flags})")
-    print(f"  flash: {fp.flash:>7} bytes  (code {fp.code}, constants {fp.constants}"
-          f"{f', plus {fp.data} of initial data' if fp.data else ''})")
-    print(f"  RAM:   {fp.ram:>7} bytes  (data {fp.data}, bss {fp.bss}; the arena is "
-          f"{lib.program.plan.size} of it; the stack is not counted)")
+    lib = api.build(Path(args.model), args.target, Path(args.output), name=args.name,
+                    build_dir=Path(args.build_dir) if args.build_dir else None,
+                    arena_section=args.arena_section, cmake=args.cmake)
+    flags = " ".join(lib.machine_flags) or "native compiler"
+    print(f"wrote {shown(str(lib.archive))} and {shown(str(lib.header))} for {lib.target} "
+          f"({flags})")
+    print(f"  flash: {lib.flash_bytes:>7} bytes  (code {lib.code_bytes}, constants "
+          f"{lib.constant_bytes}"
+          f"{f', plus {lib.data_bytes} of initial data' if lib.data_bytes else ''})")
+    print(f"  RAM:   {lib.ram_bytes:>7} bytes  (data {lib.data_bytes}, bss {lib.bss_bytes}; "
+          f"the arena is {lib.arena_bytes} of it; the stack is not counted)")
     if lib.cross_file is not None:
         print("  link it with the same flags: meson setup ... "
               f"--cross-file {shown(str(lib.cross_file))}")
+    if lib.toolchain_file is not None:
+        print("  link it with the same flags: cmake ... "
+              f"-DCMAKE_TOOLCHAIN_FILE={shown(str(lib.toolchain_file.resolve()))}")

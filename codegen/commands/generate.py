@@ -26,33 +26,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--meson", action="store_true",
                         help="also write a meson.build: the directory becomes a meson "
                              "subproject, dependency('NAME')")
+    parser.add_argument("--cmake", action="store_true",
+                        help="also write a CMakeLists.txt: the directory becomes a CMake "
+                             "library, add_subdirectory() then codegen::NAME")
+    parser.add_argument("--arduino", action="store_true",
+                        help="write an Arduino library instead: library.properties, "
+                             "src/NAME.c, src/NAME.h and the sketch examples/NAME/NAME.ino")
 
 
 def run(args: argparse.Namespace) -> None:
-    from codegen.emit import EmitOptions
-    from codegen.generate import check_name, generate
+    from codegen import api
     from codegen.terminal import shown
 
-    if args.name is not None:
-        check_name(args.name)  # an empty --name too
-    options = EmitOptions(static_arena=not args.no_static_arena,
-                          arena_section=args.arena_section)
-    extra = None
-    if args.meson:  # written together with NAME.c and NAME.h: all or none
-        from codegen.library import meson_build_text
-
-        def extra(program, name):
-            return {"meson.build": meson_build_text(name, program.source)}
-
-    result = generate(Path(args.model), Path(args.output), args.name, options,
-                      io_in_arena=args.io_in_arena, extra_files=extra)
-    program = result.program
-    counts: dict[str, int] = {}
-    for layer in program.layers:
-        counts[layer.opcode] = counts.get(layer.opcode, 0) + 1
-    ops = ", ".join(f"{op} x{n}" for op, n in counts.items())
+    result = api.generate(Path(args.model), Path(args.output), name=args.name,
+                          static_arena=not args.no_static_arena,
+                          arena_section=args.arena_section, io_in_arena=args.io_in_arena,
+                          meson=args.meson, cmake=args.cmake, arduino=args.arduino)
+    ops = ", ".join(f"{op} x{n}" for op, n in result.operators.items())
     print(f"wrote {', '.join(shown(str(f)) for f in result.files)}")
-    print(f"  operators:      {len(program.layers)} ({ops})")
-    print(f"  constant bytes: {program.constant_bytes}")
-    print(f"  arena bytes:    {program.plan.size} (lower bound {program.plan.lower_bound})")
-    print(f"  MACs / invoke:  {program.macs}")
+    print(f"  operators:      {sum(result.operators.values())} ({ops})")
+    print(f"  constant bytes: {result.constant_bytes}")
+    print(f"  arena bytes:    {result.arena_bytes} (lower bound {result.arena_lower_bound})")
+    print(f"  MACs / invoke:  {result.macs}")

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> None:
     if count > 1 and output.suffix.lower() != ".npz":
         raise CodegenError(f"the model has {count} outputs; give an --output ending in .npz")
     inputs = load_inputs(input_path, program)
-    outputs = execute(program, args.target, inputs, work_dir=work_dir)
+    outputs = execute(program, args.target, inputs, work_dir=work_dir, progress=None)
     keys = save_outputs(output, program, outputs)
     n = outputs[0].shape[0]
     print(f"{args.target}: ran {n} sample{'s' if n != 1 else ''}, wrote {output}")
