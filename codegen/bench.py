@@ -50,6 +50,7 @@ from codegen.program import Program, load_program
 from codegen.reference import run_reference
 from codegen.runner import Run, run_harness
 from codegen.targets import Target, get_target
+from codegen.terminal import shown
 
 OPTIMIZATIONS = ("0", "1", "2", "3", "s")
 DEFAULT_OPTIMIZATION = "2"
@@ -513,7 +514,7 @@ def format_result(r: BenchResult) -> str:
            METHOD_TIMER: f"SysTick, multiples of {r.resolution} instructions",
            METHOD_WALL_CLOCK: f"wall clock, median of {r.invokes} invokes"}[r.method]
     arena = "arena (with the inputs and outputs)" if r.io_in_arena else "arena"
-    lines = [f"{r.model} on {r.target}, -O{r.optimization} ({how})"]
+    lines = [f"{shown(r.model)} on {r.target}, -O{r.optimization} ({how})"]
     if r.instructions is not None:
         per_mac = f", {r.instructions_per_mac:.2f} instructions/MAC" if r.macs else ""
         lines.append(f"  time   {r.instructions:,} instructions per invoke; "

@@ -14,17 +14,19 @@ _SUFFIXES = (".npy", ".npz")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from codegen.cli_types import path_arg
     from codegen.execute import target_names
 
-    parser.add_argument("model")
+    parser.add_argument("model", type=path_arg)
     parser.add_argument("--target", required=True, choices=target_names())
-    parser.add_argument("--input", required=True,
+    parser.add_argument("--input", required=True, type=path_arg,
                         help=".npy shaped (N, *input_shape), or .npz keyed by input tensor name")
-    parser.add_argument("--output", required=True,
+    parser.add_argument("--output", required=True, type=path_arg,
                         help=".npy (or .npz, keyed by output tensor name, for several outputs)"
                              "; replaced atomically")
-    parser.add_argument("--build-dir", help="keep the generated sources and build here (a new "
-                                            "or empty directory, or one codegen made before)")
+    parser.add_argument("--build-dir", type=path_arg,
+                        help="keep the generated sources and build here (a new or empty "
+                             "directory, or one codegen made before)")
 
 
 def load_inputs(path: Path, program) -> list[np.ndarray]:
