@@ -125,8 +125,6 @@ def generate(model: PathLike, output: PathLike, *, name: str | None = None,
     name = check_name(name if name is not None else default_name(model_path))
     if cmake:
         cmake_layout.check_cmake_name(name)
-    if arduino:
-        arduino_layout.check_arduino_name(name)
     options = EmitOptions(static_arena=static_arena, arena_section=arena_section)
 
     def layout(program: Program, name: str, files: dict[str, str]) -> dict[str, str]:

@@ -23,15 +23,6 @@ from codegen.program import Program
 PROPERTIES = "library.properties"
 
 
-def check_arduino_name(name: str) -> str:
-    """NAME (already a checked C identifier) if Arduino accepts it as a library name: it
-    must start with a letter or a digit."""
-    if not name[:1].isalnum():
-        raise CodegenError(f"--name {name}: an Arduino library name starts with a letter; "
-                           "give another name")
-    return name
-
-
 def sketch_path(name: str) -> str:
     return f"examples/{name}/{name}.ino"
 
@@ -40,7 +31,6 @@ def arduino_files(program: Program, name: str, sources: dict[str, str],
                   options: EmitOptions | None = None) -> dict[str, str]:
     """The library's files, given the generated NAME.c/NAME.h (`sources`, from emit_model
     with the same options)."""
-    check_arduino_name(name)
     options = options or EmitOptions()
     if program.plan.io_in_arena:
         raise CodegenError("the Arduino example sketch passes its own input and output "
