@@ -1,0 +1,169 @@
+"""Models for the operators of tests/test_ops_more.py (ARG_MAX, GATHER, the comparisons,
+RESIZE_BILINEAR, BATCH_MATMUL, ...): one operator per `Case`, with typed operands.
+
+A `Case` names its operator, its operands (`X`: a graph input, `C`: a constant) and its
+outputs (`Y`), each with its own type, shape and quantization; `single(case)` writes a model
+of one case and `bundle(cases)` puts many side by side in one model (each with its own graph
+inputs and outputs), so that one C build covers many configurations while a mismatch still
+names its output. Graph inputs may carry a value range (indices must stay inside their
+dimension for TFLM, which does not check them); `case_inputs` draws samples in those ranges
+plus the all-low and all-high samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from support.builder import ModelBuilder, Q
+
+Shape = tuple[int, ...]
+DEFAULT_Q = Q(0.05, -3)
+WIDE = Q(0.0007, -128)  # tiny scale, zero point at the bottom
+COARSE = Q(91.0, 127)  # huge scale, zero point at the top
+
+_FULL = {"int8": (-128, 127), "int32": (-(2**31), 2**31 - 1), "bool": (0, 1)}
+
+
+@dataclass(frozen=True)
+class X:
+    """A graph input; values drawn in [low, high] (default: the type's range)."""
+
+    shape: Shape
+    dtype: str = "int8"
+    quant: Q | None = DEFAULT_Q
+    low: int | None = None
+    high: int | None = None
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        lo, hi = _FULL[self.dtype]
+        return (lo if self.low is None else self.low, hi if self.high is None else self.high)
+
+
+@dataclass(frozen=True)
+class C:
+    """A constant operand."""
+
+    values: Any
+    dtype: str = "int32"
+    quant: Q | None = None
+
+
+@dataclass(frozen=True)
+class Y:
+    """An output (a graph output)."""
+
+    shape: Shape
+    dtype: str = "int8"
+    quant: Q | None = DEFAULT_Q
+
+
+@dataclass(frozen=True)
+class Case:
+    opcode: str
+    operands: tuple[X | C | None, ...]  # None: an omitted optional operand (-1)
+    outputs: tuple[Y, ...]
+    options: Any = None
+    custom_code: str | None = None
+    custom_options: bytes | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # test-only notes
+
+
+def _quant(dtype: str, quant: Q | None) -> Q | None:
+    return quant if dtype in ("int8", "uint8", "int16") else None
+
+
+def add_case(b: ModelBuilder, case: Case, prefix: str) -> tuple[list[int], list[int]]:
+    """Add the case's tensors and operator to `b`; return (graph inputs, graph outputs)."""
+    operands: list[int] = []
+    inputs: list[int] = []
+    for k, o in enumerate(case.operands):
+        if o is None:
+            operands.append(-1)
+        elif isinstance(o, X):
+            t = b.add_tensor(f"{prefix}_x{k}", o.shape, o.dtype, quant=_quant(o.dtype, o.quant))
+            operands.append(t)
+            inputs.append(t)
+        else:
+            data = np.asarray(o.values)
+            operands.append(b.add_tensor(f"{prefix}_c{k}", data.shape, o.dtype,
+                                         quant=_quant(o.dtype, o.quant), data=data))
+    outputs = [b.add_tensor(f"{prefix}_y{k}", y.shape, y.dtype, quant=_quant(y.dtype, y.quant))
+               for k, y in enumerate(case.outputs)]
+    b.add_op("CUSTOM" if case.custom_code else case.opcode, operands, outputs, case.options,
+             custom_code=case.custom_code, custom_options=case.custom_options)
+    return inputs, outputs
+
+
+def single(case: Case) -> bytes:
+    return bundle([case])
+
+
+def bundle(cases: Sequence[Case]) -> bytes:
+    b = ModelBuilder()
+    ins: list[int] = []
+    outs: list[int] = []
+    for k, case in enumerate(cases):
+        xs, ys = add_case(b, case, f"c{k}")
+        ins += xs
+        outs += ys
+    b.set_io(ins, outs)
+    return b.build()
+
+
+def case_inputs(cases: Sequence[Case], count: int, seed: int) -> list[np.ndarray]:
+    """For the graph inputs of bundle(cases), in order: the all-low sample, the all-high
+    sample, then `count` samples drawn uniformly in each input's range."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for case in cases:
+        for o in case.operands:
+            if not isinstance(o, X):
+                continue
+            lo, hi = o.bounds
+            edges = np.stack([np.full(o.shape, lo), np.full(o.shape, hi)])
+            drawn = rng.integers(lo, hi + 1, size=(count, *o.shape), dtype=np.int64)
+            np_dtype = np.bool_ if o.dtype == "bool" else np.dtype(o.dtype)
+            arrays.append(np.concatenate([edges, drawn]).astype(np_dtype))
+    return arrays
+
+
+# -- options ------------------------------------------------------------------------------
+
+
+def options(kind: str, **fields: Any) -> Any:
+    """A schema options object by name, e.g. options("Gather", axis=1, batchDims=0)."""
+    o = getattr(schema, f"{kind}OptionsT")()
+    for key, value in fields.items():
+        if not hasattr(o, key):
+            raise AttributeError(f"{kind}Options has no field {key}")
+        setattr(o, key, value)
+    return o
+
+
+# -- case factories -------------------------------------------------------------------------
+
+
+def arg_min_max(opcode: str, shape: Shape, axis: int, quant: Q = DEFAULT_Q) -> Case:
+    out = tuple(d for k, d in enumerate(shape) if k != axis % len(shape))
+    return Case(opcode, (X(shape, quant=quant), C([axis])), (Y(out, "int32"),),
+                options("ArgMax" if opcode == "ARG_MAX" else "ArgMin",
+                        outputType=schema.TensorType.INT32))
+
+
+def logical(opcode: str, *shapes: Shape, const: Any = None) -> Case:
+    """LOGICAL_AND/OR of the shapes (a constant second operand when `const` is given), or
+    LOGICAL_NOT of one shape."""
+    operands: list[X | C] = [X(shapes[0], "bool")]
+    if len(shapes) > 1:
+        operands.append(X(shapes[1], "bool"))
+    if const is not None:
+        operands.append(C(const, "bool"))
+    out = np.broadcast_shapes(*(np.shape(o.values) if isinstance(o, C) else o.shape
+                                for o in operands))
+    return Case(opcode, tuple(operands), (Y(tuple(out), "bool"),))

@@ -1,0 +1,123 @@
+"""The operators of issue 13 (ARG_MAX, GATHER, the comparisons, RESIZE_BILINEAR, ...) on
+builder models: every case alone against TFLM (reference == TFLM, inputs across each
+operand's range plus the all-low / all-high samples), then the cases bundled side by side
+into a few models, each built once per target and under the sanitizers (generated C ==
+reference, on the same in-range samples and on full-range ones, where indices out of range
+meet the behaviour the generator defines for them), and what TFLM refuses refused in one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support import more_models as mm
+from support.more_models import COARSE, WIDE
+from support.tflm import run_tflm
+from support.verify import C_TARGETS, assert_same, c_matches_reference
+
+from codegen.errors import UnsupportedError
+from codegen.execute import execute
+from codegen.model.tflite import load_model
+from codegen.ops import prepare_layer
+from codegen.program import load_program
+
+TFLM_SAMPLES = 300
+C_EXTRA_SAMPLES = 30
+
+AM = mm.arg_min_max
+INDEX_CASES = {
+    "arg_max_4d_axis2": AM("ARG_MAX", (2, 3, 17, 5), 2),
+    "arg_min_1d": AM("ARG_MIN", (17,), 0, quant=WIDE),
+    "arg_max_last_negative": AM("ARG_MAX", (3, 17), -1, quant=COARSE),
+    "arg_min_axis1_ones": AM("ARG_MIN", (1, 5, 1, 3), 1),
+    "arg_max_axis0_5d": AM("ARG_MAX", (3, 1, 2, 1, 2), -5),
+}
+
+LG = mm.logical
+LOGIC_CASES = {
+    "logical_and_same": LG("LOGICAL_AND", (3, 17), (3, 17)),
+    "logical_or_broadcast": LG("LOGICAL_OR", (2, 1, 5, 3), (3, 1, 1)),
+    "logical_and_constant": LG("LOGICAL_AND", (3, 4), const=[[True, False, True, True]]),
+    "logical_or_5d_same": LG("LOGICAL_OR", (2, 1, 3, 1, 2), (2, 1, 3, 1, 2)),
+    "logical_not": LG("LOGICAL_NOT", (1, 3, 17)),
+    "logical_not_one": LG("LOGICAL_NOT", (1,)),
+}
+
+BUNDLES: dict[str, dict[str, mm.Case]] = {
+    "indices": INDEX_CASES,
+    "logic": LOGIC_CASES,
+}
+CASES = {name: case for cases in BUNDLES.values() for name, case in cases.items()}
+
+
+@pytest.mark.tflm
+@pytest.mark.parametrize("name", list(CASES))
+def test_case_reference_matches_tflm(name: str) -> None:
+    case = CASES[name]
+    model = mm.single(case)
+    inputs = mm.case_inputs([case], TFLM_SAMPLES, seed=1)
+    assert_same(execute(load_program(model), "reference", inputs), run_tflm(model, inputs),
+                f"{name}: reference vs TFLM")
+
+
+def _extra(cases: list[mm.Case]) -> list[np.ndarray]:
+    return mm.case_inputs(cases, C_EXTRA_SAMPLES, seed=5)
+
+
+@pytest.mark.parametrize("target", C_TARGETS)
+@pytest.mark.parametrize("bundle", list(BUNDLES))
+def test_generated_c_matches_reference(bundle: str, target: str, tmp_path: Path) -> None:
+    cases = list(BUNDLES[bundle].values())
+    c_matches_reference(mm.bundle(cases), target, tmp_path, seed=3, extra=_extra(cases))
+
+
+@pytest.mark.parametrize("bundle", list(BUNDLES))
+def test_generated_c_is_clean_under_sanitizers(bundle: str, tmp_path: Path) -> None:
+    cases = list(BUNDLES[bundle].values())
+    c_matches_reference(mm.bundle(cases), "host", tmp_path, seed=4, sanitize=True,
+                        extra=_extra(cases))
+
+
+@pytest.mark.parametrize("bundle", list(BUNDLES))
+def test_layers_describe_themselves(bundle: str) -> None:
+    program = load_program(mm.bundle(list(BUNDLES[bundle].values())))
+    for layer in program.layers:
+        for label, value in layer.describe():
+            assert isinstance(label, str) and isinstance(value, str) and value
+
+
+# -- refusals ------------------------------------------------------------------------------
+
+_AM = AM("ARG_MAX", (3, 5), 1)
+
+REFUSALS: dict[str, tuple[mm.Case, str]] = {
+    "arg_max_int64_output": (mm.Case("ARG_MAX", _AM.operands, (mm.Y((3,), "int64"),)),
+                             "output_type=tf.int32"),
+    "arg_max_axis_range": (mm.Case("ARG_MAX", (mm.X((3, 5)), mm.C([2])), _AM.outputs),
+                           "out of range"),
+    "arg_max_axis_dynamic": (mm.Case("ARG_MAX", (mm.X((3, 5)), mm.X((1,), "int32")),
+                                     _AM.outputs), "must be constant"),
+    "arg_max_shape": (mm.Case("ARG_MAX", _AM.operands, (mm.Y((5,), "int32"),)),
+                      "expected [3]"),
+    "arg_min_int32_input": (mm.Case("ARG_MIN", (mm.X((3, 5), "int32"), mm.C([1])),
+                                    _AM.outputs), "expected int8"),
+    "logical_and_int8": (mm.Case("LOGICAL_AND", (mm.X((3,)), mm.X((3,), "bool")),
+                                 (mm.Y((3,), "bool"),)), "expected bool"),
+    "logical_or_5d_broadcast": (LG("LOGICAL_OR", (2, 1, 3, 1, 2), (3, 5, 1)), "at most 4-D"),
+    "logical_not_shape": (mm.Case("LOGICAL_NOT", (mm.X((3,), "bool"),), (mm.Y((1, 3), "bool"),)),
+                          "differs from output shape"),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSALS))
+def test_unsupported_is_refused(name: str) -> None:
+    case, message = REFUSALS[name]
+    graph = load_model(mm.single(case))
+    with pytest.raises(UnsupportedError) as error:
+        prepare_layer(graph.operators[0], graph)
+    text = str(error.value)
+    assert "\n" not in text
+    assert text.startswith(f"operator 0 ({case.opcode}): "), text
+    assert message in text, text
