@@ -45,9 +45,51 @@ LOGIC_CASES = {
     "logical_not_one": LG("LOGICAL_NOT", (1,)),
 }
 
+CMP = mm.compare
+X8, X32, XB = mm.X, mm.x32, mm.xb
+Q = mm.Q
+COMPARISON_CASES = {
+    "equal_int8_scales": CMP("EQUAL", X8((3, 17), quant=Q(0.02, 5)),
+                             X8((3, 17), quant=Q(0.05, -7))),
+    "equal_int8_same_q_rounding": CMP("EQUAL", X8((17,), quant=Q(1e-6, 0)),
+                                      X8((17,), quant=Q(1e-6, 0))),
+    "not_equal_int8_broadcast": CMP("NOT_EQUAL", X8((2, 1, 5, 3), quant=WIDE),
+                                    X8((3, 1, 1), quant=Q(0.3, 100))),
+    "greater_int8_constant": CMP("GREATER", X8((3, 5), quant=Q(0.9, -128)),
+                                 mm.C([[-128, -1, 0, 5, 127]], "int8", Q(0.5, 3))),
+    "greater_equal_int8": CMP("GREATER_EQUAL", X8((1, 17), quant=Q(0.25, 0)),
+                              X8((1, 17), quant=Q(0.125, 0))),
+    "less_int8_5d_same": CMP("LESS", X8((2, 1, 3, 1, 2)),
+                             X8((2, 1, 3, 1, 2), quant=Q(0.049, -2))),
+    "less_equal_int8_scalar": CMP("LESS_EQUAL", X8((4, 3)), X8((1,), quant=Q(0.999, 12))),
+    "equal_int32": CMP("EQUAL", X32((3, 17), low=-3, high=3), X32((3, 17), low=-3, high=3)),
+    "greater_int32_full": CMP("GREATER", X32((5, 3)), X32((1, 3))),
+    "less_int32_constant": CMP("LESS", X32((3, 4), low=-5, high=5),
+                               mm.C([-(2**31), -1, 0, 2**31 - 1])),
+    "greater_equal_int32_extremes": CMP("GREATER_EQUAL", X32((17,)), X32((17,))),
+    "less_equal_int32_broadcast": CMP("LESS_EQUAL", X32((2, 3, 1), low=-4, high=4),
+                                      X32((1, 5), low=-4, high=4)),
+    "equal_bool": CMP("EQUAL", mm.X((3, 5), "bool"), mm.X((3, 5), "bool")),
+    "not_equal_bool_broadcast": CMP("NOT_EQUAL", mm.X((3, 1), "bool"),
+                                    mm.C([True, False], "bool")),
+}
+
+SEL = mm.select_v2
+SELECT_CASES = {
+    "select_same_shapes": SEL(XB((3, 17)), X8((3, 17)), X8((3, 17))),
+    "select_broadcast_3": SEL(XB((2, 1, 5, 1)), X8((3, 1, 1)), X8((1, 5, 3))),
+    "select_5d_broadcast": SEL(XB((2, 1, 3, 1, 1)), X8((1, 2, 1, 2, 3)), X8((3, 1, 3))),
+    "select_constant_y": SEL(XB((3, 4)), X8((3, 4), quant=WIDE),
+                             mm.C([5, -128, 127, 0], "int8", WIDE), quant=WIDE),
+    "select_constant_condition": SEL(mm.C([[True], [False], [True]], "bool"), X8((3, 5)),
+                                     X8((5,))),
+    "select_scalar_condition": SEL(XB((1,)), X8((2, 3), quant=COARSE),
+                                   X8((2, 3), quant=COARSE), quant=COARSE),
+}
+
 BUNDLES: dict[str, dict[str, mm.Case]] = {
     "indices": INDEX_CASES,
-    "logic": LOGIC_CASES,
+    "logic": {**LOGIC_CASES, **COMPARISON_CASES, **SELECT_CASES},
 }
 CASES = {name: case for cases in BUNDLES.values() for name, case in cases.items()}
 
@@ -108,6 +150,17 @@ REFUSALS: dict[str, tuple[mm.Case, str]] = {
     "logical_or_5d_broadcast": (LG("LOGICAL_OR", (2, 1, 3, 1, 2), (3, 5, 1)), "at most 4-D"),
     "logical_not_shape": (mm.Case("LOGICAL_NOT", (mm.X((3,), "bool"),), (mm.Y((1, 3), "bool"),)),
                           "differs from output shape"),
+    "equal_scale_one": (CMP("EQUAL", X8((3,), quant=Q(1.0)), X8((3,))), "(0, 1)"),
+    "less_scale_above_one": (CMP("LESS", X8((3,)), X8((3,), quant=Q(2.5))), "is 2.5"),
+    "greater_bool": (CMP("GREATER", mm.X((3,), "bool"), mm.X((3,), "bool")),
+                     "expected int8/int32"),
+    "equal_mixed_types": (CMP("EQUAL", X8((3,)), X32((3,))), "input2"),
+    "less_int8_output": (mm.Case("LESS", (X8((3,)), X8((3,))), (mm.Y((3,)),)), "expected bool"),
+    "select_requantize": (SEL(XB((3,)), X8((3,)), X8((3,), quant=WIDE)),
+                          "quantized differently"),
+    "select_int8_condition": (SEL(X8((3,)), X8((3,)), X8((3,))), "expected bool"),
+    "select_6d_broadcast": (SEL(XB((2, 1, 1, 1, 1, 1)), X8((1, 2, 1, 1, 1, 1)), X8((3,))),
+                            "at most 5-D"),
 }
 
 

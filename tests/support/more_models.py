@@ -167,3 +167,22 @@ def logical(opcode: str, *shapes: Shape, const: Any = None) -> Case:
     out = np.broadcast_shapes(*(np.shape(o.values) if isinstance(o, C) else o.shape
                                 for o in operands))
     return Case(opcode, tuple(operands), (Y(tuple(out), "bool"),))
+
+
+def compare(opcode: str, a: X | C, b: X | C) -> Case:
+    shapes = [np.shape(o.values) if isinstance(o, C) else o.shape for o in (a, b)]
+    return Case(opcode, (a, b), (Y(tuple(np.broadcast_shapes(*shapes)), "bool"),))
+
+
+def select_v2(condition: X | C, x: X | C, y: X | C, quant: Q = DEFAULT_Q) -> Case:
+    shapes = [np.shape(o.values) if isinstance(o, C) else o.shape for o in (condition, x, y)]
+    return Case("SELECT_V2", (condition, x, y),
+                (Y(tuple(np.broadcast_shapes(*shapes)), quant=quant),))
+
+
+def x32(shape: Shape, low: int | None = None, high: int | None = None) -> X:
+    return X(shape, "int32", None, low, high)
+
+
+def xb(shape: Shape) -> X:
+    return X(shape, "bool", None)
