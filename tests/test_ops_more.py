@@ -87,9 +87,26 @@ SELECT_CASES = {
                                    X8((2, 3), quant=COARSE), quant=COARSE),
 }
 
+U = mm.unary
+UNARY_CASES = {
+    "abs_same_scale": U("ABS", (3, 17), Q(0.05, -3), Q(0.05, 7)),
+    "abs_rescale_up": U("ABS", (17,), Q(0.1, 100), Q(0.02, -128)),
+    "abs_rescale_down": U("ABS", (1, 3, 5), WIDE, Q(0.5, -20)),
+    "abs_coarse": U("ABS", (2, 3), COARSE, Q(3.0, 0)),
+    "rsqrt_layer_norm": U("RSQRT", (1, 17), Q(0.003, -128), Q(0.2, -128), low=-128),
+    "rsqrt_mid_zero_point": U("RSQRT", (3, 5), Q(0.5, -10), Q(0.01, -100), low=-10),
+    "rsqrt_fine": U("RSQRT", (17,), Q(1e-4, -128), Q(1.5, 0), low=-128),
+    "rsqrt_coarse": U("RSQRT", (4,), Q(30.0, 27), Q(0.004, 3), low=27),
+    "elu_typical": U("ELU", (3, 17), Q(0.05, 10), Q(0.04, -60)),
+    "elu_wide_input": U("ELU", (17,), Q(0.2, 0), Q(0.1, -118)),
+    "elu_fine": U("ELU", (2, 5), WIDE, WIDE),
+    "elu_coarse_output": U("ELU", (5,), Q(0.01, -128), COARSE),
+}
+
 BUNDLES: dict[str, dict[str, mm.Case]] = {
     "indices": INDEX_CASES,
     "logic": {**LOGIC_CASES, **COMPARISON_CASES, **SELECT_CASES},
+    "unary": UNARY_CASES,
 }
 CASES = {name: case for cases in BUNDLES.values() for name, case in cases.items()}
 

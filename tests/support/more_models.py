@@ -186,3 +186,8 @@ def x32(shape: Shape, low: int | None = None, high: int | None = None) -> X:
 
 def xb(shape: Shape) -> X:
     return X(shape, "bool", None)
+
+
+def unary(opcode: str, shape: Shape, in_q: Q, out_q: Q, low: int | None = None) -> Case:
+    """A one-input int8 operator of the input's shape (values from `low` up)."""
+    return Case(opcode, (X(shape, quant=in_q, low=low),), (Y(shape, quant=out_q),))
