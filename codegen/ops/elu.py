@@ -26,7 +26,8 @@ class Elu(LutLayer):
         s_in, s_out = np.float32(p["input_scale"]), np.float32(p["output_scale"])
         inverse_scale = np.float32(1) / s_out
         d = s_in * (x - int(p["input_zero_point"])).astype(np.float32)
-        e = np.where(d < 0, np.exp(np.minimum(d, 0).astype(np.float64)).astype(np.float32) - np.float32(1), d)
+        expf = np.exp(np.minimum(d, 0).astype(np.float64)).astype(np.float32)
+        e = np.where(d < 0, expf - np.float32(1), d)
         scaled = (e.astype(np.float32) * inverse_scale).astype(np.float64)
         rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)  # roundf, exact in double
         q = np.float32(rounded) + np.float32(p["output_zero_point"])
