@@ -103,10 +103,24 @@ UNARY_CASES = {
     "elu_coarse_output": U("ELU", (5,), Q(0.01, -128), COARSE),
 }
 
+B = mm.binary
+ARITHMETIC_CASES = {
+    "sqdiff_layer_norm": B("SQUARED_DIFFERENCE", X8((1, 5, 17), quant=Q(0.04, 3)),
+                           X8((1, 5, 1), quant=Q(0.02, -1)), Q(0.08, -128)),
+    "sqdiff_same_scales": B("SQUARED_DIFFERENCE", X8((3, 17)), X8((3, 17)), Q(0.05, -128)),
+    "sqdiff_broadcast_4d": B("SQUARED_DIFFERENCE", X8((2, 1, 5, 3), quant=WIDE),
+                             X8((3, 1, 1), quant=COARSE), Q(200.0, 10)),
+    "sqdiff_constant": B("SQUARED_DIFFERENCE", X8((3, 4)),
+                         mm.C([[1, -128, 127, 0]], "int8", Q(0.1, 0)), Q(0.01, -100)),
+    "sqdiff_int32": B("SQUARED_DIFFERENCE", X32((3, 17)), X32((3, 17))),
+    "sqdiff_int32_small": B("SQUARED_DIFFERENCE", X32((2, 3, 1), low=-40000, high=40000),
+                            X32((1, 5), low=-40000, high=40000)),
+}
+
 BUNDLES: dict[str, dict[str, mm.Case]] = {
     "indices": INDEX_CASES,
     "logic": {**LOGIC_CASES, **COMPARISON_CASES, **SELECT_CASES},
-    "unary": UNARY_CASES,
+    "unary": {**UNARY_CASES, **ARITHMETIC_CASES},
 }
 CASES = {name: case for cases in BUNDLES.values() for name, case in cases.items()}
 

@@ -191,3 +191,11 @@ def xb(shape: Shape) -> X:
 def unary(opcode: str, shape: Shape, in_q: Q, out_q: Q, low: int | None = None) -> Case:
     """A one-input int8 operator of the input's shape (values from `low` up)."""
     return Case(opcode, (X(shape, quant=in_q, low=low),), (Y(shape, quant=out_q),))
+
+
+def binary(opcode: str, a: X | C, b: X | C, out_q: Q | None = DEFAULT_Q,
+           out_dtype: str | None = None, options: Any = None) -> Case:
+    shapes = [np.shape(o.values) if isinstance(o, C) else o.shape for o in (a, b)]
+    dtype = out_dtype or (a.dtype if isinstance(a, X) else "int8")
+    return Case(opcode, (a, b), (Y(tuple(np.broadcast_shapes(*shapes)), dtype, out_q),),
+                options)
