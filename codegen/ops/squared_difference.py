@@ -6,7 +6,8 @@ TFLM: squared_difference.cc. PrepareQuantized (int8): left shift 7, twice_max = 
 max(s1, s2) in double, input multipliers s_i / twice_max through
 QuantizeMultiplierSmallerThanOneExp, output multiplier twice_max^2 / (2^14 * s_out) through
 QuantizeMultiplier. Eval, per element:
-    d   = MBQMSmallerThanOneExp((x1 - zp1) << 7, m1, e1) - MBQMSmallerThanOneExp((x2 - zp2) << 7, m2, e2)
+    d   = MBQMSmallerThanOneExp((x1 - zp1) << 7, m1, e1)
+          - MBQMSmallerThanOneExp((x2 - zp2) << 7, m2, e2)
     out = clamp(MultiplyByQuantizedMultiplier(d * d, m, e) + zp_out)
 (|d| <= 2^15, so d * d fits int32). int32: (x1 - x2)^2 in int32, which wraps on overflow as
 TFLM's does on two's-complement hardware (the C computes it in uint32).
