@@ -26,6 +26,9 @@ from codegen.program import load_program
 TFLM_SAMPLES = 300
 C_EXTRA_SAMPLES = 30
 
+Q = mm.Q
+X8, X32, XB = mm.X, mm.x32, mm.xb
+
 AM = mm.arg_min_max
 INDEX_CASES = {
     "arg_max_4d_axis2": AM("ARG_MAX", (2, 3, 17, 5), 2),
@@ -33,6 +36,19 @@ INDEX_CASES = {
     "arg_max_last_negative": AM("ARG_MAX", (3, 17), -1, quant=COARSE),
     "arg_min_axis1_ones": AM("ARG_MIN", (1, 5, 1, 3), 1),
     "arg_max_axis0_5d": AM("ARG_MAX", (3, 1, 2, 1, 2), -5),
+}
+
+R = mm.reduce
+REDUCE_CASES = {
+    "sum_last": R("SUM", (3, 17), [-1], False, Q(0.05, -3), Q(0.4, 10)),
+    "sum_spatial_keep": R("SUM", (1, 5, 3, 17), [1, 2], True, WIDE, Q(0.01, -128)),
+    "sum_all_repeated": R("SUM", (2, 3, 5), [0, 2, -1, 1], False, COARSE, Q(1000.0, 0)),
+    "sum_middle": R("SUM", (2, 17, 3), [1], True, Q(0.1, 0), Q(0.1, 0)),
+    "reduce_max_last": R("REDUCE_MAX", (3, 17), [1], False),
+    "reduce_max_spatial_keep": R("REDUCE_MAX", (1, 5, 3, 17), [1, 2], True, WIDE),
+    "reduce_min_first_two": R("REDUCE_MIN", (2, 3, 5, 3), [0, -3], False, COARSE),
+    "reduce_min_all_keep": R("REDUCE_MIN", (3, 1, 5), [0, 1, 2], True),
+    "reduce_max_6d": R("REDUCE_MAX", (2, 1, 3, 1, 2, 3), [0, 3, 4], False),
 }
 
 LG = mm.logical
@@ -46,8 +62,6 @@ LOGIC_CASES = {
 }
 
 CMP = mm.compare
-X8, X32, XB = mm.X, mm.x32, mm.xb
-Q = mm.Q
 COMPARISON_CASES = {
     "equal_int8_scales": CMP("EQUAL", X8((3, 17), quant=Q(0.02, 5)),
                              X8((3, 17), quant=Q(0.05, -7))),
@@ -118,7 +132,7 @@ ARITHMETIC_CASES = {
 }
 
 BUNDLES: dict[str, dict[str, mm.Case]] = {
-    "indices": INDEX_CASES,
+    "indices": {**INDEX_CASES, **REDUCE_CASES},
     "logic": {**LOGIC_CASES, **COMPARISON_CASES, **SELECT_CASES},
     "unary": {**UNARY_CASES, **ARITHMETIC_CASES},
 }
@@ -192,6 +206,11 @@ REFUSALS: dict[str, tuple[mm.Case, str]] = {
     "select_int8_condition": (SEL(X8((3,)), X8((3,)), X8((3,))), "expected bool"),
     "select_6d_broadcast": (SEL(XB((2, 1, 1, 1, 1, 1)), X8((1, 2, 1, 1, 1, 1)), X8((3,))),
                             "at most 5-D"),
+    "reduce_max_requantize": (R("REDUCE_MAX", (3, 5), [1], False, Q(0.1), Q(0.2)),
+                              "quantized differently"),
+    "reduce_min_shape": (mm.Case("REDUCE_MIN", (X8((3, 5)), mm.C([1])), (mm.Y((5,)),),
+                                 mm.options("Reducer", keepDims=False)), "does not match"),
+    "reduce_max_axis_range": (R("REDUCE_MAX", (3, 5), [2], False), "out of range"),
 }
 
 

@@ -199,3 +199,12 @@ def binary(opcode: str, a: X | C, b: X | C, out_q: Q | None = DEFAULT_Q,
     dtype = out_dtype or (a.dtype if isinstance(a, X) else "int8")
     return Case(opcode, (a, b), (Y(tuple(np.broadcast_shapes(*shapes)), dtype, out_q),),
                 options)
+
+
+def reduce(opcode: str, shape: Shape, axes: Sequence[int], keep_dims: bool,
+           in_q: Q = DEFAULT_Q, out_q: Q | None = None) -> Case:
+    resolved = {a % len(shape) for a in axes}
+    out = tuple(1 if d in resolved else n for d, n in enumerate(shape)
+                if keep_dims or d not in resolved)
+    return Case(opcode, (X(shape, quant=in_q), C(list(axes))), (Y(out, quant=out_q or in_q),),
+                options("Reducer", keepDims=keep_dims))
