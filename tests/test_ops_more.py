@@ -51,6 +51,19 @@ REDUCE_CASES = {
     "reduce_max_6d": R("REDUCE_MAX", (2, 1, 3, 1, 2, 3), [0, 3, 4], False),
 }
 
+RB = mm.resize_bilinear
+SPATIAL_CASES = {
+    "bilinear_up_2x": RB((1, 3, 5, 3), (6, 10), False, False),
+    "bilinear_up_odd_half_pixel": RB((2, 3, 5, 3), (7, 11), False, True, quant=WIDE),
+    "bilinear_up_align": RB((1, 3, 5, 17), (7, 11), True, False),
+    "bilinear_down": RB((1, 17, 5, 1), (3, 2), False, False, quant=COARSE),
+    "bilinear_down_half_pixel": RB((1, 17, 9, 2), (5, 4), False, True),
+    "bilinear_down_align": RB((1, 17, 9, 2), (5, 4), True, False),
+    "bilinear_one_pixel": RB((1, 1, 1, 17), (3, 5), False, True),
+    "bilinear_to_one_align": RB((1, 3, 17, 3), (1, 1), True, False),
+    "bilinear_mixed": RB((1, 3, 17, 2), (17, 3), False, True),
+}
+
 LG = mm.logical
 LOGIC_CASES = {
     "logical_and_same": LG("LOGICAL_AND", (3, 17), (3, 17)),
@@ -135,6 +148,7 @@ BUNDLES: dict[str, dict[str, mm.Case]] = {
     "indices": {**INDEX_CASES, **REDUCE_CASES},
     "logic": {**LOGIC_CASES, **COMPARISON_CASES, **SELECT_CASES},
     "unary": {**UNARY_CASES, **ARITHMETIC_CASES},
+    "spatial": SPATIAL_CASES,
 }
 CASES = {name: case for cases in BUNDLES.values() for name, case in cases.items()}
 
@@ -211,6 +225,14 @@ REFUSALS: dict[str, tuple[mm.Case, str]] = {
     "reduce_min_shape": (mm.Case("REDUCE_MIN", (X8((3, 5)), mm.C([1])), (mm.Y((5,)),),
                                  mm.options("Reducer", keepDims=False)), "does not match"),
     "reduce_max_axis_range": (R("REDUCE_MAX", (3, 5), [2], False), "out of range"),
+    "bilinear_both_options": (RB((1, 3, 5, 3), (6, 10), True, True), "refuses the pair"),
+    "bilinear_reads_outside": (RB((1, 2, 3, 1), (150, 3), False, False), "outside the input"),
+    "bilinear_requantize": (mm.Case("RESIZE_BILINEAR", (X8((1, 2, 2, 1)), mm.C([3, 3])),
+                                    (mm.Y((1, 3, 3, 1), quant=WIDE),)), "quantized differently"),
+    "bilinear_3d": (mm.Case("RESIZE_BILINEAR", (X8((2, 2, 1)), mm.C([3, 3])),
+                            (mm.Y((3, 3, 1)),)), "must be 4-D"),
+    "bilinear_dynamic_size": (mm.Case("RESIZE_BILINEAR", (X8((1, 2, 2, 1)), X32((2,))),
+                                      (mm.Y((1, 3, 3, 1)),)), "must be constant"),
 }
 
 

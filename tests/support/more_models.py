@@ -208,3 +208,12 @@ def reduce(opcode: str, shape: Shape, axes: Sequence[int], keep_dims: bool,
                 if keep_dims or d not in resolved)
     return Case(opcode, (X(shape, quant=in_q), C(list(axes))), (Y(out, quant=out_q or in_q),),
                 options("Reducer", keepDims=keep_dims))
+
+
+def resize_bilinear(shape: Shape, size: tuple[int, int], align_corners: bool,
+                    half_pixel_centers: bool, quant: Q = DEFAULT_Q) -> Case:
+    out = (shape[0], *size, shape[3])
+    return Case("RESIZE_BILINEAR", (X(shape, quant=quant), C(list(size))),
+                (Y(out, quant=quant),),
+                options("ResizeBilinear", alignCorners=align_corners,
+                        halfPixelCenters=half_pixel_centers))
