@@ -217,3 +217,34 @@ def resize_bilinear(shape: Shape, size: tuple[int, int], align_corners: bool,
                 (Y(out, quant=quant),),
                 options("ResizeBilinear", alignCorners=align_corners,
                         halfPixelCenters=half_pixel_centers))
+
+
+def space_to_batch(shape: Shape, block: Sequence[int], paddings: Sequence[Sequence[int]],
+                   quant: Q = DEFAULT_Q) -> Case:
+    spatial = [shape[1] + sum(paddings[0])] + ([shape[2] + sum(paddings[1])]
+                                                if len(shape) == 4 else [])
+    blocks = int(np.prod(block))
+    out = (shape[0] * blocks, *(s // b for s, b in zip(spatial, block, strict=True)),
+           shape[-1])
+    padded = any(any(p) for p in paddings)
+    return Case("SPACE_TO_BATCH_ND", (X(shape, quant=quant), C(list(block)), C(paddings)),
+                (Y(out, quant=quant),), extra={"fresh_tflm": padded})
+
+
+def batch_to_space(shape: Shape, block: Sequence[int], crops: Sequence[Sequence[int]],
+                   quant: Q = DEFAULT_Q) -> Case:
+    spatial = [shape[1] * block[0] - sum(crops[0])] + (
+        [shape[2] * block[1] - sum(crops[1])] if len(shape) == 4 else [])
+    out = (shape[0] // int(np.prod(block)), *spatial, shape[-1])
+    return Case("BATCH_TO_SPACE_ND", (X(shape, quant=quant), C(list(block)), C(crops)),
+                (Y(out, quant=quant),))
+
+
+def depth_space(opcode: str, shape: Shape, block_size: int, quant: Q = DEFAULT_Q) -> Case:
+    b, h, w, c = shape
+    bs = block_size
+    out = ((b, h * bs, w * bs, c // (bs * bs)) if opcode == "DEPTH_TO_SPACE"
+           else (b, h // bs, w // bs, c * bs * bs))
+    kind = "DepthToSpace" if opcode == "DEPTH_TO_SPACE" else "SpaceToDepth"
+    return Case(opcode, (X(shape, quant=quant),), (Y(out, quant=quant),),
+                options(kind, blockSize=block_size))

@@ -91,3 +91,31 @@ def _stack(outputs: list[np.ndarray], detail: dict) -> np.ndarray:
         return np.stack(outputs)
     shape = tuple(int(d) for d in detail["shape"])
     return np.zeros((0, *shape), dtype=np.dtype(detail["dtype"]))
+
+
+def _run_tflm_child(model: bytes, inputs: list[np.ndarray], arena_size: int | None,
+                    queue: Any) -> None:
+    queue.put(run_tflm(model, inputs, arena_size))
+
+
+def run_tflm_fresh(model: bytes, inputs: Sequence[np.ndarray],
+                   arena_size: int | None = None) -> list[np.ndarray]:
+    """run_tflm in a new process, whose interpreter gets a never-used (zero) arena: the
+    arena a microcontroller gives TFLM in .bss. For kernels that read memory they never
+    initialise (SPACE_TO_BATCH_ND's padding value), which in a long-lived process holds
+    whatever an earlier interpreter left there."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_run_tflm_child,
+                            args=(bytes(model), [np.asarray(a) for a in inputs], arena_size,
+                                  queue))
+    child.start()
+    try:
+        result = queue.get(timeout=300)
+    finally:
+        child.join(timeout=60)
+    if child.exitcode not in (0, None):
+        raise RuntimeError(f"the TFLM child process exited with status {child.exitcode}")
+    return result
