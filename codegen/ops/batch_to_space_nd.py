@@ -25,7 +25,7 @@ from codegen.ops._copy import (
     single_output,
 )
 from codegen.ops.base import unsupported
-from codegen.ops.space_to_batch_nd import extended_shape, spatial_operands
+from codegen.ops.space_to_batch_nd import DYNAMIC_BATCH_HINT, extended_shape, spatial_operands
 
 OPCODES = ("BATCH_TO_SPACE_ND",)
 
@@ -62,8 +62,9 @@ def prepare(op: Operator, graph: Graph) -> BatchToSpaceNd:
     batches, height, width, depth = extended_shape(tuple(x.shape))
     bh, bw = block
     if batches % (bh * bw):
+        hint = f": {DYNAMIC_BATCH_HINT}" if batches == 1 else ""
         raise unsupported(op, f"input batch {batches} is not divisible by the block "
-                          f"{list(block)}")
+                          f"{list(block)}{hint}")
     out_h, out_w = height * bh - sum(crops[0]), width * bw - sum(crops[1])
     if out_h < 1 or out_w < 1:
         raise unsupported(op, f"crops {[list(c) for c in crops]} leave no output")

@@ -34,6 +34,13 @@ from codegen.ops.base import unsupported
 
 OPCODES = ("SPACE_TO_BATCH_ND",)
 PAD_VALUE = 0  # TFLM's unset params.output_offset
+# The converter writes a dilated convolution of a model with a dynamic batch dimension as
+# SPACE_TO_BATCH_ND -> CONV_2D -> BATCH_TO_SPACE_ND with the batch of every tensor stored as 1,
+# which TFLM runs into tensors too small for the data (wrong results).
+DYNAMIC_BATCH_HINT = (
+    "the converter stored a dynamic batch dimension as 1, and TFLM computes this dilated "
+    "convolution wrongly; convert with a fixed batch of 1 (keras.Input(shape, batch_size=1) "
+    "or a fixed input signature), which gives one dilated CONV_2D")
 
 
 @dataclass
@@ -104,6 +111,9 @@ def prepare(op: Operator, graph: Graph) -> SpaceToBatchNd:
         raise unsupported(op, f"padded spatial shape {list(padded)} is not divisible by the "
                           f"block {list(block)}")
     out4 = (batches * block[0] * block[1], padded[0] // block[0], padded[1] // block[1], depth)
+    if out4[0] != batches and y.shape[0] == batches:
+        raise unsupported(op, f"output '{y.name}' has batch {batches}, expected {out4[0]}: "
+                          f"{DYNAMIC_BATCH_HINT}")
     require_shape(op, y, out4 if len(x.shape) == 4 else (out4[0], out4[1], depth))
     layer = SpaceToBatchNd(op, graph, inputs=(x.index,), outputs=(y.index,),
                            params={"block": block, "paddings": paddings,

@@ -25,6 +25,7 @@ Shape = tuple[int, ...]
 DEFAULT_Q = Q(0.05, -3)
 WIDE = Q(0.0007, -128)  # tiny scale, zero point at the bottom
 COARSE = Q(91.0, 127)  # huge scale, zero point at the top
+CONV_OUT_Q = Q(0.2, 7)
 
 _FULL = {"int8": (-128, 127), "int32": (-(2**31), 2**31 - 1), "bool": (0, 1)}
 
@@ -248,3 +249,119 @@ def depth_space(opcode: str, shape: Shape, block_size: int, quant: Q = DEFAULT_Q
     kind = "DepthToSpace" if opcode == "DEPTH_TO_SPACE" else "SpaceToDepth"
     return Case(opcode, (X(shape, quant=quant),), (Y(out, quant=quant),),
                 options(kind, blockSize=block_size))
+
+
+# -- dilated convolutions as SPACE_TO_BATCH_ND -> CONV_2D / DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND
+
+
+@dataclass(frozen=True)
+class Dilated:
+    """One dilated convolution written as TF's space_to_batch chain (the paddings and crops
+    of tf.nn.atrous_conv2d / with_space_to_batch): a 4-D NHWC input, or a 3-D NTC input
+    reaching a 1 x k convolution through EXPAND_DIMS and a RESHAPE back (Keras Conv1D)."""
+
+    shape: Shape
+    block: tuple[int, ...]
+    kernel: tuple[int, int]  # taps (rows, columns) of the convolution
+    out_c: int = 4
+    padding: str = "SAME"
+    depthwise: bool = False
+    in_q: Q = DEFAULT_Q
+    out_q: Q = CONV_OUT_Q
+    activation: str = "NONE"
+    bias: bool = True
+    seed: int = 0
+
+    def spatial_taps(self) -> tuple[int, ...]:
+        return (self.kernel[1],) if len(self.shape) == 3 else self.kernel
+
+    def paddings_crops(self) -> tuple[list[list[int]], list[list[int]], list[int]]:
+        """TF's required_space_to_batch_paddings: the base padding of the mode, then what
+        makes each padded size a multiple of the block (cropped off the end again)."""
+        pads, crops, outs = [], [], []
+        for size, taps, block in zip(self.shape[1:-1], self.spatial_taps(), self.block,
+                                     strict=True):
+            total = (taps - 1) * block if self.padding == "SAME" else 0
+            start, end = total // 2, total - total // 2
+            extra = (-(size + start + end)) % block
+            pads.append([start, end + extra])
+            crops.append([0, extra])
+            outs.append(size if self.padding == "SAME" else size - (taps - 1) * block)
+        return pads, crops, outs
+
+
+def add_dilated(b: ModelBuilder, d: Dilated, prefix: str) -> tuple[int, int]:
+    from support.builder import bias_scales
+
+    rng = np.random.default_rng(d.seed)
+    pads, crops, outs = d.paddings_crops()
+    x = b.add_tensor(f"{prefix}_x", d.shape, "int8", quant=d.in_q)
+    blocks = int(np.prod(d.block))
+    padded = [s + p[0] + p[1] for s, p in zip(d.shape[1:-1], pads, strict=True)]
+    s2b_shape = (d.shape[0] * blocks, *(p // k for p, k in zip(padded, d.block, strict=True)),
+                 d.shape[-1])
+    s2b = b.add_tensor(f"{prefix}_s2b", s2b_shape, "int8", quant=d.in_q)
+    b.add_op("SPACE_TO_BATCH_ND", [x, b.add_tensor(f"{prefix}_block", (len(d.block),), "int32",
+                                                   data=list(d.block)),
+                                   b.add_tensor(f"{prefix}_pads", (len(pads), 2), "int32",
+                                                data=pads)], [s2b])
+    conv_in = s2b
+    if len(d.shape) == 3:
+        conv_in = b.add_tensor(f"{prefix}_expanded", (s2b_shape[0], 1, *s2b_shape[1:]), "int8",
+                               quant=d.in_q)
+        b.add_op("EXPAND_DIMS", [s2b, b.add_tensor(f"{prefix}_axis", (), "int32", data=1)],
+                 [conv_in])
+    in_c = d.shape[-1]
+    kh, kw = d.kernel
+    out_c = in_c if d.depthwise else d.out_c
+    w_shape = (1, kh, kw, out_c) if d.depthwise else (out_c, kh, kw, in_c)
+    w_scales = [float(s) for s in rng.uniform(0.002, 0.02, out_c)]
+    w = b.add_tensor(f"{prefix}_w", w_shape, "int8",
+                     quant=Q(w_scales, 0, axis=3 if d.depthwise else 0),
+                     data=rng.integers(-127, 128, w_shape))
+    bias = -1
+    if d.bias:
+        scales = bias_scales(d.in_q.scales[0], w_scales)
+        bias = b.add_tensor(f"{prefix}_bias", (out_c,), "int32", quant=Q(scales, 0),
+                            data=rng.integers(-3000, 3000, out_c))
+    conv_in_shape = b.model.subgraphs[b.subgraph].tensors[conv_in].shape
+    conv_h = conv_in_shape[1] - kh + 1
+    conv_w = conv_in_shape[2] - kw + 1
+    conv_out = b.add_tensor(f"{prefix}_conv", (conv_in_shape[0], conv_h, conv_w, out_c), "int8",
+                            quant=d.out_q)
+    from support.builder import activation_code
+
+    if d.depthwise:
+        o = options("DepthwiseConv2D", padding=schema.Padding.VALID, strideW=1, strideH=1,
+                    depthMultiplier=1, dilationWFactor=1, dilationHFactor=1,
+                    fusedActivationFunction=activation_code(d.activation))
+        b.add_op("DEPTHWISE_CONV_2D", [conv_in, w, bias], [conv_out], o)
+    else:
+        o = options("Conv2D", padding=schema.Padding.VALID, strideW=1, strideH=1,
+                    dilationWFactor=1, dilationHFactor=1,
+                    fusedActivationFunction=activation_code(d.activation))
+        b.add_op("CONV_2D", [conv_in, w, bias], [conv_out], o)
+    b2s_in = conv_out
+    if len(d.shape) == 3:
+        b2s_in = b.add_tensor(f"{prefix}_squeezed", (conv_in_shape[0], conv_w, out_c), "int8",
+                              quant=d.out_q)
+        b.add_op("RESHAPE", [conv_out, b.add_tensor(f"{prefix}_newshape", (3,), "int32",
+                                                    data=[conv_in_shape[0], conv_w, out_c])],
+                 [b2s_in])
+    y = b.add_tensor(f"{prefix}_y", (d.shape[0], *outs, out_c), "int8", quant=d.out_q)
+    b.add_op("BATCH_TO_SPACE_ND", [b2s_in, b.add_tensor(f"{prefix}_block2", (len(d.block),),
+                                                        "int32", data=list(d.block)),
+                                   b.add_tensor(f"{prefix}_crops", (len(crops), 2), "int32",
+                                                data=crops)], [y])
+    return x, y
+
+
+def dilated_model(chains: Sequence[Dilated]) -> bytes:
+    b = ModelBuilder("dilated convolutions")
+    ins, outs = [], []
+    for k, d in enumerate(chains):
+        x, y = add_dilated(b, d, f"d{k}")
+        ins.append(x)
+        outs.append(y)
+    b.set_io(ins, outs)
+    return b.build()
