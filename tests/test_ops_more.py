@@ -160,11 +160,33 @@ ARITHMETIC_CASES = {
                             X32((1, 5), low=-40000, high=40000)),
 }
 
+BMM, K8 = mm.batch_matmul, mm.int8_constant
+MATMUL_CASES = {
+    "bmm_2d": BMM(X8((3, 17), quant=Q(0.02, 3)), X8((17, 5), quant=Q(0.03, -7))),
+    "bmm_adj_y_attention": BMM(X8((1, 2, 5, 16), quant=Q(0.05, -1)),
+                               X8((1, 2, 7, 16), quant=Q(0.04, 2)), adj_y=True,
+                               out_q=Q(0.9, 10)),
+    "bmm_adj_x": BMM(X8((2, 9, 3)), X8((2, 9, 4), quant=WIDE), adj_x=True, out_q=Q(0.01, 0)),
+    "bmm_both_adjoints_broadcast": BMM(X8((3, 1, 6, 2)), X8((4, 5, 6)), adj_x=True,
+                                       adj_y=True),
+    "bmm_5d_broadcast": BMM(X8((2, 1, 3, 2, 4)), X8((1, 3, 1, 4, 3)), out_q=Q(0.3, 0)),
+    "bmm_constant_rhs_engine": BMM(X8((1, 6, 16), quant=Q(0.05, -2)),
+                                   K8((16, 12), Q(0.01, 0), 1), out_q=Q(0.2, 3)),
+    "bmm_constant_rhs_adj_y_engine": BMM(X8((2, 3, 24), quant=Q(0.05, 5)),
+                                         K8((8, 24), Q(0.01, 0), 2), adj_y=True),
+    "bmm_constant_rhs_zero_point": BMM(X8((4, 17)), K8((17, 3), Q(0.02, 9), 3)),
+    "bmm_constant_rhs_batched": BMM(X8((2, 3, 5)), K8((2, 5, 4), Q(0.01, 0), 4)),
+    "bmm_constant_lhs": BMM(K8((3, 5), Q(0.1, -3), 5), X8((2, 5, 4), quant=COARSE),
+                            out_q=Q(2000.0, 1)),
+    "bmm_constant_rhs_adj_x": BMM(X8((8, 3)), K8((8, 5), Q(0.01, 0), 6), adj_x=True),
+}
+
 BUNDLES: dict[str, dict[str, mm.Case]] = {
     "indices": {**INDEX_CASES, **REDUCE_CASES},
     "logic": {**LOGIC_CASES, **COMPARISON_CASES, **SELECT_CASES},
     "unary": {**UNARY_CASES, **ARITHMETIC_CASES},
     "spatial": {**SPATIAL_CASES, **MOVE_CASES},
+    "matmul": MATMUL_CASES,
 }
 CASES = {name: case for cases in BUNDLES.values() for name, case in cases.items()}
 
@@ -273,6 +295,14 @@ REFUSALS: dict[str, tuple[mm.Case, str]] = {
                                     (mm.Y((1, 2, 2, 6)),),
                                     mm.options("SpaceToDepth", blockSize=0)),
                             "must be positive"),
+    "bmm_depths": (BMM(X8((3, 4)), X8((5, 2))), "depths differ"),
+    "bmm_batches": (mm.Case("BATCH_MATMUL", (X8((2, 3, 4)), X8((3, 4, 2))),
+                            (mm.Y((2, 3, 2)),)), "do not broadcast"),
+    "bmm_6d": (BMM(X8((1, 1, 1, 1, 3, 4)), X8((4, 2))), "TFLM takes 2-D to 5-D"),
+    "bmm_shape": (mm.Case("BATCH_MATMUL", (X8((3, 4)), X8((4, 2))), (mm.Y((2, 3)),)),
+                  "expected [3, 2]"),
+    "bmm_int32": (mm.Case("BATCH_MATMUL", (X32((3, 4)), X32((4, 2))),
+                          (mm.Y((3, 2), "int32"),)), "expected int8"),
 }
 
 

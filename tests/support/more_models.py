@@ -365,3 +365,20 @@ def dilated_model(chains: Sequence[Dilated]) -> bytes:
         outs.append(y)
     b.set_io(ins, outs)
     return b.build()
+
+
+def batch_matmul(lhs: X | C, rhs: X | C, adj_x: bool = False, adj_y: bool = False,
+                 out_q: Q = CONV_OUT_Q) -> Case:
+    shapes = [np.shape(o.values) if isinstance(o, C) else o.shape for o in (lhs, rhs)]
+    rank = max(len(s) for s in shapes)
+    lhs_s = (1,) * (rank - len(shapes[0])) + tuple(shapes[0])
+    rhs_s = (1,) * (rank - len(shapes[1])) + tuple(shapes[1])
+    batch = tuple(max(a, b) for a, b in zip(lhs_s[:-2], rhs_s[:-2], strict=True))
+    rows = lhs_s[-1] if adj_x else lhs_s[-2]
+    cols = rhs_s[-2] if adj_y else rhs_s[-1]
+    return Case("BATCH_MATMUL", (lhs, rhs), (Y((*batch, rows, cols), quant=out_q),),
+                options("BatchMatMul", adjX=adj_x, adjY=adj_y))
+
+
+def int8_constant(shape: Shape, quant: Q, seed: int) -> C:
+    return C(np.random.default_rng(seed).integers(-128, 128, shape), "int8", quant)
