@@ -79,6 +79,36 @@ MOVE_CASES = {
     "space_to_depth_2": DS("SPACE_TO_DEPTH", (1, 4, 6, 3), 2),
     "space_to_depth_3": DS("SPACE_TO_DEPTH", (2, 3, 9, 1), 3, quant=WIDE),
 }
+REV, MP, BT = mm.reverse, mm.mirror_pad, mm.broadcast_to
+COPY_CASES = {
+    "reverse_last": REV((3, 17), [-1]),
+    "reverse_first": REV((3, 17), [0], quant=WIDE),
+    "reverse_middle_two": REV((2, 3, 5, 4), [1, 2]),
+    "reverse_all_int32": REV((2, 3, 4), [2, 0, 1], "int32", None),
+    "reverse_bool": REV((3, 1, 5), [1, 2], "bool", None),
+    "reverse_6d": REV((2, 1, 3, 1, 2, 3), [3, 4]),
+    "mirror_reflect_2d": MP((3, 17), [[1, 2], [3, 0]], True),
+    "mirror_symmetric_4d": MP((1, 3, 5, 2), [[0, 0], [3, 2], [1, 5], [0, 0]], False,
+                              quant=COARSE),
+    "mirror_reflect_max": MP((2, 3, 4), [[1, 1], [2, 2], [3, 3]], True, dtype="int64"),
+    "mirror_symmetric_1d": MP((5,), [[5, 4]], False),
+    "broadcast_to_rows": BT((1, 17), [3, 17]),
+    "broadcast_to_new_dims": BT((3, 1), [2, 4, 3, 5], quant=WIDE),
+    "broadcast_to_int32": BT((1, 2, 1), [3, 2, 4], "int32", None, "int64"),
+    "broadcast_to_bool_same": BT((2, 3), [2, 3], "bool", None),
+}
+FILL_CASES = {
+    "fill_int8_activation": mm.Case("FILL", (mm.C([3, 5]), X8(())), (mm.Y((3, 5)),)),
+    "fill_int32_activation": mm.Case("FILL", (mm.C([2, 1, 3], "int64"), X32(())),
+                                     (mm.Y((2, 1, 3), "int32"),)),
+    "zeros_like_int8": mm.Case("ZEROS_LIKE", (X8((3, 5), quant=WIDE),),
+                               (mm.Y((3, 5), quant=WIDE),)),
+    "zeros_like_int32": mm.Case("ZEROS_LIKE", (X32((17,)),), (mm.Y((17,), "int32"),)),
+    "shape_4d": mm.Case("SHAPE", (X8((1, 3, 5, 2)),), (mm.Y((4,), "int32"),),
+                        mm.options("Shape", outType=mm.schema.TensorType.INT32)),
+    "shape_of_bool": mm.Case("SHAPE", (XB((7,)),), (mm.Y((1,), "int32"),),
+                             mm.options("Shape", outType=mm.schema.TensorType.INT32)),
+}
 
 LG = mm.logical
 LOGIC_CASES = {
@@ -186,6 +216,7 @@ BUNDLES: dict[str, dict[str, mm.Case]] = {
     "logic": {**LOGIC_CASES, **COMPARISON_CASES, **SELECT_CASES},
     "unary": {**UNARY_CASES, **ARITHMETIC_CASES},
     "spatial": {**SPATIAL_CASES, **MOVE_CASES},
+    "copies": {**COPY_CASES, **FILL_CASES},
     "matmul": MATMUL_CASES,
 }
 CASES = {name: case for cases in BUNDLES.values() for name, case in cases.items()}
@@ -303,6 +334,20 @@ REFUSALS: dict[str, tuple[mm.Case, str]] = {
                   "expected [3, 2]"),
     "bmm_int32": (mm.Case("BATCH_MATMUL", (X32((3, 4)), X32((4, 2))),
                           (mm.Y((3, 2), "int32"),)), "expected int8"),
+    "reverse_gap": (REV((2, 3, 4), [0, 2]), "not contiguous"),
+    "reverse_repeated": (REV((2, 3, 4), [1, 1]), "not contiguous"),
+    "reverse_requantize": (mm.Case("REVERSE_V2", (X8((3,)), mm.C([0])), (mm.Y((3,), quant=WIDE),)),
+                           "quantized differently"),
+    "mirror_reflect_too_far": (MP((3, 4), [[3, 0], [0, 0]], True), "exceeds dimension - 1"),
+    "mirror_symmetric_too_far": (MP((3, 4), [[0, 0], [0, 5]], False), "exceeds the dimension"),
+    "mirror_negative": (MP((3, 4), [[-1, 0], [0, 0]], False), "negative"),
+    "broadcast_to_mismatch": (BT((2, 3), [2, 4]), "does not broadcast"),
+    "broadcast_to_6d": (BT((2, 3), [1, 1, 1, 1, 2, 3]), "up to 5-D"),
+    "fill_vector_value": (mm.Case("FILL", (mm.C([3]), X8((1,))), (mm.Y((3,)),)),
+                          "must be a scalar"),
+    "fill_requantize": (mm.Case("FILL", (mm.C([3]), X8(())), (mm.Y((3,), quant=WIDE),)),
+                        "quantized differently"),
+    "shape_int64": (mm.Case("SHAPE", (X8((3, 2)),), (mm.Y((2,), "int64"),)), "int64"),
 }
 
 

@@ -21,6 +21,8 @@ from ai_edge_litert import schema_py_generated as schema
 
 from support.builder import ModelBuilder, Q
 
+__all__ = ["ModelBuilder", "Q", "schema"]
+
 Shape = tuple[int, ...]
 DEFAULT_Q = Q(0.05, -3)
 WIDE = Q(0.0007, -128)  # tiny scale, zero point at the bottom
@@ -382,3 +384,21 @@ def batch_matmul(lhs: X | C, rhs: X | C, adj_x: bool = False, adj_y: bool = Fals
 
 def int8_constant(shape: Shape, quant: Q, seed: int) -> C:
     return C(np.random.default_rng(seed).integers(-128, 128, shape), "int8", quant)
+
+
+def reverse(shape: Shape, axes: Sequence[int], dtype: str = "int8", quant: Q = DEFAULT_Q) -> Case:
+    return Case("REVERSE_V2", (X(shape, dtype, quant), C(list(axes))),
+                (Y(shape, dtype, quant),))
+
+
+def mirror_pad(shape: Shape, paddings: Sequence[Sequence[int]], reflect: bool,
+               quant: Q = DEFAULT_Q, dtype: str = "int32") -> Case:
+    out = tuple(d + a + b for d, (a, b) in zip(shape, paddings, strict=True))
+    return Case("MIRROR_PAD", (X(shape, quant=quant), C(paddings, dtype)), (Y(out, quant=quant),),
+                options("MirrorPad", mode=0 if reflect else 1))
+
+
+def broadcast_to(shape: Shape, target: Sequence[int], dtype: str = "int8",
+                 quant: Q = DEFAULT_Q, shape_dtype: str = "int32") -> Case:
+    return Case("BROADCAST_TO", (X(shape, dtype, quant), C(list(target), shape_dtype)),
+                (Y(tuple(target), dtype, quant),))

@@ -79,7 +79,8 @@ def run_tflm(model: bytes, inputs: Sequence[np.ndarray],
     for sample in range(count):
         interp.reset()
         for index, batch in enumerate(inputs):
-            interp.set_input(np.ascontiguousarray(batch[sample]), index)
+            # np.ascontiguousarray would make a scalar 1-D
+            interp.set_input(np.require(batch[sample], requirements="C"), index)
         interp.invoke()
         for index in range(n_outputs):
             results[index].append(np.array(interp.get_output(index), copy=True))
