@@ -38,6 +38,26 @@ INDEX_CASES = {
     "arg_max_axis0_5d": AM("ARG_MAX", (3, 1, 2, 1, 2), -5),
 }
 
+G, GND, EL, T = mm.gather, mm.gather_nd, mm.embedding_lookup, mm.table
+GATHER_CASES = {
+    "gather_axis0_table": G(T((17, 5), 1), X32((3, 4), low=0, high=16)),
+    "gather_axis1": G(X8((3, 17, 2)), X32((5,), low=0, high=16), axis=1),
+    "gather_last_negative": G(X8((2, 3, 5), quant=WIDE), X32((2, 2), low=0, high=4), axis=-1,
+                              quant=WIDE),
+    "gather_batch_dims": G(X8((2, 5, 3)), X32((2, 4), low=0, high=4), axis=1, batch_dims=1),
+    "gather_batch_dims_negative": G(X8((3, 4, 6, 2)), X32((3, 4, 2), low=0, high=5), axis=2,
+                                    batch_dims=-1),
+    "gather_constant_indices": G(X8((4, 7)), mm.C([[3, 0], [6, 6]]), axis=1),
+    "gather_scalar_index": G(X8((5, 3)), X32((), low=0, high=4)),
+    "gather_nd_full": GND(X8((3, 4, 5)), X32((2, 3), low=0, high=2)),
+    "gather_nd_rows": GND(T((6, 5, 2), 2, COARSE), X32((4, 1), low=0, high=5), quant=COARSE),
+    "gather_nd_pairs": GND(X8((3, 4, 5)), X32((2, 2, 2), low=0, high=2)),
+    "gather_nd_constant": GND(X8((3, 4)), mm.C([[2, 3], [0, 0], [1, 2]])),
+    "embedding_table": EL(X32((5,), low=0, high=16), T((17, 8), 3)),
+    "embedding_3d_table": EL(X32((3,), low=0, high=3), T((4, 2, 3), 4, WIDE), quant=WIDE),
+    "embedding_activation_values": EL(mm.C([2, 0, 1, 2]), X8((3, 5))),
+}
+
 R = mm.reduce
 REDUCE_CASES = {
     "sum_last": R("SUM", (3, 17), [-1], False, Q(0.05, -3), Q(0.4, 10)),
@@ -212,7 +232,7 @@ MATMUL_CASES = {
 }
 
 BUNDLES: dict[str, dict[str, mm.Case]] = {
-    "indices": {**INDEX_CASES, **REDUCE_CASES},
+    "indices": {**INDEX_CASES, **REDUCE_CASES, **GATHER_CASES},
     "logic": {**LOGIC_CASES, **COMPARISON_CASES, **SELECT_CASES},
     "unary": {**UNARY_CASES, **ARITHMETIC_CASES},
     "spatial": {**SPATIAL_CASES, **MOVE_CASES},
@@ -348,6 +368,19 @@ REFUSALS: dict[str, tuple[mm.Case, str]] = {
     "fill_requantize": (mm.Case("FILL", (mm.C([3]), X8(())), (mm.Y((3,), quant=WIDE),)),
                         "quantized differently"),
     "shape_int64": (mm.Case("SHAPE", (X8((3, 2)),), (mm.Y((2,), "int64"),)), "int64"),
+    "gather_constant_out_of_range": (G(X8((4, 7)), mm.C([7]), axis=1), "out of range"),
+    "gather_requantize": (G(X8((4, 7)), X32((2,)), quant=WIDE), "quantized differently"),
+    "gather_int64_indices": (mm.Case("GATHER", (X8((4, 7)), mm.X((2,), "int64", None)),
+                                     (mm.Y((2, 7)),), mm.options("Gather", axis=0)),
+                             "expected int32"),
+    "gather_batch_dims_above_axis": (mm.Case("GATHER", (X8((2, 5, 3)), X32((2, 4))),
+                                             (mm.Y((2, 4, 5, 3)),),
+                                             mm.options("Gather", axis=0, batchDims=1)),
+                                     "batch_dims"),
+    "gather_nd_depth": (mm.Case("GATHER_ND", (X8((3, 4)), X32((2, 3))), (mm.Y((2,)),)),
+                        "index depth 3"),
+    "embedding_2d_lookup": (mm.Case("EMBEDDING_LOOKUP", (X32((2, 1)), X8((3, 4))),
+                                    (mm.Y((2, 4)),)), "must be 1-D"),
 }
 
 

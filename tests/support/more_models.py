@@ -402,3 +402,30 @@ def broadcast_to(shape: Shape, target: Sequence[int], dtype: str = "int8",
                  quant: Q = DEFAULT_Q, shape_dtype: str = "int32") -> Case:
     return Case("BROADCAST_TO", (X(shape, dtype, quant), C(list(target), shape_dtype)),
                 (Y(tuple(target), dtype, quant),))
+
+
+def gather(params: X | C, indices: X | C, axis: int = 0, batch_dims: int = 0,
+           quant: Q = DEFAULT_Q) -> Case:
+    shape = np.shape(params.values) if isinstance(params, C) else params.shape
+    ishape = np.shape(indices.values) if isinstance(indices, C) else indices.shape
+    a = axis % len(shape)
+    out = (*shape[:a], *ishape[batch_dims:], *shape[a + 1:])
+    return Case("GATHER", (params, indices), (Y(tuple(out), quant=quant),),
+                options("Gather", axis=axis, batchDims=batch_dims))
+
+
+def gather_nd(params: X | C, indices: X | C, quant: Q = DEFAULT_Q) -> Case:
+    shape = np.shape(params.values) if isinstance(params, C) else params.shape
+    ishape = np.shape(indices.values) if isinstance(indices, C) else indices.shape
+    out = (*ishape[:-1], *shape[ishape[-1]:])
+    return Case("GATHER_ND", (params, indices), (Y(tuple(out), quant=quant),))
+
+
+def embedding_lookup(lookup: X | C, table: X | C, quant: Q = DEFAULT_Q) -> Case:
+    shape = np.shape(table.values) if isinstance(table, C) else table.shape
+    ishape = np.shape(lookup.values) if isinstance(lookup, C) else lookup.shape
+    return Case("EMBEDDING_LOOKUP", (lookup, table), (Y((ishape[0], *shape[1:]), quant=quant),))
+
+
+def table(shape: Shape, seed: int, quant: Q = DEFAULT_Q) -> C:
+    return C(np.random.default_rng(seed).integers(-128, 128, shape), "int8", quant)
