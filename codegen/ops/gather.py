@@ -26,7 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.emit import render
-from codegen.model.ir import DType, Graph, Operator, Tensor
+from codegen.model.ir import Graph, Operator, Tensor
 from codegen.ops import _typed
 from codegen.ops.base import CArray, Layer, unsupported
 
