@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import more_cases
 from support import more_models as mm
 from support.tflm import run_tflm_fresh
 from support.verify import C_TARGETS, assert_same, c_matches_reference, inputs_with_edges
@@ -21,20 +22,7 @@ from codegen.program import load_program
 Q = mm.Q
 TFLM_SAMPLES = 200
 
-CHAINS = {
-    "conv_same": mm.Dilated((1, 9, 11, 3), (2, 2), (3, 3)),
-    "conv_valid_zero_point_0": mm.Dilated((1, 9, 11, 3), (2, 3), (3, 3), padding="VALID",
-                                          in_q=Q(0.05, 0), seed=1),
-    "conv_same_relu_no_bias": mm.Dilated((1, 6, 7, 8), (3, 2), (3, 2), out_c=5, bias=False,
-                                         in_q=Q(0.03, -128), activation="RELU", seed=2),
-    "depthwise_same_batches": mm.Dilated((2, 7, 5, 4), (2, 2), (3, 2), depthwise=True,
-                                         in_q=Q(0.02, -128), activation="RELU6", seed=3),
-    "depthwise_valid": mm.Dilated((1, 11, 9, 3), (3, 3), (2, 2), depthwise=True,
-                                  padding="VALID", in_q=Q(0.1, 37), seed=4),
-    "conv1d_same": mm.Dilated((1, 17, 3), (4,), (1, 3), seed=5),
-    "conv1d_valid_no_bias": mm.Dilated((1, 17, 5), (2,), (1, 3), padding="VALID", bias=False,
-                                       in_q=Q(0.01, 90), seed=6),
-}
+CHAINS = more_cases.DILATED_CHAINS
 
 
 @pytest.mark.parametrize("name", list(CHAINS))
