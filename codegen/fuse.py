@@ -1,4 +1,6 @@
-"""Layer fusion after operator preparation: SPACE_TO_BATCH_ND -> CONV_2D/DEPTHWISE_CONV_2D ->
+"""Fusions: DEQUANTIZE -> NEG -> QUANTIZE folded into one int8 NEG before validation (see
+codegen/ops/neg.py), and, after operator preparation, SPACE_TO_BATCH_ND ->
+CONV_2D/DEPTHWISE_CONV_2D ->
 BATCH_TO_SPACE_ND (a dilated convolution as older TensorFlow converters wrote it, with an
 optional EXPAND_DIMS/RESHAPE pair around the convolution for Conv1D) becomes one dilated
 convolution on the existing kernels: no intermediate tensors, no extra buffers.
@@ -263,3 +265,45 @@ def _prepare(graph: Graph, chain: _Chain, x: Tensor, y: Tensor, x_view: tuple[in
                                                     chain.b2s) if layer is not None))
     return DilatedConvolution(op, graph, inputs=(x.index,), outputs=(y.index,),
                               inner=inner, fused=fused)
+
+
+# -- DEQUANTIZE -> NEG -> QUANTIZE ---------------------------------------------------------
+
+
+def fold_float_negations(graph: Graph) -> Graph:
+    """The graph with every int8 -> DEQUANTIZE -> float NEG -> QUANTIZE -> int8 chain (float
+    tensors used by nothing else) replaced by one NEG on the int8 tensors, marked for
+    codegen/ops/neg.py; other graphs are returned unchanged."""
+    from codegen.ops.neg import FOLDED
+
+    producer = {t: op for op in graph.operators for t in op.outputs}
+    readers: dict[int, list[Operator]] = {}
+    for op in graph.operators:
+        for t in op.inputs:
+            readers.setdefault(t, []).append(op)
+    replace_at: dict[int, Operator] = {}
+    gone: set[int] = set()
+    for op in graph.operators:
+        if op.opcode != "NEG" or len(op.inputs) != 1 or len(op.outputs) != 1:
+            continue
+        dequantize = producer.get(op.inputs[0])
+        after = readers.get(op.outputs[0], [])
+        if dequantize is None or dequantize.opcode != "DEQUANTIZE" or len(after) != 1:
+            continue
+        quantize = after[0]
+        middle = (op.inputs[0], op.outputs[0])
+        if (quantize.opcode != "QUANTIZE" or len(readers.get(op.inputs[0], [])) != 1
+                or any(t in graph.outputs for t in middle)
+                or any(graph.tensors[t].dtype is not DType.FLOAT32 for t in middle)):
+            continue
+        source, target = dequantize.inputs[0], quantize.outputs[0]
+        if any(graph.tensors[t].dtype is not DType.INT8 for t in (source, target)):
+            continue
+        replace_at[op.index] = Operator(op.index, "NEG", (source,), (target,),
+                                        {FOLDED: (dequantize.index, quantize.index)},
+                                        op.version)
+        gone.update((dequantize.index, quantize.index))
+    if not replace_at:
+        return graph
+    operators = [replace_at.get(op.index, op) for op in graph.operators if op.index not in gone]
+    return Graph(graph.tensors, operators, graph.inputs, graph.outputs, graph.description)
