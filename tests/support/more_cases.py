@@ -222,10 +222,25 @@ CAST_CASES = {
     "cast_int32_int32": mm.Case("CAST", (X32((1, 3)),), (mm.Y((1, 3), "int32"),)),
 }
 
+SUM_Q = Q(0.05, -3)
+ACCUMULATE_CASES = {
+    "add_n_two": mm.add_n([X8((3, 17)), X8((3, 17))], Q(0.1, 2)),
+    "add_n_three_with_constant": mm.add_n([X8((2, 5), quant=WIDE),
+                                           mm.int8_constant((2, 5), WIDE, 7),
+                                           X8((2, 5), quant=WIDE)], Q(0.002, -1)),
+    "add_n_twenty_wraps": mm.add_n([X8((17,), quant=Q(0.1, 100))] * 20, Q(0.5, -40)),
+    "add_n_coarse": mm.add_n([X8((4,), quant=COARSE)] * 4, Q(400.0, 0)),
+    "cumsum_last": mm.cumsum((3, 17), -1, False, False, SUM_Q, Q(0.3, 5)),
+    "cumsum_exclusive": mm.cumsum((3, 17), 1, True, False, WIDE, Q(0.01, -128)),
+    "cumsum_reverse": mm.cumsum((5, 4, 3), 0, False, True, Q(0.02, 10), Q(0.05, 0)),
+    "cumsum_exclusive_reverse": mm.cumsum((2, 6, 3), -2, True, True),
+    "cumsum_long_wraps": mm.cumsum((40,), 0, False, False, Q(0.1, -128), Q(0.2, 0)),
+}
+
 BUNDLES: dict[str, dict[str, mm.Case]] = {
     "indices": {**INDEX_CASES, **REDUCE_CASES, **GATHER_CASES},
     "logic": {**LOGIC_CASES, **COMPARISON_CASES, **SELECT_CASES, **CAST_CASES},
-    "unary": {**UNARY_CASES, **ARITHMETIC_CASES},
+    "unary": {**UNARY_CASES, **ARITHMETIC_CASES, **ACCUMULATE_CASES},
     "spatial": {**SPATIAL_CASES, **MOVE_CASES},
     "copies": {**COPY_CASES, **FILL_CASES},
     "matmul": MATMUL_CASES,

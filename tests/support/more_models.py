@@ -429,3 +429,15 @@ def embedding_lookup(lookup: X | C, table: X | C, quant: Q = DEFAULT_Q) -> Case:
 
 def table(shape: Shape, seed: int, quant: Q = DEFAULT_Q) -> C:
     return C(np.random.default_rng(seed).integers(-128, 128, shape), "int8", quant)
+
+
+def add_n(operands: Sequence[X | C], out_q: Q = DEFAULT_Q) -> Case:
+    first = operands[0]
+    shape = np.shape(first.values) if isinstance(first, C) else first.shape
+    return Case("ADD_N", tuple(operands), (Y(tuple(shape), quant=out_q),))
+
+
+def cumsum(shape: Shape, axis: int, exclusive: bool, reverse: bool, in_q: Q = DEFAULT_Q,
+           out_q: Q = DEFAULT_Q) -> Case:
+    return Case("CUMSUM", (X(shape, quant=in_q), C([axis])), (Y(shape, quant=out_q),),
+                options("Cumsum", exclusive=exclusive, reverse=reverse))
