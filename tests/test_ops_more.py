@@ -188,6 +188,11 @@ REFUSALS: dict[str, tuple[mm.Case, str]] = {
                                     (mm.Y((2, 4)),)), "must be 1-D"),
     "cast_to_bool": (mm.Case("CAST", (X8((3,)),), (mm.Y((3,), "bool"),)), "bool output"),
     "cast_shape": (mm.Case("CAST", (X8((3,)),), (mm.Y((1, 3), "int32"),)), "expected [3]"),
+    "div_int8_undefined_shifts": (mm.binary("DIV", X8((3,), quant=Q(0.05, 0)),
+                                            X8((3,), quant=Q(0.05, 0)), Q(0.1, 0),
+                                            options=mm.options("Div")), "shifts by"),
+    "div_mixed_types": (mm.binary("DIV", X8((3,)), X32((3,)), options=mm.options("Div")),
+                        "input2"),
 }
 
 

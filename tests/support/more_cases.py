@@ -237,10 +237,28 @@ ACCUMULATE_CASES = {
     "cumsum_long_wraps": mm.cumsum((40,), 0, False, False, Q(0.1, -128), Q(0.2, 0)),
 }
 
+DIVIDEND = Q(0.05, 3)
+DIV_CASES = {
+    "div_int8_positive_divisor": mm.binary("DIV", X8((3, 17), quant=DIVIDEND),
+                                           mm.X((3, 17), quant=Q(0.05, -128), low=-127),
+                                           Q(0.0005, 2), options=mm.options("Div")),
+    "div_int8_negative_divisor_broadcast": mm.binary(
+        "DIV", X8((2, 3, 5), quant=Q(0.2, -1)), mm.X((3, 1), quant=Q(0.01, 127), high=126),
+        Q(0.1, -5), options=mm.options("Div")),
+    "div_int8_relu": mm.binary("DIV", X8((17,), quant=Q(0.1, 0)),
+                               mm.X((17,), quant=Q(0.1, -128), low=-127), Q(0.001, -128),
+                               options=mm.options("Div", fusedActivationFunction=1)),
+    "div_int32": mm.binary("DIV", X32((3, 17)), X32((3, 17), low=1, high=2**31 - 1),
+                           None, options=mm.options("Div")),
+    "div_int32_negative_relu6": mm.binary("DIV", X32((2, 5), low=-100, high=100),
+                                          X32((5,), low=-9, high=-1), None,
+                                          options=mm.options("Div", fusedActivationFunction=3)),
+}
+
 BUNDLES: dict[str, dict[str, mm.Case]] = {
     "indices": {**INDEX_CASES, **REDUCE_CASES, **GATHER_CASES},
     "logic": {**LOGIC_CASES, **COMPARISON_CASES, **SELECT_CASES, **CAST_CASES},
-    "unary": {**UNARY_CASES, **ARITHMETIC_CASES, **ACCUMULATE_CASES},
+    "unary": {**UNARY_CASES, **ARITHMETIC_CASES, **ACCUMULATE_CASES, **DIV_CASES},
     "spatial": {**SPATIAL_CASES, **MOVE_CASES},
     "copies": {**COPY_CASES, **FILL_CASES},
     "matmul": MATMUL_CASES,
