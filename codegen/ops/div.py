@@ -3,8 +3,9 @@ numpy-style broadcasting up to 5-D (any rank when the shapes agree), a constant 
 included, fused NONE/RELU/RELU6/RELU_N1_TO_1.
 
 TFLM: div.cc. int8: the multiplier QuantizeMultiplier(s1 / (s2 * s_out)) (the TFLM package
-this project matches evaluates it in double, though its source reads as float32 arithmetic:
-the ties it decides say so), and per element (reference_ops::DivElementwise / BroadcastDivSlowQuantized)
+this project matches evaluates it in double, though its source reads as float32
+arithmetic: the ties it decides say so), and per element (reference_ops::DivElementwise /
+BroadcastDivSlowQuantized)
     v1 = x1 - zp1, v2 = x2 - zp2, both negated when v2 < 0
     r, rs = GetReciprocal(v2, 31)            (1 / v2 as a Q0.31 and a shift)
     h = CountLeadingSignBits(v1)
@@ -62,7 +63,7 @@ class Div(ElementwiseLayer):
 
     @property  # type: ignore[override]
     def runtime(self) -> tuple[str, ...]:
-        return ("requantize", "clamp", "fixedpoint") if self.params["quantized"] else ()
+        return ("requantize", "clamp") if self.params["quantized"] else ()
 
     def combine(self, values: list[np.ndarray]) -> np.ndarray:
         p = self.params
