@@ -193,6 +193,12 @@ REFUSALS: dict[str, tuple[mm.Case, str]] = {
                                             options=mm.options("Div")), "shifts by"),
     "div_mixed_types": (mm.binary("DIV", X8((3,)), X32((3,)), options=mm.options("Div")),
                         "input2"),
+    "l2_norm_output_quantization": (mm.unary("L2_NORMALIZATION", (3, 4), Q(0.1), Q(0.01)),
+                                    "scale 1/128"),
+    "l2_norm_relu": (mm.Case("L2_NORMALIZATION", (X8((3, 4)),), (mm.Y((3, 4), quant=Q(1 / 128)),),
+                             mm.options("L2Norm", fusedActivationFunction=1)), "TFLM takes NONE"),
+    "l2_norm_5d": (mm.unary("L2_NORMALIZATION", (1, 1, 1, 2, 3), Q(0.1), Q(1 / 128)),
+                   "1-D to 4-D"),
 }
 
 

@@ -255,10 +255,19 @@ DIV_CASES = {
                                           options=mm.options("Div", fusedActivationFunction=3)),
 }
 
+L2_Q = Q(1 / 128, 0)
+NORM_CASES = {
+    "l2_norm_rows": mm.unary("L2_NORMALIZATION", (3, 17), Q(0.05, -3), L2_Q),
+    "l2_norm_4d": mm.unary("L2_NORMALIZATION", (1, 2, 3, 5), WIDE, L2_Q),
+    "l2_norm_1d_coarse": mm.unary("L2_NORMALIZATION", (7,), COARSE, L2_Q),
+    "l2_norm_single": mm.unary("L2_NORMALIZATION", (4, 1), Q(0.1, 5), L2_Q),
+}
+
 BUNDLES: dict[str, dict[str, mm.Case]] = {
     "indices": {**INDEX_CASES, **REDUCE_CASES, **GATHER_CASES},
     "logic": {**LOGIC_CASES, **COMPARISON_CASES, **SELECT_CASES, **CAST_CASES},
-    "unary": {**UNARY_CASES, **ARITHMETIC_CASES, **ACCUMULATE_CASES, **DIV_CASES},
+    "unary": {**UNARY_CASES, **ARITHMETIC_CASES, **ACCUMULATE_CASES, **DIV_CASES,
+              **NORM_CASES},
     "spatial": {**SPATIAL_CASES, **MOVE_CASES},
     "copies": {**COPY_CASES, **FILL_CASES},
     "matmul": MATMUL_CASES,
