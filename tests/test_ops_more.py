@@ -199,6 +199,12 @@ REFUSALS: dict[str, tuple[mm.Case, str]] = {
                              mm.options("L2Norm", fusedActivationFunction=1)), "TFLM takes NONE"),
     "l2_norm_5d": (mm.unary("L2_NORMALIZATION", (1, 1, 1, 2, 3), Q(0.1), Q(1 / 128)),
                    "1-D to 4-D"),
+    "update_slice_too_big": (mm.dynamic_update_slice(X8((2, 3)), X8((3, 3)), X32((2,))),
+                             "does not fit"),
+    "update_slice_indices": (mm.dynamic_update_slice(X8((2, 3)), X8((1, 3)), X32((3,))),
+                             "expected [2]"),
+    "update_slice_int64_activation": (mm.dynamic_update_slice(
+        X8((2, 3)), X8((1, 3)), mm.X((2,), "int64", None)), "must be constant"),
 }
 
 

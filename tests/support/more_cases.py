@@ -111,6 +111,18 @@ FILL_CASES = {
     "shape_of_bool": mm.Case("SHAPE", (XB((7,)),), (mm.Y((1,), "int32"),),
                              mm.options("Shape", outType=mm.schema.TensorType.INT32)),
 }
+DUS = mm.dynamic_update_slice
+UPDATE_CASES = {
+    "update_slice_2d": DUS(X8((5, 17)), X8((2, 3)), X32((2,), low=-3, high=18)),
+    "update_slice_4d_constant_indices": DUS(X8((1, 4, 5, 3), quant=WIDE),
+                                            X8((1, 2, 2, 3), quant=WIDE), mm.C([0, 3, 1, 0]),
+                                            quant=WIDE),
+    "update_slice_int64_indices": DUS(X8((3, 7)), X8((3, 2)), mm.C([-5, 2**40], "int64")),
+    "update_slice_int32": DUS(X32((4, 6)), X32((1, 6)), X32((2,), low=-2, high=5), None),
+    "update_slice_whole": DUS(X8((2, 3)), X8((2, 3)), X32((2,), low=-1, high=1)),
+    "update_slice_constant_operand": DUS(mm.int8_constant((3, 4), mm.DEFAULT_Q, 9),
+                                         X8((1, 2)), X32((2,), low=0, high=3)),
+}
 
 LG = mm.logical
 LOGIC_CASES = {
@@ -269,7 +281,7 @@ BUNDLES: dict[str, dict[str, mm.Case]] = {
     "unary": {**UNARY_CASES, **ARITHMETIC_CASES, **ACCUMULATE_CASES, **DIV_CASES,
               **NORM_CASES},
     "spatial": {**SPATIAL_CASES, **MOVE_CASES},
-    "copies": {**COPY_CASES, **FILL_CASES},
+    "copies": {**COPY_CASES, **FILL_CASES, **UPDATE_CASES},
     "matmul": MATMUL_CASES,
 }
 CASES = {name: case for cases in BUNDLES.values() for name, case in cases.items()}

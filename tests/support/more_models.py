@@ -441,3 +441,11 @@ def cumsum(shape: Shape, axis: int, exclusive: bool, reverse: bool, in_q: Q = DE
            out_q: Q = DEFAULT_Q) -> Case:
     return Case("CUMSUM", (X(shape, quant=in_q), C([axis])), (Y(shape, quant=out_q),),
                 options("Cumsum", exclusive=exclusive, reverse=reverse))
+
+
+def dynamic_update_slice(operand: X | C, update: X | C, indices: X | C,
+                         quant: Q | None = DEFAULT_Q) -> Case:
+    shape = np.shape(operand.values) if isinstance(operand, C) else operand.shape
+    dtype = operand.dtype if isinstance(operand, X) else "int8"
+    return Case("DYNAMIC_UPDATE_SLICE", (operand, update, indices),
+                (Y(tuple(shape), dtype, quant),))
