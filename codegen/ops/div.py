@@ -82,7 +82,7 @@ class Div(ElementwiseLayer):
         exponent = -(int(p["shift"]) - recip_shift - headroom)
         exponent = np.clip(exponent, 0, 31)  # the generator checked the range where v1 != 0
         out = fp.rdbp(fp.srdhm(unscaled, int(p["multiplier"])), exponent)
-        out = np.clip(out + int(p["output_zero_point"]), lo, hi)
+        out = np.clip(quant.add_int32(out, int(p["output_zero_point"])), lo, hi)
         by_zero = np.where(v1 > 0, hi, np.where(v1 < 0, lo, np.clip(
             int(p["output_zero_point"]), lo, hi)))
         return np.where(v2 == 0, by_zero, out)
