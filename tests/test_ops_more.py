@@ -205,6 +205,8 @@ REFUSALS: dict[str, tuple[mm.Case, str]] = {
                              "expected [2]"),
     "update_slice_int64_activation": (mm.dynamic_update_slice(
         X8((2, 3)), X8((1, 3)), mm.X((2,), "int64", None)), "must be constant"),
+    "log_softmax_output_quantization": (mm.unary("LOG_SOFTMAX", (3, 4), Q(0.1), Q(0.1, 127)),
+                                        "scale 16/256"),
 }
 
 

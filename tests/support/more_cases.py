@@ -275,11 +275,19 @@ NORM_CASES = {
     "l2_norm_single": mm.unary("L2_NORMALIZATION", (4, 1), Q(0.1, 5), L2_Q),
 }
 
+LOG_Q = Q(16 / 256, 127)
+LOG_SOFTMAX_CASES = {
+    "log_softmax_rows": mm.unary("LOG_SOFTMAX", (3, 17), Q(0.1, -3), LOG_Q),
+    "log_softmax_wide_input": mm.unary("LOG_SOFTMAX", (2, 1, 5), Q(0.9, 100), LOG_Q),
+    "log_softmax_fine_input": mm.unary("LOG_SOFTMAX", (64,), Q(0.002, -128), LOG_Q),
+    "log_softmax_single": mm.unary("LOG_SOFTMAX", (4, 1), Q(0.05, 0), LOG_Q),
+}
+
 BUNDLES: dict[str, dict[str, mm.Case]] = {
     "indices": {**INDEX_CASES, **REDUCE_CASES, **GATHER_CASES},
     "logic": {**LOGIC_CASES, **COMPARISON_CASES, **SELECT_CASES, **CAST_CASES},
     "unary": {**UNARY_CASES, **ARITHMETIC_CASES, **ACCUMULATE_CASES, **DIV_CASES,
-              **NORM_CASES},
+              **NORM_CASES, **LOG_SOFTMAX_CASES},
     "spatial": {**SPATIAL_CASES, **MOVE_CASES},
     "copies": {**COPY_CASES, **FILL_CASES, **UPDATE_CASES},
     "matmul": MATMUL_CASES,
