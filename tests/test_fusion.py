@@ -1,26 +1,23 @@
 """SPACE_TO_BATCH_ND -> CONV_2D / DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND runs as one dilated
 convolution (codegen/fuse.py): every chain TF's atrous convolution writes (SAME and VALID,
 4-D and the Conv1D form with EXPAND_DIMS and RESHAPE, zero points 0 and not, with and
-without bias, fused activations) becomes a single layer whose reference equals TFLM running
-the three operators, and whose C equals the reference on every target and under the
-sanitizers; chains that are not exactly a dilated convolution stay unfused and still run.
+without bias, fused activations) becomes a single layer; chains that are not exactly a
+dilated convolution stay unfused and still run. That the fused layer's reference equals TFLM
+running the three operators, and its C the reference on every target and under the
+sanitizers, is checked with the `data` bundle of tests/test_ops_more.py.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 from support import more_cases
 from support import more_models as mm
 from support.tflm import run_tflm_fresh
-from support.verify import C_TARGETS, assert_same, c_matches_reference, inputs_with_edges
+from support.verify import assert_same, inputs_with_edges
 
 from codegen.execute import execute
+from codegen.fuse import DilatedConvolution
 from codegen.program import load_program
-
-Q = mm.Q
-TFLM_SAMPLES = 200
 
 CHAINS = more_cases.DILATED_CHAINS
 
@@ -33,29 +30,15 @@ def test_chain_runs_as_one_layer(name: str) -> None:
     assert not program.plan.buffers  # input and output are the caller's: no arena at all
 
 
-@pytest.mark.tflm
-@pytest.mark.parametrize("name", list(CHAINS))
-def test_fused_reference_matches_tflm(name: str) -> None:
-    # TFLM's SPACE_TO_BATCH_ND pads with memory it never writes: a fresh process (see
-    # support.tflm.run_tflm_fresh).
-    model = mm.dilated_model([CHAINS[name]])
-    inputs = inputs_with_edges(model, TFLM_SAMPLES, seed=1)
-    assert_same(execute(load_program(model), "reference", inputs), run_tflm_fresh(model, inputs),
-                f"{name}: fused reference vs TFLM")
-
-
-@pytest.mark.parametrize("target", C_TARGETS)
-def test_fused_c_matches_reference(target: str, tmp_path: Path) -> None:
-    model = mm.dilated_model(list(CHAINS.values()))
-    assert len(load_program(model).layers) == len(CHAINS)
-    c_matches_reference(model, target, tmp_path, seed=3,
-                        extra=inputs_with_edges(model, 0, seed=0))
-
-
-def test_fused_c_is_clean_under_sanitizers(tmp_path: Path) -> None:
-    model = mm.dilated_model(list(CHAINS.values()))
-    c_matches_reference(model, "host", tmp_path, seed=4, sanitize=True,
-                        extra=inputs_with_edges(model, 0, seed=0))
+def test_the_chains_are_in_a_bundle() -> None:
+    """Their reference-vs-TFLM (fresh process) and C-vs-reference checks run with the other
+    data-movement cases of tests/test_ops_more.py, in the `data` bundle."""
+    bundled = more_cases.BUNDLES["data"]
+    assert all(bundled[f"dilated_{name}"] is chain for name, chain in CHAINS.items())
+    model = mm.bundle(list(bundled.values()))
+    fused = [layer for layer in load_program(model).layers
+             if isinstance(layer, DilatedConvolution)]
+    assert len(fused) == len(CHAINS)
 
 
 def test_chain_with_a_visible_middle_stays_unfused() -> None:

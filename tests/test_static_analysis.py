@@ -56,7 +56,6 @@ MODELS: dict[str, Callable[[], bytes]] = {
     **{f"edge_{name}": make for name, make in degenerate_models.MODELS.items()},
     **{f"more_{name}": (lambda cases=cases: more_models.bundle(list(cases.values())))
        for name, cases in more_cases.BUNDLES.items()},
-    "more_dilated": lambda: more_models.dilated_model(list(more_cases.DILATED_CHAINS.values())),
 }
 SMALL = sorted(name for name in MODELS if name not in SHARED)
 

@@ -283,16 +283,6 @@ LOG_SOFTMAX_CASES = {
     "log_softmax_single": mm.unary("LOG_SOFTMAX", (4, 1), Q(0.05, 0), LOG_Q),
 }
 
-BUNDLES: dict[str, dict[str, mm.Case]] = {
-    "indices": {**INDEX_CASES, **REDUCE_CASES, **GATHER_CASES},
-    "logic": {**LOGIC_CASES, **COMPARISON_CASES, **SELECT_CASES, **CAST_CASES},
-    "unary": {**UNARY_CASES, **ARITHMETIC_CASES, **ACCUMULATE_CASES, **DIV_CASES,
-              **NORM_CASES, **LOG_SOFTMAX_CASES},
-    "spatial": {**SPATIAL_CASES, **MOVE_CASES},
-    "copies": {**COPY_CASES, **FILL_CASES, **UPDATE_CASES},
-    "matmul": MATMUL_CASES,
-}
-CASES = {name: case for cases in BUNDLES.values() for name, case in cases.items()}
 
 # Dilated convolutions written as SPACE_TO_BATCH_ND -> convolution -> BATCH_TO_SPACE_ND
 # (tests/test_fusion.py).
@@ -310,3 +300,16 @@ DILATED_CHAINS = {
     "conv1d_valid_no_bias": mm.Dilated((1, 17, 5), (2,), (1, 3), padding="VALID", bias=False,
                                        in_q=Q(0.01, 90), seed=6),
 }
+
+
+# Three bundles: each is one C build per target (tests/test_ops_more.py) and one model for the
+# warning flags and cppcheck (tests/test_static_analysis.py).
+BUNDLES: dict[str, dict[str, mm.Case | mm.Dilated]] = {
+    "indices_logic": {**INDEX_CASES, **REDUCE_CASES, **GATHER_CASES, **LOGIC_CASES,
+                      **COMPARISON_CASES, **SELECT_CASES, **CAST_CASES},
+    "arithmetic": {**UNARY_CASES, **ARITHMETIC_CASES, **ACCUMULATE_CASES, **DIV_CASES,
+                   **NORM_CASES, **LOG_SOFTMAX_CASES, **MATMUL_CASES},
+    "data": {**SPATIAL_CASES, **MOVE_CASES, **COPY_CASES, **FILL_CASES, **UPDATE_CASES,
+             **{f"dilated_{name}": d for name, d in DILATED_CHAINS.items()}},
+}
+CASES = {name: case for cases in BUNDLES.values() for name, case in cases.items()}

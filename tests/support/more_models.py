@@ -103,29 +103,36 @@ def add_case(b: ModelBuilder, case: Case, prefix: str) -> tuple[list[int], list[
     return inputs, outputs
 
 
-def single(case: Case) -> bytes:
+def single(case: Case | Dilated) -> bytes:
     return bundle([case])
 
 
-def bundle(cases: Sequence[Case]) -> bytes:
+def bundle(cases: Sequence[Case | Dilated]) -> bytes:
+    """The cases side by side (a Dilated case adds its whole chain)."""
     b = ModelBuilder()
     ins: list[int] = []
     outs: list[int] = []
     for k, case in enumerate(cases):
-        xs, ys = add_case(b, case, f"c{k}")
+        if isinstance(case, Dilated):
+            x, y = add_dilated(b, case, f"c{k}")
+            xs, ys = [x], [y]
+        else:
+            xs, ys = add_case(b, case, f"c{k}")
         ins += xs
         outs += ys
     b.set_io(ins, outs)
     return b.build()
 
 
-def case_inputs(cases: Sequence[Case], count: int, seed: int) -> list[np.ndarray]:
+def case_inputs(cases: Sequence[Case | Dilated], count: int, seed: int) -> list[np.ndarray]:
     """For the graph inputs of bundle(cases), in order: the all-low sample, the all-high
     sample, then `count` samples drawn uniformly in each input's range."""
     rng = np.random.default_rng(seed)
     arrays = []
     for case in cases:
-        for o in case.operands:
+        operands = ([X(case.shape, quant=case.in_q)] if isinstance(case, Dilated)
+                    else case.operands)
+        for o in operands:
             if not isinstance(o, X):
                 continue
             lo, hi = o.bounds
@@ -273,6 +280,11 @@ class Dilated:
     activation: str = "NONE"
     bias: bool = True
     seed: int = 0
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        # SPACE_TO_BATCH_ND's padding is memory TFLM never writes: a fresh process.
+        return {"fresh_tflm": True}
 
     def spatial_taps(self) -> tuple[int, ...]:
         return (self.kernel[1],) if len(self.shape) == 3 else self.kernel
