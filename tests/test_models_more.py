@@ -3,15 +3,21 @@
 temporal convolution network, a one-block transformer encoder (BATCH_MATMUL, SOFTMAX,
 LayerNormalization). Each is checked end to end: the reference against TFLM, the C against
 the reference on the host and on cortex-m4 (the operator tests cover every target) and under
-the sanitizers.
+the sanitizers. Also int32 and bool tensors at a model's edges: `codegen run` with them, and
+the C API's types and macros.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from support import more_keras_models as km
+from support import more_models as mm
+from support.tflm import run_tflm
 from support.verify import (
     c_matches_reference,
     edge_inputs,
@@ -19,6 +25,7 @@ from support.verify import (
     reference_matches_tflm,
 )
 
+from codegen.emit import emit_model
 from codegen.errors import UnsupportedError
 from codegen.program import load_program
 
@@ -73,3 +80,52 @@ def test_dynamic_batch_dilated_convolution_is_refused_with_the_way_out() -> None
         load_program(km.dynamic_batch_dilated_conv1d())
     text = str(error.value)
     assert "operator 0 (SPACE_TO_BATCH_ND)" in text and "batch_size=1" in text, text
+
+
+def _index_and_mask_model() -> bytes:
+    """int8 table values + int32 indices -> GATHER (int8); int8 x int8 -> LESS (bool);
+    bool -> LOGICAL_NOT (bool): int32 and bool at the model's edges."""
+    b = mm.ModelBuilder()
+    values = b.add_tensor("values", (6, 3), "int8", quant=mm.Q(0.1, -2))
+    indices = b.add_tensor("indices", (4,), "int32")
+    gathered = b.add_tensor("gathered", (4, 3), "int8", quant=mm.Q(0.1, -2))
+    b.add_op("GATHER", [values, indices], [gathered], mm.options("Gather", axis=0))
+    less = b.add_tensor("less", (6, 3), "bool")
+    zero = b.add_tensor("zero", (1,), "int8", quant=mm.Q(0.5, 0), data=[0])
+    b.add_op("LESS", [values, zero], [less])
+    mask = b.add_tensor("mask", (5,), "bool")
+    flipped = b.add_tensor("flipped", (5,), "bool")
+    b.add_op("LOGICAL_NOT", [mask], [flipped])
+    b.set_io([values, indices, mask], [gathered, less, flipped])
+    return b.build()
+
+
+@pytest.mark.tflm
+@pytest.mark.parametrize("target", ["reference", "host"])
+def test_codegen_run_with_int32_and_bool_io(target: str, tmp_path: Path) -> None:
+    model = tmp_path / "edges.tflite"
+    model.write_bytes(_index_and_mask_model())
+    rng = np.random.default_rng(5)
+    values = rng.integers(-128, 128, size=(40, 6, 3)).astype(np.int8)
+    indices = rng.integers(0, 6, size=(40, 4)).astype(np.int32)
+    mask = rng.integers(0, 2, size=(40, 5)).astype(np.bool_)
+    np.savez(tmp_path / "in.npz", values=values, indices=indices, mask=mask)
+    result = subprocess.run([sys.executable, "-m", "codegen", "run", str(model), "--target",
+                             target, "--input", str(tmp_path / "in.npz"), "--output",
+                             str(tmp_path / "out.npz")], capture_output=True, text=True,
+                            timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    expected = run_tflm(model.read_bytes(), [values, indices, mask])
+    with np.load(tmp_path / "out.npz") as out:
+        for name, want in zip(("gathered", "less", "flipped"), expected, strict=True):
+            assert out[name].dtype == want.dtype, name
+            np.testing.assert_array_equal(out[name], want)
+
+
+def test_header_types_for_int32_and_bool_io() -> None:
+    header = emit_model(load_program(_index_and_mask_model()), "edges")["edges.h"]
+    assert ("int edges_invoke(const int8_t *input0, const int32_t *input1, "
+            "const uint8_t *input2, int8_t *output0, uint8_t *output1, uint8_t *output2);"
+            in header), header
+    assert "EDGES_INPUT0_SCALE" in header and "EDGES_INPUT1_SCALE" not in header
+    assert "EDGES_OUTPUT1_ZERO_POINT" not in header
