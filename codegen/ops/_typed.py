@@ -110,14 +110,3 @@ def require_rank(op: Operator, t: Tensor, low: int, high: int, role: str) -> Non
     if not low <= len(t.shape) <= high:
         span = f"{low}-D" if low == high else f"{low}-D to {high}-D"
         raise unsupported(op, f"{role} '{t.name}' is {len(t.shape)}-D; TFLM takes {span}")
-
-
-def c_type(t: Tensor) -> str:
-    return t.dtype.c_type
-
-
-def c_literal(value: int, dtype: DType) -> str:
-    """An integer constant of `dtype` as C text that is valid for the type's minimum too."""
-    if dtype is DType.INT32 and value == DType.INT32.qmin:
-        return "(-2147483647 - 1)"
-    return str(int(value))

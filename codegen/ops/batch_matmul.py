@@ -1,7 +1,7 @@
 """BATCH_MATMUL: int8 in/out, per-tensor quantization (any zero points), adj_x and adj_y,
 2-D to 5-D operands with broadcast batch dimensions, a constant or activation right-hand side
-(or left-hand side). A constant right-hand side shared by every batch runs on the
-matrix-product engine of FULLY_CONNECTED (codegen/ops/_gemm.py) where that applies.
+(or left-hand side); a constant right-hand side shared by every batch runs on the
+matrix-product engine of FULLY_CONNECTED where that applies.
 
 TFLM: batch_matmul.cc. Prepare: int8 lhs, rhs and output, ranks 2..5, batch dimensions that
 broadcast (equal or one of them 1), equal accumulation depths, the multiplier from

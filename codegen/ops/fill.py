@@ -1,4 +1,6 @@
-"""FILL, ZEROS_LIKE, SHAPE: outputs that do not depend on the input's values.
+"""FILL, ZEROS_LIKE, SHAPE: int8 or int32 outputs that do not depend on the input's values
+(SHAPE: int32 only).
+
 - FILL: int8 or int32 output of a constant shape (int32/int64 dims) filled with a scalar value
   of the output's type (int8 quantized like the output), an activation or a constant;
 - ZEROS_LIKE: int8 or int32, the raw value 0 everywhere (for int8 that is the real value
@@ -18,7 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from codegen.model.ir import DType, Graph, Operator
+from codegen.model.ir import DType, Graph, Operator, Tensor
 from codegen.ops import _typed
 from codegen.ops.base import CArray, Layer, unsupported
 
@@ -94,7 +96,7 @@ def prepare(op: Operator, graph: Graph) -> Fill:
                 params={"mode": "value", "table": None, "table_needed": False})
 
 
-def _table(op: Operator, graph: Graph, x, y, values: np.ndarray) -> Fill:
+def _table(op: Operator, graph: Graph, x: Tensor, y: Tensor, values: np.ndarray) -> Fill:
     """An output of constant values: one memset when they are one repeated byte pattern
     of zero (or a single byte type), else a copy of a const array. The input (if an
     activation) is the kernel's, unread."""

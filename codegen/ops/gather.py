@@ -1,6 +1,7 @@
 """GATHER, GATHER_ND, EMBEDDING_LOOKUP: int8 values (input and output quantized alike), int32
 indices; the values constant (an embedding table) or an activation, the indices an activation
-or a constant.
+or a constant; GATHER with any axis and batch_dims; an index out of range gives the zero point.
+
 - GATHER: any axis (negative included) and batch_dims (0 <= batch_dims <= axis, the leading
   batch dimensions equal in both), output input[:axis] + indices[batch_dims:] + input[axis+1:];
 - GATHER_ND: indices [..., nd] with 1 <= nd <= min(rank, 5), output indices[:-1] +

@@ -1,6 +1,5 @@
 """SPACE_TO_BATCH_ND: int8 3-D (NHC) or 4-D (NHWC) in/out with one quantization, constant
-int32 block shape (>= 1) and paddings (>= 0); the padding is the raw value 0 (TFLM's quirk,
-see below).
+int32 block shape (>= 1) and paddings (>= 0); the padding is the raw value 0 (TFLM's quirk).
 
 TFLM: space_to_batch_nd.cc (3-D or 4-D, equal types) and reference_ops::SpaceToBatchND:
 output batch ob reads input batch ob % B at the block offset (ob / B) / bw, (ob / B) % bw,
