@@ -129,3 +129,26 @@ def test_header_types_for_int32_and_bool_io() -> None:
             in header), header
     assert "EDGES_INPUT0_SCALE" in header and "EDGES_INPUT1_SCALE" not in header
     assert "EDGES_OUTPUT1_ZERO_POINT" not in header
+
+
+def test_inspect_names_an_unsupported_operator_and_its_index(tmp_path: Path) -> None:
+    """An operator TFLM has no int8 kernel for (EXP) after supported ones: `codegen inspect`
+    still lists the model, naming the operator and its index."""
+    b = mm.ModelBuilder()
+    x = b.add_tensor("x", (1, 6), "int8", quant=mm.Q(0.05, -3))
+    axis = b.add_tensor("axis", (1,), "int32", data=[1])
+    index = b.add_tensor("index", (1,), "int32")
+    b.add_op("ARG_MAX", [x, axis], [index],
+             mm.options("ArgMax", outputType=mm.schema.TensorType.INT32))
+    y = b.add_tensor("y", (1, 6), "int8", quant=mm.Q(0.1, 0))
+    b.add_op("EXP", [x], [y])
+    b.set_io([x], [index, y])
+    model = tmp_path / "exp.tflite"
+    model.write_bytes(b.build())
+    result = subprocess.run([sys.executable, "-m", "codegen", "inspect", str(model)],
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "1 operator(s) cannot be generated" in result.stdout
+    assert "[0] ARG_MAX\n" in result.stdout
+    assert "[1] EXP  ** UNSUPPORTED **" in result.stdout
+    assert "operator 1 (EXP) is not supported" in result.stdout
