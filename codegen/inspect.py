@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from codegen.errors import UnsupportedError
+from codegen.fuse import fold_float_negations
 from codegen.model.ir import Graph, Operator, Tensor
 from codegen.model.tflite import load_model
 from codegen.ops import prepare_layer
@@ -51,7 +52,7 @@ def _operator_block(op: Operator, graph: Graph) -> tuple[str, object | None]:
 
 
 def inspect_model(path: Path) -> str:
-    graph = load_model(path)
+    graph = fold_float_negations(load_model(path))  # as generation sees it
     blocks, layers = [], []
     for op in graph.operators:
         text, layer = _operator_block(op, graph)

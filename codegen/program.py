@@ -1,7 +1,7 @@
 """A model, prepared for generation: the graph, its layers in schedule order, the memory plan.
 
-`load_program` is the front half of the pipeline (read -> validate -> prepare -> plan); the
-reference, the emitter and `inspect` all start from its result.
+`load_program` is the front half of the pipeline (read -> fold -> validate -> prepare ->
+fuse -> plan); the reference, the emitter and `inspect` all start from its result.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from codegen.fuse import fold_float_negations, fuse_dilated_convolutions
 from codegen.model.ir import Graph
 from codegen.model.tflite import load_model
 from codegen.model.validate import validate_graph
@@ -37,9 +38,10 @@ def load_program(source: str | Path | bytes, *, io_in_arena: bool = False) -> Pr
     """Read, validate, prepare and plan a model. `io_in_arena` places the model's inputs
     and outputs in the arena as well (the C API then exposes them by offset)."""
     label = "model" if isinstance(source, bytes) else str(source)
-    graph = load_model(source)
+    graph = fold_float_negations(load_model(source))
     validate_graph(graph, label)
-    layers = [prepare_layer(op, graph) for op in graph.operators]
+    layers = fuse_dilated_convolutions(graph, [prepare_layer(op, graph)
+                                               for op in graph.operators])
     plan = plan_memory(graph, layers, io_in_arena)
     by_index = {layer.index: layer for layer in layers}
     run_order = [by_index[i] for i in plan.order]

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import degenerate_models, fuzzing, op_zoo
+from support import degenerate_models, fuzzing, more_cases, more_models, op_zoo
 from support.policy import REPO_ROOT, SHARED_MODELS, require_file, require_tool
 
 from codegen.emit import EmitOptions, emit_model
@@ -54,6 +54,8 @@ MODELS: dict[str, Callable[[], bytes]] = {
        for name in ("fc_bias", "fc_per_channel", "float_io_chain", "two_outputs")},
     **{f"zoo_{name}": make for name, make in op_zoo.models().items()},
     **{f"edge_{name}": make for name, make in degenerate_models.MODELS.items()},
+    **{f"more_{name}": (lambda cases=cases: more_models.bundle(list(cases.values())))
+       for name, cases in more_cases.BUNDLES.items()},
 }
 SMALL = sorted(name for name in MODELS if name not in SHARED)
 

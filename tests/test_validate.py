@@ -148,7 +148,34 @@ BAD: dict[str, tuple[Callable[[], bytes], tuple[str, ...]]] = {
                         ("'t0'", "both a graph input and a graph output")),
     "output_index_minus_one": (lambda: _graph([([0], [-1]), ([0], [1])], [0], [1]),
                                ("operator 0", "refers to no tensor")),
+    "int64_output": (lambda: _arg_max("int64"), ("graph output 'y' is int64", "int32 and bool")),
+    "int32_io_per_channel": (lambda: _arg_max("int32", Q([0.5, 0.25, 0.125], 0, axis=0)),
+                             ("graph output 'y'", "per-tensor quantization")),
 }
+
+
+def _arg_max(output_dtype: str, output_q: Q | None = None) -> bytes:
+    """ARG_MAX of an int8 (3, 5) input over axis 1: an index output of the given type."""
+    b = ModelBuilder()
+    x = b.add_tensor("x", (3, 5), "int8", quant=Q(0.1))
+    axis = b.add_tensor("axis", (1,), "int32", data=[1])
+    y = b.add_tensor("y", (3,), output_dtype, quant=output_q)
+    b.add_op("ARG_MAX", [x, axis], [y])
+    b.set_io([x], [y])
+    return b.build()
+
+
+def test_int32_and_bool_io_are_accepted() -> None:
+    """Index and mask tensors at the model's edges: no quantization needed."""
+    program = load_program(_arg_max("int32"))
+    assert program.graph.tensors[program.graph.outputs[0]].dtype.c_type == "int32_t"
+    b = ModelBuilder()
+    x = b.add_tensor("x", (3, 5), "bool")
+    y = b.add_tensor("y", (3, 5), "bool")
+    b.add_op("LOGICAL_NOT", [x], [y])
+    b.set_io([x], [y])
+    program = load_program(b.build())
+    assert program.graph.tensors[program.graph.inputs[0]].dtype.c_type == "uint8_t"
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

@@ -22,7 +22,9 @@ class DType(Enum):
     INT32 = ("int32", "int32_t", 4)
     INT64 = ("int64", "int64_t", 8)
     FLOAT32 = ("float32", "float", 4)
-    BOOL = ("bool", "bool", 1)
+    # C99's bool would need <stdbool.h> and makes any byte other than 0 and 1 a trap value;
+    # bool tensors are bytes instead: kernels write 0 or 1 and read any nonzero byte as true.
+    BOOL = ("bool", "uint8_t", 1)
     OTHER = ("other", "void", 0)
 
     def __init__(self, numpy_name: str, c_type: str, itemsize: int) -> None:

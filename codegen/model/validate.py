@@ -13,7 +13,10 @@ the generator can take at all, before each operator module checks its own option
   for RESHAPE, which only copy bytes; at most 31 anywhere, the numpy reference's limit);
 - quantization: one zero point per scale, per-channel arrays as long as their dimension,
   scales positive and finite, zero points representable in their type (0 for int32);
-- the model is fully int8-quantized, and its inputs and outputs are types the C API takes;
+- the model is fully int8-quantized (int32 and bool tensors, such as indices and comparison
+  results, are not quantized values and may appear anywhere), and its inputs and outputs are
+  types the C API takes: int8/uint8 with per-tensor quantization, float32 (at QUANTIZE and
+  DEQUANTIZE), int32 and bool;
 - the bias of FULLY_CONNECTED and the convolutions has the scale input x weights, within
   TFLM's tolerance, since the kernels add it as if it had.
 
@@ -30,7 +33,9 @@ from codegen.model.ir import DType, Graph, Operator, Tensor
 
 # Operators allowed to touch float tensors: the edges of a float-I/O model.
 _FLOAT_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
-_IO_TYPES = (DType.INT8, DType.UINT8, DType.FLOAT32)
+_IO_TYPES = (DType.INT8, DType.UINT8, DType.FLOAT32, DType.INT32, DType.BOOL)
+# Graph I/O whose values are quantized: the C API gives their scale and zero point.
+_QUANTIZED_IO_TYPES = (DType.INT8, DType.UINT8)
 
 FULL_INT8_HINT = (
     "convert it with full-integer post-training quantization (a representative dataset and "
@@ -338,9 +343,11 @@ def _check_io_tensor(t: Tensor, role: str, label: str) -> None:
     if t.dtype not in _IO_TYPES:
         raise UnsupportedError(
             f"{label}: graph {role} '{t.name}' is {t.dtype_name}; supported I/O types are "
-            "int8, uint8 and float32"
+            "int8, uint8, float32, int32 and bool"
         )
-    if t.dtype is not DType.FLOAT32 and (t.quant is None or t.quant.per_channel):
+    needs_quantization = t.dtype in _QUANTIZED_IO_TYPES and t.quant is None
+    per_channel = t.dtype.is_integer and t.quant is not None and t.quant.per_channel
+    if needs_quantization or per_channel:
         raise UnsupportedError(
             f"{label}: graph {role} '{t.name}' needs per-tensor quantization parameters"
         )

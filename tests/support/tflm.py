@@ -79,7 +79,8 @@ def run_tflm(model: bytes, inputs: Sequence[np.ndarray],
     for sample in range(count):
         interp.reset()
         for index, batch in enumerate(inputs):
-            interp.set_input(np.ascontiguousarray(batch[sample]), index)
+            # np.ascontiguousarray would make a scalar 1-D
+            interp.set_input(np.require(batch[sample], requirements="C"), index)
         interp.invoke()
         for index in range(n_outputs):
             results[index].append(np.array(interp.get_output(index), copy=True))
@@ -91,3 +92,42 @@ def _stack(outputs: list[np.ndarray], detail: dict) -> np.ndarray:
         return np.stack(outputs)
     shape = tuple(int(d) for d in detail["shape"])
     return np.zeros((0, *shape), dtype=np.dtype(detail["dtype"]))
+
+
+_FRESH_CHILD = """
+import sys
+import numpy as np
+from support.tflm import run_tflm
+directory = sys.argv[1]
+with np.load(directory + "/inputs.npz") as data:
+    inputs = [data[f"i{k}"] for k in range(len(data.files))]
+with open(directory + "/model.tflite", "rb") as f:
+    model = f.read()
+outputs = run_tflm(model, inputs)
+np.savez(directory + "/outputs.npz", **{f"o{k}": a for k, a in enumerate(outputs)})
+"""
+
+
+def run_tflm_fresh(model: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """run_tflm in a new process, whose interpreter gets a never-used (zero) arena: the
+    arena a microcontroller gives TFLM in .bss. For kernels that read memory they never
+    initialise (SPACE_TO_BATCH_ND's padding value), which in a long-lived process holds
+    whatever an earlier interpreter left there."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    tests_dir = str(Path(__file__).resolve().parents[1])
+    with tempfile.TemporaryDirectory(prefix="codegen-tflm-") as tmp:
+        Path(tmp, "model.tflite").write_bytes(bytes(model))
+        np.savez(Path(tmp, "inputs.npz"), **{f"i{k}": a for k, a in enumerate(inputs)})
+        env = {**os.environ, "PYTHONPATH": tests_dir}
+        result = subprocess.run([sys.executable, "-c", _FRESH_CHILD, tmp], env=env,
+                                capture_output=True, text=True, timeout=600, check=False)
+        if result.returncode != 0:
+            tail = result.stderr.strip().splitlines()[-1:] or ["no message"]
+            raise RuntimeError(f"TFLM in a fresh process failed: {tail[0]}")
+        with np.load(Path(tmp, "outputs.npz")) as data:
+            return [data[f"o{k}"] for k in range(len(data.files))]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from codegen.execute import build_for_target, execute, run_executable
+from codegen.model.ir import DType
 from codegen.program import Program, load_program
 from codegen.targets import TARGETS
 from support.tflm import run_tflm
@@ -60,7 +61,8 @@ def assert_same(got: Sequence[np.ndarray], expected: Sequence[np.ndarray], label
 
 
 def random_inputs(program: Program, count: int, seed: int) -> list[np.ndarray]:
-    """Full-range random inputs: every int8/uint8 value; floats well past the int8 range."""
+    """Full-range random inputs: every value of an integer type, both bools; floats well past
+    the int8 range."""
     rng = np.random.default_rng(seed)
     arrays = []
     for index in program.graph.inputs:
@@ -69,6 +71,8 @@ def random_inputs(program: Program, count: int, seed: int) -> list[np.ndarray]:
         if t.dtype.is_integer:
             arrays.append(rng.integers(t.dtype.qmin, t.dtype.qmax + 1, size=shape,
                                        dtype=np.int64).astype(t.dtype.np))
+        elif t.dtype is DType.BOOL:
+            arrays.append(rng.integers(0, 2, size=shape).astype(np.bool_))
         else:
             arrays.append(_float_inputs(program, index, shape, rng))
     return arrays
@@ -120,12 +124,14 @@ def c_matches_reference(model: bytes, target: str, work_dir: Path, *, seed: int 
 
 
 def edge_inputs(program: Program) -> list[np.ndarray]:
-    """One sample of all-minimum and one of all-maximum values per input."""
+    """One sample of all-minimum and one of all-maximum values per input (false/true)."""
     arrays = []
     for index in program.graph.inputs:
         t = program.graph.tensors[index]
         if t.dtype.is_integer:
             lo, hi = t.dtype.qmin, t.dtype.qmax
+        elif t.dtype is DType.BOOL:
+            lo, hi = 0, 1
         else:
             lo, hi = -1e6, 1e6
         arrays.append(np.stack([np.full(t.shape, lo), np.full(t.shape, hi)]).astype(t.dtype.np))
