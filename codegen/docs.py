@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from codegen.ops import registry
+from codegen.ops import DOCUMENTED_TYPES, registry, supported_types
 from codegen.targets import TARGETS
 
 _SECTION = re.compile(r"(<!-- (?P<name>[a-z]+):begin -->\n).*?(<!-- (?P=name):end -->)", re.S)
@@ -27,13 +27,19 @@ def _summary(module_name: str) -> str:
 
 
 def operator_table() -> str:
-    """One row per operator module, naming every opcode it handles."""
+    """One row per operator module, naming every opcode it handles, with a column per
+    activation type (int8, int16) that says whether it has a kernel for that type."""
     modules: dict[str, list[str]] = {}
-    for opcode, prepare in registry().items():
-        modules.setdefault(prepare.__module__, []).append(opcode)
-    rows = ["| operators | what is supported |", "|---|---|"]
+    for opcode, kernels in registry().items():
+        for module_name in dict.fromkeys(prepare.__module__ for prepare in kernels.values()):
+            modules.setdefault(module_name, []).append(opcode)
+    types = " | ".join(t.numpy_name for t in DOCUMENTED_TYPES)
+    rows = [f"| operators | {types} | what is supported |",
+            "|---|" + ":-:|" * len(DOCUMENTED_TYPES) + "---|"]
     for module_name, opcodes in sorted(modules.items(), key=lambda kv: sorted(kv[1])[0]):
-        rows.append(f"| {', '.join(sorted(opcodes))} | {_summary(module_name)} |")
+        marks = " | ".join("yes" if t in supported_types(opcodes[0]) else "—"
+                           for t in DOCUMENTED_TYPES)
+        rows.append(f"| {', '.join(sorted(opcodes))} | {marks} | {_summary(module_name)} |")
     return "\n".join(rows) + "\n"
 
 

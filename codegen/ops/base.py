@@ -31,7 +31,8 @@ class CArray:
     @property
     def c_type(self) -> str:
         return {
-            "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
+            "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "uint16": "uint16_t",
+            "int32": "int32_t", "int64": "int64_t",
         }[self.values.dtype.name]
 
     @property
