@@ -19,6 +19,7 @@ import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._requant import Requantization
+from codegen.ops._window import Window
 from codegen.ops.base import CArray, Layer, unsupported
 
 # The schema's TensorType number of INT32 (quantized_bias_type in the options).
@@ -112,3 +113,66 @@ def _preview(values: object, count: int = 4) -> str:
     arr = np.asarray(values).ravel()
     head = ", ".join(str(int(v)) for v in arr[:count])
     return f"[{head}{', ...' if arr.size > count else ''}] ({arr.size})"
+
+
+# -- the 2-D window kernels (CONV_2D, DEPTHWISE_CONV_2D) -----------------------------------
+
+_REFERENCE_BYTES = 32 << 20  # working set of the numpy reference per chunk of samples
+
+
+@dataclass
+class WindowInt16(DotInt16):
+    """A 16x8 convolution over a `params["window"]`; subclasses give `products`, the sum
+    over taps of w * x for every output of a chunk of zero-padded samples (TFLM skips the
+    taps outside the image, which is the same as adding w * 0 there: no zero point)."""
+
+    @property
+    def window(self) -> Window:
+        return self.params["window"]  # type: ignore[return-value]
+
+    def products(self, xs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def taps(self, xs: np.ndarray):
+        """(fy, fx, view of xs (S, OH, OW, C) at that tap) for every filter tap."""
+        r, c = self.window.rows, self.window.cols
+        for fy in range(r.taps):
+            y0 = fy * r.dilation
+            for fx in range(c.taps):
+                x0 = fx * c.dilation
+                yield fy, fx, xs[:, y0:y0 + (r.out - 1) * r.stride + 1:r.stride,
+                                 x0:x0 + (c.out - 1) * c.stride + 1:c.stride, :]
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x, y = self.in_tensor(), self.out_tensor()
+        n = inputs[0].shape[0]
+        _, h, w, c = x.shape
+        samples = inputs[0].reshape(-1, h, w, c)
+        r, cl = self.window.rows, self.window.cols
+        pads = ((0, 0), (r.pad, r.pad_after), (cl.pad, cl.pad_after), (0, 0))
+        per_sample = 8 * (2 * (h + r.pad + r.pad_after) * (w + cl.pad + cl.pad_after) * c
+                          + 3 * int(np.prod(y.shape[1:])))
+        chunk = max(1, _REFERENCE_BYTES // per_sample)
+        results = [self.finish(self.products(np.pad(samples[s:s + chunk].astype(np.int64),
+                                                    pads)))
+                   for s in range(0, samples.shape[0], chunk)]
+        return [np.concatenate(results).reshape(n, *y.shape)]
+
+    def describe(self) -> list[tuple[str, str]]:
+        return [("window", self.window.describe()), *super().describe()]
+
+
+def window_params(win: Window, x_shape: tuple[int, ...],
+                  y_shape: tuple[int, ...]) -> dict[str, object]:
+    """The geometry the window templates read."""
+    _, h, w, c = (int(d) for d in x_shape)
+    return {
+        "window": win, "batches": int(x_shape[0]),
+        "in_h": h, "in_w": w, "in_c": c, "in_image": h * w * c, "in_row": w * c,
+        "out_h": win.rows.out, "out_w": win.cols.out, "out_c": int(y_shape[3]),
+        "out_image": int(np.prod(y_shape[1:])),
+        "taps_h": win.rows.taps, "taps_w": win.cols.taps,
+        "stride_h": win.rows.stride, "stride_w": win.cols.stride,
+        "dil_h": win.rows.dilation, "dil_w": win.cols.dilation,
+        "pad_h": win.rows.pad, "pad_w": win.cols.pad,
+    }
