@@ -5,7 +5,8 @@ Every module in this package (except `base`) is an operator module: it defines `
   - `KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16, ...}`: one Prepare per
     activation type, as TFLM registers one kernel per (operator, type) and dispatches once;
   - or `prepare(op, graph) -> Layer`: one Prepare for every type, which checks the types
-    itself (operators that only move bytes, and modules that predate KERNELS).
+    itself (RESHAPE, which never looks at the values, and modules that predate KERNELS);
+    `TYPES` then lists the activation types it takes, for the README.
 The activation type of an operator is the type TFLM's Eval switches on (`activation_type`).
 Modules are found by listing the package, so adding an operator touches no shared file:
 see ARCHITECTURE.md, "Adding an operator".
@@ -51,11 +52,12 @@ def supported_operators() -> list[str]:
 
 
 def supported_types(opcode: str) -> tuple[DType, ...]:
-    """The activation types an opcode has a kernel for (int8 for a type-agnostic module
-    without KERNELS, which predates int16 and checks its own types)."""
+    """The activation types an opcode has a kernel for. A module with one Prepare for
+    every type says which it takes in `TYPES` (int8 when it does not say)."""
     kernels = registry()[opcode]
     if None in kernels:
-        return (DType.INT8,)
+        module = importlib.import_module(kernels[None].__module__)
+        return tuple(getattr(module, "TYPES", (DType.INT8,)))
     return tuple(t for t in DType if t in kernels)
 
 

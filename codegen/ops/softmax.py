@@ -155,3 +155,6 @@ def prepare(op: Operator, graph: Graph) -> Softmax:
         "may_exceed_shift": depth > _SAFE_DEPTH,
     }
     return Softmax(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
+
+
+KERNELS = {DType.INT8: prepare}

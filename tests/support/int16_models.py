@@ -11,7 +11,9 @@ covers many operators and options while a mismatch names its branch by output in
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,8 @@ from support.models import cached
 
 FACTORY_VERSION = 1
 REPRESENTATIVE_SAMPLES = 128
+# Any edit of this file makes new models (the Keras graphs are written in it).
+_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 def convert_16x8(model: Any, representative: Sequence[np.ndarray], *, io: str = "int16",
@@ -52,7 +56,7 @@ def keras_16x8(name: str, build: Callable[[], Any], params: dict[str, Any], *,
     """`build()` (a Keras model, built under `seed`) converted 16x8 and cached under
     `name` and `params` (which must say everything `build` depends on)."""
     key = {**params, "io": io, "per_channel": per_channel, "seed": seed, "low": low,
-           "high": high, "factory_version": FACTORY_VERSION}
+           "high": high, "factory_version": FACTORY_VERSION, "source": _SOURCE_DIGEST}
 
     def make() -> bytes:
         import keras
@@ -132,3 +136,52 @@ def window_model(name: str, shape: Sequence[int], branches: Sequence[dict[str, A
     return keras_16x8(f"window_{name}", build,
                       {"shape": list(shape), "branches": list(branches)},
                       per_channel=per_channel, seed=seed)
+
+
+# -- everything without weights: elementwise, data movement, pools, activations -------------
+
+
+def _misc_outputs(a: Any, keras: Any) -> list[Any]:
+    """One output per operator: a is (7, 9, 3), b its first row (1, 9, 3) scaled."""
+    ops, layers = keras.ops, keras.layers
+    b = layers.Rescaling(0.5)(a[:, :1, :, :])
+    return [
+        layers.Add()([a, b]),                               # ADD, broadcast
+        layers.Subtract()([a, b]),                          # SUB
+        layers.Multiply()([a, b]),                          # MUL
+        layers.Maximum()([a, b]),                           # MAXIMUM
+        layers.Minimum()([a, b]),                           # MINIMUM
+        ops.relu(layers.Add()([a, a])),                     # ADD, same tensor, fused RELU
+        layers.ZeroPadding2D(((1, 0), (2, 1)))(a),          # PAD
+        layers.Concatenate(axis=-1)([a, ops.tanh(a)]),      # CONCATENATION
+        a[:, 1:6:2, ::3, :],                                # STRIDED_SLICE
+        ops.slice(a, (0, 1, 2, 0), (1, 4, 5, 2)),           # SLICE
+        *ops.split(a, 3, axis=-1),                          # SPLIT
+        ops.stack([a, ops.sigmoid(a)], axis=2),             # PACK
+        *ops.unstack(b, axis=2)[:2],                        # UNPACK
+        ops.transpose(a, (0, 2, 1, 3)),                     # TRANSPOSE
+        layers.Reshape((21, 9))(a),                         # RESHAPE
+        layers.Resizing(13, 20, "nearest")(a),              # RESIZE_NEAREST_NEIGHBOR
+        layers.MaxPooling2D(2, padding="same")(a),          # MAX_POOL_2D
+        layers.AveragePooling2D((3, 2), strides=2)(a),      # AVERAGE_POOL_2D
+        ops.mean(a, axis=(1, 2), keepdims=True),            # MEAN
+        ops.mean(a, axis=-1),                               # MEAN, last axis
+        layers.LeakyReLU(0.3)(a),                           # LEAKY_RELU
+        layers.ReLU()(layers.Concatenate(axis=1)([a, a])),  # RELU
+        layers.ReLU(6.0)(layers.Concatenate(axis=1)([a, b])),  # RELU6
+        ops.sigmoid(a),                                     # LOGISTIC
+        ops.tanh(b),                                        # TANH
+        layers.Softmax()(a),                                # SOFTMAX
+    ]
+
+
+def misc_model(low: float = -4.0, high: float = 4.0) -> bytes:
+    """One (7, 9, 3) input; an output per operator without weights."""
+
+    def build() -> Any:
+        import keras
+
+        a = keras.Input((7, 9, 3), batch_size=1)
+        return keras.Model(a, _misc_outputs(a, keras))
+
+    return keras_16x8("misc", build, {"misc": 1}, low=low, high=high)
