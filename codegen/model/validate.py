@@ -13,8 +13,7 @@ the generator can take at all, before each operator module checks its own option
   for RESHAPE, which only copy bytes; at most 31 anywhere, the numpy reference's limit);
 - quantization: one zero point per scale, per-channel arrays as long as their dimension,
   scales positive and finite, zero points representable in their type (0 for int32 and
-  int64, and for int16: 16x8 quantization is symmetric, and TFLM's int16 kernels either
-  require a zero point of 0 or ignore it);
+  int64; the int16 kernels that require or ignore a zero point of 0 check it themselves);
 - the model is fully quantized, int8 or 16x8 (int16 activations with int8 weights; int32
   and bool tensors, such as indices and comparison results, are not quantized values and
   may appear anywhere), and its inputs and outputs are types the C API takes: int8/uint8/
@@ -42,11 +41,6 @@ _QUANTIZED_IO_TYPES = (DType.INT8, DType.UINT8, DType.INT16)
 FULL_INT8_HINT = (
     "convert it with full-integer post-training quantization (a representative dataset and "
     "converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8])"
-)
-_INT16_ZERO_POINT = (
-    "16x8 quantization is symmetric (TFLM's int16 kernels require or assume zero point 0); "
-    "convert the model with the 16x8 converter (EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_"
-    "INT16_WEIGHTS_INT8)"
 )
 _CORRUPT = "the file is corrupt or was not written by the TFLite converter; re-export the model"
 
@@ -310,7 +304,7 @@ def _check_quantization(t: Tensor, label: str) -> None:
                 f"{what} has quantization scale {scale}{channel}; scales must be positive "
                 f"and finite; {_CORRUPT}"
             )
-    if t.dtype in (DType.INT16, DType.INT32, DType.INT64):
+    if t.dtype in (DType.INT32, DType.INT64):
         low = high = 0
     else:
         low, high = t.dtype.qmin, t.dtype.qmax
@@ -318,9 +312,9 @@ def _check_quantization(t: Tensor, label: str) -> None:
         if not low <= zp <= high:
             channel = f" (channel {c})" if q.per_channel else ""
             allowed = "must be 0" if low == high else f"must lie in [{low}, {high}]"
-            why = _INT16_ZERO_POINT if t.dtype is DType.INT16 else _CORRUPT
             raise UnsupportedError(
-                f"{what} is {t.dtype_name} with zero point {zp}{channel}; it {allowed}; {why}"
+                f"{what} is {t.dtype_name} with zero point {zp}{channel}; it {allowed}; "
+                f"{_CORRUPT}"
             )
 
 

@@ -41,7 +41,7 @@ from codegen.ops._binary import (
     multiplier,
     prepare_binary,
 )
-from codegen.ops.base import CArray, unsupported
+from codegen.ops.base import CArray, require_zero_point_zero, unsupported
 
 OPCODES = ("ADD", "SUB")
 LEFT_SHIFTS = {DType.INT8: 20, DType.INT16: 15}  # TFLM's data->left_shift per output type
@@ -187,8 +187,13 @@ def prepare_int8(op: Operator, graph: Graph) -> AddSub:
 
 
 def prepare_int16(op: Operator, graph: Graph) -> AddSub:
-    """int16: TFLM's arithmetic per element (a table of every int16 value would not fit)."""
-    return _prepare(op, graph, DType.INT16)
+    """int16: TFLM's arithmetic per element (a table of every int16 value would not fit).
+    TFLM's int16 SUB takes inputs with zero point 0 only (its ADD takes any)."""
+    layer = _prepare(op, graph, DType.INT16)
+    if op.opcode == "SUB":
+        for role, operand in zip(("input1", "input2"), layer.operands, strict=True):
+            require_zero_point_zero(op, operand.tensor, role)
+    return layer
 
 
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}

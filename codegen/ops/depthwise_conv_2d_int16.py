@@ -20,7 +20,14 @@ from codegen.model.ir import DType, Graph, Operator
 from codegen.ops import _conv, _requant
 from codegen.ops._dot16 import WindowInt16, int16_bias, rq_params, window_params
 from codegen.ops._window import require_nhwc, window
-from codegen.ops.base import only_output, operand, require_dtype, unsupported, where
+from codegen.ops.base import (
+    only_output,
+    operand,
+    require_dtype,
+    require_zero_point_zero,
+    unsupported,
+    where,
+)
 
 OPCODES = ("DEPTHWISE_CONV_2D",)
 
@@ -56,6 +63,8 @@ def prepare(op: Operator, graph: Graph) -> DepthwiseConv2DInt16:
     y = only_output(op, graph)
     require_dtype(op, y, (DType.INT16,), "output")
     _conv.require_activations(op, x, y)
+    for tensor, role in ((x, "input"), (y, "output")):
+        require_zero_point_zero(op, tensor, role)  # the kernel reads neither
     require_nhwc(op, x, "input")
     require_nhwc(op, y, "output")
     if len(w.shape) != 4 or w.shape[0] != 1:

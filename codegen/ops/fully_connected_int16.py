@@ -19,7 +19,14 @@ import numpy as np
 from codegen.model.ir import DType, Graph, Operator, Tensor
 from codegen.ops import _conv, _requant
 from codegen.ops._dot16 import DotInt16, accumulator_type, int16_bias, rq_params
-from codegen.ops.base import only_output, operand, require_dtype, unsupported, where
+from codegen.ops.base import (
+    only_output,
+    operand,
+    require_dtype,
+    require_zero_point_zero,
+    unsupported,
+    where,
+)
 
 OPCODES = ("FULLY_CONNECTED",)
 
@@ -68,6 +75,8 @@ def prepare(op: Operator, graph: Graph) -> FullyConnectedInt16:
     y = only_output(op, graph)
     require_dtype(op, y, (DType.INT16,), "output")
     _conv.require_activations(op, x, y)
+    for tensor, role in ((x, "input"), (y, "output")):
+        require_zero_point_zero(op, tensor, role)  # the kernel reads neither
     if op.options.get("weights_format", 0) != 0:
         raise unsupported(op, "shuffled weights format is not supported")
     units, depth, batches = _shapes(op, x, w, y)

@@ -28,7 +28,7 @@ import numpy as np
 from codegen.emit import render
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._lut import elementwise_operands
-from codegen.ops.base import CArray, Layer, unsupported
+from codegen.ops.base import CArray, Layer, require_zero_point_zero, unsupported
 
 OPCODES = ("LOGISTIC", "TANH")
 
@@ -139,6 +139,8 @@ class SigmoidTanhInt16(Layer):
 
 def prepare(op: Operator, graph: Graph) -> SigmoidTanhInt16:
     x, y = elementwise_operands(op, graph, DType.INT16)
+    require_zero_point_zero(op, x, "input")
+    require_zero_point_zero(op, y, "output")
     log2, pot = checked_log2(y.quant.scale)
     if not pot or log2 != -_OUTPUT_FRACTIONAL_BITS:
         raise unsupported(op, f"output scale {y.quant.scale:g} must be 2^-15 (TFLM's int16 "

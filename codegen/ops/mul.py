@@ -27,6 +27,7 @@ from codegen.ops._binary import (
     multiplier,
     prepare_binary,
 )
+from codegen.ops.base import require_zero_point_zero
 
 OPCODES = ("MUL",)
 
@@ -72,7 +73,10 @@ def prepare_int8(op: Operator, graph: Graph) -> Mul:
 
 
 def prepare_int16(op: Operator, graph: Graph) -> Mul:
-    return _prepare(op, graph, DType.INT16)
+    layer = _prepare(op, graph, DType.INT16)
+    for position, t in enumerate((*(o.tensor for o in layer.operands), layer.out_tensor())):
+        require_zero_point_zero(op, t, ("input1", "input2", "output")[position])
+    return layer
 
 
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}

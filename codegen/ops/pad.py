@@ -5,8 +5,8 @@ quantized alike.
 TFLM: PadPrepare / PadEval (kernels/pad_common.cc, pad.cc) and reference_ops::PadImpl, which
 writes the output in order, taking the next input element inside the padded box and the
 padding value outside it. The padding value is the output zero point for int8 (PAD, or
-PADV2 without a third input), 0 for int16 (TFLM's int16 case does not read the zero point,
-which is 0 there anyway), or PADV2's constant_values scalar of the input's type, whose
+PADV2 without a third input), 0 for int16 (quirk reproduced: TFLM's int16 case does not
+read the zero point), or PADV2's constant_values scalar of the input's type, whose
 scale and zero point TFLM requires to equal the output's (for int8; the same is required
 here for int16, where TFLM copies the raw value).
 
@@ -85,7 +85,8 @@ def prepare(op: Operator, graph: Graph) -> Pad:
 
 
 def _padding_value(op: Operator, graph: Graph, y: Tensor) -> int:
-    zero_point = y.quant.zero_point
+    # Without constant_values TFLM pads int8 with the zero point and int16 with 0.
+    zero_point = y.quant.zero_point if y.dtype is DType.INT8 else 0
     if not y.dtype.qmin <= zero_point <= y.dtype.qmax:
         raise unsupported(op, f"output zero point {zero_point} is outside the {y.dtype_name} "
                               "range")

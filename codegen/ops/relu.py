@@ -32,7 +32,7 @@ from codegen.emit import render
 from codegen.errors import UnsupportedError
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._lut import LutLayer, elementwise_operands
-from codegen.ops.base import CArray, unsupported
+from codegen.ops.base import CArray, require_zero_point_zero, unsupported
 
 OPCODES = ("RELU", "RELU6", "LEAKY_RELU")
 
@@ -140,7 +140,11 @@ def prepare_int8(op: Operator, graph: Graph) -> Rectifier:
 
 
 def prepare_int16(op: Operator, graph: Graph) -> Rectifier:
-    return _prepare(op, graph, DType.INT16)
+    layer = _prepare(op, graph, DType.INT16)
+    if op.opcode == "RELU":  # ReluPrepare requires it for int16; RELU6 and LEAKY_RELU do not
+        require_zero_point_zero(op, layer.in_tensor(), "input")
+        require_zero_point_zero(op, layer.out_tensor(), "output")
+    return layer
 
 
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}

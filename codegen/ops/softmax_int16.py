@@ -38,6 +38,7 @@ from codegen.ops.base import (
     operand,
     require_dtype,
     require_per_tensor,
+    require_zero_point_zero,
     unsupported,
 )
 
@@ -148,8 +149,9 @@ def prepare(op: Operator, graph: Graph) -> SoftmaxInt16:
     require_dtype(op, y, (DType.INT16,), "output")
     if x.is_constant:
         raise unsupported(op, "a constant input is not supported")
-    require_per_tensor(op, x, "input")
-    require_per_tensor(op, y, "output")
+    for tensor, role in ((x, "input"), (y, "output")):
+        require_per_tensor(op, tensor, role)
+        require_zero_point_zero(op, tensor, role)
     if not x.shape or tuple(x.shape) != tuple(y.shape):
         raise unsupported(op, f"input shape {list(x.shape)} and output shape {list(y.shape)} "
                           "must be equal and not scalar")

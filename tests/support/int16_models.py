@@ -185,3 +185,228 @@ def misc_model(low: float = -4.0, high: float = 4.0) -> bytes:
         return keras.Model(a, _misc_outputs(a, keras))
 
     return keras_16x8("misc", build, {"misc": 1}, low=low, high=high)
+
+
+# -- TRANSPOSE_CONV in int8 and 16x8 ----------------------------------------------------------
+
+TRANSPOSE_BRANCHES = [
+    {"kind": "transpose", "filters": f, "kernel": k, "stride": s, "padding": pad, "bias": bias,
+     "activation": act}
+    for f, k, s, pad, bias, act in [
+        (3, 2, 2, "same", True, "none"), (5, 3, 2, "same", False, "relu"),
+        (4, 4, 2, "valid", True, "relu6"), (2, 3, 1, "valid", False, "none"),
+        (17, 4, 1, "same", True, "none"), (1, 2, 1, "valid", True, "none"),
+        (3, (3, 4), (2, 1), "same", True, "none"), (6, 3, 2, "valid", True, "none"),
+    ]
+]
+
+
+def transpose_conv_model(kind: str, shape: Sequence[int] = (5, 6, 3), *,
+                         per_channel: bool = True) -> bytes:
+    """TRANSPOSE_CONV branches on one (H, W, C) input, converted "int8" or "16x8"."""
+    branches = TRANSPOSE_BRANCHES
+    if kind == "16x8":
+        return window_model("transpose", shape, branches, per_channel=per_channel)
+    params = {"shape": list(shape), "branches": branches, "per_channel": per_channel,
+              "source": _SOURCE_DIGEST}
+
+    def make() -> bytes:
+        import keras
+
+        from support.models import convert_int8
+
+        keras.utils.set_random_seed(0)
+        inp = keras.Input(tuple(shape), batch_size=1)
+        model = keras.Model(inp, [window_branch(inp, spec, 10 * i)
+                                  for i, spec in enumerate(branches)])
+        rng = np.random.default_rng(0)
+        representative = rng.uniform(-1, 1, (REPRESENTATIVE_SAMPLES, *shape)).astype(np.float32)
+        return convert_int8(model, representative, per_channel=per_channel)
+
+    return cached("int8_transpose_conv", params, make)
+
+
+# -- builder models: what the converter does not write in 16x8 ----------------------------------
+
+X16 = 1.0 / 8192  # input scale of the builder models: int16 values span [-4, 4)
+
+
+def _rng_weights(rng: np.random.Generator, shape: Sequence[int]) -> np.ndarray:
+    return rng.integers(-128, 128, size=tuple(shape))
+
+
+def _int16_scale(weight_scale: float, taps: int) -> float:
+    """An output scale that keeps a sum of `taps` products mostly inside int16."""
+    return X16 * weight_scale * 128 * 8192 * max(1.0, float(np.sqrt(taps))) / 32768 * 4
+
+
+def builder_16x8(seed: int = 7) -> bytes:
+    """One int16 input (1, 6, 5, 3) and a branch per case the converter cannot make:
+    PRELU (int8 alpha), int32 biases and int32 accumulation without a bias
+    (quantized_bias_type), dilated and per-tensor convolutions, a depthwise multiplier of 3,
+    TRANSPOSE_CONV with an int16 bias and with RELU / RELU_N1_TO_1, pools and binary
+    operators with each fused activation, PADV2 with a value that is no byte pattern,
+    MEAN without keep_dims."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from support.builder import ModelBuilder, Q, activation_code, fc_options
+    from support.conv_models import conv_options, depthwise_options, pool_options
+    from support.elementwise_models import binary_options, reducer_options
+
+    rng = np.random.default_rng(seed)
+    b = ModelBuilder("16x8 builder cases")
+    shape = (1, 6, 5, 3)
+    x = b.add_tensor("x", shape, "int16", quant=Q(X16))
+    outs: list[int] = []
+
+    def out(name: str, shp: Sequence[int], scale: float) -> int:
+        t = b.add_tensor(name, shp, "int16", quant=Q(scale))
+        outs.append(t)
+        return t
+
+    def weights(name: str, shp: Sequence[int], scales: Sequence[float], axis: int) -> int:
+        q = Q(list(scales) if len(scales) > 1 else scales[0], 0, axis=axis)
+        return b.add_tensor(name, shp, "int8", quant=q, data=_rng_weights(rng, shp))
+
+    def bias(name: str, count: int, dtype: str, scales: Sequence[float], limit: int) -> int:
+        q = Q([X16 * s for s in scales] if len(scales) > 1 else X16 * scales[0], 0)
+        return b.add_tensor(name, (count,), dtype, quant=q,
+                            data=rng.integers(-limit, limit + 1, size=count))
+
+    # PRELU with an int8 alpha: per channel, and one alpha per element.
+    for i, a_shape in enumerate([(1, 1, 3), (6, 5, 3)]):
+        alpha = b.add_tensor(f"alpha{i}", a_shape, "int8", quant=Q(0.01, 3),
+                             data=_rng_weights(rng, a_shape))
+        b.add_op("PRELU", [x, alpha], [out(f"prelu{i}", shape, X16 * 1.5)])
+    # CONV_2D: int32 bias; no bias with quantized_bias_type int32; dilated per-tensor int64.
+    ws = list(0.02 * rng.uniform(0.5, 2, 4))
+    w0 = weights("w0", (4, 3, 3, 3), ws, 0)
+    b0 = bias("b0", 4, "int32", ws, 20000)
+    b.add_op("CONV_2D", [x, w0, b0], [out("conv_b32", (1, 6, 5, 4), _int16_scale(0.02, 27))],
+             conv_options("SAME", activation="RELU"))
+    options = conv_options("VALID", stride=(2, 1))
+    options.quantizedBiasType = schema.TensorType.INT32
+    w1 = weights("w1", (5, 2, 3, 3), [*ws, 0.01], 0)
+    b.add_op("CONV_2D", [x, w1, -1], [out("conv_acc32", (1, 3, 3, 5), _int16_scale(0.02, 18))],
+             options)
+    w2 = weights("w2", (2, 3, 3, 3), [0.015], 0)
+    b.add_op("CONV_2D", [x, w2, -1], [out("conv_dil", (1, 6, 5, 2), _int16_scale(0.015, 27))],
+             conv_options("SAME", dilation=(2, 2), activation="RELU_N1_TO_1"))
+    # FULLY_CONNECTED with an int32 bias, and without a bias asking for int32 accumulation.
+    flat = b.add_tensor("flat", (1, 90), "int16", quant=Q(X16))
+    b.add_op("RESHAPE", [x], [flat])
+    wf = weights("wf", (7, 90), list(0.01 * rng.uniform(0.5, 2, 7)), 0)
+    bf = bias("bf", 7, "int32", [0.01] * 7, 30000)
+    b.add_op("FULLY_CONNECTED", [flat, wf, bf], [out("fc_b32", (1, 7), _int16_scale(0.01, 90))],
+             fc_options("RELU6"))
+    fc_options_32 = fc_options("NONE")
+    fc_options_32.quantizedBiasType = schema.TensorType.INT32
+    b.add_op("FULLY_CONNECTED", [flat, wf, -1], [out("fc_acc32", (1, 7), _int16_scale(0.01, 90))],
+             fc_options_32)
+    # DEPTHWISE_CONV_2D: multiplier 3, dilation, per-tensor weights, an int64 bias.
+    wd = weights("wd", (1, 3, 2, 9), [0.02], 3)
+    bd = bias("bd", 9, "int64", [0.02], 10**6)
+    b.add_op("DEPTHWISE_CONV_2D", [x, wd, bd], [out("dw", (1, 6, 5, 9), _int16_scale(0.02, 6))],
+             depthwise_options("SAME", dilation=(2, 1), activation="RELU", multiplier=3))
+    # TRANSPOSE_CONV with an int16 bias and fused activations the converter does not fuse.
+    for i, (activation, bias_type) in enumerate([("RELU", "int16"), ("RELU_N1_TO_1", "int64")]):
+        wt = weights(f"wt{i}", (2, 3, 3, 3), [0.02, 0.03], 0)
+        bt = bias(f"bt{i}", 2, bias_type, [0.02, 0.03], 30000)
+        oshape = (1, 12, 10, 2)
+        os = b.add_tensor(f"oshape{i}", (4,), "int32", data=np.array(oshape))
+        options = schema.TransposeConvOptionsT()
+        options.padding, options.strideH, options.strideW = schema.Padding.SAME, 2, 2
+        options.fusedActivationFunction = activation_code(activation)
+        b.add_op("TRANSPOSE_CONV", [os, wt, x, bt],
+                 [out(f"tconv{i}", oshape, _int16_scale(0.03, 27) / 4)], options)
+    # Pools and binary operators with the fused activations.
+    b.add_op("MAX_POOL_2D", [x], [out("maxpool", (1, 3, 3, 3), X16)],
+             pool_options("SAME", (2, 2), (3, 2), "RELU_N1_TO_1"))
+    b.add_op("AVERAGE_POOL_2D", [x], [out("avgpool", (1, 6, 5, 3), X16)],
+             pool_options("SAME", (1, 1), (3, 3), "RELU"))
+    half = b.add_tensor("half", (1, 1, 5, 1), "int16", quant=Q(X16 / 2),
+                        data=rng.integers(-32768, 32768, size=(1, 1, 5, 1)))
+    for opcode, activation, scale in [("ADD", "RELU6", X16 * 2), ("SUB", "RELU_N1_TO_1", X16),
+                                      ("MUL", "RELU", X16 * 2)]:
+        b.add_op(opcode, [x, half], [out(opcode.lower(), shape, scale)],
+                 binary_options(opcode, activation))
+    # PADV2 with 1000 (two different bytes: a loop, not a memset); MEAN without keep_dims.
+    value = b.add_tensor("value", (), "int16", quant=Q(X16), data=np.array(1000))
+    paddings = b.add_tensor("paddings", (4, 2), "int32", data=np.array([[0, 0], [1, 2], [0, 1],
+                                                                          [0, 0]]))
+    b.add_op("PADV2", [x, paddings, value], [out("padv2", (1, 9, 6, 3), X16)])
+    axes = b.add_tensor("axes", (2,), "int32", data=np.array([1, -1]))
+    b.add_op("MEAN", [x, axes], [out("mean", (1, 5), X16 / 2)], reducer_options(False))
+    b.set_io([x], outs)
+    return b.build()
+
+
+# -- FULLY_CONNECTED (and SOFTMAX on it) -----------------------------------------------------
+
+
+def dense_model(*, per_channel: bool = True, io: str = "int16") -> bytes:
+    """One (51,) input: Dense layers of every fused activation, with and without a bias, on
+    the row and on it reshaped to (3, 17) (keep_num_dims), and a softmax on one of them."""
+
+    def build() -> Any:
+        import keras
+
+        inp = keras.Input((51,), batch_size=1)
+        bias = keras.initializers.RandomUniform(-0.3, 0.3, 1)
+        rows = keras.layers.Reshape((3, 17))(inp)
+        outs = []
+        for i, (units, activation, use_bias) in enumerate(
+                [(3, "relu", True), (17, None, False), (1, "relu6", True), (5, None, True)]):
+            dense = keras.layers.Dense(units, activation=activation, use_bias=use_bias,
+                                       bias_initializer=bias,
+                                       kernel_initializer=keras.initializers.GlorotUniform(i))
+            outs.append(dense(inp))
+        outs.append(keras.layers.Dense(4, bias_initializer=bias)(rows))
+        outs.append(keras.layers.Softmax()(outs[1]))
+        return keras.Model(inp, outs)
+
+    return keras_16x8("dense", build, {"dense": 1}, per_channel=per_channel, io=io)
+
+
+# -- a mixed model: int8 body, int16 tail, joined by QUANTIZE ---------------------------------
+
+
+def mixed_model(seed: int = 3) -> bytes:
+    """int8 input -> FULLY_CONNECTED (int8) -> QUANTIZE to int16 -> FULLY_CONNECTED (16x8)
+    -> QUANTIZE (int16 rescale) -> TANH (int16) -> QUANTIZE back to int8 (output 0); the
+    16x8 result also through DEQUANTIZE (float output 1) and to int16 output 2; a second,
+    float32 input -> QUANTIZE to int16 -> LOGISTIC (output 3)."""
+    from support.builder import ModelBuilder, Q, bias_scales, fc_options
+
+    rng = np.random.default_rng(seed)
+    b = ModelBuilder("mixed int8 / int16")
+    x = b.add_tensor("x", (1, 24), "int8", quant=Q(0.05, -3))
+    w8 = b.add_tensor("w8", (16, 24), "int8", quant=Q(0.01), data=_rng_weights(rng, (16, 24)))
+    b8 = b.add_tensor("b8", (16,), "int32", quant=Q(bias_scales(0.05, [0.01])[0]),
+                      data=rng.integers(-3000, 3000, 16))
+    h8 = b.add_tensor("h8", (1, 16), "int8", quant=Q(0.3, 5))
+    b.add_op("FULLY_CONNECTED", [x, w8, b8], [h8], fc_options("NONE"))
+    h16 = b.add_tensor("h16", (1, 16), "int16", quant=Q(0.3 / 200))
+    b.add_op("QUANTIZE", [h8], [h16])
+    w16 = b.add_tensor("w16", (12, 16), "int8", quant=Q(list(0.001 * rng.uniform(0.5, 2, 12)),
+                                                          0),
+                       data=_rng_weights(rng, (12, 16)))
+    y16 = b.add_tensor("y16", (1, 12), "int16", quant=Q(0.0002))
+    b.add_op("FULLY_CONNECTED", [h16, w16, -1], [y16], fc_options("NONE"))
+    r16 = b.add_tensor("r16", (1, 12), "int16", quant=Q(1 / 8192))
+    b.add_op("QUANTIZE", [y16], [r16])
+    t16 = b.add_tensor("t16", (1, 12), "int16", quant=Q(1 / 32768))
+    b.add_op("TANH", [r16], [t16])
+    back = b.add_tensor("back", (1, 12), "int8", quant=Q(1 / 128))
+    b.add_op("QUANTIZE", [t16], [back])
+    f = b.add_tensor("f", (1, 12), "float32")
+    b.add_op("DEQUANTIZE", [y16], [f])
+    u = b.add_tensor("u", (2, 5), "float32")
+    # 1/2048: the float edges of the tests (+-1e6) stay inside int32 once divided by it
+    # (TFLM's conversion of a quotient beyond int32 is undefined).
+    u16 = b.add_tensor("u16", (2, 5), "int16", quant=Q(1 / 2048))
+    b.add_op("QUANTIZE", [u], [u16])
+    s16 = b.add_tensor("s16", (2, 5), "int16", quant=Q(1 / 32768))
+    b.add_op("LOGISTIC", [u16], [s16])
+    b.set_io([x, u], [back, f, y16, s16])
+    return b.build()
