@@ -87,10 +87,11 @@ MODELS: dict[str, Callable[[], bytes]] = {
     "transpose_conv_16x8": lambda: im.transpose_conv_model("16x8"),
     "transpose_conv_int8": lambda: im.transpose_conv_model("int8"),
     "builder": im.builder_16x8,
+    "activations": im.activations_16x8,
     "mixed": im.mixed_model,
 }
-CASES = [pytest.param(n, marks=[] if n in ("builder", "mixed") else [pytest.mark.tf])
-         for n in MODELS]
+_BUILDER = ("builder", "activations", "mixed")
+CASES = [pytest.param(n, marks=[] if n in _BUILDER else [pytest.mark.tf]) for n in MODELS]
 
 
 @pytest.mark.tflm
@@ -130,7 +131,7 @@ def test_the_models_cover_every_16x8_operator() -> None:
         program = load_program(make())
         for layer in program.layers:
             seen.add(layer.opcode)
-            if name != "transpose_conv_int8" and name != "mixed" and layer.opcode != "DEQUANTIZE":
+            if name not in ("transpose_conv_int8", "mixed") and layer.opcode != "DEQUANTIZE":
                 assert program.graph.tensors[layer.outputs[0]].dtype.numpy_name == "int16", (
                     name, layer.opcode)
     assert expected <= seen, sorted(expected - seen)

@@ -100,6 +100,18 @@ class DotInt16(Layer):
         return rows
 
 
+def gemm16_constants(layer: DotInt16) -> list[CArray]:
+    """The 16x8 engine's constants: packed weights, then what its epilogue reads."""
+    from codegen.ops import _gemm16
+
+    p = layer.params
+    out_c = layer.weights.shape[0]
+    packed = _gemm16.pack_weights(layer.weights.reshape(out_c, -1)).astype(np.int64)
+    words = np.where(packed >= 1 << 31, packed - (1 << 32), packed).astype(np.int32)
+    arrays = _gemm16.epilogue_constants(p["epilogue"], layer.rq, p["bias_data"], out_c)
+    return [CArray("weights", words), *(CArray(name, values) for name, values in arrays)]
+
+
 def rq_params(rq: Requantization) -> dict[str, object]:
     """What the templates read about the requantization: the C helper, whether its
     arguments are per-channel arrays (`NAME_multiplier`, `NAME_shift`) or these scalars."""

@@ -17,10 +17,18 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _conv, _requant
-from codegen.ops._dot16 import WindowInt16, accumulator_type, int16_bias, rq_params, window_params
+from codegen.ops import _conv, _gemm16, _requant
+from codegen.ops._dot16 import (
+    WindowInt16,
+    accumulator_type,
+    gemm16_constants,
+    int16_bias,
+    rq_params,
+    window_params,
+)
 from codegen.ops._window import require_nhwc, window
 from codegen.ops.base import (
+    CArray,
     only_output,
     operand,
     require_dtype,
@@ -54,6 +62,53 @@ class Conv2DInt16(WindowInt16):
         p = self.params
         return (int(p["batches"]) * int(p["out_h"]) * int(p["out_w"]) * int(p["out_c"])
                 * int(p["filter_size"]))
+
+
+@dataclass
+class Conv2DInt16Gemm(Conv2DInt16):
+    """The 16x8 matrix-product engine (codegen/ops/_gemm16.py), two output pixels per pass:
+    a 1x1 convolution copies each pixel's channels into the columns, any other window its
+    receptive field (zeros at padded taps) through a field buffer."""
+
+    template: ClassVar[str] = "kernels/conv_2d_int16_fast.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (*self.params["epilogue"].runtime, "column16")
+
+    def constants(self) -> list[CArray]:
+        return gemm16_constants(self)
+
+    def scratch_bytes(self) -> int:
+        kpad = int(self.params["kpad"])
+        return 4 * kpad + (0 if self.params["pointwise"] else 2 * kpad)
+
+    def inplace_inputs(self) -> tuple[int, ...]:
+        # 1x1, stride 1: a pass copies its two pixels' channels before it writes their
+        # outputs, which take no more bytes than the inputs.
+        p = self.params
+        return (0,) if p["pointwise"] and p["unit_stride"] and p["out_c"] <= p["in_c"] else ()
+
+    def describe(self) -> list[tuple[str, str]]:
+        return [*super().describe(), ("kernel", f"16x8 engine, depth padded to "
+                                                f"{self.params['kpad']}")]
+
+
+def _gemm16_params(params: dict[str, object], weights: np.ndarray) -> dict[str, object] | None:
+    """The engine's parameters, or None when the layer keeps the plain kernel (groups, or a
+    channel whose sum could leave int32)."""
+    out_c = int(params["out_c"])
+    if int(params["groups"]) != 1 or not _gemm16.fits(weights.reshape(out_c, -1)):
+        return None
+    depth = int(params["filter_size"])
+    kpad = _gemm16.padded_depth(depth)
+    return {
+        "kpad": kpad, "kiter": kpad // _gemm16.K_STEP, "depth": depth,
+        "pointwise": (int(params["taps_h"]), int(params["taps_w"])) == (1, 1),
+        "unit_stride": (int(params["stride_h"]), int(params["stride_w"])) == (1, 1),
+        "pixels": int(params["out_h"]) * int(params["out_w"]),
+        "row_values": int(params["taps_w"]) * int(params["in_c"]),
+    }
 
 
 def prepare(op: Operator, graph: Graph) -> Conv2DInt16:
@@ -97,6 +152,10 @@ def prepare(op: Operator, graph: Graph) -> Conv2DInt16:
         "weights_data": weights, "bias_data": bias, "accumulator": accumulator,
         **rq_params(rq),
     }
+    gemm = _gemm16_params(params, weights)
+    if gemm is not None:
+        params.update(gemm, epilogue=_gemm16.epilogue(rq, bias, bound))
+        return Conv2DInt16Gemm(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
     return Conv2DInt16(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
 
 

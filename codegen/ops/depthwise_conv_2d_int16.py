@@ -17,10 +17,11 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _conv, _requant
+from codegen.ops import _conv, _gemm16, _requant
 from codegen.ops._dot16 import WindowInt16, int16_bias, rq_params, window_params
 from codegen.ops._window import require_nhwc, window
 from codegen.ops.base import (
+    CArray,
     only_output,
     operand,
     require_dtype,
@@ -55,6 +56,31 @@ class DepthwiseConv2DInt16(WindowInt16):
     def describe(self) -> list[tuple[str, str]]:
         return [("depth multiplier", str(self.params["depth_multiplier"])),
                 *super().describe()]
+
+
+@dataclass
+class DepthwiseConv2DInt16Fast(DepthwiseConv2DInt16):
+    """Four channels at a time with the weights stored as int16 pairs of channels per tap
+    (SMLABB / SMLATT with the DSP extension); depth multiplier 1, no dilation, an even
+    number of channels."""
+
+    template: ClassVar[str] = "kernels/depthwise_conv_2d_int16_fast.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (*self.params["epilogue"].runtime, "gemm16_pairs")
+
+    def constants(self) -> list[CArray]:
+        p = self.params
+        out_c = int(p["out_c"])
+        taps = self.weights.reshape(-1, out_c) & 0xFFFF  # [taps, C]
+        words = (taps[:, 0::2] | (taps[:, 1::2] << 16)).ravel()
+        words = np.where(words >= 1 << 31, words - (1 << 32), words).astype(np.int32)
+        arrays = _gemm16.epilogue_constants(p["epilogue"], self.rq, p["bias_data"], out_c)
+        return [CArray("weights", words), *(CArray(name, values) for name, values in arrays)]
+
+    def describe(self) -> list[tuple[str, str]]:
+        return [*super().describe(), ("kernel", "four channels at a time, int16 weight pairs")]
 
 
 def prepare(op: Operator, graph: Graph) -> DepthwiseConv2DInt16:
@@ -94,6 +120,11 @@ def prepare(op: Operator, graph: Graph) -> DepthwiseConv2DInt16:
         "weights_data": weights, "bias_data": bias, "accumulator": "int64",
         **rq_params(rq),
     }
+    if (mult == 1 and win.rows.dilation == win.cols.dilation == 1 and out_c % 2 == 0
+            and _gemm16.fits(weights.reshape(-1, out_c).T)):
+        params.update(tap_words=out_c // 2, epilogue=_gemm16.epilogue(rq, bias, bound))
+        return DepthwiseConv2DInt16Fast(op, graph, inputs=(x.index,), outputs=(y.index,),
+                                        params=params)
     return DepthwiseConv2DInt16(op, graph, inputs=(x.index,), outputs=(y.index,),
                                 params=params)
 

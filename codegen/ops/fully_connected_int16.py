@@ -17,9 +17,16 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator, Tensor
-from codegen.ops import _conv, _requant
-from codegen.ops._dot16 import DotInt16, accumulator_type, int16_bias, rq_params
+from codegen.ops import _conv, _gemm16, _requant
+from codegen.ops._dot16 import (
+    DotInt16,
+    accumulator_type,
+    gemm16_constants,
+    int16_bias,
+    rq_params,
+)
 from codegen.ops.base import (
+    CArray,
     only_output,
     operand,
     require_dtype,
@@ -54,6 +61,27 @@ class FullyConnectedInt16(DotInt16):
         p = self.params
         return [("shape", f"{p['batches']} x ({p['depth']} -> {p['units']})"),
                 *super().describe()]
+
+
+@dataclass
+class FullyConnectedInt16Gemm(FullyConnectedInt16):
+    """The 16x8 matrix-product engine (codegen/ops/_gemm16.py), two input rows per pass."""
+
+    template: ClassVar[str] = "kernels/fully_connected_int16_fast.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (*self.params["epilogue"].runtime, "column16")
+
+    def constants(self) -> list[CArray]:
+        return gemm16_constants(self)
+
+    def scratch_bytes(self) -> int:
+        return 4 * int(self.params["kpad"])  # two columns of kpad int16 values
+
+    def describe(self) -> list[tuple[str, str]]:
+        return [*super().describe(), ("kernel", f"16x8 engine, depth padded to "
+                                                f"{self.params['kpad']}")]
 
 
 def _shapes(op: Operator, x: Tensor, w: Tensor, y: Tensor) -> tuple[int, int, int]:
@@ -94,6 +122,11 @@ def prepare(op: Operator, graph: Graph) -> FullyConnectedInt16:
         "weights_data": weights, "bias_data": bias, "accumulator": accumulator,
         **rq_params(rq),
     }
+    if _gemm16.fits(weights):
+        params.update(kpad=_gemm16.padded_depth(depth), kiter=_gemm16.padded_depth(depth) // 4,
+                      epilogue=_gemm16.epilogue(rq, bias, bound))
+        return FullyConnectedInt16Gemm(op, graph, inputs=(x.index,), outputs=(y.index,),
+                                       params=params)
     return FullyConnectedInt16(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
 
 

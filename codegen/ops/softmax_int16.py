@@ -105,7 +105,7 @@ def _wrap16(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class SoftmaxInt16(Layer):
-    runtime: ClassVar[tuple[str, ...]] = ("fixedpoint", "requantize", "clamp")
+    runtime: ClassVar[tuple[str, ...]] = ("clz32", "requantize", "clamp")
     template: ClassVar[str] = "kernels/softmax_int16.c.j2"
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -410,3 +410,37 @@ def mixed_model(seed: int = 3) -> bytes:
     b.add_op("LOGISTIC", [u16], [s16])
     b.set_io([x, u], [back, f, y16, s16])
     return b.build()
+
+
+def activations_16x8() -> bytes:
+    """One int16 input (2, 3, 17) and a branch per int16 activation with scales the
+    converter does not pick: RELU, RELU6 and LEAKY_RELU requantizing, LOGISTIC and TANH with
+    power-of-two input scales (TFLM's shortcut) and others, SOFTMAX with beta 0.5."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from support.builder import ModelBuilder, Q
+
+    b = ModelBuilder("16x8 activations")
+    shape = (2, 3, 17)
+    x = b.add_tensor("x", shape, "int16", quant=Q(X16))
+    outs = []
+    cases = [("RELU", X16, X16 / 3, None), ("RELU6", X16, X16, None),
+             ("LEAKY_RELU", X16, X16 * 0.7, ("LeakyReluOptions", "alpha", -0.4)),
+             ("LOGISTIC", 1 / 4096, 1 / 32768, None), ("LOGISTIC", 0.0003, 1 / 32768, None),
+             ("TANH", 1 / 2048, 1 / 32768, None), ("TANH", 1 / 4096, 1 / 32768, None),
+             ("TANH", 0.0002, 1 / 32768, None),
+             ("SOFTMAX", X16, 1 / 32768, ("SoftmaxOptions", "beta", 0.5))]
+    for i, (opcode, in_scale, out_scale, option) in enumerate(cases):
+        src = x
+        if in_scale != X16:
+            src = b.add_tensor(f"in{i}", shape, "int16", quant=Q(in_scale))
+            b.add_op("QUANTIZE", [x], [src])
+        y = b.add_tensor(f"y{i}", shape, "int16", quant=Q(out_scale))
+        options = None
+        if option is not None:
+            options = getattr(schema, f"{option[0]}T")()
+            setattr(options, option[1], option[2])
+        b.add_op(opcode, [src], [y], options)
+        outs.append(y)
+    b.set_io([x], outs)
+    return b.build()
