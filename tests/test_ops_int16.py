@@ -68,6 +68,16 @@ WINDOWS = {
         _dw(3, activation="relu"),
         _dw((1, 3), stride=(2, 1), multiplier=3),
     ]),
+    # An even channel count: the four-channel depthwise kernel (with a tail of two) and
+    # pointwise convolutions, in place and strided.
+    "even": ((8, 7, 6), [
+        _dw(3, activation="relu"),
+        _dw((3, 4), padding="valid", stride=2),
+        _dw(5, activation="relu6"),
+        _conv(6, 1),
+        _conv(5, 1, stride=2, activation="relu"),
+        _conv(3, 3, padding="valid"),
+    ]),
     "mono": ((8, 7, 1), [
         _conv(17, (4, 4), stride=2, activation="relu"),
         _conv(3, 5),
@@ -214,3 +224,24 @@ def test_what_tflm_refuses_in_int16_is_refused_in_one_line(case: str) -> None:
     message = str(info.value)
     assert message.startswith(f"operator 0 ({graph.operators[0].opcode}): "), message
     assert reason in message and "\n" not in message, message
+
+
+def test_every_16x8_kernel_variant_is_covered() -> None:
+    """The models reach the fast kernels and the plain ones, and both epilogues of the
+    engine (so a variant that only one path uses cannot go untested)."""
+    from codegen.ops.conv_2d_int16 import Conv2DInt16Gemm
+    from codegen.ops.depthwise_conv_2d_int16 import DepthwiseConv2DInt16Fast
+    from codegen.ops.fully_connected_int16 import FullyConnectedInt16Gemm
+
+    layers = [layer for make in MODELS.values() for layer in load_program(make()).layers]
+    kinds = {type(layer).__name__ for layer in layers}
+    assert {"Conv2DInt16", "Conv2DInt16Gemm", "DepthwiseConv2DInt16",
+            "DepthwiseConv2DInt16Fast", "FullyConnectedInt16Gemm"} <= kinds, sorted(kinds)
+    fast = (Conv2DInt16Gemm, DepthwiseConv2DInt16Fast, FullyConnectedInt16Gemm)
+    epilogues = {(layer.params["epilogue"].kind, layer.params["epilogue"].accumulator)
+                 for layer in layers if isinstance(layer, fast)}
+    assert {("smmulr", "int32"), ("generic", "int32"), ("generic", "int64")} <= epilogues, \
+        epilogues
+    assert any(isinstance(la, Conv2DInt16Gemm) and la.params["pointwise"]
+               and not la.params["unit_stride"] for la in layers)
+    assert any(isinstance(la, DepthwiseConv2DInt16Fast) and la.params["out_c"] % 4 for la in layers)

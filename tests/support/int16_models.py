@@ -303,6 +303,16 @@ def builder_16x8(seed: int = 7) -> bytes:
     fc_options_32.quantizedBiasType = schema.TensorType.INT32
     b.add_op("FULLY_CONNECTED", [flat, wf, -1], [out("fc_acc32", (1, 7), _int16_scale(0.01, 90))],
              fc_options_32)
+    # The engine's generic int64 epilogue: a bias beyond int32, a multiplier above 1/2.
+    wg = weights("wg", (3, 1, 1, 3), [0.01], 0)
+    bg = b.add_tensor("bg", (3,), "int64", quant=Q(X16 * 0.01),
+                      data=np.array([5_000_000_000, -3, 40_000]))
+    b.add_op("CONV_2D", [x, wg, bg], [out("conv_b64", (1, 6, 5, 3), X16 * 0.01 * 200)],
+             conv_options("SAME"))
+    wm = b.add_tensor("wm", (4, 90), "int8", quant=Q(0.01),
+                      data=rng.integers(-2, 3, size=(4, 90)))
+    b.add_op("FULLY_CONNECTED", [flat, wm, -1], [out("fc_wide", (1, 4), X16 * 0.01 * 1.5)],
+             fc_options("NONE"))
     # DEPTHWISE_CONV_2D: multiplier 3, dilation, per-tensor weights, an int64 bias.
     wd = weights("wd", (1, 3, 2, 9), [0.02], 3)
     bd = bias("bd", 9, "int64", [0.02], 10**6)
