@@ -454,3 +454,20 @@ def activations_16x8() -> bytes:
         outs.append(y)
     b.set_io([x], outs)
     return b.build()
+
+
+def demo_mlp_16x8() -> bytes:
+    """The bundled demo MLP (codegen/demo/demo_mlp.keras) quantized 16x8, calibrated like
+    the int8 one (examples/demo_mlp/train.py: the 17 x 17 grid of [0, 1]^2)."""
+    from support.models import DEMO_DIR, demo_train_module
+
+    keras_file = DEMO_DIR / "demo_mlp.keras"
+    digest = hashlib.sha256(keras_file.read_bytes()).hexdigest()[:16]
+
+    def make() -> bytes:
+        import keras
+
+        model = keras.models.load_model(keras_file)
+        return convert_16x8(model, [demo_train_module().grid(17)])
+
+    return cached("int16_demo_mlp", {"keras": digest, "source": _SOURCE_DIGEST}, make)
