@@ -385,7 +385,10 @@ def mixed_model(seed: int = 3) -> bytes:
     """int8 input -> FULLY_CONNECTED (int8) -> QUANTIZE to int16 -> FULLY_CONNECTED (16x8)
     -> QUANTIZE (int16 rescale) -> TANH (int16) -> QUANTIZE back to int8 (output 0); the
     16x8 result also through DEQUANTIZE (float output 1) and to int16 output 2; a second,
-    float32 input -> QUANTIZE to int16 -> LOGISTIC (output 3)."""
+    float32 input -> QUANTIZE to int16 -> LOGISTIC (output 3); the int8 FULLY_CONNECTED's
+    output through a SOFTMAX to int16 (output 4)."""
+    from ai_edge_litert import schema_py_generated as schema
+
     from support.builder import ModelBuilder, Q, bias_scales, fc_options
 
     rng = np.random.default_rng(seed)
@@ -418,7 +421,12 @@ def mixed_model(seed: int = 3) -> bytes:
     b.add_op("QUANTIZE", [u], [u16])
     s16 = b.add_tensor("s16", (2, 5), "int16", quant=Q(1 / 32768))
     b.add_op("LOGISTIC", [u16], [s16])
-    b.set_io([x, u], [back, f, y16, s16])
+    # SOFTMAX from int8 to int16 (TFLM's int8 kernel with an int16 output).
+    sm = b.add_tensor("sm", (1, 16), "int16", quant=Q(1 / 65536, -32768))
+    softmax_options = schema.SoftmaxOptionsT()
+    softmax_options.beta = 0.7
+    b.add_op("SOFTMAX", [h8], [sm], softmax_options)
+    b.set_io([x, u], [back, f, y16, s16, sm])
     return b.build()
 
 
