@@ -131,7 +131,8 @@ def test_the_models_cover_every_16x8_operator() -> None:
     rewrites otherwise), with int16 activations and int8 weights throughout."""
     expected = {
         "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "PAD", "PADV2", "CONCATENATION",
-        "STRIDED_SLICE", "SLICE", "SPLIT", "PACK", "UNPACK", "TRANSPOSE", "RESHAPE",
+        "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "TRANSPOSE", "RESHAPE",
+        "SQUEEZE", "EXPAND_DIMS",
         "RESIZE_NEAREST_NEIGHBOR", "MAX_POOL_2D", "AVERAGE_POOL_2D", "MEAN", "LEAKY_RELU",
         "RELU", "RELU6", "PRELU", "LOGISTIC", "TANH", "SOFTMAX", "QUANTIZE", "DEQUANTIZE",
         "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV",

@@ -197,6 +197,7 @@ TRANSPOSE_BRANCHES = [
         (4, 4, 2, "valid", True, "relu6"), (2, 3, 1, "valid", False, "none"),
         (17, 4, 1, "same", True, "none"), (1, 2, 1, "valid", True, "none"),
         (3, (3, 4), (2, 1), "same", True, "none"), (6, 3, 2, "valid", True, "none"),
+        (4, 2, 1, "same", False, "none"), (2, 4, 2, "same", False, "relu6"),
     ]
 ]
 
@@ -347,8 +348,48 @@ def builder_16x8(seed: int = 7) -> bytes:
     b.add_op("PADV2", [x, paddings, value], [out("padv2", (1, 9, 6, 3), X16)])
     axes = b.add_tensor("axes", (2,), "int32", data=np.array([1, -1]))
     b.add_op("MEAN", [x, axes], [out("mean", (1, 5), X16 / 2)], reducer_options(False))
+    _data_movement(b, x, out, rng)
     b.set_io([x], outs)
     return b.build()
+
+
+def _data_movement(b: Any, x: int, out: Callable[..., int], rng: np.random.Generator) -> None:
+    """The data-movement options the converter's model leaves out, on the (1, 6, 5, 3) x:
+    SPLIT_V, SQUEEZE, EXPAND_DIMS, a CONCATENATION with a constant, STRIDED_SLICE masks and
+    negative strides, RESIZE_NEAREST_NEIGHBOR's align_corners and half_pixel_centers."""
+    from support.builder import Q
+    from support.data_models import (
+        resize_options,
+        split_options,
+        squeeze_options,
+        strided_slice_options,
+    )
+    from support.elementwise_models import concat_options
+
+    def i32(name: str, values: Sequence[int]) -> int:
+        return b.add_tensor(name, (len(values),), "int32", data=np.array(values))
+
+    q = Q(X16)
+    sizes, axis = i32("sizes", [1, 3, 2]), b.add_tensor("axis", (), "int32", data=np.array(1))
+    b.add_op("SPLIT_V", [x, sizes, axis],
+             [out(f"split_v{k}", (1, n, 5, 3), X16) for k, n in enumerate([1, 3, 2])],
+             split_options(3, v=True))
+    row = b.add_tensor("row", (1, 1, 5, 3), "int16", quant=q)
+    b.add_op("STRIDED_SLICE", [x, i32("b0", [0, 4, 0, 0]), i32("e0", [1, 5, 5, 3]),
+                               i32("s0", [1, 1, 1, 1])], [row], strided_slice_options())
+    b.add_op("SQUEEZE", [row], [out("squeeze", (5, 3), X16)], squeeze_options([0, 1]))
+    b.add_op("EXPAND_DIMS", [x, b.add_tensor("dim", (), "int32", data=np.array(-2))],
+             [out("expand", (1, 6, 5, 1, 3), X16)])
+    constant = b.add_tensor("constant", (1, 2, 5, 3), "int16", quant=q,
+                            data=rng.integers(-32768, 32768, size=(1, 2, 5, 3)))
+    b.add_op("CONCATENATION", [constant, x], [out("concat", (1, 8, 5, 3), X16)],
+             concat_options(1))
+    b.add_op("STRIDED_SLICE", [x, i32("b1", [0, -1, 4, 2]), i32("e1", [1, 0, 0, -4]),
+                               i32("s1", [1, -2, 1, -1])], [out("reversed", (1, 3, 3), X16)],
+             strided_slice_options(begin_mask=1, end_mask=2, shrink_axis_mask=4))
+    for k, (align, half) in enumerate([(True, False), (False, True)]):
+        b.add_op("RESIZE_NEAREST_NEIGHBOR", [x, i32(f"size{k}", [11, 4])],
+                 [out(f"resize{k}", (1, 11, 4, 3), X16)], resize_options(align, half))
 
 
 # -- FULLY_CONNECTED (and SOFTMAX on it) -----------------------------------------------------
