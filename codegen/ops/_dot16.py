@@ -41,6 +41,15 @@ def int16_bias(op: Operator, graph: Graph, position: int, channels: int,
     return np.asarray(b.data, dtype=np.int64).ravel()
 
 
+def int32_bias(bias: np.ndarray | None, accumulator: str, channels: int) -> np.ndarray | None:
+    """An int32 accumulator gets a bias array even without a bias input (zeros): the kernels
+    add it as TFLM's int32 addition does, wrapping (cg_add_wrap), which leaves the sum as it
+    is when there is none."""
+    if accumulator == "int32" and bias is None:
+        return np.zeros(channels, dtype=np.int64)
+    return bias
+
+
 def accumulator_type(op: Operator, graph: Graph, position: int) -> str:
     """"int32" or "int64": TFLM accumulates in the bias type, and without a bias in int32
     only when the options ask for an int32 bias (quantized_bias_type)."""

@@ -23,6 +23,7 @@ from codegen.ops._dot16 import (
     accumulator_type,
     gemm16_constants,
     int16_bias,
+    int32_bias,
     rq_params,
     window_params,
 )
@@ -138,6 +139,7 @@ def prepare(op: Operator, graph: Graph) -> Conv2DInt16:
     multipliers, shifts = _conv.prepare_quantization(op, x, w, y, out_c, channel_axis=0)
     bias = int16_bias(op, graph, 2, out_c, (DType.INT64, DType.INT32))
     accumulator = accumulator_type(op, graph, 2)
+    bias = int32_bias(bias, accumulator, out_c)
     rq = _requant.for_accumulator(accumulator, multipliers, shifts)
     weights = np.asarray(w.data, dtype=np.int64)
     bound = np.abs(weights).reshape(out_c, -1).sum(axis=1) * 32768 + (

@@ -23,6 +23,7 @@ from codegen.ops._dot16 import (
     accumulator_type,
     gemm16_constants,
     int16_bias,
+    int32_bias,
     rq_params,
 )
 from codegen.ops.base import (
@@ -111,6 +112,7 @@ def prepare(op: Operator, graph: Graph) -> FullyConnectedInt16:
     multipliers, shifts = _conv.prepare_quantization(op, x, w, y, units, channel_axis=0)
     bias = int16_bias(op, graph, 2, units, (DType.INT64, DType.INT32))
     accumulator = accumulator_type(op, graph, 2)
+    bias = int32_bias(bias, accumulator, units)
     rq = _requant.for_accumulator(accumulator, multipliers, shifts)
     weights = np.asarray(w.data, dtype=np.int64).reshape(units, depth)
     bound = np.abs(weights).sum(axis=1) * 32768 + (0 if bias is None else np.abs(bias))

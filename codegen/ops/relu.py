@@ -89,7 +89,11 @@ class RectifierInt16(Rectifier):
     """int16: the same arithmetic (`function`), in C per element."""
 
     template: ClassVar[str] = "kernels/rectifier_int16.c.j2"
-    runtime: ClassVar[tuple[str, ...]] = ("requantize", "clamp")
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        # RELU6 only clamps the raw input
+        return ("clamp",) if self.opcode == "RELU6" else ("requantize", "clamp")
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         out = self.function(inputs[0].astype(np.int64))

@@ -115,7 +115,7 @@ class SoftmaxInt16(Layer):
         diff = x - x.max(axis=1, keepdims=True)
         scaled = quant.multiply_by_quantized_multiplier(diff, int(p["input_multiplier"]),
                                                         int(p["input_shift"]))
-        exps = lut_lookup(np.clip(scaled + 32767, -32768, 32767), p["exp_lut"])
+        exps = lut_lookup(np.clip(quant.add_int32(scaled, 32767), -32768, 32767), p["exp_lut"])
         sums = exps.sum(axis=1, keepdims=True)
         headroom_plus_one = fp.count_leading_zeros(sums)
         shifted = ((sums << (headroom_plus_one - 1)) + (1 << 13)) >> 14

@@ -27,10 +27,11 @@ from typing import ClassVar
 
 import numpy as np
 
+from codegen import quant
 from codegen.model.ir import DType, Graph, Operator, Tensor
 from codegen.model.validate import BIAS_SCALE_TOLERANCE
 from codegen.ops import _conv, _requant
-from codegen.ops._dot16 import DotInt16, int16_bias, rq_params
+from codegen.ops._dot16 import DotInt16, int16_bias, int32_bias, rq_params
 from codegen.ops._window import axis, require_nhwc, spatial_options
 from codegen.ops.base import (
     only_output,
@@ -91,7 +92,7 @@ class TransposeConv(DotInt16):
         p = self.params
         if p["bias_data"] is not None:
             acc = acc + np.asarray(p["bias_data"], dtype=np.int64)
-        out = self.rq.apply(acc) + zero_point
+        out = quant.add_int32(self.rq.apply(acc), zero_point)  # wrapping, as TFLM's int32
         return np.clip(out, int(p["act_min"]), int(p["act_max"]))
 
     @property
@@ -166,7 +167,7 @@ def _prepare(op: Operator, graph: Graph, dtype: DType) -> TransposeConv:
     cols = axis(padding, int(y.shape[2]), kw, sw, 1)
     multipliers, shifts = _conv.prepare_quantization(op, x, w, y, out_c, channel_axis=0)
     _check_bias_scale(op, graph, x, w, y)
-    bias = int16_bias(op, graph, _BIAS, out_c, spec.biases)
+    bias = int32_bias(int16_bias(op, graph, _BIAS, out_c, spec.biases), spec.accumulator, out_c)
     rq = _requant.for_accumulator(spec.accumulator, multipliers, shifts)
     weights = np.asarray(w.data, dtype=np.int64)
     bound = np.abs(weights).reshape(out_c, -1).sum(axis=1) * spec.magnitude + (
