@@ -771,22 +771,24 @@ def int16_md(int8: Outcome | None, int16: Outcome) -> list[str]:
         "of the int8 model. `python scripts/kws_16x8.py` makes it from the int8 reference "
         "model: the same network and weights, converted by TensorFlow's 16x8 converter.",
         "",
-        "| model | activations | MACs | instructions | instr/MAC | x int8 | flash: code (B) | "
-        "flash: constants (B) | RAM: arena (B) | goal met |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| model | activations | MACs | instructions | instr/MAC | x int8 | cycles | x int8 | "
+        "flash: code (B) | flash: constants (B) | RAM: arena (B) | goal met |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     base = int8.result if int8 is not None and _failed(int8) is None else None
     for outcome, kind in ((int8, "int8"), (int16, "int16")):
         problem = _failed(outcome)
         if problem is not None:
             lines.append(f"| {outcome.job.model if outcome else '—'} | {kind} | {problem} "
-                         "||||||||")
+                         "||||||||||")
             continue
         r = outcome.result
         ratio = r.instructions / base.instructions if base else None
+        cycles = r.cycles / base.cycles if base and base.cycles and r.cycles else None
         met = ratio <= INT16_GOAL if kind == "int16" and ratio is not None else None
         lines.append(f"| {outcome.job.model} | {kind} | {_n(r.macs)} | {_n(r.instructions)} | "
-                     f"{_ratio(r.instructions_per_mac)} | {_ratio(ratio)} | "
+                     f"{_ratio(r.instructions_per_mac)} | {_ratio(ratio)} | {_n(r.cycles)} | "
+                     f"{_ratio(cycles)} | "
                      f"{_n(r.flash_code_bytes)} | {_n(r.flash_const_bytes)} | "
                      f"{_n(r.arena_bytes)} | {_mark(met)} |")
     return lines
