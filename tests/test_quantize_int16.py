@@ -114,3 +114,16 @@ def test_quantize_int16_end_to_end(tmp_path: Path) -> None:
     _check_error(models)
     _check_cortex_m4(models["16x8"], tmp_path)
     _check_float_io(models["16x8_float"])
+
+
+@pytest.mark.tf
+def test_api_quantize_int16() -> None:
+    """`api.quantize(..., int16=True)` is the CLI's --int16: 16x8 with int16 I/O."""
+    from codegen import api
+
+    result = api.quantize(DEMO_KERAS, _grid(9), int16=True)
+    graph = load_program(result.model).graph
+    for index in (*graph.inputs, *graph.outputs):
+        assert graph.tensors[index].dtype.numpy_name == "int16"
+    (error,) = result.errors
+    assert 0 <= error.rms <= error.max and error.relative_rms < 0.05
