@@ -424,13 +424,14 @@ class QuantizedModel:
 
 def quantize(model: PathLike, calibration: PathLike | np.ndarray | Mapping[str, np.ndarray],
              *, output: PathLike | None = None, float_io: bool = False,
-             per_tensor: bool = False) -> QuantizedModel:
+             per_tensor: bool = False, int16: bool = False) -> QuantizedModel:
     """Full-integer post-training quantization of a float Keras model (.keras, .h5 or a
     SavedModel directory) with TensorFlow's converter, as `codegen quantize` does.
 
     `calibration`: float samples, one per row, shaped (N, *input shape): a .npy/.npz path,
     an array (one input) or a mapping from input name to array. Int8 input and output
-    unless `float_io`; per-channel weight scales unless `per_tensor`. With `output`, the
+    unless `float_io`; per-channel weight scales unless `per_tensor`; with `int16`, 16x8
+    (int16 activations and I/O, int8 weights, as `--int16`). With `output`, the
     .tflite is also written there (atomically). Needs TensorFlow. A converted model that
     codegen cannot generate C for raises CodegenError (after it was written to `output`).
 
@@ -447,7 +448,8 @@ def quantize(model: PathLike, calibration: PathLike | np.ndarray | Mapping[str, 
         check_output_file(out, "output", ".tflite file")  # before the slow conversion
     with tempfile.TemporaryDirectory(prefix="codegen-calibration-") as tmp:
         data = _calibration_file(calibration, Path(tmp))
-        result = quantize_model(model_path, data, float_io=float_io, per_tensor=per_tensor)
+        result = quantize_model(model_path, data, float_io=float_io, per_tensor=per_tensor,
+                                scheme="16x8" if int16 else "int8")
     if out is not None:
         write_file_atomically(out, lambda stream: stream.write(result.model), "output",
                               ".tflite file")

@@ -11,7 +11,8 @@ import re
 import sys
 from pathlib import Path
 
-from codegen.ops import registry
+from codegen.model.ir import DType
+from codegen.ops import DOCUMENTED_TYPES, registry, supported_types
 from codegen.targets import TARGETS
 
 _SECTION = re.compile(r"(<!-- (?P<name>[a-z]+):begin -->\n).*?(<!-- (?P=name):end -->)", re.S)
@@ -26,15 +27,39 @@ def _summary(module_name: str) -> str:
     return first.rstrip(".")
 
 
+def _module_types(module_name: str, opcode: str) -> set[DType]:
+    kernels = registry()[opcode]
+    return {t for t in supported_types(opcode)
+            if (kernels.get(t) or kernels.get(None)).__module__ == module_name}
+
+
 def operator_table() -> str:
-    """One row per operator module, naming every opcode it handles."""
+    """One row per set of opcodes, with a column per activation type (int8, int16) saying
+    whether it has a kernel, and what the modules handling it support: the first paragraph
+    of each module's docstring (an operator with a module per type has both, int8 first)."""
     modules: dict[str, list[str]] = {}
-    for opcode, prepare in registry().items():
-        modules.setdefault(prepare.__module__, []).append(opcode)
-    rows = ["| operators | what is supported |", "|---|---|"]
-    for module_name, opcodes in sorted(modules.items(), key=lambda kv: sorted(kv[1])[0]):
-        rows.append(f"| {', '.join(sorted(opcodes))} | {_summary(module_name)} |")
+    for opcode, kernels in registry().items():
+        for module_name in dict.fromkeys(prepare.__module__ for prepare in kernels.values()):
+            modules.setdefault(module_name, []).append(opcode)
+    rows_by_opcodes: dict[tuple[str, ...], list[str]] = {}
+    for module_name, opcodes in modules.items():
+        rows_by_opcodes.setdefault(tuple(sorted(opcodes)), []).append(module_name)
+    types = " | ".join(t.numpy_name for t in DOCUMENTED_TYPES)
+    rows = [f"| operators | {types} | what is supported |",
+            "|---|" + ":-:|" * len(DOCUMENTED_TYPES) + "---|"]
+    for opcodes, names in sorted(rows_by_opcodes.items()):
+        covered = [_module_types(name, opcodes[0]) for name in names]
+        ordered = [name for _, name in sorted(zip([min(c, key=_rank) for c in covered], names,
+                                                  strict=True), key=lambda pair: _rank(pair[0]))]
+        marks = " | ".join("yes" if any(t in c for c in covered) else "—"
+                           for t in DOCUMENTED_TYPES)
+        text = "; ".join(_summary(name) for name in ordered)
+        rows.append(f"| {', '.join(opcodes)} | {marks} | {text} |")
     return "\n".join(rows) + "\n"
+
+
+def _rank(dtype: DType) -> int:
+    return list(DType).index(dtype)
 
 
 def target_table() -> str:

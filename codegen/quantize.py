@@ -1,4 +1,4 @@
-"""`codegen quantize`: a float Keras model + calibration data -> a full-int8 .tflite.
+"""`codegen quantize`: a float Keras model + calibration data -> a full-int8 (or 16x8) .tflite.
 
 Post-training quantization with TensorFlow's converter, done the way codegen wants it:
 
@@ -9,7 +9,8 @@ Post-training quantization with TensorFlow's converter, done the way codegen wan
   the graph;
 - int8 weights and activations everywhere (TFLITE_BUILTINS_INT8), int8 input and output
   by default (`float_io` keeps float32 I/O around an int8 body), per-channel weights
-  unless `per_tensor`.
+  unless `per_tensor`; or, with the scheme "16x8", int16 activations, int8 weights and
+  int64 biases (EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8) with int16 I/O.
 
 TensorFlow is imported inside the functions that need it (it takes seconds), never at
 module level: nothing on the `codegen generate` path imports this module.
@@ -47,6 +48,11 @@ TRUST_FLAG = "--trust-keras-code"
 # it off (CVE-2025-9906).
 SAFE_KERAS = (3, 11, 3)
 CHECK_SAMPLES = 1000  # calibration samples used to measure the int8 error after conversion
+# scheme -> (the converter's op set, the integer I/O type)
+SCHEMES = {
+    "int8": ("TFLITE_BUILTINS_INT8", "int8"),
+    "16x8": ("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8", "int16"),
+}
 
 
 def import_tensorflow() -> None:
@@ -373,9 +379,10 @@ class Quantized:
 
 
 def quantize_model(model_path: Path, calibration: Path, *, float_io: bool = False,
-                   per_tensor: bool = False, trust_code: bool = False) -> Quantized:
-    """Convert the float model with post-training full-integer quantization (`trust_code`:
-    let a Keras file run the Python code it holds)."""
+                   per_tensor: bool = False, trust_code: bool = False,
+                   scheme: str = "int8") -> Quantized:
+    """Convert the float model with post-training full-integer quantization in `scheme`
+    (SCHEMES; `trust_code`: let a Keras file run the Python code it holds)."""
     float_model = FloatModel(model_path, trust_code=trust_code)
     for spec in float_model.inputs:
         if not spec.dtype.startswith("float"):
@@ -389,12 +396,13 @@ def quantize_model(model_path: Path, calibration: Path, *, float_io: bool = Fals
         InputSpec(spec.name, tuple(int(d) for d in a.shape[1:]), spec.dtype)
         for spec, a in zip(float_model.inputs, samples, strict=True)
     ]
-    model, log = _convert(float_model, samples, float_io=float_io, per_tensor=per_tensor)
+    model, log = _convert(float_model, samples, float_io=float_io, per_tensor=per_tensor,
+                          scheme=scheme)
     return Quantized(model, float_model, samples, log)
 
 
 def _convert(float_model: FloatModel, samples: list[np.ndarray], *, float_io: bool,
-             per_tensor: bool) -> tuple[bytes, str]:
+             per_tensor: bool, scheme: str = "int8") -> tuple[bytes, str]:
     import tensorflow as tf
 
     count = samples[0].shape[0]
@@ -415,8 +423,9 @@ def _convert(float_model: FloatModel, samples: list[np.ndarray], *, float_io: bo
                 converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
                 converter.representative_dataset = representative
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                io_type = tf.float32 if float_io else tf.int8
+                ops, io = SCHEMES[scheme]
+                converter.target_spec.supported_ops = [getattr(tf.lite.OpsSet, ops)]
+                io_type = tf.float32 if float_io else getattr(tf, io)
                 converter.inference_input_type = io_type
                 converter.inference_output_type = io_type
                 if per_tensor:

@@ -10,7 +10,11 @@ backend) and the same tables on the terminal:
 - given the float model: per-layer quantization error (each int8 layer output, dequantized,
   against the float model's output of the matching Keras layer), float vs int8 outputs as
   a scatter, and for models with one or two input values the float and int8 responses over
-  a grid of inputs (a curve, or heatmaps side by side with their difference).
+  a grid of inputs (a curve, or heatmaps side by side with their difference);
+- given another quantization of the same float model (`--compare OTHER.tflite`, e.g. the
+  16x8 model beside the int8 one): both models' per-layer errors side by side, matched by
+  their float counterpart, and both responses over the same grid, so that what 16x8
+  recovers, and where, shows at a glance.
 
 The int8 values come from the numpy reference (bit-exact with TFLM and with the generated
 C), the float ones from the Keras model. A TFLite tensor is matched to the Keras layer
@@ -371,9 +375,10 @@ def _input_features(program: Program) -> list[tuple[int, int]]:
     return [(k, e) for k, t in enumerate(graph.inputs) for e in range(graph.tensors[t].size)]
 
 
-def response(program: Program, float_model: Any,
-             data: list[np.ndarray] | None) -> Response | None:
-    """The first output over a grid spanning the inputs' range, for 1 or 2 input values."""
+def response(program: Program, float_model: Any, data: list[np.ndarray] | None,
+             grid: list[np.ndarray] | None = None) -> Response | None:
+    """The first output over a grid spanning the inputs' range, for 1 or 2 input values
+    (or over `grid`, the axes of another model's response)."""
     from codegen.quantize import dequantize, int8_inputs
     from codegen.reference import run_reference
 
@@ -384,6 +389,11 @@ def response(program: Program, float_model: Any,
     ranges = input_ranges(program)
     axes, labels = [], []
     for k, e in features:
+        if grid is not None:
+            axes.append(grid[len(axes)])
+            name = pretty_name(graph.tensors[graph.inputs[k]].name, f"input {k}")
+            labels.append(f"{name}[{e}]" if graph.tensors[graph.inputs[k]].size > 1 else name)
+            continue
         if data is not None:
             column = data[k].reshape(len(data[k]), -1)[:, e]
             lo, hi = float(column.min()), float(column.max())
@@ -496,7 +506,7 @@ def plot_errors(acc: Accuracy) -> str:
     return _png(fig)
 
 
-def plot_scatter(acc: Accuracy) -> str:
+def plot_scatter(acc: Accuracy, scheme: str = "int8") -> str:
     plt = _pyplot()
     count = len(acc.float_out)
     fig, axes = plt.subplots(1, count, figsize=(4.2 * count, 4), squeeze=False)
@@ -504,15 +514,15 @@ def plot_scatter(acc: Accuracy) -> str:
         f, q = acc.float_out[k].ravel(), acc.int8_out[k].ravel()
         ax.scatter(f, q, s=6, alpha=0.5, color="#4c78a8")
         lo, hi = float(min(f.min(), q.min())), float(max(f.max(), q.max()))
-        ax.plot([lo, hi], [lo, hi], color="#e45756", linewidth=1, label="int8 = float")
+        ax.plot([lo, hi], [lo, hi], color="#e45756", linewidth=1, label=f"{scheme} = float")
         ax.set_xlabel("float model output")
-        ax.set_ylabel("int8 model output (dequantized)")
+        ax.set_ylabel(f"{scheme} model output (dequantized)")
         ax.set_title(f"Output {k}")
         ax.legend(fontsize=8)
     return _png(fig)
 
 
-def plot_response(resp: Response) -> str:
+def plot_response(resp: Response, scheme: str = "int8") -> str:
     plt = _pyplot()
     if len(resp.axes) == 1:
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), sharex=True,
@@ -520,18 +530,18 @@ def plot_response(resp: Response) -> str:
         x = resp.axes[0]
         if resp.float is not None:
             top.plot(x, resp.float, color="#4c78a8", label="float")
-        top.plot(x, resp.int8, color="#e45756", label="int8", drawstyle="steps-mid")
+        top.plot(x, resp.int8, color="#e45756", label=scheme, drawstyle="steps-mid")
         top.set_ylabel(resp.output_label)
         top.legend()
         top.set_title("Response over the input range")
         if resp.float is not None:
             bottom.plot(x, resp.int8 - resp.float, color="#333333")
             bottom.axhline(0, color="#999999", linewidth=0.6)
-            bottom.set_ylabel("int8 - float")
+            bottom.set_ylabel(f"{scheme} - float")
         bottom.set_xlabel(resp.labels[0])
         return _png(fig)
-    panels = [("int8", resp.int8)] if resp.float is None else \
-        [("float", resp.float), ("int8", resp.int8), ("int8 - float", resp.int8 - resp.float)]
+    panels = [(scheme, resp.int8)] if resp.float is None else \
+        [("float", resp.float), (scheme, resp.int8), (f"{scheme} - float", resp.int8 - resp.float)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4), squeeze=False)
     x, y = resp.axes
     both = [p[1] for p in panels[:2]] if resp.float is not None else [resp.int8]
@@ -539,7 +549,7 @@ def plot_response(resp: Response) -> str:
     vmax = float(max(a.max() for a in both))
     for ax, (title, values) in zip(axes[0], panels, strict=True):
         extent = (float(y[0]), float(y[-1]), float(x[0]), float(x[-1]))
-        if title == "int8 - float":
+        if title.endswith(" - float"):
             limit = float(np.abs(values).max()) or 1e-9
             image = ax.imshow(values, origin="lower", extent=extent, aspect="auto",
                               cmap="RdBu_r", vmin=-limit, vmax=limit)
@@ -553,6 +563,76 @@ def plot_response(resp: Response) -> str:
         ax.set_title(f"{title}: {resp.output_label}", fontsize=9)
         ax.set_xlabel(resp.labels[1])
         ax.set_ylabel(resp.labels[0])
+    return _png(fig)
+
+
+def plot_compare_errors(a: Accuracy, b: Accuracy, schemes: tuple[str, str]) -> str:
+    """Both models' RMS error per float counterpart, bars side by side."""
+    plt = _pyplot()
+    matched = compare_rows(a, b)
+    schemes = (_plot_text(schemes[0]), _plot_text(schemes[1]))
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(matched) + 2), 3.4))
+    x = np.arange(len(matched))
+    for k, (scheme, color) in enumerate(zip(schemes, ("#e45756", "#54a24b"), strict=True)):
+        values = [100 * row[k + 1].relative if row[k + 1] is not None else 0.0
+                  for row in matched]
+        ax.bar(x + (k - 0.5) * 0.4, values, width=0.4, color=color, label=scheme)
+    ax.set_xticks(x)
+    ax.set_xticklabels([_plot_text(row[0]) for row in matched], rotation=45, ha="right",
+                       fontsize=8)
+    ax.set_ylabel("RMS error, % of float range")
+    ax.set_title("Quantization error per layer")
+    ax.legend()
+    return _png(fig)
+
+
+def plot_compare_response(a: Response, b: Response, schemes: tuple[str, str]) -> str:
+    """Both models' responses over one grid, beside the float model's, and their errors."""
+    plt = _pyplot()
+    colors = ("#e45756", "#54a24b")
+    schemes = (_plot_text(schemes[0]), _plot_text(schemes[1]))
+    if len(a.axes) == 1:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True,
+                                          gridspec_kw={"height_ratios": [3, 1.4]})
+        x = a.axes[0]
+        if a.float is not None:
+            top.plot(x, a.float, color="#4c78a8", label="float")
+        for resp, scheme, color in zip((a, b), schemes, colors, strict=True):
+            top.plot(x, resp.int8, color=color, label=scheme, drawstyle="steps-mid")
+            if resp.float is not None:
+                bottom.plot(x, resp.int8 - resp.float, color=color, label=f"{scheme} - float")
+        top.set_ylabel(a.output_label)
+        top.legend()
+        top.set_title("Response over the input range")
+        bottom.axhline(0, color="#999999", linewidth=0.6)
+        bottom.set_ylabel("error")
+        bottom.legend(fontsize=8)
+        bottom.set_xlabel(a.labels[0])
+        return _png(fig)
+    panels = [(scheme, resp.int8) for resp, scheme in zip((a, b), schemes, strict=True)]
+    if a.float is not None:
+        panels = [("float", a.float), *panels,
+                  *((f"{scheme} - float", resp.int8 - resp.float)
+                    for resp, scheme in zip((a, b), schemes, strict=True))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
+    x, y = a.axes
+    values_only = [v for title, v in panels if not title.endswith(" - float")]
+    vmin = float(min(v.min() for v in values_only))
+    vmax = float(max(v.max() for v in values_only))
+    errors = [v for title, v in panels if title.endswith(" - float")]
+    limit = float(max((np.abs(v).max() for v in errors), default=0.0)) or 1e-9
+    extent = (float(y[0]), float(y[-1]), float(x[0]), float(x[-1]))
+    for ax, (title, values) in zip(axes[0], panels, strict=True):
+        if title.endswith(" - float"):  # one colour scale for both errors
+            image = ax.imshow(values, origin="lower", extent=extent, aspect="auto",
+                              cmap="RdBu_r", vmin=-limit, vmax=limit)
+        else:
+            image = ax.imshow(values, origin="lower", extent=extent, aspect="auto",
+                              cmap="viridis", vmin=vmin, vmax=vmax)
+        fig.colorbar(image, ax=ax, shrink=0.85)
+        ax.set_title(f"{title}: {a.output_label}", fontsize=9)
+        ax.set_xlabel(a.labels[1])
+        ax.set_ylabel(a.labels[0])
     return _png(fig)
 
 
@@ -600,6 +680,51 @@ def error_table(acc: Accuracy) -> tuple[list[str], list[list[str]]]:
     return headers, table
 
 
+def compare_rows(a: Accuracy, b: Accuracy) -> list[tuple[str, ErrorRow | None,
+                                                          ErrorRow | None]]:
+    """(float counterpart, row of a, row of b): a's counterparts in order, then b's others."""
+    first = {r.matched: r for r in a.rows}
+    second = {r.matched: r for r in b.rows}
+    keys = list(first) + [k for k in second if k not in first]
+    return [(k, first.get(k), second.get(k)) for k in keys]
+
+
+def compare_table(a: Accuracy, b: Accuracy,
+                  schemes: tuple[str, str]) -> tuple[list[str], list[list[str]]]:
+    headers = ["float counterpart"]
+    for scheme in schemes:
+        headers += [f"{scheme} layer", f"{scheme} RMSE/range", f"{scheme} max error"]
+
+    def cells(row: ErrorRow | None) -> list[str]:
+        if row is None:
+            return ["-", "-", "-"]
+        relative = "-" if np.isnan(row.relative) else f"{100 * row.relative:.2f}%"
+        return [f"[{row.index}] {row.op}", relative, f"{row.max_error:.4g}"]
+
+    return headers, [[key, *cells(ra), *cells(rb)] for key, ra, rb in compare_rows(a, b)]
+
+
+def scheme(program: Program) -> str:
+    """The quantization of a model's activations: int8, 16x8 or, mixed, "int8 + 16x8"."""
+    graph = program.graph
+    types = {graph.tensors[t].dtype.numpy_name for layer in program.layers
+             for t in layer.outputs if graph.tensors[t].quant is not None}
+    if "int16" in types:
+        return "int8 + 16x8" if types & {"int8", "uint8"} else "16x8"
+    return "int8"
+
+
+@dataclass
+class Comparison:
+    """Another quantization of the same float model, beside the report's model."""
+
+    name: str
+    schemes: tuple[str, str]  # the report's model's, the other's
+    accuracy: Accuracy
+    errors_png: str
+    response_png: str | None
+
+
 # -- the report --------------------------------------------------------------------------
 
 
@@ -614,6 +739,8 @@ class Report:
     scatter_png: str | None = None
     response_png: str | None = None
     notes: list[str] = field(default_factory=list)
+    scheme: str = "int8"
+    comparison: Comparison | None = None
 
     def terminal(self) -> str:
         p = self.program
@@ -626,6 +753,11 @@ class Report:
                       _table(*error_table(self.accuracy))]
             if self.accuracy.unmatched:
                 parts.append("no float counterpart: " + "; ".join(self.accuracy.unmatched))
+        if self.comparison is not None:
+            c = self.comparison
+            parts += ["", f"{c.schemes[0]} ({self.model_name}) beside {c.schemes[1]} "
+                          f"({c.name}), error against the float model:",
+                      _table(*compare_table(self.accuracy, c.accuracy, c.schemes))]
         parts += [f"note: {n}" for n in self.notes]
         return "\n".join(parts)
 
@@ -644,27 +776,35 @@ class Report:
                 tensor = graph.tensors[t]
                 io_rows.append((f"{role} {k}", tensor.describe(), shown(tensor.name)))
         errors = error_table(self.accuracy) if self.accuracy is not None else None
+        c = self.comparison
+        compared = compare_table(self.accuracy, c.accuracy, c.schemes) if c else None
         return env.get_template("report.html.j2").render(
             title=self.model_name, program=p, io_rows=io_rows,
             layers=layer_table(self.rows), memory_png=self.memory_png,
             errors=errors, accuracy=self.accuracy, errors_png=self.errors_png,
             scatter_png=self.scatter_png, response_png=self.response_png, notes=self.notes,
-            escape=html.escape,
+            escape=html.escape, scheme=self.scheme, comparison=c, compared=compared,
         )
 
 
 def build_report(model: Path, *, float_model_path: Path | None = None,
                  data_path: Path | None = None, bench_path: Path | None = None,
-                 trust_keras_code: bool = False) -> Report:
+                 trust_keras_code: bool = False, compare_path: Path | None = None) -> Report:
     program = load_program(model)
     bench = load_benchmark(bench_path) if bench_path is not None else None
     if data_path is not None and float_model_path is None:
         raise CodegenError("--data is compared against the float model: give --float-model too")
+    if compare_path is not None and float_model_path is None:
+        raise CodegenError("--compare sets two quantizations side by side against the float "
+                           "model: give --float-model too")
+    other = load_program(compare_path) if compare_path is not None else None
+    if other is not None:
+        _check_same_io(program, other, compare_path)
     _pyplot()  # fail early, before the slow work, when matplotlib is missing
     steps = 2 + (4 if float_model_path is not None else 1)
     with Progress("report", steps) as bar:
         report = Report(program, shown(model.name), layer_rows(program, bench),
-                        plot_memory(program))
+                        plot_memory(program), scheme=scheme(program))
         bar.advance()
         if bench is not None:
             missing = [r.index for r in report.rows if r.instructions is None]
@@ -698,18 +838,43 @@ def build_report(model: Path, *, float_model_path: Path | None = None,
             report.accuracy = accuracy(program, float_model, data, note)
             bar.advance()
             report.errors_png = plot_errors(report.accuracy) if report.accuracy.rows else None
-            report.scatter_png = plot_scatter(report.accuracy)
+            report.scatter_png = plot_scatter(report.accuracy, report.scheme)
             bar.advance()
         bar.set_label("report: response")
         resp = response(program, float_model, data)
         if resp is not None:
-            report.response_png = plot_response(resp)
+            report.response_png = plot_response(resp, report.scheme)
         else:
             report.notes.append(f"no response plot: the model takes "
                                 f"{len(_input_features(program))} input values (1 or 2 "
                                 "are plotted)")
+        if other is not None and compare_path is not None and report.accuracy is not None:
+            other_name = shown(compare_path.name)
+            bar.set_label(f"report: {other_name}")
+            other_accuracy = accuracy(other, float_model, data, report.accuracy.data_note)
+            schemes = (report.scheme, scheme(other))
+            if schemes[0] == schemes[1]:
+                schemes = (f"{schemes[0]} ({report.model_name})", f"{schemes[1]} ({other_name})")
+            other_resp = response(other, float_model, data,
+                                  grid=resp.axes if resp is not None else None)
+            report.comparison = Comparison(
+                other_name, schemes, other_accuracy,
+                plot_compare_errors(report.accuracy, other_accuracy, schemes),
+                plot_compare_response(resp, other_resp, schemes)
+                if resp is not None and other_resp is not None else None)
         bar.advance()
     return report
+
+
+def _check_same_io(program: Program, other: Program, path: Path) -> None:
+    """The compared model must take and give what the report's model does (in any type)."""
+    shapes = [[program.graph.tensors[t].shape for t in ts]
+              for ts in (program.graph.inputs, program.graph.outputs)]
+    others = [[other.graph.tensors[t].shape for t in ts]
+              for ts in (other.graph.inputs, other.graph.outputs)]
+    if shapes != others:
+        raise CodegenError(f"--compare {path}: its inputs and outputs {others} are not the "
+                           f"report's model's {shapes}; compare two quantizations of one model")
 
 
 def _check_io(program: Program, float_model: Any) -> None:

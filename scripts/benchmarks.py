@@ -13,6 +13,8 @@ QEMU's execution log of the same binary). Then it writes:
                  published boards (issue 14's tables) and in instructions (issue 5's), on
                  cortex-m0 against TFLM + CMSIS-NN (issue 19); where the cycles go by
                  operator type and instruction class; the independent check; -O2/-O3/-Os
+                 and a 16x8 section: the KWS DS-CNN quantized 16x8 by scripts/kws_16x8.py
+                 (TensorFlow) against the int8 KWS on cortex-m4 (issue 11's goal)
   MEMORY.md      per model: the lower bound, our arena and total RAM of an invoke (arena +
                  static data + peak stack, cortex-m4) with the I/O outside and inside the
                  arena, against TFLM's planned activations and total arena (issue 4's table)
@@ -732,6 +734,66 @@ def memory_md(models: list[str], outcomes: dict[Job, Outcome], models_dir: Path,
     return "\n".join(lines) + "\n"
 
 
+# -- 16x8 (issue 11) -------------------------------------------------------------------------
+
+INT16_GOAL = 1.5  # x the int8 KWS's instructions on cortex-m4
+INT16_KWS = ("kws_16x8", "kws_ref_model")  # (16x8 model, the int8 model it is made from)
+
+
+def bench_16x8(models_dir: Path, work_root: Path, timeout: float) -> Outcome:
+    """The 16x8 KWS, made from the int8 one by scripts/kws_16x8.py, benchmarked on
+    cortex-m4."""
+    name, int8 = INT16_KWS
+    job = Job(name, REFERENCE_TARGET)
+    model = work_root / f"{name}.tflite"
+    made = subprocess.run([sys.executable, str(REPO / "scripts" / "kws_16x8.py"), "-o",
+                           str(model), "--int8", str(models_dir / f"{int8}.tflite")],
+                          capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        last = (made.stderr.strip().splitlines() or ["no message"])[-1]
+        return Outcome(job, None, f"scripts/kws_16x8.py failed: {last}")
+    try:
+        result = bench_model(model, REFERENCE_TARGET, timeout=timeout,
+                             work_dir=work_root / "16x8")
+    except CodegenError as error:
+        return Outcome(job, None, " ".join(str(error).split()))
+    return Outcome(job, result)
+
+
+def int16_md(int8: Outcome | None, int16: Outcome) -> list[str]:
+    ref = REFERENCE_TARGET
+    lines = [
+        "",
+        f"## {ref}: 16x8",
+        "",
+        f"Goal (issue 11): the MLPerf Tiny keyword-spotting DS-CNN quantized 16x8 (int16 "
+        f"activations, int8 weights, int64 biases) in at most {INT16_GOAL}x the instructions "
+        "of the int8 model. `python scripts/kws_16x8.py` makes it from the int8 reference "
+        "model: the same network and weights, converted by TensorFlow's 16x8 converter.",
+        "",
+        "| model | activations | MACs | instructions | instr/MAC | x int8 | cycles | x int8 | "
+        "flash: code (B) | flash: constants (B) | RAM: arena (B) | goal met |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    base = int8.result if int8 is not None and _failed(int8) is None else None
+    for outcome, kind in ((int8, "int8"), (int16, "int16")):
+        problem = _failed(outcome)
+        if problem is not None:
+            lines.append(f"| {outcome.job.model if outcome else '—'} | {kind} | {problem} "
+                         "||||||||||")
+            continue
+        r = outcome.result
+        ratio = r.instructions / base.instructions if base else None
+        cycles = r.cycles / base.cycles if base and base.cycles and r.cycles else None
+        met = ratio <= INT16_GOAL if kind == "int16" and ratio is not None else None
+        lines.append(f"| {outcome.job.model} | {kind} | {_n(r.macs)} | {_n(r.instructions)} | "
+                     f"{_ratio(r.instructions_per_mac)} | {_ratio(ratio)} | {_n(r.cycles)} | "
+                     f"{_ratio(cycles)} | "
+                     f"{_n(r.flash_code_bytes)} | {_n(r.flash_const_bytes)} | "
+                     f"{_n(r.arena_bytes)} | {_mark(met)} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models-dir", type=Path, default=SHARED_MODELS)
@@ -786,6 +848,9 @@ def main(argv: list[str] | None = None) -> int:
         work_root = args.work_dir or Path(tmp)
         outcomes = run_jobs(jobs, args.models_dir, work_root, args.jobs, args.timeout,
                             cross_check=not args.no_cross_check)
+        if REFERENCE_TARGET in targets and INT16_KWS[1] in models:
+            int16 = bench_16x8(args.models_dir, work_root, args.timeout)
+            outcomes[int16.job] = int16
     if args.json:
         saved = json.dumps(
             {"command": command, "state": state, "models": models, "targets": targets,
@@ -833,6 +898,10 @@ def _load(path: Path, commit: str | None) -> tuple[list[str], list[str], dict[Jo
 def _write(args: argparse.Namespace, models: list[str], targets: list[str],
            outcomes: dict[Job, Outcome], command: str, state: str) -> int:
     texts = {"BENCHMARKS.md": benchmarks_md(models, targets, outcomes, command, state)}
+    int16 = outcomes.get(Job(INT16_KWS[0], REFERENCE_TARGET))
+    if int16 is not None:
+        int8 = outcomes.get(Job(INT16_KWS[1], REFERENCE_TARGET))
+        texts["BENCHMARKS.md"] += "\n".join(int16_md(int8, int16)) + "\n"
     if REFERENCE_TARGET in targets:
         texts["MEMORY.md"] = memory_md(models, outcomes, args.models_dir, command, state)
     if args.print:

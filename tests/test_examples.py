@@ -157,16 +157,18 @@ def test_ptq_vs_qat_example(tmp_path: Path) -> None:
                            "4", "--qat-epochs", "2"], capture_output=True, text=True,
                           timeout=900, check=False, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
-    errors = re.findall(r"(float|int8 PTQ|int8 QAT):\s+rms ([\d.]+), max ([\d.]+)", done.stdout)
-    assert [e[0] for e in errors] == ["float", "int8 PTQ", "int8 QAT"], done.stdout
+    errors = re.findall(r"(float|int8 PTQ|int8 QAT|16x8 PTQ):\s+rms ([\d.]+), max ([\d.]+)",
+                        done.stdout)
+    assert [e[0] for e in errors] == ["float", "int8 PTQ", "int8 QAT", "16x8 PTQ"], done.stdout
     rng = np.random.default_rng(5)
-    for name in ("demo_mlp_ptq.tflite", "demo_mlp_qat.tflite"):
+    for name in ("demo_mlp_ptq.tflite", "demo_mlp_qat.tflite", "demo_mlp_16x8.tflite"):
         model = (tmp_path / name).read_bytes()
         program = load_program(model)
         graph = program.graph
         assert {layer.opcode for layer in program.layers} == {"FULLY_CONNECTED"}
+        dtype = graph.tensors[graph.inputs[0]].dtype
         for t in (*graph.inputs, *graph.outputs):
-            assert graph.tensors[t].dtype.numpy_name == "int8"
-        inputs = [rng.integers(-128, 128, (300, 1, 2)).astype(np.int8)]
+            assert graph.tensors[t].dtype.numpy_name == ("int16" if "16x8" in name else "int8")
+        inputs = [rng.integers(dtype.qmin, dtype.qmax + 1, (300, 1, 2)).astype(dtype.np)]
         assert_same(execute(program, "reference", inputs), run_tflm(model, inputs),
                     f"{name}: reference vs TFLM")

@@ -253,8 +253,8 @@ def _prelu_variable_alpha() -> bytes:
 
 
 REFUSALS: dict[str, tuple[Callable[[], bytes], str]] = {
-    "softmax_int16_output": (
-        lambda: _softmax(out_q=Q(1 / 65536, -32768), out_dtype="int16"), "int16 output"),
+    "softmax_int16_output_zero_point": (
+        lambda: _softmax(out_q=Q(1 / 65536, 0), out_dtype="int16"), "zero point -32768"),
     "softmax_output_scale": (lambda: _softmax(out_q=Q(1 / 255, -128)), "scale 1/256"),
     "softmax_output_zero_point": (lambda: _softmax(out_q=Q(1 / 256, 0)), "zero point -128"),
     "softmax_beta_too_small": (lambda: _softmax(in_q=Q(1e-9, 0), beta=1.0), "must be above 1"),

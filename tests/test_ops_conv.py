@@ -339,8 +339,8 @@ def _single_op(opcode: str, *, x_shape=(1, 6, 6, 3), w_shape=(4, 3, 3, 3), y_sha
 
 
 REFUSED = {
-    "int16 activations": (dict(opcode="CONV_2D", x_dtype="int16", options=conv_options()),
-                          "only int8 activations"),
+    "int16 zero point": (dict(opcode="CONV_2D", x_dtype="int16", options=conv_options()),
+                         "TFLM's int16 CONV_2D needs 0"),
     "weight zero point": (dict(opcode="CONV_2D", weight_q=Q(0.01, 3), options=conv_options()),
                           "non-zero zero point"),
     "per-channel axis": (dict(opcode="CONV_2D", weight_q=Q([0.01] * 4, 0, axis=3),

@@ -152,12 +152,15 @@ _DEFINE = re.compile(r"^#define (\w+) \S", re.M)
 
 def macro_uses(header: str, include: str) -> str:
     """C that uses every object-like macro of a generated header: each shape initialises an
-    array, every other value is converted to double."""
+    array, each type declares a value, every other value is converted to double."""
     arrays, uses = [], []
     for i, name in enumerate(_DEFINE.findall(header)):
         if name.endswith("_SHAPE"):
             arrays.append(f"static const int32_t shape{i}[] = {name};")
             uses.append(f"total += (double)shape{i}[0] * (double)sizeof shape{i};")
+        elif name.endswith("_TYPE"):
+            arrays.append(f"static const {name} value{i} = 0;")
+            uses.append(f"total += (double)value{i};")
         else:
             uses.append(f"total += (double)({name});")
     lines = [f'#include "{include}"', "", *arrays, "", "double use_macros(void);",

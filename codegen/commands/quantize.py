@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=path_arg,
                         help="float Keras model: .keras, .h5 or a SavedModel directory")
     parser.add_argument("-o", "--output", type=path_arg, required=True,
-                        help="the int8 .tflite to write")
+                        help="the .tflite to write")
     parser.add_argument("--calibration", type=path_arg, required=True, metavar="DATA.npy",
                         help="representative float inputs, one sample per row: (N, *input "
                              "shape); an .npz keyed by input name for several inputs")
@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-keras-code", action="store_true",
                         help="let a .keras or .h5 file run the Python code it holds (Lambda "
                              "layers); refused by default (Keras' safe mode)")
+    parser.add_argument("--int16", action="store_true",
+                        help="16x8: int16 activations (and I/O), int8 weights, int64 biases; "
+                             "less quantization error than int8 for about as much flash")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -38,8 +41,10 @@ def run(args: argparse.Namespace) -> None:
 
     output = Path(args.output)
     check_output_file(output, "-o", ".tflite file")
+    scheme = "16x8" if args.int16 else "int8"
     result = quantize_model(Path(args.model), Path(args.calibration), float_io=args.float_io,
-                            per_tensor=args.per_tensor, trust_code=args.trust_keras_code)
+                            per_tensor=args.per_tensor, trust_code=args.trust_keras_code,
+                            scheme=scheme)
     try:
         program = load_program(result.model)
         problem = None
@@ -53,8 +58,9 @@ def run(args: argparse.Namespace) -> None:
     graph = program.graph
     count = result.samples[0].shape[0]
     weights = "per-tensor" if args.per_tensor else "per-channel"
-    print(f"wrote {shown(str(output))} ({len(result.model)} bytes): int8, {weights} weights, "
-          f"{'float32' if args.float_io else 'int8'} I/O, calibrated on {count} samples")
+    io = "float32" if args.float_io else ("int16" if args.int16 else "int8")
+    print(f"wrote {shown(str(output))} ({len(result.model)} bytes): {scheme}, {weights} weights, "
+          f"{io} I/O, calibrated on {count} samples")
     ops: dict[str, int] = {}
     for layer in program.layers:
         ops[layer.opcode] = ops.get(layer.opcode, 0) + 1
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> None:
         e = e.reshape(len(e), -1).astype(np.float64)
         error = np.abs(real - e)
         span = float(e.max() - e.min()) or 1.0
-        print(f"  output {i}: int8 vs float on {len(e)} calibration samples: "
+        print(f"  output {i}: {scheme} vs float on {len(e)} calibration samples: "
               f"RMS error {np.sqrt(np.mean(error ** 2)):.4g} "
               f"({100 * np.sqrt(np.mean(error ** 2)) / span:.2f}% of the output range), "
               f"max {error.max():.4g}")

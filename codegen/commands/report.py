@@ -10,7 +10,7 @@ HELP = "HTML report: per-layer cost, memory plan, quantization error against the
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=path_arg, help="int8-quantized .tflite file")
+    parser.add_argument("model", type=path_arg, help="quantized .tflite file (int8 or 16x8)")
     parser.add_argument("-o", "--output", type=path_arg, required=True,
                         help="the HTML file to write")
     parser.add_argument("--float-model", type=path_arg, metavar="KERAS",
@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-keras-code", action="store_true",
                         help="let a .keras or .h5 float model run the Python code it holds "
                              "(Lambda layers); refused by default (Keras' safe mode)")
+    parser.add_argument("--compare", type=path_arg, metavar="OTHER.tflite",
+                        help="another quantization of the same float model (e.g. the 16x8 "
+                             "one beside the int8 one): both errors and responses side by "
+                             "side (needs --float-model)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -39,6 +43,7 @@ def run(args: argparse.Namespace) -> None:
         data_path=Path(args.data) if args.data else None,
         bench_path=Path(args.bench) if args.bench else None,
         trust_keras_code=args.trust_keras_code,
+        compare_path=Path(args.compare) if args.compare else None,
     )
     text = report.html()
     write_file_atomically(output, lambda stream: stream.write(text.encode("utf-8")), "-o",

@@ -12,11 +12,12 @@ the generator can take at all, before each operator module checks its own option
   more dimensions than TFLM's kernels take (6, RuntimeShape's capacity; 8 for SQUEEZE, any
   for RESHAPE, which only copy bytes; at most 31 anywhere, the numpy reference's limit);
 - quantization: one zero point per scale, per-channel arrays as long as their dimension,
-  scales positive and finite, zero points representable in their type (0 for int32);
-- the model is fully int8-quantized (int32 and bool tensors, such as indices and comparison
-  results, are not quantized values and may appear anywhere), and its inputs and outputs are
-  types the C API takes: int8/uint8 with per-tensor quantization, float32 (at QUANTIZE and
-  DEQUANTIZE), int32 and bool;
+  scales positive and finite, zero points representable in their type (0 for int32 and
+  int64; the int16 kernels that require or ignore a zero point of 0 check it themselves);
+- the model is fully quantized, int8 or 16x8 (int16 activations with int8 weights; int32
+  and bool tensors, such as indices and comparison results, are not quantized values and
+  may appear anywhere), and its inputs and outputs are types the C API takes: int8/uint8/
+  int16 with per-tensor quantization, float32 (at QUANTIZE and DEQUANTIZE), int32 and bool;
 - the bias of FULLY_CONNECTED and the convolutions has the scale input x weights, within
   TFLM's tolerance, since the kernels add it as if it had.
 
@@ -33,9 +34,9 @@ from codegen.model.ir import DType, Graph, Operator, Tensor
 
 # Operators allowed to touch float tensors: the edges of a float-I/O model.
 _FLOAT_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
-_IO_TYPES = (DType.INT8, DType.UINT8, DType.FLOAT32, DType.INT32, DType.BOOL)
+_IO_TYPES = (DType.INT8, DType.UINT8, DType.INT16, DType.FLOAT32, DType.INT32, DType.BOOL)
 # Graph I/O whose values are quantized: the C API gives their scale and zero point.
-_QUANTIZED_IO_TYPES = (DType.INT8, DType.UINT8)
+_QUANTIZED_IO_TYPES = (DType.INT8, DType.UINT8, DType.INT16)
 
 FULL_INT8_HINT = (
     "convert it with full-integer post-training quantization (a representative dataset and "
@@ -343,7 +344,7 @@ def _check_io_tensor(t: Tensor, role: str, label: str) -> None:
     if t.dtype not in _IO_TYPES:
         raise UnsupportedError(
             f"{label}: graph {role} '{t.name}' is {t.dtype_name}; supported I/O types are "
-            "int8, uint8, float32, int32 and bool"
+            "int8, uint8, int16, float32, int32 and bool"
         )
     needs_quantization = t.dtype in _QUANTIZED_IO_TYPES and t.quant is None
     per_channel = t.dtype.is_integer and t.quant is not None and t.quant.per_channel

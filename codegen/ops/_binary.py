@@ -34,11 +34,17 @@ INPUT_NAMES = ("input1", "input2")
 
 @dataclass
 class BinaryLayer(Layer):
-    """params hold `operands` (two _broadcast.Operand), `out_shape` and `levels`."""
+    """params hold `operands` (two _broadcast.Operand), `out_shape`, `levels` and `dtype`,
+    the activation type (int8 or int16) of both inputs and the output."""
 
     def combine(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """int64 arrays of int8 values, already broadcast -> int8-range int64 results."""
+        """int64 arrays of input values, already broadcast -> int64 results in the range
+        of the output type."""
         raise NotImplementedError
+
+    @property
+    def dtype(self) -> DType:
+        return self.params["dtype"]  # type: ignore[return-value]
 
     @property
     def operands(self) -> list[_broadcast.Operand]:
@@ -53,10 +59,10 @@ class BinaryLayer(Layer):
             data = o.tensor.data if o.constant else next(given)
             values.append(_broadcast.batch_broadcast(data, o.tensor.shape, out_shape, batch,
                                                      o.constant))
-        return [self.combine(values[0], values[1]).astype(np.int8)]
+        return [self.combine(values[0], values[1]).astype(self.dtype.np)]
 
     def constants(self) -> list[CArray]:
-        return [CArray(o.name, np.asarray(o.tensor.data, dtype=np.int8).ravel())
+        return [CArray(o.name, np.asarray(o.tensor.data, dtype=self.dtype.np).ravel())
                 for o in self.operands if o.constant]
 
     def macs(self) -> int:
@@ -83,22 +89,25 @@ class BinaryLayer(Layer):
                            [o.source(symbol) for o in self.operands], ["a", "b"], "i")
         elements = [self.element(ptr, "k" if step else "0")
                     for ptr, step in zip(walk.pointers, inner.strides, strict=True)]
-        context = {**self.params, "signature": _broadcast.kernel_parameters(self.operands),
-                   "outer": walk, "inner_count": inner.count, "elements": elements}
+        c_type = self.dtype.c_type
+        context = {**self.params, "outer": walk, "inner_count": inner.count,
+                   "elements": elements, "c_type": c_type,
+                   "signature": _broadcast.kernel_parameters(self.operands, c_type)}
         return render(self.template, fn=symbol, layer=self, **context)
 
 
-def prepare_binary(op: Operator, graph: Graph) -> tuple[Tensor, Tensor, Tensor,
-                                                       dict[str, object]]:
-    """Checks common to the binary operators (int8, per-tensor, shapes that broadcast) and
-    the params BinaryLayer needs; returns (input1, input2, output, params)."""
+def prepare_binary(op: Operator, graph: Graph, dtype: DType = DType.INT8
+                   ) -> tuple[Tensor, Tensor, Tensor, dict[str, object]]:
+    """Checks common to the binary operators (all three tensors of the activation type
+    `dtype`, per-tensor, shapes that broadcast) and the params BinaryLayer needs; returns
+    (input1, input2, output, params)."""
     x1 = operand(op, graph, 0, "input1")
     x2 = operand(op, graph, 1, "input2")
     if len(op.inputs) != 2:
         raise unsupported(op, f"expected 2 inputs, found {len(op.inputs)}")
     y = only_output(op, graph)
     for tensor, role in ((x1, "input1"), (x2, "input2"), (y, "output")):
-        require_dtype(op, tensor, (DType.INT8,), role)
+        require_dtype(op, tensor, (dtype,), role)
         require_per_tensor(op, tensor, role)
     out_shape = _broadcast.broadcast_output(op, (x1, x2), y)
     ops = _broadcast.operands(op, (x1, x2), INPUT_NAMES)
@@ -106,6 +115,7 @@ def prepare_binary(op: Operator, graph: Graph) -> tuple[Tensor, Tensor, Tensor,
         "operands": ops,
         "out_shape": out_shape,
         "levels": _broadcast.loop_levels(out_shape, (x1.shape, x2.shape)),
+        "dtype": dtype,
     }
     return x1, x2, y, params
 
@@ -115,12 +125,12 @@ def activation_inputs(ops: Sequence[_broadcast.Operand]) -> tuple[int, ...]:
 
 
 def activation_bounds(op: Operator, output: Tensor) -> tuple[str, int, int]:
-    """(fused activation, clamp min, clamp max) on the int8 output, as
+    """(fused activation, clamp min, clamp max) on the int8 or int16 output, as
     CalculateActivationRangeQuantized; TANH/SIGN_BIT and unknown values are refused."""
     activation = quant.fused_activation(op.options)
     try:
         lo, hi = quant.activation_range(activation, output.quant.scale, output.quant.zero_point,
-                                        DType.INT8.qmin, DType.INT8.qmax)
+                                        output.dtype.qmin, output.dtype.qmax)
     except UnsupportedError as error:
         raise unsupported(op, str(error)) from None
     return activation, lo, hi

@@ -52,11 +52,11 @@ def fused_activation(op: Operator) -> str:
 
 
 def activation_bounds(op: Operator, y: Tensor) -> tuple[str, int, int]:
-    """The fused activation and its clamp bounds on the int8 output (TFLM's
+    """The fused activation and its clamp bounds on the int8 or int16 output (TFLM's
     CalculateActivationRangeQuantized)."""
     activation = fused_activation(op)
     lo, hi = quant.activation_range(activation, y.quant.scale, y.quant.zero_point,
-                                    DType.INT8.qmin, DType.INT8.qmax)
+                                    y.dtype.qmin, y.dtype.qmax)
     if lo > hi:
         raise unsupported(op, f"empty activation range [{lo}, {hi}] for {activation}")
     return activation, lo, hi
@@ -67,6 +67,18 @@ def require_int8_io(op: Operator, x: Tensor, y: Tensor) -> None:
         if tensor.dtype is not DType.INT8:
             raise unsupported(op, f"{role} '{tensor.name}' is {tensor.dtype_name}; only int8 "
                                   "activations are supported")
+        require_per_tensor(op, tensor, role)
+    if x.is_constant:
+        raise unsupported(op, "a constant input is not supported")
+
+
+def require_activations(op: Operator, x: Tensor, y: Tensor) -> None:
+    """Input and output of one activation type (TFLM's TF_LITE_ENSURE_EQ on the types),
+    quantized per tensor; the input not a constant."""
+    if x.dtype is not y.dtype:
+        raise unsupported(op, f"input '{x.name}' is {x.dtype_name} but output '{y.name}' is "
+                              f"{y.dtype_name}; TFLM needs one type for both")
+    for tensor, role in ((x, "input"), (y, "output")):
         require_per_tensor(op, tensor, role)
     if x.is_constant:
         raise unsupported(op, "a constant input is not supported")

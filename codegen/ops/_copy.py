@@ -8,8 +8,8 @@ bases at generation time from the constant shapes and parameters (TFLM's Prepare
 no shape logic left. Adjacent loops that walk memory contiguously on both sides are merged,
 and an innermost loop of unit steps becomes one memcpy.
 
-Also here: the checks these operators share (int8 activations, unchanged quantization,
-constant int32 parameter vectors).
+Also here: the checks these operators share (int8 or int16 activations, one type and
+quantization for input and output, constant int32 parameter vectors).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from codegen.model.ir import DType, Graph, Operator, Tensor
 from codegen.ops.base import Layer, operand, require_dtype, unsupported
 
 _INDENT = "    "
+ACTIVATION_TYPES = (DType.INT8, DType.INT16)  # what TFLM's data-movement kernels copy
 
 
 def dense_strides(shape: Sequence[int]) -> list[int]:
@@ -127,11 +128,13 @@ def pointer_expression(name: str, index: str) -> str:
 
 
 def fill_step(dst: str, count: int, value: int, dtype: DType) -> dict[str, object]:
-    """memset of `count` elements of a 1-byte type to `value`."""
-    if dtype.itemsize != 1:
-        raise ValueError("fills are byte fills")
-    return {"kind": "fill", "dst": dst, "nbytes": count, "byte": int(value) & 0xFF,
-            "value": int(value)}
+    """`count` elements set to `value`: a memset where every byte of the value is the same
+    (any int8 value, int16 0 and -1), else a loop."""
+    raw = int(value).to_bytes(dtype.itemsize, "little", signed=True)
+    if len(set(raw)) == 1:
+        return {"kind": "fill", "dst": dst, "nbytes": count * dtype.itemsize, "byte": raw[0],
+                "value": int(value)}
+    return {"kind": "fill_loop", "dst": dst, "count": count, "value": int(value)}
 
 
 @dataclass
@@ -163,9 +166,9 @@ class CopyLayer(Layer):
 
 
 def activation_input(op: Operator, graph: Graph, position: int, role: str = "input") -> Tensor:
-    """An int8 non-constant operand."""
+    """An int8 or int16 non-constant operand."""
     t = operand(op, graph, position, role)
-    require_dtype(op, t, (DType.INT8,), role)
+    require_dtype(op, t, ACTIVATION_TYPES, role)
     if t.is_constant:
         raise unsupported(op, f"a constant {role} is not supported")
     if t.size == 0:
@@ -178,7 +181,7 @@ def outputs_of(op: Operator, graph: Graph) -> list[Tensor]:
         raise unsupported(op, "missing output")
     outs = [graph.tensors[i] for i in op.outputs]
     for i, t in enumerate(outs):
-        require_dtype(op, t, (DType.INT8,), f"output {i}" if len(outs) > 1 else "output")
+        require_dtype(op, t, ACTIVATION_TYPES, f"output {i}" if len(outs) > 1 else "output")
         if t.size == 0:
             raise unsupported(op, f"output '{t.name}' is empty ({list(t.shape)})")
     return outs
@@ -193,7 +196,10 @@ def single_output(op: Operator, graph: Graph) -> Tensor:
 
 def require_same_quantization(op: Operator, x: Tensor, y: Tensor) -> None:
     """The bytes are copied unchanged, so the values keep their meaning only if both tensors
-    have the same scale and zero point (TFLM itself copies without checking)."""
+    have the same type, scale and zero point (TFLM itself copies without checking)."""
+    if x.dtype is not y.dtype:
+        raise unsupported(op, f"'{x.name}' is {x.dtype_name} but '{y.name}' is {y.dtype_name}; "
+                              "this operator copies values and cannot convert them")
     if x.quant is None or y.quant is None:
         raise unsupported(op, "input and output need quantization parameters")
     if x.quant.per_channel or y.quant.per_channel:

@@ -64,15 +64,16 @@ class LutLayer(Layer):
         return self.opcode
 
 
-def elementwise_operands(op: Operator, graph: Graph) -> tuple[Tensor, Tensor]:
-    """The input and output of a one-input int8 activation, checked as TFLM's Prepare does
-    (same types, per-tensor quantization), plus the same shape."""
+def elementwise_operands(op: Operator, graph: Graph,
+                         dtype: DType = DType.INT8) -> tuple[Tensor, Tensor]:
+    """The input and output of a one-input activation of type `dtype`, checked as TFLM's
+    Prepare does (same types, per-tensor quantization), plus the same shape."""
     if len([i for i in op.inputs if i >= 0]) != 1:
         raise unsupported(op, f"expected 1 input, found {len(op.inputs)}")
     x = operand(op, graph, 0, "input")
     y = only_output(op, graph)
-    require_dtype(op, x, (DType.INT8,), "input")
-    require_dtype(op, y, (DType.INT8,), "output")
+    require_dtype(op, x, (dtype,), "input")
+    require_dtype(op, y, (dtype,), "output")
     if x.is_constant:
         raise unsupported(op, "a constant input is not supported")
     require_per_tensor(op, x, "input")

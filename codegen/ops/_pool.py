@@ -1,10 +1,11 @@
 """What AVERAGE_POOL_2D and MAX_POOL_2D share: TFLM's PoolingPrepare and the window walk.
 
 TFLM (pooling_common.cc) requires the input and output to share their quantization (scales
-within 1e-6 of each other, equal zero points), so pooling works on the raw int8 values; the
-fused activation clamps with bounds computed from the output's scale and zero point. Eval
-clips each window to the image: only in-bounds elements are read (and, for the average,
-counted).
+within 1e-6 of each other, equal zero points), so pooling works on the raw int8 (or int16)
+values; the fused activation clamps with bounds computed from the output's scale and zero
+point. Eval clips each window to the image: only in-bounds elements are read (and, for the
+average, counted). int16 (reference_integer_ops::AveragePool / MaxPool for int16) is the same
+arithmetic on int16 values, with an int32 sum.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from codegen.model.ir import Graph, Operator
-from codegen.ops._conv import activation_bounds, require_int8_io
+from codegen.model.ir import DType, Graph, Operator
+from codegen.ops._conv import activation_bounds, require_activations
 from codegen.ops._window import Window, require_nhwc, window
-from codegen.ops.base import Layer, only_output, operand, unsupported
+from codegen.ops.base import Layer, only_output, operand, require_dtype, unsupported
 
 
 @dataclass
@@ -46,7 +47,8 @@ class PoolLayer(Layer):
 
     def _finish(self, inputs: list[np.ndarray], values: np.ndarray) -> list[np.ndarray]:
         p = self.params
-        out = np.clip(values, int(p["act_min"]), int(p["act_max"])).astype(np.int8)
+        out = np.clip(values, int(p["act_min"]), int(p["act_max"]))
+        out = out.astype(self.out_tensor().dtype.np)
         return [out.reshape(inputs[0].shape[0], *self.out_tensor().shape)]
 
     def macs(self) -> int:
@@ -60,11 +62,14 @@ class PoolLayer(Layer):
         ]
 
 
-def prepare_pool(op: Operator, graph: Graph) -> tuple[int, int, dict[str, object]]:
-    """(input, output, parameters): checks common to both poolings (TFLM's PoolingPrepare)."""
+def prepare_pool(op: Operator, graph: Graph,
+                 dtype: DType) -> tuple[int, int, dict[str, object]]:
+    """(input, output, parameters): checks common to both poolings (TFLM's PoolingPrepare)
+    for activations of type `dtype`."""
     x = operand(op, graph, 0, "input")
     y = only_output(op, graph)
-    require_int8_io(op, x, y)
+    require_dtype(op, y, (dtype,), "output")
+    require_activations(op, x, y)
     require_nhwc(op, x, "input")
     require_nhwc(op, y, "output")
     if y.shape[0] != x.shape[0] or y.shape[3] != x.shape[3]:
@@ -100,4 +105,6 @@ def prepare_pool(op: Operator, graph: Graph) -> tuple[int, int, dict[str, object
         "activation": activation,
         "act_min": act_min,
         "act_max": act_max,
+        "c_type": dtype.c_type,
+        "qmin": dtype.qmin,
     }

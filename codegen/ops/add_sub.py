@@ -1,4 +1,4 @@
-"""ADD, SUB: int8 in/out, numpy-style broadcasting up to 6-D (a constant operand and the
+"""ADD, SUB: int8 or int16 in/out, numpy-style broadcasting up to 6-D (a constant operand and the
 same tensor on both inputs included), any input scales, fused NONE/RELU/RELU6/RELU_N1_TO_1.
 
 TFLM: CalculateOpDataAdd / CalculateOpDataSub (add_common.cc, sub_common.cc) and
@@ -11,7 +11,11 @@ and per element
     v_i = MultiplyByQuantizedMultiplierSmallerThanOneExp((x_i - zp_i) * 2^20, m_i, shift_i)
     out = clamp(MultiplyByQuantizedMultiplierSmallerThanOneExp(v1 +- v2, m_o, shift_o) + zp_o).
 
-Quirks reproduced: the fixed left shift of 20 (int8; int16 would use 15) that lifts both
+int16 (16x8) runs the same arithmetic (reference_ops::AddElementwise / BroadcastAdd6DSlow,
+SubElementwise / BroadcastQuantSubSlow) with a left shift of 15, in int32; TFLM's int16 SUB
+requires zero points of 0 (as validation does for every int16 tensor).
+
+Quirks reproduced: the fixed left shift of 20 for int8 (15 for int16) that lifts both
 inputs before scaling, and the per-input MultiplyByQuantizedMultiplierSmallerThanOneExp,
 which rounds the doubling high multiply and then divides by 2^-shift (no left-shift branch).
 QuantizeMultiplierSmallerThanOneExp CHECK-fails on a multiplier >= 1 (an output scale below
@@ -28,7 +32,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen import quant
-from codegen.model.ir import Graph, Operator
+from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._binary import (
     BinaryLayer,
     activation_bounds,
@@ -37,10 +41,10 @@ from codegen.ops._binary import (
     multiplier,
     prepare_binary,
 )
-from codegen.ops.base import CArray, unsupported
+from codegen.ops.base import CArray, require_zero_point_zero, unsupported
 
 OPCODES = ("ADD", "SUB")
-LEFT_SHIFT = 20  # TFLM's data->left_shift for int8 outputs
+LEFT_SHIFTS = {DType.INT8: 20, DType.INT16: 15}  # TFLM's data->left_shift per output type
 _INT31 = 1 << 31
 # int8 input values in the order of their uint8 bit patterns (the C indexes by those)
 _BYTES = np.arange(256, dtype=np.uint8).view(np.int8).astype(np.int64)
@@ -70,7 +74,7 @@ class AddSub(BinaryLayer):
         (x_i - zp_i) * 2^20, m_i, shift_i)."""
         p = self.params
         name = f"input{position + 1}"
-        return scale_down((values + int(p[f"{name}_offset"])) * (1 << LEFT_SHIFT),
+        return scale_down((values + int(p[f"{name}_offset"])) * int(p["left_shift_factor"]),
                           int(p[f"{name}_multiplier"]), int(p[f"{name}_shift"]))
 
     def describe(self) -> list[tuple[str, str]]:
@@ -145,17 +149,19 @@ def _smaller_than_one(op: Operator, real: float, what: str) -> tuple[int, int]:
     return mult, shift
 
 
-def prepare(op: Operator, graph: Graph) -> AddSub:
-    x1, x2, y, params = prepare_binary(op, graph)
+def _prepare(op: Operator, graph: Graph, dtype: DType) -> AddSub:
+    x1, x2, y, params = prepare_binary(op, graph, dtype)
     s1, s2, so = x1.quant.scale, x2.quant.scale, y.quant.scale
+    left_shift = LEFT_SHIFTS[dtype]
     twice_max = 2.0 * max(s1, s2)
     m1, sh1 = _smaller_than_one(op, s1 / twice_max, "input1")
     m2, sh2 = _smaller_than_one(op, s2 / twice_max, "input2")
-    mo, sho = _smaller_than_one(op, twice_max / ((1 << LEFT_SHIFT) * so), "output")
+    mo, sho = _smaller_than_one(op, twice_max / ((1 << left_shift) * so), "output")
     activation, act_min, act_max = activation_bounds(op, y)
     params.update({
         "subtract": op.opcode == "SUB",
-        "left_shift_factor": 1 << LEFT_SHIFT,
+        "left_shift": left_shift,
+        "left_shift_factor": 1 << left_shift,
         "input1_offset": -x1.quant.zero_point,
         "input2_offset": -x2.quant.zero_point,
         "output_offset": y.quant.zero_point,
@@ -165,10 +171,29 @@ def prepare(op: Operator, graph: Graph) -> AddSub:
         "activation": activation, "act_min": act_min, "act_max": act_max,
     })
     params["tables"] = False
-    layer = AddSub(op, graph, inputs=activation_inputs(params["operands"]),  # type: ignore[arg-type]
-                   outputs=(y.index,), params=params)
+    return AddSub(op, graph, inputs=activation_inputs(params["operands"]),  # type: ignore[arg-type]
+                  outputs=(y.index,), params=params)
+
+
+def prepare_int8(op: Operator, graph: Graph) -> AddSub:
+    """int8: where its bounds hold, each input's scaled value comes from a 256-entry table."""
+    layer = _prepare(op, graph, DType.INT8)
     tables = _tables(layer)
     if tables is None:
         return layer
-    params.update(tables)
-    return AddSubTables(op, graph, inputs=layer.inputs, outputs=layer.outputs, params=params)
+    layer.params.update(tables)
+    return AddSubTables(layer.op, graph, inputs=layer.inputs, outputs=layer.outputs,
+                        params=layer.params)
+
+
+def prepare_int16(op: Operator, graph: Graph) -> AddSub:
+    """int16: TFLM's arithmetic per element (a table of every int16 value would not fit).
+    TFLM's int16 SUB takes inputs with zero point 0 only (its ADD takes any)."""
+    layer = _prepare(op, graph, DType.INT16)
+    if op.opcode == "SUB":
+        for role, operand in zip(("input1", "input2"), layer.operands, strict=True):
+            require_zero_point_zero(op, operand.tensor, role)
+    return layer
+
+
+KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}

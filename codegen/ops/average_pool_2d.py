@@ -1,9 +1,9 @@
-"""AVERAGE_POOL_2D: int8 in/out with equal quantization, SAME/VALID padding, any filter size
-and strides, fused NONE/RELU/RELU6/RELU_N1_TO_1.
+"""AVERAGE_POOL_2D: int8 or int16 in/out with equal quantization, SAME/VALID padding, any
+filter size and strides, fused NONE/RELU/RELU6/RELU_N1_TO_1.
 
-TFLM: reference_integer_ops::AveragePool. The int32 sum of the in-bounds elements is divided
-by their count (padded positions are neither summed nor counted), rounding half away from
-zero through C's truncating division:
+TFLM: reference_integer_ops::AveragePool (int8 and int16). The int32 sum of the in-bounds
+elements is divided by their count (padded positions are neither summed nor counted),
+rounding half away from zero through C's truncating division:
     acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count
 The quirk is that the sign picks the direction of the half-count nudge: a negative sum is
 pushed further from zero before the truncation, so -2.5 becomes -3, not -2 as floor(x + 0.5)
@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from codegen.model.ir import Graph, Operator
+from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._pool import PoolLayer, prepare_pool
 from codegen.ops.base import unsupported
 
@@ -53,21 +53,34 @@ class GlobalAveragePool2D(AveragePool2D):
         return ("clamp", "pool_pairs") if self.params["pairs"] else ("clamp",)
 
 
-# The sum of a window and its nudge, count * 128 + count / 2, must fit in int32 (it
-# overflows in TFLM's int32 too): at most 16,711,935 values in a window.
-MAX_WINDOW = (2**31 - 1) * 2 // 257
+# The sum of a window and its nudge, count * 2^(bits - 1) + count / 2, must fit in int32 (it
+# overflows in TFLM's int32 too): at most 16,711,935 int8 or 65,535 int16 values in a window.
+MAX_WINDOW = {DType.INT8: (2**31 - 1) * 2 // 257, DType.INT16: (2**31 - 1) * 2 // 65537}
 
 
-def prepare(op: Operator, graph: Graph) -> AveragePool2D:
-    x, y, params = prepare_pool(op, graph)
+def _prepare(op: Operator, graph: Graph, dtype: DType, pairs: bool) -> AveragePool2D:
+    """`pairs`: the global pool may sum four int8 channels at a time in int16 halves."""
+    x, y, params = prepare_pool(op, graph, dtype)
     largest = int(np.asarray(params["counts"]).max())
-    if largest > MAX_WINDOW:
+    if largest > MAX_WINDOW[dtype]:
         raise unsupported(op, f"a window of {largest} values; the int32 sum of at most "
-                              f"{MAX_WINDOW} int8 values cannot overflow")
+                              f"{MAX_WINDOW[dtype]} {dtype.numpy_name} values cannot overflow")
     _, h, w, c = graph.tensors[x].shape
     win = params["window"]
     covers_all = len(win.rows.inside(0)) == h and len(win.cols.inside(0)) == w  # type: ignore[attr-defined]
     if params["out_h"] == params["out_w"] == 1 and covers_all:
-        params.update(count=h * w, half=h * w // 2, pairs=h * w <= _PAIR_SUM_LIMIT and c >= 4)
+        params.update(count=h * w, half=h * w // 2,
+                      pairs=pairs and h * w <= _PAIR_SUM_LIMIT and c >= 4)
         return GlobalAveragePool2D(op, graph, inputs=(x,), outputs=(y,), params=params)
     return AveragePool2D(op, graph, inputs=(x,), outputs=(y,), params=params)
+
+
+def prepare_int8(op: Operator, graph: Graph) -> AveragePool2D:
+    return _prepare(op, graph, DType.INT8, pairs=True)
+
+
+def prepare_int16(op: Operator, graph: Graph) -> AveragePool2D:
+    return _prepare(op, graph, DType.INT16, pairs=False)
+
+
+KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}

@@ -31,7 +31,8 @@ class CArray:
     @property
     def c_type(self) -> str:
         return {
-            "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
+            "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "uint16": "uint16_t",
+            "int32": "int32_t", "int64": "int64_t",
         }[self.values.dtype.name]
 
     @property
@@ -118,6 +119,16 @@ def require_dtype(op: Operator, tensor: Tensor, allowed: tuple[DType, ...], role
         raise unsupported(
             op, f"{role} '{tensor.name}' is {tensor.dtype_name}, expected {names}"
         )
+
+
+def require_zero_point_zero(op: Operator, tensor: Tensor, role: str) -> None:
+    """16x8 quantization is symmetric: the int16 kernels of TFLM that require a zero point
+    of 0, or ignore it, get one."""
+    if tensor.quant is not None and any(z != 0 for z in tensor.quant.zero_points):
+        raise unsupported(
+            op, f"{role} '{tensor.name}' has zero point {tensor.quant.zero_points[0]}; TFLM's "
+            f"int16 {op.opcode} needs 0 (16x8 quantization is symmetric: convert with "
+            "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)")
 
 
 def require_per_tensor(op: Operator, tensor: Tensor, role: str) -> None:

@@ -1,5 +1,6 @@
-"""CONCATENATION: 2 to 10 int8 inputs (constant ones included) along any axis, negative axes
-included, up to 6-D; every input quantized like the output; no fused activation.
+"""CONCATENATION: 2 to 10 int8 or int16 inputs (constant ones included) along any axis,
+negative axes included, up to 6-D; every input quantized like the output; no fused
+activation.
 
 TFLM: concatenation.cc Prepare refuses a fused activation, more than 10 inputs
 (kMaxInputNum), more than 6 dimensions and inputs whose scale or zero point differs from the
@@ -47,17 +48,21 @@ class Concatenation(Layer):
         for o in self.operands:
             data = np.asarray(o.tensor.data) if o.constant else next(given)
             parts.append(np.broadcast_to(data, (batch, *o.tensor.shape)) if o.constant else data)
-        return [np.concatenate(parts, axis=int(self.params["axis"]) + 1).astype(np.int8)]
+        dtype = self.out_tensor().dtype.np
+        return [np.concatenate(parts, axis=int(self.params["axis"]) + 1).astype(dtype)]
 
     def constants(self) -> list[CArray]:
-        return [CArray(o.name, np.asarray(o.tensor.data, dtype=np.int8).ravel())
+        dtype = self.out_tensor().dtype.np
+        return [CArray(o.name, np.asarray(o.tensor.data, dtype=dtype).ravel())
                 for o in self.operands if o.constant]
 
     def kernel(self, symbol: str) -> str:
-        blocks = [{"source": o.source(symbol), "size": size}
+        dtype = self.out_tensor().dtype
+        blocks = [{"source": o.source(symbol), "size": size, "bytes": size * dtype.itemsize}
                   for o, size in zip(self.operands, self.params["block_sizes"], strict=True)]  # type: ignore[call-overload]
-        return render(self.template, fn=symbol, layer=self, blocks=blocks,
-                      signature=_broadcast.kernel_parameters(self.operands), **self.params)
+        return render(self.template, fn=symbol, layer=self, blocks=blocks, c_type=dtype.c_type,
+                      signature=_broadcast.kernel_parameters(self.operands, dtype.c_type),
+                      **self.params)
 
     def describe(self) -> list[tuple[str, str]]:
         p = self.params
@@ -75,10 +80,10 @@ def prepare(op: Operator, graph: Graph) -> Concatenation:
     activation = str(op.options.get("fused_activation_function", "NONE"))
     if activation != "NONE":
         raise unsupported(op, f"fused activation {activation}; TFLM accepts only NONE")
-    require_dtype(op, y, (DType.INT8,), "output")
+    require_dtype(op, y, (DType.INT8, DType.INT16), "output")
     require_per_tensor(op, y, "output")
     for i, x in enumerate(xs):
-        require_dtype(op, x, (DType.INT8,), f"input {i}")
+        require_dtype(op, x, (y.dtype,), f"input {i}")
         require_per_tensor(op, x, f"input {i}")
         if (x.quant.scale, x.quant.zero_point) != (y.quant.scale, y.quant.zero_point):
             raise unsupported(
@@ -110,3 +115,6 @@ def prepare(op: Operator, graph: Graph) -> Concatenation:
     }
     return Concatenation(op, graph, inputs=tuple(x.index for x in xs if not x.is_constant),
                          outputs=(y.index,), params=params)
+
+
+KERNELS = dict.fromkeys((DType.INT8, DType.INT16), prepare)

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from codegen.model.ir import Graph, Operator
+from codegen.model.ir import DType, Graph, Operator
 from codegen.ops import _conv
 from codegen.ops._window import require_nhwc, window
 from codegen.ops.base import CArray, only_output, operand, unsupported
@@ -198,3 +198,6 @@ def prepare(op: Operator, graph: Graph) -> DepthwiseConv2D:
         return DepthwiseConv2D3x3(op, graph, inputs=(x.index,), outputs=(y.index,),
                                   params=params)
     return DepthwiseConv2D(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
+
+
+KERNELS = {DType.INT8: prepare}

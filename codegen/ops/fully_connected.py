@@ -226,3 +226,6 @@ def _requantization(op: Operator, input_scale: float, w, output_scale: float,
     reals = np.array([input_scale * float(s) / output_scale for s in scales])
     multipliers, shifts = quant.quantize_multipliers(reals)
     return multipliers, shifts, filter_offset
+
+
+KERNELS = {DType.INT8: prepare}

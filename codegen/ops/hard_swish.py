@@ -21,7 +21,7 @@ import numpy as np
 
 from codegen import quant
 from codegen.errors import UnsupportedError
-from codegen.model.ir import Graph, Operator
+from codegen.model.ir import DType, Graph, Operator
 from codegen.ops import _fixedpoint as fp
 from codegen.ops._lut import LutLayer, elementwise_operands
 from codegen.ops.base import unsupported
@@ -100,3 +100,7 @@ def prepare(op: Operator, graph: Graph) -> HardSwish:
         "reluish_exponent": reluish_exponent,
     }
     return HardSwish(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
+
+
+# TFLM has no int16 HARD_SWISH kernel (hard_swish.cc handles float32 and int8 only).
+KERNELS = {DType.INT8: prepare}

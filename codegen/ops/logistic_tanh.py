@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from codegen import quant
-from codegen.model.ir import Graph, Operator
+from codegen.model.ir import DType, Graph, Operator
 from codegen.ops import _fixedpoint as fp
 from codegen.ops._lut import LutLayer, elementwise_operands
 from codegen.ops.base import unsupported
@@ -91,3 +91,6 @@ def prepare(op: Operator, graph: Graph) -> SigmoidTanh:
         "input_range_radius": radius,
     }
     return SigmoidTanh(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
+
+
+KERNELS = {DType.INT8: prepare}

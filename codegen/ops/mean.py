@@ -1,10 +1,10 @@
-"""MEAN: int8 in/out over any constant set of axes (negative and repeated axes included, up
+"""MEAN: int8 or int16 in/out over any constant set of axes (negative and repeated axes included, up
 to 6-D), keep_dims true or false, any input and output quantization.
 
 TFLM: PrepareMeanOrSumHelper / EvalMeanHelper (reduce_common.cc) and
-reference_ops::QuantizedMeanOrSum (reduce.h). Prepare: QuantizeMultiplier(s_in / s_out) in
-double. Eval sums the raw int8 values of each output element in int32, then folds 1/n (n =
-the number of reduced elements) into the multiplier:
+reference_ops::QuantizedMeanOrSum (reduce.h), for int8 and int16 alike. Prepare:
+QuantizeMultiplier(s_in / s_out) in double. Eval sums the raw values of each output element
+in int32, then folds 1/n (n = the number of reduced elements) into the multiplier:
     shift' = min(floor(log2 n), 32, 31 + shift)
     m'     = (int64(m) << shift') / n          (integer division)
     out    = clamp(MultiplyByQuantizedMultiplier(sum - zp_in * n, m', shift - shift') + zp_out)
@@ -39,8 +39,8 @@ from codegen.ops.base import (
 )
 
 OPCODES = ("MEAN",)
-# The int32 sum must not overflow: |sum - zp * n| <= 256 * n.
-_MAX_REDUCED = (2**31 - 1) // 256
+# The int32 sum must not overflow: |sum - zp * n| <= 2^bits * n.
+_MAX_REDUCED = {DType.INT8: (2**31 - 1) // 256, DType.INT16: (2**31 - 1) // 65536}
 
 
 @dataclass
@@ -53,9 +53,10 @@ class Mean(Layer):
         x = inputs[0].astype(np.int64)
         axes = tuple(a + 1 for a in p["axes"])  # type: ignore[attr-defined]
         total = x.sum(axis=axes) + int(p["bias"])
+        dtype = self.out_tensor().dtype
         out = quant.requantize(quant.wrap_int32(total), int(p["multiplier"]), int(p["shift"]),
-                               int(p["output_zero_point"]), DType.INT8.qmin, DType.INT8.qmax)
-        return [out.astype(np.int8).reshape((x.shape[0], *self.out_tensor().shape))]
+                               int(p["output_zero_point"]), dtype.qmin, dtype.qmax)
+        return [out.astype(dtype.np).reshape((x.shape[0], *self.out_tensor().shape))]
 
     def macs(self) -> int:
         return self.in_tensor().size
@@ -115,13 +116,13 @@ def _groups(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[list[tuple[i
     return kept, reduced
 
 
-def prepare(op: Operator, graph: Graph) -> Mean:
+def _prepare(op: Operator, graph: Graph, dtype: DType) -> Mean:
     x = operand(op, graph, 0, "input")
     y = only_output(op, graph)
     if len(op.inputs) != 2:
         raise unsupported(op, f"expected 2 inputs (input, axis), found {len(op.inputs)}")
     for tensor, role in ((x, "input"), (y, "output")):
-        require_dtype(op, tensor, (DType.INT8,), role)
+        require_dtype(op, tensor, (dtype,), role)
         require_per_tensor(op, tensor, role)
     if x.is_constant:
         raise unsupported(op, "a constant input is not supported")
@@ -134,7 +135,7 @@ def prepare(op: Operator, graph: Graph) -> Mean:
         raise unsupported(op, f"output shape {list(y.shape)} does not match the input "
                           f"{list(shape)} reduced over axes {list(axes)}")
     count = int(np.prod([shape[a] for a in axes], dtype=np.int64))
-    if count > _MAX_REDUCED:
+    if count > _MAX_REDUCED[dtype]:
         raise unsupported(op, f"{count} elements per mean would overflow the int32 sum")
 
     mult, shift = multiplier(op, x.quant.scale / y.quant.scale, "output multiplier")
@@ -152,5 +153,17 @@ def prepare(op: Operator, graph: Graph) -> Mean:
         "output_zero_point": y.quant.zero_point,
         "kept": kept,
         "reduced": reduced,
+        "c_type": dtype.c_type, "qmin": dtype.qmin, "qmax": dtype.qmax,
     }
     return Mean(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
+
+
+def prepare_int8(op: Operator, graph: Graph) -> Mean:
+    return _prepare(op, graph, DType.INT8)
+
+
+def prepare_int16(op: Operator, graph: Graph) -> Mean:
+    return _prepare(op, graph, DType.INT16)
+
+
+KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}

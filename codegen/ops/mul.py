@@ -1,11 +1,13 @@
-"""MUL: int8 in/out, numpy-style broadcasting up to 6-D (a constant operand and the same
+"""MUL: int8 or int16 in/out, numpy-style broadcasting up to 6-D (a constant operand and the same
 tensor on both inputs included), fused NONE/RELU/RELU6/RELU_N1_TO_1.
 
 TFLM: CalculateOpDataMul (mul_common.cc) and reference_integer_ops::MulElementwise /
 BroadcastMul6DSlow. Prepare: QuantizeMultiplier(s1 * s2 / s_out) in double from the float32
 scales (the shift may be positive). Per element
     out = clamp(MultiplyByQuantizedMultiplier((x1 - zp1) * (x2 - zp2), m, shift) + zp_out)
-with the product (at most 256 * 256) exact in int32.
+with the product (at most 256 * 256) exact in int32. int16 (16x8) is the same arithmetic
+(MulElementwise / BroadcastMul6DSlow on int16, the product at most 2^30); TFLM requires zero
+points of 0 there (validation requires them of every int16 tensor).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen import quant
-from codegen.model.ir import Graph, Operator
+from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._binary import (
     BinaryLayer,
     activation_bounds,
@@ -25,6 +27,7 @@ from codegen.ops._binary import (
     multiplier,
     prepare_binary,
 )
+from codegen.ops.base import require_zero_point_zero
 
 OPCODES = ("MUL",)
 
@@ -49,8 +52,8 @@ class Mul(BinaryLayer):
         ]
 
 
-def prepare(op: Operator, graph: Graph) -> Mul:
-    x1, x2, y, params = prepare_binary(op, graph)
+def _prepare(op: Operator, graph: Graph, dtype: DType) -> Mul:
+    x1, x2, y, params = prepare_binary(op, graph, dtype)
     real = x1.quant.scale * x2.quant.scale / y.quant.scale
     mult, shift = multiplier(op, real, "output multiplier")
     activation, act_min, act_max = activation_bounds(op, y)
@@ -63,3 +66,17 @@ def prepare(op: Operator, graph: Graph) -> Mul:
     })
     return Mul(op, graph, inputs=activation_inputs(params["operands"]),  # type: ignore[arg-type]
                outputs=(y.index,), params=params)
+
+
+def prepare_int8(op: Operator, graph: Graph) -> Mul:
+    return _prepare(op, graph, DType.INT8)
+
+
+def prepare_int16(op: Operator, graph: Graph) -> Mul:
+    layer = _prepare(op, graph, DType.INT16)
+    for position, t in enumerate((*(o.tensor for o in layer.operands), layer.out_tensor())):
+        require_zero_point_zero(op, t, ("input1", "input2", "output")[position])
+    return layer
+
+
+KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}

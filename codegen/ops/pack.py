@@ -1,4 +1,4 @@
-"""PACK, UNPACK: int8 in/out along any axis (negative included), any number of values, all
+"""PACK, UNPACK: int8 or int16 in/out along any axis (negative included), any number of values, all
 quantized alike.
 
 TFLM: pack::Eval / UnpackEval (kernels/pack.cc, unpack.cc): the packed tensor is seen as
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codegen.model.ir import Graph, Operator
+from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._copy import (
     CopyLayer,
     Nest,
@@ -100,3 +100,6 @@ def _prepare_unpack(op: Operator, graph: Graph) -> Pack:
                  params={"axis": axis})
     layer.set_steps(steps)
     return layer
+
+
+KERNELS = dict.fromkeys((DType.INT8, DType.INT16), prepare)

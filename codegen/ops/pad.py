@@ -1,11 +1,14 @@
-"""PAD, PADV2: int8 in/out, constant int32 paddings (none negative), up to 5-D; PAD pads
-with the output zero point, PADV2 with its constant value; input and output quantized alike.
+"""PAD, PADV2: int8 or int16 in/out, constant int32 paddings (none negative), up to 5-D;
+PAD pads with the output zero point, PADV2 with its constant value; input and output
+quantized alike.
 
 TFLM: PadPrepare / PadEval (kernels/pad_common.cc, pad.cc) and reference_ops::PadImpl, which
 writes the output in order, taking the next input element inside the padded box and the
 padding value outside it. The padding value is the output zero point for int8 (PAD, or
-PADV2 without a third input) or PADV2's constant_values scalar, whose scale and zero point
-TFLM requires to equal the output's.
+PADV2 without a third input), 0 for int16 (quirk reproduced: TFLM's int16 case does not
+read the zero point), or PADV2's constant_values scalar of the input's type, whose
+scale and zero point TFLM requires to equal the output's (for int8; the same is required
+here for int16, where TFLM copies the raw value).
 
 The kernel fills the output with the padding value and copies the input into the box.
 """
@@ -39,7 +42,7 @@ class Pad(CopyLayer):
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x = inputs[0]
         y = self.out_tensor()
-        out = np.full((x.shape[0], *y.shape), int(self.params["value"]), dtype=np.int8)
+        out = np.full((x.shape[0], *y.shape), int(self.params["value"]), dtype=y.dtype.np)
         box = tuple(slice(lo, lo + d) for lo, d in zip(self.params["before"], x.shape[1:],
                                                         strict=True))
         out[(slice(None), *box)] = x
@@ -82,13 +85,15 @@ def prepare(op: Operator, graph: Graph) -> Pad:
 
 
 def _padding_value(op: Operator, graph: Graph, y: Tensor) -> int:
-    zero_point = y.quant.zero_point
-    if not DType.INT8.qmin <= zero_point <= DType.INT8.qmax:
-        raise unsupported(op, f"output zero point {zero_point} is outside the int8 range")
+    # Without constant_values TFLM pads int8 with the zero point and int16 with 0.
+    zero_point = y.quant.zero_point if y.dtype is DType.INT8 else 0
+    if not y.dtype.qmin <= zero_point <= y.dtype.qmax:
+        raise unsupported(op, f"output zero point {zero_point} is outside the {y.dtype_name} "
+                              "range")
     if len(op.inputs) < 3 or op.inputs[2] < 0:
         return zero_point
     c = operand(op, graph, 2, "constant_values")
-    require_dtype(op, c, (DType.INT8,), "constant_values")
+    require_dtype(op, c, (y.dtype,), "constant_values")
     if c.data is None:
         raise unsupported(op, "constant_values must be constant")
     if c.size != 1:
@@ -98,3 +103,6 @@ def _padding_value(op: Operator, graph: Graph, y: Tensor) -> int:
         raise unsupported(op, "constant_values must be quantized like the output "
                               "(TFLM requires the same scale and zero point)")
     return int(np.asarray(c.data).ravel()[0])
+
+
+KERNELS = dict.fromkeys((DType.INT8, DType.INT16), prepare)

@@ -1,4 +1,5 @@
-"""PRELU, int8 input and constant int8 alpha -> int8, alpha broadcast against the input.
+"""PRELU, int8 or int16 input and constant int8 alpha -> the input's type, alpha broadcast
+against the input.
 
 TFLM: CalculatePreluParams (prelu_common.cc) and reference_ops::BroadcastPrelu4DSlow:
   - multiplier 1 = in_scale / out_scale, multiplier 2 = in_scale * alpha_scale / out_scale
@@ -6,7 +7,9 @@ TFLM: CalculatePreluParams (prelu_common.cc) and reference_ops::BroadcastPrelu4D
   - per element, x = input - input zero point; x >= 0 gives MultiplyByQuantizedMultiplier(x,
     multiplier 1), otherwise MultiplyByQuantizedMultiplier(x * (alpha - alpha zero point),
     multiplier 2); then the output zero point and the int8 clamp;
-  - shapes of up to 4 dimensions, broadcast numpy-style (NdArrayDescsForElementwiseBroadcast).
+  - shapes of up to 4 dimensions, broadcast numpy-style (NdArrayDescsForElementwiseBroadcast);
+  - int16 (16x8): the same arithmetic on int16 inputs with the int16 clamp; TFLM requires an
+    int8 alpha there.
 
 Generation time folds the alpha zero point into the alpha values (int16). The common case,
 alpha repeating along the leading dimensions of an unbroadcast input (Keras PReLU, with or
@@ -55,7 +58,8 @@ class Prelu(Layer):
         negative = quant.multiply_by_quantized_multiplier(x * alpha, int(p["multiplier_2"]),
                                                           int(p["shift_2"]))
         out = quant.add_int32(np.where(x >= 0, positive, negative), int(p["output_zero_point"]))
-        return [np.clip(out, -128, 127).astype(np.int8)]
+        dtype = self.out_tensor().dtype
+        return [np.clip(out, dtype.qmin, dtype.qmax).astype(dtype.np)]
 
     def constants(self) -> list[CArray]:
         alpha = np.asarray(self.params["alpha_values"], dtype=np.int16)
@@ -93,12 +97,13 @@ def _broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int
     return strides
 
 
-def prepare(op: Operator, graph: Graph) -> Prelu:
+def _prepare(op: Operator, graph: Graph, dtype: DType) -> Prelu:
     x = operand(op, graph, 0, "input")
     a = operand(op, graph, 1, "alpha")
     y = only_output(op, graph)
-    for tensor, role in ((x, "input"), (a, "alpha"), (y, "output")):
-        require_dtype(op, tensor, (DType.INT8,), role)
+    for tensor, role, dtypes in ((x, "input", dtype), (a, "alpha", DType.INT8),
+                                 (y, "output", dtype)):
+        require_dtype(op, tensor, (dtypes,), role)
         require_per_tensor(op, tensor, role)
     if x.is_constant:
         raise unsupported(op, "a constant input is not supported")
@@ -141,5 +146,17 @@ def prepare(op: Operator, graph: Graph) -> Prelu:
         "extents": list(out4),
         "input_strides": _broadcast_strides(tuple(x.shape), out4),
         "alpha_strides": _broadcast_strides(tuple(a.shape), out4),
+        "c_type": dtype.c_type, "qmin": dtype.qmin, "qmax": dtype.qmax,
     }
     return Prelu(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
+
+
+def prepare_int8(op: Operator, graph: Graph) -> Prelu:
+    return _prepare(op, graph, DType.INT8)
+
+
+def prepare_int16(op: Operator, graph: Graph) -> Prelu:
+    return _prepare(op, graph, DType.INT16)
+
+
+KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}

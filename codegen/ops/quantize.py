@@ -1,9 +1,11 @@
-"""QUANTIZE: float32 -> int8/uint8, and int8/uint8 -> int8/uint8 requantization.
+"""QUANTIZE: float32 -> int8/uint8/int16, and requantization int8/uint8 -> int8/uint8,
+int8 <-> int16 and int16 -> int16 (what joins the int8 and int16 parts of a mixed model).
 
 TFLM: reference_ops::AffineQuantize divides in float32 (`val / static_cast<float>(scale)`),
 rounds half away from zero and clamps; reference_ops::Requantize subtracts the input zero
 point, applies MultiplyByQuantizedMultiplier(in_scale / out_scale) and adds the output zero
-point. The float path only ever runs at a model's float input.
+point, clamped to the output type. The float path only ever runs at a model's float input.
+TFLM has no int16 -> uint8 or uint8 -> int16 kernel; those pairs are refused (`_PAIRS`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from codegen.model.ir import DType, Graph, Operator
 from codegen.ops.base import Layer, only_output, operand, require_dtype, require_per_tensor
 
 OPCODES = ("QUANTIZE",)
-_QUANTIZED = (DType.INT8, DType.UINT8)
+_QUANTIZED = (DType.INT8, DType.UINT8, DType.INT16)
+# input type -> the output types it may be quantized to (TFLM's Eval switch; int32 aside)
+_PAIRS = {
+    DType.FLOAT32: (DType.INT8, DType.UINT8, DType.INT16),
+    DType.INT8: (DType.INT8, DType.UINT8, DType.INT16),
+    DType.UINT8: (DType.INT8, DType.UINT8),
+    DType.INT16: (DType.INT8, DType.INT16),
+}
 
 
 @dataclass
@@ -31,7 +40,9 @@ class Quantize(Layer):
         return ("clamp",) if self.params["from_float"] else ("requantize", "clamp")
 
     def inplace_inputs(self) -> tuple[int, ...]:
-        return () if self.params["from_float"] else (0,)  # 1 byte in, 1 byte out
+        # Element i is read before it is written when both take as many bytes.
+        x, y = self.in_tensor(), self.out_tensor()
+        return (0,) if x.dtype.itemsize == y.dtype.itemsize else ()
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         p = self.params
@@ -65,8 +76,8 @@ def quantize_float(x: np.ndarray, scale: float, zero_point: int, qmin: int,
 def prepare(op: Operator, graph: Graph) -> Quantize:
     x = operand(op, graph, 0, "input")
     y = only_output(op, graph)
-    require_dtype(op, x, (DType.FLOAT32, *_QUANTIZED), "input")
-    require_dtype(op, y, _QUANTIZED, "output")
+    require_dtype(op, x, tuple(_PAIRS), "input")
+    require_dtype(op, y, _PAIRS[x.dtype], "output")
     require_per_tensor(op, y, "output")
     params: dict[str, object] = {
         "from_float": x.dtype is DType.FLOAT32,
@@ -83,3 +94,6 @@ def prepare(op: Operator, graph: Graph) -> Quantize:
         multiplier, shift = quant.quantize_multiplier(x.quant.scale / y.quant.scale)
         params.update(input_zero_point=x.quant.zero_point, multiplier=multiplier, shift=shift)
     return Quantize(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
+
+
+KERNELS = dict.fromkeys(_QUANTIZED, prepare)  # the type of a float input's output

@@ -1,4 +1,5 @@
-"""RELU, RELU6 and LEAKY_RELU: standalone int8 -> int8 operators, as a 256-entry table.
+"""RELU, RELU6 and LEAKY_RELU: standalone int8 -> int8 operators, as a 256-entry table;
+int16 -> int16 (16x8) computed per element.
 
 TFLM:
   - RELU (CalculateReluOpData, ReluQuantized): requantization by in_scale / out_scale (a
@@ -14,19 +15,24 @@ TFLM:
     arithmetic), then the output zero point and the int8 clamp. A negative alpha multiplier
     is applied as its magnitude and the product negated afterwards, so its ties round the
     other way than a negative multiplier would (reproduced).
+int16 runs the same arithmetic (ReluQuantized / Relu6Quantized / QuantizeLeakyRelu
+instantiated on int16) with the int16 range, in C per element: a table of every int16 value
+would take 64 KiB.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from codegen import quant
+from codegen.emit import render
 from codegen.errors import UnsupportedError
-from codegen.model.ir import Graph, Operator
+from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._lut import LutLayer, elementwise_operands
-from codegen.ops.base import unsupported
+from codegen.ops.base import CArray, require_zero_point_zero, unsupported
 
 OPCODES = ("RELU", "RELU6", "LEAKY_RELU")
 
@@ -68,33 +74,60 @@ def _multiplier(op: Operator, real: float) -> tuple[int, int]:
         raise unsupported(op, str(error)) from None
 
 
-def float_to_quantized_int8(op: Operator, value: float, scale: float, zero_point: int) -> int:
-    """TFLM's FloatToQuantizedType<int8_t>: round(value / scale) in float32 plus the zero
-    point, clamped. A quotient beyond int32 would be converted with undefined behaviour."""
+def float_to_quantized(op: Operator, value: float, scale: float, zero_point: int,
+                       dtype: DType = DType.INT8) -> int:
+    """TFLM's FloatToQuantizedType<T>: round(value / scale) in float32 plus the zero point,
+    clamped to T. A quotient beyond int32 would be converted with undefined behaviour."""
     ratio = float(np.float32(value) / np.float32(scale))
-    if not abs(ratio) < 2.0**31 - 256:
+    if not abs(ratio) < 2.0**31 - 65536:
         raise unsupported(op, f"{value:g} / scale {scale:g} overflows TFLM's int32 conversion")
-    return int(np.clip(quant.round_half_away(ratio) + zero_point, -128, 127))
+    return int(np.clip(quant.round_half_away(ratio) + zero_point, dtype.qmin, dtype.qmax))
 
 
-def prepare(op: Operator, graph: Graph) -> Rectifier:
-    x, y = elementwise_operands(op, graph)
+@dataclass
+class RectifierInt16(Rectifier):
+    """int16: the same arithmetic (`function`), in C per element."""
+
+    template: ClassVar[str] = "kernels/rectifier_int16.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        # RELU6 only clamps the raw input
+        return ("clamp",) if self.opcode == "RELU6" else ("requantize", "clamp")
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        out = self.function(inputs[0].astype(np.int64))
+        return [out.astype(np.int16).reshape(inputs[0].shape[0], *self.out_tensor().shape)]
+
+    def constants(self) -> list[CArray]:
+        return []
+
+    def kernel(self, symbol: str) -> str:
+        return render(self.template, fn=symbol, layer=self, count=self.out_tensor().size,
+                      **self.params)
+
+
+_LAYERS = {DType.INT8: Rectifier, DType.INT16: RectifierInt16}
+
+
+def _prepare(op: Operator, graph: Graph, dtype: DType) -> Rectifier:
+    x, y = elementwise_operands(op, graph, dtype)
     in_scale, out_scale = x.quant.scale, y.quant.scale
     params: dict[str, object] = {
         "input_zero_point": x.quant.zero_point,
         "output_zero_point": y.quant.zero_point,
-        "lower": -128,
-        "upper": 127,
+        "lower": dtype.qmin,
+        "upper": dtype.qmax,
     }
     if op.opcode == "RELU6":
         params["lower"] = x.quant.zero_point
-        params["upper"] = float_to_quantized_int8(op, 6.0, in_scale, x.quant.zero_point)
+        params["upper"] = float_to_quantized(op, 6.0, in_scale, x.quant.zero_point, dtype)
     elif op.opcode == "RELU":
         real = float(np.float32(in_scale)) / float(np.float32(out_scale))  # in double
         multiplier, shift = _multiplier(op, real)
-        # quantized_activation_min: zero point + roundf(0.0f / scale), at least -128.
+        # quantized_activation_min: zero point + roundf(0.0f / scale), at least the type's.
         params.update(multiplier=multiplier, shift=shift,
-                      lower=max(-128, y.quant.zero_point))
+                      lower=max(dtype.qmin, y.quant.zero_point))
     else:
         alpha = np.float32(op.options.get("alpha", 0.0))  # the schema default
         identity = float(np.float32(in_scale)) / float(np.float32(out_scale))
@@ -103,4 +136,19 @@ def prepare(op: Operator, graph: Graph) -> Rectifier:
         alpha_multiplier, alpha_shift = _multiplier(op, negative)
         params.update(multiplier=multiplier, shift=shift, alpha=float(alpha),
                       alpha_multiplier=alpha_multiplier, alpha_shift=alpha_shift)
-    return Rectifier(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
+    return _LAYERS[dtype](op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
+
+
+def prepare_int8(op: Operator, graph: Graph) -> Rectifier:
+    return _prepare(op, graph, DType.INT8)
+
+
+def prepare_int16(op: Operator, graph: Graph) -> Rectifier:
+    layer = _prepare(op, graph, DType.INT16)
+    if op.opcode == "RELU":  # ReluPrepare requires it for int16; RELU6 and LEAKY_RELU do not
+        require_zero_point_zero(op, layer.in_tensor(), "input")
+        require_zero_point_zero(op, layer.out_tensor(), "output")
+    return layer
+
+
+KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}

@@ -19,6 +19,7 @@ from codegen.model.ir import DType, Graph, Operator
 from codegen.ops.base import Layer, only_output, operand, unsupported
 
 OPCODES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+TYPES = (DType.INT8, DType.INT16)  # and every other type: the bytes are not looked at
 
 
 @dataclass

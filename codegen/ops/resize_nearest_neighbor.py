@@ -1,4 +1,4 @@
-"""RESIZE_NEAREST_NEIGHBOR: int8 NHWC in/out, constant size, align_corners and
+"""RESIZE_NEAREST_NEIGHBOR: int8 or int16 NHWC in/out, constant size, align_corners and
 half_pixel_centers (TFLM's float32 index arithmetic, evaluated into tables at generation
 time); input and output quantized alike.
 
@@ -10,7 +10,7 @@ computed in float32:
     src   = min(align_corners ? (int32)roundf(v) : (int32)floorf(v), in - 1)
 and, with half_pixel_centers, max(src, 0); columns likewise. Generation time evaluates this
 with numpy float32 (the same IEEE single operations) into two offset tables, so the C only
-looks offsets up and copies depth bytes per pixel. TFLM applies align_corners and
+looks offsets up and copies depth values per pixel. TFLM applies align_corners and
 half_pixel_centers together when both are set (TensorFlow forbids the pair); so does this.
 """
 
@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from codegen.model.ir import Graph, Operator
+from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._copy import (
     activation_input,
     constant_vector,
@@ -101,7 +101,12 @@ def prepare(op: Operator, graph: Graph) -> ResizeNearestNeighbor:
         "out_h": out_h,
         "out_w": out_w,
         "depth": depth,
+        "depth_bytes": depth * x.dtype.itemsize,
+        "c_type": x.dtype.c_type,
         "batch_stride": in_h * in_w * depth,
     }
     return ResizeNearestNeighbor(op, graph, inputs=(x.index,), outputs=(y.index,),
                                  params=params)
+
+
+KERNELS = dict.fromkeys((DType.INT8, DType.INT16), prepare)

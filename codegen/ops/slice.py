@@ -1,4 +1,4 @@
-"""SLICE: int8 in/out, constant int32 or int64 begin and size (-1: to the end), up to 5-D;
+"""SLICE: int8 or int16 in/out, constant int32 or int64 begin and size (-1: to the end), up to 5-D;
 input and output quantized alike.
 
 TFLM: SliceEval (kernels/slice.cc) validates begin in [0, dim] and a size of -1 (to the
@@ -69,3 +69,6 @@ def prepare(op: Operator, graph: Graph) -> Slice:
                   params={"begin": begin, "size": resolved})
     layer.set_steps([Nest.gather("input0", "output0", resolved, in_strides, base)])
     return layer
+
+
+KERNELS = dict.fromkeys((DType.INT8, DType.INT16), prepare)

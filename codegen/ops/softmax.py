@@ -1,4 +1,5 @@
-"""SOFTMAX over the last dimension, int8 -> int8 (output scale 1/256, zero point -128), any beta.
+"""SOFTMAX over the last dimension, int8 -> int8 (output scale 1/256, zero point -128) or
+int8 -> int16 (scale 1/65536, zero point -32768), any beta.
 
 TFLM: SoftmaxPrepare / CalculateSoftmaxParams (softmax_common.cc) and the int8 path of
 reference_ops::Softmax:
@@ -11,7 +12,8 @@ reference_ops::Softmax:
     GreaterThanOne), gemmlowp's exp_on_negative_values gives Q0.31 and the row sum is
     accumulated in Q12.19 (Rescale<12>);
   - GetReciprocal: the sum shifted by its leading zeros, minus 1, one_over_one_plus_x;
-  - output = RoundingDivideByPOT(reciprocal * exp, num_bits_over_unit + 23) - 128, clamped.
+  - output = RoundingDivideByPOT(reciprocal * exp, num_bits_over_unit + 31 - bits) plus the
+    output type's minimum, clamped to it (bits: 8 for int8 output, 16 for int16).
 
 Generation time tabulates exp_on_negative_values for the 256 possible diffs (0 for the
 skipped ones: they then add 0 to the sum and come out as -128, as in TFLM); the C does the
@@ -48,7 +50,6 @@ from codegen.ops.base import (
 OPCODES = ("SOFTMAX",)
 _SCALED_DIFF_INTEGER_BITS = 5
 _ACCUMULATION_INTEGER_BITS = 12
-_OUTPUT_BITS = 8
 _MAX_DEPTH = 4095  # the Q12.19 sum of exps holds 4095 exps of 1
 _SAFE_DEPTH = 511  # up to here the final shift never exceeds 31
 
@@ -78,11 +79,13 @@ class Softmax(Layer):
         num_bits_over_unit = _ACCUMULATION_INTEGER_BITS - headroom_plus_one
         shifted_sum_minus_one = ((sums << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31)
         reciprocal = fp.one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one)
-        exponent = num_bits_over_unit + 31 - _OUTPUT_BITS
+        dtype = self.out_tensor().dtype
+        exponent = num_bits_over_unit + 31 - 8 * dtype.itemsize
         # Beyond 31 (TFLM aborts there) numpy's shift still gives the rounding's limit, 0.
-        out = fp.rdbp(fp.srdhm(reciprocal, exps), exponent) - 128
-        out = np.where(diff >= int(self.params["diff_min"]), np.clip(out, -128, 127), -128)
-        return [out.astype(np.int8).reshape(inputs[0].shape)]
+        out = fp.rdbp(fp.srdhm(reciprocal, exps), exponent) + dtype.qmin
+        out = np.where(diff >= int(self.params["diff_min"]),
+                       np.clip(out, dtype.qmin, dtype.qmax), dtype.qmin)
+        return [out.astype(dtype.np).reshape(inputs[0].shape)]
 
     def constants(self) -> list[CArray]:
         diffs = -np.arange(256, dtype=np.int64)
@@ -111,13 +114,30 @@ def greater_than_one_multiplier(real: float) -> tuple[int, int]:
     return q_fixed, shift
 
 
+def _int8_output(op: Operator, y) -> None:
+    if y.quant.zero_point != -128 or np.float32(y.quant.scale) != np.float32(1.0 / 256.0):
+        raise unsupported(op, f"output must have scale 1/256 and zero point -128, found "
+                          f"{y.quant.scale:g} and {y.quant.zero_point}")
+
+
+def _int16_output(op: Operator, y) -> None:
+    """TFLM: zero point -32768, scale within 0.001 / 65536 of 1 / 65536 (in float)."""
+    target = np.float32(1.0 / 65536)
+    if y.quant.zero_point != -32768 or abs(np.float32(y.quant.scale) - target) > (
+            np.float32(0.001) * target):
+        raise unsupported(op, f"an int16 output must have scale 1/65536 and zero point "
+                          f"-32768, found {y.quant.scale:g} and {y.quant.zero_point}")
+
+
+# The output types of an int8 SOFTMAX and what TFLM requires of their quantization.
+_OUTPUTS = {DType.INT8: _int8_output, DType.INT16: _int16_output}
+
+
 def prepare(op: Operator, graph: Graph) -> Softmax:
     x = operand(op, graph, 0, "input")
     y = only_output(op, graph)
     require_dtype(op, x, (DType.INT8,), "input")
-    if y.dtype is DType.INT16:
-        raise unsupported(op, "int16 output is not supported (int8 -> int8 only)")
-    require_dtype(op, y, (DType.INT8,), "output")
+    require_dtype(op, y, tuple(_OUTPUTS), "output")
     if x.is_constant:
         raise unsupported(op, "a constant input is not supported")
     require_per_tensor(op, x, "input")
@@ -125,9 +145,7 @@ def prepare(op: Operator, graph: Graph) -> Softmax:
     if not x.shape or tuple(x.shape) != tuple(y.shape):
         raise unsupported(op, f"input shape {list(x.shape)} and output shape {list(y.shape)} "
                           "must be equal and not scalar")
-    if y.quant.zero_point != -128 or np.float32(y.quant.scale) != np.float32(1.0 / 256.0):
-        raise unsupported(op, f"output must have scale 1/256 and zero point -128, found "
-                          f"{y.quant.scale:g} and {y.quant.zero_point}")
+    _OUTPUTS[y.dtype](op, y)
     depth = int(x.shape[-1])
     if not 1 <= depth <= _MAX_DEPTH:
         raise unsupported(op, f"rows of {depth} values are not supported (1 to {_MAX_DEPTH}: "
@@ -150,8 +168,12 @@ def prepare(op: Operator, graph: Graph) -> Softmax:
         "diff_min": diff_min,
         "depth": depth,
         "outer": x.size // depth,
-        "exponent_base": _ACCUMULATION_INTEGER_BITS + 31 - _OUTPUT_BITS,
+        "exponent_base": _ACCUMULATION_INTEGER_BITS + 31 - 8 * y.dtype.itemsize,
         "accumulation_shift": _ACCUMULATION_INTEGER_BITS,
-        "may_exceed_shift": depth > _SAFE_DEPTH,
+        "may_exceed_shift": depth > _SAFE_DEPTH and y.dtype is DType.INT8,
+        "c_type": y.dtype.c_type, "qmin": y.dtype.qmin, "qmax": y.dtype.qmax,
     }
     return Softmax(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
+
+
+KERNELS = {DType.INT8: prepare}

@@ -1,4 +1,4 @@
-"""SPLIT, SPLIT_V: int8 in/out along a constant int32 axis (negative included), any number
+"""SPLIT, SPLIT_V: int8 or int16 in/out along a constant int32 axis (negative included), any number
 of outputs, each quantized like the input.
 
 TFLM: SplitEval / SplitVEval (kernels/split.cc, split_v.cc) read the axis as int32 and copy,
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codegen.model.ir import Graph, Operator
+from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._copy import (
     CopyLayer,
     Nest,
@@ -80,3 +80,6 @@ def prepare(op: Operator, graph: Graph) -> Split:
                   params={"axis": axis, "sizes": sizes})
     layer.set_steps(steps)
     return layer
+
+
+KERNELS = dict.fromkeys((DType.INT8, DType.INT16), prepare)

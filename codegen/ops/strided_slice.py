@@ -1,4 +1,4 @@
-"""STRIDED_SLICE: int8 in/out, constant int32 begin/end/strides (negative indices and
+"""STRIDED_SLICE: int8 or int16 in/out, constant int32 begin/end/strides (negative indices and
 strides included), begin_mask, end_mask and shrink_axis_mask, up to 4-D; input and output
 quantized alike; no ellipsis_mask, new_axis_mask or offset (TFLM ignores them).
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codegen.model.ir import Graph, Operator
+from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._copy import (
     CopyLayer,
     Nest,
@@ -141,3 +141,6 @@ def prepare(op: Operator, graph: Graph) -> StridedSlice:
                          params={"ranges": ranges})
     layer.set_steps([Nest.gather("input0", "output0", counts, steps, base)])
     return layer
+
+
+KERNELS = dict.fromkeys((DType.INT8, DType.INT16), prepare)

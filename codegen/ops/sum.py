@@ -35,7 +35,7 @@ class Sum(mean.Mean):
 
 
 def prepare(op: Operator, graph: Graph) -> Sum:
-    layer = mean.prepare(op, graph)
+    layer = mean.prepare_int8(op, graph)
     x, y = layer.in_tensor(), layer.out_tensor()
     mult, shift = multiplier(op, x.quant.scale / y.quant.scale, "output multiplier")
     params = {**layer.params, "multiplier": mult, "shift": shift}

@@ -1,4 +1,4 @@
-"""TRANSPOSE: int8 in/out, constant int32 permutation, 1-D to 5-D; input and output
+"""TRANSPOSE: int8 or int16 in/out, constant int32 permutation, 1-D to 5-D; input and output
 quantized alike.
 
 TFLM: TransposePrepare (kernels/transpose_common.cc: at most 5 dimensions, constant int32
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codegen.model.ir import Graph, Operator
+from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._copy import (
     CopyLayer,
     Nest,
@@ -55,3 +55,6 @@ def prepare(op: Operator, graph: Graph) -> Transpose:
     layer.set_steps([Nest.gather("input0", "output0", y.shape,
                                  [in_strides[p] for p in perm])])
     return layer
+
+
+KERNELS = dict.fromkeys((DType.INT8, DType.INT16), prepare)

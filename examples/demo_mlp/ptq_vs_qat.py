@@ -1,4 +1,5 @@
-"""Post-training quantization (PTQ) vs quantization-aware training (QAT) on the demo MLP.
+"""Post-training quantization (PTQ) vs quantization-aware training (QAT) vs 16x8 PTQ on the
+demo MLP.
 
     python examples/demo_mlp/ptq_vs_qat.py [--out DIR] [--epochs N] [--qat-epochs N]
 
@@ -13,11 +14,13 @@ set before it is first imported. This script sets it itself, first thing.
    weights and activations), fine-tunes it, saves it as a SavedModel, and converts it with
    the same `codegen quantize` -> demo_mlp_qat.tflite (the converter takes the ranges the
    training learned).
-4. Runs both int8 models with codegen's integer reference (bit-exact with the generated C
+4. 16x8 PTQ: `codegen quantize --int16` of the float SavedModel -> demo_mlp_16x8.tflite
+   (int16 activations and I/O, int8 weights): the first remedy when int8 loses too much.
+5. Runs the three models with codegen's integer reference (bit-exact with the generated C
    and with TFLM) on a 101 x 101 grid and prints the error of each against the function.
 
-Both .tflite files are full int8 with int8 input and output, ready for `codegen generate`
-or `codegen build`. The equivalent command lines are printed as they run.
+The int8 .tflite files have int8 input and output, the 16x8 one int16; all are ready for
+`codegen generate` or `codegen build`. The equivalent command lines are printed as they run.
 """
 
 from __future__ import annotations
@@ -77,17 +80,19 @@ def fit(model: Any, xy: np.ndarray, z: np.ndarray, epochs: int, learning_rate: f
               callbacks=[schedule])
 
 
-def quantize(saved_model: Path, calibration: Path, output: Path) -> bytes:
-    """What `codegen quantize SAVED_MODEL -o OUTPUT --calibration CALIBRATION` does."""
+def quantize(saved_model: Path, calibration: Path, output: Path, int16: bool = False) -> bytes:
+    """What `codegen quantize SAVED_MODEL -o OUTPUT --calibration CALIBRATION [--int16]`
+    does."""
     from codegen.quantize import quantize_model
 
-    print(f"$ codegen quantize {saved_model} -o {output} --calibration {calibration}")
-    result = quantize_model(saved_model, calibration)
+    flag = " --int16" if int16 else ""
+    print(f"$ codegen quantize {saved_model} -o {output} --calibration {calibration}{flag}")
+    result = quantize_model(saved_model, calibration, scheme="16x8" if int16 else "int8")
     output.write_bytes(result.model)
     return result.model
 
 
-def run_int8(model: bytes, xy: np.ndarray) -> np.ndarray:
+def run_quantized(model: bytes, xy: np.ndarray) -> np.ndarray:
     """Quantize the inputs, run codegen's integer reference, dequantize the outputs."""
     from codegen.program import load_program
     from codegen.quantize import dequantize, int8_inputs
@@ -126,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     fit(model, xy, z, args.epochs, 0.01)
     model.save(out / "float_savedmodel", save_format="tf")
     ptq = quantize(out / "float_savedmodel", calibration, out / "demo_mlp_ptq.tflite")
+    ptq16 = quantize(out / "float_savedmodel", calibration, out / "demo_mlp_16x8.tflite",
+                     int16=True)
 
     print(f"quantization-aware fine-tuning ({args.qat_epochs} epochs)")
     qat_model = tfmot.quantization.keras.quantize_model(model)
@@ -137,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     expected = train.target(test)
     print("error against min(1, 4xy) on a 101 x 101 grid:")
     print(f"  float:     {train.fit_error(model.predict(test, verbose=0), expected)}")
-    print(f"  int8 PTQ:  {train.fit_error(run_int8(ptq, test), expected)}")
-    print(f"  int8 QAT:  {train.fit_error(run_int8(qat, test), expected)}")
-    print(f"wrote {out / 'demo_mlp_ptq.tflite'} and {out / 'demo_mlp_qat.tflite'}")
+    print(f"  int8 PTQ:  {train.fit_error(run_quantized(ptq, test), expected)}")
+    print(f"  int8 QAT:  {train.fit_error(run_quantized(qat, test), expected)}")
+    print(f"  16x8 PTQ:  {train.fit_error(run_quantized(ptq16, test), expected)}")
+    print(f"wrote {out / 'demo_mlp_ptq.tflite'}, {out / 'demo_mlp_qat.tflite'} and "
+          f"{out / 'demo_mlp_16x8.tflite'}")
     return 0
 
 

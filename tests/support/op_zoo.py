@@ -137,6 +137,31 @@ def data_movement() -> dict[str, Callable[[], bytes]]:
     }
 
 
+def int16_models() -> dict[str, Callable[[], bytes]]:
+    """The 16x8 builder models (tests/support/int16_models.py): every int16 kernel template
+    but the ones only the converter's models reach."""
+    from support import int16_models as im
+
+    return {"int16_layers": im.builder_16x8, "int16_activations": im.activations_16x8,
+            "int16_mixed": im.mixed_model,
+            "transpose_conv_int8": lambda: _transpose_conv_int8()}
+
+
+def _transpose_conv_int8() -> bytes:
+    b = ModelBuilder("TRANSPOSE_CONV")
+    x = b.add_tensor("x", X_SHAPE, "int8", quant=X_Q)
+    w = b.add_tensor("w", (2, 3, 3, 3), "int8", quant=Q([0.01, 0.02], 0),
+                     data=np.arange(54).reshape(2, 3, 3, 3) % 11 - 5)
+    bias = b.add_tensor("b", (2,), "int32", quant=Q(bias_scales(X_Q.scale, [0.01, 0.02]), 0),
+                        data=[100, -200])
+    shape = b.add_tensor("shape", (4,), "int32", data=np.array([1, 10, 10, 2]))
+    y = b.add_tensor("y", (1, 10, 10, 2), "int8", quant=Q(0.05, 3))
+    options = _options("TransposeConvOptions", padding=schema.Padding.SAME, strideH=2, strideW=2)
+    b.add_op("TRANSPOSE_CONV", [shape, w, x, bias], [y], options)
+    b.set_io([x], [y])
+    return b.build()
+
+
 def models() -> dict[str, Callable[[], bytes]]:
     """name -> model factory."""
     zoo: dict[str, Callable[[], bytes]] = {
@@ -155,5 +180,6 @@ def models() -> dict[str, Callable[[], bytes]]:
         **{op.lower(): (lambda op=op: binary(op))
            for op in ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM")},
         **{op.lower(): make for op, make in data_movement().items()},
+        **int16_models(),
     }
     return zoo
