@@ -380,10 +380,11 @@ def measure(executable: Path, target: Target, input_bytes: bytes, output_bytes: 
         # The plugin's rows after a mark are those of the interval that ends at it; a mark
         # costs no cycles. Regions: before the first layer, each layer, after the last.
         layer_rows = [m.rows for m in marks[2:-1]]
-        if not cycles.has_cycle_model(target):  # instructions only
+        if not cycles.has_cycle_model(target):  # instructions only (rows without cycles)
             return Measurement(method, 1, report.outputs, len(report.invokes), total, parts,
                                timer_instructions=timer_instructions,
-                               stack_bytes=report.stack)
+                               stack_bytes=report.stack,
+                               rows=cycles.merge(m.rows for m in marks[1:]))
         return Measurement(method, 1, report.outputs, len(report.invokes), total, parts,
                            timer_instructions=timer_instructions, stack_bytes=report.stack,
                            cycles=marks[-1].cycles - marks[0].cycles,

@@ -214,7 +214,8 @@ _INSTRUCTION = re.compile(r"\s*([0-9a-f]+):\t(?:[0-9a-f]{4} ?){1,2}\s*\t(.*)$")
 def disassembly(executable: Path, target: Target) -> dict[int, tuple[str, str]]:
     """address -> (function, instruction text) from objdump."""
     try:
-        listing = subprocess.run([target.toolchain_prefix + "objdump", "-d", str(executable)],
+        listing = subprocess.run([target.toolchain_prefix + "objdump", "-d",
+                                  *target.objdump_flags, str(executable)],
                                  capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as error:
         raise CodegenError(f"cannot disassemble {executable.name}: {error}") from None

@@ -44,6 +44,8 @@ class Target:
     no multilib matches links against the closest library)."""
     qemu_args: tuple[str, ...] = ()
     """More qemu-system arguments (RISC-V virt: -bios none)."""
+    objdump_flags: tuple[str, ...] = ()
+    """objdump options that decode every instruction the core runs (Helium needs -m)."""
     note: str = ""
     """What the README's targets table says about it besides its flags and machine."""
     instructions_per_tick: float = 0
@@ -70,7 +72,8 @@ class Target:
 
 
 def _cortex_m(name: str, board: str, qemu_cpu: str, *fpu_flags: str,
-              instructions_per_tick: float = 40, note: str = "") -> Target:
+              instructions_per_tick: float = 40, note: str = "",
+              objdump_flags: tuple[str, ...] = ()) -> Target:
     return Target(
         name=name,
         board=board,
@@ -81,6 +84,7 @@ def _cortex_m(name: str, board: str, qemu_cpu: str, *fpu_flags: str,
         qemu_cpu=qemu_cpu,
         toolchain_prefix="arm-none-eabi-",
         cpu_family="arm",
+        objdump_flags=objdump_flags,
         note=note,
         instructions_per_tick=instructions_per_tick,
     )
@@ -146,6 +150,7 @@ TARGETS: dict[str, Target] = {
     "cortex-m55": _cortex_m(
         "cortex-m55", "mps3-an547", "cortex-m55", "-mfloat-abi=hard",
         instructions_per_tick=31.25,
+        objdump_flags=("-m", "armv8.1-m.main"),  # Debian's binutils 2.40 takes no "+mve"
         note="Helium (MVE) kernels; stands for the Cortex-M85 too (same code; GCC 12 and "
              "QEMU 7.2 have no M85)",
     ),
