@@ -180,8 +180,9 @@ def build(model: PathLike, target: str, output: PathLike, *, name: str | None = 
           build_dir: PathLike | None = None, arena_section: str | None = None,
           cmake: bool = False) -> BuiltLibrary:
     """Generate the C for `model` and compile it into `output/libNAME.a` for `target`
-    ("host", "cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33"), beside
-    NAME.h, NAME.c and the build files: meson.build and, for a Cortex-M core, cross.ini; or
+    ("host", "cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33",
+    "cortex-m55", "riscv32", "riscv32-v"), beside
+    NAME.h, NAME.c and the build files: meson.build and, for a cross target, cross.ini; or
     with `cmake=True` CMakeLists.txt and toolchain.cmake, compiled with CMake. All written
     together once the library is built, or none. `build_dir` keeps the build (a new or
     empty directory, or one codegen made before; default: a temporary directory).
