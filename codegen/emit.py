@@ -116,7 +116,11 @@ def runtime_snippets(names: Iterable[str]) -> list[str]:
 
 
 def c_array_body(values: np.ndarray) -> str:
-    items = [str(v) for v in np.asarray(values).ravel().tolist()]
+    array = np.asarray(values)
+    if array.dtype.kind == "f":
+        items = [c_float(v) for v in array.ravel().tolist()]
+    else:
+        items = [str(v) for v in array.ravel().tolist()]
     lines = [
         "    " + ", ".join(items[i:i + _VALUES_PER_LINE]) + ","
         for i in range(0, len(items), _VALUES_PER_LINE)

@@ -1,0 +1,126 @@
+"""SSD-style heads ending in DETECTION_POSTPROCESS (TFLM's custom operator
+`TFLite_Detection_PostProcess`), written with the flatbuffer builder: the converter writes the
+operator only from TensorFlow's object-detection export, so the tests write it themselves,
+with its options as a flexbuffer map (the `flatbuffers` package's flexbuffers module).
+
+`head(...)` makes the operator's usual context in an int8 model: int8 box encodings and class
+predictions (graph inputs standing for the detector's last layers) through DEQUANTIZE into the
+operator, constant float32 anchors, four float32 outputs. `float_inputs=True` feeds float32
+graph inputs straight in, as TFLM's own kernel test does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from flatbuffers import flexbuffers
+
+from support.builder import ModelBuilder, Q
+
+CUSTOM_CODE = "TFLite_Detection_PostProcess"
+BOX_Q = Q(0.05, 3)  # box encodings of about +-6.4 (y/x_scale 10, h/w_scale 5: +-0.64, e^+-1.3)
+SCORE_Q = Q(1 / 256, -128)  # sigmoid scores in [0, 1)
+
+
+def flex_options(values: dict[str, object]) -> bytes:
+    """A flexbuffer map: bool, int and float values as the Python builder types them
+    (floats exact in float32 stored as 32-bit floats, others as doubles)."""
+    fbb = flexbuffers.Builder()
+    with fbb.Map():
+        for key, value in values.items():
+            if value is None:
+                fbb.Key(key)
+                fbb.Null()
+            elif isinstance(value, bool):
+                fbb.Bool(key, value)
+            elif isinstance(value, int):
+                fbb.Int(key, value)
+            else:
+                fbb.Float(key, float(value))
+    return bytes(fbb.Finish())
+
+
+def detection_options(*, max_detections: int = 5, max_classes_per_detection: int = 1,
+                      detections_per_class: int | None = 100, use_regular_nms: bool = False,
+                      nms_score_threshold: float = 0.3, nms_iou_threshold: float = 0.5,
+                      num_classes: int = 3, scales: tuple[float, ...] = (10.0, 10.0, 5.0, 5.0),
+                      **extra: object) -> dict[str, object]:
+    """The options the object-detection export writes (TFLM reads these eleven keys)."""
+    options: dict[str, object] = {
+        "max_detections": max_detections,
+        "max_classes_per_detection": max_classes_per_detection,
+        "use_regular_nms": use_regular_nms,
+        "nms_score_threshold": nms_score_threshold,
+        "nms_iou_threshold": nms_iou_threshold,
+        "num_classes": num_classes,
+        "y_scale": scales[0], "x_scale": scales[1], "h_scale": scales[2], "w_scale": scales[3],
+    }
+    if detections_per_class is not None:
+        options["detections_per_class"] = detections_per_class
+    options.update(extra)
+    return options
+
+
+def grid_anchors(rows: int, cols: int, sizes: tuple[float, ...] = (0.3, 0.5),
+                 aspect: float = 1.5) -> np.ndarray:
+    """(y, x, h, w) anchors on a rows x cols grid over the unit square, one per size and
+    orientation, so that neighbours overlap."""
+    anchors = []
+    for r in range(rows):
+        for c in range(cols):
+            y, x = (r + 0.5) / rows, (c + 0.5) / cols
+            for size in sizes:
+                anchors.append((y, x, size, size * aspect))
+                anchors.append((y, x, size * aspect, size))
+    return np.array(anchors, dtype=np.float32)
+
+
+@dataclass
+class Head:
+    """One DETECTION_POSTPROCESS layer and its inputs."""
+
+    anchors: np.ndarray
+    options: dict[str, object]
+    background: bool = True
+    values_per_box: int = 4
+    float_inputs: bool = False
+    box_q: Q = BOX_Q
+    score_q: Q = SCORE_Q
+    output_slots: int | None = None  # detections the outputs hold (default max_detections)
+    custom_options: bytes | None = None  # raw options bytes in place of `options`
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def boxes(self) -> int:
+        return len(self.anchors)
+
+    @property
+    def columns(self) -> int:
+        return int(self.options["num_classes"]) + (1 if self.background else 0)
+
+
+def head_model(head: Head) -> bytes:
+    b = ModelBuilder("detection head")
+    n = head.boxes
+    dtype = "float32" if head.float_inputs else "int8"
+    box_in = b.add_tensor("box_encodings", (1, n, head.values_per_box), dtype,
+                          quant=None if head.float_inputs else head.box_q)
+    cls_in = b.add_tensor("class_predictions", (1, n, head.columns), dtype,
+                          quant=None if head.float_inputs else head.score_q)
+    box, cls = box_in, cls_in
+    if not head.float_inputs:
+        box = b.add_tensor("box_float", (1, n, head.values_per_box), "float32")
+        cls = b.add_tensor("class_float", (1, n, head.columns), "float32")
+        b.add_op("DEQUANTIZE", [box_in], [box])
+        b.add_op("DEQUANTIZE", [cls_in], [cls])
+    anchors = b.add_tensor("anchors", head.anchors.shape, "float32", data=head.anchors)
+    slots = head.output_slots or int(head.options["max_detections"])
+    outs = [b.add_tensor("detection_boxes", (1, slots, 4), "float32"),
+            b.add_tensor("detection_classes", (1, slots), "float32"),
+            b.add_tensor("detection_scores", (1, slots), "float32"),
+            b.add_tensor("num_detections", (1,), "float32")]
+    raw = head.custom_options if head.custom_options is not None else flex_options(head.options)
+    b.add_op("CUSTOM", [box, cls, anchors], outs, custom_code=CUSTOM_CODE, custom_options=raw)
+    b.set_io([box_in, cls_in], outs)
+    return b.build()
