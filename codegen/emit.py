@@ -214,6 +214,9 @@ def _pointer(program: Program, tensor_index: int, writable: bool, debug: bool) -
         address = f"debug_buffer_{buffer}"
     else:
         address = f"arena + {location.index}"
+    if c_type == "float":  # float tensors in the arena (around DETECTION_POSTPROCESS):
+        # through void *, which cppcheck accepts from bytes (the arena is aligned for them)
+        return f"({qualifier}float *)({qualifier}void *)({address})"
     return f"({qualifier}{c_type} *)({address})"
 
 

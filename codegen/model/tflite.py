@@ -19,6 +19,9 @@ Time and memory stay proportional to the file, whatever it holds:
   exceed `_SHARING_ALLOWANCE` times the file's size: flatbuffer tables and vectors may be
   shared, so a small file could otherwise describe millions of operators (a "DAG bomb");
 - at most `MAX_OPERATORS` operators, `MAX_TENSORS` tensors and `MAX_DIMENSIONS` dimensions;
+- a custom operator TFLM registers (DETECTION_POSTPROCESS) keeps its options as the file's
+  bytes, at most `MAX_CUSTOM_OPTIONS_BYTES` of them (codegen.model.flexbuffers reads them);
+  other custom operators are named `CUSTOM(name)` and refused later;
 - constant data is never copied: each tensor's array is a read-only view of the file's
   bytes, one per buffer, type and shape, however many tensors share the buffer; and the
   constant data the operators read, counted once per reading operator (the generated C

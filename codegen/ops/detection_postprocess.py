@@ -1,8 +1,8 @@
 """DETECTION_POSTPROCESS: TFLM's custom operator `TFLite_Detection_PostProcess` (the end of SSD
 detectors): float32 box encodings and class predictions (in an int8 model, the outputs of
 DEQUANTIZE), constant float32 anchors, the fast (one class per box) and the regular (per-class)
-non-max suppression; four float32 outputs (boxes, classes, scores, number of detections).
-The only operator that brings float arithmetic into the generated C.
+non-max suppression; four float32 outputs (boxes, classes, scores, number of detections);
+float arithmetic in the generated C (see "Float arithmetic" below the table).
 
 TFLM: detection_postprocess.cc. Init reads the flexbuffer options (codegen.model.flexbuffers:
 the same keys and conversions, detections_per_class 100 and use_regular_nms false when
@@ -94,13 +94,12 @@ class DetectionPostprocess(Layer):
         encodings = inputs[0].reshape(n, boxes_count, -1)[:, :, :4].astype(np.float32)
         scores = inputs[1].reshape(n, boxes_count, int(p["columns"])).astype(np.float32)
         decoded = self._decode(encodings)
+        valid = _valid(decoded)
         slots = int(p["output_slots"])
         out_boxes = np.zeros((n, slots, 4), np.float32)
         out_classes = np.zeros((n, slots), np.float32)
         out_scores = np.zeros((n, slots), np.float32)
         counts = np.zeros(n, np.float32)
-        valid = ~((decoded[..., 0] >= decoded[..., 2])
-                  | (decoded[..., 1] >= decoded[..., 3])).any(axis=1)
         for b in np.flatnonzero(valid):
             anchors, classes, values = (self._regular(decoded[b], scores[b]) if p["regular"]
                                         else self._fast(decoded[b], scores[b]))
@@ -113,6 +112,13 @@ class DetectionPostprocess(Layer):
                 out_classes.reshape(n, *self.out_tensor(1).shape),
                 out_scores.reshape(n, *self.out_tensor(2).shape),
                 counts.reshape(n, *self.out_tensor(3).shape)]
+
+    def boxes_valid(self, box_encodings: np.ndarray) -> np.ndarray:
+        """Per sample of a batch of box encodings: whether every decoded box passes TFLM's
+        ValidateBoxes (TFLM fails the invoke otherwise, and the outputs here are zero)."""
+        n = box_encodings.shape[0]
+        encodings = box_encodings.reshape(n, int(self.params["boxes"]), -1)[:, :, :4]
+        return _valid(self._decode(encodings.astype(np.float32)))
 
     def _decode(self, encodings: np.ndarray) -> np.ndarray:
         """(n, boxes, 4) centre-size encodings -> corners, in TFLM's double/float steps."""
@@ -186,6 +192,12 @@ class DetectionPostprocess(Layer):
             best = merged
         return ([a for _, a, _ in best], np.array([c for _, _, c in best], np.float32),
                 np.array([s for s, _, _ in best], np.float32))
+
+
+def _valid(decoded: np.ndarray) -> np.ndarray:
+    """TFLM's ValidateBoxes per sample: no box with ymin >= ymax or xmin >= xmax."""
+    return ~((decoded[..., 0] >= decoded[..., 2]) | (decoded[..., 1] >= decoded[..., 3])).any(
+        axis=1)
 
 
 def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:

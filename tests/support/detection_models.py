@@ -100,27 +100,122 @@ class Head:
         return int(self.options["num_classes"]) + (1 if self.background else 0)
 
 
-def head_model(head: Head) -> bytes:
-    b = ModelBuilder("detection head")
+def add_head(b: ModelBuilder, head: Head, prefix: str = "") -> tuple[list[int], list[int]]:
+    """The head's graph inputs and outputs, added to `b` (names start with `prefix`)."""
     n = head.boxes
     dtype = "float32" if head.float_inputs else "int8"
-    box_in = b.add_tensor("box_encodings", (1, n, head.values_per_box), dtype,
+    box_in = b.add_tensor(f"{prefix}box_encodings", (1, n, head.values_per_box), dtype,
                           quant=None if head.float_inputs else head.box_q)
-    cls_in = b.add_tensor("class_predictions", (1, n, head.columns), dtype,
+    cls_in = b.add_tensor(f"{prefix}class_predictions", (1, n, head.columns), dtype,
                           quant=None if head.float_inputs else head.score_q)
     box, cls = box_in, cls_in
     if not head.float_inputs:
-        box = b.add_tensor("box_float", (1, n, head.values_per_box), "float32")
-        cls = b.add_tensor("class_float", (1, n, head.columns), "float32")
+        box = b.add_tensor(f"{prefix}box_float", (1, n, head.values_per_box), "float32")
+        cls = b.add_tensor(f"{prefix}class_float", (1, n, head.columns), "float32")
         b.add_op("DEQUANTIZE", [box_in], [box])
         b.add_op("DEQUANTIZE", [cls_in], [cls])
-    anchors = b.add_tensor("anchors", head.anchors.shape, "float32", data=head.anchors)
-    slots = head.output_slots or int(head.options["max_detections"])
-    outs = [b.add_tensor("detection_boxes", (1, slots, 4), "float32"),
-            b.add_tensor("detection_classes", (1, slots), "float32"),
-            b.add_tensor("detection_scores", (1, slots), "float32"),
-            b.add_tensor("num_detections", (1,), "float32")]
+    anchors = b.add_tensor(f"{prefix}anchors", head.anchors.shape, "float32", data=head.anchors)
+    slots = head.output_slots or int(head.options["max_detections"])  # type: ignore[call-overload]
+    outs = [b.add_tensor(f"{prefix}detection_boxes", (1, slots, 4), "float32"),
+            b.add_tensor(f"{prefix}detection_classes", (1, slots), "float32"),
+            b.add_tensor(f"{prefix}detection_scores", (1, slots), "float32"),
+            b.add_tensor(f"{prefix}num_detections", (1,), "float32")]
     raw = head.custom_options if head.custom_options is not None else flex_options(head.options)
     b.add_op("CUSTOM", [box, cls, anchors], outs, custom_code=CUSTOM_CODE, custom_options=raw)
-    b.set_io([box_in, cls_in], outs)
+    return [box_in, cls_in], outs
+
+
+def head_model(head: Head) -> bytes:
+    b = ModelBuilder("detection head")
+    ins, outs = add_head(b, head)
+    b.set_io(ins, outs)
     return b.build()
+
+
+def heads_model(heads: list[Head]) -> bytes:
+    """Several heads side by side in one model (one C build covers them all)."""
+    b = ModelBuilder("detection heads")
+    ins: list[int] = []
+    outs: list[int] = []
+    for k, head in enumerate(heads):
+        i, o = add_head(b, head, f"h{k}_")
+        ins += i
+        outs += o
+    b.set_io(ins, outs)
+    return b.build()
+
+
+# -- inputs -------------------------------------------------------------------------------
+
+_KINDS = 6
+
+
+def head_inputs(head: Head, count: int, seed: int) -> list[np.ndarray]:
+    """[box encodings, class predictions] batches of `count` samples cycling through: full
+    range; a realistic mix (small offsets, mostly low scores); ties (one score for every box
+    of a class, the same in every class, box pairs decoded alike); every score at the
+    bottom (nothing passes the threshold); every score at the top with the boxes on their
+    anchors (more candidates than max_detections, identical boxes); scores in few steps."""
+    rng = np.random.default_rng(seed)
+    n, e, k = head.boxes, head.values_per_box, head.columns
+    boxes = np.zeros((count, 1, n, e))
+    scores = np.zeros((count, 1, n, k))
+    for s in range(count):
+        kind = s % _KINDS
+        if kind == 0:
+            boxes[s] = rng.uniform(-1, 1, (1, n, e))
+            scores[s] = rng.uniform(-1, 1, (1, n, k))
+        elif kind == 1:
+            boxes[s] = rng.uniform(-0.25, 0.25, (1, n, e))
+            scores[s] = np.where(rng.random((1, n, k)) < 0.15, rng.uniform(0.2, 1, (1, n, k)),
+                                 rng.uniform(-1, -0.6, (1, n, k)))
+        elif kind == 2:
+            boxes[s] = np.repeat(rng.uniform(-0.25, 0.25, (1, (n + 1) // 2, e)), 2, axis=1)[:, :n]
+            scores[s] = np.broadcast_to(rng.uniform(0, 1), (1, n, k))
+        elif kind == 3:
+            boxes[s] = rng.uniform(-0.25, 0.25, (1, n, e))
+            scores[s] = -1.0
+        elif kind == 4:
+            scores[s] = 1.0
+        else:
+            boxes[s] = rng.uniform(-0.5, 0.5, (1, n, e))
+            scores[s] = rng.integers(0, 4, (1, n, k)) / 3.0 * 2 - 1
+    return [_encode(boxes, head, box=True), _encode(scores, head, box=False)]
+
+
+def _encode(values: np.ndarray, head: Head, *, box: bool) -> np.ndarray:
+    """Values in [-1, 1] as the head's inputs: int8 over the full range, or floats (box
+    encodings of +-3, scores in [0, 1])."""
+    if head.float_inputs:
+        return (values * 3.0 if box else (values + 1.0) / 2.0).astype(np.float32)
+    return np.clip(np.round(values * 127.5 - 0.5), -128, 127).astype(np.int8)
+
+
+# -- the cases ----------------------------------------------------------------------------
+
+# What the converter adds to the options besides TFLM's keys (read past, never used).
+CONVERTER_KEYS = {"_output_quantized": True, "_support_output_type_float_in_quantized_op": True}
+
+
+def cases() -> dict[str, Head]:
+    """Every path and option of the operator, each a head of its own."""
+    opts = detection_options
+    return {
+        "fast": Head(grid_anchors(3, 3), opts(**CONVERTER_KEYS)),
+        "fast_one_class": Head(grid_anchors(2, 3, (0.4,)), opts(
+            num_classes=1, max_classes_per_detection=3, max_detections=4, nms_iou_threshold=0.3,
+            nms_score_threshold=0.25), background=False),
+        "fast_float": Head(grid_anchors(2, 2), opts(max_detections=3, nms_iou_threshold=0.1),
+                           float_inputs=True, values_per_box=6, output_slots=5),
+        "regular": Head(grid_anchors(3, 3), opts(use_regular_nms=True, detections_per_class=2,
+                                                 max_detections=6)),
+        "regular_default_per_class": Head(grid_anchors(3, 2), opts(
+            use_regular_nms=True, detections_per_class=None, num_classes=4, max_detections=10,
+            nms_score_threshold=0.0, nms_iou_threshold=1.0), background=False, output_slots=12),
+        "regular_float": Head(grid_anchors(2, 2, (0.2, 0.6)), opts(
+            use_regular_nms=True, detections_per_class=3, max_detections=4, num_classes=2,
+            nms_score_threshold=0.0, nms_iou_threshold=0.45, scales=(8.0, 12.0, 3.0, 7.0)),
+            float_inputs=True),
+        # Box sizes e^(h/5) down to e^-25: boxes collapse to a line (TFLM fails the invoke).
+        "collapsing_boxes": Head(grid_anchors(2, 2), opts(max_detections=3), box_q=Q(1.0, 0)),
+    }
