@@ -52,6 +52,8 @@ from codegen.ops.base import CArray, Layer, operand, require_dtype, unsupported
 from codegen.plan import ALIGNMENT
 
 OPCODES = ("DETECTION_POSTPROCESS",)
+# Its own tensors are float32; the models it ends dequantize int8 or int16 activations.
+TYPES = (DType.INT8, DType.INT16)
 
 _FLOAT = (DType.FLOAT32,)
 _INT_KEYS = ("max_detections", "max_classes_per_detection", "detections_per_class",

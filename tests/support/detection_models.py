@@ -85,6 +85,7 @@ class Head:
     background: bool = True
     values_per_box: int = 4
     float_inputs: bool = False
+    int_type: str = "int8"  # the quantized inputs' type: int8, or int16 (a 16x8 model)
     box_q: Q = BOX_Q
     score_q: Q = SCORE_Q
     output_slots: int | None = None  # detections the outputs hold (default max_detections)
@@ -103,7 +104,7 @@ class Head:
 def add_head(b: ModelBuilder, head: Head, prefix: str = "") -> tuple[list[int], list[int]]:
     """The head's graph inputs and outputs, added to `b` (names start with `prefix`)."""
     n = head.boxes
-    dtype = "float32" if head.float_inputs else "int8"
+    dtype = "float32" if head.float_inputs else head.int_type
     box_in = b.add_tensor(f"{prefix}box_encodings", (1, n, head.values_per_box), dtype,
                           quant=None if head.float_inputs else head.box_q)
     cls_in = b.add_tensor(f"{prefix}class_predictions", (1, n, head.columns), dtype,
@@ -188,7 +189,9 @@ def _encode(values: np.ndarray, head: Head, *, box: bool) -> np.ndarray:
     encodings of +-3, scores in [0, 1])."""
     if head.float_inputs:
         return (values * 3.0 if box else (values + 1.0) / 2.0).astype(np.float32)
-    return np.clip(np.round(values * 127.5 - 0.5), -128, 127).astype(np.int8)
+    info = np.iinfo(np.dtype(head.int_type))
+    half = (int(info.max) - int(info.min)) / 2
+    return np.clip(np.round(values * half - 0.5), info.min, info.max).astype(info.dtype)
 
 
 # -- the cases ----------------------------------------------------------------------------
@@ -216,6 +219,9 @@ def cases() -> dict[str, Head]:
             use_regular_nms=True, detections_per_class=3, max_detections=4, num_classes=2,
             nms_score_threshold=0.0, nms_iou_threshold=0.45, scales=(8.0, 12.0, 3.0, 7.0)),
             float_inputs=True),
+        "regular_int16": Head(grid_anchors(2, 3), opts(
+            use_regular_nms=True, detections_per_class=4, max_detections=5, num_classes=2),
+            int_type="int16", box_q=Q(0.05 / 256, 0), score_q=Q(1 / 32768, 0)),
         # Box sizes e^(h/5) down to e^-25: boxes collapse to a line (TFLM fails the invoke).
         "collapsing_boxes": Head(grid_anchors(2, 2), opts(max_detections=3), box_q=Q(1.0, 0)),
     }
