@@ -19,7 +19,7 @@ import pytest
 from support import detection_models as dm
 from support.builder import Q
 from support.tflm import run_tflm
-from support.verify import C_TARGETS, assert_same, c_matches_reference
+from support.verify import C_TARGETS, c_matches_reference
 
 from codegen.errors import CodegenError, UnsupportedError
 from codegen.execute import execute
@@ -33,11 +33,6 @@ CASES = dm.cases()
 TFLM_SAMPLES = 120
 C_SAMPLES = {"host": 300}  # per target; QEMU targets take verify's default
 EXTRA_SAMPLES = 60
-# Box coordinates may differ from TFLM's by this much relative to the box's largest
-# coordinate magnitude (at least 1): our e^x and the C library's differ in the last bit of
-# the double for about 1.6% of arguments (codegen/ops/_exp.py), which moves a float32
-# coordinate by at most about one unit in its last place, and that rarely.
-BOX_TOLERANCE = 2.0**-21
 
 
 def _layer(program: Program) -> DetectionPostprocess:
@@ -48,37 +43,6 @@ def _layer(program: Program) -> DetectionPostprocess:
 def _valid(program: Program, inputs: list[np.ndarray]) -> np.ndarray:
     layer = _layer(program)
     return layer.boxes_valid(reference_values(program, inputs)[layer.inputs[0]])
-
-
-def assert_detections_match(got: list[np.ndarray], tflm: list[np.ndarray], *,
-                            head: dm.Head, label: str) -> tuple[int, int]:
-    """got (the reference) against TFLM's outputs within the documented tolerance; returns
-    (box coordinates compared, box coordinates not bit-equal)."""
-    # TFLM's regular path zeroes the entries from the count to max_detections; the fast
-    # path leaves every entry past the count as it was.
-    zeroed = int(head.options["max_detections"]) if head.options["use_regular_nms"] else 0
-    boxes, classes, scores, counts = (a.reshape(a.shape[0], -1) for a in got)
-    t_boxes, t_classes, t_scores, t_counts = (a.reshape(a.shape[0], -1) for a in tflm)
-    assert_same([counts], [t_counts], f"{label}: number of detections")
-    compared = differing = 0
-    for s in range(len(counts)):
-        n = int(counts[s, 0])
-        where = f"{label} sample {s}"
-        assert_same([classes[s, :n], scores[s, :n]], [t_classes[s, :n], t_scores[s, :n]],
-                    f"{where}: classes and scores")
-        ours, theirs = boxes[s, :4 * n].reshape(n, 4), t_boxes[s, :4 * n].reshape(n, 4)
-        scale = np.maximum(np.abs(theirs).max(axis=1, initial=0.0), 1.0)[:, None]
-        error = np.abs(ours.astype(np.float64) - theirs) / scale
-        assert (error <= BOX_TOLERANCE).all(), f"{where}: boxes {ours} vs TFLM {theirs}"
-        compared += ours.size
-        differing += int((ours != theirs).sum())
-        # The reference (and the C) zero every entry past the count.
-        for ours_rest, theirs_rest in ((boxes[s, 4 * n:], t_boxes[s, 4 * n:4 * zeroed]),
-                                       (classes[s, n:], t_classes[s, n:zeroed]),
-                                       (scores[s, n:], t_scores[s, n:zeroed])):
-            assert not ours_rest.any(), f"{where}: entries past the count are not zero"
-            assert not theirs_rest.any(), f"{where}: TFLM's entries past the count"
-    return compared, differing
 
 
 @pytest.mark.tflm
@@ -93,7 +57,7 @@ def test_reference_matches_tflm(name: str) -> None:
     reference = execute(program, "reference", inputs)
     ours = [a[valid] for a in reference]
     tflm = run_tflm(model, [a[valid] for a in inputs])
-    compared, _ = assert_detections_match(ours, tflm, head=head, label=name)
+    compared, _ = dm.assert_detections_match(ours, tflm, head.options, label=name)
     assert compared > 0
     counts = ours[3].ravel()
     limit = int(head.options["max_detections"])

@@ -17,8 +17,14 @@ import numpy as np
 from flatbuffers import flexbuffers
 
 from support.builder import ModelBuilder, Q
+from support.verify import assert_same
 
 CUSTOM_CODE = "TFLite_Detection_PostProcess"
+# Box coordinates may differ from TFLM's by this much relative to the box's largest
+# coordinate magnitude (at least 1): our e^x and the C library's differ in the last bit of
+# the double for about 1.6% of arguments (codegen/ops/_exp.py), which moves a float32
+# coordinate by at most about one unit in its last place, and that rarely.
+BOX_TOLERANCE = 2.0**-21
 BOX_Q = Q(0.05, 3)  # box encodings of about +-6.4 (y/x_scale 10, h/w_scale 5: +-0.64, e^+-1.3)
 SCORE_Q = Q(1 / 256, -128)  # sigmoid scores in [0, 1)
 
@@ -225,3 +231,48 @@ def cases() -> dict[str, Head]:
         # Box sizes e^(h/5) down to e^-25: boxes collapse to a line (TFLM fails the invoke).
         "collapsing_boxes": Head(grid_anchors(2, 2), opts(max_detections=3), box_q=Q(1.0, 0)),
     }
+
+
+# -- comparison with TFLM -------------------------------------------------------------
+
+
+def assert_detections_match(got: list[np.ndarray], tflm: list[np.ndarray],
+                            options: dict[str, object], *, label: str) -> tuple[int, int]:
+    """got (the reference) against TFLM's outputs within the documented tolerance; returns
+    (box coordinates compared, box coordinates not bit-equal)."""
+    # TFLM's regular path zeroes the entries from the count to max_detections; the fast
+    # path leaves every entry past the count as it was.
+    zeroed = int(options["max_detections"]) if options["use_regular_nms"] else 0  # type: ignore[call-overload]
+    boxes, classes, scores, counts = (a.reshape(a.shape[0], -1) for a in got)
+    t_boxes, t_classes, t_scores, t_counts = (a.reshape(a.shape[0], -1) for a in tflm)
+    assert_same([counts], [t_counts], f"{label}: number of detections")
+    compared = differing = 0
+    for s in range(len(counts)):
+        n = int(counts[s, 0])
+        where = f"{label} sample {s}"
+        assert_same([classes[s, :n], scores[s, :n]], [t_classes[s, :n], t_scores[s, :n]],
+                    f"{where}: classes and scores")
+        ours, theirs = boxes[s, :4 * n].reshape(n, 4), t_boxes[s, :4 * n].reshape(n, 4)
+        scale = np.maximum(np.abs(theirs).max(axis=1, initial=0.0), 1.0)[:, None]
+        error = np.abs(ours.astype(np.float64) - theirs) / scale
+        assert (error <= BOX_TOLERANCE).all(), f"{where}: boxes {ours} vs TFLM {theirs}"
+        compared += ours.size
+        differing += int((ours != theirs).sum())
+        # The reference (and the C) zero every entry past the count.
+        for ours_rest, theirs_rest in ((boxes[s, 4 * n:], t_boxes[s, 4 * n:4 * zeroed]),
+                                       (classes[s, n:], t_classes[s, n:zeroed]),
+                                       (scores[s, n:], t_scores[s, n:zeroed])):
+            assert not ours_rest.any(), f"{where}: entries past the count are not zero"
+            assert not theirs_rest.any(), f"{where}: TFLM's entries past the count"
+    return compared, differing
+
+
+def in_operator_order(program: object, outputs: list[np.ndarray]) -> list[np.ndarray]:
+    """A model's outputs (graph order) as the DETECTION_POSTPROCESS operator writes them:
+    boxes, classes, scores, count (the converter lists them in another order)."""
+    from codegen.ops.detection_postprocess import DetectionPostprocess
+
+    (layer,) = [la for la in program.layers  # type: ignore[attr-defined]
+                if isinstance(la, DetectionPostprocess)]
+    graph_outputs = list(program.graph.outputs)  # type: ignore[attr-defined]
+    return [outputs[graph_outputs.index(t)] for t in layer.outputs]
