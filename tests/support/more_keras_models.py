@@ -249,8 +249,10 @@ SSD_MAX_DETECTIONS = 6
 def _ssd_implements(regular: bool) -> str:
     """The `experimental_implements` signature TensorFlow's object-detection export gives
     its post-processing function; the converter writes the function as TFLM's custom op."""
+    # The converter writes no detections_per_class (TFLM then takes 100) and use_regular_nms
+    # as an integer.
     attrs = {"max_detections": f"i: {SSD_MAX_DETECTIONS}", "max_classes_per_detection": "i: 1",
-             "detections_per_class": "i: 4", "use_regular_nms": f"b: {str(regular).lower()}",
+             "use_regular_nms": f"b: {str(regular).lower()}",
              "nms_score_threshold": "f: 0.4", "nms_iou_threshold": "f: 0.5",
              "num_classes": f"i: {SSD_CLASSES}", "y_scale": "f: 10.0", "x_scale": "f: 10.0",
              "h_scale": "f: 5.0", "w_scale": "f: 5.0"}
@@ -305,7 +307,7 @@ def ssd_head(regular: bool = True) -> bytes:
         return _quantize_detector(tf.lite.TFLiteConverter.from_concrete_functions(
             [detector.__call__.get_concrete_function()], detector))
 
-    return cached("more_ssd_head", {"regular": regular, "version": MORE_MODELS_VERSION, "v": 8},
+    return cached("more_ssd_head", {"regular": regular, "version": MORE_MODELS_VERSION, "v": 9},
                   make)
 
 
