@@ -116,7 +116,11 @@ def runtime_snippets(names: Iterable[str]) -> list[str]:
 
 
 def c_array_body(values: np.ndarray) -> str:
-    items = [str(v) for v in np.asarray(values).ravel().tolist()]
+    array = np.asarray(values)
+    if array.dtype.kind == "f":
+        items = [c_float(v) for v in array.ravel().tolist()]
+    else:
+        items = [str(v) for v in array.ravel().tolist()]
     lines = [
         "    " + ", ".join(items[i:i + _VALUES_PER_LINE]) + ","
         for i in range(0, len(items), _VALUES_PER_LINE)
@@ -210,6 +214,9 @@ def _pointer(program: Program, tensor_index: int, writable: bool, debug: bool) -
         address = f"debug_buffer_{buffer}"
     else:
         address = f"arena + {location.index}"
+    if c_type == "float":  # float tensors in the arena (around DETECTION_POSTPROCESS):
+        # through void *, which cppcheck accepts from bytes (the arena is aligned for them)
+        return f"({qualifier}float *)({qualifier}void *)({address})"
     return f"({qualifier}{c_type} *)({address})"
 
 
