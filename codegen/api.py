@@ -113,6 +113,7 @@ def generate(model: PathLike, output: PathLike, *, name: str | None = None,
     from codegen import arduino as arduino_layout
     from codegen import cmake as cmake_layout
     from codegen.emit import EmitOptions
+    from codegen.files import Content
     from codegen.generate import check_name, default_name
     from codegen.generate import generate as generate_files
     from codegen.library import meson_build_text
@@ -127,7 +128,7 @@ def generate(model: PathLike, output: PathLike, *, name: str | None = None,
         cmake_layout.check_cmake_name(name)
     options = EmitOptions(static_arena=static_arena, arena_section=arena_section)
 
-    def layout(program: Program, name: str, files: dict[str, str]) -> dict[str, str]:
+    def layout(program: Program, name: str, files: dict[str, Content]) -> dict[str, Content]:
         if arduino:
             return arduino_layout.arduino_files(program, name, files, options)
         if meson:

@@ -132,6 +132,7 @@ class Graph:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     description: str = ""
+    file_bytes: int = 0  # size of the model file it was read from (bounds generation)
 
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]

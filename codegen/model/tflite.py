@@ -369,7 +369,7 @@ class _Reader:
         self._check_constant_uses(tensors, operators)
         description = model.string(_Model.DESCRIPTION, "description")
         text = description.decode("utf-8", "replace") if description else ""
-        return Graph(tensors, operators, inputs, outputs, text)
+        return Graph(tensors, operators, inputs, outputs, text, self.file.size)
 
     def _check_constant_uses(self, tensors: list[Tensor], operators: list[Operator]) -> None:
         total = 0
