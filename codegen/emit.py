@@ -292,6 +292,7 @@ class _ConstantArray:
     name: str
     count: int
     values: np.ndarray
+    guard: str = ""
 
     @property
     def body(self) -> Iterator[str]:
@@ -316,7 +317,8 @@ class _LayerText:
 
     @property
     def constants(self) -> list[_ConstantArray]:
-        return [_ConstantArray(a.c_type, f"{self.symbol}_{a.name}", a.values.size, a.values)
+        return [_ConstantArray(a.c_type, f"{self.symbol}_{a.name}", a.values.size, a.values,
+                               a.guard)
                 for a in self._layer.constants()]
 
     @property

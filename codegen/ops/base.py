@@ -27,6 +27,9 @@ class CArray:
 
     name: str
     values: np.ndarray
+    guard: str = ""
+    """A C preprocessor condition under which the array is emitted ("" for always): the
+    arrays of an engine that only some cores compile (runtime/gemm_v6m.c.j2)."""
 
     @property
     def c_type(self) -> str:

@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _conv, _gemm
+from codegen.ops import _conv, _gemm, _gemm_v6m
 from codegen.ops._window import require_nhwc, window
 from codegen.ops.base import CArray, only_output, operand, unsupported
 
@@ -71,11 +71,12 @@ class Conv2DGemm(Conv2D):
         engine = (p["engine"][3:],)  # the snippet defining cg_<engine>
         fills = not p["pointwise"] and not p["gather"] and (p["has_border"] or p["depth_pad"])
         copies = ("gemm_copy",) if p["ring"] else ()
-        return (*engine, *(("widen_fill",) if fills else ()), *copies)
+        return (*engine, *(("widen_fill",) if fills else ()), *copies, "gemm_v6m_conv")
 
     def constants(self) -> list[CArray]:
         p = self.params
-        return [CArray("weights", p["packed"]), CArray("rq", p["rq"])]
+        return [CArray("weights", p["packed"]), CArray("rq", p["rq"]),
+                *_gemm_v6m.constants(p["weights_data"], p["rq_plan"], _gemm_v6m.CONV_BLOCK)]
 
     def scratch_bytes(self) -> int:
         return int(self.params["scratch"])
@@ -148,6 +149,7 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "scale": rq.scale,
         "packed": _gemm.pack_weights(w, group=1),
         "rq": rq.flat,
+        "rq_plan": rq,
         "depth": depth,
         "depth_pad": kpad - depth,
         "input_zero_point": -int(p["input_offset"]),

@@ -20,7 +20,7 @@ import numpy as np
 
 from codegen import quant
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _gemm
+from codegen.ops import _gemm, _gemm_v6m
 from codegen.ops.base import (
     CArray,
     Layer,
@@ -94,10 +94,12 @@ class FullyConnectedGemm(FullyConnected):
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (self.params["engine"][3:],)  # the snippet defining cg_<engine>
+        return (self.params["engine"][3:], "gemm_v6m_fc")  # the snippet defining cg_<engine>
 
     def constants(self) -> list[CArray]:
-        return [CArray("weights", self.params["packed"]), CArray("rq", self.params["rq"])]
+        p = self.params
+        return [CArray("weights", p["packed"]), CArray("rq", p["rq"]),
+                *_gemm_v6m.constants(p["weights_data"], p["rq_plan"], _gemm_v6m.FC_BLOCK)]
 
     def describe(self) -> list[tuple[str, str]]:
         return [*super().describe(), ("kernel", self.params["engine"])]
@@ -126,6 +128,8 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
         "scale": rq.scale,
         "packed": _gemm.pack_weights(weights, group=2),
         "rq": rq.flat,
+        "rq_plan": rq,
+        "kpad": int(params["depth"]),
     }
 
 
