@@ -83,8 +83,15 @@ def fc_table(weights: np.ndarray, rq: Requant) -> np.ndarray:
     return _table(rq, np.zeros(np.shape(weights)[0], np.int64), FC_BLOCK)
 
 
-def constants(weights: np.ndarray, rq: Requant, block: int) -> list[CArray]:
-    """The engine's arrays, emitted only where the C compiles the engine."""
+def plan(weights: np.ndarray, rq: Requant, block: int) -> dict[str, object]:
+    """The engine's parameters for filters `weights` [C, K]: the packed weights and the
+    requantization table."""
     w = np.asarray(weights).reshape(np.shape(weights)[0], -1)
     table = conv_table(w, rq) if block == CONV_BLOCK else fc_table(w, rq)
-    return [CArray("v6m_weights", pack(w, block), GUARD), CArray("v6m_rq", table, GUARD)]
+    return {"weights": pack(w, block), "table": table}
+
+
+def constants(v6m: dict[str, object]) -> list[CArray]:
+    """The engine's arrays, emitted only where the C compiles the engine."""
+    return [CArray("v6m_weights", v6m["weights"], GUARD),  # type: ignore[arg-type]
+            CArray("v6m_rq", v6m["table"], GUARD)]  # type: ignore[arg-type]

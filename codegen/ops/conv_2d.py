@@ -76,7 +76,7 @@ class Conv2DGemm(Conv2D):
     def constants(self) -> list[CArray]:
         p = self.params
         return [CArray("weights", p["packed"]), CArray("rq", p["rq"]),
-                *_gemm_v6m.constants(p["weights_data"], p["rq_plan"], _gemm_v6m.CONV_BLOCK)]
+                *_gemm_v6m.constants(p["v6m"])]
 
     def scratch_bytes(self) -> int:
         return int(self.params["scratch"])
@@ -149,7 +149,7 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "scale": rq.scale,
         "packed": _gemm.pack_weights(w, group=1),
         "rq": rq.flat,
-        "rq_plan": rq,
+        "v6m": _gemm_v6m.plan(w, rq, _gemm_v6m.CONV_BLOCK),
         "depth": depth,
         "depth_pad": kpad - depth,
         "input_zero_point": -int(p["input_offset"]),

@@ -99,7 +99,7 @@ class FullyConnectedGemm(FullyConnected):
     def constants(self) -> list[CArray]:
         p = self.params
         return [CArray("weights", p["packed"]), CArray("rq", p["rq"]),
-                *_gemm_v6m.constants(p["weights_data"], p["rq_plan"], _gemm_v6m.FC_BLOCK)]
+                *_gemm_v6m.constants(p["v6m"])]
 
     def describe(self) -> list[tuple[str, str]]:
         return [*super().describe(), ("kernel", self.params["engine"])]
@@ -128,8 +128,7 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
         "scale": rq.scale,
         "packed": _gemm.pack_weights(weights, group=2),
         "rq": rq.flat,
-        "rq_plan": rq,
-        "kpad": int(params["depth"]),
+        "v6m": _gemm_v6m.plan(weights, rq, _gemm_v6m.FC_BLOCK),
     }
 
 
