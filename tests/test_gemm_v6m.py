@@ -4,13 +4,14 @@ templates/runtime/gemm_v6m*.c.j2): ARMv6-M (Cortex-M0/M0+) and ARMv7-M (Cortex-M
   - its arithmetic in numpy, without C: the packed bytes and two-pixel column words, put
     through 32-bit wrap-around MULS arithmetic (A = sum P, B = sum P >> 16), give the exact
     dot products, and the folded tables give TFLM's outputs;
-  - the portable C of the engine (what a core without the assembly compiles) built for the
-    host with CG_GEMM_V6M=1 (and the ARMv6-M high-word multiply from 16-bit halves) under
-    AddressSanitizer and UndefinedBehaviorSanitizer, against the reference, on the engine
-    tests' edge models (test_kernels_fast.py);
-  - the assembly runs on cortex-m0 and cortex-m3 under QEMU in test_kernels_fast.py's
-    edge models and test_shared_models.py's models (every target), and the cortex-m0 image
-    holds no instruction an M0 lacks (test_firmware.py, test_shared_models.py).
+  - the portable C of the engine and of the 3x3 depthwise kernel (depthwise3x3_v6m.c.j2;
+    what a core without the assembly compiles) built for the host with CG_GEMM_V6M=1 (and
+    the ARMv6-M high-word multiply from 16-bit halves) under AddressSanitizer and
+    UndefinedBehaviorSanitizer, against the reference, on the edge models of the engine's
+    and the depthwise kernel's tests (test_kernels_fast.py, test_ops_fast_window.py);
+  - the assembly runs on cortex-m0 and cortex-m3 under QEMU in those tests' edge models
+    and test_shared_models.py's models (every target), and the cortex-m0 image holds no
+    instruction an M0 lacks (test_firmware.py, test_shared_models.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 import pytest
 from support.policy import REPO_ROOT, require_tool
 from support.verify import edge_inputs, random_inputs
-from test_kernels_fast import MODELS
+from test_kernels_fast import MODELS as GEMM_MODELS
+from test_ops_fast_window import MODELS as WINDOW_MODELS
 
 from codegen import quant
 from codegen.execute import execute, run_executable, write_harness_sources
@@ -108,6 +110,8 @@ def test_conv_table_gives_tflms_outputs(seed: int) -> None:
 # -- the portable C, on the host, under the sanitizers --------------------------------------
 
 HARNESS = REPO_ROOT / "firmware" / "harness"
+# The engine tests' edge models and the 3x3 depthwise ones (depthwise3x3_v6m.c.j2).
+MODELS = {**GEMM_MODELS, **{f"window_{name}": make for name, make in WINDOW_MODELS.items()}}
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
             "-fno-omit-frame-pointer"]
 

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _conv
+from codegen.ops import _conv, _gemm_v6m
 from codegen.ops._window import require_nhwc, window
 from codegen.ops.base import CArray, only_output, operand, unsupported
 
@@ -64,10 +64,14 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (f"depthwise3x3_{self.params['variant']}",)
+        v6m = ("depthwise3x3_v6m",) if self.params["v6m"] is not None else ()
+        return (f"depthwise3x3_{self.params['variant']}", *v6m)
 
     def constants(self) -> list[CArray]:
-        return [CArray("constants", np.asarray(self.params["constants"], np.int32).ravel())]
+        arrays = [CArray("constants", np.asarray(self.params["constants"], np.int32).ravel())]
+        if self.params["v6m"] is not None:
+            arrays.append(CArray("v6m_constants", self.params["v6m"], _gemm_v6m.GUARD))
+        return arrays
 
     def scratch_bytes(self) -> int:
         return int(self.params["scratch"])
@@ -145,6 +149,18 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
     constants[:, 8] = add
     constants[:, 9] = right
     general = bool(np.any(right == 0) or params["act_min"] != -128 or params["act_max"] != 127)
+    # The cores without DSP (templates/runtime/depthwise3x3_v6m.c.j2), stride 1 along B:
+    # per channel the nine taps, bias * scale, multiplier, add, right, left + 1, and 1 where
+    # the rounding subtracts 1 below zero.
+    v6m = None
+    if b_axis.stride == 1:
+        v6m = np.zeros((channels, 16), np.int32)
+        for row in range(3):
+            for col in range(3):
+                v6m[:, 3 * row + col] = taps[row, col]
+        v6m[:, 9:13] = constants[:, 6:10]
+        v6m[:, 13] = left + 1
+        v6m[:, 14] = right > 0
     variant = f"s{b_axis.stride}{'_general' if general else ''}"
     offset = int(params["input_offset"]) & 0xFFFF
     pair = offset | (offset << 16)
@@ -160,6 +176,7 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "offset_pair": pair - (1 << 32) if pair >= _INT31 else pair,
         "constants": constants,
         "variant": variant,
+        "v6m": None if v6m is None else v6m.ravel(),
     }
 
 
