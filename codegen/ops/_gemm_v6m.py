@@ -35,6 +35,8 @@ from codegen.ops.base import CArray
 
 # The C condition under which the engine is compiled (runtime/gemm_v6m.c.j2).
 GUARD = "CG_GEMM_V6M"
+# The 3x3 depthwise kernel's (templates/runtime/depthwise3x3_v6m.c.j2: not on ARMv7-M).
+DEPTHWISE_GUARD = "CG_DW3X3_V6M"
 CONV_BLOCK = 4
 FC_BLOCK = 8
 _FIELDS = 4

@@ -70,7 +70,7 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
     def constants(self) -> list[CArray]:
         arrays = [CArray("constants", np.asarray(self.params["constants"], np.int32).ravel())]
         if self.params["v6m"] is not None:
-            arrays.append(CArray("v6m_constants", self.params["v6m"], _gemm_v6m.GUARD))
+            arrays.append(CArray("v6m_constants", self.params["v6m"], _gemm_v6m.DEPTHWISE_GUARD))
         return arrays
 
     def scratch_bytes(self) -> int:
