@@ -30,18 +30,9 @@ class Conv2D(_conv.ConvLayer):
     template: ClassVar[str] = "kernels/conv_2d.c.j2"
 
     def _products(self, xs: np.ndarray) -> np.ndarray:
-        p = self.params
-        groups, group_c, per_group = int(p["groups"]), int(p["group_c"]), int(p["per_group"])
-        weights = np.asarray(p["weights_data"], dtype=np.float64)
-        acc = np.zeros((xs.shape[0], int(p["out_h"]), int(p["out_w"]), int(p["out_c"])))
-        # float64 is exact here: every partial sum is an integer below 2**31 (MAX_TAPS).
-        for fy, fx, view in self._taps(xs):
-            values = view.astype(np.float64)
-            for g in range(groups):
-                ins = slice(g * group_c, (g + 1) * group_c)
-                outs = slice(g * per_group, (g + 1) * per_group)
-                acc[..., outs] += values[..., ins] @ weights[outs, fy, fx, :].T
-        return acc.astype(np.int64)
+        # Partial sums stay below 2**31 (MAX_TAPS): float64 is exact.
+        return self.window.conv_sums(xs, np.asarray(self.params["weights_data"]),
+                                     int(self.params["groups"]))
 
     def macs(self) -> int:
         p = self.params

@@ -35,15 +35,8 @@ class DepthwiseConv2D(_conv.ConvLayer):
     template: ClassVar[str] = "kernels/depthwise_conv_2d.c.j2"
 
     def _products(self, xs: np.ndarray) -> np.ndarray:
-        p = self.params
-        mult = int(p["depth_multiplier"])
-        weights = np.asarray(p["weights_data"], dtype=np.int64)[0]
-        acc = np.zeros((xs.shape[0], int(p["out_h"]), int(p["out_w"]), int(p["out_c"])),
-                       dtype=np.int64)
-        for fy, fx, view in self._taps(xs):
-            # Output channel ic * mult + m: each input channel repeated mult times in a row.
-            acc += (np.repeat(view, mult, axis=-1) if mult > 1 else view) * weights[fy, fx]
-        return acc
+        weights = np.asarray(self.params["weights_data"], dtype=np.int64)[0]
+        return self.window.depthwise_sums(xs, weights, int(self.params["depth_multiplier"]))
 
     def macs(self) -> int:
         p = self.params
