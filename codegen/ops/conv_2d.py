@@ -75,7 +75,7 @@ class Conv2DGemm(Conv2D):
 
     def constants(self) -> list[CArray]:
         p = self.params
-        return [CArray("weights", p["packed"]), CArray("rq", p["rq"])]
+        return [CArray("stream", p["stream"])]
 
     def scratch_bytes(self) -> int:
         return int(self.params["scratch"])
@@ -113,7 +113,7 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         p["input_offset"]) * w.sum(axis=1)
     rq = _gemm.plan_requant(w, folded, p["multipliers"], p["shifts"],
                             int(p["output_zero_point"]), int(p["act_min"]), int(p["act_max"]),
-                            channel_pad=2)
+                            channel_pad=_gemm.CONV_BLOCK)
     if rq is None:
         return None
     depth = w.shape[1]
@@ -131,8 +131,13 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     ring_rows = min(int(p["pad_h"]) + 2, int(p["in_h"])) if ring else 0
     # Columns of at most 64 bytes (depths up to 16) live in the kernel's stack frame.
     local = not gather and not ring and 4 * kpad <= _LOCAL_COLUMNS
+    fixup = _gemm.needs_sign_fixup(int(p["output_zero_point"]), int(p["act_min"]))
+    blocks, tail = divmod(out_c, _gemm.CONV_BLOCK)
     return {
-        "engine": "cg_gemm_conv" if full else "cg_gemm_conv_clamp",
+        "engine": "cg_gemm_conv" + ("" if fixup else "_floor") + ("" if full else "_clamp"),
+        "blocks": blocks,
+        "tail": tail,
+        "tail_offset": blocks * (kpad + 4 * _gemm.CONV_BLOCK),
         "clamp_args": "" if full else f", {p['act_min']}, {p['act_max']}",
         "pointwise": pointwise,
         "inplace": (pointwise and unit_stride and out_c <= int(p["in_c"])) or ring,
@@ -146,8 +151,7 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "kpad": kpad,
         "kiter": kpad // _gemm.K_STEP,
         "scale": rq.scale,
-        "packed": _gemm.pack_weights(w, group=1),
-        "rq": rq.flat,
+        "stream": _gemm.block_stream(w, rq, _gemm.CONV_BLOCK),
         "depth": depth,
         "depth_pad": kpad - depth,
         "input_zero_point": -int(p["input_offset"]),

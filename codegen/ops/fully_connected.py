@@ -87,8 +87,8 @@ class FullyConnected(Layer):
 
 @dataclass
 class FullyConnectedGemm(FullyConnected):
-    """The matrix-product engine (codegen/ops/_gemm.py): four output channels per pass over
-    an input row, widened to 16-bit pairs as it is read (no scratch buffer)."""
+    """The matrix-product engine (codegen/ops/_gemm.py): eight output channels per pass
+    over an input row, widened to 16-bit pairs as it is read (no scratch buffer)."""
 
     template: ClassVar[str] = "kernels/fully_connected_fast.c.j2"
 
@@ -97,7 +97,7 @@ class FullyConnectedGemm(FullyConnected):
         return (self.params["engine"][3:],)  # the snippet defining cg_<engine>
 
     def constants(self) -> list[CArray]:
-        return [CArray("weights", self.params["packed"]), CArray("rq", self.params["rq"])]
+        return [CArray("stream", self.params["stream"])]
 
     def describe(self) -> list[tuple[str, str]]:
         return [*super().describe(), ("kernel", self.params["engine"])]
@@ -113,19 +113,24 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
     weights = np.asarray(params["weights_data"], dtype=np.int64)
     folded = np.asarray(params["bias_data"], np.int64) + int(params["input_offset"]) * weights.sum(
         axis=1)
+    zero_point, act_min, act_max = (int(params[k]) for k in ("output_zero_point", "act_min",
+                                                              "act_max"))
     rq = _gemm.plan_requant(weights, folded, params["multipliers"], params["shifts"],
-                            int(params["output_zero_point"]), int(params["act_min"]),
-                            int(params["act_max"]), channel_pad=4)
+                            zero_point, act_min, act_max, channel_pad=_gemm.FC_BLOCK)
     if rq is None:
         return None
-    full = (int(params["act_min"]), int(params["act_max"])) == (-128, 127)
+    full = (act_min, act_max) == (-128, 127)
+    fixup = _gemm.needs_sign_fixup(zero_point, act_min)
+    depth, units = int(params["depth"]), int(params["units"])
+    blocks, tail = divmod(units, _gemm.FC_BLOCK)
     return {
-        "engine": "cg_gemm_fc" if full else "cg_gemm_fc_clamp",
-        "clamp_args": "" if full else f", {params['act_min']}, {params['act_max']}",
-        "kiter": int(params["depth"]) // _gemm.K_STEP,
+        "engine": "cg_gemm_fc" + ("" if fixup else "_floor") + ("" if full else "_clamp"),
+        "clamp_args": "" if full else f", {act_min}, {act_max}",
+        "blocks": blocks,
+        "tail": tail,
+        "tail_offset": blocks * (2 * depth + 4 * _gemm.FC_BLOCK),
         "scale": rq.scale,
-        "packed": _gemm.pack_weights(weights, group=2),
-        "rq": rq.flat,
+        "stream": _gemm.block_stream(weights, rq, _gemm.FC_BLOCK),
     }
 
 
