@@ -277,17 +277,19 @@ def _fc_edges() -> bytes:
     scale), 1 unit, and 5 units with a bias beyond the engine's range; a depth of 13 (not a
     multiple of 8) keeps the plain kernel; 11 units (a block of eight and three) with RELU
     down to the zero point -128 (no tie fixup, saturation) and 16 with RELU_N1_TO_1 (the
-    fixup and a clamp)."""
+    fixup and a clamp); rows of depth 48 and 32 into 9 units (the engine's loops of four
+    and eight input words)."""
     rng = np.random.default_rng(13)
     b = ModelBuilder("fc edges")
-    x = b.add_tensor("input", (3, 24), "int8", quant=Q(*INPUT_Q))
-    x13 = b.add_tensor("input13", (3, 13), "int8", quant=Q(*INPUT_Q))
+    rows = {depth: b.add_tensor(f"input{depth}", (3, depth), "int8", quant=Q(*INPUT_Q))
+            for depth in (24, 13, 48, 32)}
     outs = []
     output_q = {4: (0.1, -128), 5: (0.01, 3)}
+    depths = {3: 13, 6: 48, 7: 32}
     for i, (units, activation) in enumerate([(7, "RELU6"), (1, "NONE"), (5, "RELU"),
                                              (4, "NONE"), (11, "RELU"),
-                                             (16, "RELU_N1_TO_1")]):
-        depth = 13 if i == 3 else 24
+                                             (16, "RELU_N1_TO_1"), (9, "NONE"), (9, "RELU")]):
+        depth = depths.get(i, 24)
         weights = _weights(rng, (units, depth))
         scales = list(0.01 * rng.uniform(0.3, 3.0, size=units))
         if units == 7:
@@ -301,10 +303,9 @@ def _fc_edges() -> bytes:
         bt = b.add_tensor(f"b{i}", (units,), "int32",
                           quant=Q(bias_scales(INPUT_Q[0], scales), 0, axis=0), data=bias)
         y = b.add_tensor(f"y{i}", (3, units), "int8", quant=Q(*output_q.get(i, (0.1, -20))))
-        b.add_op("FULLY_CONNECTED", [x13 if depth == 13 else x, wt, bt], [y],
-                 fc_options(activation))
+        b.add_op("FULLY_CONNECTED", [rows[depth], wt, bt], [y], fc_options(activation))
         outs.append(y)
-    b.set_io([x, x13], outs)
+    b.set_io(list(rows.values()), outs)
     return b.build()
 
 
@@ -317,8 +318,9 @@ def test_edge_models_reach_every_path() -> None:
     p = [la.params for la in conv[:8]]
     assert [q["pointwise"] for q in p] == [False, False, True, True, True, False, False, True]
     assert [q["inplace"] for q in p] == [False, False, False, True, True, False, False, True]
-    assert [q["engine"][len("cg_gemm_conv"):] for q in p] == [
-        "_floor_clamp", "", "", "", "_floor_clamp", "", "_floor", "_clamp"]
+    assert [q["engine"][len("cg_gemm_conv_"):] for q in p] == [
+        "floor_clamp_k8", "fix_sat_k8", "fix_sat_k8", "fix_sat_k8", "floor_clamp_k8",
+        "fix_sat_k4", "floor_sat_k8", "fix_clamp_k8"]
     assert [(q["blocks"], q["tail"]) for q in p] == [(1, 1), (1, 0), (1, 2), (3, 0), (0, 3),
                                                       (1, 0), (1, 3), (2, 2)]
     assert (p[0]["kpad"], p[3]["kpad"]) == (112, 16)  # depths 108 and 12
@@ -330,11 +332,13 @@ def test_edge_models_reach_every_path() -> None:
     assert [la.params["ring_rows"] for la in chain.layers] == [3, 0, 3, 4]
     fc = load_program(_fc_edges()).layers
     assert [type(la) is FullyConnectedGemm for la in fc] == [True, True, False, False, True,
-                                                            True]
-    q = [fc[i].params for i in (0, 1, 4, 5)]
-    assert [p["engine"][len("cg_gemm_fc"):] for p in q] == ["_floor_clamp", "", "_floor",
-                                                            "_clamp"]
-    assert [(p["blocks"], p["tail"]) for p in q] == [(0, 7), (0, 1), (1, 3), (2, 0)]
+                                                            True, True, True]
+    q = [fc[i].params for i in (0, 1, 4, 5, 6, 7)]
+    assert [p["engine"][len("cg_gemm_fc_"):] for p in q] == [
+        "floor_clamp_x2", "fix_sat_x2", "floor_sat_x2", "fix_clamp_x2", "fix_sat_x4",
+        "floor_clamp_x8"]
+    assert [(p["blocks"], p["tail"]) for p in q] == [(0, 7), (0, 1), (1, 3), (2, 0), (1, 1),
+                                                      (1, 1)]
 
 
 @pytest.mark.parametrize("target", C_TARGETS)

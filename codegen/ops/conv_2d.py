@@ -68,10 +68,9 @@ class Conv2DGemm(Conv2D):
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
         p = self.params
-        engine = (p["engine"][3:],)  # the snippet defining cg_<engine>
         fills = not p["pointwise"] and not p["gather"] and (p["has_border"] or p["depth_pad"])
         copies = ("gemm_copy",) if p["ring"] else ()
-        return (*engine, *(("widen_fill",) if fills else ()), *copies)
+        return (*p["snippets"], *(("widen_fill",) if fills else ()), *copies)
 
     def constants(self) -> list[CArray]:
         p = self.params
@@ -133,8 +132,12 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     local = not gather and not ring and 4 * kpad <= _LOCAL_COLUMNS
     fixup = _gemm.needs_sign_fixup(int(p["output_zero_point"]), int(p["act_min"]))
     blocks, tail = divmod(out_c, _gemm.CONV_BLOCK)
+    clamp = "sat" if full else "clamp"
+    # eight k-pairs per iteration where the depth allows (half the loop tests)
+    variant = ("fix" if fixup else "floor", clamp, "k8" if kpad % 16 == 0 else "k4")
     return {
-        "engine": "cg_gemm_conv" + ("" if fixup else "_floor") + ("" if full else "_clamp"),
+        "engine": "cg_gemm_conv_" + "_".join(variant),
+        "snippets": (f"gemm_conv_plain.{clamp}", "gemm_conv." + ".".join(variant)),
         "blocks": blocks,
         "tail": tail,
         "tail_offset": blocks * (kpad + 4 * _gemm.CONV_BLOCK),

@@ -94,7 +94,7 @@ class FullyConnectedGemm(FullyConnected):
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (self.params["engine"][3:],)  # the snippet defining cg_<engine>
+        return self.params["snippets"]  # type: ignore[return-value]
 
     def constants(self) -> list[CArray]:
         return [CArray("stream", self.params["stream"])]
@@ -123,8 +123,13 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
     fixup = _gemm.needs_sign_fixup(zero_point, act_min)
     depth, units = int(params["depth"]), int(params["units"])
     blocks, tail = divmod(units, _gemm.FC_BLOCK)
+    clamp = "sat" if full else "clamp"
+    # up to eight input words per iteration as the depth allows (fewer loop tests)
+    words = 8 if depth % 32 == 0 else 4 if depth % 16 == 0 else 2
+    variant = ("fix" if fixup else "floor", clamp, f"x{words}")
     return {
-        "engine": "cg_gemm_fc" + ("" if fixup else "_floor") + ("" if full else "_clamp"),
+        "engine": "cg_gemm_fc_" + "_".join(variant),
+        "snippets": (f"gemm_fc_plain.{clamp}", "gemm_fc." + ".".join(variant)),
         "clamp_args": "" if full else f", {act_min}, {act_max}",
         "blocks": blocks,
         "tail": tail,
