@@ -20,7 +20,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import degenerate_models, fuzzing, more_cases, more_models, op_zoo
+from support import (
+    degenerate_models,
+    detection_models,
+    fuzzing,
+    more_cases,
+    more_models,
+    op_zoo,
+)
 from support.policy import REPO_ROOT, SHARED_MODELS, require_file, require_tool
 
 from codegen.emit import EmitOptions, emit_model
@@ -57,6 +64,7 @@ MODELS: dict[str, Callable[[], bytes]] = {
     **{f"edge_{name}": make for name, make in degenerate_models.MODELS.items()},
     **{f"more_{name}": (lambda cases=cases: more_models.bundle(list(cases.values())))
        for name, cases in more_cases.BUNDLES.items()},
+    "detection": lambda: detection_models.heads_model(list(detection_models.cases().values())),
 }
 SMALL = sorted(name for name in MODELS if name not in SHARED)
 

@@ -120,6 +120,9 @@ class Operator:
     outputs: tuple[int, ...]
     options: dict[str, object] = field(default_factory=dict)
     version: int = 1
+    # A custom operator's options as the file stores them (a flexbuffer), b"" otherwise;
+    # the operator module parses them (codegen.model.flexbuffers).
+    custom_options: bytes = b""
 
 
 @dataclass
@@ -129,6 +132,7 @@ class Graph:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     description: str = ""
+    file_bytes: int = 0  # size of the model file it was read from (bounds generation)
 
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]

@@ -16,8 +16,9 @@ the generator can take at all, before each operator module checks its own option
   int64; the int16 kernels that require or ignore a zero point of 0 check it themselves);
 - the model is fully quantized, int8 or 16x8 (int16 activations with int8 weights; int32
   and bool tensors, such as indices and comparison results, are not quantized values and
-  may appear anywhere), and its inputs and outputs are types the C API takes: int8/uint8/
-  int16 with per-tensor quantization, float32 (at QUANTIZE and DEQUANTIZE), int32 and bool;
+  may appear anywhere; float32 only around QUANTIZE, DEQUANTIZE and DETECTION_POSTPROCESS),
+  and its inputs and outputs are types the C API takes: int8/uint8/int16 with per-tensor
+  quantization, float32, int32 and bool;
 - the bias of FULLY_CONNECTED and the convolutions has the scale input x weights, within
   TFLM's tolerance, since the kernels add it as if it had.
 
@@ -32,8 +33,10 @@ import math
 from codegen.errors import UnsupportedError
 from codegen.model.ir import DType, Graph, Operator, Tensor
 
-# Operators allowed to touch float tensors: the edges of a float-I/O model.
-_FLOAT_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
+# Operators allowed to touch float tensors: the edges of a float-I/O model, and
+# DETECTION_POSTPROCESS, whose TFLM kernel takes float32 boxes and scores (dequantized int8
+# ones, in an int8 model) and writes float32 detections.
+_FLOAT_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE", "DETECTION_POSTPROCESS")
 _IO_TYPES = (DType.INT8, DType.UINT8, DType.INT16, DType.FLOAT32, DType.INT32, DType.BOOL)
 # Graph I/O whose values are quantized: the C API gives their scale and zero point.
 _QUANTIZED_IO_TYPES = (DType.INT8, DType.UINT8, DType.INT16)
