@@ -246,6 +246,7 @@ def _conv_edges() -> bytes:
     # below the zero point, with the fixup. Block tails of 3 and 2 channels.
     branch(_weights(rng, (7, 3, 3, 12)), activation="RELU", output_q=(0.3, -128))
     branch(_weights(rng, (10, 1, 1, 12)), activation="RELU_N1_TO_1", output_q=(0.01, 3))
+    branch(_weights(rng, (5, 2, 4, 12)))  # depth 96: sixteen k-pairs per iteration
     branch(_weights(rng, (3, 3, 3, 12)), big_bias=True)  # |acc| beyond 2^30
     wide = np.where(rng.random((2, 9, 9, 12)) < 0.5, -127, 127)  # 256 * S_b could wrap
     branch(wide, output_q=(40.0, 0))
@@ -314,17 +315,20 @@ MODELS = {"conv_edges": _conv_edges, "inplace_chain": _inplace_chain, "fc_edges"
 
 def test_edge_models_reach_every_path() -> None:
     conv = load_program(_conv_edges()).layers
-    assert [type(la) for la in conv] == [Conv2DGemm] * 8 + [Conv2D] * 2
-    p = [la.params for la in conv[:8]]
-    assert [q["pointwise"] for q in p] == [False, False, True, True, True, False, False, True]
-    assert [q["inplace"] for q in p] == [False, False, False, True, True, False, False, True]
+    assert [type(la) for la in conv] == [Conv2DGemm] * 9 + [Conv2D] * 2
+    p = [la.params for la in conv[:9]]
+    assert [q["pointwise"] for q in p] == [False, False, True, True, True, False, False, True,
+                                           False]
+    assert [q["inplace"] for q in p] == [False, False, False, True, True, False, False, True,
+                                         False]
     assert [q["engine"][len("cg_gemm_conv_"):] for q in p] == [
         "floor_clamp_k8", "fix_sat_k8", "fix_sat_k8", "fix_sat_k8", "floor_clamp_k8",
-        "fix_sat_k4", "floor_sat_k8", "fix_clamp_k8"]
+        "fix_sat_k4", "floor_sat_k8", "fix_clamp_k8", "fix_sat_k16"]
     assert [(q["blocks"], q["tail"]) for q in p] == [(1, 1), (1, 0), (1, 2), (3, 0), (0, 3),
-                                                      (1, 0), (1, 3), (2, 2)]
-    assert (p[0]["kpad"], p[3]["kpad"]) == (112, 16)  # depths 108 and 12
-    assert [q["local"] for q in p] == [False, False, True, True, True, False, False, True]
+                                                      (1, 0), (1, 3), (2, 2), (1, 1)]
+    assert (p[0]["kpad"], p[3]["kpad"], p[8]["kpad"]) == (112, 16, 96)  # depths 108, 12, 96
+    assert [q["local"] for q in p] == [False, False, True, True, True, False, False, True,
+                                       False]
     chain = load_program(_inplace_chain())
     plan = chain.plan
     assert [plan.locations[la.inputs[0]] == plan.locations[la.outputs[0]]

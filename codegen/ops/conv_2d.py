@@ -133,8 +133,9 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     fixup = _gemm.needs_sign_fixup(int(p["output_zero_point"]), int(p["act_min"]))
     blocks, tail = divmod(out_c, _gemm.CONV_BLOCK)
     clamp = "sat" if full else "clamp"
-    # eight k-pairs per iteration where the depth allows (half the loop tests)
-    variant = ("fix" if fixup else "floor", clamp, "k8" if kpad % 16 == 0 else "k4")
+    # up to sixteen k-pairs per iteration as the depth allows (fewer loop tests)
+    kpairs = 16 if kpad % 32 == 0 else 8 if kpad % 16 == 0 else 4
+    variant = ("fix" if fixup else "floor", clamp, f"k{kpairs}")
     return {
         "engine": "cg_gemm_conv_" + "_".join(variant),
         "snippets": (f"gemm_conv_plain.{clamp}", "gemm_conv." + ".".join(variant)),
