@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _conv, _gemm_v6m
+from codegen.ops import _conv, _gemm, _gemm_v6m
 from codegen.ops._window import require_nhwc, window
 from codegen.ops.base import CArray, only_output, operand, unsupported
 
@@ -125,8 +125,10 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         a_axis, b_axis = r, c
         taps = w
         in_steps, out_steps = (wd * ch, ch), (ow * ch, ch)
-    # The last output reads up to 4 values from its window start (a pair past the third tap).
-    reach = (b_axis.out - 1) * b_axis.stride + 4
+    # The last output reads up to 4 values from its window start (a pair past the third tap);
+    # the assembly reads whole groups of four outputs: 4 * stride * groups + 2 values.
+    reach = max((b_axis.out - 1) * b_axis.stride + 4,
+                4 * b_axis.stride * -(-b_axis.out // 4) + 2)
     line = max(reach, b_axis.pad + b_axis.size)
     line += line % 2
     per_channel_bytes = 3 * line * 2
@@ -154,7 +156,8 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         v6m[:, 9:13] = constants[:, 6:10]
         v6m[:, 13] = left + 1
         v6m[:, 14] = right > 0
-    variant = f"s{b_axis.stride}{'_general' if general else ''}"
+    fixup = _gemm.needs_sign_fixup(zp, int(params["act_min"]))
+    variant = f"s{b_axis.stride}" + ("_general" if general else "" if fixup else "_floor")
     offset = int(params["input_offset"]) & 0xFFFF
     pair = offset | (offset << 16)
     return {
