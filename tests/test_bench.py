@@ -220,8 +220,11 @@ def test_model_bench_is_consistent_and_deterministic(shared_models: Path,
     assert 0 <= r.instructions - layers <= 100 + 10 * len(r.layers)
     assert abs(r.timer_instructions - r.instructions) <= 40 + 40 * len(r.layers)
     assert r.flash_code_bytes > 0 and r.flash_harness_bytes > 0
+    # every array the cortex-m4 build compiles (not those under another core's guard, such
+    # as the engines without DSP's, CArray.guard)
     assert r.flash_const_bytes >= sum(
-        a.nbytes for layer in load_program(model).layers for a in layer.constants())
+        a.nbytes for layer in load_program(model).layers for a in layer.constants()
+        if not a.guard)
     assert r.arena_bytes == load_program(model).plan.size
     assert r.static_bytes >= 640 + 640  # the input and output buffers
     assert 0 < r.stack_bytes < 1024
