@@ -150,20 +150,7 @@ def _head(**options: object) -> dm.Head:
 
 
 def _string_option() -> bytes:
-    from flatbuffers import flexbuffers
-
-    fbb = flexbuffers.Builder()
-    with fbb.Map():
-        for key, value in dm.detection_options().items():
-            if key == "num_classes":
-                fbb.String(key, "3")
-            elif isinstance(value, bool):
-                fbb.Bool(key, value)
-            elif isinstance(value, int):
-                fbb.Int(key, value)
-            else:
-                fbb.Float(key, float(value))
-    return bytes(fbb.Finish())
+    return dm.flex_options({**dm.detection_options(), "num_classes": "3"})
 
 
 

@@ -30,7 +30,7 @@ SCORE_Q = Q(1 / 256, -128)  # sigmoid scores in [0, 1)
 
 
 def flex_options(values: dict[str, object]) -> bytes:
-    """A flexbuffer map: bool, int and float values as the Python builder types them
+    """A flexbuffer map: bool, int, float and str values as the Python builder types them
     (floats exact in float32 stored as 32-bit floats, others as doubles)."""
     fbb = flexbuffers.Builder()
     with fbb.Map():
@@ -42,6 +42,8 @@ def flex_options(values: dict[str, object]) -> bytes:
                 fbb.Bool(key, value)
             elif isinstance(value, int):
                 fbb.Int(key, value)
+            elif isinstance(value, str):
+                fbb.String(key, value)
             else:
                 fbb.Float(key, float(value))
     return bytes(fbb.Finish())
