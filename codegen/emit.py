@@ -140,7 +140,8 @@ class IoTensor:
 
     @property
     def quantized(self) -> bool:
-        return self.tensor.quant is not None and self.tensor.dtype.is_integer
+        q = self.tensor.quant
+        return q is not None and not q.per_channel and self.tensor.dtype.is_integer
 
 
 def io_tensors(program: Program) -> tuple[list[IoTensor], list[IoTensor]]:
