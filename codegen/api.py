@@ -207,9 +207,11 @@ def build(model: PathLike, target: str, output: PathLike, *, name: str | None = 
 
 def run(model: PathLike | bytes, inputs: Arrays, *, target: str = "reference",
         build_dir: PathLike | None = None, progress: bool | None = None,
-        timeout: float = 600.0) -> list[np.ndarray]:
+        timeout: float = 600.0, reset_each: bool = False) -> list[np.ndarray]:
     """Run N samples through the model on `target` and return its outputs: one array per
-    model output, in the model's order, shaped (N, *output shape).
+    model output, in the model's order, shaped (N, *output shape). A model that keeps state
+    (SVDF, LSTM, resource variables) runs the samples in order as one stream of invokes from
+    its reset state, the state carried from each to the next, unless `reset_each`.
 
     `inputs`: one array shaped (N, *input shape) of the input's dtype (for a model with one
     input), a sequence of them in the model's input order, or a mapping from input tensor
@@ -236,7 +238,7 @@ def run(model: PathLike | bytes, inputs: Arrays, *, target: str = "reference",
     program = load_program(source)
     arrays = _input_list(program, inputs)
     return execute(program, target, arrays, work_dir=work_dir, progress=progress,
-                   timeout=timeout)
+                   timeout=timeout, reset_each=reset_each)
 
 
 def _input_list(program: Any, inputs: Arrays) -> list[np.ndarray]:

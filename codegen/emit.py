@@ -18,6 +18,8 @@ import numpy as np
 from codegen.errors import CodegenError
 from codegen.plan import ALIGNMENT as ARENA_ALIGNMENT
 from codegen.resources import templates_dir
+from codegen.state import HEADER_BYTES as STATE_HEADER_BYTES
+from codegen.state import READY as STATE_READY
 
 if TYPE_CHECKING:
     from codegen.model.ir import Tensor
@@ -206,6 +208,8 @@ def _pointer(program: Program, tensor_index: int, writable: bool, debug: bool) -
         if program.graph.tensors[io[location.index]].dtype.c_type != c_type:
             return f"({qualifier}{c_type} *){caller}"
         return caller
+    if location.kind == "state":
+        return f"({qualifier}{c_type} *)(state + {location.index})"
     buffer = _debug_buffer_of(program).get(tensor_index) if debug else None
     if buffer is not None:
         address = f"debug_buffer_{buffer}"
@@ -220,7 +224,7 @@ def _reads_arena(program: Program, layer, debug: bool) -> bool:
     locations = program.plan.locations
     debug_of = _debug_buffer_of(program) if debug else {}
     tensors = (*layer.inputs, *layer.outputs)
-    if any(locations[t].kind not in ("input", "output") and t not in debug_of for t in tensors):
+    if any(locations[t].kind == "arena" and t not in debug_of for t in tensors):
         return True
     return layer.index in program.plan.scratch and not debug
 
@@ -244,7 +248,8 @@ def _debug_buffers(program: Program, running: list) -> list[dict[str, object]]:
 
 def _layer_context(program: Program, layer, name: str, debug: bool) -> dict[str, object]:
     symbol = layer.symbol(name)
-    args = [_pointer(program, t, False, debug) for t in layer.inputs]
+    updated = layer.state_updates()
+    args = [_pointer(program, t, k in updated, debug) for k, t in enumerate(layer.inputs)]
     args += [_pointer(program, t, True, debug) for t in layer.outputs]
     if layer.index in program.plan.scratch:
         offset = program.plan.scratch[layer.index]
@@ -262,6 +267,26 @@ def _layer_context(program: Program, layer, name: str, debug: bool) -> dict[str,
         "kernel": layer.kernel(symbol).rstrip() + "\n",
         "summary": _layer_summary(program, layer),
     }
+
+
+def _state_context(program: Program, name: str) -> dict[str, object]:
+    """What the templates need of the state block (codegen/state.py): its size and
+    alignment, and how a reset fills each region."""
+    state = program.state
+    if state is None:
+        return {"state_size": 0}
+    regions = []
+    for k, region in enumerate(state.regions):
+        initial = None
+        if region.initial is not None:
+            initial = {"name": f"{name}_state_init{k}", "count": region.size,
+                       "body": c_array_body(np.frombuffer(region.initial, dtype=np.uint8))}
+        regions.append({"offset": region.offset, "size": region.size, "fill": region.fill,
+                        "kind": region.kind, "name": c_comment(region.name, 60),
+                        "initial": initial})
+    return {"state_size": state.size, "state_alignment": state.alignment,
+            "state_regions": regions, "state_header": STATE_HEADER_BYTES,
+            "state_ready": STATE_READY}
 
 
 def emit_model(program: Program, name: str,
@@ -287,6 +312,7 @@ def emit_model(program: Program, name: str,
                     if layer.index in program.plan.elided],
         "uses_arena": any(_reads_arena(program, layer, options.debug_buffers)
                           for layer in running),
+        **_state_context(program, name),
         "runtime": runtime_snippets(n for layer in running for n in layer.runtime),
         "arena_size": program.plan.size,
         "arena_alignment": ARENA_ALIGNMENT,

@@ -255,8 +255,7 @@ def _prepare(graph: Graph, chain: _Chain, x: Tensor, y: Tensor, x_view: tuple[in
                "dilation_h_factor": dilation[1], "dilation_w_factor": dilation[2]}
     op = Operator(conv.op.index, conv.op.opcode, (x.index, conv.op.inputs[1], bias_index),
                   (y.index,), options, conv.op.version)
-    view_graph = Graph(tensors, graph.operators, graph.inputs, graph.outputs,
-                       graph.description)
+    view_graph = replace(graph, tensors=tensors)
     try:
         inner = prepare_layer(op, view_graph)
     except UnsupportedError:
@@ -306,4 +305,4 @@ def fold_float_negations(graph: Graph) -> Graph:
     if not replace_at:
         return graph
     operators = [replace_at.get(op.index, op) for op in graph.operators if op.index not in gone]
-    return Graph(graph.tensors, operators, graph.inputs, graph.outputs, graph.description)
+    return replace(graph, operators=operators)

@@ -6,8 +6,10 @@ the generator can take at all, before each operator module checks its own option
 
 - structure: graph inputs and outputs are distinct tensors; every operator writes real
   tensors that no other operator, graph input or constant claims; every tensor an
-  operator reads is a graph input, a constant or written by an earlier operator (no
-  cycle, file order is run order); every graph output is written;
+  operator reads is a graph input, a constant, a variable (state, see codegen/state.py)
+  or written by an earlier operator (no cycle, file order is run order); every graph
+  output is written; the same for each CALL_ONCE initializer (which has no inputs or
+  outputs);
 - tensors: shapes of positive dimensions and of a size a microcontroller can hold, of no
   more dimensions than TFLM's kernels take (6, RuntimeShape's capacity; 8 for SQUEEZE, any
   for RESHAPE, which only copy bytes; at most 31 anywhere, the numpy reference's limit);
@@ -20,7 +22,8 @@ the generator can take at all, before each operator module checks its own option
 - the model is fully quantized, int8 or 16x8 (int16 activations with int8 weights; int32
   and bool tensors, such as indices and comparison results, are not quantized values and
   may appear anywhere), and its inputs and outputs are types the C API takes: int8/uint8/
-  int16, float32 (at QUANTIZE and DEQUANTIZE), int32 and bool (the header gives the scale
+  int16, float32 (at QUANTIZE and DEQUANTIZE, and in resource variables, which
+  READ_VARIABLE and ASSIGN_VARIABLE copy as bytes), int32 and bool (the header gives the scale
   and zero point of those quantized per tensor; the operators that read an input's
   quantization require it themselves, as TFLM's do);
 - the bias of FULLY_CONNECTED and the convolutions has the scale input x weights, within
@@ -37,8 +40,9 @@ import math
 from codegen.errors import UnsupportedError
 from codegen.model.ir import DType, Graph, Operator, Tensor
 
-# Operators allowed to touch float tensors: the edges of a float-I/O model.
-_FLOAT_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
+# Operators allowed to touch float tensors: the edges of a float-I/O model, and the copies
+# in and out of a resource variable (the converter keeps those in float32).
+_FLOAT_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE", "READ_VARIABLE", "ASSIGN_VARIABLE")
 _IO_TYPES = (DType.INT8, DType.UINT8, DType.INT16, DType.FLOAT32, DType.INT32, DType.BOOL)
 
 FULL_INT8_HINT = (
@@ -69,9 +73,16 @@ BIAS_SCALE_TOLERANCE = 0.02
 
 
 def validate_graph(graph: Graph, label: str = "model") -> None:
+    """The main graph, then each CALL_ONCE initializer (which has no inputs or outputs)."""
     if not graph.operators:
         raise UnsupportedError(f"{label}: the model has no operators")
     _check_io_lists(graph, label)
+    _check_subgraph(graph, label)
+    for index, init in sorted(graph.init_graphs.items()):
+        _check_subgraph(init, f"{label}: subgraph {index} (a CALL_ONCE initializer)")
+
+
+def _check_subgraph(graph: Graph, label: str) -> None:
     used = _used_tensors(graph)
     for index in used:
         _check_shape(graph.tensors[index], label)
@@ -133,6 +144,8 @@ def _check_io_lists(graph: Graph, label: str) -> None:
 
 
 def _check_dataflow(graph: Graph, label: str) -> None:
+    """A variable tensor holds the previous invoke's value until an operator writes it: it
+    may be read anywhere, and reading it before its producer is no cycle."""
     producer: dict[int, Operator] = {}
     inputs = set(graph.inputs)
     for op in graph.operators:
@@ -158,7 +171,8 @@ def _check_dataflow(graph: Graph, label: str) -> None:
             producer[t] = op
     for op in graph.operators:
         for t in op.inputs:
-            if t < 0 or t in producer or t in inputs or graph.tensors[t].is_constant:
+            if (t < 0 or t in producer or t in inputs or graph.tensors[t].is_constant
+                    or graph.tensors[t].is_variable):
                 continue
             raise UnsupportedError(
                 f"{label}: {_where(op)} reads tensor {_name(graph, t)}, which no operator "
@@ -170,8 +184,9 @@ def _check_dataflow(graph: Graph, label: str) -> None:
                 f"{label}: graph output {_name(graph, t)} is not written by any operator; "
                 f"{_CORRUPT}"
             )
-    _check_acyclic(graph, producer, label)
-    _check_file_order(graph, producer, label)
+    flowing = {t: op for t, op in producer.items() if not graph.tensors[t].is_variable}
+    _check_acyclic(graph, flowing, label)
+    _check_file_order(graph, flowing, label)
 
 
 def _check_file_order(graph: Graph, producer: dict[int, Operator], label: str) -> None:
