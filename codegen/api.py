@@ -164,8 +164,9 @@ class BuiltLibrary:
     code_bytes: int  # .text
     constant_bytes: int  # .rodata
     data_bytes: int  # .data
-    bss_bytes: int  # .bss: the static arena
+    bss_bytes: int  # .bss: the static arena (and the static state)
     arena_bytes: int
+    state_bytes: int = 0  # NAME_STATE_SIZE: state kept between invokes (in .bss)
 
     @property
     def flash_bytes(self) -> int:
@@ -199,7 +200,8 @@ def build(model: PathLike, target: str, output: PathLike, *, name: str | None = 
     fp = lib.footprint
     return BuiltLibrary(lib.name, lib.target.name, lib.target.machine_flags, lib.archive,
                         lib.header, lib.cross_file, lib.toolchain_file, fp.code,
-                        fp.constants, fp.data, fp.bss, lib.program.plan.size)
+                        fp.constants, fp.data, fp.bss, lib.program.plan.size,
+                        lib.program.state.size if lib.program.state is not None else 0)
 
 
 # -- run ----------------------------------------------------------------------------------

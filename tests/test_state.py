@@ -225,3 +225,23 @@ def test_variable_graph_output_is_refused() -> None:
     with pytest.raises(UnsupportedError, match="variable tensor") as info:
         load_program(b.build())
     assert "\n" not in str(info.value)
+
+
+# -- build and bench ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4"])
+def test_build_and_bench_count_the_state(target: str, tmp_path: Path) -> None:
+    """The state block is counted apart (and within the RAM); the benchmark resets it
+    before the invoke whose outputs it checks, so they equal one invoke of the reference."""
+    from codegen import api
+
+    model_path = tmp_path / "svdf.tflite"
+    model_path.write_bytes(sm.bundle(BUNDLE))
+    size = load_program(model_path).state.size  # type: ignore[union-attr]
+    lib = api.build(model_path, target, tmp_path / "lib")
+    assert lib.state_bytes == size and lib.bss_bytes >= size + lib.arena_bytes
+    cost = api.bench(model_path, target)
+    assert cost["state_bytes"] == size
+    assert cost["ram_bytes"] >= cost["arena_bytes"] + size + cost["static_bytes"]
+    assert cost["output_matches_reference"] is True
