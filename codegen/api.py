@@ -113,6 +113,7 @@ def generate(model: PathLike, output: PathLike, *, name: str | None = None,
     from codegen import arduino as arduino_layout
     from codegen import cmake as cmake_layout
     from codegen.emit import EmitOptions
+    from codegen.files import Content
     from codegen.generate import check_name, default_name
     from codegen.generate import generate as generate_files
     from codegen.library import meson_build_text
@@ -127,7 +128,7 @@ def generate(model: PathLike, output: PathLike, *, name: str | None = None,
         cmake_layout.check_cmake_name(name)
     options = EmitOptions(static_arena=static_arena, arena_section=arena_section)
 
-    def layout(program: Program, name: str, files: dict[str, str]) -> dict[str, str]:
+    def layout(program: Program, name: str, files: dict[str, Content]) -> dict[str, Content]:
         if arduino:
             return arduino_layout.arduino_files(program, name, files, options)
         if meson:
@@ -181,8 +182,9 @@ def build(model: PathLike, target: str, output: PathLike, *, name: str | None = 
           build_dir: PathLike | None = None, arena_section: str | None = None,
           cmake: bool = False) -> BuiltLibrary:
     """Generate the C for `model` and compile it into `output/libNAME.a` for `target`
-    ("host", "cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33"), beside
-    NAME.h, NAME.c and the build files: meson.build and, for a Cortex-M core, cross.ini; or
+    ("host", "cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33",
+    "cortex-m55", "riscv32", "riscv32-v"), beside
+    NAME.h, NAME.c and the build files: meson.build and, for a cross target, cross.ini; or
     with `cmake=True` CMakeLists.txt and toolchain.cmake, compiled with CMake. All written
     together once the library is built, or none. `build_dir` keeps the build (a new or
     empty directory, or one codegen made before; default: a temporary directory).

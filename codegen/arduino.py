@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from codegen.emit import EmitOptions, c_comment, io_tensors, render
 from codegen.errors import CodegenError
+from codegen.files import Content
 from codegen.program import Program
 
 PROPERTIES = "library.properties"
@@ -27,10 +28,10 @@ def sketch_path(name: str) -> str:
     return f"examples/{name}/{name}.ino"
 
 
-def arduino_files(program: Program, name: str, sources: dict[str, str],
-                  options: EmitOptions | None = None) -> dict[str, str]:
+def arduino_files(program: Program, name: str, sources: dict[str, Content],
+                  options: EmitOptions | None = None) -> dict[str, Content]:
     """The library's files, given the generated NAME.c/NAME.h (`sources`, from emit_model
-    with the same options)."""
+    or emit_files with the same options)."""
     options = options or EmitOptions()
     if program.plan.io_in_arena:
         raise CodegenError("the Arduino example sketch passes its own input and output "

@@ -6,14 +6,17 @@ then the measured invoke. The build defines the generated code's CODEGEN_PROFILE
 hook, which marks the start of each layer and the end of the last (the profile_*.h
 headers in firmware/).
 
-Cortex-M targets run under QEMU with `-icount shift=0,align=off,sleep=off`. There a mark
-is the single instruction `mov r11, r11`, and a QEMU plugin (firmware/qemu/bench_plugin.c,
+Cross targets run under QEMU with `-icount shift=0,align=off,sleep=off`. There a mark
+is a single instruction that changes nothing (`mov r11, r11` on Cortex-M, the HINT
+`slti x0, x0, 0x2a5` on RISC-V), and a QEMU plugin (firmware/qemu/bench_plugin.c,
 compiled with the host C compiler) counts every instruction executed and records the
 count at each mark: exact counts for the whole invoke and for each layer, of code that is
 the normal build's plus one instruction per layer (not counted). The same plugin charges
 every instruction the cycles of the core's timing table (the cycle model, codegen/cycles.py
 and firmware/qemu/cycle_model.c): cycles per invoke, per layer, per instruction class and
-per instruction address (`profile`). The harness also reads
+per instruction address (`profile`); the model has tables for Thumb cores only, so
+cortex-m55 (Helium) and the RISC-V targets report instructions without cycles. The harness
+also reads
 the SysTick around the invoke: the QEMU boards tick once per
 `Target.instructions_per_tick` instructions, a cross-check, and the fallback (whole invoke
 only, to that resolution) when QEMU cannot load the plugin. The host reports wall-clock
@@ -57,7 +60,10 @@ DEFAULT_OPTIMIZATION = "2"
 DEFAULT_TIMEOUT = 600.0
 INPUT_SEED = 0
 MARKS_FILE = "marks.txt"
-MARK_ENCODING = 0x46DB  # mov r11, r11: BENCH_MARK() of firmware/cortex-m/profile_cortex_m.h
+# BENCH_MARK() of firmware/PLATFORM/profile_*.h, by platform: mov r11, r11 (Thumb) and
+# slti x0, x0, 0x2a5 (RISC-V, a 32-bit HINT).
+MARK_ENCODINGS = {"cortex-m": 0x46DB, "riscv": 0x2A502013}
+MARK_ENCODING = MARK_ENCODINGS["cortex-m"]
 _CALIBRATION_MARKS = 3  # clock readings back to back before the invoke; the last opens it
 
 METHOD_PLUGIN = "qemu-plugin"
@@ -84,7 +90,7 @@ class BenchResult:
     optimization: str  # the -O level
     io_in_arena: bool
     method: str  # METHOD_PLUGIN, METHOD_TIMER or METHOD_WALL_CLOCK
-    resolution: int | None  # instruction counts are multiples of it: 1 exact, else the
+    resolution: float | None  # instruction counts are multiples of it: 1 exact, else the
                             # SysTick's instructions per tick (Cortex-M)
     instructions: int | None  # one invoke (Cortex-M)
     nanoseconds: float | None  # one invoke, median (host)
@@ -311,7 +317,7 @@ class Measurement:
     """What the benchmark harness measured for one sample."""
 
     method: str  # METHOD_PLUGIN, METHOD_TIMER or METHOD_WALL_CLOCK
-    resolution: int | None  # see BenchResult.resolution
+    resolution: float | None  # see BenchResult.resolution
     outputs: bytes  # the model's outputs for the sample
     invokes: int  # measured invokes
     instructions: int | None = None  # the whole invoke (Cortex-M)
@@ -332,7 +338,8 @@ def _run(executable: Path, target: Target, data: bytes, plugin_dir: Path,
         return run_harness(executable, target, data, timeout=timeout), METHOD_WALL_CLOCK
     plugin = plugin_library(plugin_dir)
     if plugin is not None:
-        arguments = (str(plugin), f"insn={MARK_ENCODING:#x}", f"out={MARKS_FILE}",
+        arguments = (str(plugin), f"insn={MARK_ENCODINGS[target.platform]:#x}",
+                     f"out={MARKS_FILE}",
                      *cycles.plugin_arguments(target, cycle_options))
         try:
             run = run_harness(executable, target, data, timeout=timeout, icount=True,
@@ -369,13 +376,18 @@ def measure(executable: Path, target: Target, input_bytes: bytes, output_bytes: 
         )
     ticks = _unwrap(report.invokes[-1], report.clock_bits)
     timer_total, _ = _clock_regions([float(t) for t in ticks], None)
-    timer_instructions = int(timer_total) * target.instructions_per_tick
+    timer_instructions = round(int(timer_total) * target.instructions_per_tick)
     if method == METHOD_PLUGIN:
         marks = _plugin_marks(run.files[MARKS_FILE].decode(), layers + 3)
         total, parts = _count_regions([m.instructions for m in marks], layers)
         # The plugin's rows after a mark are those of the interval that ends at it; a mark
         # costs no cycles. Regions: before the first layer, each layer, after the last.
         layer_rows = [m.rows for m in marks[2:-1]]
+        if not cycles.has_cycle_model(target):  # instructions only (rows without cycles)
+            return Measurement(method, 1, report.outputs, len(report.invokes), total, parts,
+                               timer_instructions=timer_instructions,
+                               stack_bytes=report.stack,
+                               rows=cycles.merge(m.rows for m in marks[1:]))
         return Measurement(method, 1, report.outputs, len(report.invokes), total, parts,
                            timer_instructions=timer_instructions, stack_bytes=report.stack,
                            cycles=marks[-1].cycles - marks[0].cycles,

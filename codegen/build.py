@@ -20,7 +20,11 @@ from codegen.files import claim_build_dir, clear_build_dir
 from codegen.resources import data_root
 from codegen.targets import Target, cross_file_text
 
-_ARM_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+_PACKAGES = {
+    "cortex-m": "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm",
+    "riscv": "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc",
+}
+_C_LIBRARY = {"cortex-m": ("nano.specs", "newlib-nano"), "riscv": ("picolibc.specs", "picolibc")}
 _STAMP = "codegen-setup.json"
 _SOURCES_STAMP = "codegen-sources.json"
 _CROSS_FILE = "cross.ini"
@@ -55,18 +59,19 @@ def check_toolchain(target: Target, *, cc: str | None = None) -> None:
     gcc = target.toolchain_prefix + "gcc"
     tools = ("ninja", gcc, target.qemu_binary)
     missing = [t for t in tools if shutil.which(t) is None]
-    if not missing and not _has_newlib_nano(gcc):
-        missing = ["newlib-nano (nano.specs)"]
+    specs, library = _C_LIBRARY[target.platform]
+    if not missing and not _has_specs(gcc, specs):
+        missing = [f"{library} ({specs})"]
     if missing:
         raise CodegenError(
             f"missing tools for target {target.name}: {', '.join(missing)}; "
-            f"install {_ARM_PACKAGES} and ninja-build"
+            f"install {_PACKAGES[target.platform]} and ninja-build"
         )
 
 
-def _has_newlib_nano(gcc: str) -> bool:
+def _has_specs(gcc: str, specs: str) -> bool:
     found = subprocess.run(
-        [gcc, "-print-file-name=nano.specs"], capture_output=True, text=True, check=False
+        [gcc, f"-print-file-name={specs}"], capture_output=True, text=True, check=False
     )
     return found.returncode == 0 and Path(found.stdout.strip()).is_absolute()
 

@@ -41,6 +41,13 @@ TIMING_SOURCES = {
 }
 
 
+def has_cycle_model(target: Target) -> bool:
+    """Whether the cycle model has a table for `target`'s core. The others (cortex-m55,
+    whose Helium instructions the Thumb decoder does not know, and RISC-V) get exact
+    instruction counts only: the plugin runs with core=none."""
+    return target.name in TIMING_SOURCES
+
+
 @dataclass(frozen=True)
 class CycleOptions:
     """What the cycle model assumes besides the core's table."""
@@ -62,6 +69,11 @@ def check_options(target: Target, options: CycleOptions) -> None:
     if target.is_host and (options.wait_states or options.small_multiplier):
         raise CodegenError("--wait-states and --small-multiplier apply to the cycle model of "
                            "the Cortex-M targets; the host is measured by the wall clock")
+    if not target.is_host and not has_cycle_model(target) and (
+            options.wait_states or options.small_multiplier):
+        raise CodegenError(f"--wait-states and --small-multiplier apply to the cycle model, "
+                           f"which has no table for {target.name}: it reports instructions "
+                           "only")
     if options.small_multiplier and target.name != "cortex-m0":
         raise CodegenError(f"--small-multiplier applies to cortex-m0 only ({target.name} has "
                            "a single-cycle multiplier)")
@@ -72,7 +84,7 @@ def check_options(target: Target, options: CycleOptions) -> None:
 
 def flash_region(target: Target) -> tuple[int, int]:
     """[start, end) of the board's CODE region (its linker script): code and constants."""
-    script = firmware_dir() / "cortex-m" / f"{target.board}.ld"
+    script = firmware_dir() / target.platform / f"{target.board}.ld"
     match = re.search(r"CODE\s*\([a-z]*\)\s*:\s*ORIGIN\s*=\s*(0x[0-9a-fA-F]+|\d+)\s*,\s*"
                       r"LENGTH\s*=\s*(\d+)\s*([KM]?)", script.read_text())
     if match is None:
@@ -84,6 +96,8 @@ def flash_region(target: Target) -> tuple[int, int]:
 
 def plugin_arguments(target: Target, options: CycleOptions) -> list[str]:
     """The plugin's model arguments for `target` (the mark and output file aside)."""
+    if not has_cycle_model(target):
+        return ["core=none"]
     arguments = [f"core={target.name}"]
     if options.small_multiplier:
         arguments.append("small_multiplier=1")
@@ -200,7 +214,8 @@ _INSTRUCTION = re.compile(r"\s*([0-9a-f]+):\t(?:[0-9a-f]{4} ?){1,2}\s*\t(.*)$")
 def disassembly(executable: Path, target: Target) -> dict[int, tuple[str, str]]:
     """address -> (function, instruction text) from objdump."""
     try:
-        listing = subprocess.run([target.toolchain_prefix + "objdump", "-d", str(executable)],
+        listing = subprocess.run([target.toolchain_prefix + "objdump", "-d",
+                                  *target.objdump_flags, str(executable)],
                                  capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as error:
         raise CodegenError(f"cannot disassemble {executable.name}: {error}") from None

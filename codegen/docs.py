@@ -63,11 +63,12 @@ def _rank(dtype: DType) -> int:
 
 
 def target_table() -> str:
-    rows = ["| target | core flags | runs on |", "|---|---|---|"]
+    rows = ["| target | core flags | runs on | notes |", "|---|---|---|---|"]
     for target in TARGETS.values():
         flags = " ".join(target.machine_flags) or "native compiler"
-        runs = "this machine" if target.is_host else f"QEMU `{target.qemu_machine}`"
-        rows.append(f"| `{target.name}` | `{flags}` | {runs} |")
+        runs = ("this machine" if target.is_host
+                else f"QEMU `{target.qemu_machine}` (`-cpu {target.qemu_cpu}`)")
+        rows.append(f"| `{target.name}` | `{flags}` | {runs} | {target.note} |")
     return "\n".join(rows) + "\n"
 
 

@@ -2,14 +2,19 @@
 
 All decisions are made here in Python (names, pointer expressions, literals); the templates
 under `templates/` only lay the text out.
+
+NAME.c is never held in memory whole: `emit_files` returns `GeneratedText`s that render it
+piece by piece (a layer, a block of a constant array) as the writer consumes them, so the
+memory of generation does not grow with the output, and the output's size is bounded by
+`output_limit` of the model file's size.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 import jinja2
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
     from codegen.program import Program
 
 _VALUES_PER_LINE = 16
+_LINES_PER_BLOCK = 4096  # a constant array is formatted this many lines at a time
+_SMALL_ARRAY_BYTES = 4096  # formatted bodies of arrays up to this size are reused
 _REQUIRES = re.compile(r"\{#\s*requires:([\w,\s]*)#\}")
 
 
@@ -35,6 +42,7 @@ def environment() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        auto_reload=False,  # the templates do not change while codegen runs
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
@@ -118,12 +126,46 @@ def runtime_snippets(names: Iterable[str]) -> list[str]:
 
 
 def c_array_body(values: np.ndarray) -> str:
-    items = [str(v) for v in np.asarray(values).ravel().tolist()]
-    lines = [
-        "    " + ", ".join(items[i:i + _VALUES_PER_LINE]) + ","
-        for i in range(0, len(items), _VALUES_PER_LINE)
-    ]
-    return "\n".join(lines)
+    """The initializer lines of a C array (16 values a line, each line ending in a comma),
+    without a final newline."""
+    return "".join(c_array_lines(values))[:-1]
+
+
+def c_array_lines(values: np.ndarray) -> Iterator[str]:
+    """c_array_body plus a newline, in blocks of lines: an array of millions of values is
+    never one string (nor a list of millions of strings)."""
+    flat = np.asarray(values).ravel()
+    if flat.nbytes <= _SMALL_ARRAY_BYTES:  # tables repeated in many layers: formatted once
+        yield _small_array_lines(flat.dtype.str, flat.tobytes())
+        return
+    yield from _array_blocks(flat)
+
+
+@lru_cache(maxsize=256)
+def _small_array_lines(dtype: str, data: bytes) -> str:
+    return "".join(_array_blocks(np.frombuffer(data, dtype=dtype)))
+
+
+def _items(block: np.ndarray) -> tuple[object, ...]:
+    """A block's values as the `%s`/`%d` arguments: float32 as shortest C literals."""
+    if block.dtype.kind == "f":
+        return tuple(c_float(v) for v in block.tolist())
+    return tuple(block.tolist())
+
+
+def _array_blocks(flat: np.ndarray) -> Iterator[str]:
+    full = flat.size - flat.size % _VALUES_PER_LINE
+    spec = "%s" if flat.dtype.kind == "f" else "%d"
+    line = "    " + ", ".join([spec] * _VALUES_PER_LINE) + ",\n"
+    step = _VALUES_PER_LINE * _LINES_PER_BLOCK
+    for start in range(0, full, step):
+        block = flat[start:min(full, start + step)]
+        yield (line * (block.size // _VALUES_PER_LINE)) % _items(block)
+    if full < flat.size:
+        rest = flat[full:]
+        yield "    " + ", ".join([spec] * rest.size) % _items(rest) + ",\n"
+    if flat.size == 0:
+        yield "\n"
 
 
 @dataclass(frozen=True)
@@ -196,7 +238,8 @@ def _debug_buffer_of(program: Program) -> dict[int, int]:
             if not io & set(buf.tensors)}
 
 
-def _pointer(program: Program, tensor_index: int, writable: bool, debug: bool) -> str:
+def _pointer(program: Program, tensor_index: int, writable: bool,
+             debug_of: dict[int, int]) -> str:
     location = program.plan.locations[tensor_index]
     c_type = program.graph.tensors[tensor_index].dtype.c_type
     qualifier = "" if writable else "const "
@@ -210,29 +253,31 @@ def _pointer(program: Program, tensor_index: int, writable: bool, debug: bool) -
         return caller
     if location.kind == "state":
         return f"({qualifier}{c_type} *)(state + {location.index})"
-    buffer = _debug_buffer_of(program).get(tensor_index) if debug else None
+    buffer = debug_of.get(tensor_index)
     if buffer is not None:
         address = f"debug_buffer_{buffer}"
     else:
         address = f"arena + {location.index}"
+    if c_type == "float":  # float tensors in the arena (around DETECTION_POSTPROCESS):
+        # through void *, which cppcheck accepts from bytes (the arena is aligned for them)
+        return f"({qualifier}float *)({qualifier}void *)({address})"
     return f"({qualifier}{c_type} *)({address})"
 
 
-def _reads_arena(program: Program, layer, debug: bool) -> bool:
+def _reads_arena(program: Program, layer, debug: bool, debug_of: dict[int, int]) -> bool:
     """Whether the layer's call addresses `arena` (a tensor or its scratch there): a model
     of views only, its inputs and outputs in the arena, calls nothing that does."""
     locations = program.plan.locations
-    debug_of = _debug_buffer_of(program) if debug else {}
     tensors = (*layer.inputs, *layer.outputs)
     if any(locations[t].kind == "arena" and t not in debug_of for t in tensors):
         return True
     return layer.index in program.plan.scratch and not debug
 
 
-def _debug_buffers(program: Program, running: list) -> list[dict[str, object]]:
+def _debug_buffers(program: Program, running: list,
+                   debug_of: dict[int, int]) -> list[dict[str, object]]:
     """One static array per arena buffer and per scratch buffer that a running layer uses
     (debug_buffers mode)."""
-    debug_of = _debug_buffer_of(program)
     numbers = {debug_of[t] for layer in running for t in (*layer.inputs, *layer.outputs)
                if t in debug_of}
     arrays: list[dict[str, object]] = [
@@ -246,27 +291,63 @@ def _debug_buffers(program: Program, running: list) -> list[dict[str, object]]:
     return arrays
 
 
-def _layer_context(program: Program, layer, name: str, debug: bool) -> dict[str, object]:
-    symbol = layer.symbol(name)
-    updated = layer.state_updates()
-    args = [_pointer(program, t, k in updated, debug) for k, t in enumerate(layer.inputs)]
-    args += [_pointer(program, t, True, debug) for t in layer.outputs]
-    if layer.index in program.plan.scratch:
-        offset = program.plan.scratch[layer.index]
-        address = f"debug_scratch_{layer.index}" if debug else f"arena + {offset}"
-        args.append(f"(void *)({address})")
-    constants = [
-        {"c_type": a.c_type, "name": f"{symbol}_{a.name}", "count": a.values.size,
-         "body": c_array_body(a.values)}
-        for a in layer.constants()
-    ]
-    return {
-        "symbol": symbol,
-        "call": f"{symbol}({', '.join(args)})",
-        "constants": constants,
-        "kernel": layer.kernel(symbol).rstrip() + "\n",
-        "summary": _layer_summary(program, layer),
-    }
+@dataclass(frozen=True)
+class _ConstantArray:
+    c_type: str
+    name: str
+    count: int
+    values: np.ndarray
+
+    @property
+    def body(self) -> Iterator[str]:
+        return c_array_lines(self.values)
+
+
+class _LayerText:
+    """What model.c.j2 shows of one running layer, each part computed when the template
+    reaches it (and not kept): the call is cheap, the constants and kernel are not."""
+
+    def __init__(self, program: Program, layer, name: str, debug: bool,
+                 debug_of: dict[int, int]) -> None:
+        self._program, self._layer, self._debug = program, layer, debug
+        self.symbol = layer.symbol(name)
+        updated = layer.state_updates()
+        args = [_pointer(program, t, k in updated, debug_of)
+                for k, t in enumerate(layer.inputs)]
+        args += [_pointer(program, t, True, debug_of) for t in layer.outputs]
+        if layer.index in program.plan.scratch:
+            offset = program.plan.scratch[layer.index]
+            address = f"debug_scratch_{layer.index}" if debug else f"arena + {offset}"
+            args.append(f"(void *)({address})")
+        self.call = f"{self.symbol}({', '.join(args)})"
+
+    @property
+    def constants(self) -> list[_ConstantArray]:
+        return [_ConstantArray(a.c_type, f"{self.symbol}_{a.name}", a.values.size, a.values)
+                for a in self._layer.constants()]
+
+    @property
+    def kernel(self) -> str:
+        return self._layer.kernel(self.symbol).rstrip() + "\n"
+
+    @property
+    def summary(self) -> str:
+        return _layer_summary(self._program, self._layer)
+
+
+class _Layers:
+    """The running layers as model.c.j2 iterates them (twice: definitions, then calls):
+    a _LayerText made afresh for each, so that no more than one is alive at a time."""
+
+    def __init__(self, make: Callable[[object], _LayerText], running: list) -> None:
+        self._make, self._running = make, running
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def __iter__(self) -> Iterator[_LayerText]:
+        return (self._make(layer) for layer in self._running)
+
 
 
 def _state_context(program: Program, name: str) -> dict[str, object]:
@@ -289,9 +370,48 @@ def _state_context(program: Program, name: str) -> dict[str, object]:
             "state_ready": STATE_READY}
 
 
-def emit_model(program: Program, name: str,
-               options: EmitOptions | None = None) -> dict[str, str]:
-    """Render NAME.h and NAME.c; returns {file name: text}."""
+# The generated C is bounded by the model file: a few characters per byte of constant data
+# (an int8 weight takes at most 6, "-128, "), and a few kilobytes of code per operator (at
+# most MAX_OPERATORS of them). A small file that would make far more (tables that grow with
+# the tensors' shapes, not with the file) is refused.
+OUTPUT_PER_MODEL_BYTE = 16
+OUTPUT_SLACK = 256 << 20
+
+
+def output_limit(model_bytes: int) -> int:
+    """The most characters codegen writes to one generated file for a model file of
+    `model_bytes` bytes."""
+    return OUTPUT_PER_MODEL_BYTE * model_bytes + OUTPUT_SLACK
+
+
+class GeneratedText:
+    """A generated text file, rendered piece by piece each time it is iterated (the writer
+    streams it to disk; it can be written more than once). At most `limit` characters:
+    rendering more raises a CodegenError, and the all-or-nothing writer writes nothing."""
+
+    def __init__(self, name: str, pieces: Callable[[], Iterator[str]], limit: int,
+                 source: str) -> None:
+        self.name, self._pieces, self.limit, self._source = name, pieces, limit, source
+
+    def __iter__(self) -> Iterator[str]:
+        written = 0
+        for piece in self._pieces():
+            written += len(piece)
+            if written > self.limit:
+                raise CodegenError(
+                    f"{self._source}: the generated {self.name} would be larger than "
+                    f"{self.limit} bytes ({OUTPUT_PER_MODEL_BYTE} x the model file's size + "
+                    f"{OUTPUT_SLACK >> 20} MiB), far more than a microcontroller model "
+                    "needs; nothing was written")
+            yield piece
+
+    def __str__(self) -> str:
+        return "".join(self)
+
+
+def emit_files(program: Program, name: str,
+               options: EmitOptions | None = None) -> dict[str, GeneratedText]:
+    """NAME.h and NAME.c as GeneratedTexts: rendered as they are written."""
     options = options or EmitOptions()
     if not _IDENTIFIER.match(name):  # the CLI checks it too (codegen.generate.check_name)
         raise CodegenError(f"the name '{c_comment(name, 40)}' is not a C identifier")
@@ -299,19 +419,20 @@ def emit_model(program: Program, name: str,
     io_in_arena = program.plan.io_in_arena
     params, args = _invoke_parameters(inputs, outputs, io_in_arena)
     running = [layer for layer in program.layers if layer.index not in program.plan.elided]
+    debug = options.debug_buffers
+    debug_of = _debug_buffer_of(program) if debug else {}
     context = {
         "name": name,
         "NAME": name.upper(),
         "source": c_comment(program.source),
         "inputs": inputs,
         "outputs": outputs,
-        "layers": [_layer_context(program, layer, name, options.debug_buffers)
-                   for layer in running],
-        "debug_buffers": _debug_buffers(program, running) if options.debug_buffers else [],
+        "layers": _Layers(lambda layer: _LayerText(program, layer, name, debug, debug_of),
+                          running),
+        "debug_buffers": _debug_buffers(program, running, debug_of) if debug else [],
         "aliased": [_layer_summary(program, layer) for layer in program.layers
                     if layer.index in program.plan.elided],
-        "uses_arena": any(_reads_arena(program, layer, options.debug_buffers)
-                          for layer in running),
+        "uses_arena": any(_reads_arena(program, layer, debug, debug_of) for layer in running),
         **_state_context(program, name),
         "runtime": runtime_snippets(n for layer in running for n in layer.runtime),
         "arena_size": program.plan.size,
@@ -324,10 +445,22 @@ def emit_model(program: Program, name: str,
         "constant_bytes": program.constant_bytes,
         "opcodes": c_comment(", ".join(layer.opcode for layer in program.layers), None),
     }
-    return {
-        f"{name}.h": render("model.h.j2", **context),
-        f"{name}.c": render("model.c.j2", **context),
-    }
+    limit = output_limit(program.graph.file_bytes)
+
+    def text(file: str, template: str) -> GeneratedText:
+        def pieces() -> Iterator[str]:
+            return environment().get_template(template).generate(**context)
+        return GeneratedText(file, pieces, limit, program.source)
+
+    return {f"{name}.h": text(f"{name}.h", "model.h.j2"),
+            f"{name}.c": text(f"{name}.c", "model.c.j2")}
+
+
+def emit_model(program: Program, name: str,
+               options: EmitOptions | None = None) -> dict[str, str]:
+    """Render NAME.h and NAME.c; returns {file name: text} (for tests and small models;
+    `emit_files` streams them)."""
+    return {file: str(text) for file, text in emit_files(program, name, options).items()}
 
 
 def _layer_summary(program: Program, layer) -> str:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from codegen.build import build_firmware, check_toolchain
-from codegen.emit import EmitOptions, emit_model, io_tensors, render
+from codegen.emit import EmitOptions, emit_files, io_tensors, render
 from codegen.errors import CodegenError
-from codegen.files import claim_build_dir, write_files_atomically
+from codegen.files import Content, claim_build_dir, write_files_atomically
 from codegen.program import Program
 from codegen.progress import Progress
 from codegen.reference import run_reference
@@ -87,7 +87,7 @@ def write_harness_sources(program: Program, directory: Path, name: str = HARNESS
     if program.plan.io_in_arena:
         # the glue owns the arena then
         options = replace(options, static_arena=False, arena_section=None)
-    files = emit_model(program, name, options)
+    files: dict[str, Content] = dict(emit_files(program, name, options))
     ins, outs = io_tensors(program)
     files["harness_glue.c"] = render(
         "harness_glue.c.j2",

@@ -43,21 +43,44 @@ def _umask() -> int:
     return mask
 
 
-def _write_synced(path: Path, data: str | bytes) -> None:
+# What a generated file holds: text, bytes, or text in pieces (an iterable of str, such as
+# codegen.emit.GeneratedText, streamed to the file so that it is never in memory whole).
+Content = str | bytes | Iterable[str]
+_WRITE_BATCH = 1 << 20  # characters of pieces joined per write
+
+
+def _write_synced(path: Path, data: Content) -> None:
     """A new file holding data, on disk (fsync) before anyone renames it into place."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
     with open(path, "xb") as f:
-        f.write(raw)
+        if isinstance(data, bytes):
+            f.write(data)
+        elif isinstance(data, str):
+            f.write(data.encode("utf-8"))
+        else:
+            _write_pieces(f, data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _write_pieces(f: BinaryIO, pieces: Iterable[str]) -> None:
+    batch: list[str] = []
+    size = 0
+    for piece in pieces:
+        batch.append(piece)
+        size += len(piece)
+        if size >= _WRITE_BATCH:
+            f.write("".join(batch).encode("utf-8"))
+            batch, size = [], 0
+    f.write("".join(batch).encode("utf-8"))
 
 
 # -- a directory of generated files ----------------------------------------------------------
 
 
-def write_files_atomically(files: Mapping[str, str | bytes], out_dir: Path, *,
+def write_files_atomically(files: Mapping[str, Content], out_dir: Path, *,
                           ours: Callable[[Path], bool] | None = None) -> tuple[Path, ...]:
-    """Write all files or none (text is written as UTF-8 with \\n line ends).
+    """Write all files or none (text is written as UTF-8 with \\n line ends; text in
+    pieces is streamed, and an error it raises while it is written leaves nothing).
 
     A name is a relative path with '/' separators and no '.' or '..' parts; missing
     subdirectories are created (and removed again on failure), and an existing one must be
@@ -88,15 +111,17 @@ def write_files_atomically(files: Mapping[str, str | bytes], out_dir: Path, *,
             _replace_in_directory(files, target)
         else:
             _write_new_directory(files, target)
-    except OSError as exc:
+    except BaseException as exc:  # an OSError, or an error of text rendered as it is written
         for directory in reversed(created):
             with contextlib.suppress(OSError):
                 directory.rmdir()
-        raise CodegenError(f"cannot write to {out_dir}: {_reason(exc)}") from None
+        if isinstance(exc, OSError):
+            raise CodegenError(f"cannot write to {out_dir}: {_reason(exc)}") from None
+        raise
     return tuple(out_dir / name for name in files)
 
 
-def _write_new_directory(files: Mapping[str, str | bytes], target: Path) -> None:
+def _write_new_directory(files: Mapping[str, Content], target: Path) -> None:
     """A directory that does not exist yet cannot be a mount point: staged in its parent."""
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.codegen-", dir=target.parent))
     try:
@@ -121,7 +146,7 @@ def _staging_inside(target: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _replace_in_directory(files: Mapping[str, str | bytes], target: Path) -> None:
+def _replace_in_directory(files: Mapping[str, Content], target: Path) -> None:
     for name in files:
         current = target / name
         _check_parents(target, name)

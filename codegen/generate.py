@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codegen.emit import EmitOptions, emit_model
+from codegen.emit import EmitOptions, emit_files
 from codegen.errors import CodegenError
-from codegen.files import write_files_atomically, written_by_codegen
+from codegen.files import Content, write_files_atomically, written_by_codegen
 from codegen.program import Program, load_program
 from codegen.terminal import shown
 
@@ -64,6 +64,10 @@ _STANDARD_HEADERS = frozenset([
 MAX_NAME = 64  # characters of NAME; symbols and file names grow from it
 
 
+# The files to write in place of NAME.c, NAME.h and extra_files (the Arduino library's).
+Layout = Callable[[Program, str, dict[str, Content]], dict[str, Content]]
+
+
 @dataclass(frozen=True)
 class Generated:
     program: Program
@@ -110,14 +114,13 @@ def _name_problem(name: str) -> str | None:
 def generate(model: Path, out_dir: Path, name: str | None = None,
              options: EmitOptions | None = None, *, io_in_arena: bool = False,
              extra_files: Callable[[Program, str], dict[str, str]] | None = None,
-             layout: Callable[[Program, str, dict[str, str]], dict[str, str]] | None = None,
-             ) -> Generated:
+             layout: Layout | None = None) -> Generated:
     """NAME.c and NAME.h (plus `extra_files(program, name)`, e.g. a meson.build) written
     to out_dir together, all or none; `layout(program, name, files)`, when given, returns
     the files to write in place of these (the Arduino library's layout)."""
     name = check_name(name or default_name(model))
     program = load_program(model, io_in_arena=io_in_arena)
-    files = emit_model(program, name, options)
+    files: dict[str, Content] = dict(emit_files(program, name, options))  # rendered as written
     if extra_files is not None:
         files.update(extra_files(program, name))
     if layout is not None:

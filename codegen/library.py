@@ -25,9 +25,10 @@ from pathlib import Path
 
 from codegen import cmake
 from codegen.build import meson_executable
-from codegen.emit import EmitOptions, c_comment, emit_model
+from codegen.emit import EmitOptions, c_comment, emit_files
 from codegen.errors import CodegenError
 from codegen.files import (
+    Content,
     check_build_dir,
     check_replaceable,
     claim_build_dir,
@@ -179,7 +180,7 @@ def build_library(model: Path, target_name: str, out_dir: Path, name: str | None
                         apart=[("the output directory", out_dir)])
     check_build_tools(target, use_cmake=use_cmake)
     program = load_program(model)
-    files: dict[str, str | bytes] = dict(emit_model(program, name, options))
+    files: dict[str, Content] = dict(emit_files(program, name, options))
     if use_cmake:
         files[cmake.CMAKE_LISTS] = cmake.cmake_lists_text(name, program.source)
         if not target.is_host:
@@ -254,7 +255,7 @@ def archive_members(path: Path, limit: int = 64) -> list[str] | None:
     return members
 
 
-def _compile_cmake(files: dict[str, str | bytes], name: str, target: Target,
+def _compile_cmake(files: dict[str, Content], name: str, target: Target,
                    work: Path) -> bytes:
     """Build libNAME.a from the sources in work/src with CMake in work/build; CMake makes
     an ordinary archive, handed to the user as it is."""
@@ -269,7 +270,7 @@ def _compile_cmake(files: dict[str, str | bytes], name: str, target: Target,
     return cmake.build_with_cmake(source_dir, build_dir, name, target, run).read_bytes()
 
 
-def _compile(files: dict[str, str | bytes], name: str, target: Target, work: Path) -> bytes:
+def _compile(files: dict[str, Content], name: str, target: Target, work: Path) -> bytes:
     """Build libNAME.a from the sources in work/src with meson in work/build; return the
     bytes of an ordinary (not thin) archive of its objects."""
     source_dir, build_dir = work / "src", work / "build"

@@ -21,6 +21,16 @@ from codegen.ops.base import Layer
 from codegen.plan import Plan, plan_memory
 from codegen.state import StatePlan, plan_state
 
+# The constant data the layers emit (weights as packed, tables the generator computes) is
+# bounded by the model file: a few times its size, so that a small file whose tables grow
+# with its tensors' shapes (RESIZE_NEAREST_NEIGHBOR's, say) cannot make gigabytes of them.
+CONSTANTS_PER_MODEL_BYTE = 4
+CONSTANTS_SLACK = 128 << 20
+
+
+def constants_limit(model_bytes: int) -> int:
+    return CONSTANTS_PER_MODEL_BYTE * model_bytes + CONSTANTS_SLACK
+
 
 @dataclass
 class Program:
@@ -28,11 +38,8 @@ class Program:
     layers: list[Layer]  # in run order
     plan: Plan
     source: str  # file name the model came from (no directories: output must not vary)
+    constant_bytes: int = 0  # of all the layers' constant arrays
     state: StatePlan | None = None  # None: the model keeps nothing between invokes
-
-    @property
-    def constant_bytes(self) -> int:
-        return sum(a.nbytes for layer in self.layers for a in layer.constants())
 
     @property
     def macs(self) -> int:
@@ -45,8 +52,7 @@ def load_program(source: str | Path | bytes, *, io_in_arena: bool = False) -> Pr
     label = "model" if isinstance(source, bytes) else str(source)
     graph = fold_float_negations(load_model(source))
     validate_graph(graph, label)
-    layers = fuse_dilated_convolutions(graph, [prepare_layer(op, graph)
-                                               for op in graph.operators])
+    layers = fuse_dilated_convolutions(graph, _prepare(graph, label))
     init_layers = {index: [_prepare_init(op, init, index) for op in init.operators]
                    for index, init in graph.init_graphs.items()}
     state = plan_state(graph, layers, init_layers)
@@ -55,7 +61,8 @@ def load_program(source: str | Path | bytes, *, io_in_arena: bool = False) -> Pr
     by_index = {layer.index: layer for layer in layers}
     run_order = [by_index[i] for i in plan.order]
     name = "model.tflite" if isinstance(source, bytes) else Path(source).name
-    return Program(graph, run_order, plan, name, state)
+    constant_bytes = sum(a.nbytes for layer in layers for a in layer.constants())
+    return Program(graph, run_order, plan, name, constant_bytes, state)
 
 
 def _prepare_init(op: Operator, graph: Graph, index: int) -> Layer:
@@ -63,3 +70,22 @@ def _prepare_init(op: Operator, graph: Graph, index: int) -> Layer:
         return prepare_layer(op, graph)
     except UnsupportedError as exc:
         raise UnsupportedError(f"subgraph {index} (a CALL_ONCE initializer): {exc}") from None
+
+
+def _prepare(graph: Graph, label: str) -> list[Layer]:
+    """The prepared layers, refused as soon as their constant arrays exceed
+    `constants_limit` of the file's size."""
+    limit = constants_limit(graph.file_bytes)
+    layers: list[Layer] = []
+    total = 0
+    for op in graph.operators:
+        layer = prepare_layer(op, graph)
+        total += sum(a.nbytes for a in layer.constants())
+        if total > limit:
+            raise UnsupportedError(
+                f"{label}: the generated constant data (weights as packed, tables) reaches "
+                f"{total} bytes at operator {op.index} ({op.opcode}), more than "
+                f"{CONSTANTS_PER_MODEL_BYTE} x the file's {graph.file_bytes} bytes + "
+                f"{CONSTANTS_SLACK >> 20} MiB; a microcontroller model needs far less")
+        layers.append(layer)
+    return layers

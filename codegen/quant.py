@@ -98,21 +98,25 @@ def wrap_int32(x: np.ndarray) -> np.ndarray:
 
 
 def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values held in int64."""
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values held in int64.
+
+    gemmlowp adds a nudge of 2^30 (ab >= 0) or 1 - 2^30 (ab < 0) and divides by 2^31
+    truncating; for ab < 0 that is ceil((ab + 1 - 2^30) / 2^31) = floor((ab + 2^30) / 2^31),
+    the same expression as for ab >= 0: one arithmetic shift (rounding half up). The one
+    saturating case, a = b = INT32_MIN, is the only product of int32 values whose quotient
+    exceeds INT32_MAX (ab = 2^62; the next largest is 2^62 - 2^31)."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
-    overflow = (a == b) & (a == INT32_MIN)
-    ab = a * b  # |a*b| <= 2**62: exact in int64
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    total = ab + nudge
-    # C integer division truncates toward zero.
-    quotient = np.where(total >= 0, total >> 31, -((-total) >> 31))
-    return np.where(overflow, INT32_MAX, quotient)
+    return np.minimum((a * b + (1 << 30)) >> 31, INT32_MAX)  # |a*b| <= 2**62: exact
 
 
 def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray | int) -> np.ndarray:
     """gemmlowp RoundingDivideByPOT: arithmetic shift right, rounding half away from zero."""
     x = np.asarray(x, dtype=np.int64)
+    if isinstance(exponent, int) and 1 <= exponent <= 31:  # (int32 values: no overflow)
+        # With x = q 2^e + r (0 <= r < 2^e) gemmlowp gives q + (r >= 2^(e-1) + (x < 0)),
+        # which is floor((x + 2^(e-1) - (x < 0)) / 2^e).
+        return (x + ((1 << (exponent - 1)) - (x < 0))) >> exponent
     exponent = np.asarray(exponent, dtype=np.int64)
     mask = (np.int64(1) << exponent) - 1
     remainder = x & mask

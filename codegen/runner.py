@@ -26,7 +26,7 @@ def qemu_command(executable: Path, target: Target, *, icount: bool = False,
     command = [
         target.qemu_binary, "-M", target.qemu_machine, "-cpu", target.qemu_cpu,
         "-nographic", "-monitor", "none",
-        "-semihosting-config", "enable=on,target=native",
+        "-semihosting-config", "enable=on,target=native", *target.qemu_args,
     ]
     if icount:
         # One instruction per virtual nanosecond, decoupled from host time: run-to-run

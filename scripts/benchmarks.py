@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
-"""Benchmark every shared model on every Cortex-M target; write BENCHMARKS.md and MEMORY.md.
+"""Benchmark every shared model on every QEMU target; write BENCHMARKS.md and MEMORY.md.
 
 Runs `codegen bench` (codegen.bench.bench_model) for each model in ../shared/models on each
-Cortex-M target with the default flags, on cortex-m4 also with -O3 and -Os (which level is
-best), with the inputs and outputs in the arena (issue 4's RAM table) and with 5 wait
-states, on cortex-m0 also with the small multiplier; on cortex-m4 it checks the cycle model
-against an independent implementation of the same table (tests/support/m4_timing.py, on
-QEMU's execution log of the same binary). Then it writes:
+QEMU target (Cortex-M and RISC-V) with the default flags, on cortex-m4 also with -O3 and
+-Os (which level is best), with the inputs and outputs in the arena (issue 4's RAM table)
+and with 5 wait states, on cortex-m0 also with the small multiplier; on cortex-m4 it checks
+the cycle model against an independent implementation of the same table
+(tests/support/m4_timing.py, on QEMU's execution log of the same binary). Then it writes:
 
   BENCHMARKS.md  instructions, cycles, CPI, flash and RAM per model and target; the MLPerf
                  Tiny models on cortex-m4 in cycles against TFLM + CMSIS-NN and the best
                  published boards (issue 14's tables) and in instructions (issue 5's), on
-                 cortex-m0 against TFLM + CMSIS-NN (issue 19); where the cycles go by
+                 cortex-m0 against TFLM + CMSIS-NN (issue 19); cortex-m55, riscv32 and
+                 riscv32-v against issue 15's goals; where the cycles go by
                  operator type and instruction class; the independent check; -O2/-O3/-Os
                  and a 16x8 section: the KWS DS-CNN quantized 16x8 by scripts/kws_16x8.py
                  (TensorFlow) against the int8 KWS on cortex-m4 (issue 11's goal)
@@ -75,7 +76,7 @@ from codegen.progress import Progress  # noqa: E402
 from codegen.targets import TARGETS, get_target  # noqa: E402
 
 SHARED_MODELS = REPO.parent / "shared" / "models"
-CORTEX_M = [name for name, target in TARGETS.items() if not target.is_host]
+CORTEX_M = [name for name, target in TARGETS.items() if not target.is_host]  # and RISC-V
 REFERENCE_TARGET = "cortex-m4"
 OTHER_OPTIMIZATIONS = ("3", "s")
 SPEED_GOAL = 0.6  # x TFLM + CMSIS-NN instructions (issue 5)
@@ -86,6 +87,14 @@ RAM_GOAL_MODELS = ("kws_ref_model", "vww_96_int8", "ad01_int8")
 BOARD_WAIT_STATES = 5  # the STM32L4R5 of the published figures at 120 MHz
 CYCLE_GOAL_VS_TFLM = 0.5  # x TFLM + CMSIS-NN cycles (issue 14)
 M0_GOAL = 0.6  # x TFLM + CMSIS-NN instructions on cortex-m0 (issue 19)
+# Issue 15: (target, the target it is measured against, at most this ratio of its
+# instructions, on these models; None: every model).
+NEW_TARGET_GOALS = (
+    ("cortex-m55", "cortex-m4", 0.5, ("kws_ref_model", "vww_96_int8",
+                                      "pretrainedResnet_quant")),
+    ("riscv32", "cortex-m3", 1.0, None),
+    ("riscv32-v", "riscv32", 0.4, None),
+)
 
 
 @dataclass(frozen=True)
@@ -333,6 +342,7 @@ def _header(title: str, command: str, state: str) -> list[str]:
 
 def _method_lines() -> list[str]:
     gcc = _tool_version(["arm-none-eabi-gcc", "--version"])
+    riscv_gcc = _tool_version(["riscv64-unknown-elf-gcc", "--version"])
     qemu = _tool_version(["qemu-system-arm", "--version"])
     return [
         "How: `codegen bench MODEL --target TARGET` builds the model into the benchmark "
@@ -344,7 +354,9 @@ def _method_lines() -> list[str]:
         "(`Layer.macs()`). Flash: the model's code and constant data from its object file; "
         "RAM: the arena, the other static data of the model (the input and output buffers "
         "when they are outside the arena) and the peak stack of the invoke (stack painting). "
-        "The cortex-m0 build (ARMv6-M code) runs on QEMU's Cortex-M3.",
+        "The cortex-m0 build (ARMv6-M code) runs on QEMU's Cortex-M3. cortex-m55 runs on "
+        "QEMU's `mps3-an547`, riscv32 and riscv32-v on its RISC-V `virt` board (machine "
+        "mode), where a layer boundary is the HINT `slti x0, x0, 0x2a5`.",
         "",
         "Cycles: the same plugin charges every executed instruction the cycles of the core's "
         "timing table (firmware/qemu/cycle_model.c; README, `codegen bench`), at zero wait "
@@ -364,7 +376,8 @@ def _method_lines() -> list[str]:
         f"cycles per flash data read and per instruction fetch that leaves the current and "
         f"next {FETCH_LINE_BYTES}-byte line; no cache). CPI is cycles per instruction.",
         "",
-        f"Tools: {gcc}; {qemu}.",
+        f"Tools: {gcc}; {riscv_gcc} with picolibc; {qemu} (qemu-system-arm and "
+        "qemu-system-riscv32).",
         "",
     ]
 
@@ -493,6 +506,47 @@ def _m0_section(models: list[str], outcomes: dict[Job, Outcome],
     return [*lines, ""]
 
 
+def _new_targets_section(models: list[str], outcomes: dict[Job, Outcome],
+                         targets: list[str]) -> list[str]:
+    goals = [g for g in NEW_TARGET_GOALS if g[0] in targets and g[1] in targets]
+    if not goals:
+        return []
+    lines = [
+        "## cortex-m55, riscv32, riscv32-v: against issue 15's goals",
+        "",
+        "Instructions, counted exactly as on the other targets (the RISC-V layer mark is the "
+        "HINT `slti x0, x0, 0x2a5`). No cycles: the cycle model has tables for the Thumb "
+        "cores above only; the Cortex-M55's Helium instructions (one instruction does 8 or "
+        "16 MACs over several beats) and the RISC-V cores are not modelled. Goals (issue "
+        "15): cortex-m55 at most 0.5x our cortex-m4 instructions on KWS, VWW and IC "
+        "(kws_ref_model, vww_96_int8, pretrainedResnet_quant); riscv32 no worse than our "
+        "cortex-m3; riscv32-v at most 0.4x riscv32. cortex-m55 stands for the Cortex-M85 "
+        "too (the same code). Anchor still to measure: TFLM + CMSIS-NN built for the "
+        "Cortex-M55 (its MVE path) on the same QEMU machine.",
+        "",
+        "| model | target | instructions | instr/MAC | against | its instructions | ratio | "
+        "goal | goal met |",
+        "|---|---|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for target, base, goal, goal_models in goals:
+        for model in models:
+            outcome, other = outcomes.get(Job(model, target)), outcomes.get(Job(model, base))
+            problem = _failed(outcome) or _failed(other)
+            if problem is not None:
+                lines.append(f"| {model} | {target} | {problem} |||||||")
+                continue
+            r, b = outcome.result, other.result
+            ratio = (r.instructions / b.instructions
+                     if r.instructions is not None and b.instructions else None)
+            judged = goal_models is None or model in goal_models
+            met = ratio <= goal if ratio is not None and judged else None
+            lines.append(
+                f"| {model} | {target} | {_n(r.instructions)} | "
+                f"{_ratio(r.instructions_per_mac)} | {base} | {_n(b.instructions)} | "
+                f"{_ratio(ratio)} | {f'{goal}x' if judged else '—'} | {_mark(met)} |")
+    return [*lines, ""]
+
+
 def _independent_section(models: list[str], outcomes: dict[Job, Outcome]) -> list[str]:
     rows = [(model, outcomes.get(Job(model, REFERENCE_TARGET))) for model in models]
     rows = [(model, o) for model, o in rows if o is not None and o.independent is not None]
@@ -585,8 +639,9 @@ def benchmarks_md(models: list[str], targets: list[str], outcomes: dict[Job, Out
             f"{_ratio(speed)} | {_n(tflm.reference if tflm else None)} | {_ratio(slow)} | "
             f"{_n(r.flash_code_bytes)} | {_mark(met)} |")
     lines += ["", *_m0_section(models, outcomes, targets)]
+    lines += _new_targets_section(models, outcomes, targets)
     lines += [
-        "## Every Cortex-M target",
+        "## Every target",
         "",
         "| model | target | instructions | instr/MAC | cycles | CPI | flash: code (B) | "
         "flash: constants (B) | RAM: arena (B) | RAM: static (B) | RAM: stack (B) | "
@@ -826,7 +881,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = args.targets.split(",") if args.targets else CORTEX_M
     unknown = [t for t in targets if t not in CORTEX_M]
     if unknown:
-        parser.error(f"not Cortex-M targets: {', '.join(unknown)}")
+        parser.error(f"not QEMU targets: {', '.join(unknown)}")
     jobs = [Job(m, t) for t in targets for m in models]
     if REFERENCE_TARGET in targets:
         jobs += [Job(m, REFERENCE_TARGET, o) for o in OTHER_OPTIMIZATIONS for m in models]

@@ -1,9 +1,10 @@
 """Test-wide policy and fixtures.
 
 Under `CI=true` a missing prerequisite is a failure, never a skip (see support.policy).
-Markers (pyproject.toml): `tflm` tests require the tflite-micro package and `qemu` tests a
-qemu-system-arm on PATH, both checked here before the test runs; `tf` (registered here)
-marks tests that need TensorFlow, usually to convert a model.
+Markers (pyproject.toml): `tflm` tests require the tflite-micro package and `qemu` tests the
+QEMU of their target on PATH (qemu-system-arm, qemu-system-riscv32), both checked here
+before the test runs; `tf` (registered here) marks tests that need TensorFlow, usually to
+convert a model.
 
 Test modules import helpers as `from support.tflm import run_tflm` (pytest puts tests/ on
 sys.path for this conftest).
@@ -18,6 +19,8 @@ import pytest
 from support import policy, verify
 from support.models import cache_dir
 
+from codegen.targets import TARGETS
+
 
 def pytest_configure(config: pytest.Config) -> None:
     policy.venv_first_on_path()
@@ -30,7 +33,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("tf") is not None:
         policy.require_module("tensorflow", "TensorFlow")
     if item.get_closest_marker("qemu") is not None:
-        policy.require_tool("qemu-system-arm")
+        for binary in _qemu_binaries(item):
+            policy.require_tool(binary)
+
+
+def _qemu_binaries(item: pytest.Item) -> set[str]:
+    """The QEMU of each target a `qemu` test is parametrized with; qemu-system-arm when it
+    names none."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    found = {TARGETS[value].qemu_binary for value in params.values()
+             if isinstance(value, str) and value in TARGETS and TARGETS[value].qemu_binary}
+    return found or {"qemu-system-arm"}
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -148,13 +148,80 @@ def test_operators_reading_one_large_buffer_many_times(tmp_path: Path) -> None:
     check_error(run, "bytes of constant data", "copy for each use")
 
 
-# -- a chain of 16,000 elementwise operators -------------------------------------------------
+# -- chains of 16,000 operators ---------------------------------------------------------------
 
-def test_chain_of_16000_operators(tmp_path: Path) -> None:
-    """The planner was quadratic (1k operators 0.8 s, 4k 6 s, 16k over 60 s)."""
-    model = write(tmp_path, hostile.chain(16000, "RELU"))
+@pytest.mark.parametrize(("opcode", "distinct"), [
+    # The planner was quadratic (1k operators 0.8 s, 4k 6 s, 16k over 60 s).
+    ("RELU", False),
+    # 110 MB of C, held in memory several times over: 490 MB at the peak (allowed 320 MB).
+    ("ADD", False),
+    ("SUB", True),  # each layer with tables of its own
+    # The 256-entry table recomputed on every use, twice per layer: 36 s.
+    ("TANH", False),
+    ("LOGISTIC", False),
+    ("SOFTMAX", False),  # likewise its table of exps: 18 s
+], ids=lambda v: v if isinstance(v, str) else ("distinct" if v else "same"))
+def test_chain_of_16000_operators(opcode: str, distinct: bool, tmp_path: Path) -> None:
+    model = write(tmp_path, hostile.chain(16000, opcode, distinct=distinct))
     run, out = generate(model, tmp_path)
     check_generated(run, out)
+
+
+# -- one legitimate layer with large weights --------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["FULLY_CONNECTED", "FULLY_CONNECTED_ZP", "CONV_2D",
+                                  "CONV_2D_3X3", "DEPTHWISE_CONV_2D"])
+def test_one_layer_with_16_mib_of_weights(kind: str, tmp_path: Path) -> None:
+    """Weights were copied to int64 several times over while they were packed and folded,
+    and the C (80 to 160 MB) held whole: 1.6 GB at the peak (2.1 GB for the depthwise
+    convolution's per-channel constants), where 460 MB (530 MB) are allowed."""
+    model = write(tmp_path, hostile.large_weights(kind))
+    run, out = generate(model, tmp_path)
+    check_generated(run, out)
+
+
+# -- constant tables that grow with the tensors, not with the file ---------------------------
+
+def test_resize_tables_of_a_small_file_are_bounded(tmp_path: Path) -> None:
+    """16,000 RESIZE_NEAREST_NEIGHBOR layers of 131,072 columns each: 2 MB of file, 8 GB of
+    offset tables (the process was killed at 22 GB): refused once the constant data passes
+    4 x the file's size + 128 MiB."""
+    model = write(tmp_path, hostile.chain(16000, "RESIZE_NEAREST_NEIGHBOR", width=1 << 17))
+    run, _ = generate(model, tmp_path)
+    check_error(run, "generated constant data", "RESIZE_NEAREST_NEIGHBOR")
+
+
+def test_the_largest_resize_table(tmp_path: Path) -> None:
+    """A 1 KB file whose one RESIZE_NEAREST_NEIGHBOR has 2^24 output columns: a table of
+    64 MiB (1.7 GB at the peak when it was computed in int64 and float64 at once)."""
+    model = write(tmp_path, hostile.resize(in_width=1 << 12, out_width=1 << 24))
+    run, out = generate(model, tmp_path)
+    check_generated(run, out)
+
+
+def test_generated_c_beyond_its_bound_is_refused_and_nothing_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The C written for a model is at most 16 x its file's size + 256 MiB (the bound
+    lowered here to a few kilobytes): beyond it, one line, and the old files stay."""
+    from codegen import emit
+    from codegen.cli import main
+
+    model = write(tmp_path, hostile.chain(50, "ADD"))
+    out = tmp_path / "out"
+    assert main(["generate", str(model), "-o", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    monkeypatch.setattr(emit, "OUTPUT_SLACK", 4096)
+    assert main(["generate", str(model), "-o", str(out)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    limit = emit.output_limit(model.stat().st_size)
+    assert len(lines) == 1 and lines[0].startswith("codegen: error: model.tflite: "), lines
+    assert f"the generated model.c would be larger than {limit} bytes" in lines[0]
+    assert lines[0].endswith("; nothing was written")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert main(["generate", str(model), "-o", str(tmp_path / "new")]) == 1
+    assert not (tmp_path / "new").exists()
 
 
 # -- branching graphs deeper than the recursion limit ----------------------------------------

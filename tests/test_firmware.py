@@ -30,7 +30,9 @@ from codegen.targets import TARGETS, Target, cross_file_text, get_target
 
 A_LEN, B_LEN, C_LEN = 37, 5, 3
 QEMU_TARGETS = [name for name, target in TARGETS.items() if not target.is_host]
-STACK_LIMIT_TARGETS = ["cortex-m33"]  # ARMv8-M mainline: startup sets MSPLIM
+ARM_TARGETS = [name for name in QEMU_TARGETS if TARGETS[name].platform == "cortex-m"]
+RISCV_TARGETS = [name for name in QEMU_TARGETS if TARGETS[name].platform == "riscv"]
+STACK_LIMIT_TARGETS = ["cortex-m33", "cortex-m55"]  # ARMv8(.1)-M mainline: startup sets MSPLIM
 # QEMU's Cortex-M3 (which also runs the Cortex-M0 build), M4 and M7 have an MPU: startup maps
 # code and RAM only, so the stack, at the bottom of RAM, faults when it runs below it.
 MPU_TARGETS = ["cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7"]
@@ -224,10 +226,10 @@ def built_qemu(request: pytest.FixtureRequest, build_for: Builder) -> Built:
     return build_for(request.param)
 
 
-def symbol_at(executable: Path, address: int) -> str:
+def symbol_at(executable: Path, address: int, target: Target) -> str:
     """The name of the function in `executable` that holds `address`."""
-    table = subprocess.run(["arm-none-eabi-nm", "-S", str(executable)], capture_output=True,
-                           text=True, check=True).stdout
+    table = subprocess.run([target.toolchain_prefix + "nm", "-S", str(executable)],
+                           capture_output=True, text=True, check=True).stdout
     for line in table.splitlines():
         fields = line.split()
         if len(fields) == 4 and fields[2] in "tT":
@@ -281,12 +283,17 @@ def test_hang_times_out(build_for: Builder, name: str) -> None:
 def test_fault_handler_reports_the_trap(built_qemu: Built) -> None:
     executable, target = built_qemu
     message = fault_message(executable, target, 2)
-    # ARMv6-M has no fault status register; elsewhere the trap is an undefined instruction.
-    status = "" if target.name == "cortex-m0" else r", cfsr 0x00010000"
-    found = re.fullmatch(rf"fault: HardFault \(exception 0x00000003\) at pc 0x([0-9a-f]{{8}})"
-                         rf"{status}", message)
+    if target.platform == "riscv":  # __builtin_trap() is an ebreak
+        found = re.fullmatch(r"fault: breakpoint \(mcause 0x00000003\) at pc 0x([0-9a-f]{8}), "
+                             r"mtval 0x[0-9a-f]{8}", message)
+    else:
+        # ARMv6-M has no fault status register; elsewhere the trap is an undefined
+        # instruction.
+        status = "" if target.name == "cortex-m0" else r", cfsr 0x00010000"
+        found = re.fullmatch(rf"fault: HardFault \(exception 0x00000003\) at pc "
+                             rf"0x([0-9a-f]{{8}}){status}", message)
     assert found, message
-    assert symbol_at(executable, int(found[1], 16)) in ("misbehave", "fake_invoke")
+    assert symbol_at(executable, int(found[1], 16), target) in ("misbehave", "fake_invoke")
 
 
 @pytest.mark.parametrize("name", _qemu(*STACK_LIMIT_TARGETS))
@@ -300,7 +307,7 @@ def test_stack_overflow_faults(build_for: Builder, name: str) -> None:
     found = re.fullmatch(rf"fault: HardFault \(exception 0x00000003\) at pc 0x([0-9a-f]{{8}})"
                          rf"{overflow}", message)
     assert found, message
-    assert symbol_at(executable, int(found[1], 16)) == "big_frame"
+    assert symbol_at(executable, int(found[1], 16), target) == "big_frame"
     message = fault_message(executable, target, 4)
     assert re.fullmatch(rf"fault: HardFault \(exception 0x00000003\){overflow}", message), message
 
@@ -318,17 +325,35 @@ def test_stack_overflow_faults_through_the_mpu(build_for: Builder, name: str) ->
                            f"(SP below the stack){status}"), message
 
 
-def test_fpu_is_the_one_the_flags_name(built_qemu: Built) -> None:
+@pytest.mark.parametrize("name", _qemu(*RISCV_TARGETS))
+def test_stack_overflow_faults_through_the_pmp(build_for: Builder, name: str) -> None:
+    """RISC-V: the code below the stack is read-only for machine mode too (a locked PMP
+    region), so an oversized frame and unbounded recursion fault at their first store
+    below the stack; the handler sees SP below it and names the function."""
+    executable, target = build_for(name)
+    for how, function in ((3, "big_frame"), (4, "recurse")):
+        message = fault_message(executable, target, how)
+        found = re.fullmatch(r"fault: store access fault \(mcause 0x00000007\) at pc "
+                             r"0x([0-9a-f]{8}): stack overflow \(SP below the stack\), "
+                             r"mtval 0x([0-9a-f]{8})", message)
+        assert found, message
+        assert symbol_at(executable, int(found[1], 16), target) == function
+        assert int(found[2], 16) < 0x80400000  # the store hit the code, below RAM
+
+
+@pytest.mark.parametrize("name", _qemu(*ARM_TARGETS))
+def test_fpu_is_the_one_the_flags_name(build_for: Builder, name: str) -> None:
     """The core QEMU emulates has the FPU the target's flags compile for (MVFR0), the startup
     enables it (the batch test runs the fake model's float arithmetic) and hard-float builds
-    do use it."""
-    executable, target = built_qemu
+    do use it. The Cortex-M55's -mcpu implies its FPU (double precision, as the M55 has)."""
+    executable, target = build_for(name)
     with pytest.raises(CodegenError, match=r"model invoke failed with status (\d+)") as caught:
         run_firmware(executable, target, sentinel_sample(5))
     status = int(re.search(r"invoke failed with status (\d+)", str(caught.value))[1])
     assert status >> 16 == 1, status
     single, double = (status >> 4) & 0xF, (status >> 8) & 0xF
-    fpu = next((f.split("=", 1)[1] for f in target.machine_flags if f.startswith("-mfpu=")), None)
+    fpu = next((f.split("=", 1)[1] for f in target.machine_flags if f.startswith("-mfpu=")),
+               "fpv5-d16" if target.name == "cortex-m55" else None)
     assert (single != 0) == (fpu is not None), f"MVFR0 {status:#x} vs -mfpu={fpu}"
     assert (double != 0) == (fpu is not None and "-sp-" not in fpu), f"MVFR0 {status:#x} vs {fpu}"
     listing = subprocess.run(["arm-none-eabi-objdump", "-d", str(executable)],
@@ -417,10 +442,31 @@ def test_cross_file_comes_from_the_target() -> None:
 
 
 @pytest.mark.parametrize("name", QEMU_TARGETS)
-def test_every_cortex_m_target_has_its_cross_file_and_board(name: str) -> None:
+def test_every_cross_target_has_its_cross_file_and_board(name: str) -> None:
     target = get_target(name)
     text = cross_file_text(target)
     assert f"c_args = {list(target.machine_flags)!r}" in text
+    assert f"c_link_args = {list(target.linker_flags)!r}" in text
     assert f"cpu = '{target.cpu}'" in text
-    assert target.machine_flags[0] == f"-mcpu={target.cpu}"
-    assert (Path(__file__).parents[1] / "firmware" / "cortex-m" / f"{target.board}.ld").is_file()
+    assert f"cpu_family = '{target.cpu_family}'" in text
+    flag = "-mcpu" if target.platform == "cortex-m" else "-march"
+    assert target.machine_flags[0] == f"{flag}={target.cpu}"
+    firmware = Path(__file__).parents[1] / "firmware" / target.platform
+    assert (firmware / f"{target.board}.ld").is_file()
+
+
+def test_riscv_links_against_the_multilib_of_its_isa() -> None:
+    """gcc picks the C library by -march: riscv32 has its own multilib; rv32gcv has none
+    (the V extension) and links against rv32imafdc/ilp32d, the same ISA without V."""
+    for name, directory in (("riscv32", "rv32imac/ilp32"), ("riscv32-v", "rv32imafdc/ilp32d")):
+        target = get_target(name)
+        gcc = require_tool_of(target)
+        found = subprocess.run([gcc, *target.linker_flags, "-print-multi-directory"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        assert found == directory, (name, found)
+
+
+def require_tool_of(target: Target) -> str:
+    gcc = shutil.which(target.toolchain_prefix + "gcc")
+    require(gcc is not None, f"{target.toolchain_prefix}gcc is not installed")
+    return str(gcc)

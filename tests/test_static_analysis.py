@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from support import (
     degenerate_models,
+    detection_models,
     fuzzing,
     more_cases,
     more_models,
@@ -64,6 +65,7 @@ MODELS: dict[str, Callable[[], bytes]] = {
     **{f"edge_{name}": make for name, make in degenerate_models.MODELS.items()},
     **{f"more_{name}": (lambda cases=cases: more_models.bundle(list(cases.values())))
        for name, cases in more_cases.BUNDLES.items()},
+    "detection": lambda: detection_models.heads_model(list(detection_models.cases().values())),
     # models that keep state (issue 12)
     "state_svdf": lambda: svdf_models.bundle(list(svdf_models.CASES.values())),
     "state_sliding_window": resource_models.sliding_window,

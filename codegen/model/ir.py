@@ -123,6 +123,9 @@ class Operator:
     outputs: tuple[int, ...]
     options: dict[str, object] = field(default_factory=dict)
     version: int = 1
+    # A custom operator's options as the file stores them (a flexbuffer), b"" otherwise;
+    # the operator module parses them (codegen.model.flexbuffers).
+    custom_options: bytes = b""
 
 
 @dataclass
@@ -132,6 +135,7 @@ class Graph:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     description: str = ""
+    file_bytes: int = 0  # size of the model file it was read from (bounds generation)
     # The subgraphs that CALL_ONCE operators run to initialize resource variables, by their
     # index in the file (the only other subgraphs codegen takes); empty for most models.
     init_graphs: dict[int, Graph] = field(default_factory=dict)

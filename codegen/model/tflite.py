@@ -23,6 +23,9 @@ Time and memory stay proportional to the file, whatever it holds:
   shared, so a small file could otherwise describe millions of operators (a "DAG bomb");
 - at most `MAX_OPERATORS` operators, `MAX_TENSORS` tensors (over all subgraphs read) and
   `MAX_DIMENSIONS` dimensions;
+- a custom operator TFLM registers (DETECTION_POSTPROCESS) keeps its options as the file's
+  bytes, at most `MAX_CUSTOM_OPTIONS_BYTES` of them (codegen.model.flexbuffers reads them);
+  other custom operators are named `CUSTOM(name)` and refused later;
 - constant data is never copied: each tensor's array is a read-only view of the file's
   bytes, one per buffer, type and shape, however many tensors share the buffer; and the
   constant data the operators read, counted once per reading operator (the generated C
@@ -100,6 +103,12 @@ _EXPECTED_OPTIONS = {
     **dict.fromkeys(("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "REDUCE_ANY",
                      "REDUCE_ALL"), "ReducerOptions"),
 }
+# Custom operators TFLM registers under a custom code, by the name the IR gives them (the
+# opcode name of TFLM's Register_ function). Their options are kept as the file's bytes.
+CUSTOM_OPERATORS = {"TFLite_Detection_PostProcess": "DETECTION_POSTPROCESS"}
+_CUSTOM_OPTIONS_FLEXBUFFERS = 0
+# Far more than any custom operator's options (DETECTION_POSTPROCESS's are ~300 bytes).
+MAX_CUSTOM_OPTIONS_BYTES = 1 << 16
 
 
 
@@ -309,6 +318,8 @@ class _Buffer:
 
 class _Operator:
     OPCODE_INDEX, INPUTS, OUTPUTS, BUILTIN_OPTIONS_TYPE, BUILTIN_OPTIONS = 4, 6, 8, 10, 12
+    CUSTOM_OPTIONS, CUSTOM_OPTIONS_FORMAT = 14, 16
+    LARGE_CUSTOM_OPTIONS_OFFSET, LARGE_CUSTOM_OPTIONS_SIZE = 22, 24
 
 
 # -- the reader -------------------------------------------------------------------------------
@@ -387,7 +398,7 @@ class _Reader:
                           f"graph input{where}")
         outputs = _indices(sg.ints(_SubGraph.OUTPUTS, "graph outputs"), len(tensors), label,
                            f"graph output{where}")
-        return Graph(tensors, operators, inputs, outputs)
+        return Graph(tensors, operators, inputs, outputs, file_bytes=self.file.size)
 
     def _init_subgraphs(self, graph: Graph, count: int) -> list[int]:
         """The subgraphs the main one's CALL_ONCE operators run, sorted; any other subgraph,
@@ -572,7 +583,8 @@ class _Reader:
         name = _OPCODE_NAMES.get(builtin, f"BUILTIN_{builtin}")
         if name == "CUSTOM":
             custom = code.string(_OperatorCode.CUSTOM_CODE, f"name of custom opcode {index}")
-            return f"CUSTOM({(custom or b'').decode('utf-8', 'replace')})"
+            custom_name = (custom or b"").decode("utf-8", "replace")
+            return CUSTOM_OPERATORS.get(custom_name, f"CUSTOM({custom_name})")
         return name
 
     def _operator(self, index: int, op: _Table, tensor_count: int) -> Operator:
@@ -581,6 +593,8 @@ class _Reader:
         opcode, version = self._opcode(opcode_index, f"operator {index}")
         what = f"operator {index} ({opcode})"
         options = self._options(op, opcode, what)
+        custom_options = (self._custom_options(op, what)
+                          if opcode in CUSTOM_OPERATORS.values() else b"")
         return Operator(
             index=index,
             opcode=opcode,
@@ -590,7 +604,34 @@ class _Reader:
                              label, f"{what} output"),
             options=options,
             version=version,
+            custom_options=custom_options,
         )
+
+    def _custom_options(self, op: _Table, what: str) -> bytes:
+        """A known custom operator's options bytes (a flexbuffer), at most
+        MAX_CUSTOM_OPTIONS_BYTES; charged like every vector read."""
+        label = self.label
+        if op.scalar(_Operator.CUSTOM_OPTIONS_FORMAT, _I8) != _CUSTOM_OPTIONS_FLEXBUFFERS:
+            raise ModelFormatError(
+                f"{label}: {what} stores its options in an unknown format (not a "
+                "flexbuffer); the file is corrupt, re-export the model"
+            )
+        if (op.scalar(_Operator.LARGE_CUSTOM_OPTIONS_OFFSET, _U64)
+                or op.scalar(_Operator.LARGE_CUSTOM_OPTIONS_SIZE, _U64)):
+            raise UnsupportedError(
+                f"{label}: {what} keeps its options outside the flatbuffer (a model over "
+                "2 GB); convert the model without that"
+            )
+        found = op.vector(_Operator.CUSTOM_OPTIONS, 1, f"options of {what}")
+        if found is None:
+            return b""
+        start, length = found
+        if length > MAX_CUSTOM_OPTIONS_BYTES:
+            raise UnsupportedError(
+                f"{label}: {what} has {length} bytes of options; codegen reads at most "
+                f"{MAX_CUSTOM_OPTIONS_BYTES}, far more than the operator's options need"
+            )
+        return self.file.data[start:start + length]
 
     def _options(self, op: _Table, opcode: str, what: str) -> dict[str, object]:
         """Builtin options as a plain dict; options of another operator's type would be

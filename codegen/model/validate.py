@@ -21,11 +21,10 @@ the generator can take at all, before each operator module checks its own option
   checked: TFLM reads neither (see _unread_quantization);
 - the model is fully quantized, int8 or 16x8 (int16 activations with int8 weights; int32
   and bool tensors, such as indices and comparison results, are not quantized values and
-  may appear anywhere), and its inputs and outputs are types the C API takes: int8/uint8/
-  int16, float32 (at QUANTIZE and DEQUANTIZE, and in resource variables, which
-  READ_VARIABLE and ASSIGN_VARIABLE copy as bytes), int32 and bool (the header gives the scale
-  and zero point of those quantized per tensor; the operators that read an input's
-  quantization require it themselves, as TFLM's do);
+  may appear anywhere; float32 only around QUANTIZE, DEQUANTIZE and DETECTION_POSTPROCESS,
+  and in resource variables, which READ_VARIABLE and ASSIGN_VARIABLE copy as bytes), and
+  its inputs and outputs are types the C API takes: int8/uint8/int16 with per-tensor
+  quantization, float32, int32 and bool;
 - the bias of FULLY_CONNECTED and the convolutions has the scale input x weights, within
   TFLM's tolerance, since the kernels add it as if it had.
 
@@ -40,9 +39,12 @@ import math
 from codegen.errors import UnsupportedError
 from codegen.model.ir import DType, Graph, Operator, Tensor
 
-# Operators allowed to touch float tensors: the edges of a float-I/O model, and the copies
-# in and out of a resource variable (the converter keeps those in float32).
-_FLOAT_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE", "READ_VARIABLE", "ASSIGN_VARIABLE")
+# Operators allowed to touch float tensors: the edges of a float-I/O model;
+# DETECTION_POSTPROCESS, whose TFLM kernel takes float32 boxes and scores (dequantized int8
+# ones, in an int8 model) and writes float32 detections; and the copies in and out of a
+# resource variable (the converter keeps those in float32 unless it quantizes variables).
+_FLOAT_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE", "DETECTION_POSTPROCESS", "READ_VARIABLE",
+                   "ASSIGN_VARIABLE")
 _IO_TYPES = (DType.INT8, DType.UINT8, DType.INT16, DType.FLOAT32, DType.INT32, DType.BOOL)
 
 FULL_INT8_HINT = (

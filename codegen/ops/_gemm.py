@@ -54,6 +54,7 @@ _X_MAX = 128
 # The engine's inner loop does four k-pairs (eight inputs) per iteration.
 K_STEP = 8
 _FIELDS = 4  # per channel: bias2, multiplier, add, right
+_BLOCK_ELEMENTS = 1 << 20  # large weight matrices are scanned this many values at a time
 
 
 @dataclass(frozen=True)
@@ -86,14 +87,13 @@ def plan_requant(weights: np.ndarray, bias: np.ndarray, multipliers: np.ndarray,
     biases `bias` [C] (true values, not wrapped to int32), or None when an accumulator
     could leave the range where the short form is exact. Channels are padded to a multiple
     of `channel_pad` with constant (never stored) ones."""
-    w = np.asarray(weights, dtype=np.int64)
-    channels, depth = w.shape
+    channels, depth = np.shape(weights)
     if depth * _X_MAX * _X_MAX >= INT31:  # 128 * sum(column) must fit in int32
         return None
     mult = np.broadcast_to(np.asarray(multipliers, dtype=np.int64), (channels,))
     shift = np.broadcast_to(np.asarray(shifts, dtype=np.int64), (channels,))
     bias = np.asarray(bias, dtype=np.int64)
-    magnitude = np.abs(w).sum(axis=1) * _X_MAX  # bound on |S|
+    magnitude = abs_row_sums(weights) * _X_MAX  # bound on |S|
     constant = (magnitude == 0) | (mult == 0)
     lefts = {int(s) for s in np.maximum(shift[~constant], 0)}
     if len(lefts) > 1:
@@ -127,6 +127,15 @@ def plan_requant(weights: np.ndarray, bias: np.ndarray, multipliers: np.ndarray,
     return Requant(scale, np.array(rows, dtype=np.int64).reshape(-1, _FIELDS))
 
 
+def abs_row_sums(weights: np.ndarray) -> np.ndarray:
+    """sum_k |w[c, k]| per row of int8 values (of any integer type), as int64, a block
+    of rows at a time (no full-size copy of a large matrix)."""
+    w = np.asarray(weights)
+    rows = max(1, _BLOCK_ELEMENTS // max(1, w.shape[1]))
+    return np.concatenate([np.abs(w[r:r + rows].astype(np.int16)).sum(axis=1, dtype=np.int64)
+                           for r in range(0, w.shape[0], rows)] or [np.zeros(0, np.int64)])
+
+
 def pack_weights(weights: np.ndarray, group: int) -> np.ndarray:
     """Filters [C, K] as the engine's int32 words.
 
@@ -136,19 +145,19 @@ def pack_weights(weights: np.ndarray, group: int) -> np.ndarray:
     [w_a[k] + 128, w_b[k], w_a[k + 2] + 128, w_b[k + 2]] with k = 4 * (j // 2) + j % 2.
     group 1: pair after pair, each with its K/2 words. group 2 (the FULLY_CONNECTED engine,
     two pairs per pass): for each two pairs, slot after slot, the two pairs' words."""
-    w = np.asarray(weights, dtype=np.int64)
+    w = np.asarray(weights)
     channels, depth = w.shape
     padded_c = -(-channels // (2 * group)) * (2 * group)
-    full = np.zeros((padded_c, padded_depth(depth)), dtype=np.int64)
-    full[:channels, :depth] = w
-    a = full[0::2] + 128  # unsigned bytes
-    b = full[1::2] & 0xFF  # two's complement bytes
-    slots = np.arange(full.shape[1] // 2)
-    k0 = 4 * (slots // 2) + slots % 2
-    k1 = k0 + 2
-    words = a[:, k0] | (b[:, k0] << 8) | (a[:, k1] << 16) | (b[:, k1] << 24)
-    if group == 2:
-        pairs, count = words.shape
-        words = words.reshape(pairs // 2, 2, count).transpose(0, 2, 1)
-    words = words.ravel()
-    return np.where(words >= INT31, words - (1 << 32), words).astype(np.int32)
+    pairs, k_padded = padded_c // 2, padded_depth(depth)
+    # The words' bytes, built as bytes (no wider copy of a large matrix): channel b's are
+    # two's complement, channel a's w + 128, i.e. the same byte with its top bit flipped.
+    data = np.zeros((padded_c, k_padded), dtype=np.uint8)
+    data[:channels, :depth] = w.astype(np.int8, copy=False).view(np.uint8)
+    data[0::2] ^= 0x80
+    # [pair, channel a or b, input group g, half h, m] holds the byte of input 4g + 2h + m;
+    # word 2g + m (slot j, k = 4 * (j // 2) + j % 2) is [a, b of 4g + m, a, b of 4g + 2 + m].
+    quads = data.reshape(pairs, 2, k_padded // 4, 2, 2).transpose(0, 2, 4, 3, 1)
+    words = np.ascontiguousarray(quads).reshape(pairs, 2 * k_padded).view("<i4")
+    if group > 1:
+        words = words.reshape(pairs // group, group, k_padded // 2).transpose(0, 2, 1)
+    return words.astype(np.int32).ravel()

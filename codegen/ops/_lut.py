@@ -9,7 +9,7 @@ the C against the reference also checks that the table was laid out right.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -27,6 +27,11 @@ from codegen.ops.base import (
 )
 
 INT8_VALUES = np.arange(-128, 128, dtype=np.int64)
+# Tables already computed, by (layer type, opcode, parameters): a model often repeats one
+# activation with the same quantization, and each table costs the fixed-point arithmetic
+# on 256 values. Bounded, so that a long-running process does not grow with it.
+_SHARED_TABLES: dict[tuple[object, ...], np.ndarray] = {}
+_SHARED_TABLES_MAX = 1024
 
 
 @dataclass
@@ -34,16 +39,41 @@ class LutLayer(Layer):
     """Subclasses implement `function`: int8 values (as int64) -> int8 values (as int64)."""
 
     template: ClassVar[str] = "kernels/lut.c.j2"
+    _table: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def function(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def table(self) -> np.ndarray:
-        """function(-128), ..., function(127): the C indexes it with input + 128."""
+        """function(-128), ..., function(127): the C indexes it with input + 128.
+        Computed once per layer, and once for all layers of the same type and parameters
+        (`function` depends on nothing else); read-only."""
+        if self._table is None:
+            key = self._table_key()
+            table = _SHARED_TABLES.get(key) if key is not None else None
+            if table is None:
+                table = self._compute_table()
+                if key is not None:
+                    if len(_SHARED_TABLES) >= _SHARED_TABLES_MAX:
+                        _SHARED_TABLES.clear()
+                    _SHARED_TABLES[key] = table
+            self._table = table
+        return self._table
+
+    def _table_key(self) -> tuple[object, ...] | None:
+        """What the table depends on, or None when a parameter is not a plain value."""
+        items = sorted(self.params.items())
+        if not all(isinstance(v, int | float | str | bool) for _, v in items):
+            return None
+        return (type(self), self.opcode, tuple(items))
+
+    def _compute_table(self) -> np.ndarray:
         values = self.function(INT8_VALUES)
         if values.min() < -128 or values.max() > 127:
             raise AssertionError(f"{self.opcode}: table value out of the int8 range")
-        return values.astype(np.int8)
+        table = values.astype(np.int8)
+        table.setflags(write=False)
+        return table
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         out = self.function(inputs[0].astype(np.int64))

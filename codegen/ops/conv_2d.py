@@ -107,10 +107,10 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     if int(p["groups"]) != 1:
         return None
     out_c = int(p["out_c"])
-    w = np.asarray(weights, dtype=np.int64).reshape(out_c, -1)
+    w = np.asarray(weights).reshape(out_c, -1)  # int8, not copied
     bias = p["bias_data"]
     folded = (np.zeros(out_c, np.int64) if bias is None else np.asarray(bias, np.int64)) + int(
-        p["input_offset"]) * w.sum(axis=1)
+        p["input_offset"]) * w.sum(axis=1, dtype=np.int64)
     rq = _gemm.plan_requant(w, folded, p["multipliers"], p["shifts"],
                             int(p["output_zero_point"]), int(p["act_min"]), int(p["act_max"]),
                             channel_pad=2)
@@ -183,9 +183,8 @@ def prepare(op: Operator, graph: Graph) -> Conv2D:
     _conv.check_accumulation(op, kh * kw * group_c)
     multipliers, shifts = _conv.prepare_quantization(op, x, w, y, out_c, channel_axis=0)
     bias = _conv.prepare_bias(op, graph, out_c)
-    weights = w.data.astype(np.int64)
     params = _conv.common_params(op, x, y, win, multipliers, shifts, bias,
-                                 weights.reshape(out_c, -1).sum(axis=1), w.data)
+                                 w.data.reshape(out_c, -1).sum(axis=1, dtype=np.int64), w.data)
     params.update(
         groups=groups,
         group_c=group_c,

@@ -105,11 +105,12 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
     if np.any(left > 6):  # 128 * 2^(left + 1) must fit in int16
         return None
     scale = np.int64(2) ** (left + 1)
-    w = weights.astype(np.int64)[0]  # [3, 3, C]
+    w = np.asarray(weights)[0]  # [3, 3, C] int8 (no wider copy of all the weights)
     channels = w.shape[2]
     bias = params["bias_data"]
     bias = np.zeros(channels, np.int64) if bias is None else np.asarray(bias, np.int64)
-    bound = np.abs(bias) + 255 * np.abs(w).sum(axis=(0, 1))
+    magnitude = sum(np.abs(w[i, j].astype(np.int64)) for i in range(3) for j in range(3))
+    bound = np.abs(bias) + 255 * magnitude
     zp = int(params["output_zero_point"])
     rounding = np.where(right > 0, np.int64(2) ** np.maximum(right - 1, 0), 0)
     add = rounding + zp * np.int64(2) ** right
@@ -134,10 +135,15 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
     per_channel_bytes = 3 * line * 2
     budget = h * wd * ch // _LINE_BUFFER_SHARE
     group = min(ch, max(4, budget // per_channel_bytes // 4 * 4))
-    scaled = taps * scale  # [3, 3, C]
-    pairs = [_pack(scaled[row, lo], scaled[row, lo + 1]) for row in range(3) for lo in (0, 1)]
-    constants = np.stack([*pairs, bias * scale, np.asarray(params["multipliers"], np.int64),
-                          add, right], axis=1)
+    # Per channel: the scaled taps in pairs, bias * scale, multiplier, add, right (each
+    # fits in int32, see above), filled a column at a time: no wide temporaries.
+    constants = np.empty((channels, 10), np.int32)
+    for i, (row, lo) in enumerate((row, lo) for row in range(3) for lo in (0, 1)):
+        constants[:, i] = _pack(taps[row, lo] * scale, taps[row, lo + 1] * scale)
+    constants[:, 6] = bias * scale
+    constants[:, 7] = np.asarray(params["multipliers"], np.int64)
+    constants[:, 8] = add
+    constants[:, 9] = right
     general = bool(np.any(right == 0) or params["act_min"] != -128 or params["act_max"] != 127)
     variant = f"s{b_axis.stride}{'_general' if general else ''}"
     offset = int(params["input_offset"]) & 0xFFFF
@@ -152,7 +158,7 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "channels": ch, "group": group, "line": line,
         "scratch": 3 * group * line * 2,
         "offset_pair": pair - (1 << 32) if pair >= _INT31 else pair,
-        "constants": constants.astype(np.int32),
+        "constants": constants,
         "variant": variant,
     }
 
@@ -185,9 +191,8 @@ def prepare(op: Operator, graph: Graph) -> DepthwiseConv2D:
     _conv.check_accumulation(op, kh * kw)
     multipliers, shifts = _conv.prepare_quantization(op, x, w, y, out_c, channel_axis=3)
     bias = _conv.prepare_bias(op, graph, out_c)
-    weights = w.data.astype(np.int64)
     params = _conv.common_params(op, x, y, win, multipliers, shifts, bias,
-                                 weights.reshape(-1, out_c).sum(axis=0), w.data)
+                                 w.data.reshape(-1, out_c).sum(axis=0, dtype=np.int64), w.data)
     params.update(
         depth_multiplier=mult,
         filter_row=kw * out_c,

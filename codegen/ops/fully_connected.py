@@ -58,7 +58,7 @@ class FullyConnected(Layer):
 
     def constants(self) -> list[CArray]:
         arrays = [
-            CArray("weights", self.weights.astype(np.int8).ravel()),
+            CArray("weights", np.asarray(self.weights, np.int8).ravel()),
             CArray("bias", np.asarray(self.params["folded_bias"], dtype=np.int32)),
         ]
         if self.params["per_channel"]:
@@ -110,9 +110,9 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
     requantization cannot take."""
     if params["filter_offset"] or int(params["depth"]) % _gemm.K_STEP:
         return None
-    weights = np.asarray(params["weights_data"], dtype=np.int64)
+    weights = np.asarray(params["weights_data"])  # int8, not copied
     folded = np.asarray(params["bias_data"], np.int64) + int(params["input_offset"]) * weights.sum(
-        axis=1)
+        axis=1, dtype=np.int64)
     rq = _gemm.plan_requant(weights, folded, params["multipliers"], params["shifts"],
                             int(params["output_zero_point"]), int(params["act_min"]),
                             int(params["act_max"]), channel_pad=4)
@@ -177,8 +177,9 @@ def prepare(op: Operator, graph: Graph) -> FullyConnected:
     act_min, act_max = quant.activation_range(activation, y.quant.scale, y.quant.zero_point,
                                               DType.INT8.qmin, DType.INT8.qmax)
     input_offset = -x.quant.zero_point
-    weights = w.data.astype(np.int64)
-    folded = bias + input_offset * (weights + filter_offset).sum(axis=1)
+    # sum_k (w + filter_offset), without a wider copy of the weights
+    weight_sums = w.data.sum(axis=1, dtype=np.int64) + filter_offset * int(depth)
+    folded = bias + input_offset * weight_sums
 
     per_channel = w.quant.per_channel
     params: dict[str, object] = {

@@ -12,6 +12,8 @@ and, with half_pixel_centers, max(src, 0); columns likewise. Generation time eva
 with numpy float32 (the same IEEE single operations) into two offset tables, so the C only
 looks offsets up and copies depth values per pixel. TFLM applies align_corners and
 half_pixel_centers together when both are set (TensorFlow forbids the pair); so does this.
+The tables have out_h + out_w int32 entries (at most the output's element count + 1), built a
+block at a time; their total over the model is bounded with all constant data (program.py).
 """
 
 from __future__ import annotations
@@ -32,17 +34,30 @@ from codegen.ops._copy import (
 from codegen.ops.base import CArray, Layer, unsupported
 
 OPCODES = ("RESIZE_NEAREST_NEIGHBOR",)
+_BLOCK = 1 << 16  # output indices per step of the table computation
+_SHOWN = 64  # source indices `describe` lists in full
 
 
 def nearest_sources(in_size: int, out_size: int, align_corners: bool,
                     half_pixel_centers: bool) -> np.ndarray:
-    """GetNearestNeighbor for every output index, in float32 like TFLM."""
+    """GetNearestNeighbor for every output index, in float32 like TFLM (int32 values,
+    computed a block at a time: no wide temporaries of a long axis)."""
+    sources = np.empty(out_size, dtype=np.int32)
+    for start in range(0, out_size, _BLOCK):
+        indices = np.arange(start, min(out_size, start + _BLOCK), dtype=np.int64)
+        sources[start:start + _BLOCK] = _nearest(indices, in_size, out_size, align_corners,
+                                                 half_pixel_centers)
+    return sources
+
+
+def _nearest(indices: np.ndarray, in_size: int, out_size: int, align_corners: bool,
+             half_pixel_centers: bool) -> np.ndarray:
     if align_corners and out_size > 1:
         scale = np.float32(in_size - 1) / np.float32(out_size - 1)
     else:
         scale = np.float32(in_size) / np.float32(out_size)
     offset = np.float32(0.5) if half_pixel_centers else np.float32(0.0)
-    values = (np.arange(out_size, dtype=np.int64).astype(np.float32) + offset) * scale
+    values = (indices.astype(np.float32) + offset) * scale
     v = values.astype(np.float64)  # exact; the rounding below is then exact too
     if align_corners:
         rounded = np.sign(v) * np.floor(np.abs(v) + 0.5)  # roundf: half away from zero
@@ -58,21 +73,35 @@ def nearest_sources(in_size: int, out_size: int, align_corners: bool,
 class ResizeNearestNeighbor(Layer):
     template: ClassVar[str] = "kernels/resize_nearest_neighbor.c.j2"
 
+    def sources(self) -> tuple[np.ndarray, np.ndarray]:
+        """The source row of each output row, and the source column of each column."""
+        p = self.params
+        return (np.asarray(p["row_offsets"]) // (int(p["in_w"]) * int(p["depth"])),
+                np.asarray(p["col_offsets"]) // int(p["depth"]))
+
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        rows, cols = self.params["source_rows"], self.params["source_cols"]
+        rows, cols = self.sources()
         x = inputs[0]
         return [np.ascontiguousarray(x[:, :, rows][:, :, :, cols])]
 
     def constants(self) -> list[CArray]:
-        return [CArray("rows", np.asarray(self.params["row_offsets"], dtype=np.int32)),
-                CArray("cols", np.asarray(self.params["col_offsets"], dtype=np.int32))]
+        return [CArray("rows", self.params["row_offsets"]),  # type: ignore[arg-type]
+                CArray("cols", self.params["col_offsets"])]  # type: ignore[arg-type]
 
     def describe(self) -> list[tuple[str, str]]:
         p = self.params
+        rows, cols = self.sources()
         return [("options", f"align_corners={p['align_corners']} "
                             f"half_pixel_centers={p['half_pixel_centers']}"),
-                ("source rows", str(list(p["source_rows"]))),
-                ("source cols", str(list(p["source_cols"])))]
+                ("source rows", _shown(rows)),
+                ("source cols", _shown(cols))]
+
+
+def _shown(values: np.ndarray) -> str:
+    if values.size <= _SHOWN:
+        return str([int(v) for v in values])
+    head = ", ".join(str(int(v)) for v in values[:_SHOWN // 2])
+    return f"[{head}, ...] ({values.size})"
 
 
 def prepare(op: Operator, graph: Graph) -> ResizeNearestNeighbor:
@@ -88,15 +117,17 @@ def prepare(op: Operator, graph: Graph) -> ResizeNearestNeighbor:
     require_shape(op, y, [batches, out_h, out_w, depth])
     align = bool(op.options.get("align_corners", False))
     half = bool(op.options.get("half_pixel_centers", False))
+    # Offsets into one input image (below its at most 2^24 elements): int32, in place.
     rows = nearest_sources(in_h, out_h, align, half)
+    rows *= in_w * depth
     cols = nearest_sources(in_w, out_w, align, half)
+    cols *= depth
     params: dict[str, object] = {
         "align_corners": align,
         "half_pixel_centers": half,
-        "source_rows": rows,
-        "source_cols": cols,
-        "row_offsets": rows * in_w * depth,
-        "col_offsets": cols * depth,
+        "row_offsets": rows,
+        "col_offsets": cols,
+        "in_w": in_w,
         "batches": batches,
         "out_h": out_h,
         "out_w": out_w,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
@@ -62,11 +63,8 @@ class Softmax(Layer):
     def exp_of_diffs(self, diff: np.ndarray) -> np.ndarray:
         """TFLM's exp of input - max (<= 0) in Q0.31; 0 where TFLM skips the diff."""
         p = self.params
-        kept = diff >= int(p["diff_min"])
-        # Kept diffs times 2**shift stay below 31 * 2**26; the others are never scaled.
-        scaled = np.where(kept, diff, 0) << int(p["input_left_shift"])
-        rescaled = fp.srdhm(scaled, int(p["input_multiplier"]))
-        return np.where(kept, fp.exp_on_negative_values(rescaled, _SCALED_DIFF_INTEGER_BITS), 0)
+        return _exps(diff, int(p["input_multiplier"]), int(p["input_left_shift"]),
+                     int(p["diff_min"]))
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         depth = int(self.params["depth"])
@@ -88,8 +86,9 @@ class Softmax(Layer):
         return [out.astype(dtype.np).reshape(inputs[0].shape)]
 
     def constants(self) -> list[CArray]:
-        diffs = -np.arange(256, dtype=np.int64)
-        return [CArray("exp", self.exp_of_diffs(diffs).astype(np.int32))]
+        p = self.params
+        return [CArray("exp", _exp_table(int(p["input_multiplier"]), int(p["input_left_shift"]),
+                                         int(p["diff_min"])))]
 
     def inplace_inputs(self) -> tuple[int, ...]:
         # Each row is read whole (maximum, sum) before its first write, and then element c
@@ -102,6 +101,25 @@ class Softmax(Layer):
                 ("input multiplier", f"{p['input_multiplier']} shift {p['input_left_shift']}"),
                 ("diff_min", str(p["diff_min"])),
                 ("rows", f"{p['outer']} x {p['depth']}")]
+
+
+@lru_cache(maxsize=1024)
+def _exp_table(multiplier: int, left_shift: int, diff_min: int) -> np.ndarray:
+    """The exps of the diffs 0, -1, ..., -255 (read-only): computed once per set of
+    parameters (a table costs the fixed-point arithmetic on 256 values, and a model often
+    repeats a softmax)."""
+    table = _exps(-np.arange(256, dtype=np.int64), multiplier, left_shift, diff_min)
+    table = table.astype(np.int32)
+    table.setflags(write=False)
+    return table
+
+
+def _exps(diff: np.ndarray, multiplier: int, left_shift: int, diff_min: int) -> np.ndarray:
+    kept = diff >= diff_min
+    # Kept diffs times 2**shift stay below 31 * 2**26; the others are never scaled.
+    scaled = np.where(kept, diff, 0) << left_shift
+    rescaled = fp.srdhm(scaled, multiplier)
+    return np.where(kept, fp.exp_on_negative_values(rescaled, _SCALED_DIFF_INTEGER_BITS), 0)
 
 
 def greater_than_one_multiplier(real: float) -> tuple[int, int]:

@@ -3,6 +3,13 @@
  *
  *     qemu-system-arm ... -plugin bench_plugin.so,insn=0x46db,out=marks.txt,core=cortex-m4
  *         [,small_multiplier=1][,wait_states=N,flash=0xSTART:0xEND,line=BYTES]
+ *     qemu-system-riscv32 ... -plugin bench_plugin.so,insn=0x0a502013,out=marks.txt,core=none
+ *
+ * `core=none` counts instructions only (every cycle 0, every instruction of class
+ * "unknown" but the marks): the cycle model is a Thumb one, for the cores it has a table
+ * of; any other guest (RISC-V, the Cortex-M55's Helium) is counted without it. A mark
+ * `insn` above 0xffff is a 32-bit instruction (RISC-V's, see firmware/riscv/profile_riscv.h),
+ * else a 16-bit one.
  *
  * Every executed guest instruction is counted (an inline add on a counter of its address,
  * so an instruction counts when it executes, whatever the translation block boundaries)
@@ -72,6 +79,7 @@ struct block {
 PLUGIN_EXPORT int qemu_plugin_version = 1;
 
 static struct cm_model model;
+static int no_cycle_model; /* core=none: count instructions only */
 static unsigned long mark_encoding;
 static uint64_t wait_states, flash_start, flash_end, line_bytes = 16;
 static FILE *out;
@@ -196,6 +204,43 @@ static unsigned thumb_size(const unsigned char *bytes, unsigned reported)
     return (reported >= 4 && (top == 0x1du || top == 0x1eu || top == 0x1fu)) ? 4u : 2u;
 }
 
+/* Whether the instruction of `size` bytes at `bytes` is the mark. */
+static int is_mark(const unsigned char *bytes, unsigned size)
+{
+    unsigned long value = 0;
+    unsigned i;
+    if (size != (mark_encoding > 0xffffu ? 4u : 2u)) {
+        return 0;
+    }
+    for (i = size; i-- > 0;) {
+        value = value << 8 | bytes[i];
+    }
+    return value == mark_encoding;
+}
+
+/* core=none: every instruction counted, none charged, a callback at each mark. */
+static void translate_counting_only(struct qemu_plugin_tb *tb)
+{
+    size_t count = qemu_plugin_tb_n_insns(tb);
+    size_t i;
+    for (i = 0; i < count; ++i) {
+        struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+        const unsigned char *bytes = qemu_plugin_insn_data(insn);
+        unsigned size = (unsigned)qemu_plugin_insn_size(insn);
+        struct record *r = record_at(qemu_plugin_insn_vaddr(insn));
+        if (r == NULL) {
+            out_of_memory = 1;
+            return;
+        }
+        r->cls = is_mark(bytes, size) ? CM_MARK : CM_UNKNOWN;
+        qemu_plugin_register_vcpu_insn_exec_inline(insn, PLUGIN_INLINE_ADD_U64,
+                                                   &r->executions, 1);
+        if (r->cls == CM_MARK) {
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, PLUGIN_CB_NO_REGS, NULL);
+        }
+    }
+}
+
 static void on_translate(plugin_id id, struct qemu_plugin_tb *tb)
 {
     size_t count = qemu_plugin_tb_n_insns(tb);
@@ -205,6 +250,11 @@ static void on_translate(plugin_id id, struct qemu_plugin_tb *tb)
     int has_previous = 0, paired = 0;
     unsigned in_it_block = 0; /* instructions an IT before makes conditional */
     (void)id;
+    if (no_cycle_model) {
+        free(b);
+        translate_counting_only(tb);
+        return;
+    }
     if (b == NULL) {
         out_of_memory = 1;
         return;
@@ -321,7 +371,7 @@ static int parse_argument(const char *argument, const char **path)
 {
     uint64_t value;
     if (strncmp(argument, "insn=", 5) == 0) {
-        if (!parse_number(argument + 5, &value) || value == 0 || value > 0xffff) {
+        if (!parse_number(argument + 5, &value) || value == 0 || value > 0xffffffffu) {
             return 0;
         }
         mark_encoding = (unsigned long)value;
@@ -332,6 +382,11 @@ static int parse_argument(const char *argument, const char **path)
         return 1;
     }
     if (strncmp(argument, "core=", 5) == 0) {
+        if (strcmp(argument + 5, "none") == 0) {
+            no_cycle_model = 1;
+            model.core = CM_M0; /* unused */
+            return 1;
+        }
         return cm_core_named(argument + 5, &model.core);
     }
     if (strncmp(argument, "small_multiplier=", 17) == 0) {
@@ -366,7 +421,15 @@ PLUGIN_EXPORT int qemu_plugin_install(plugin_id id, const void *info, int argc, 
         }
     }
     if (path == NULL || mark_encoding == 0 || model.core == CM_CORES) {
-        fprintf(stderr, "bench_plugin: needs insn=ENCODING (16 bits), out=FILE and core=CORE\n");
+        fprintf(stderr, "bench_plugin: needs insn=ENCODING, out=FILE and core=CORE (or none)\n");
+        return -1;
+    }
+    if (mark_encoding > 0xffffu && !no_cycle_model) {
+        fprintf(stderr, "bench_plugin: a 32-bit mark needs core=none (the model is Thumb's)\n");
+        return -1;
+    }
+    if (no_cycle_model && (wait_states != 0 || model.small_multiplier)) {
+        fprintf(stderr, "bench_plugin: core=none takes no cycle model options\n");
         return -1;
     }
     if (wait_states != 0 && flash_end == 0) {

@@ -12,7 +12,9 @@ Schema-level ones read the model with the schema's object API, change one field 
 broken converter or a hostile file would (a dimension of 0, -1 or 2^31-1; a scale of 0, -1,
 NaN or inf; a zero point out of range; a quantization array of the wrong length; an index
 out of range; a missing buffer; operators out of order; options at their limits) and pack
-the model again, so the file is a well-formed flatbuffer whose meaning is wrong. Structural
+the model again, so the file is a well-formed flatbuffer whose meaning is wrong (a custom
+operator's flexbuffer options too: a value of another type, NaN, an extreme, a key dropped,
+damaged bytes). Structural
 classes (`support.hostile`: shared-table DAGs, shared buffers, long chains, deep branches,
 lying vector lengths) are files that are cheap to write and expensive to take.
 
@@ -112,6 +114,42 @@ def small_models() -> dict[str, bytes]:
         outs.append(yi)
     b.set_io([x], outs)
     models["two_outputs"] = b.build()
+    models.update(issue13_models())
+    return models
+
+
+# Small cases of tests/support/more_cases.py per seed model: the operators of issue 13 (index
+# and mask tensors, spatial moves and the dilated chain, arithmetic and normalisations).
+_ISSUE13_SEEDS = {
+    "more_indices": ("arg_max_4d_axis2", "gather_axis1", "gather_nd_pairs", "embedding_table",
+                     "cast_int8_int32", "equal_int8_scales", "select_broadcast_3",
+                     "logical_or_broadcast", "shape_4d", "fill_int8_activation"),
+    "more_spatial": ("bilinear_up_odd_half_pixel", "mirror_reflect_2d", "depth_to_space_2",
+                     "s2b_4d_padded", "b2s_4d_cropped", "reverse_middle_two",
+                     "broadcast_to_rows", "update_slice_2d", "dilated_conv1d_same"),
+    "more_math": ("bmm_adj_y_attention", "bmm_constant_rhs_engine", "div_int8_relu",
+                  "sqdiff_broadcast_4d", "rsqrt_layer_norm", "log_softmax_rows", "l2_norm_rows",
+                  "cumsum_exclusive", "add_n_three_with_constant", "sum_last",
+                  "reduce_max_last", "elu_typical", "abs_rescale_up"),
+}
+
+
+# Seeds with a custom operator: a third of their cases change its flexbuffer options.
+_CUSTOM_OPTION_SEEDS = ("ssd_head",)
+
+
+def issue13_models() -> dict[str, bytes]:
+    """Seeds with the operators of issue 13: bundles of small test cases, and an SSD head
+    ending in DETECTION_POSTPROCESS (a custom operator with flexbuffer options)."""
+    from support import detection_models, more_cases, more_models
+
+    models = {name: more_models.bundle([more_cases.CASES[c] for c in cases])
+              for name, cases in _ISSUE13_SEEDS.items()}
+    head = detection_models.Head(detection_models.grid_anchors(2, 2),
+                                 detection_models.detection_options(
+                                     use_regular_nms=True, detections_per_class=3,
+                                     **detection_models.CONVERTER_KEYS))
+    models["ssd_head"] = detection_models.head_model(head)
     return models
 
 
@@ -458,7 +496,64 @@ def _option_fields(options: object) -> list[str]:
             if isinstance(v, (bool, int, float, list, np.ndarray)) or v is None]
 
 
+def _custom_option_value(rng: random.Random) -> tuple[str, object]:
+    return rng.choice((("int", rng.choice(_INT_VALUES)), ("int", -(2**63)), ("uint", 2**64 - 1),
+                       ("float", rng.choice(_FLOAT_VALUES)), ("bool", rng.random() < 0.5),
+                       ("string", "7"), ("vector", [1, 2, 3]), ("null", None)))
+
+
+def _flexbuffer_map(values: dict[str, tuple[str, object]]) -> bytes:
+    from flatbuffers import flexbuffers
+
+    fbb = flexbuffers.Builder()
+    with fbb.Map():
+        for key, (kind, value) in values.items():
+            if kind == "null":
+                fbb.Key(key)
+                fbb.Null()
+            elif kind == "vector":
+                fbb.VectorFromElements(key, value)
+            else:
+                getattr(fbb, {"int": "Int", "uint": "UInt", "float": "Float", "bool": "Bool",
+                              "string": "String"}[kind])(key, value)
+    return bytes(fbb.Finish())
+
+
+def m_custom_options(model: schema.ModelT, rng: random.Random) -> str:
+    """A custom operator's flexbuffer options: one value changed (to another type, an
+    extreme, NaN), a key dropped or added, or the bytes damaged."""
+    from flatbuffers import flexbuffers
+
+    ops = [op for op in _subgraph(model).operators if op.customOptions is not None]
+    if not ops:
+        return m_op_index(model, rng)
+    op = rng.choice(ops)
+    raw = bytes(int(b) for b in op.customOptions)
+    choice = rng.randrange(4)
+    if choice == 0:
+        damaged, what = byte_mutation(raw, rng, [])
+        op.customOptions = list(damaged)
+        return f"custom options bytes: {what}"
+    if choice == 1:
+        op.customOptions = None if rng.random() < 0.5 else []
+        return "custom options removed"
+    decoded = flexbuffers.Loads(raw)
+    kinds = {key: ("bool" if isinstance(v, bool) else "int" if isinstance(v, int)
+                   else "float", v) for key, v in decoded.items()}
+    key = rng.choice(sorted(kinds))
+    if choice == 2:
+        del kinds[key]
+        what = f"custom option {key} dropped"
+    else:
+        kinds[key] = _custom_option_value(rng)
+        what = f"custom option {key} -> {kinds[key][1]!r}"
+    op.customOptions = list(_flexbuffer_map(kinds))
+    return what
+
+
 def m_options(model: schema.ModelT, rng: random.Random) -> str:
+    if any(op.customOptions is not None for op in _subgraph(model).operators):
+        return m_custom_options(model, rng)
     ops = [op for op in _subgraph(model).operators if op.builtinOptions is not None]
     if not ops:
         return m_op_index(model, rng)
@@ -602,10 +697,12 @@ def derive_case(data: bytes, source: str, k: int,
                 structural: list[int] | None = None) -> tuple[bytes, str]:
     """Case k of a seed model, the same on every machine: every third case a byte-level
     mutation, the others each schema-level kind in turn (every fourth of them a random
-    one or two)."""
+    one or two; for a seed with custom options, every third case changes those)."""
     rng = random.Random(f"{source}:{k}")  # str seeds hash with SHA-512: deterministic
     if k % 3 == 0:
         return byte_mutation(data, rng, structural)
+    if source in _CUSTOM_OPTION_SEEDS and k % 3 == 1:  # a third on the flexbuffer options
+        return schema_mutation(data, rng, "options")
     j = k - k // 3 - 1
     kinds = sorted(SCHEMA_MUTATIONS)
     return schema_mutation(data, rng, None if j % 4 == 3 else kinds[j % len(kinds)])

@@ -7,7 +7,9 @@ cost a naive reader, planner or emitter time or memory out of proportion to its 
   of one subgraph whose 2,000 operator entries are one operator: 16 KB that a recursive
   unpacker expands into four million operators);
 - `shared_buffer`: many tensors that all refer to one large constant buffer;
-- `chain`: a long chain of elementwise operators;
+- `chain`: a long chain of operators of one type (any of `CHAIN_OPS`);
+- `large_weights`: one legitimate layer with 16 MiB of weights;
+- `resize`: a RESIZE_NEAREST_NEIGHBOR whose tables grow with its output, not the file;
 - `deep_branches`: a graph whose branches make the run order a search, deeper than
   Python's recursion limit;
 - `lying_vector`: a valid model with one vector length field raised beyond what the file
@@ -26,7 +28,7 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from support.builder import ModelBuilder, Q, fc_options
+from support.builder import ModelBuilder, Q, bias_scales, fc_options
 
 _FILE_IDENTIFIER = b"TFL3"
 _UNARY = ("RELU", "RELU6", "TANH", "LOGISTIC", "LEAKY_RELU")
@@ -136,22 +138,170 @@ def shared_buffer(tensors: int = 240, elements: int = 1 << 24, used: int = 0) ->
     return b.build()
 
 
-def chain(length: int = 16000, opcode: str = "ADD", width: int = 8) -> bytes:
-    """`length` elementwise operators, each reading the previous one's output (ADD and MUL
-    add the tensor to itself; unary operators apply themselves)."""
+def large_weights(kind: str = "FULLY_CONNECTED", weight_bytes: int = 1 << 24) -> bytes:
+    """One legitimate layer with about `weight_bytes` of int8 weights (random, so that the
+    generated C is as long as it gets): `FULLY_CONNECTED` (the matrix-product engine),
+    `FULLY_CONNECTED_ZP` (weights with a zero point: the plain kernel), `CONV_2D` (1x1),
+    `CONV_2D_3X3` or `DEPTHWISE_CONV_2D` (3x3, one channel per ~9 bytes)."""
+    rng = np.random.default_rng(0)
+    b = ModelBuilder(kind.lower())
+    xq, yq = Q(0.05, -3), Q(0.2, 1)
+    side = 1 << (weight_bytes.bit_length() - 1) // 2  # units x depth of a square matrix
+    if kind.startswith("FULLY_CONNECTED"):
+        shape, x_shape, y_shape = (side, side), (1, side), (1, side)
+        wq = Q(0.01, 3) if kind.endswith("_ZP") else Q(0.01)
+        opcode, options = "FULLY_CONNECTED", fc_options()
+    elif kind == "DEPTHWISE_CONV_2D":
+        channels = weight_bytes // 9
+        shape, x_shape, y_shape = (1, 3, 3, channels), (1, 3, 3, channels), (1, 1, 1, channels)
+        wq, opcode = Q(0.01), kind
+        options = _options("DepthwiseConv2DOptions", strideW=1, strideH=1, depthMultiplier=1,
+                           padding=schema.Padding.VALID)
+    else:
+        taps = 3 if kind == "CONV_2D_3X3" else 1
+        depth = weight_bytes // side // (taps * taps)
+        shape, x_shape, y_shape = ((side, taps, taps, depth), (1, taps, taps, depth),
+                                   (1, 1, 1, side))
+        wq, opcode = Q(list(np.linspace(0.005, 0.02, side))), "CONV_2D"
+        options = _options("Conv2DOptions", strideW=1, strideH=1, padding=schema.Padding.VALID)
+    x = b.add_tensor("x", x_shape, "int8", quant=xq)
+    w = b.add_tensor("w", shape, "int8", quant=wq,
+                     data=rng.integers(-128, 128, shape, dtype=np.int8))
+    out_c = shape[-1] if kind == "DEPTHWISE_CONV_2D" else shape[0]
+    bias = b.add_tensor("bias", (out_c,), "int32", quant=Q(bias_scales(xq.scale, wq.scales)),
+                        data=rng.integers(-5000, 5000, out_c, dtype=np.int32))
+    y = b.add_tensor("y", y_shape, "int8", quant=yq)
+    b.add_op(opcode, [x, w, bias], [y], options)
+    b.set_io([x], [y])
+    return b.build()
+
+
+def chain(length: int = 16000, opcode: str = "ADD", width: int = 8,
+          distinct: bool = False) -> bytes:
+    """`length` operators of one type, each reading the previous one's output: elementwise
+    operators on (1, width) tensors (ADD and MUL add the tensor to itself; unary operators
+    apply themselves), every other operator of `CHAIN_OPS` on (1, 1, width, 1) tensors with
+    options and constant operands (shared by all layers) that keep the shape. `distinct`
+    gives every tensor a scale of its own (for the operators that requantize, `RESCALING`),
+    so that no two layers have the same generation-time constants."""
     b = ModelBuilder("chain")
-    q = Q(0.05, -3)
-    prev = b.add_tensor("x", (1, width), "int8", quant=q)
+    q = _CHAIN_QUANT.get(opcode, Q(0.05, -3))
+    shape = (1, width) if opcode in _ELEMENTWISE else (1, 1, width, 1)
+    prev = b.add_tensor("x", shape, "int8", quant=q)
     first = prev
+    shared: dict[str, int] = {}
     for i in range(length):
-        y = b.add_tensor(f"h{i}", (1, width), "int8", quant=q)
-        if opcode in ("ADD", "MUL", "SUB", "MAXIMUM", "MINIMUM"):
-            b.add_op(opcode, [prev, prev], [y], _binary_options(opcode))
+        if distinct and opcode in RESCALING:
+            q = Q(0.05 * (1 + (i + 1) / (4 * length)), -3)
+        y = b.add_tensor(f"h{i}", shape, "int8", quant=q)
+        if opcode in _ELEMENTWISE:
+            if opcode in _BINARY:
+                b.add_op(opcode, [prev, prev], [y], _binary_options(opcode))
+            else:
+                b.add_op(opcode, [prev], [y], _unary_options(opcode))
         else:
-            b.add_op(opcode, [prev], [y], _unary_options(opcode))
+            constants = [shared.get(k) or shared.setdefault(k, make(b, width))
+                         for k, make in _CHAIN_CONSTANTS.get(opcode, {}).items()]
+            inputs = [*constants, prev] if opcode == "SPLIT" else [prev, *constants]
+            b.add_op(opcode, inputs, [y], _chain_options(opcode))
         prev = y
     b.set_io([first], [prev])
     return b.build()
+
+
+_BINARY = ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM")
+_ELEMENTWISE = (*_BINARY, "RELU", "RELU6", "TANH", "LOGISTIC", "LEAKY_RELU",
+                "HARD_SWISH")
+# LOGISTIC's and SOFTMAX's outputs have TFLM's fixed quantization (scale 1/256, zero point
+# -128), and so, along a chain, do their inputs.
+_CHAIN_QUANT = {"LOGISTIC": Q(1 / 256, -128), "SOFTMAX": Q(1 / 256, -128)}
+
+
+def _int32(values: list[int], shape: tuple[int, ...] | None = None) -> object:
+    def make(b: ModelBuilder, width: int) -> int:
+        data = np.asarray(values, np.int32)
+        return b.add_tensor("c", shape if shape is not None else data.shape, "int32",
+                            data=data)
+    return make
+
+
+def _weights(shape: tuple[int, ...]) -> object:
+    def make(b: ModelBuilder, width: int) -> int:
+        full = tuple(width if d == 0 else d for d in shape)
+        data = np.random.default_rng(0).integers(-127, 128, full).astype(np.int8)
+        return b.add_tensor("w", full, "int8", quant=Q(0.01), data=data)
+    return make
+
+
+def _bias(b: ModelBuilder, width: int) -> int:
+    return b.add_tensor("bias", (width,), "int32", quant=Q(0.05 * 0.01),
+                        data=np.arange(width, dtype=np.int32))
+
+
+def _sized(make_values: object) -> object:
+    def make(b: ModelBuilder, width: int) -> int:
+        return _int32(make_values(width))(b, width)  # type: ignore[operator]
+    return make
+
+
+# Constant operands per operator type: name -> maker(builder, width) -> tensor index.
+_CHAIN_CONSTANTS: dict[str, dict[str, object]] = {
+    "PRELU": {"alpha": lambda b, width: b.add_tensor(
+        "alpha", (1, 1, 1, 1), "int8", quant=Q(0.01), data=np.full((1, 1, 1, 1), 25))},
+    "RESHAPE": {"shape": _sized(lambda width: [1, 1, width, 1])},
+    "TRANSPOSE": {"perm": _int32([0, 1, 2, 3])},
+    "PAD": {"paddings": _int32([0] * 8, (4, 2))},
+    "SLICE": {"begin": _int32([0, 0, 0, 0]), "size": _int32([-1, -1, -1, -1])},
+    "STRIDED_SLICE": {"begin": _int32([0, 0, 0, 0]), "end": _sized(lambda w: [1, 1, w, 1]),
+                      "strides": _int32([1, 1, 1, 1])},
+    "RESIZE_NEAREST_NEIGHBOR": {"size": _sized(lambda width: [1, width])},
+    "MEAN": {"axis": _int32([3])},
+    "SPLIT": {"axis": _int32([3], ())},
+    "CONV_2D": {"weights": _weights((1, 1, 1, 1)), "bias": lambda b, width: b.add_tensor(
+        "bias", (1,), "int32", quant=Q(0.05 * 0.01), data=np.ones(1, np.int32))},
+    "DEPTHWISE_CONV_2D": {"weights": _weights((1, 1, 1, 1)), "bias": lambda b, width:
+                          b.add_tensor("bias", (1,), "int32", quant=Q(0.05 * 0.01),
+                                       data=np.ones(1, np.int32))},
+    "FULLY_CONNECTED": {"weights": _weights((1, 1)), "bias": lambda b, width: b.add_tensor(
+        "bias", (1,), "int32", quant=Q(0.05 * 0.01), data=np.ones(1, np.int32))},
+}
+# The operators whose input and output may be quantized differently (the others copy or
+# compare values, or fix their output's quantization).
+RESCALING = ("ADD", "SUB", "MUL", "RELU", "RELU6", "TANH", "LEAKY_RELU", "HARD_SWISH", "PRELU",
+             "QUANTIZE", "MEAN", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# Every operator type but the views (EXPAND_DIMS, SQUEEZE: RESHAPE's module), the variants
+# of a module in the list (PADV2, SPLIT_V, UNPACK), PACK (it changes the rank) and
+# DEQUANTIZE (its output is float).
+CHAIN_OPS = (*_ELEMENTWISE, "PRELU", "QUANTIZE", "SOFTMAX", "RESHAPE", "TRANSPOSE", "PAD",
+             "SLICE", "STRIDED_SLICE", "RESIZE_NEAREST_NEIGHBOR", "MEAN", "SPLIT",
+             "CONCATENATION", "AVERAGE_POOL_2D", "MAX_POOL_2D", "CONV_2D",
+             "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def _options(name: str, **fields: object) -> object:
+    options = getattr(schema, f"{name}T")()
+    for key, value in fields.items():
+        setattr(options, key, value)
+    return options
+
+
+def _chain_options(opcode: str) -> object | None:
+    pool = {"strideW": 1, "strideH": 1, "filterWidth": 1, "filterHeight": 1}
+    return {
+        "SOFTMAX": lambda: _options("SoftmaxOptions", beta=1.0),
+        "RESHAPE": lambda: _options("ReshapeOptions"),
+        "STRIDED_SLICE": lambda: _options("StridedSliceOptions"),
+        "RESIZE_NEAREST_NEIGHBOR": lambda: _options("ResizeNearestNeighborOptions"),
+        "MEAN": lambda: _options("ReducerOptions", keepDims=True),
+        "SPLIT": lambda: _options("SplitOptions", numSplits=1),
+        "CONCATENATION": lambda: _options("ConcatenationOptions", axis=2),
+        "AVERAGE_POOL_2D": lambda: _options("Pool2DOptions", **pool),
+        "MAX_POOL_2D": lambda: _options("Pool2DOptions", **pool),
+        "CONV_2D": lambda: _options("Conv2DOptions", strideW=1, strideH=1),
+        "DEPTHWISE_CONV_2D": lambda: _options("DepthwiseConv2DOptions", strideW=1,
+                                              strideH=1, depthMultiplier=1),
+        "FULLY_CONNECTED": lambda: _options("FullyConnectedOptions", keepNumDims=True),
+    }.get(opcode, lambda: None)()
 
 
 def _binary_options(opcode: str) -> object | None:
@@ -170,6 +320,20 @@ def _unary_options(opcode: str) -> object | None:
         options.alpha = 0.25
         return options
     return None
+
+
+def resize(in_width: int = 1 << 12, out_width: int = 1 << 24) -> bytes:
+    """One RESIZE_NEAREST_NEIGHBOR of a (1, 1, in_width, 1) input to `out_width` columns: a
+    file of a kilobyte whose column table has `out_width` entries."""
+    b = ModelBuilder("resize")
+    q = Q(0.05, -3)
+    x = b.add_tensor("x", (1, 1, in_width, 1), "int8", quant=q)
+    size = b.add_tensor("size", (2,), "int32", data=np.array([1, out_width], np.int32))
+    y = b.add_tensor("y", (1, 1, out_width, 1), "int8", quant=q)
+    b.add_op("RESIZE_NEAREST_NEIGHBOR", [x, size], [y],
+             _options("ResizeNearestNeighborOptions"))
+    b.set_io([x], [y])
+    return b.build()
 
 
 def deep_branches(depth: int = 1200, width: int = 4, fork_every: int = 0) -> bytes:
@@ -269,8 +433,6 @@ def lying_vector(data: bytes, rng: random.Random) -> tuple[bytes, str]:
 # -- random variants, for the fuzz suite ------------------------------------------------------
 
 CLASSES = ("shared_tables", "shared_buffers", "long_chains", "deep_branches", "lying_lengths")
-_CHAIN_OPS = ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "RELU", "RELU6", "TANH", "LOGISTIC",
-              "LEAKY_RELU")
 
 
 def draw(kind: str, rng: random.Random, seeds: dict[str, bytes]) -> tuple[bytes, str]:
@@ -288,8 +450,8 @@ def draw(kind: str, rng: random.Random, seeds: dict[str, bytes]) -> tuple[bytes,
                 "used": rng.choice((0, 0, 1, 3, 400))}
         return shared_buffer(**args), f"shared buffer {args}"
     if kind == "long_chains":
-        args = {"length": rng.randint(500, 1500), "opcode": rng.choice(_CHAIN_OPS),
-                "width": rng.choice((1, 8, 64))}
+        args = {"length": rng.randint(500, 1500), "opcode": rng.choice(CHAIN_OPS),
+                "width": rng.choice((1, 8, 64)), "distinct": rng.random() < 0.5}
         return chain(**args), f"chain {args}"
     if kind == "deep_branches":
         args = {"depth": rng.randint(985, 2000), "fork_every": rng.choice((0, 0, 3, 50)),

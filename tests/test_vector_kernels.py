@@ -1,0 +1,140 @@
+"""The Helium (cortex-m55) and RVV (riscv32-v) builds really run vector code.
+
+A silent fallback to the scalar kernels (a feature macro that no longer matches, say) would
+keep every bit-exact test green; these tests fail on it. For two shared models (KWS:
+CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, FULLY_CONNECTED; ResNet: CONV_2D, ADD,
+AVERAGE_POOL_2D, FULLY_CONNECTED), each vector target's benchmark build is disassembled
+(objdump decodes MVE only with `-m armv8.1-m.main`): the matrix-product engines hold
+vector instructions, and the Cortex-M55's loops are low-overhead loops (DLS/WLS ... LE),
+which an old QEMU crashed on. One sample runs under QEMU with the counting plugin: the
+output equals the numpy reference, and every vector and low-overhead-loop instruction of
+the engines that ran was executed (QEMU 7.2 executes each of them, bit-exactly), as were
+low-overhead loops of the other kernels.
+The scalar builds of the same models (cortex-m4, riscv32) hold none, so the detection
+itself is checked.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support.policy import require_file, require_tool
+
+from codegen import bench
+from codegen.bench import bench_program
+from codegen.execute import pack_samples
+from codegen.program import load_program
+from codegen.targets import Target, get_target
+
+MODELS = ("kws_ref_model", "pretrainedResnet_quant")
+ENGINES = ("cg_gemm_conv", "cg_gemm_fc")  # prefixes of the engines' function names
+_LINE = re.compile(r"^\s*([0-9a-f]+):\t(?:[0-9a-f]{4} ?){1,2}\s*\t(\S+)\s*(.*)$")
+_FUNCTION = re.compile(r"^([0-9a-f]+) <(.+)>:$")
+LOW_OVERHEAD = {"dls", "dlstp.8", "dlstp.16", "dlstp.32", "dlstp.64", "wls", "wlstp.8",
+                "wlstp.16", "wlstp.32", "wlstp.64", "le", "letp", "lctp"}
+
+
+def _is_vector(target: Target, mnemonic: str, operands: str) -> bool:
+    if target.platform == "riscv":
+        return mnemonic.startswith("v")  # every RVV instruction, vsetvli included
+    # MVE: an instruction with a Q register among its operands, or the tail predication.
+    return mnemonic in LOW_OVERHEAD or re.search(r"\bq[0-7]\b", operands) is not None
+
+
+def _listing(executable: Path, target: Target) -> dict[int, tuple[str, str, str]]:
+    """address -> (function, mnemonic, operands)."""
+    objdump = require_tool(target.toolchain_prefix + "objdump")
+    text = subprocess.run([objdump, "-d", *target.objdump_flags, str(executable)],
+                          capture_output=True, text=True, check=True).stdout
+    found, function = {}, "?"
+    for line in text.splitlines():
+        if match := _FUNCTION.match(line):
+            function = match[2]
+        elif match := _LINE.match(line):
+            found[int(match[1], 16)] = (function, match[2], match[3])
+    return found
+
+
+@dataclass(frozen=True)
+class Benched:
+    matches_reference: bool
+    listing: dict[int, tuple[str, str, str]]  # address -> (function, mnemonic, operands)
+    executed: set[int]  # the addresses one run executed (the plugin's rows)
+
+
+@pytest.fixture(scope="module")
+def benched(shared_models: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Benched]:
+    cache: dict[tuple[str, str], Benched] = {}
+
+    def run(model: str, name: str) -> Benched:
+        if (model, name) not in cache:
+            target = get_target(name)
+            program = load_program(require_file(shared_models / f"{model}.tflite"))
+            work = tmp_path_factory.mktemp(f"{name}-{model}")
+            result = bench_program(program, name, work)
+            executable = work / "build" / target.executable_name
+            graph = program.graph
+            running = [la for la in program.layers if la.index not in program.plan.elided]
+            m = bench.measure(executable, target, pack_samples(bench.bench_input(program)),
+                              sum(graph.tensors[t].nbytes for t in graph.outputs),
+                              len(running), plugin_dir=work / "build")
+            rows = m.rows or {}
+            cache[model, name] = Benched(
+                result.output_matches_reference, _listing(executable, target),
+                {address for address, row in rows.items() if row.executions > 0})
+        return cache[model, name]
+
+    return run
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("name", ["cortex-m55", "riscv32-v"])
+def test_vector_build_runs_vector_code(benched: Callable[[str, str], Benched], model: str,
+                                       name: str) -> None:
+    target = get_target(name)
+    run = benched(model, name)
+    assert run.matches_reference
+    listing = run.listing
+    engines = {f for f, _, _ in listing.values() if f.startswith(ENGINES)}
+    assert engines, "no matrix-product engine in the image"
+    for engine in engines:
+        vector = {m for f, m, o in listing.values() if f == engine and _is_vector(target, m, o)}
+        if name == "cortex-m55":
+            assert "vmlava.s16" in vector, (engine, sorted(vector))
+            assert {"dls", "le"} <= vector or {"wls", "le"} <= vector, (engine, sorted(vector))
+        else:
+            assert {"vwmacc.vv", "vredsum.vs"} <= vector, (engine, sorted(vector))
+    # Every vector and low-overhead-loop instruction of the engines that ran, ran (QEMU
+    # executed it, and the output is bit-exact); the other kernels' low-overhead loops ran
+    # too where this model takes them.
+    assert run.executed
+    ran = {listing[a][0] for a in run.executed if a in listing}
+    assert ran & engines
+    missed = sorted((hex(a), f, m) for a, (f, m, o) in listing.items()
+                    if f in ran & engines and _is_vector(target, m, o)
+                    and a not in run.executed)
+    assert not missed, missed
+    executed = {listing[a][1] for a in run.executed if a in listing}
+    if name == "cortex-m55":
+        assert {"dls", "le"} <= executed, sorted(executed & LOW_OVERHEAD)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("name", ["cortex-m4", "riscv32"])
+def test_scalar_build_has_no_vector_code(benched: Callable[[str, str], Benched],
+                                         name: str) -> None:
+    target = get_target(name)
+    run = benched("kws_ref_model", name)
+    assert run.matches_reference
+    engines = {f for f, _, _ in run.listing.values() if f.startswith(ENGINES)}
+    assert engines
+    vector = sorted({m for f, m, o in run.listing.values() if f.startswith("cg_")
+                     and _is_vector(target, m, o)})
+    assert vector == []
