@@ -24,6 +24,7 @@ from support import (
     degenerate_models,
     detection_models,
     fuzzing,
+    lstm_models,
     more_cases,
     more_models,
     op_zoo,
@@ -70,6 +71,7 @@ MODELS: dict[str, Callable[[], bytes]] = {
     "state_svdf": lambda: svdf_models.bundle(list(svdf_models.CASES.values())),
     "state_sliding_window": resource_models.sliding_window,
     "state_running_average": resource_models.running_average,
+    "state_lstm": lambda: lstm_models.lstm_model(lstm_models.SPECS["units8_stacked"]),
 }
 SMALL = sorted(name for name in MODELS if name not in SHARED)
 
