@@ -67,6 +67,27 @@ def test_c_reset_each(tmp_path: Path) -> None:
                         reset_each=True)
 
 
+def _clipped(clip: float) -> bytes:
+    """The stacked model with a cell clip (the converter writes none from Keras)."""
+    model = read_model(_model("units8_stacked"))
+    for op in model.subgraphs[0].operators:
+        if op.inputs is not None and len(op.inputs) == 24:
+            op.builtinOptions.cellClip = clip
+    return pack(model)
+
+
+@pytest.mark.tflm
+@pytest.mark.parametrize("clip", [0.5, 1e-6])  # 16384 in the first layer's cell scale; 0
+def test_cell_clip(clip: float, tmp_path: Path) -> None:
+    model = _clipped(clip)
+    program = load_program(model)
+    assert any(layer.params.get("clipped") for layer in program.layers)
+    inputs = inputs_with_edges(model, STREAM, seed=6)
+    assert_same(execute(program, "reference", inputs), run_tflm_sequence(model, inputs),
+                f"clip {clip}: stream vs TFLM")
+    c_matches_reference(model, "host", tmp_path, seed=7, samples=200)
+
+
 def _variant(position: int) -> bytes:
     """The units-8 model with optional input `position` (a peephole, projection or
     layer-normalization weight) set to one of its tensors."""

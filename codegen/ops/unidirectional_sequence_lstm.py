@@ -1,8 +1,8 @@
 """UNIDIRECTIONAL_SEQUENCE_LSTM: int8 in/out with int8 weights, int32 biases, an int8 hidden
 and an int16 cell state (variable tensors kept between invokes), time-major or batch-major,
-cell clip, a TANH or SIGMOID cell gate, any batch and sequence length; the standard LSTM
-only (TFLM has no peephole, projection, layer normalization or CIFG); not yet the 16x8 form
-(its reference is below, untested against TFLM)
+cell clip (any value, one quantized to 0 included), a TANH cell gate, any batch and sequence
+length; the standard LSTM only (TFLM has no peephole, projection, layer normalization or
+CIFG); not yet the 16x8 form (its reference is below, untested against TFLM)
 
 TFLM: UnidirectionalSequenceLstmPrepare/Eval (unidirectional_sequence_lstm.cc) over
 lstm_eval.h/.cc and lstm_eval_common.cc, EvalLstm<int8_t, int8_t, int16_t, int32_t> and
