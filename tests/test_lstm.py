@@ -1,10 +1,11 @@
 """UNIDIRECTIONAL_SEQUENCE_LSTM (issue 12) on Keras LSTMs converted to int8 (units 1, 5, 6, 8
 and 20; 3 to 10 steps; the last step or the whole sequence; stacked layers; batch 2;
-time-major): TFLM keeps the hidden and cell state in variable tensors from one invoke to the
-next, so each model is a stream. Reference == TFLM over 40-invoke streams (plus the all-low
-and all-high samples) and from fresh interpreters; generated C == reference as one stream on
-host and cortex-m4 for every model, on every target for the stacked one, under the
-sanitizers, and reset each; what TFLM's kernel does not take is refused in one line.
+time-major), and the same models made 16x8: TFLM keeps the hidden and cell state in variable
+tensors from one invoke to the next, so each model is a stream. Reference == TFLM over
+40-invoke streams (plus the all-low and all-high samples) and from fresh interpreters;
+generated C == reference as one stream on host and cortex-m4 for every model, on every
+target for the stacked one, under the sanitizers, and reset each; what TFLM's kernel does
+not take is refused in one line.
 """
 
 from __future__ import annotations
@@ -65,6 +66,38 @@ def test_c_under_sanitizers(name: str, tmp_path: Path) -> None:
 def test_c_reset_each(tmp_path: Path) -> None:
     c_matches_reference(_model("units5_batch2"), "host", tmp_path, seed=5, samples=100,
                         reset_each=True)
+
+
+# -- 16x8: int16 activations, int8 weights, int64 biases -----------------------------------
+
+
+def _model16(name: str) -> bytes:
+    return lm.to_16x8(_model(name))
+
+
+@pytest.mark.tflm
+@pytest.mark.parametrize("name", list(lm.SPECS))
+def test_16x8_reference_matches_tflm(name: str) -> None:
+    model = _model16(name)
+    program = load_program(model)
+    inputs = inputs_with_edges(model, STREAM, seed=8)
+    assert inputs[0].dtype == np.int16
+    stream = execute(program, "reference", inputs)
+    assert_same(stream, run_tflm_sequence(model, inputs), f"{name} 16x8: stream vs TFLM")
+    few = [x[:FRESH] for x in inputs]
+    assert_same(execute(program, "reference", few, reset_each=True),
+                run_tflm_fresh_each(model, few), f"{name} 16x8: reset each vs TFLM")
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4"])
+@pytest.mark.parametrize("name", ["units8_stacked", "units5_batch2", "units6_time_major"])
+def test_16x8_c_matches_reference(name: str, target: str, tmp_path: Path) -> None:
+    c_matches_reference(_model16(name), target, tmp_path, seed=9)
+
+
+@pytest.mark.parametrize("name", ["units8_stacked", "units20_last"])
+def test_16x8_c_under_sanitizers(name: str, tmp_path: Path) -> None:
+    c_matches_reference(_model16(name), "host", tmp_path, seed=10, sanitize=True, samples=200)
 
 
 def _clipped(clip: float) -> bytes:

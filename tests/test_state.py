@@ -245,3 +245,14 @@ def test_build_and_bench_count_the_state(target: str, tmp_path: Path) -> None:
     assert cost["state_bytes"] == size
     assert cost["ram_bytes"] >= cost["arena_bytes"] + size + cost["static_bytes"]
     assert cost["output_matches_reference"] is True
+
+
+def test_inspect_shows_the_state(tmp_path: Path) -> None:
+    from codegen.inspect import inspect_model
+
+    path = tmp_path / "svdf.tflite"
+    path.write_bytes(sm.bundle(BUNDLE))
+    program = load_program(path)
+    text = inspect_model(path)
+    assert f"  state:   {program.state.size} bytes" in text  # type: ignore[union-attr]
+    assert f"  arena:   {program.plan.size} bytes" in text

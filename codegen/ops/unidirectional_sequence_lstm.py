@@ -2,7 +2,7 @@
 and an int16 cell state (variable tensors kept between invokes), time-major or batch-major,
 cell clip (any value, one quantized to 0 included), a TANH cell gate, any batch and sequence
 length; the standard LSTM only (TFLM has no peephole, projection, layer normalization or
-CIFG); not yet the 16x8 form (its reference is below, untested against TFLM)
+CIFG); 16x8: int16 in/out and hidden state, int8 weights, int64 biases
 
 TFLM: UnidirectionalSequenceLstmPrepare/Eval (unidirectional_sequence_lstm.cc) over
 lstm_eval.h/.cc and lstm_eval_common.cc, EvalLstm<int8_t, int8_t, int16_t, int32_t> and
@@ -351,6 +351,4 @@ def _gate_params(op: Operator, graph: Graph, x: Tensor, hidden: Tensor, depth: i
     return dict(found)
 
 
-# The 16x8 form (int16 in/out) has a reference above but no converter-built test yet: int8
-# only until one checks it against TFLM.
-KERNELS = {DType.INT8: prepare}
+KERNELS = {DType.INT8: prepare, DType.INT16: prepare}
