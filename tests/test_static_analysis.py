@@ -72,6 +72,8 @@ MODELS: dict[str, Callable[[], bytes]] = {
     "state_sliding_window": resource_models.sliding_window,
     "state_running_average": resource_models.running_average,
     "state_lstm": lambda: lstm_models.lstm_model(lstm_models.SPECS["units8_stacked"]),
+    "state_lstm_16x8": lambda: lstm_models.to_16x8(
+        lstm_models.lstm_model(lstm_models.SPECS["units5_batch2"])),
 }
 SMALL = sorted(name for name in MODELS if name not in SHARED)
 
