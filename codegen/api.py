@@ -165,8 +165,9 @@ class BuiltLibrary:
     code_bytes: int  # .text
     constant_bytes: int  # .rodata
     data_bytes: int  # .data
-    bss_bytes: int  # .bss: the static arena
+    bss_bytes: int  # .bss: the static arena (and the static state)
     arena_bytes: int
+    state_bytes: int = 0  # NAME_STATE_SIZE: state kept between invokes (in .bss)
 
     @property
     def flash_bytes(self) -> int:
@@ -201,7 +202,8 @@ def build(model: PathLike, target: str, output: PathLike, *, name: str | None = 
     fp = lib.footprint
     return BuiltLibrary(lib.name, lib.target.name, lib.target.machine_flags, lib.archive,
                         lib.header, lib.cross_file, lib.toolchain_file, fp.code,
-                        fp.constants, fp.data, fp.bss, lib.program.plan.size)
+                        fp.constants, fp.data, fp.bss, lib.program.plan.size,
+                        lib.program.state.size if lib.program.state is not None else 0)
 
 
 # -- run ----------------------------------------------------------------------------------
@@ -209,9 +211,11 @@ def build(model: PathLike, target: str, output: PathLike, *, name: str | None = 
 
 def run(model: PathLike | bytes, inputs: Arrays, *, target: str = "reference",
         build_dir: PathLike | None = None, progress: bool | None = None,
-        timeout: float = 600.0) -> list[np.ndarray]:
+        timeout: float = 600.0, reset_each: bool = False) -> list[np.ndarray]:
     """Run N samples through the model on `target` and return its outputs: one array per
-    model output, in the model's order, shaped (N, *output shape).
+    model output, in the model's order, shaped (N, *output shape). A model that keeps state
+    (SVDF, LSTM, resource variables) runs the samples in order as one stream of invokes from
+    its reset state, the state carried from each to the next, unless `reset_each`.
 
     `inputs`: one array shaped (N, *input shape) of the input's dtype (for a model with one
     input), a sequence of them in the model's input order, or a mapping from input tensor
@@ -238,7 +242,7 @@ def run(model: PathLike | bytes, inputs: Arrays, *, target: str = "reference",
     program = load_program(source)
     arrays = _input_list(program, inputs)
     return execute(program, target, arrays, work_dir=work_dir, progress=progress,
-                   timeout=timeout)
+                   timeout=timeout, reset_each=reset_each)
 
 
 def _input_list(program: Any, inputs: Arrays) -> list[np.ndarray]:

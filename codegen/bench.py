@@ -101,13 +101,14 @@ class BenchResult:
     flash_const_bytes: int  # NAME.c's constant data (weights, biases, parameters)
     flash_harness_bytes: int | None  # the rest of the image (Cortex-M)
     arena_bytes: int
-    static_bytes: int  # the model's static RAM besides the arena (its I/O buffers)
+    static_bytes: int  # the model's static RAM besides the arena and state (I/O buffers)
     stack_bytes: int | None  # peak stack of the invoke (Cortex-M)
-    ram_bytes: int  # arena + static + stack
+    ram_bytes: int  # arena + state + static + stack
     harness_ram_bytes: int | None  # the benchmark harness's own static RAM (Cortex-M)
     timer_instructions: int | None  # the invoke by the SysTick, a cross-check (Cortex-M)
     output_matches_reference: bool
     layers: list[LayerCost] = field(default_factory=list)
+    state_bytes: int = 0  # NAME_STATE_SIZE: state kept between invokes (static RAM)
     cycles: int | None = None  # one invoke, the cycle model (Cortex-M with the plugin)
     cycles_per_instruction: float | None = None
     cycles_per_mac: float | None = None
@@ -283,6 +284,7 @@ class _Memory:
     const: int
     harness_flash: int | None
     arena: int
+    state: int
     static: int
     harness_ram: int | None
 
@@ -302,8 +304,9 @@ def _measure_memory(program: Program, executable: Path, build_dir: Path,
         harness_flash = image.code + image.const + image.data - model.code - model.const \
             - model.data
         harness_ram = image.data + image.bss - model_ram
-    return _Memory(model.code, model.const + model.data, harness_flash, arena,
-                   model_ram - arena, harness_ram)
+    state = program.state.size if program.state is not None else 0
+    return _Memory(model.code, model.const + model.data, harness_flash, arena, state,
+                   model_ram - arena - state, harness_ram)
 
 
 # -- the benchmark ------------------------------------------------------------------------
@@ -469,8 +472,9 @@ def bench_program(program: Program, target_name: str, work_dir: Path, *,
         flash_harness_bytes=memory.harness_flash,
         arena_bytes=memory.arena,
         static_bytes=memory.static,
+        state_bytes=memory.state,
         stack_bytes=m.stack_bytes,
-        ram_bytes=memory.arena + memory.static + (m.stack_bytes or 0),
+        ram_bytes=memory.arena + memory.state + memory.static + (m.stack_bytes or 0),
         harness_ram_bytes=memory.harness_ram,
         timer_instructions=m.timer_instructions,
         output_matches_reference=m.outputs == expected,
@@ -544,7 +548,8 @@ def format_result(r: BenchResult) -> str:
              else " (stack not measured on this target)")
     more = (f"; the benchmark harness uses {r.harness_ram_bytes:,} B more"
             if r.harness_ram_bytes is not None else "")
-    lines.append(f"  RAM    {r.ram_bytes:,} B: {arena} {r.arena_bytes:,} + static "
+    state = f" + state {r.state_bytes:,}" if r.state_bytes else ""
+    lines.append(f"  RAM    {r.ram_bytes:,} B: {arena} {r.arena_bytes:,}{state} + static "
                  f"{r.static_bytes:,}{stack}{more}")
     if not r.output_matches_reference:
         lines.append("  WARNING: the benchmarked output differs from the numpy reference")

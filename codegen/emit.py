@@ -23,6 +23,8 @@ import numpy as np
 from codegen.errors import CodegenError
 from codegen.plan import ALIGNMENT as ARENA_ALIGNMENT
 from codegen.resources import templates_dir
+from codegen.state import HEADER_BYTES as STATE_HEADER_BYTES
+from codegen.state import READY as STATE_READY
 
 if TYPE_CHECKING:
     from codegen.model.ir import Tensor
@@ -184,7 +186,8 @@ class IoTensor:
 
     @property
     def quantized(self) -> bool:
-        return self.tensor.quant is not None and self.tensor.dtype.is_integer
+        q = self.tensor.quant
+        return q is not None and not q.per_channel and self.tensor.dtype.is_integer
 
 
 def io_tensors(program: Program) -> tuple[list[IoTensor], list[IoTensor]]:
@@ -250,6 +253,8 @@ def _pointer(program: Program, tensor_index: int, writable: bool,
         if program.graph.tensors[io[location.index]].dtype.c_type != c_type:
             return f"({qualifier}{c_type} *){caller}"
         return caller
+    if location.kind == "state":
+        return f"({qualifier}{c_type} *)(state + {location.index})"
     buffer = debug_of.get(tensor_index)
     if buffer is not None:
         address = f"debug_buffer_{buffer}"
@@ -266,7 +271,7 @@ def _reads_arena(program: Program, layer, debug: bool, debug_of: dict[int, int])
     of views only, its inputs and outputs in the arena, calls nothing that does."""
     locations = program.plan.locations
     tensors = (*layer.inputs, *layer.outputs)
-    if any(locations[t].kind not in ("input", "output") and t not in debug_of for t in tensors):
+    if any(locations[t].kind == "arena" and t not in debug_of for t in tensors):
         return True
     return layer.index in program.plan.scratch and not debug
 
@@ -309,7 +314,9 @@ class _LayerText:
                  debug_of: dict[int, int]) -> None:
         self._program, self._layer, self._debug = program, layer, debug
         self.symbol = layer.symbol(name)
-        args = [_pointer(program, t, False, debug_of) for t in layer.inputs]
+        updated = layer.state_updates()
+        args = [_pointer(program, t, k in updated, debug_of)
+                for k, t in enumerate(layer.inputs)]
         args += [_pointer(program, t, True, debug_of) for t in layer.outputs]
         if layer.index in program.plan.scratch:
             offset = program.plan.scratch[layer.index]
@@ -344,6 +351,27 @@ class _Layers:
 
     def __iter__(self) -> Iterator[_LayerText]:
         return (self._make(layer) for layer in self._running)
+
+
+
+def _state_context(program: Program, name: str) -> dict[str, object]:
+    """What the templates need of the state block (codegen/state.py): its size and
+    alignment, and how a reset fills each region."""
+    state = program.state
+    if state is None:
+        return {"state_size": 0}
+    regions = []
+    for k, region in enumerate(state.regions):
+        initial = None
+        if region.initial is not None:
+            initial = {"name": f"{name}_state_init{k}", "count": region.size,
+                       "body": c_array_body(np.frombuffer(region.initial, dtype=np.uint8))}
+        regions.append({"offset": region.offset, "size": region.size, "fill": region.fill,
+                        "kind": region.kind, "name": c_comment(region.name, 60),
+                        "initial": initial})
+    return {"state_size": state.size, "state_alignment": state.alignment,
+            "state_regions": regions, "state_header": STATE_HEADER_BYTES,
+            "state_ready": STATE_READY}
 
 
 # The generated C is bounded by the model file: a few characters per byte of constant data
@@ -409,6 +437,7 @@ def emit_files(program: Program, name: str,
         "aliased": [_layer_summary(program, layer) for layer in program.layers
                     if layer.index in program.plan.elided],
         "uses_arena": any(_reads_arena(program, layer, debug, debug_of) for layer in running),
+        **_state_context(program, name),
         "runtime": runtime_snippets(n for layer in running for n in layer.runtime),
         "arena_size": program.plan.size,
         "arena_alignment": ARENA_ALIGNMENT,

@@ -79,8 +79,10 @@ def unpack_samples(program: Program, data: bytes, n: int) -> list[np.ndarray]:
 
 
 def write_harness_sources(program: Program, directory: Path, name: str = HARNESS_NAME,
-                          options: EmitOptions | None = None) -> None:
-    """The model's C files plus the glue that connects them to the generic harness."""
+                          options: EmitOptions | None = None, *,
+                          reset_each: bool = False) -> None:
+    """The model's C files plus the glue that connects them to the generic harness.
+    `reset_each`: reset the model's state before every sample (else it carries over)."""
     options = options or EmitOptions()
     if program.plan.io_in_arena:
         # the glue owns the arena then
@@ -93,12 +95,14 @@ def write_harness_sources(program: Program, directory: Path, name: str = HARNESS
         inputs=[{"c_type": io.c_type, "elements": io.tensor.size} for io in ins],
         outputs=[{"c_type": io.c_type, "elements": io.tensor.size} for io in outs],
         io_in_arena=program.plan.io_in_arena,
+        stateful=program.state is not None,
+        reset_each=reset_each,
     )
     write_files_atomically(files, directory)
 
 
 def build_for_target(program: Program, target_name: str, work_dir: Path, *,
-                     sanitize: bool = False) -> Path:
+                     sanitize: bool = False, reset_each: bool = False) -> Path:
     """Generate and compile the harness for a target; returns the executable. work_dir
     (src/ and build/ in it) must be new, empty or made by codegen before (claim_build_dir)."""
     target = get_target(target_name)
@@ -106,7 +110,8 @@ def build_for_target(program: Program, target_name: str, work_dir: Path, *,
     source_dir = claim_build_dir(claim_build_dir(work_dir) / "src")
     # Sanitizer builds give every arena buffer an array of its own, so that ASan also sees
     # a kernel writing outside its planned buffer, not only outside the whole arena.
-    write_harness_sources(program, source_dir, options=EmitOptions(debug_buffers=sanitize))
+    write_harness_sources(program, source_dir, options=EmitOptions(debug_buffers=sanitize),
+                          reset_each=reset_each)
     return build_firmware(source_dir, HARNESS_NAME, target, work_dir / "build",
                           sanitize=sanitize)
 
@@ -132,16 +137,20 @@ def run_executable(program: Program, target_name: str, executable: Path,
 
 def execute(program: Program, target_name: str, inputs: list[np.ndarray], *,
             work_dir: Path | None = None, sanitize: bool = False,
-            progress: bool | None = False, timeout: float = 600.0) -> list[np.ndarray]:
+            progress: bool | None = False, timeout: float = 600.0,
+            reset_each: bool = False) -> list[np.ndarray]:
     """Run N samples on a target; inputs and outputs are arrays shaped (N, *tensor.shape).
-    `progress`: a bar of samples done on stderr while the C runs (None: when stderr is a
-    terminal)."""
+    A model that keeps state runs them in order as one stream of invokes, its state carried
+    from each to the next as TFLM's interpreter carries it, unless `reset_each` resets it
+    before every sample. `progress`: a bar of samples done on stderr while the C runs
+    (None: when stderr is a terminal)."""
     n = check_inputs(program, inputs)
     if target_name == REFERENCE:
-        return run_reference(program, inputs)
+        return run_reference(program, inputs, reset_each=reset_each)
     with Progress(f"{target_name}: building", n, enabled=progress) as bar, \
             _directory(work_dir) as directory:
-        exe = build_for_target(program, target_name, directory, sanitize=sanitize)
+        exe = build_for_target(program, target_name, directory, sanitize=sanitize,
+                               reset_each=reset_each)
         bar.set_label(f"{target_name}: running")
         return run_executable(program, target_name, exe, inputs, timeout, bar=bar)
 

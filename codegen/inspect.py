@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codegen.errors import UnsupportedError
+from codegen.errors import CodegenError, UnsupportedError
 from codegen.fuse import fold_float_negations
 from codegen.model.ir import Graph, Operator, Tensor
 from codegen.model.tflite import load_model
 from codegen.ops import prepare_layer
-from codegen.plan import plan_memory
+from codegen.plan import Plan, plan_memory
 from codegen.terminal import one_line, shown
 
 
@@ -51,6 +51,18 @@ def _operator_block(op: Operator, graph: Graph) -> tuple[str, object | None]:
     return "\n".join(lines), layer
 
 
+def _state(path: Path) -> tuple[Plan, int] | None:
+    """For a model that keeps state: its memory plan (the state outside the arena) and the
+    state block's bytes; None for any other model, or one generation refuses."""
+    from codegen.program import load_program
+
+    try:
+        program = load_program(path)
+    except CodegenError:
+        return None
+    return (program.plan, program.state.size) if program.state is not None else None
+
+
 def inspect_model(path: Path) -> str:
     graph = fold_float_negations(load_model(path))  # as generation sees it
     blocks, layers = [], []
@@ -64,6 +76,10 @@ def inspect_model(path: Path) -> str:
               f"  outputs: {outs}"]
     if all(layer is not None for layer in layers):
         plan = plan_memory(graph, layers)  # type: ignore[arg-type]
+        state = _state(path)
+        if state is not None:  # variable tensors live in the state block, not the arena
+            plan, size = state
+            header.append(f"  state:   {size} bytes kept between invokes (NAME_STATE_SIZE)")
         header.append(f"  arena:   {plan.size} bytes (lower bound {plan.lower_bound})")
     else:
         unsupported = sum(layer is None for layer in layers)

@@ -1,10 +1,12 @@
 """Memory plan: the run order of the layers and where every activation tensor lives.
 
-Graph inputs and outputs live in the caller's buffers; every other tensor gets an offset in
-one arena. Three steps:
+Graph inputs and outputs live in the caller's buffers, state (variable tensors, resource
+variables: codegen/state.py) in the state block; every other tensor gets an offset in one
+arena. Three steps:
 
 1. Order: file order, or for a branching graph the topological order that keeps the fewest
-   bytes alive (searched when the graph branches).
+   bytes alive (searched when the graph branches); layers that touch the same state keep
+   their file order.
 2. Sharing: a layer that only re-labels its input (RESHAPE, SQUEEZE, ...: `Layer.alias`)
    gets no buffer and no code of its own; a layer that may overwrite an input
    (`Layer.inplace_inputs()`) writes into that input's buffer when the input dies there.
@@ -46,7 +48,8 @@ _PAIR_LIMIT = 1_000_000
 
 @dataclass(frozen=True)
 class Location:
-    """Where a tensor's bytes are: `arena` + offset, or graph `input`/`output` number."""
+    """Where a tensor's bytes are: `arena` + offset, `state` + offset, or graph
+    `input`/`output` number."""
 
     kind: str
     index: int
@@ -79,16 +82,19 @@ def _align(n: int) -> int:
     return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
 
 
-def lower_bound(graph: Graph, layers: list[Layer]) -> int:
+def lower_bound(graph: Graph, layers: list[Layer], state: frozenset[int] = frozenset()) -> int:
     """The largest sum of activation tensors alive at one step, in file order, with no
-    sharing at all (graph inputs alive from the start, outputs until the end)."""
+    sharing at all (graph inputs alive from the start, outputs until the end; `state`
+    tensors are not in the arena)."""
     first: dict[int, int] = {t: 0 for t in graph.inputs}
     last: dict[int, int] = {}
     for step, layer in enumerate(layers):
         for t in layer.outputs:
-            first.setdefault(t, step)
+            if t not in state:
+                first.setdefault(t, step)
         for t in (*layer.inputs, *layer.outputs):
-            last[t] = step
+            if t not in state:
+                last[t] = step
     end = len(layers) - 1
     for t in graph.outputs:
         last[t] = end
@@ -126,15 +132,27 @@ def _live_peak(graph: Graph, layers: list[Layer], order: list[int]) -> int:
     return peak
 
 
-def _dependencies(layers: list[Layer]) -> list[set[int]]:
-    producer = {t: i for i, layer in enumerate(layers) for t in layer.outputs}
-    return [{producer[t] for t in layer.inputs if t in producer} for layer in layers]
+def _dependencies(layers: list[Layer], state: dict[int, int]) -> list[set[int]]:
+    """What each layer must run after: the producers of its inputs (state tensors are not
+    produced, but read and updated), and the last layer before it in file order that
+    touched the same state region (`state`: tensor -> region offset)."""
+    producer = {t: i for i, layer in enumerate(layers) for t in layer.outputs
+                if t not in state}
+    deps = [{producer[t] for t in layer.inputs if t in producer} for layer in layers]
+    toucher: dict[int, int] = {}  # region -> the last layer touching it so far
+    for i, layer in enumerate(layers):
+        for region in {state[t] for t in (*layer.inputs, *layer.outputs) if t in state}:
+            if region in toucher:
+                deps[i].add(toucher[region])
+            toucher[region] = i
+    return deps
 
 
-def choose_order(graph: Graph, layers: list[Layer]) -> list[int]:
+def choose_order(graph: Graph, layers: list[Layer],
+                 state: dict[int, int] | None = None) -> list[int]:
     """File order, unless another topological order keeps fewer bytes alive."""
     file_order = list(range(len(layers)))
-    deps = _dependencies(layers)
+    deps = _dependencies(layers, state or {})
     if all(deps[i] <= {i - 1} for i in range(len(layers))):
         return file_order  # a chain: there is only one order
     return _OrderSearch(graph, layers, deps).run(_live_peak(graph, layers, file_order))
@@ -235,10 +253,12 @@ class _Groups:
     caller's buffer (a graph input or output, unless they are placed in the arena) and the
     last step at which any of its tensors is used."""
 
-    def __init__(self, graph: Graph, io_in_arena: bool, last: dict[int, int]) -> None:
+    def __init__(self, graph: Graph, io_in_arena: bool, last: dict[int, int],
+                 state: dict[int, int]) -> None:
         self.parent: dict[int, int] = {}
         self.inputs = set() if io_in_arena else set(graph.inputs)
         self.outputs = set() if io_in_arena else set(graph.outputs)
+        self.state = state
         self._last = last
         # root -> (holds a caller input, holds a caller output, last step of its members)
         self._info: dict[int, tuple[bool, bool, int]] = {}
@@ -256,6 +276,8 @@ class _Groups:
         return self._info[self.find(t)][2]
 
     def external(self, t: int) -> str:
+        if t in self.state:  # never shares storage with anything
+            return "state"
         holds_input, holds_output, _ = self._info[self.find(t)]
         if holds_input:
             return "input"
@@ -283,17 +305,21 @@ def _last_uses(graph: Graph, layers: list[Layer], order: list[int]) -> dict[int,
 
 
 def _share(graph: Graph, layers: list[Layer], order: list[int],
-           io_in_arena: bool) -> tuple[_Groups, set[int]]:
+           io_in_arena: bool, state: dict[int, int]) -> tuple[_Groups, set[int]]:
     last = _last_uses(graph, layers, order)
-    groups = _Groups(graph, io_in_arena, last)
+    groups = _Groups(graph, io_in_arena, last, state)
     elided: set[int] = set()
     for step, pos in enumerate(order):
         layer = layers[pos]
+        if layer.no_code:
+            elided.add(pos)
+            continue
         for t in (*layer.inputs, *layer.outputs):
             groups.find(t)
         if layer.alias:
             x, y = layer.inputs[0], layer.outputs[0]
-            if not (groups.external(x) and groups.external(y)):
+            no_state = "state" not in (groups.external(x), groups.external(y))
+            if no_state and not (groups.external(x) and groups.external(y)):
                 groups.union(x, y)
                 elided.add(pos)
             continue
@@ -394,9 +420,12 @@ def place_buffers(buffers: list[Buffer]) -> tuple[list[Buffer], int]:
 # -- the plan ----------------------------------------------------------------------------
 
 
-def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False) -> Plan:
-    order = choose_order(graph, layers)
-    groups, elided = _share(graph, layers, order, io_in_arena)
+def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
+                state: dict[int, int] | None = None) -> Plan:
+    """`state`: the tensors that live in the state block, and their offsets there."""
+    state = state or {}
+    order = choose_order(graph, layers, state)
+    groups, elided = _share(graph, layers, order, io_in_arena, state)
     last = _last_uses(graph, layers, order)
     first: dict[int, int] = {t: 0 for t in graph.inputs}
     for step, pos in enumerate(order):
@@ -409,6 +438,9 @@ def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False) ->
         by_root.setdefault(groups.find(t), []).append(t)
     buffers: list[Buffer] = []
     for members in sorted(by_root.values(), key=min):
+        if members[0] in state:  # alone in its group
+            locations[members[0]] = Location("state", state[members[0]])
+            continue
         external = [m for m in members if m in groups.inputs or m in groups.outputs]
         if external:
             m = external[0]
@@ -439,7 +471,7 @@ def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False) ->
         order=tuple(layers[pos].index for pos in order),
         locations=locations,
         size=size,
-        lower_bound=lower_bound(graph, layers),
+        lower_bound=lower_bound(graph, layers, frozenset(state)),
         buffers=tuple(b for b in placed if b.tensors),
         elided=frozenset(layers[pos].index for pos in elided),
         scratch=scratch,

@@ -1,7 +1,9 @@
-"""A model, prepared for generation: the graph, its layers in schedule order, the memory plan.
+"""A model, prepared for generation: the graph, its layers in schedule order, the memory plan
+and, for a model that keeps state between invokes, the state plan.
 
 `load_program` is the front half of the pipeline (read -> fold -> validate -> prepare ->
-fuse -> plan); the reference, the emitter and `inspect` all start from its result.
+fuse -> plan state -> plan memory); the reference, the emitter and `inspect` all start
+from its result.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from pathlib import Path
 
 from codegen.errors import UnsupportedError
 from codegen.fuse import fold_float_negations, fuse_dilated_convolutions
-from codegen.model.ir import Graph
+from codegen.model.ir import Graph, Operator
 from codegen.model.tflite import load_model
 from codegen.model.validate import validate_graph
 from codegen.ops import prepare_layer
 from codegen.ops.base import Layer
 from codegen.plan import Plan, plan_memory
+from codegen.state import StatePlan, plan_state
 
 # The constant data the layers emit (weights as packed, tables the generator computes) is
 # bounded by the model file: a few times its size, so that a small file whose tables grow
@@ -36,6 +39,7 @@ class Program:
     plan: Plan
     source: str  # file name the model came from (no directories: output must not vary)
     constant_bytes: int = 0  # of all the layers' constant arrays
+    state: StatePlan | None = None  # None: the model keeps nothing between invokes
 
     @property
     def macs(self) -> int:
@@ -49,12 +53,23 @@ def load_program(source: str | Path | bytes, *, io_in_arena: bool = False) -> Pr
     graph = fold_float_negations(load_model(source))
     validate_graph(graph, label)
     layers = fuse_dilated_convolutions(graph, _prepare(graph, label))
-    plan = plan_memory(graph, layers, io_in_arena)
+    init_layers = {index: [_prepare_init(op, init, index) for op in init.operators]
+                   for index, init in graph.init_graphs.items()}
+    state = plan_state(graph, layers, init_layers)
+    offsets = {t: state.offset(t) for t in state.binding} if state is not None else {}
+    plan = plan_memory(graph, layers, io_in_arena, offsets)
     by_index = {layer.index: layer for layer in layers}
     run_order = [by_index[i] for i in plan.order]
     name = "model.tflite" if isinstance(source, bytes) else Path(source).name
     constant_bytes = sum(a.nbytes for layer in layers for a in layer.constants())
-    return Program(graph, run_order, plan, name, constant_bytes)
+    return Program(graph, run_order, plan, name, constant_bytes, state)
+
+
+def _prepare_init(op: Operator, graph: Graph, index: int) -> Layer:
+    try:
+        return prepare_layer(op, graph)
+    except UnsupportedError as exc:
+        raise UnsupportedError(f"subgraph {index} (a CALL_ONCE initializer): {exc}") from None
 
 
 def _prepare(graph: Graph, label: str) -> list[Layer]:

@@ -24,9 +24,12 @@ from support import (
     degenerate_models,
     detection_models,
     fuzzing,
+    lstm_models,
     more_cases,
     more_models,
     op_zoo,
+    resource_models,
+    svdf_models,
 )
 from support.policy import REPO_ROOT, SHARED_MODELS, require_file, require_tool
 
@@ -65,6 +68,13 @@ MODELS: dict[str, Callable[[], bytes]] = {
     **{f"more_{name}": (lambda cases=cases: more_models.bundle(list(cases.values())))
        for name, cases in more_cases.BUNDLES.items()},
     "detection": lambda: detection_models.heads_model(list(detection_models.cases().values())),
+    # models that keep state (issue 12)
+    "state_svdf": lambda: svdf_models.bundle(list(svdf_models.CASES.values())),
+    "state_sliding_window": resource_models.sliding_window,
+    "state_running_average": resource_models.running_average,
+    "state_lstm": lambda: lstm_models.lstm_model(lstm_models.SPECS["units8_stacked"]),
+    "state_lstm_16x8": lambda: lstm_models.to_16x8(
+        lstm_models.lstm_model(lstm_models.SPECS["units5_batch2"])),
 }
 SMALL = sorted(name for name in MODELS if name not in SHARED)
 
@@ -180,12 +190,13 @@ def test_no_mutable_static_data(model: str, sources: Callable[[str], Path]) -> N
             continue
         if re.match(r"\s*static\s+(inline\s+)?[\w\s\*]+\(", line):
             continue  # a function
-        if re.match(r"static union \{", line) or re.match(r"\} model_arena\b", line):
-            continue  # NAME_arena, the static arena of the non-reentrant NAME_invoke
+        if re.match(r"static union \{", line) or re.match(r"\} model_(arena|state)\b", line):
+            continue  # NAME_arena and NAME_state, of the non-reentrant NAME_invoke
         offenders.append(line.strip())
     assert not offenders, offenders
     unions = re.findall(r"static union \{.*?\} (\w+)", text, flags=re.S)
-    assert unions in ([], ["model_arena"]), unions
+    stateful = ["model_state"] if model.startswith("state_") else []
+    assert sorted(unions) in (stateful, sorted(["model_arena", *stateful])), unions
 
 
 # -- every macro, every option, one translation unit ----------------------------------------
@@ -237,7 +248,8 @@ OPTIONS: dict[str, tuple[bool, EmitOptions]] = {  # (I/O in the arena, options)
     "debug_buffers": (False, EmitOptions(debug_buffers=True)),
     "io_in_arena_debug_buffers": (True, EmitOptions(debug_buffers=True)),
 }
-OPTION_MODELS = ["demo_mlp", "zoo_conv_2d", "zoo_depthwise_conv_2d",
+OPTION_MODELS = ["demo_mlp", "zoo_conv_2d", "zoo_depthwise_conv_2d", "state_svdf",
+                 "state_sliding_window",
                  *(f"edge_{n}" for n in degenerate_models.MODELS)]
 
 

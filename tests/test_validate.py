@@ -12,8 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
-from support.builder import ModelBuilder, Q, bias_scales, fc_model, fc_options, pack, read_model
+from support.builder import (
+    ModelBuilder,
+    Q,
+    bias_scales,
+    fc_model,
+    fc_options,
+    pack,
+    read_model,
+    reshape_options,
+)
+from support.conv_models import conv_options, depthwise_options
+from support.verify import random_inputs, reference_matches_tflm
 
+from codegen.emit import emit_model
 from codegen.errors import CodegenError
 from codegen.model.validate import MAX_TENSOR_ELEMENTS
 from codegen.program import load_program
@@ -70,10 +82,6 @@ def _sparse(model: schema.ModelT) -> None:
     model.subgraphs[0].tensors[1].sparsity = schema.SparsityParametersT()
 
 
-def _variable(model: schema.ModelT) -> None:
-    model.subgraphs[0].tensors[0].isVariable = True
-
-
 def _custom_quant(model: schema.ModelT) -> None:
     q = model.subgraphs[0].tensors[3].quantization
     q.detailsType = schema.QuantizationDetails.CustomQuantization
@@ -106,7 +114,6 @@ BAD: dict[str, tuple[Callable[[], bytes], tuple[str, ...]]] = {
     "scale_inf": (lambda: _fc(t3_scale=[float("inf")]), ("'output'", "scale inf")),
     "zero_point_int8": (lambda: _fc(t3_zeroPoint=[200]),
                         ("'output'", "zero point 200", "[-128, 127]")),
-    "zero_point_bias": (lambda: _fc(t2_zeroPoint=[5]), ("'bias'", "int32", "must be 0")),
     "zero_points_length": (lambda: _fc(t1_zeroPoint=[0, 0]),
                            ("'weights'", "1 quantization scales but 2 zero points")),
     "per_channel_length": (lambda: _fc(t1_scale=[0.01, 0.02], t1_zeroPoint=[0, 0]),
@@ -123,7 +130,6 @@ BAD: dict[str, tuple[Callable[[], bytes], tuple[str, ...]]] = {
                     t2_scale=[*bias_scales(0.05, [0.01, 0.02]), 1.0], t2_zeroPoint=[0] * 3),
         ("'bias'", "channel 2")),
     "sparse": (lambda: _edit_model(_sparse), ("'weights'", "sparse")),
-    "variable": (lambda: _edit_model(_variable), ("'input'", "variable", "stateful")),
     "custom_quantization": (lambda: _edit_model(_custom_quant),
                             ("'output'", "custom quantization")),
     "options_type": (lambda: _edit_model(_wrong_options),
@@ -149,8 +155,6 @@ BAD: dict[str, tuple[Callable[[], bytes], tuple[str, ...]]] = {
     "output_index_minus_one": (lambda: _graph([([0], [-1]), ([0], [1])], [0], [1]),
                                ("operator 0", "refers to no tensor")),
     "int64_output": (lambda: _arg_max("int64"), ("graph output 'y' is int64", "int32 and bool")),
-    "int32_io_per_channel": (lambda: _arg_max("int32", Q([0.5, 0.25, 0.125], 0, axis=0)),
-                             ("graph output 'y'", "per-tensor quantization")),
 }
 
 
@@ -187,6 +191,63 @@ def test_defect_is_refused_in_one_line(case: str) -> None:
     assert "\n" not in message
     for fragment in fragments:
         assert fragment in message, message
+
+
+def _conv(bias_q: Q, weights_axis: int = 3, depthwise: bool = True) -> bytes:
+    """A 3x3 DEPTHWISE_CONV_2D (or CONV_2D) of 4 channels with per-channel weights quantized
+    along `weights_axis` (the right one: 3, or 0) and the given bias quantization."""
+    rng = np.random.default_rng(3)
+    b = ModelBuilder()
+    x = b.add_tensor("x", (1, 5, 5, 4), "int8", quant=Q(0.05, -7))
+    w_scales = [0.01, 0.02, 0.015, 0.03]
+    w_shape = (1, 3, 3, 4) if depthwise else (4, 3, 3, 4)
+    w = b.add_tensor("w", w_shape, "int8", quant=Q(w_scales, 0, axis=weights_axis),
+                     data=rng.integers(-127, 128, w_shape))
+    bias = b.add_tensor("bias", (4,), "int32", quant=bias_q, data=[100, -2000, 3000, -40])
+    y = b.add_tensor("y", (1, 5, 5, 4), "int8", quant=Q(0.2, 3))
+    if depthwise:
+        b.add_op("DEPTHWISE_CONV_2D", [x, w, bias], [y], depthwise_options())
+    else:
+        b.add_op("CONV_2D", [x, w, bias], [y], conv_options())
+    b.set_io([x], [y])
+    return b.build()
+
+
+_DW_BIAS_SCALES = bias_scales(0.05, [0.01, 0.02, 0.015, 0.03])
+
+# Models TFLM runs whose quantization metadata looks wrong but is never read: codegen takes
+# them too, and gives TFLM's answer.
+TFLM_ACCEPTS: dict[str, Callable[[], bytes]] = {
+    # TFLM's person detector: per-channel biases with the weights' quantized dimension (3)
+    "bias_axis_beyond_rank": lambda: _conv(Q(_DW_BIAS_SCALES, 0, axis=3)),
+    # TFLM wants one scale per output channel, along any dimension of that size
+    "conv_weights_axis_3": lambda: _conv(Q(_DW_BIAS_SCALES), weights_axis=3, depthwise=False),
+    # ... and its per-tensor form (one scale, quantized_dimension 3)
+    "per_tensor_bias_axis_3": lambda: _fc(t2_quantizedDimension=3),
+    "per_tensor_weights_axis_5": lambda: _fc(t1_quantizedDimension=5),
+    "bias_zero_point": lambda: _fc(t2_zeroPoint=[5]),
+    "int32_output_per_channel": lambda: _arg_max("int32", Q([0.5, 0.25, 0.125], 0, axis=0)),
+}
+
+
+@pytest.mark.tflm
+@pytest.mark.parametrize("case", sorted(TFLM_ACCEPTS))
+def test_what_tflm_accepts_is_accepted(case: str) -> None:
+    model = TFLM_ACCEPTS[case]()
+    program = load_program(model)
+    reference_matches_tflm(model, random_inputs(program, 20, seed=4))
+
+
+def test_unquantized_int8_io_has_no_scale_macros() -> None:
+    """TFLM takes an int8 graph input without quantization parameters (an operator that
+    needs them refuses); the header then has no _SCALE or _ZERO_POINT for it."""
+    b = ModelBuilder()
+    x = b.add_tensor("x", (2, 3), "int8")
+    y = b.add_tensor("y", (3, 2), "int8")
+    b.add_op("RESHAPE", [x], [y], reshape_options((3, 2)))
+    b.set_io([x], [y])
+    header = emit_model(load_program(b.build()), "m")["m.h"]
+    assert "M_INPUT0_SIZE 6" in header and "_SCALE" not in header
 
 
 def test_bias_scale_within_tflm_tolerance_is_accepted() -> None:

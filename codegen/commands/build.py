@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> None:
           f"{lib.constant_bytes}"
           f"{f', plus {lib.data_bytes} of initial data' if lib.data_bytes else ''})")
     print(f"  RAM:   {lib.ram_bytes:>7} bytes  (data {lib.data_bytes}, bss {lib.bss_bytes}; "
-          f"the arena is {lib.arena_bytes} of it; the stack is not counted)")
+          f"the arena is {lib.arena_bytes} of it"
+          f"{f', the state kept between invokes {lib.state_bytes}' if lib.state_bytes else ''}"
+          "; the stack is not counted)")
     if lib.cross_file is not None:
         print("  link it with the same flags: meson setup ... "
               f"--cross-file {shown(str(lib.cross_file))}")

@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--build-dir", type=path_arg,
                         help="keep the generated sources and build here (a new or empty "
                              "directory, or one codegen made before)")
+    parser.add_argument("--reset-each", action="store_true",
+                        help="for a model that keeps state (SVDF, LSTM, resource variables): "
+                             "reset it before every sample instead of carrying it from one "
+                             "sample to the next")
 
 
 def load_inputs(path: Path, program) -> list[np.ndarray]:
@@ -83,7 +87,8 @@ def run(args: argparse.Namespace) -> None:
     if count > 1 and output.suffix.lower() != ".npz":
         raise CodegenError(f"the model has {count} outputs; give an --output ending in .npz")
     inputs = load_inputs(input_path, program)
-    outputs = execute(program, args.target, inputs, work_dir=work_dir, progress=None)
+    outputs = execute(program, args.target, inputs, work_dir=work_dir, progress=None,
+                      reset_each=args.reset_each)
     keys = save_outputs(output, program, outputs)
     n = outputs[0].shape[0]
     print(f"{args.target}: ran {n} sample{'s' if n != 1 else ''}, wrote {output}")

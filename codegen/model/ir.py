@@ -80,6 +80,9 @@ class Tensor:
     quant: Quantization | None = None
     data: np.ndarray | None = None  # constant data, already shaped and typed
     type_name: str = ""  # the file's own type name when dtype is OTHER (e.g. "float16")
+    # A variable: state that persists between invokes (an LSTM's hidden and cell state, an
+    # SVDF's memory), reset as TFLM's ResetVariableTensors resets it; never constant.
+    is_variable: bool = False
 
     @property
     def is_constant(self) -> bool:
@@ -133,6 +136,9 @@ class Graph:
     outputs: tuple[int, ...]
     description: str = ""
     file_bytes: int = 0  # size of the model file it was read from (bounds generation)
+    # The subgraphs that CALL_ONCE operators run to initialize resource variables, by their
+    # index in the file (the only other subgraphs codegen takes); empty for most models.
+    init_graphs: dict[int, Graph] = field(default_factory=dict)
 
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]

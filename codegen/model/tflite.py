@@ -3,22 +3,26 @@
 Reads the file with bounds-checked accessors of its own, using only the enums and the
 builtin-options classes of the schema binding that LiteRT ships
 (`ai_edge_litert.schema_py_generated`, which imports without TensorFlow). Everything that
-is wrong with the file as a file (not a regular file, too large, not a flatbuffer, several
-subgraphs, dynamic shapes, indices or external buffers out of range, vectors longer than
-the file, constant data of the wrong size, options of another operator's type) or that the
-IR cannot represent (sparse or variable tensors, custom quantization) is reported here as
-a one-line `CodegenError`; checks of the graph's meaning live in `codegen.model.validate`.
+is wrong with the file as a file (not a regular file, too large, not a flatbuffer, dynamic
+shapes, indices or external buffers out of range, vectors longer than the file, constant
+data of the wrong size, options of another operator's type), control flow (IF, WHILE,
+CALL; other subgraphs than CALL_ONCE initializers) or what the IR cannot represent (sparse
+tensors, custom quantization) is reported here as a one-line `CodegenError`; checks of the
+graph's meaning live in `codegen.model.validate`.
 
 Time and memory stay proportional to the file, whatever it holds:
 
 - the file is read in one go after `fstat` says it is a regular file of at most
   `MAX_MODEL_BYTES` (no FIFO, device or directory, nothing read past its size);
-- only what the graph needs is read: the one subgraph (counted before any is read), the
-  operator codes and buffers that tensors and operators refer to, each once;
+- only what the graph needs is read: the main subgraph and the subgraphs its CALL_ONCE
+  operators run (counted, at most `MAX_SUBGRAPHS`, before any is read; each read once,
+  none of them calling another), the operator codes and buffers that tensors and
+  operators refer to, each once;
 - every vector must lie inside the file, and the bytes of all vectors read must not
   exceed `_SHARING_ALLOWANCE` times the file's size: flatbuffer tables and vectors may be
   shared, so a small file could otherwise describe millions of operators (a "DAG bomb");
-- at most `MAX_OPERATORS` operators, `MAX_TENSORS` tensors and `MAX_DIMENSIONS` dimensions;
+- at most `MAX_OPERATORS` operators, `MAX_TENSORS` tensors (over all subgraphs read) and
+  `MAX_DIMENSIONS` dimensions;
 - a custom operator TFLM registers (DETECTION_POSTPROCESS) keeps its options as the file's
   bytes, at most `MAX_CUSTOM_OPTIONS_BYTES` of them (codegen.model.flexbuffers reads them);
   other custom operators are named `CUSTOM(name)` and refused later;
@@ -52,6 +56,11 @@ MAX_MODEL_BYTES = (1 << 31) - 1
 # and few enough that every later stage stays fast.
 MAX_OPERATORS = 1 << 14
 MAX_TENSORS = 1 << 17
+# A model initializing its resource variables has one CALL_ONCE subgraph, or a few.
+MAX_SUBGRAPHS = 64
+# Operators that run other subgraphs as control flow (CALL_ONCE, which runs one once to
+# initialize resource variables, is the one codegen takes).
+_CONTROL_FLOW = ("IF", "WHILE", "CALL")
 # Far more dimensions than any kernel takes; the element count of a longer shape is a
 # number of thousands of digits, slow to compute and to print.
 MAX_DIMENSIONS = 256
@@ -320,6 +329,8 @@ class _Reader:
     def __init__(self, data: bytes, label: str) -> None:
         self.file = _File(data, label)
         self.label = label
+        self._tensors_left = MAX_TENSORS
+        self._operators_left = MAX_OPERATORS
         self._buffer_positions: list[int] = []
         self._buffer_raw: dict[int, tuple[int, int] | None] = {}
         self._views: dict[tuple[int, str, tuple[int, ...]], np.ndarray] = {}
@@ -345,39 +356,86 @@ class _Reader:
     def _graph(self) -> Graph:
         label = self.label
         model = _Table(self.file, self.file.get(_U32, 0))
-        subgraphs = model.tables(_Model.SUBGRAPHS, "subgraphs")
-        if len(subgraphs) != 1:
-            raise UnsupportedError(
-                f"{label}: model has {len(subgraphs)} subgraphs; only single-subgraph models "
-                "are supported (no control flow such as WHILE/IF/CALL_ONCE)"
-            )
+        subgraphs = model.tables(_Model.SUBGRAPHS, "subgraphs", MAX_SUBGRAPHS)
+        if not subgraphs:
+            raise ModelFormatError(f"{label}: the model has no subgraph")
         self._code_positions = model.tables(_Model.OPERATOR_CODES, "operator codes")
         self._buffer_positions = model.tables(_Model.BUFFERS, "buffers")
-        sg = _Table(self.file, subgraphs[0])
-        tensor_positions = sg.tables(_SubGraph.TENSORS, "tensors", MAX_TENSORS)
-        operator_positions = sg.tables(_SubGraph.OPERATORS, "operators", MAX_OPERATORS)
+        self._tensors_left, self._operators_left = MAX_TENSORS, MAX_OPERATORS
+        graph = self._subgraph(subgraphs[0], "")
+        if not graph.inputs or not graph.outputs:
+            raise ModelFormatError(f"{label}: model declares no graph inputs or no graph outputs")
+        for index in self._init_subgraphs(graph, len(subgraphs)):
+            init = self._subgraph(subgraphs[index], f" of subgraph {index}")
+            for op in init.operators:
+                if op.opcode == "CALL_ONCE" or op.opcode in _CONTROL_FLOW:
+                    raise UnsupportedError(
+                        f"{label}: subgraph {index}, a CALL_ONCE initializer, runs "
+                        f"{op.opcode} (operator {op.index}); codegen takes initializers that "
+                        "run no other subgraph")
+            graph.init_graphs[index] = init
+        self._check_constant_uses([graph, *graph.init_graphs.values()])
+        description = model.string(_Model.DESCRIPTION, "description")
+        graph.description = description.decode("utf-8", "replace") if description else ""
+        return graph
+
+    def _subgraph(self, position: int, where: str) -> Graph:
+        """One subgraph's tensors, operators, inputs and outputs; `where` (" of subgraph
+        1") names any but the main one in errors. The limits on tensors and operators are
+        over all the subgraphs read."""
+        label = self.label
+        sg = _Table(self.file, position)
+        tensor_positions = sg.tables(_SubGraph.TENSORS, f"tensors{where}", self._tensors_left)
+        operator_positions = sg.tables(_SubGraph.OPERATORS, f"operators{where}",
+                                       self._operators_left)
+        self._tensors_left -= len(tensor_positions)
+        self._operators_left -= len(operator_positions)
         tensors = [self._tensor(i, _Table(self.file, p))
                    for i, p in enumerate(tensor_positions)]
         operators = [self._operator(i, _Table(self.file, p), len(tensors))
                      for i, p in enumerate(operator_positions)]
         inputs = _indices(sg.ints(_SubGraph.INPUTS, "graph inputs"), len(tensors), label,
-                          "graph input")
+                          f"graph input{where}")
         outputs = _indices(sg.ints(_SubGraph.OUTPUTS, "graph outputs"), len(tensors), label,
-                           "graph output")
-        if not inputs or not outputs:
-            raise ModelFormatError(f"{label}: model declares no graph inputs or no graph outputs")
-        self._check_constant_uses(tensors, operators)
-        description = model.string(_Model.DESCRIPTION, "description")
-        text = description.decode("utf-8", "replace") if description else ""
-        return Graph(tensors, operators, inputs, outputs, text, self.file.size)
+                           f"graph output{where}")
+        return Graph(tensors, operators, inputs, outputs, file_bytes=self.file.size)
 
-    def _check_constant_uses(self, tensors: list[Tensor], operators: list[Operator]) -> None:
+    def _init_subgraphs(self, graph: Graph, count: int) -> list[int]:
+        """The subgraphs the main one's CALL_ONCE operators run, sorted; any other subgraph,
+        or control flow, is refused."""
+        label = self.label
+        targets: set[int] = set()
+        for op in graph.operators:
+            if op.opcode in _CONTROL_FLOW:
+                raise UnsupportedError(
+                    f"{label}: operator {op.index} ({op.opcode}) is control flow, which is "
+                    "not supported; codegen takes other subgraphs only as CALL_ONCE "
+                    "initializers")
+            if op.opcode != "CALL_ONCE":
+                continue
+            index = op.options.get("init_subgraph_index", 0)
+            if not isinstance(index, int) or not 0 < index < count:
+                raise ModelFormatError(
+                    f"{label}: operator {op.index} (CALL_ONCE) runs subgraph {index}, but the "
+                    f"model has subgraphs 1 to {count - 1} besides the main one; the file is "
+                    "corrupt, re-export the model")
+            targets.add(index)
+        unused = sorted(set(range(1, count)) - targets)
+        if unused:
+            raise UnsupportedError(
+                f"{label}: the model has {count} subgraphs and subgraph {unused[0]} is not the "
+                "initializer of a CALL_ONCE operator; codegen takes several subgraphs only "
+                "for CALL_ONCE (control flow such as IF and WHILE is not supported)")
+        return sorted(targets)
+
+    def _check_constant_uses(self, graphs: list[Graph]) -> None:
         total = 0
-        for op in operators:
-            for t in set(op.inputs):
-                data = tensors[t].data if t >= 0 else None
-                if data is not None:
-                    total += data.nbytes
+        for graph in graphs:
+            for op in graph.operators:
+                for t in set(op.inputs):
+                    data = graph.tensors[t].data if t >= 0 else None
+                    if data is not None:
+                        total += data.nbytes
         if total > self.file.size + MAX_REUSED_CONSTANT_BYTES:
             raise UnsupportedError(
                 f"{self.label}: the operators read {total} bytes of constant data, more than "
@@ -407,7 +465,12 @@ class _Reader:
         tensor = Tensor(index, name, shape, dtype, self._quantization(q, name))
         if dtype is DType.OTHER:
             tensor.type_name = _TYPE_NAMES.get(type_code, f"type {type_code}").lower()
-        tensor.data = self._constant_data(tensor, t.scalar(_Tensor.BUFFER, _U32))
+        if t.scalar(_Tensor.IS_VARIABLE, _U8):
+            # TFLM gives a variable storage of its own and resets it, whatever its buffer
+            # holds (ResetVariableTensors).
+            tensor.is_variable = True
+        else:
+            tensor.data = self._constant_data(tensor, t.scalar(_Tensor.BUFFER, _U32))
         return tensor
 
     def _check_plain_tensor(self, name: str, t: _Table, q: _Table | None) -> None:
@@ -417,11 +480,6 @@ class _Reader:
             raise UnsupportedError(
                 f"{label}: tensor '{name}' is stored sparse; only dense tensors are supported "
                 "(convert the model without sparsity)"
-            )
-        if t.scalar(_Tensor.IS_VARIABLE, _U8):
-            raise UnsupportedError(
-                f"{label}: tensor '{name}' is a variable (state kept between invocations); "
-                "stateful models are not supported"
             )
         if t.scalar(_Tensor.EXTERNAL_BUFFER, _U32):
             raise UnsupportedError(

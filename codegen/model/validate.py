@@ -6,18 +6,24 @@ the generator can take at all, before each operator module checks its own option
 
 - structure: graph inputs and outputs are distinct tensors; every operator writes real
   tensors that no other operator, graph input or constant claims; every tensor an
-  operator reads is a graph input, a constant or written by an earlier operator (no
-  cycle, file order is run order); every graph output is written;
+  operator reads is a graph input, a constant, a variable (state, see codegen/state.py)
+  or written by an earlier operator (no cycle, file order is run order); every graph
+  output is written; the same for each CALL_ONCE initializer (which has no inputs or
+  outputs);
 - tensors: shapes of positive dimensions and of a size a microcontroller can hold, of no
   more dimensions than TFLM's kernels take (6, RuntimeShape's capacity; 8 for SQUEEZE, any
   for RESHAPE, which only copy bytes; at most 31 anywhere, the numpy reference's limit);
-- quantization: one zero point per scale, per-channel arrays as long as their dimension,
-  scales positive and finite, zero points representable in their type (0 for int32 and
-  int64; the int16 kernels that require or ignore a zero point of 0 check it themselves);
+- quantization: one zero point per scale, scales positive and finite; where a kernel reads
+  them, per-channel arrays as long as their dimension and zero points representable in
+  their type (0 for int32 and int64; the int16 kernels that require or ignore a zero point
+  of 0 check it themselves). A tensor with one scale is per-tensor whatever its
+  quantized_dimension says, and a bias's quantized dimension and zero point are not
+  checked: TFLM reads neither (see _unread_quantization);
 - the model is fully quantized, int8 or 16x8 (int16 activations with int8 weights; int32
   and bool tensors, such as indices and comparison results, are not quantized values and
-  may appear anywhere; float32 only around QUANTIZE, DEQUANTIZE and DETECTION_POSTPROCESS),
-  and its inputs and outputs are types the C API takes: int8/uint8/int16 with per-tensor
+  may appear anywhere; float32 only around QUANTIZE, DEQUANTIZE and DETECTION_POSTPROCESS,
+  and in resource variables, which READ_VARIABLE and ASSIGN_VARIABLE copy as bytes), and
+  its inputs and outputs are types the C API takes: int8/uint8/int16 with per-tensor
   quantization, float32, int32 and bool;
 - the bias of FULLY_CONNECTED and the convolutions has the scale input x weights, within
   TFLM's tolerance, since the kernels add it as if it had.
@@ -33,13 +39,13 @@ import math
 from codegen.errors import UnsupportedError
 from codegen.model.ir import DType, Graph, Operator, Tensor
 
-# Operators allowed to touch float tensors: the edges of a float-I/O model, and
+# Operators allowed to touch float tensors: the edges of a float-I/O model;
 # DETECTION_POSTPROCESS, whose TFLM kernel takes float32 boxes and scores (dequantized int8
-# ones, in an int8 model) and writes float32 detections.
-_FLOAT_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE", "DETECTION_POSTPROCESS")
+# ones, in an int8 model) and writes float32 detections; and the copies in and out of a
+# resource variable (the converter keeps those in float32 unless it quantizes variables).
+_FLOAT_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE", "DETECTION_POSTPROCESS", "READ_VARIABLE",
+                   "ASSIGN_VARIABLE")
 _IO_TYPES = (DType.INT8, DType.UINT8, DType.INT16, DType.FLOAT32, DType.INT32, DType.BOOL)
-# Graph I/O whose values are quantized: the C API gives their scale and zero point.
-_QUANTIZED_IO_TYPES = (DType.INT8, DType.UINT8, DType.INT16)
 
 FULL_INT8_HINT = (
     "convert it with full-integer post-training quantization (a representative dataset and "
@@ -69,9 +75,16 @@ BIAS_SCALE_TOLERANCE = 0.02
 
 
 def validate_graph(graph: Graph, label: str = "model") -> None:
+    """The main graph, then each CALL_ONCE initializer (which has no inputs or outputs)."""
     if not graph.operators:
         raise UnsupportedError(f"{label}: the model has no operators")
     _check_io_lists(graph, label)
+    _check_subgraph(graph, label)
+    for index, init in sorted(graph.init_graphs.items()):
+        _check_subgraph(init, f"{label}: subgraph {index} (a CALL_ONCE initializer)")
+
+
+def _check_subgraph(graph: Graph, label: str) -> None:
     used = _used_tensors(graph)
     for index in used:
         _check_shape(graph.tensors[index], label)
@@ -81,8 +94,9 @@ def validate_graph(graph: Graph, label: str = "model") -> None:
     for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
         for i in indices:
             _check_io_tensor(graph.tensors[i], role, label)
+    unread = _unread_quantization(graph)
     for index in used:
-        _check_quantization(graph.tensors[index], label)
+        _check_quantization(graph.tensors[index], label, read=index not in unread)
     _check_activation_bytes(graph, used, label)
     for op in graph.operators:
         if op.opcode in _BIAS_OPS:
@@ -132,6 +146,8 @@ def _check_io_lists(graph: Graph, label: str) -> None:
 
 
 def _check_dataflow(graph: Graph, label: str) -> None:
+    """A variable tensor holds the previous invoke's value until an operator writes it: it
+    may be read anywhere, and reading it before its producer is no cycle."""
     producer: dict[int, Operator] = {}
     inputs = set(graph.inputs)
     for op in graph.operators:
@@ -157,7 +173,8 @@ def _check_dataflow(graph: Graph, label: str) -> None:
             producer[t] = op
     for op in graph.operators:
         for t in op.inputs:
-            if t < 0 or t in producer or t in inputs or graph.tensors[t].is_constant:
+            if (t < 0 or t in producer or t in inputs or graph.tensors[t].is_constant
+                    or graph.tensors[t].is_variable):
                 continue
             raise UnsupportedError(
                 f"{label}: {_where(op)} reads tensor {_name(graph, t)}, which no operator "
@@ -169,8 +186,9 @@ def _check_dataflow(graph: Graph, label: str) -> None:
                 f"{label}: graph output {_name(graph, t)} is not written by any operator; "
                 f"{_CORRUPT}"
             )
-    _check_acyclic(graph, producer, label)
-    _check_file_order(graph, producer, label)
+    flowing = {t: op for t, op in producer.items() if not graph.tensors[t].is_variable}
+    _check_acyclic(graph, flowing, label)
+    _check_file_order(graph, flowing, label)
 
 
 def _check_file_order(graph: Graph, producer: dict[int, Operator], label: str) -> None:
@@ -279,7 +297,35 @@ def _check_activation_bytes(graph: Graph, used: list[int], label: str) -> None:
         )
 
 
-def _check_quantization(t: Tensor, label: str) -> None:
+# Where operators read their biases: TFLM's kernels add them as raw int32/int64 values and
+# never read their quantized dimension or zero point (the scale is checked against input x
+# weights by _check_bias_scale).
+_BIAS_INPUTS = {
+    "FULLY_CONNECTED": (2,), "CONV_2D": (2,), "DEPTHWISE_CONV_2D": (2,), "TRANSPOSE_CONV": (3,),
+    "SVDF": (3,), "UNIDIRECTIONAL_SEQUENCE_LSTM": (12, 13, 14, 15, 17),
+}
+
+
+def _unread_quantization(graph: Graph) -> set[int]:
+    """Constant int32/int64 tensors that operators read only as biases. TFLM's person
+    detector stores its depthwise biases (one scale per channel) with quantized_dimension
+    3, copied from the weights, and TFLM runs it."""
+    bias: set[int] = set()
+    other: set[int] = set()
+    for op in graph.operators:
+        positions = _BIAS_INPUTS.get(op.opcode, ())
+        for position, t in enumerate(op.inputs):
+            if t >= 0:
+                (bias if position in positions else other).add(t)
+    return {t for t in bias - other
+            if graph.tensors[t].is_constant and graph.tensors[t].dtype in (DType.INT32,
+                                                                          DType.INT64)}
+
+
+def _check_quantization(t: Tensor, label: str, read: bool = True) -> None:
+    """`read`: whether a kernel reads the quantized dimension and the zero points (not for
+    biases: see _unread_quantization). A tensor with one scale is quantized per tensor
+    whatever its quantized_dimension says, as TFLM reads it."""
     q = t.quant
     if q is None or not t.dtype.is_integer:
         return  # a float tensor's quantization parameters are never read
@@ -289,7 +335,7 @@ def _check_quantization(t: Tensor, label: str) -> None:
             f"{what} has {len(q.scales)} quantization scales but {len(q.zero_points)} zero "
             f"points; {_CORRUPT}"
         )
-    if q.per_channel:
+    if q.per_channel and read:
         if not 0 <= q.axis < len(t.shape):
             raise UnsupportedError(
                 f"{what} is quantized along dimension {q.axis}, which its shape "
@@ -307,6 +353,8 @@ def _check_quantization(t: Tensor, label: str) -> None:
                 f"{what} has quantization scale {scale}{channel}; scales must be positive "
                 f"and finite; {_CORRUPT}"
             )
+    if not read:
+        return
     if t.dtype in (DType.INT32, DType.INT64):
         low = high = 0
     else:
@@ -348,12 +396,6 @@ def _check_io_tensor(t: Tensor, role: str, label: str) -> None:
         raise UnsupportedError(
             f"{label}: graph {role} '{t.name}' is {t.dtype_name}; supported I/O types are "
             "int8, uint8, int16, float32, int32 and bool"
-        )
-    needs_quantization = t.dtype in _QUANTIZED_IO_TYPES and t.quant is None
-    per_channel = t.dtype.is_integer and t.quant is not None and t.quant.per_channel
-    if needs_quantization or per_channel:
-        raise UnsupportedError(
-            f"{label}: graph {role} '{t.name}' needs per-tensor quantization parameters"
         )
 
 

@@ -96,10 +96,13 @@ def prepare_quantization(op: Operator, x: Tensor, w: Tensor, y: Tensor, channels
     q = w.quant
     if q is None:
         raise unsupported(op, f"weights '{w.name}' have no quantization parameters")
-    if q.per_channel and (len(q.scales) != channels or q.axis != channel_axis):
+    # TFLM (PopulateConvolutionQuantizationParams) wants one scale per output channel and
+    # a quantized dimension of that size (validation checks the latter), not the channel
+    # dimension itself.
+    if q.per_channel and len(q.scales) != channels:
         raise unsupported(
-            op, f"per-channel weights need {channels} scales on axis {channel_axis}, "
-            f"found {len(q.scales)} on axis {q.axis}"
+            op, f"per-channel weights need {channels} scales (dimension {channel_axis}), "
+            f"found {len(q.scales)}"
         )
     if any(z != 0 for z in q.zero_points):
         # TFLM's int8 convolutions never read the filter zero point (ConvPerChannel and

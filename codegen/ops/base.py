@@ -59,6 +59,8 @@ class Layer:
     # The output is the input's bytes under another shape (RESHAPE, SQUEEZE, ...): the
     # planner lets both share one buffer and then emits no call at all.
     alias: ClassVar[bool] = False
+    # Nothing to run (VAR_HANDLE, CALL_ONCE: what they do is settled at generation time).
+    no_code: ClassVar[bool] = False
 
     @property
     def index(self) -> int:
@@ -85,6 +87,12 @@ class Layer:
     def inplace_inputs(self) -> tuple[int, ...]:
         """Input positions the output may overwrite: the kernel reads element i of that
         input before it writes element i of the output, with the same layout and size."""
+        return ()
+
+    def state_updates(self) -> tuple[int, ...]:
+        """Input positions holding state (variable tensors, resource variables: see
+        codegen/state.py) that the kernel updates in place: the C gets a writable pointer,
+        and `reference` returns their new values after the outputs, in this order."""
         return ()
 
     def scratch_bytes(self) -> int:

@@ -93,30 +93,36 @@ def input_scaling(op: Operator, scale: float) -> tuple[int, int]:
     return int(multiplier), shift
 
 
+def interpolate(x: np.ndarray, opcode: str, multiplier: int, shift: int) -> np.ndarray:
+    """TFLM's int16 Logistic (opcode "LOGISTIC") or Tanh ("TANH") of int64-held int16
+    values, the input brought to the table's scale by (x * multiplier + round) >> shift."""
+    rounding = (1 << (shift - 1)) if shift > 0 else 0
+    v = (x * multiplier + rounding) >> shift
+    magnitude = np.abs(v)
+    index_shift = _INDEX_SHIFT[opcode]
+    high = magnitude >> index_shift
+    low = magnitude & ((1 << index_shift) - 1)
+    inside = high < 255
+    index = np.where(inside, high, 0)
+    a, b = SIGMOID_Q16[index], SIGMOID_Q16[index + 1]
+    result = np.where(inside, (a << index_shift) + low * (b - a), _SATURATED[opcode])
+    if opcode == "LOGISTIC":
+        result = np.where(v >= 0, result + (1 << 9), (1 << 25) - result + (1 << 9) - 1) >> 10
+    else:
+        result = np.where(v >= 0, result - (1 << 23) + (1 << 7),
+                          -result + (1 << 23) + (1 << 7) - 1) >> 8
+    # TFLM stores the int32 result into int16 as C narrows it.
+    return ((result + 32768) & 0xFFFF) - 32768
+
+
 @dataclass
 class SigmoidTanhInt16(Layer):
     template: ClassVar[str] = "kernels/logistic_tanh_int16.c.j2"
 
     def function(self, x: np.ndarray) -> np.ndarray:
         p = self.params
-        shift = int(p["input_left_shift"])
-        rounding = (1 << (shift - 1)) if shift > 0 else 0
-        v = (x * int(p["input_multiplier"]) + rounding) >> shift
-        magnitude = np.abs(v)
-        index_shift = _INDEX_SHIFT[self.opcode]
-        high = magnitude >> index_shift
-        low = magnitude & ((1 << index_shift) - 1)
-        inside = high < 255
-        index = np.where(inside, high, 0)
-        a, b = SIGMOID_Q16[index], SIGMOID_Q16[index + 1]
-        result = np.where(inside, (a << index_shift) + low * (b - a), _SATURATED[self.opcode])
-        if self.opcode == "LOGISTIC":
-            result = np.where(v >= 0, result + (1 << 9), (1 << 25) - result + (1 << 9) - 1) >> 10
-        else:
-            result = np.where(v >= 0, result - (1 << 23) + (1 << 7),
-                              -result + (1 << 23) + (1 << 7) - 1) >> 8
-        # TFLM stores the int32 result into int16 as C narrows it.
-        return ((result + 32768) & 0xFFFF) - 32768
+        return interpolate(x, self.opcode, int(p["input_multiplier"]),
+                           int(p["input_left_shift"]))
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         out = self.function(inputs[0].astype(np.int64))

@@ -25,4 +25,11 @@ extern void *const harness_outputs[];
  * Returns the model's status: 0 on success. */
 int harness_invoke(void);
 
+/* Nonzero when the model's state (if it keeps any) is to be reset before every sample;
+ * otherwise it is carried from one sample to the next. */
+extern const int harness_reset_each;
+
+/* Resets the model's state (nothing for a model that keeps none). */
+void harness_reset(void);
+
 #endif /* HARNESS_H */

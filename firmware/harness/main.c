@@ -3,7 +3,9 @@
  * The input holds whole samples back to back, each being every model input's bytes in
  * argument order; for each sample the harness writes every output's bytes in argument
  * order. It stops cleanly at the end of the input and fails (message, exit status 1) on
- * a partial sample, an I/O error or a non-zero status from the model.
+ * a partial sample, an I/O error or a non-zero status from the model. A model that keeps
+ * state sees the samples as one stream of invokes, unless the glue asks for a reset
+ * before each.
  */
 #include <stddef.h>
 
@@ -126,6 +128,9 @@ static int run(void)
         }
         if (got < 0) {
             return 1;
+        }
+        if (harness_reset_each) {
+            harness_reset();
         }
         status = harness_invoke();
         if (status != 0) {

@@ -8,7 +8,13 @@ optimized-kernel code. Its fixed-point requantization is the default double roun
 (`TFLITE_SINGLE_ROUNDING` is not defined); tests/test_quant.py checks that.
 
 `run_tflm` runs batches sample by sample on one interpreter, calling `reset()` before each
-sample so that variable tensors cannot carry state from one sample to the next.
+sample so that variable tensors cannot carry state from one sample to the next. For models
+that keep state, `run_tflm_sequence` runs the samples as one stream of invokes on a fresh
+interpreter (the state carried from each to the next, as codegen's reference and C carry
+it), and `run_tflm_fresh_each` runs each on a fresh interpreter: the state codegen's
+NAME_reset restores, which TFLM's own reset() does not give a model with CALL_ONCE (its
+kernel has no reset function, so the initializer does not run again while the resource
+variables are cleared).
 """
 
 from __future__ import annotations
@@ -72,12 +78,33 @@ def run_tflm(model: bytes, inputs: Sequence[np.ndarray],
     1 included) and the model's dtype. Output i comes back as shape (N, *shape of model
     output i) in the model's dtype.
     """
+    return _run(model, inputs, arena_size, reset="reset")
+
+
+def run_tflm_sequence(model: bytes, inputs: Sequence[np.ndarray],
+                      arena_size: int | None = None) -> list[np.ndarray]:
+    """run_tflm on one fresh interpreter without resets: the samples are one stream of
+    invokes, each seeing the state the one before left."""
+    return _run(model, inputs, arena_size, reset="never")
+
+
+def run_tflm_fresh_each(model: bytes, inputs: Sequence[np.ndarray],
+                        arena_size: int | None = None) -> list[np.ndarray]:
+    """run_tflm with a new interpreter for every sample (the state after AllocateTensors)."""
+    return _run(model, inputs, arena_size, reset="fresh")
+
+
+def _run(model: bytes, inputs: Sequence[np.ndarray], arena_size: int | None,
+         reset: str) -> list[np.ndarray]:
     interp = interpreter(model, arena_size)
     n_inputs, n_outputs = io_counts(model)
     count = _check_inputs(interp, n_inputs, inputs)
     results: list[list[np.ndarray]] = [[] for _ in range(n_outputs)]
     for sample in range(count):
-        interp.reset()
+        if reset == "reset":
+            interp.reset()
+        elif reset == "fresh" and sample:
+            interp = interpreter(model, arena_size)
         for index, batch in enumerate(inputs):
             # np.ascontiguousarray would make a scalar 1-D
             interp.set_input(np.require(batch[sample], requirements="C"), index)

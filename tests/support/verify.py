@@ -15,7 +15,7 @@ from codegen.execute import build_for_target, execute, run_executable
 from codegen.model.ir import DType
 from codegen.program import Program, load_program
 from codegen.targets import TARGETS
-from support.tflm import run_tflm
+from support.tflm import run_tflm, run_tflm_fresh_each, run_tflm_sequence
 
 HOST_SAMPLES = 1000
 QEMU_SAMPLES = 100
@@ -96,28 +96,38 @@ def _float_inputs(program: Program, index: int, shape: tuple[int, ...],
     return values.astype(np.float32)
 
 
-def reference_matches_tflm(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Assert the numpy reference equals TFLM on `inputs`; return the outputs."""
+def reference_matches_tflm(model: bytes, inputs: list[np.ndarray], *,
+                           reset_each: bool = False) -> list[np.ndarray]:
+    """Assert the numpy reference equals TFLM on `inputs`; return the outputs. A model that
+    keeps state runs the samples as one stream of invokes in both (or, `reset_each`, each
+    from the state of a fresh interpreter)."""
     program = load_program(model)
-    reference = execute(program, "reference", inputs)
-    assert_same(reference, run_tflm(model, inputs), "reference vs TFLM")
+    reference = execute(program, "reference", inputs, reset_each=reset_each)
+    if program.state is None:
+        expected = run_tflm(model, inputs)
+    elif reset_each:
+        expected = run_tflm_fresh_each(model, inputs)
+    else:
+        expected = run_tflm_sequence(model, inputs)
+    assert_same(reference, expected, "reference vs TFLM")
     return reference
 
 
 def c_matches_reference(model: bytes, target: str, work_dir: Path, *, seed: int = 0,
                         sanitize: bool = False, extra: list[np.ndarray] | None = None,
-                        samples: int | None = None) -> Path:
+                        samples: int | None = None, reset_each: bool = False) -> Path:
     """Build the generated C for `target`, run `samples` (default samples_for(target)) random
     samples (plus `extra` samples prepended, for single-input models), compare with the
-    reference. Returns the executable (valid until the next build for the same target)."""
+    reference (for a model that keeps state: one stream of invokes, or `reset_each`).
+    Returns the executable (valid until the next build for the same target)."""
     program = load_program(model)
     count = samples_for(target) if samples is None else samples
     inputs = random_inputs(program, count, seed)
     if extra is not None:
         inputs = [np.concatenate([extra[i], inputs[i]]) for i in range(len(inputs))]
-    expected = execute(program, "reference", inputs)
+    expected = execute(program, "reference", inputs, reset_each=reset_each)
     executable = build_for_target(program, target, _work_dir(work_dir, target, sanitize),
-                                  sanitize=sanitize)
+                                  sanitize=sanitize, reset_each=reset_each)
     got = run_executable(program, target, executable, inputs)
     assert_same(got, expected, f"{target}{' (sanitizers)' if sanitize else ''} vs reference")
     return executable
