@@ -250,7 +250,9 @@ def _pointer(program: Program, tensor_index: int, writable: bool,
         return caller
     buffer = debug_of.get(tensor_index)
     if buffer is not None:
-        address = f"debug_buffer_{buffer}"
+        # a tensor overlapping another one in its buffer sits at an offset inside it
+        inside = location.index - program.plan.buffers[buffer].offset
+        address = f"debug_buffer_{buffer}" + (f" + {inside}" if inside else "")
     else:
         address = f"arena + {location.index}"
     if c_type == "float":  # float tensors in the arena (around DETECTION_POSTPROCESS):

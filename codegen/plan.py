@@ -23,7 +23,7 @@ import bisect
 import heapq
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from codegen.model.ir import Graph
@@ -73,6 +73,17 @@ class Plan:
     elided: frozenset[int]  # operator indices that need no code (pure aliases)
     scratch: dict[int, int]  # operator index -> arena offset of its scratch buffer
     io_in_arena: bool = False  # graph inputs and outputs live in the arena too
+    # operator index -> bytes its output starts before its input (input/output overlap)
+    overlaps: dict[int, int] = field(default_factory=dict)
+    budget: int | None = None  # the --ram-budget the plan was chosen for
+
+    @property
+    def schedule(self) -> str:
+        """The schedule in words: what runs other than layer by layer in separate buffers."""
+        if not self.overlaps:
+            return "layer by layer"
+        layers = ", ".join(str(i) for i in sorted(self.overlaps))
+        return f"layer by layer, output overlapping input at layer(s) {layers}"
 
 
 def _align(n: int) -> int:
@@ -232,11 +243,13 @@ class _OrderSearch:
 
 class _Groups:
     """Union-find over tensors, remembering whether a group holds a tensor that lives in a
-    caller's buffer (a graph input or output, unless they are placed in the arena) and the
-    last step at which any of its tensors is used."""
+    caller's buffer (a graph input or output, unless they are placed in the arena), the
+    last step at which any of its tensors is used, and each tensor's byte offset from its
+    group's root (0 unless an output overlaps its input at a shift)."""
 
     def __init__(self, graph: Graph, io_in_arena: bool, last: dict[int, int]) -> None:
         self.parent: dict[int, int] = {}
+        self.rel: dict[int, int] = {}  # offset from the parent
         self.inputs = set() if io_in_arena else set(graph.inputs)
         self.outputs = set() if io_in_arena else set(graph.outputs)
         self._last = last
@@ -246,11 +259,23 @@ class _Groups:
     def find(self, t: int) -> int:
         if t not in self.parent:
             self.parent[t] = t
+            self.rel[t] = 0
             self._info[t] = (t in self.inputs, t in self.outputs, self._last[t])
+        path = []
         while self.parent[t] != t:
-            self.parent[t] = self.parent[self.parent[t]]
+            path.append(t)
             t = self.parent[t]
+        total = 0
+        for member in reversed(path):  # nearest the root first: offsets accumulate
+            total += self.rel[member]
+            self.rel[member] = total
+            self.parent[member] = t
         return t
+
+    def offset(self, t: int) -> int:
+        """Byte offset of t from its group's root."""
+        self.find(t)
+        return self.rel[t]
 
     def last_use(self, t: int) -> int:
         return self._info[self.find(t)][2]
@@ -263,12 +288,15 @@ class _Groups:
             return "output"
         return ""
 
-    def union(self, a: int, b: int) -> None:
+    def union(self, a: int, b: int, delta: int = 0) -> None:
+        """Join b's group to a's, b at `delta` bytes from a."""
         root, other = self.find(a), self.find(b)
+        if other == root:
+            return
         self.parent[other] = root
-        if other != root:
-            i, o = self._info.pop(other), self._info[root]
-            self._info[root] = (i[0] or o[0], i[1] or o[1], max(i[2], o[2]))
+        self.rel[other] = self.rel[a] + delta - self.rel[b]
+        i, o = self._info.pop(other), self._info[root]
+        self._info[root] = (i[0] or o[0], i[1] or o[1], max(i[2], o[2]))
 
 
 def _last_uses(graph: Graph, layers: list[Layer], order: list[int]) -> dict[int, int]:
@@ -282,11 +310,15 @@ def _last_uses(graph: Graph, layers: list[Layer], order: list[int]) -> dict[int,
     return last
 
 
-def _share(graph: Graph, layers: list[Layer], order: list[int],
-           io_in_arena: bool) -> tuple[_Groups, set[int]]:
+def _share(graph: Graph, layers: list[Layer], order: list[int], io_in_arena: bool,
+           overlap: frozenset[int] = frozenset()) -> tuple[_Groups, set[int], dict[int, int]]:
+    """Groups of tensors sharing storage, the elided layers, and the overlapped ones
+    (layer index -> bytes its output starts before its input; see `Layer.row_access`),
+    tried for the layers in `overlap`."""
     last = _last_uses(graph, layers, order)
     groups = _Groups(graph, io_in_arena, last)
     elided: set[int] = set()
+    shifts: dict[int, int] = {}
     for step, pos in enumerate(order):
         layer = layers[pos]
         for t in (*layer.inputs, *layer.outputs):
@@ -305,7 +337,38 @@ def _share(graph: Graph, layers: list[Layer], order: list[int],
             if same_size and dies_here and not groups.external(x):
                 groups.union(y, x)
                 break
-    return groups, elided
+        else:
+            if layer.index in overlap:
+                shift = _overlap_shift(graph, layer, groups, step)
+                if shift is not None:
+                    groups.union(layer.inputs[0], layer.outputs[0], -shift)
+                    shifts[layer.index] = shift
+    return groups, elided, shifts
+
+
+def _overlap_shift(graph: Graph, layer: Layer, groups: _Groups, step: int) -> int | None:
+    """Bytes the output may start before the input (aligned), when it may overlap it: the
+    input dies here, neither is a caller's buffer, the output has storage of its own so
+    far, and the kernel's row order proves every input byte is read before the output
+    overwrites it (RowAccess.shift, row by row)."""
+    if not layer.inputs or len(layer.outputs) != 1:
+        return None
+    x, y = layer.inputs[0], layer.outputs[0]
+    if x in layer.inputs[1:] or groups.last_use(x) != step:
+        return None
+    if groups.external(x) or groups.external(y) or groups.find(y) != y:
+        return None
+    if any(groups.find(t) == groups.find(x) for t in layer.inputs[1:]):
+        return None  # another operand shares the input's storage
+    access = layer.row_access()
+    if access is None:
+        return None
+    rows = graph.tensors[x].nbytes // access.in_row if access.in_row > 0 else -1
+    if (access.first_read.size * access.out_row != graph.tensors[y].nbytes
+            or rows * access.in_row != graph.tensors[x].nbytes
+            or int(access.first_read.max(initial=0)) > rows):
+        return None  # a description that does not cover the tensors: no overlap
+    return _align(access.shift())
 
 
 # -- 3. placement ----------------------------------------------------------------------
@@ -391,12 +454,72 @@ def place_buffers(buffers: list[Buffer]) -> tuple[list[Buffer], int]:
     return placed, size
 
 
+def place_clusters(buffers: list[Buffer], cluster: list[int],
+                   relative: list[int]) -> tuple[list[Buffer], int]:
+    """Placement when some buffers must sit at fixed distances from each other (an output
+    overlapping its input): each group of them is placed as one piece, at the lowest
+    offset where none of its buffers meets a buffer alive at the same time; several
+    orderings of the groups are tried, as in place_buffers."""
+    overlaps = _overlaps(buffers)
+    pieces: dict[int, list[int]] = {}
+    for i, c in enumerate(cluster):
+        pieces.setdefault(c, []).append(i)
+    groups = list(pieces.values())
+    extent = [max(relative[i] + buffers[i].size for i in g) for g in groups]
+    if overlaps is None:  # thousands alive at once: end to end
+        offsets, size = [0] * len(buffers), 0
+        for g, span in zip(groups, extent, strict=True):
+            for i in g:
+                offsets[i] = size + relative[i]
+            size += span
+    else:
+        summary = [Buffer((), min(buffers[i].first for i in g), max(buffers[i].last for i in g),
+                          span) for g, span in zip(groups, extent, strict=True)]
+        pairs = sum(len(o) for o in overlaps)
+        count = max(1, _PLACEMENT_WORK // (pairs + len(buffers) + 1))
+        best: tuple[list[int], int] | None = None
+        for ordering in _orderings(summary, count):
+            result = _place_groups(buffers, overlaps, groups, relative, ordering)
+            if best is None or result[1] < best[1]:
+                best = result
+        offsets, size = best if best is not None else ([], 0)
+    placed = [Buffer(b.tensors, b.first, b.last, b.size, o)
+              for b, o in zip(buffers, offsets, strict=True)]
+    return placed, size
+
+
+def _place_groups(buffers: list[Buffer], overlaps: list[list[int]], groups: list[list[int]],
+                  relative: list[int], ordering: list[int]) -> tuple[list[int], int]:
+    offsets = [-1] * len(buffers)
+    for g in ordering:
+        members = groups[g]
+        # offsets of the group's base that would make one of its buffers meet a placed one
+        forbidden = sorted(
+            (offsets[j] - relative[i] - buffers[i].size, offsets[j] + buffers[j].size
+             - relative[i])
+            for i in members for j in overlaps[i] if offsets[j] >= 0)
+        # the lowest base >= 0 inside none of the open intervals: those starting below it
+        # end at or below it once it has moved past them; the first that starts at or
+        # above it leaves it free
+        base = 0
+        for start, end in forbidden:
+            if start >= base:
+                break
+            base = max(base, end)
+        for i in members:
+            offsets[i] = base + relative[i]
+    return offsets, max((o + b.size for o, b in zip(offsets, buffers, strict=True)), default=0)
+
+
 # -- the plan ----------------------------------------------------------------------------
 
 
-def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False) -> Plan:
+def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
+                overlap: frozenset[int] = frozenset()) -> Plan:
+    """The plan of one schedule: `overlap` names the layers whose output may overlap their
+    input (where the kernel's row order proves it safe)."""
     order = choose_order(graph, layers)
-    groups, elided = _share(graph, layers, order, io_in_arena)
+    groups, elided, shifts = _share(graph, layers, order, io_in_arena, overlap)
     last = _last_uses(graph, layers, order)
     first: dict[int, int] = {t: 0 for t in graph.inputs}
     for step, pos in enumerate(order):
@@ -408,6 +531,8 @@ def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False) ->
     for t in list(groups.parent):
         by_root.setdefault(groups.find(t), []).append(t)
     buffers: list[Buffer] = []
+    cluster: list[int] = []  # buffer -> its group (tensors overlapping at fixed offsets)
+    relative: list[int] = []  # buffer -> its offset inside the group
     for members in sorted(by_root.values(), key=min):
         external = [m for m in members if m in groups.inputs or m in groups.outputs]
         if external:
@@ -417,18 +542,33 @@ def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False) ->
             for t in members:
                 locations[t] = Location(kind, index)
             continue
-        size = _align(max(graph.tensors[t].nbytes for t in members))
-        start = min(first.get(t, 0) for t in members)
-        end = max(last.get(t, start) for t in members)
-        buffers.append(Buffer(tuple(sorted(members)), start, end, size))
+        # Tensors at the same offset share a buffer; an overlapping output (at another
+        # offset) has a buffer of its own, placed at that distance from its input's.
+        low = min(groups.offset(t) for t in members)
+        by_offset: dict[int, list[int]] = {}
+        for t in members:
+            by_offset.setdefault(groups.offset(t) - low, []).append(t)
+        for rel in sorted(by_offset):
+            same = by_offset[rel]
+            size = _align(max(graph.tensors[t].nbytes for t in same))
+            start = min(first.get(t, 0) for t in same)
+            end = max(last.get(t, start) for t in same)
+            cluster.append(min(members) if len(by_offset) > 1 else -1 - len(buffers))
+            relative.append(rel)
+            buffers.append(Buffer(tuple(sorted(same)), start, end, size))
     scratch_owner: dict[int, int] = {}
     for step, pos in enumerate(order):
         need = layers[pos].scratch_bytes()
         if need:
             scratch_owner[len(buffers)] = pos
+            cluster.append(-1 - len(buffers))
+            relative.append(0)
             buffers.append(Buffer((), step, step, _align(need)))
 
-    placed, size = place_buffers(buffers)
+    if len(set(cluster)) == len(cluster):
+        placed, size = place_buffers(buffers)
+    else:
+        placed, size = place_clusters(buffers, cluster, relative)
     scratch: dict[int, int] = {}
     for i, buf in enumerate(placed):
         if i in scratch_owner:
@@ -444,4 +584,59 @@ def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False) ->
         elided=frozenset(layers[pos].index for pos in elided),
         scratch=scratch,
         io_in_arena=io_in_arena,
+        overlaps=shifts,
     )
+
+
+# -- 4. schedules under a RAM budget -----------------------------------------------------
+
+_OVERLAP_TRIALS = 32  # layers whose overlap is reconsidered one by one (bounded work)
+
+
+def overlap_candidates(layers: list[Layer]) -> list[int]:
+    """Indices of the layers whose kernel describes a row order (RowAccess)."""
+    return [layer.index for layer in layers if layer.row_access() is not None]
+
+
+def smallest_plan(graph: Graph, layers: list[Layer], io_in_arena: bool = False) -> Plan:
+    """The smallest arena over the schedules tried, all as fast as the default one (the
+    kernels are the same; only where the output goes changes): every provable overlap,
+    then each dropped in turn while that does not grow the arena (an overlap lengthens
+    its buffer's life, which can cost more than it saves). Bounded: at most
+    _OVERLAP_TRIALS + 2 plans."""
+    candidates = overlap_candidates(layers)
+    default = plan_memory(graph, layers, io_in_arena)
+    if not candidates:
+        return default
+    chosen = set(candidates)
+    best = plan_memory(graph, layers, io_in_arena, frozenset(chosen))
+    sizes = {layer.index: sum(graph.tensors[t].nbytes for t in (*layer.inputs, *layer.outputs))
+             for layer in layers}
+    for index in sorted(best.overlaps, key=lambda i: (sizes[i], i))[:_OVERLAP_TRIALS]:
+        trial = plan_memory(graph, layers, io_in_arena, frozenset(chosen - {index}))
+        if trial.size <= best.size:
+            chosen.discard(index)
+            best = trial
+    return best if best.size < default.size else default
+
+
+def plan_for_budget(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
+                    budget: int | None = None) -> Plan:
+    """Without a budget, the default plan. With one, the fastest schedule whose arena fits
+    it: the default one when it fits, else the smallest of the overlapping ones (the same
+    instructions). Nothing fits: a one-line error naming the smallest arena reached and
+    its schedule."""
+    default = plan_memory(graph, layers, io_in_arena)
+    if budget is None:
+        return default
+    if default.size <= budget:
+        return replace(default, budget=budget)
+    smallest = smallest_plan(graph, layers, io_in_arena)
+    if smallest.size <= budget:
+        return replace(smallest, budget=budget)
+    from codegen.errors import CodegenError
+
+    raise CodegenError(
+        f"--ram-budget {budget}: the smallest arena codegen reaches for this model is "
+        f"{smallest.size} bytes ({smallest.schedule}); give a budget of at least "
+        f"{smallest.size}")

@@ -16,7 +16,7 @@ from codegen.model.tflite import load_model
 from codegen.model.validate import validate_graph
 from codegen.ops import prepare_layer
 from codegen.ops.base import Layer
-from codegen.plan import Plan, plan_memory
+from codegen.plan import Plan, plan_for_budget
 
 # The constant data the layers emit (weights as packed, tables the generator computes) is
 # bounded by the model file: a few times its size, so that a small file whose tables grow
@@ -42,14 +42,17 @@ class Program:
         return sum(layer.macs() for layer in self.layers)
 
 
-def load_program(source: str | Path | bytes, *, io_in_arena: bool = False) -> Program:
+def load_program(source: str | Path | bytes, *, io_in_arena: bool = False,
+                 ram_budget: int | None = None) -> Program:
     """Read, validate, prepare and plan a model. `io_in_arena` places the model's inputs
-    and outputs in the arena as well (the C API then exposes them by offset)."""
+    and outputs in the arena as well (the C API then exposes them by offset). `ram_budget`:
+    the fastest schedule whose arena fits that many bytes (a CodegenError when none does);
+    None: the default schedule."""
     label = "model" if isinstance(source, bytes) else str(source)
     graph = fold_float_negations(load_model(source))
     validate_graph(graph, label)
     layers = fuse_dilated_convolutions(graph, _prepare(graph, label))
-    plan = plan_memory(graph, layers, io_in_arena)
+    plan = plan_for_budget(graph, layers, io_in_arena, ram_budget)
     by_index = {layer.index: layer for layer in layers}
     run_order = [by_index[i] for i in plan.order]
     name = "model.tflite" if isinstance(source, bytes) else Path(source).name

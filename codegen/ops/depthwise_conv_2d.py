@@ -19,7 +19,7 @@ import numpy as np
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops import _conv
 from codegen.ops._window import require_nhwc, window
-from codegen.ops.base import CArray, only_output, operand, unsupported
+from codegen.ops.base import CArray, RowAccess, only_output, operand, unsupported
 
 OPCODES = ("DEPTHWISE_CONV_2D",)
 
@@ -78,6 +78,16 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
         p = self.params
         same = self.in_tensor().shape == self.out_tensor().shape
         return (0,) if same and p["stride_a"] == 1 and p["stride_b"] == 1 else ()
+
+    def row_access(self) -> RowAccess | None:
+        # Along rows with every channel in one pass, an input row is read once, into the
+        # line buffer, before the first output row that needs it: once output row oy is
+        # written, only rows from oy * stride - pad + 3 on remain to be read. Along columns,
+        # or a group of channels at a time, the rows are walked again: no overlap.
+        p = self.params
+        if p["transposed"] or p["group"] != p["channels"]:
+            return None
+        return self._rows(ahead=3)
 
     def describe(self) -> list[tuple[str, str]]:
         p = self.params
