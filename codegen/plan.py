@@ -50,6 +50,7 @@ class Location:
 
     kind: str
     index: int
+    offset: int = 0  # bytes into a caller's buffer (a band of rows of it)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Buffer:
     last: int
     size: int
     offset: int = -1  # arena offset; -1 for caller buffers (graph inputs/outputs)
+    group: int = -1  # buffers at fixed distances from each other share a group (else -1)
 
 
 @dataclass(frozen=True)
@@ -76,14 +78,21 @@ class Plan:
     # operator index -> bytes its output starts before its input (input/output overlap)
     overlaps: dict[int, int] = field(default_factory=dict)
     budget: int | None = None  # the --ram-budget the plan was chosen for
+    # tensor -> (tensor it is part of, byte offset): bands of rows (codegen/patch.py)
+    views: dict[int, tuple[int, int]] = field(default_factory=dict)
+    patch: str = ""  # the patch-based stage, in words ("" without one)
+    extra_macs: int = 0  # MACs the patch-based stage computes again
 
     @property
     def schedule(self) -> str:
         """The schedule in words: what runs other than layer by layer in separate buffers."""
-        if not self.overlaps:
-            return "layer by layer"
-        layers = ", ".join(str(i) for i in sorted(self.overlaps))
-        return f"layer by layer, output overlapping input at layer(s) {layers}"
+        parts = [self.patch] if self.patch else ["layer by layer"]
+        if self.overlaps:
+            shown = sorted(self.overlaps)
+            layers = ", ".join(str(i) for i in shown[:8]) + (", ..." if len(shown) > 8 else "")
+            parts.append(f"output overlapping input at {len(self.overlaps)} layer(s) "
+                         f"({layers})")
+        return ", ".join(parts)
 
 
 def _align(n: int) -> int:
@@ -137,9 +146,25 @@ def _live_peak(graph: Graph, layers: list[Layer], order: list[int]) -> int:
     return peak
 
 
-def _dependencies(layers: list[Layer]) -> list[set[int]]:
-    producer = {t: i for i, layer in enumerate(layers) for t in layer.outputs}
-    return [{producer[t] for t in layer.inputs if t in producer} for layer in layers]
+def _dependencies(layers: list[Layer],
+                  views: dict[int, tuple[int, int]] | None = None) -> list[set[int]]:
+    """For each layer, those it must follow: the producers of what it reads; a view's
+    producer writes its base tensor's bytes, which its base's readers read."""
+    producers: dict[int, set[int]] = {}
+    for i, layer in enumerate(layers):
+        for t in layer.outputs:
+            producers.setdefault(t, set()).add(i)
+            if views and t in views:
+                producers.setdefault(views[t][0], set()).add(i)
+    deps = []
+    for layer in layers:
+        need: set[int] = set()
+        for t in layer.inputs:
+            need |= producers.get(t, set())
+            if views and t in views:
+                need |= producers.get(views[t][0], set())
+        deps.append(need)
+    return deps
 
 
 def choose_order(graph: Graph, layers: list[Layer]) -> list[int]:
@@ -299,24 +324,36 @@ class _Groups:
         self._info[root] = (i[0] or o[0], i[1] or o[1], max(i[2], o[2]))
 
 
-def _last_uses(graph: Graph, layers: list[Layer], order: list[int]) -> dict[int, int]:
-    """Step of each tensor's last use; model outputs are in use until the end."""
+def _last_uses(graph: Graph, layers: list[Layer], order: list[int],
+               views: dict[int, tuple[int, int]] | None = None) -> dict[int, int]:
+    """Step of each tensor's last use; model outputs are in use until the end; a tensor
+    is in use while a view of it is."""
     last: dict[int, int] = {}
     for step, pos in enumerate(order):
         for t in (*layers[pos].inputs, *layers[pos].outputs):
             last[t] = step
     for t in graph.outputs:
         last[t] = len(order) - 1
+    for v, (base, _) in (views or {}).items():
+        if v in last:
+            last[base] = max(last.get(base, 0), last[v])
     return last
 
 
 def _share(graph: Graph, layers: list[Layer], order: list[int], io_in_arena: bool,
-           overlap: frozenset[int] = frozenset()) -> tuple[_Groups, set[int], dict[int, int]]:
+           overlap: frozenset[int] = frozenset(),
+           views: dict[int, tuple[int, int]] | None = None
+           ) -> tuple[_Groups, set[int], dict[int, int]]:
     """Groups of tensors sharing storage, the elided layers, and the overlapped ones
     (layer index -> bytes its output starts before its input; see `Layer.row_access`),
-    tried for the layers in `overlap`."""
-    last = _last_uses(graph, layers, order)
+    tried for the layers in `overlap`. A view is part of its base tensor's storage."""
+    last = _last_uses(graph, layers, order, views)
     groups = _Groups(graph, io_in_arena, last)
+    # A view and its base are placed at a fixed distance: an output that is one of them
+    # never also joins its input's storage (that would pin two groups together).
+    viewed = {t for v, (base, _) in (views or {}).items() for t in (v, base)}
+    for v, (base, offset) in (views or {}).items():
+        groups.union(base, v, offset)
     elided: set[int] = set()
     shifts: dict[int, int] = {}
     for step, pos in enumerate(order):
@@ -334,11 +371,11 @@ def _share(graph: Graph, layers: list[Layer], order: list[int], io_in_arena: boo
             same_size = graph.tensors[x].nbytes == graph.tensors[y].nbytes
             dies_here = groups.last_use(x) == step
             # Never write over the caller's input or a model output that must survive.
-            if same_size and dies_here and not groups.external(x):
+            if same_size and dies_here and not groups.external(x) and y not in viewed:
                 groups.union(y, x)
                 break
         else:
-            if layer.index in overlap:
+            if layer.index in overlap and layer.outputs[0] not in viewed:
                 shift = _overlap_shift(graph, layer, groups, step)
                 if shift is not None:
                     groups.union(layer.inputs[0], layer.outputs[0], -shift)
@@ -483,7 +520,7 @@ def place_clusters(buffers: list[Buffer], cluster: list[int],
             if best is None or result[1] < best[1]:
                 best = result
         offsets, size = best if best is not None else ([], 0)
-    placed = [Buffer(b.tensors, b.first, b.last, b.size, o)
+    placed = [Buffer(b.tensors, b.first, b.last, b.size, o, b.group)
               for b, o in zip(buffers, offsets, strict=True)]
     return placed, size
 
@@ -515,16 +552,29 @@ def _place_groups(buffers: list[Buffer], overlaps: list[list[int]], groups: list
 
 
 def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
-                overlap: frozenset[int] = frozenset()) -> Plan:
+                overlap: frozenset[int] = frozenset(),
+                views: dict[int, tuple[int, int]] | None = None) -> Plan:
     """The plan of one schedule: `overlap` names the layers whose output may overlap their
-    input (where the kernel's row order proves it safe)."""
-    order = choose_order(graph, layers)
-    groups, elided, shifts = _share(graph, layers, order, io_in_arena, overlap)
-    last = _last_uses(graph, layers, order)
+    input (where the kernel's row order proves it safe); `views` the tensors that are part
+    of another (a patch-based schedule, whose layers come in their run order)."""
+    if views:
+        order = list(range(len(layers)))
+        deps = _dependencies(layers, views)
+        if any(j >= i for i, d in enumerate(deps) for j in d):
+            raise AssertionError("a patch-based schedule out of order")
+    else:
+        order = choose_order(graph, layers)
+    groups, elided, shifts = _share(graph, layers, order, io_in_arena, overlap, views)
+    last = _last_uses(graph, layers, order, views)
     first: dict[int, int] = {t: 0 for t in graph.inputs}
     for step, pos in enumerate(order):
         for t in layers[pos].outputs:
             first.setdefault(t, step)
+            if views and t in views:  # the base is in use from its first view's writing
+                first.setdefault(views[t][0], step)
+    for v, (base, _) in (views or {}).items():  # a view of a tensor made before it
+        if v not in first and base in first:
+            first[v] = first[base]
 
     locations: dict[int, Location] = {}
     by_root: dict[int, list[int]] = {}
@@ -540,7 +590,7 @@ def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
             kind = "input" if m in groups.inputs else "output"
             index = (graph.inputs if kind == "input" else graph.outputs).index(m)
             for t in members:
-                locations[t] = Location(kind, index)
+                locations[t] = Location(kind, index, groups.offset(t) - groups.offset(m))
             continue
         # Tensors at the same offset share a buffer; an overlapping output (at another
         # offset) has a buffer of its own, placed at that distance from its input's.
@@ -553,9 +603,10 @@ def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
             size = _align(max(graph.tensors[t].nbytes for t in same))
             start = min(first.get(t, 0) for t in same)
             end = max(last.get(t, start) for t in same)
-            cluster.append(min(members) if len(by_offset) > 1 else -1 - len(buffers))
+            group = min(members) if len(by_offset) > 1 else -1
+            cluster.append(group if group >= 0 else -1 - len(buffers))
             relative.append(rel)
-            buffers.append(Buffer(tuple(sorted(same)), start, end, size))
+            buffers.append(Buffer(tuple(sorted(same)), start, end, size, group=group))
     scratch_owner: dict[int, int] = {}
     for step, pos in enumerate(order):
         need = layers[pos].scratch_bytes()
@@ -585,6 +636,7 @@ def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
         scratch=scratch,
         io_in_arena=io_in_arena,
         overlaps=shifts,
+        views=dict(views or {}),
     )
 
 
@@ -620,23 +672,100 @@ def smallest_plan(graph: Graph, layers: list[Layer], io_in_arena: bool = False) 
     return best if best.size < default.size else default
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """A plan and what it runs: the model's layers, or a patch-based schedule's (bands of
+    the first stage over a graph with the bands' tensors)."""
+
+    graph: Graph
+    layers: list[Layer]
+    plan: Plan
+
+
+_PATCH_PLANS = 48  # patch-based schedules planned at most per budget search
+
+
+def _patched_schedules(graph: Graph, layers: list[Layer],
+                       io_in_arena: bool) -> list[Schedule]:
+    """Patch-based schedules of the first stage, fewest extra MACs first: each stage end
+    whose output is smaller than the largest tensor before it, in 2 to MAX_TILES bands
+    (bounded: at most _PATCH_PLANS of them are planned)."""
+    from codegen.patch import MAX_TILES, patch, stage_ends
+
+    order = plan_memory(graph, layers, io_in_arena).order
+    by_index = {layer.index: layer for layer in layers}
+    run = [by_index[i] for i in order]
+    options = []
+    smallest = None  # the smallest output so far: a stage ends where its output shrinks
+    for end in stage_ends(graph, run):
+        out = graph.tensors[run[end].outputs[0]]
+        if smallest is None or out.nbytes < smallest:
+            if smallest is not None:
+                options += [(end, tiles) for tiles in (2, 3, 4, 6, 8, 12, MAX_TILES)
+                            if tiles <= out.shape[1]]
+            smallest = out.nbytes
+    patched = []
+    for end, tiles in options[:_PATCH_PLANS]:
+        result = patch(graph, run, end, tiles)
+        if result is None:
+            continue
+        plan = plan_memory(result.graph, result.layers, io_in_arena, views=result.views)
+        stage = result.stage
+        describe = (f"layers {stage[0]}-{stage[-1]} in {result.tiles} bands of "
+                    f"{result.rows} output rows")
+        plan = replace(plan, patch=describe, extra_macs=result.extra_macs)
+        patched.append(Schedule(result.graph, result.layers, plan))
+    patched.sort(key=lambda s: (s.plan.extra_macs, s.plan.size))
+    return patched
+
+
+def _with_overlaps(schedule: Schedule, io_in_arena: bool) -> Schedule:
+    """The schedule with every provable overlap, when that makes its arena smaller."""
+    candidates = frozenset(overlap_candidates(schedule.layers))
+    if not candidates:
+        return schedule
+    plan = plan_memory(schedule.graph, schedule.layers, io_in_arena, candidates,
+                       schedule.plan.views or None)
+    if plan.size >= schedule.plan.size:
+        return schedule
+    plan = replace(plan, patch=schedule.plan.patch, extra_macs=schedule.plan.extra_macs)
+    return Schedule(schedule.graph, schedule.layers, plan)
+
+
 def plan_for_budget(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
-                    budget: int | None = None) -> Plan:
+                    budget: int | None = None) -> Schedule:
     """Without a budget, the default plan. With one, the fastest schedule whose arena fits
     it: the default one when it fits, else the smallest of the overlapping ones (the same
-    instructions). Nothing fits: a one-line error naming the smallest arena reached and
-    its schedule."""
+    instructions), else a patch-based one, fewest extra MACs first. Nothing fits: a
+    one-line error naming the smallest arena reached and its schedule."""
     default = plan_memory(graph, layers, io_in_arena)
     if budget is None:
-        return default
+        return Schedule(graph, layers, default)
     if default.size <= budget:
-        return replace(default, budget=budget)
-    smallest = smallest_plan(graph, layers, io_in_arena)
-    if smallest.size <= budget:
-        return replace(smallest, budget=budget)
+        return Schedule(graph, layers, replace(default, budget=budget))
+    smallest = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena))
+    if smallest.plan.size <= budget:
+        return Schedule(graph, layers, replace(smallest.plan, budget=budget))
+    for candidate in _patched_schedules(graph, layers, io_in_arena):
+        for schedule in (candidate, _with_overlaps(candidate, io_in_arena)):
+            if schedule.plan.size <= budget:
+                return replace(schedule, plan=replace(schedule.plan, budget=budget))
+            if schedule.plan.size < smallest.plan.size:
+                smallest = schedule
     from codegen.errors import CodegenError
 
     raise CodegenError(
         f"--ram-budget {budget}: the smallest arena codegen reaches for this model is "
-        f"{smallest.size} bytes ({smallest.schedule}); give a budget of at least "
-        f"{smallest.size}")
+        f"{smallest.plan.size} bytes ({smallest.plan.schedule}); give a budget of at least "
+        f"{smallest.plan.size}")
+
+
+def smallest_schedule(graph: Graph, layers: list[Layer],
+                      io_in_arena: bool = False) -> Schedule:
+    """The schedule of the smallest arena the budget search reaches."""
+    best = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena))
+    for candidate in _patched_schedules(graph, layers, io_in_arena):
+        for schedule in (candidate, _with_overlaps(candidate, io_in_arena)):
+            if schedule.plan.size < best.plan.size:
+                best = schedule
+    return best

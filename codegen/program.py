@@ -36,10 +36,18 @@ class Program:
     plan: Plan
     source: str  # file name the model came from (no directories: output must not vary)
     constant_bytes: int = 0  # of all the layers' constant arrays
+    # The model's layers, in run order, when `layers` is a patch-based schedule (bands of
+    # them, codegen/patch.py): the reference runs these. None: `layers`.
+    model_layers: list[Layer] | None = None
 
     @property
     def macs(self) -> int:
+        """MACs of one invoke as scheduled (a patch-based stage computes halos again)."""
         return sum(layer.macs() for layer in self.layers)
+
+    @property
+    def reference_layers(self) -> list[Layer]:
+        return self.layers if self.model_layers is None else self.model_layers
 
 
 def load_program(source: str | Path | bytes, *, io_in_arena: bool = False,
@@ -52,12 +60,31 @@ def load_program(source: str | Path | bytes, *, io_in_arena: bool = False,
     graph = fold_float_negations(load_model(source))
     validate_graph(graph, label)
     layers = fuse_dilated_convolutions(graph, _prepare(graph, label))
-    plan = plan_for_budget(graph, layers, io_in_arena, ram_budget)
-    by_index = {layer.index: layer for layer in layers}
+    schedule = plan_for_budget(graph, layers, io_in_arena, ram_budget)
+    plan = schedule.plan
+    by_index = {layer.index: layer for layer in schedule.layers}
     run_order = [by_index[i] for i in plan.order]
     name = "model.tflite" if isinstance(source, bytes) else Path(source).name
-    constant_bytes = sum(a.nbytes for layer in layers for a in layer.constants())
-    return Program(graph, run_order, plan, name, constant_bytes)
+    model_layers = None
+    if schedule.graph is not graph:  # patch-based: the reference runs the model's layers
+        model_index = {layer.index: layer for layer in layers}
+        model_layers = [model_index[i] for i in plan_for_budget(graph, layers,
+                                                                io_in_arena).plan.order]
+        graph = schedule.graph
+    constant_bytes = _constant_bytes(run_order)
+    return Program(graph, run_order, plan, name, constant_bytes, model_layers)
+
+
+def _constant_bytes(layers: list[Layer]) -> int:
+    """Of the constant arrays emitted: once per C function (bands share theirs)."""
+    seen: set[str] = set()
+    total = 0
+    for layer in layers:
+        symbol = layer.symbol("")
+        if symbol not in seen:
+            seen.add(symbol)
+            total += sum(a.nbytes for a in layer.constants())
+    return total
 
 
 def _prepare(graph: Graph, label: str) -> list[Layer]:

@@ -29,7 +29,7 @@ def reference_values(program: Program, inputs: list[np.ndarray]) -> dict[int, np
                 f"(N, {', '.join(map(str, tensor.shape))}), got {array.dtype} {array.shape}"
             )
         values[index] = array
-    for layer in program.layers:
+    for layer in program.reference_layers:
         results = layer.reference([values[t] for t in layer.inputs])
         values.update(zip(layer.outputs, results, strict=True))
     return values

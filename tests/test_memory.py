@@ -34,6 +34,12 @@ def simulate(program: Program) -> None:
             shares[t] = t
         if layer.index in plan.elided:
             shares[layer.outputs[0]] = shares.get(layer.inputs[0], layer.inputs[0])
+    for view, (base, offset) in plan.views.items():  # bands of rows of another tensor
+        shares[view] = base
+        if plan.locations[view].kind == "arena":
+            assert plan.locations[view].index == plan.locations[base].index + offset
+        else:
+            assert plan.locations[view].offset == plan.locations[base].offset + offset
     for t in graph.inputs:
         if plan.locations[t].kind == "arena":
             start = plan.locations[t].index
@@ -250,12 +256,16 @@ def test_overlapping_schedules_run_bit_exact(target: str, tmp_path: Path) -> Non
 
 
 def _budgets(program: Program) -> list[int | None]:
-    """No budget, the default arena, the smallest reachable and one between."""
-    from codegen.plan import smallest_plan
+    """No budget, the default arena, the smallest reachable (patch-based or not), the
+    smallest without patches, and one between."""
+    from codegen.plan import smallest_plan, smallest_schedule
 
+    io = program.plan.io_in_arena
     default = program.plan.size
-    smallest = smallest_plan(program.graph, program.layers, program.plan.io_in_arena).size
-    return [None, default, (default + smallest) // 2, smallest]
+    overlapped = smallest_plan(program.graph, program.layers, io).size
+    smallest = smallest_schedule(program.graph, program.layers, io).plan.size
+    budgets = sorted({default, overlapped, smallest, (default + smallest) // 2}, reverse=True)
+    return [*budgets, None]
 
 
 @pytest.mark.parametrize("io_in_arena", [False, True], ids=["io_outside", "io_in_arena"])
@@ -291,19 +301,23 @@ def test_vww_overlap_shrinks_the_arena(shared_models: Path, target: str,
     assert_same(execute(program, target, inputs, work_dir=tmp_path), expected, target)
 
 
-def test_a_budget_below_the_smallest_arena_is_refused(shared_models: Path) -> None:
+@pytest.mark.parametrize("io_in_arena", [False, True], ids=["io_outside", "io_in_arena"])
+def test_a_budget_below_the_smallest_arena_is_refused(shared_models: Path,
+                                                      io_in_arena: bool) -> None:
     from codegen.errors import CodegenError
-    from codegen.plan import smallest_plan
+    from codegen.plan import smallest_schedule
 
-    model = (shared_models / "vww_96_int8.tflite").read_bytes()
-    program = load_program(model)
-    smallest = smallest_plan(program.graph, program.layers)
-    with pytest.raises(CodegenError) as caught:
-        load_program(model, ram_budget=smallest.size - 1)
-    message = str(caught.value)
-    assert "\n" not in message
-    assert f"is {smallest.size} bytes ({smallest.schedule})" in message
-    assert load_program(model, ram_budget=smallest.size).plan.size == smallest.size
+    for name in ("vww_96_int8", "kws_ref_model"):
+        model = (shared_models / f"{name}.tflite").read_bytes()
+        program = load_program(model, io_in_arena=io_in_arena)
+        smallest = smallest_schedule(program.graph, program.layers, io_in_arena).plan
+        with pytest.raises(CodegenError) as caught:
+            load_program(model, ram_budget=smallest.size - 1, io_in_arena=io_in_arena)
+        message = str(caught.value)
+        assert "\n" not in message
+        assert f"is {smallest.size} bytes ({smallest.schedule})" in message
+        fits = load_program(model, ram_budget=smallest.size, io_in_arena=io_in_arena).plan
+        assert fits.size == smallest.size
 
 
 def test_ram_budget_on_the_command_line(shared_models: Path, tmp_path: Path) -> None:
@@ -324,7 +338,7 @@ def test_ram_budget_on_the_command_line(shared_models: Path, tmp_path: Path) -> 
         assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, bad
     shown = codegen("inspect", "--memory", model, "--ram-budget", "52000")
     assert shown.returncode == 0, shown.stderr
-    assert "schedule: layer by layer, output overlapping input at layer(s) 2 " \
+    assert "schedule: layer by layer, output overlapping input at 1 layer(s) (2) " \
            "(--ram-budget 52000)" in shown.stdout
     made = codegen("generate", model, "-o", str(tmp_path / "c"), "--ram-budget", "52000")
     assert made.returncode == 0, made.stderr

@@ -88,6 +88,9 @@ class Layer:
     # The output is the input's bytes under another shape (RESHAPE, SQUEEZE, ...): the
     # planner lets both share one buffer and then emits no call at all.
     alias: ClassVar[bool] = False
+    # The C name of a band of a layer in a patch-based schedule (codegen/patch.py): bands
+    # of the same shape share it, and their one function.
+    stem: str = ""
 
     @property
     def index(self) -> int:
@@ -99,6 +102,8 @@ class Layer:
 
     def symbol(self, prefix: str) -> str:
         """C identifier stem of this layer, e.g. `model_l3_fully_connected`."""
+        if self.stem:
+            return f"{prefix}_{self.stem}"
         return f"{prefix}_l{self.index}_{self.opcode.lower()}"
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
