@@ -32,6 +32,7 @@ from codegen.ops._conv import ConvLayer
 from codegen.ops._pool import PoolLayer
 from codegen.ops._window import BAND_ROWS, Axis
 from codegen.ops.base import Layer
+from codegen.ops.depthwise_conv_2d import WHOLE_LINES
 
 MAX_TILES = 16  # bands per stage tried
 
@@ -136,6 +137,7 @@ class _Builder:
                    lo: int, hi: int) -> Layer:
         op = layer.op
         options = dict(op.options)
+        options.pop(WHOLE_LINES, None)  # a band's line buffer stays small
         r = _rows_axis(layer)
         key: tuple[object, ...] = (layer.index, hi - lo)
         if r is not None:

@@ -719,17 +719,81 @@ def _patched_schedules(graph: Graph, layers: list[Layer],
     return patched
 
 
-def _with_overlaps(schedule: Schedule, io_in_arena: bool) -> Schedule:
-    """The schedule with every provable overlap, when that makes its arena smaller."""
-    candidates = frozenset(overlap_candidates(schedule.layers))
+def _patch_candidates(graph: Graph, layers: list[Layer], variant: list[Layer] | None,
+                      io_in_arena: bool) -> list[Schedule]:
+    """Patch-based schedules of the layers and of their whole-line variant, fewest extra
+    MACs first."""
+    found = _patched_schedules(graph, layers, io_in_arena)
+    if variant is not None:
+        found += _patched_schedules(graph, variant, io_in_arena)
+    found.sort(key=lambda s: (s.plan.extra_macs, s.plan.size))
+    return found
+
+
+def _live_bytes(plan: Plan, layers: list[Layer]) -> list[int]:
+    """Bytes of the arena buffers alive at each step, with the step's scratch."""
+    steps = len(layers)
+    change = [0] * (steps + 1)
+    for b in plan.buffers:
+        change[b.first] += b.size
+        change[b.last + 1] -= b.size
+    live, total = [], 0
+    for step in range(steps):
+        total += change[step]
+        live.append(total + _align(layers[step].scratch_bytes()))
+    return live
+
+
+_OVERLAP_ROUNDS = 4
+
+
+def _with_overlaps(schedule: Schedule, io_in_arena: bool,
+                   budget: int | None = None) -> Schedule:
+    """The schedule with overlaps at the layers that run when the most bytes are alive
+    (above the budget, or within 10% of the peak), when that makes its arena smaller: an
+    overlap everywhere would pin long chains of buffers to each other. Each round adds the
+    layers of the new peak; the smallest arena seen is kept (bounded: _OVERLAP_ROUNDS
+    plans)."""
+    candidates = set(overlap_candidates(schedule.layers))
     if not candidates:
         return schedule
-    plan = plan_memory(schedule.graph, schedule.layers, io_in_arena, candidates,
-                       schedule.plan.views or None)
-    if plan.size >= schedule.plan.size:
-        return schedule
-    plan = replace(plan, patch=schedule.plan.patch, extra_macs=schedule.plan.extra_macs)
-    return Schedule(schedule.graph, schedule.layers, plan)
+    best, current = schedule, schedule
+    chosen: set[int] = set()
+    for _ in range(_OVERLAP_ROUNDS):
+        live = _live_bytes(current.plan, schedule.layers)
+        peak = max(live, default=0)
+        hot = {schedule.layers[step].index for step, used in enumerate(live)
+               if used >= peak * 9 // 10 or (budget is not None and used > budget)}
+        more = (hot & candidates) - chosen
+        if not more:
+            break
+        chosen |= more
+        plan = plan_memory(schedule.graph, schedule.layers, io_in_arena, frozenset(chosen),
+                           schedule.plan.views or None)
+        plan = replace(plan, patch=schedule.plan.patch, extra_macs=schedule.plan.extra_macs)
+        current = Schedule(schedule.graph, schedule.layers, plan)
+        if plan.size < best.plan.size:
+            best = current
+    return best
+
+
+def whole_line_variant(graph: Graph, layers: list[Layer]) -> list[Layer] | None:
+    """The layers with every 3x3 depthwise line buffer taking all channels in one pass
+    (more scratch, but the output may overlap the input), or None when none changes."""
+    from codegen.ops import prepare_layer
+    from codegen.ops.depthwise_conv_2d import WHOLE_LINES, DepthwiseConv2D3x3
+
+    changed = False
+    variant = []
+    for layer in layers:
+        p = layer.params
+        if isinstance(layer, DepthwiseConv2D3x3) and p["group"] != p["channels"] \
+                and not p["transposed"]:
+            op = replace(layer.op, options={**layer.op.options, WHOLE_LINES: True})
+            layer = prepare_layer(op, graph)
+            changed = True
+        variant.append(layer)
+    return variant if changed else None
 
 
 def plan_for_budget(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
@@ -746,8 +810,15 @@ def plan_for_budget(graph: Graph, layers: list[Layer], io_in_arena: bool = False
     smallest = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena))
     if smallest.plan.size <= budget:
         return Schedule(graph, layers, replace(smallest.plan, budget=budget))
-    for candidate in _patched_schedules(graph, layers, io_in_arena):
-        for schedule in (candidate, _with_overlaps(candidate, io_in_arena)):
+    variant = whole_line_variant(graph, layers)
+    if variant is not None:
+        lines = Schedule(graph, variant, smallest_plan(graph, variant, io_in_arena))
+        if lines.plan.size <= budget:
+            return Schedule(graph, variant, replace(lines.plan, budget=budget))
+        if lines.plan.size < smallest.plan.size:
+            smallest = lines
+    for candidate in _patch_candidates(graph, layers, variant, io_in_arena):
+        for schedule in (candidate, _with_overlaps(candidate, io_in_arena, budget)):
             if schedule.plan.size <= budget:
                 return replace(schedule, plan=replace(schedule.plan, budget=budget))
             if schedule.plan.size < smallest.plan.size:
@@ -764,7 +835,12 @@ def smallest_schedule(graph: Graph, layers: list[Layer],
                       io_in_arena: bool = False) -> Schedule:
     """The schedule of the smallest arena the budget search reaches."""
     best = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena))
-    for candidate in _patched_schedules(graph, layers, io_in_arena):
+    variant = whole_line_variant(graph, layers)
+    if variant is not None:
+        lines = Schedule(graph, variant, smallest_plan(graph, variant, io_in_arena))
+        if lines.plan.size < best.plan.size:
+            best = lines
+    for candidate in _patch_candidates(graph, layers, variant, io_in_arena):
         for schedule in (candidate, _with_overlaps(candidate, io_in_arena)):
             if schedule.plan.size < best.plan.size:
                 best = schedule

@@ -27,6 +27,10 @@ OPCODES = ("DEPTHWISE_CONV_2D",)
 # 1/_LINE_BUFFER_SHARE of the input image (what it adds to the arena when it runs in place),
 # and never less than one pass of 4 channels. Smaller passes cost a little time per pass.
 _LINE_BUFFER_SHARE = 8
+# The option key under which the planner (--ram-budget) asks for every channel in one pass
+# (a larger line buffer; the output may then overlap the input). Never a model's option:
+# the reader names those after the schema's fields.
+WHOLE_LINES = "_whole_lines"
 _INT31 = 1 << 31
 
 
@@ -98,7 +102,7 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
 
 
 def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
-              mult: int) -> dict[str, object] | None:
+              mult: int, whole: bool = False) -> dict[str, object] | None:
     """Parameters of the 3x3 line-buffer kernel, or None when the layer does not fit it.
 
     Weights and bias are scaled by 2^(left shift + 1), which the requantization needs (see
@@ -144,7 +148,7 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
     line += line % 2
     per_channel_bytes = 3 * line * 2
     budget = h * wd * ch // _LINE_BUFFER_SHARE
-    group = min(ch, max(4, budget // per_channel_bytes // 4 * 4))
+    group = ch if whole else min(ch, max(4, budget // per_channel_bytes // 4 * 4))
     # Per channel: the scaled taps in pairs, bias * scale, multiplier, add, right (each
     # fits in int32, see above), filled a column at a time: no wide temporaries.
     constants = np.empty((channels, 10), np.int32)
@@ -207,7 +211,7 @@ def prepare(op: Operator, graph: Graph) -> DepthwiseConv2D:
         depth_multiplier=mult,
         filter_row=kw * out_c,
     )
-    fast = _fast_3x3(x, y, win, w.data, params, mult)
+    fast = _fast_3x3(x, y, win, w.data, params, mult, bool(op.options.get(WHOLE_LINES)))
     if fast is not None:
         params.update(fast)
         return DepthwiseConv2D3x3(op, graph, inputs=(x.index,), outputs=(y.index,),
