@@ -35,6 +35,7 @@ from codegen.ops.base import Layer
 from codegen.ops.depthwise_conv_2d import WHOLE_LINES
 
 MAX_TILES = 16  # bands per stage tried
+_ALIGNMENT = 4  # bytes: where a tensor may start (codegen.plan.ALIGNMENT)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,9 @@ class _Builder:
         if (lo, hi) == (base_lo, base_lo + t.shape[1]):
             return base
         row = t.nbytes // t.shape[1]
+        if (lo - base_lo) * row % _ALIGNMENT:
+            # kernels read their tensors a word at a time: a band starts on a word
+            raise UnsupportedError("a band of rows that does not start on a word")
         index = self.band_tensor(t, lo, hi)
         self.views[index] = (base, (lo - base_lo) * row)
         return index
