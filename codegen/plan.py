@@ -818,7 +818,7 @@ def plan_for_budget(graph: Graph, layers: list[Layer], io_in_arena: bool = False
         if lines.plan.size < smallest.plan.size:
             smallest = lines
     for candidate in _patch_candidates(graph, layers, variant, io_in_arena):
-        for schedule in (candidate, _with_overlaps(candidate, io_in_arena, budget)):
+        for schedule in (candidate, _with_overlaps(candidate, io_in_arena)):
             if schedule.plan.size <= budget:
                 return replace(schedule, plan=replace(schedule.plan, budget=budget))
             if schedule.plan.size < smallest.plan.size:
