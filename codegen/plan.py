@@ -705,6 +705,7 @@ def _patched_schedules(graph: Graph, layers: list[Layer],
                             if tiles <= out.shape[1]]
             smallest = out.nbytes
     patched = []
+    bound = lower_bound(graph, layers)  # the model's, not the bands'
     for end, tiles in options[:_PATCH_PLANS]:
         result = patch(graph, run, end, tiles)
         if result is None:
@@ -713,7 +714,7 @@ def _patched_schedules(graph: Graph, layers: list[Layer],
         stage = result.stage
         describe = (f"layers {stage[0]}-{stage[-1]} in {result.tiles} bands of "
                     f"{result.rows} output rows")
-        plan = replace(plan, patch=describe, extra_macs=result.extra_macs)
+        plan = replace(plan, patch=describe, extra_macs=result.extra_macs, lower_bound=bound)
         patched.append(Schedule(result.graph, result.layers, plan))
     patched.sort(key=lambda s: (s.plan.extra_macs, s.plan.size))
     return patched
@@ -770,7 +771,8 @@ def _with_overlaps(schedule: Schedule, io_in_arena: bool,
         chosen |= more
         plan = plan_memory(schedule.graph, schedule.layers, io_in_arena, frozenset(chosen),
                            schedule.plan.views or None)
-        plan = replace(plan, patch=schedule.plan.patch, extra_macs=schedule.plan.extra_macs)
+        plan = replace(plan, patch=schedule.plan.patch, extra_macs=schedule.plan.extra_macs,
+                       lower_bound=schedule.plan.lower_bound)
         current = Schedule(schedule.graph, schedule.layers, plan)
         if plan.size < best.plan.size:
             best = current
