@@ -114,7 +114,7 @@ class _Builder:
         self.graph = graph
         self.tensors = list(graph.tensors)
         self.views: dict[int, tuple[int, int]] = {}
-        self.stems: dict[tuple[object, ...], str] = {}
+        self.prepared: dict[tuple[object, ...], Layer] = {}  # band shape -> its layer
         self.next_op = len(graph.operators)
 
     def band_tensor(self, base: Tensor, lo: int, hi: int) -> int:
@@ -156,11 +156,14 @@ class _Builder:
         band_op = Operator(self.next_op, op.opcode, op_inputs, (output,), options,
                            op.version, op.custom_options)
         self.next_op += 1
+        same = self.prepared.get(key)
+        if same is not None:  # a band of the same shape: the same parameters and function
+            return replace(same, op=band_op, inputs=tuple(inputs), outputs=(output,))
         graph = replace(self.graph, tensors=self.tensors)
         prepared = prepare_layer(band_op, graph)
-        stem = self.stems.setdefault(key, f"l{layer.index}_{op.opcode.lower()}_band"
-                                          f"{sum(k[0] == layer.index for k in self.stems)}")
-        prepared.stem = stem
+        prepared.stem = f"l{layer.index}_{op.opcode.lower()}_band" \
+                        f"{sum(k[0] == layer.index for k in self.prepared)}"
+        self.prepared[key] = prepared
         return prepared
 
 
