@@ -1041,7 +1041,8 @@ def _write(args: argparse.Namespace, models: list[str], targets: list[str],
     else:  # both files or neither
         for path in write_files_atomically(texts, args.out_dir):
             print(f"wrote {path}", file=sys.stderr)
-    return 1 if any(o.result is None for o in outcomes.values()) else 0
+    # A goal's budget that no schedule meets is a result (its cell says so), not a failure.
+    return 1 if any(o.result is None and o.job.budget <= 0 for o in outcomes.values()) else 0
 
 
 if __name__ == "__main__":
