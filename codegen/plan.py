@@ -713,7 +713,7 @@ def _patched_schedules(graph: Graph, layers: list[Layer],
         plan = plan_memory(result.graph, result.layers, io_in_arena, views=result.views)
         stage = result.stage
         describe = (f"layers {stage[0]}-{stage[-1]} in {result.tiles} bands of "
-                    f"{result.rows} output rows")
+                    f"{result.rows} output row{'s' if result.rows != 1 else ''}")
         plan = replace(plan, patch=describe, extra_macs=result.extra_macs, lower_bound=bound)
         patched.append(Schedule(result.graph, result.layers, plan))
     patched.sort(key=lambda s: (s.plan.extra_macs, s.plan.size))

@@ -832,6 +832,10 @@ def _budget_cells(default: BenchResult, outcome: Outcome | None,
                   models_dir: Path, model: str) -> tuple[list[str], float | None]:
     """(arena, schedule, extra instructions) of a budget benchmark, and the extra ratio."""
     problem = _failed(outcome)
+    reached = re.search(r"the smallest arena codegen reaches for this model is (\d+) bytes",
+                        problem or "")
+    if reached:  # the budget refused in one line
+        return [f"none fits (smallest {_n(int(reached.group(1)))})", "—", "—"], None
     if problem is not None:
         return [problem, "—", "—"], None
     r = outcome.result
