@@ -35,6 +35,9 @@ from codegen.ops.base import Layer
 from codegen.ops.depthwise_conv_2d import WHOLE_LINES
 
 MAX_TILES = 16  # bands per stage tried
+# Layers a stage may hold: the bands of a schedule are at most MAX_TILES x this many layers
+# (a graph of thousands of layers plans its patches in bounded time).
+MAX_STAGE = 64
 _ALIGNMENT = 4  # bytes: where a tensor may start (codegen.plan.ALIGNMENT)
 
 
@@ -84,7 +87,7 @@ def stage_ends(graph: Graph, layers: list[Layer]) -> list[int]:
     for pos, layer in enumerate(layers):
         for t in layer.inputs:
             readers.setdefault(t, []).append(pos)
-    for pos, layer in enumerate(layers):
+    for pos, layer in enumerate(layers[:MAX_STAGE]):
         if not _patchable(layer, graph):
             break
         if any(t not in made and t not in graph.inputs for t in layer.inputs):
