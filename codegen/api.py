@@ -70,6 +70,15 @@ def _path(value: PathLike, what: str) -> Path:
     return path
 
 
+def _budget(value: int | None) -> int | None:
+    """A RAM budget given to the API: bytes, checked as the command line checks them."""
+    if value is None:
+        return None
+    from codegen.cli_types import check_budget
+
+    return check_budget(value)
+
+
 def _model_source(model: PathLike | bytes) -> Path | bytes:
     if isinstance(model, (bytes, bytearray, memoryview)):
         return bytes(model)
@@ -95,13 +104,15 @@ class GeneratedModel:
 def generate(model: PathLike, output: PathLike, *, name: str | None = None,
              static_arena: bool = True, arena_section: str | None = None,
              io_in_arena: bool = False, meson: bool = False, cmake: bool = False,
-             arduino: bool = False) -> GeneratedModel:
+             arduino: bool = False, ram_budget: int | None = None) -> GeneratedModel:
     """Write NAME.c and NAME.h for `model` into the directory `output`, all files or none.
 
     `name` is the C prefix and file name (default: from the model's file name).
     `static_arena=False` emits only NAME_invoke_with_arena (the caller owns the arena);
     `arena_section` places the static arena in a linker section; `io_in_arena` puts the
-    model's inputs and outputs in the arena too. `meson` adds a meson.build (a meson
+    model's inputs and outputs in the arena too; `ram_budget` (bytes) picks the fastest
+    schedule whose arena fits it (a CodegenError names the smallest reachable when none
+    does). `meson` adds a meson.build (a meson
     subproject), `cmake` a CMakeLists.txt (a CMake library target NAME, alias
     codegen::NAME); `arduino` writes an Arduino library instead: library.properties,
     src/NAME.c, src/NAME.h and examples/NAME/NAME.ino. Files codegen did not write are
@@ -139,7 +150,7 @@ def generate(model: PathLike, output: PathLike, *, name: str | None = None,
         return files
 
     result = generate_files(model_path, out_dir, name, options, io_in_arena=io_in_arena,
-                            layout=layout)
+                            ram_budget=_budget(ram_budget), layout=layout)
     program = result.program
     operators: dict[str, int] = {}
     for layer in program.layers:
@@ -180,7 +191,7 @@ class BuiltLibrary:
 
 def build(model: PathLike, target: str, output: PathLike, *, name: str | None = None,
           build_dir: PathLike | None = None, arena_section: str | None = None,
-          cmake: bool = False) -> BuiltLibrary:
+          cmake: bool = False, ram_budget: int | None = None) -> BuiltLibrary:
     """Generate the C for `model` and compile it into `output/libNAME.a` for `target`
     ("host", "cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33",
     "cortex-m55", "riscv32", "riscv32-v"), beside
@@ -198,7 +209,8 @@ def build(model: PathLike, target: str, output: PathLike, *, name: str | None = 
 
     lib = build_library(_path(model, "model"), target, _path(output, "output"), name,
                         build_dir=_path(build_dir, "build_dir") if build_dir else None,
-                        options=EmitOptions(arena_section=arena_section), use_cmake=cmake)
+                        options=EmitOptions(arena_section=arena_section), use_cmake=cmake,
+                        ram_budget=_budget(ram_budget))
     fp = lib.footprint
     return BuiltLibrary(lib.name, lib.target.name, lib.target.machine_flags, lib.archive,
                         lib.header, lib.cross_file, lib.toolchain_file, fp.code,
@@ -211,7 +223,8 @@ def build(model: PathLike, target: str, output: PathLike, *, name: str | None = 
 
 def run(model: PathLike | bytes, inputs: Arrays, *, target: str = "reference",
         build_dir: PathLike | None = None, progress: bool | None = None,
-        timeout: float = 600.0, reset_each: bool = False) -> list[np.ndarray]:
+        timeout: float = 600.0, reset_each: bool = False,
+        ram_budget: int | None = None) -> list[np.ndarray]:
     """Run N samples through the model on `target` and return its outputs: one array per
     model output, in the model's order, shaped (N, *output shape). A model that keeps state
     (SVDF, LSTM, resource variables) runs the samples in order as one stream of invokes from
@@ -239,7 +252,7 @@ def run(model: PathLike | bytes, inputs: Arrays, *, target: str = "reference",
     if work_dir is not None:
         keep = [("the model", source)] if isinstance(source, Path) else []
         check_build_dir(work_dir, keep=keep)
-    program = load_program(source)
+    program = load_program(source, ram_budget=_budget(ram_budget))
     arrays = _input_list(program, inputs)
     return execute(program, target, arrays, work_dir=work_dir, progress=progress,
                    timeout=timeout, reset_each=reset_each)
@@ -274,7 +287,8 @@ def _input_list(program: Any, inputs: Arrays) -> list[np.ndarray]:
 def bench(model: PathLike, target: str, *, optimization: str = "2",
           io_in_arena: bool = False, build_dir: PathLike | None = None,
           timeout: float = 600.0, wait_states: int = 0, small_multiplier: bool = False,
-          profile: bool = False, progress: bool | None = None) -> dict[str, Any]:
+          profile: bool = False, progress: bool | None = None,
+          ram_budget: int | None = None) -> dict[str, Any]:
     """What one inference costs on `target`: the dictionary `codegen bench --json` prints
     (`instructions`, `cycles`, `macs`, `flash_code_bytes`, `flash_const_bytes`,
     `arena_bytes`, `stack_bytes`, `ram_bytes`, `layers`, ...). See the README's `codegen
@@ -298,6 +312,7 @@ def bench(model: PathLike, target: str, *, optimization: str = "2",
     check_options(get_target(target), options)
     with Progress(f"bench {model_path.name} on {target}", enabled=progress, tick=0.5):
         result = bench_model(model_path, target, io_in_arena=io_in_arena,
+                             ram_budget=_budget(ram_budget),
                              optimization=optimization, timeout=timeout,
                              work_dir=_path(build_dir, "build_dir") if build_dir else None,
                              cycle_options=options, profile=profile)

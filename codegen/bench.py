@@ -500,12 +500,13 @@ def _cycle_fields(m: Measurement, macs: int, target: Target, options: CycleOptio
 
 
 def bench_model(model: Path, target_name: str, *, io_in_arena: bool = False,
+                ram_budget: int | None = None,
                 optimization: str = DEFAULT_OPTIMIZATION, timeout: float = DEFAULT_TIMEOUT,
                 work_dir: Path | None = None, cycle_options: CycleOptions = ZERO_WAIT_STATES,
                 profile: bool = False) -> BenchResult:
     if work_dir is not None:  # before any work; it may not hold the model
         check_build_dir(work_dir, keep=[("the model", model)])
-    program = load_program(model, io_in_arena=io_in_arena)
+    program = load_program(model, io_in_arena=io_in_arena, ram_budget=ram_budget)
     options = {"optimization": optimization, "timeout": timeout,
                "cycle_options": cycle_options, "profile": profile}
     if work_dir is not None:

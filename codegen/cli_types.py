@@ -35,3 +35,27 @@ def seconds_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0 and "
                                          "at most 86400 (a day)")
     return value
+
+
+MAX_BUDGET = 1 << 31  # bytes: no microcontroller has more RAM (and the arena is int32-sized)
+
+
+def check_budget(value: object) -> int:
+    """A --ram-budget in bytes: a whole number from 0 to 2 GiB."""
+    from codegen.errors import CodegenError
+
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_BUDGET:
+        raise CodegenError(f"--ram-budget {value!r}: give a number of bytes from 0 to "
+                           f"{MAX_BUDGET}")
+    return value
+
+
+def budget_arg(text: str) -> int:
+    """--ram-budget: bytes of arena, a plain decimal number."""
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes (digits only, "
+                                         f"e.g. 24576)")
+    value = int(text)
+    if value > MAX_BUDGET:
+        raise argparse.ArgumentTypeError(f"{text}: give at most {MAX_BUDGET} bytes")
+    return value

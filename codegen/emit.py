@@ -233,11 +233,31 @@ class EmitOptions:
 
 
 def _debug_buffer_of(program: Program) -> dict[int, int]:
-    """tensor -> number of its arena buffer (debug_buffers mode). Buffers that hold a model
-    input or output stay in the arena (the caller fills and reads them there)."""
+    """tensor -> number of its arena buffer (debug_buffers mode): buffers at fixed
+    distances from each other (a group) take the number of the group's first. Buffers that
+    hold a model input or output stay in the arena (the caller fills and reads them
+    there), with the rest of their group."""
     io = set(program.graph.inputs) | set(program.graph.outputs)
-    return {t: i for i, buf in enumerate(program.plan.buffers) for t in buf.tensors
-            if not io & set(buf.tensors)}
+    buffers = program.plan.buffers
+    first_of: dict[int, int] = {}
+    in_arena: set[int] = set()
+    for i, buf in enumerate(buffers):
+        key = buf.group if buf.group >= 0 else -1 - i
+        first_of.setdefault(key, i)
+        if io & set(buf.tensors):
+            in_arena.add(key)
+    return {t: first_of[key] for i, buf in enumerate(buffers)
+            for key in [buf.group if buf.group >= 0 else -1 - i]
+            if key not in in_arena for t in buf.tensors}
+
+
+def _debug_extent(program: Program, number: int) -> tuple[int, int]:
+    """(arena offset, size) of debug buffer `number`: its buffer, or its whole group."""
+    buffers = program.plan.buffers
+    group = buffers[number].group
+    members = [b for b in buffers if b.group == group] if group >= 0 else [buffers[number]]
+    start = min(b.offset for b in members)
+    return start, max(b.offset + b.size for b in members) - start
 
 
 def _pointer(program: Program, tensor_index: int, writable: bool,
@@ -251,13 +271,19 @@ def _pointer(program: Program, tensor_index: int, writable: bool,
         # A tensor placed in a caller buffer of another type (an int8 tensor computed in
         # place in a uint8 output, before the QUANTIZE that converts it) needs a cast.
         if program.graph.tensors[io[location.index]].dtype.c_type != c_type:
-            return f"({qualifier}{c_type} *){caller}"
+            caller = f"({qualifier}{c_type} *){caller}"
+        if location.offset:  # a band of rows of it (patch-based schedules: int8)
+            item = program.graph.tensors[tensor_index].nbytes // max(
+                1, program.graph.tensors[tensor_index].size)
+            return f"({caller} + {location.offset // item})"
         return caller
     if location.kind == "state":
         return f"({qualifier}{c_type} *)(state + {location.index})"
     buffer = debug_of.get(tensor_index)
     if buffer is not None:
-        address = f"debug_buffer_{buffer}"
+        # a tensor overlapping another one in its group sits at an offset inside it
+        inside = location.index - _debug_extent(program, buffer)[0]
+        address = f"debug_buffer_{buffer}" + (f" + {inside}" if inside else "")
     else:
         address = f"arena + {location.index}"
     if c_type == "float":  # float tensors in the arena (around DETECTION_POSTPROCESS):
@@ -283,8 +309,8 @@ def _debug_buffers(program: Program, running: list,
     numbers = {debug_of[t] for layer in running for t in (*layer.inputs, *layer.outputs)
                if t in debug_of}
     arrays: list[dict[str, object]] = [
-        {"name": f"debug_buffer_{i}", "size": buf.size}
-        for i, buf in enumerate(program.plan.buffers) if i in numbers
+        {"name": f"debug_buffer_{i}", "size": _debug_extent(program, i)[1]}
+        for i in range(len(program.plan.buffers)) if i in numbers
     ]
     arrays += [
         {"name": f"debug_scratch_{layer.index}", "size": layer.scratch_bytes()}
@@ -433,6 +459,9 @@ def emit_files(program: Program, name: str,
         "outputs": outputs,
         "layers": _Layers(lambda layer: _LayerText(program, layer, name, debug, debug_of),
                           running),
+        # one definition per C function: the bands of a patch-based stage share theirs
+        "definitions": _Layers(lambda layer: _LayerText(program, layer, name, debug,
+                                                        debug_of), _unique(running, name)),
         "debug_buffers": _debug_buffers(program, running, debug_of) if debug else [],
         "aliased": [_layer_summary(program, layer) for layer in program.layers
                     if layer.index in program.plan.elided],
@@ -458,6 +487,17 @@ def emit_files(program: Program, name: str,
 
     return {f"{name}.h": text(f"{name}.h", "model.h.j2"),
             f"{name}.c": text(f"{name}.c", "model.c.j2")}
+
+
+def _unique(layers: list, name: str) -> list:
+    seen: set[str] = set()
+    unique = []
+    for layer in layers:
+        symbol = layer.symbol(name)
+        if symbol not in seen:
+            seen.add(symbol)
+            unique.append(layer)
+    return unique
 
 
 def emit_model(program: Program, name: str,

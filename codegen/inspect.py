@@ -87,15 +87,19 @@ def inspect_model(path: Path) -> str:
     return "\n".join(header) + "\n\n" + "\n\n".join(blocks)
 
 
-def memory_report(path: Path) -> str:
-    """The live set at every step of the schedule, and where each tensor sits."""
+def memory_report(path: Path, ram_budget: int | None = None) -> str:
+    """The schedule, the live set at every step of it, and where each tensor sits."""
     from codegen.program import load_program
 
-    program = load_program(path)
+    program = load_program(path, ram_budget=ram_budget)
     graph, plan = program.graph, program.plan
+    budget = "no --ram-budget" if plan.budget is None else f"--ram-budget {plan.budget}"
     lines = [
         f"{shown(path.name)}: arena {plan.size} bytes; lower bound {plan.lower_bound} bytes "
         "(all activations incl. inputs/outputs, file order, no sharing)",
+        f"schedule: {plan.schedule} ({budget})" + (
+            f"; {plan.extra_macs} MACs computed again in the bands' halos"
+            if plan.extra_macs else ""),
         "",
         "tensors (arena offset, or the caller's input/output buffer):",
     ]
@@ -109,6 +113,10 @@ def memory_report(path: Path) -> str:
         live = [b for b in plan.buffers if b.first <= step <= b.last]
         used = sum(b.size for b in live)
         note = " (view: no code)" if layer.index in plan.elided else ""
+        if layer.stem:
+            note = f" (a band of layer {layer.stem.split('_')[0][1:]}, {layer.stem})"
+        if layer.index in plan.overlaps:
+            note += f" (output {plan.overlaps[layer.index]} B before its input, overlapping it)"
         spans = ", ".join(f"[{b.offset},{b.offset + b.size})" for b in
                           sorted(live, key=lambda b: b.offset))
         lines.append(f"  step {step:<3} [{layer.index}] {layer.opcode}{note}: "

@@ -25,7 +25,7 @@ import bisect
 import heapq
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from codegen.model.ir import Graph
@@ -53,6 +53,7 @@ class Location:
 
     kind: str
     index: int
+    offset: int = 0  # bytes into a caller's buffer (a band of rows of it)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Buffer:
     last: int
     size: int
     offset: int = -1  # arena offset; -1 for caller buffers (graph inputs/outputs)
+    group: int = -1  # buffers at fixed distances from each other share a group (else -1)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,24 @@ class Plan:
     elided: frozenset[int]  # operator indices that need no code (pure aliases)
     scratch: dict[int, int]  # operator index -> arena offset of its scratch buffer
     io_in_arena: bool = False  # graph inputs and outputs live in the arena too
+    # operator index -> bytes its output starts before its input (input/output overlap)
+    overlaps: dict[int, int] = field(default_factory=dict)
+    budget: int | None = None  # the --ram-budget the plan was chosen for
+    # tensor -> (tensor it is part of, byte offset): bands of rows (codegen/patch.py)
+    views: dict[int, tuple[int, int]] = field(default_factory=dict)
+    patch: str = ""  # the patch-based stage, in words ("" without one)
+    extra_macs: int = 0  # MACs the patch-based stage computes again
+
+    @property
+    def schedule(self) -> str:
+        """The schedule in words: what runs other than layer by layer in separate buffers."""
+        parts = [self.patch] if self.patch else ["layer by layer"]
+        if self.overlaps:
+            shown = sorted(self.overlaps)
+            layers = ", ".join(str(i) for i in shown[:8]) + (", ..." if len(shown) > 8 else "")
+            parts.append(f"output overlapping input at {len(self.overlaps)} layer(s) "
+                         f"({layers})")
+        return ", ".join(parts)
 
 
 def _align(n: int) -> int:
@@ -132,13 +152,29 @@ def _live_peak(graph: Graph, layers: list[Layer], order: list[int]) -> int:
     return peak
 
 
-def _dependencies(layers: list[Layer], state: dict[int, int]) -> list[set[int]]:
-    """What each layer must run after: the producers of its inputs (state tensors are not
-    produced, but read and updated), and the last layer before it in file order that
-    touched the same state region (`state`: tensor -> region offset)."""
-    producer = {t: i for i, layer in enumerate(layers) for t in layer.outputs
-                if t not in state}
-    deps = [{producer[t] for t in layer.inputs if t in producer} for layer in layers]
+def _dependencies(layers: list[Layer], state: dict[int, int] | None = None,
+                  views: dict[int, tuple[int, int]] | None = None) -> list[set[int]]:
+    """For each layer, those it must follow: the producers of what it reads (a view's
+    producer writes its base tensor's bytes, which its base's readers read), and the last
+    layer before it in file order that touched the same state region (`state`: tensor ->
+    region offset; state tensors are not produced, but read and updated)."""
+    state = state or {}
+    producers: dict[int, set[int]] = {}
+    for i, layer in enumerate(layers):
+        for t in layer.outputs:
+            if t in state:
+                continue
+            producers.setdefault(t, set()).add(i)
+            if views and t in views:
+                producers.setdefault(views[t][0], set()).add(i)
+    deps = []
+    for layer in layers:
+        need: set[int] = set()
+        for t in layer.inputs:
+            need |= producers.get(t, set())
+            if views and t in views:
+                need |= producers.get(views[t][0], set())
+        deps.append(need)
     toucher: dict[int, int] = {}  # region -> the last layer touching it so far
     for i, layer in enumerate(layers):
         for region in {state[t] for t in (*layer.inputs, *layer.outputs) if t in state}:
@@ -250,12 +286,14 @@ class _OrderSearch:
 
 class _Groups:
     """Union-find over tensors, remembering whether a group holds a tensor that lives in a
-    caller's buffer (a graph input or output, unless they are placed in the arena) and the
-    last step at which any of its tensors is used."""
+    caller's buffer (a graph input or output, unless they are placed in the arena), the
+    last step at which any of its tensors is used, and each tensor's byte offset from its
+    group's root (0 unless an output overlaps its input at a shift)."""
 
     def __init__(self, graph: Graph, io_in_arena: bool, last: dict[int, int],
                  state: dict[int, int]) -> None:
         self.parent: dict[int, int] = {}
+        self.rel: dict[int, int] = {}  # offset from the parent
         self.inputs = set() if io_in_arena else set(graph.inputs)
         self.outputs = set() if io_in_arena else set(graph.outputs)
         self.state = state
@@ -266,11 +304,23 @@ class _Groups:
     def find(self, t: int) -> int:
         if t not in self.parent:
             self.parent[t] = t
+            self.rel[t] = 0
             self._info[t] = (t in self.inputs, t in self.outputs, self._last[t])
+        path = []
         while self.parent[t] != t:
-            self.parent[t] = self.parent[self.parent[t]]
+            path.append(t)
             t = self.parent[t]
+        total = 0
+        for member in reversed(path):  # nearest the root first: offsets accumulate
+            total += self.rel[member]
+            self.rel[member] = total
+            self.parent[member] = t
         return t
+
+    def offset(self, t: int) -> int:
+        """Byte offset of t from its group's root."""
+        self.find(t)
+        return self.rel[t]
 
     def last_use(self, t: int) -> int:
         return self._info[self.find(t)][2]
@@ -285,30 +335,51 @@ class _Groups:
             return "output"
         return ""
 
-    def union(self, a: int, b: int) -> None:
+    def union(self, a: int, b: int, delta: int = 0) -> None:
+        """Join b's group to a's, b at `delta` bytes from a."""
         root, other = self.find(a), self.find(b)
+        if other == root:
+            return
         self.parent[other] = root
-        if other != root:
-            i, o = self._info.pop(other), self._info[root]
-            self._info[root] = (i[0] or o[0], i[1] or o[1], max(i[2], o[2]))
+        self.rel[other] = self.rel[a] + delta - self.rel[b]
+        i, o = self._info.pop(other), self._info[root]
+        self._info[root] = (i[0] or o[0], i[1] or o[1], max(i[2], o[2]))
 
 
-def _last_uses(graph: Graph, layers: list[Layer], order: list[int]) -> dict[int, int]:
-    """Step of each tensor's last use; model outputs are in use until the end."""
+def _last_uses(graph: Graph, layers: list[Layer], order: list[int],
+               views: dict[int, tuple[int, int]] | None = None) -> dict[int, int]:
+    """Step of each tensor's last use; model outputs are in use until the end; a tensor
+    is in use while a view of it is."""
     last: dict[int, int] = {}
     for step, pos in enumerate(order):
         for t in (*layers[pos].inputs, *layers[pos].outputs):
             last[t] = step
     for t in graph.outputs:
         last[t] = len(order) - 1
+    for v, (base, _) in (views or {}).items():
+        if v in last:
+            last[base] = max(last.get(base, 0), last[v])
     return last
 
 
-def _share(graph: Graph, layers: list[Layer], order: list[int],
-           io_in_arena: bool, state: dict[int, int]) -> tuple[_Groups, set[int]]:
-    last = _last_uses(graph, layers, order)
-    groups = _Groups(graph, io_in_arena, last, state)
+def _share(graph: Graph, layers: list[Layer], order: list[int], io_in_arena: bool,
+           overlap: frozenset[int] = frozenset(),
+           views: dict[int, tuple[int, int]] | None = None,
+           state: dict[int, int] | None = None
+           ) -> tuple[_Groups, set[int], dict[int, int]]:
+    """Groups of tensors sharing storage, the elided layers, and the overlapped ones
+    (layer index -> bytes its output starts before its input; see `Layer.row_access`),
+    tried for the layers in `overlap`. A view is part of its base tensor's storage; a
+    state tensor shares nothing."""
+    last = _last_uses(graph, layers, order, views)
+    groups = _Groups(graph, io_in_arena, last, state or {})
+    # A view and its base are placed at a fixed distance: an output that is one of them
+    # never also joins its input's storage (that would pin two groups together).
+    viewed = {t for v, (base, _) in (views or {}).items() for t in (v, base)}
+    for v, (base, offset) in (views or {}).items():
+        groups.union(base, v, offset)
     elided: set[int] = set()
+    shifts: dict[int, int] = {}
     for step, pos in enumerate(order):
         layer = layers[pos]
         if layer.no_code:
@@ -328,10 +399,41 @@ def _share(graph: Graph, layers: list[Layer], order: list[int],
             same_size = graph.tensors[x].nbytes == graph.tensors[y].nbytes
             dies_here = groups.last_use(x) == step
             # Never write over the caller's input or a model output that must survive.
-            if same_size and dies_here and not groups.external(x):
+            if same_size and dies_here and not groups.external(x) and y not in viewed:
                 groups.union(y, x)
                 break
-    return groups, elided
+        else:
+            if layer.index in overlap and layer.outputs[0] not in viewed:
+                shift = _overlap_shift(graph, layer, groups, step)
+                if shift is not None:
+                    groups.union(layer.inputs[0], layer.outputs[0], -shift)
+                    shifts[layer.index] = shift
+    return groups, elided, shifts
+
+
+def _overlap_shift(graph: Graph, layer: Layer, groups: _Groups, step: int) -> int | None:
+    """Bytes the output may start before the input (aligned), when it may overlap it: the
+    input dies here, neither is a caller's buffer, the output has storage of its own so
+    far, and the kernel's row order proves every input byte is read before the output
+    overwrites it (RowAccess.shift, row by row)."""
+    if not layer.inputs or len(layer.outputs) != 1:
+        return None
+    x, y = layer.inputs[0], layer.outputs[0]
+    if x in layer.inputs[1:] or groups.last_use(x) != step:
+        return None
+    if groups.external(x) or groups.external(y) or groups.find(y) != y:
+        return None
+    if any(groups.find(t) == groups.find(x) for t in layer.inputs[1:]):
+        return None  # another operand shares the input's storage
+    access = layer.row_access()
+    if access is None:
+        return None
+    rows = graph.tensors[x].nbytes // access.in_row if access.in_row > 0 else -1
+    if (access.first_read.size * access.out_row != graph.tensors[y].nbytes
+            or rows * access.in_row != graph.tensors[x].nbytes
+            or int(access.first_read.max(initial=0)) > rows):
+        return None  # a description that does not cover the tensors: no overlap
+    return _align(access.shift())
 
 
 # -- 3. placement ----------------------------------------------------------------------
@@ -417,26 +519,101 @@ def place_buffers(buffers: list[Buffer]) -> tuple[list[Buffer], int]:
     return placed, size
 
 
+def place_clusters(buffers: list[Buffer], cluster: list[int],
+                   relative: list[int]) -> tuple[list[Buffer], int]:
+    """Placement when some buffers must sit at fixed distances from each other (an output
+    overlapping its input): each group of them is placed as one piece, at the lowest
+    offset where none of its buffers meets a buffer alive at the same time; several
+    orderings of the groups are tried, as in place_buffers."""
+    overlaps = _overlaps(buffers)
+    pieces: dict[int, list[int]] = {}
+    for i, c in enumerate(cluster):
+        pieces.setdefault(c, []).append(i)
+    groups = list(pieces.values())
+    extent = [max(relative[i] + buffers[i].size for i in g) for g in groups]
+    if overlaps is None:  # thousands alive at once: end to end
+        offsets, size = [0] * len(buffers), 0
+        for g, span in zip(groups, extent, strict=True):
+            for i in g:
+                offsets[i] = size + relative[i]
+            size += span
+    else:
+        summary = [Buffer((), min(buffers[i].first for i in g), max(buffers[i].last for i in g),
+                          span) for g, span in zip(groups, extent, strict=True)]
+        pairs = sum(len(o) for o in overlaps)
+        count = max(1, _PLACEMENT_WORK // (pairs + len(buffers) + 1))
+        best: tuple[list[int], int] | None = None
+        for ordering in _orderings(summary, count):
+            result = _place_groups(buffers, overlaps, groups, relative, ordering)
+            if best is None or result[1] < best[1]:
+                best = result
+        offsets, size = best if best is not None else ([], 0)
+    placed = [Buffer(b.tensors, b.first, b.last, b.size, o, b.group)
+              for b, o in zip(buffers, offsets, strict=True)]
+    return placed, size
+
+
+def _place_groups(buffers: list[Buffer], overlaps: list[list[int]], groups: list[list[int]],
+                  relative: list[int], ordering: list[int]) -> tuple[list[int], int]:
+    offsets = [-1] * len(buffers)
+    for g in ordering:
+        members = groups[g]
+        # offsets of the group's base that would make one of its buffers meet a placed one
+        forbidden = sorted(
+            (offsets[j] - relative[i] - buffers[i].size, offsets[j] + buffers[j].size
+             - relative[i])
+            for i in members for j in overlaps[i] if offsets[j] >= 0)
+        # the lowest base >= 0 inside none of the open intervals: those starting below it
+        # end at or below it once it has moved past them; the first that starts at or
+        # above it leaves it free
+        base = 0
+        for start, end in forbidden:
+            if start >= base:
+                break
+            base = max(base, end)
+        for i in members:
+            offsets[i] = base + relative[i]
+    return offsets, max((o + b.size for o, b in zip(offsets, buffers, strict=True)), default=0)
+
+
 # -- the plan ----------------------------------------------------------------------------
 
 
 def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
+                overlap: frozenset[int] = frozenset(),
+                views: dict[int, tuple[int, int]] | None = None,
                 state: dict[int, int] | None = None) -> Plan:
-    """`state`: the tensors that live in the state block, and their offsets there."""
+    """The plan of one schedule: `overlap` names the layers whose output may overlap their
+    input (where the kernel's row order proves it safe); `views` the tensors that are part
+    of another (a patch-based schedule, whose layers come in their run order); `state` the
+    tensors that live in the state block, and their offsets there."""
     state = state or {}
-    order = choose_order(graph, layers, state)
-    groups, elided = _share(graph, layers, order, io_in_arena, state)
-    last = _last_uses(graph, layers, order)
+    if views:
+        order = list(range(len(layers)))
+        deps = _dependencies(layers, state, views)
+        if any(j >= i for i, d in enumerate(deps) for j in d):
+            raise AssertionError("a patch-based schedule out of order")
+    else:
+        order = choose_order(graph, layers, state)
+    groups, elided, shifts = _share(graph, layers, order, io_in_arena, overlap, views, state)
+    last = _last_uses(graph, layers, order, views)
     first: dict[int, int] = {t: 0 for t in graph.inputs}
     for step, pos in enumerate(order):
         for t in layers[pos].outputs:
             first.setdefault(t, step)
+            if views and t in views:  # the base is in use from its first view's writing
+                first.setdefault(views[t][0], step)
+    for v, (base, _) in (views or {}).items():  # a view of a tensor made before it
+        if v not in first and base in first:
+            first[v] = first[base]
 
     locations: dict[int, Location] = {}
     by_root: dict[int, list[int]] = {}
     for t in list(groups.parent):
         by_root.setdefault(groups.find(t), []).append(t)
     buffers: list[Buffer] = []
+    cluster: list[int] = []  # buffer -> its group (tensors overlapping at fixed offsets)
+    relative: list[int] = []  # buffer -> its offset inside the group
     for members in sorted(by_root.values(), key=min):
         if members[0] in state:  # alone in its group
             locations[members[0]] = Location("state", state[members[0]])
@@ -447,20 +624,36 @@ def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
             kind = "input" if m in groups.inputs else "output"
             index = (graph.inputs if kind == "input" else graph.outputs).index(m)
             for t in members:
-                locations[t] = Location(kind, index)
+                locations[t] = Location(kind, index, groups.offset(t) - groups.offset(m))
             continue
-        size = _align(max(graph.tensors[t].nbytes for t in members))
-        start = min(first.get(t, 0) for t in members)
-        end = max(last.get(t, start) for t in members)
-        buffers.append(Buffer(tuple(sorted(members)), start, end, size))
+        # Tensors at the same offset share a buffer; an overlapping output (at another
+        # offset) has a buffer of its own, placed at that distance from its input's.
+        low = min(groups.offset(t) for t in members)
+        by_offset: dict[int, list[int]] = {}
+        for t in members:
+            by_offset.setdefault(groups.offset(t) - low, []).append(t)
+        for rel in sorted(by_offset):
+            same = by_offset[rel]
+            size = _align(max(graph.tensors[t].nbytes for t in same))
+            start = min(first.get(t, 0) for t in same)
+            end = max(last.get(t, start) for t in same)
+            group = min(members) if len(by_offset) > 1 else -1
+            cluster.append(group if group >= 0 else -1 - len(buffers))
+            relative.append(rel)
+            buffers.append(Buffer(tuple(sorted(same)), start, end, size, group=group))
     scratch_owner: dict[int, int] = {}
     for step, pos in enumerate(order):
         need = layers[pos].scratch_bytes()
         if need:
             scratch_owner[len(buffers)] = pos
+            cluster.append(-1 - len(buffers))
+            relative.append(0)
             buffers.append(Buffer((), step, step, _align(need)))
 
-    placed, size = place_buffers(buffers)
+    if len(set(cluster)) == len(cluster):
+        placed, size = place_buffers(buffers)
+    else:
+        placed, size = place_clusters(buffers, cluster, relative)
     scratch: dict[int, int] = {}
     for i, buf in enumerate(placed):
         if i in scratch_owner:
@@ -476,4 +669,219 @@ def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
         elided=frozenset(layers[pos].index for pos in elided),
         scratch=scratch,
         io_in_arena=io_in_arena,
+        overlaps=shifts,
+        views=dict(views or {}),
     )
+
+
+# -- 4. schedules under a RAM budget -----------------------------------------------------
+
+_OVERLAP_TRIALS = 32  # layers whose overlap is reconsidered one by one (bounded work)
+
+
+def overlap_candidates(layers: list[Layer]) -> list[int]:
+    """Indices of the layers whose kernel describes a row order (RowAccess)."""
+    return [layer.index for layer in layers if layer.row_access() is not None]
+
+
+def smallest_plan(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
+                  state: dict[int, int] | None = None) -> Plan:
+    """The smallest arena over the schedules tried, all as fast as the default one (the
+    kernels are the same; only where the output goes changes): every provable overlap,
+    then each dropped in turn while that does not grow the arena (an overlap lengthens
+    its buffer's life, which can cost more than it saves). Bounded: at most
+    _OVERLAP_TRIALS + 2 plans."""
+    candidates = overlap_candidates(layers)
+    default = plan_memory(graph, layers, io_in_arena, state=state)
+    if not candidates:
+        return default
+    chosen = set(candidates)
+    best = plan_memory(graph, layers, io_in_arena, frozenset(chosen), state=state)
+    sizes = {layer.index: sum(graph.tensors[t].nbytes for t in (*layer.inputs, *layer.outputs))
+             for layer in layers}
+    for index in sorted(best.overlaps, key=lambda i: (sizes[i], i))[:_OVERLAP_TRIALS]:
+        trial = plan_memory(graph, layers, io_in_arena, frozenset(chosen - {index}),
+                            state=state)
+        if trial.size <= best.size:
+            chosen.discard(index)
+            best = trial
+    return best if best.size < default.size else default
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A plan and what it runs: the model's layers, or a patch-based schedule's (bands of
+    the first stage over a graph with the bands' tensors)."""
+
+    graph: Graph
+    layers: list[Layer]
+    plan: Plan
+
+
+_PATCH_PLANS = 48  # patch-based schedules planned at most per budget search
+
+
+def _patched_schedules(graph: Graph, layers: list[Layer],
+                       io_in_arena: bool) -> list[Schedule]:
+    """Patch-based schedules of the first stage, fewest extra MACs first: each stage end
+    whose output is smaller than the largest tensor before it, in 2 to MAX_TILES bands
+    (bounded: at most _PATCH_PLANS of them are planned)."""
+    from codegen.patch import MAX_TILES, patch, stage_ends
+
+    order = plan_memory(graph, layers, io_in_arena).order
+    by_index = {layer.index: layer for layer in layers}
+    run = [by_index[i] for i in order]
+    options = []
+    smallest = None  # the smallest output so far: a stage ends where its output shrinks
+    for end in stage_ends(graph, run):
+        out = graph.tensors[run[end].outputs[0]]
+        if smallest is None or out.nbytes < smallest:
+            if smallest is not None:
+                options += [(end, tiles) for tiles in (2, 3, 4, 6, 8, 12, MAX_TILES)
+                            if tiles <= out.shape[1]]
+            smallest = out.nbytes
+    patched = []
+    bound = lower_bound(graph, layers)  # the model's, not the bands'
+    for end, tiles in options[:_PATCH_PLANS]:
+        result = patch(graph, run, end, tiles)
+        if result is None:
+            continue
+        plan = plan_memory(result.graph, result.layers, io_in_arena, views=result.views)
+        stage = result.stage
+        describe = (f"layers {stage[0]}-{stage[-1]} in {result.tiles} bands of "
+                    f"{result.rows} output row{'s' if result.rows != 1 else ''}")
+        plan = replace(plan, patch=describe, extra_macs=result.extra_macs, lower_bound=bound)
+        patched.append(Schedule(result.graph, result.layers, plan))
+    patched.sort(key=lambda s: (s.plan.extra_macs, s.plan.size))
+    return patched
+
+
+def _patch_candidates(graph: Graph, layers: list[Layer], variant: list[Layer] | None,
+                      io_in_arena: bool) -> list[Schedule]:
+    """Patch-based schedules of the layers and of their whole-line variant, fewest extra
+    MACs first."""
+    found = _patched_schedules(graph, layers, io_in_arena)
+    if variant is not None:
+        found += _patched_schedules(graph, variant, io_in_arena)
+    found.sort(key=lambda s: (s.plan.extra_macs, s.plan.size))
+    return found
+
+
+def _live_bytes(plan: Plan, layers: list[Layer]) -> list[int]:
+    """Bytes of the arena buffers alive at each step, with the step's scratch."""
+    steps = len(layers)
+    change = [0] * (steps + 1)
+    for b in plan.buffers:
+        change[b.first] += b.size
+        change[b.last + 1] -= b.size
+    live, total = [], 0
+    for step in range(steps):
+        total += change[step]
+        live.append(total + _align(layers[step].scratch_bytes()))
+    return live
+
+
+_OVERLAP_ROUNDS = 4
+
+
+def _with_overlaps(schedule: Schedule, io_in_arena: bool,
+                   budget: int | None = None) -> Schedule:
+    """The schedule with overlaps at the layers that run when the most bytes are alive
+    (above the budget, or within 10% of the peak), when that makes its arena smaller: an
+    overlap everywhere would pin long chains of buffers to each other. Each round adds the
+    layers of the new peak; the smallest arena seen is kept (bounded: _OVERLAP_ROUNDS
+    plans)."""
+    candidates = set(overlap_candidates(schedule.layers))
+    if not candidates:
+        return schedule
+    best, current = schedule, schedule
+    chosen: set[int] = set()
+    for _ in range(_OVERLAP_ROUNDS):
+        live = _live_bytes(current.plan, schedule.layers)
+        peak = max(live, default=0)
+        hot = {schedule.layers[step].index for step, used in enumerate(live)
+               if used >= peak * 9 // 10 or (budget is not None and used > budget)}
+        more = (hot & candidates) - chosen
+        if not more:
+            break
+        chosen |= more
+        plan = plan_memory(schedule.graph, schedule.layers, io_in_arena, frozenset(chosen),
+                           schedule.plan.views or None)
+        plan = replace(plan, patch=schedule.plan.patch, extra_macs=schedule.plan.extra_macs,
+                       lower_bound=schedule.plan.lower_bound)
+        current = Schedule(schedule.graph, schedule.layers, plan)
+        if plan.size < best.plan.size:
+            best = current
+    return best
+
+
+def whole_line_variant(graph: Graph, layers: list[Layer]) -> list[Layer] | None:
+    """The layers with every 3x3 depthwise line buffer taking all channels in one pass
+    (more scratch, but the output may overlap the input), or None when none changes."""
+    from codegen.ops import prepare_layer
+    from codegen.ops.depthwise_conv_2d import WHOLE_LINES, DepthwiseConv2D3x3
+
+    changed = False
+    variant = []
+    for layer in layers:
+        p = layer.params
+        if isinstance(layer, DepthwiseConv2D3x3) and p["group"] != p["channels"] \
+                and not p["transposed"]:
+            op = replace(layer.op, options={**layer.op.options, WHOLE_LINES: True})
+            layer = prepare_layer(op, graph)
+            changed = True
+        variant.append(layer)
+    return variant if changed else None
+
+
+def plan_for_budget(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
+                    budget: int | None = None,
+                    state: dict[int, int] | None = None) -> Schedule:
+    """Without a budget, the default plan. With one, the fastest schedule whose arena fits
+    it: the default one when it fits, else the smallest of the overlapping ones (the same
+    instructions), else a patch-based one, fewest extra MACs first (not for a model
+    keeping state: `state` as in `plan_memory`). Nothing fits: a
+    one-line error naming the smallest arena reached and its schedule."""
+    default = plan_memory(graph, layers, io_in_arena, state=state)
+    if budget is None:
+        return Schedule(graph, layers, default)
+    if default.size <= budget:
+        return Schedule(graph, layers, replace(default, budget=budget))
+    smallest = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena, state))
+    if smallest.plan.size <= budget:
+        return Schedule(graph, layers, replace(smallest.plan, budget=budget))
+    variant = whole_line_variant(graph, layers)
+    if variant is not None:
+        lines = Schedule(graph, variant, smallest_plan(graph, variant, io_in_arena, state))
+        if lines.plan.size <= budget:
+            return Schedule(graph, variant, replace(lines.plan, budget=budget))
+        if lines.plan.size < smallest.plan.size:
+            smallest = lines
+    for candidate in [] if state else _patch_candidates(graph, layers, variant, io_in_arena):
+        for schedule in (candidate, _with_overlaps(candidate, io_in_arena)):
+            if schedule.plan.size <= budget:
+                return replace(schedule, plan=replace(schedule.plan, budget=budget))
+            if schedule.plan.size < smallest.plan.size:
+                smallest = schedule
+    from codegen.errors import CodegenError
+
+    raise CodegenError(
+        f"--ram-budget {budget}: the smallest arena codegen reaches for this model is "
+        f"{smallest.plan.size} bytes ({smallest.plan.schedule}); give a budget of at least "
+        f"{smallest.plan.size}")
+
+
+def smallest_schedule(graph: Graph, layers: list[Layer],
+                      io_in_arena: bool = False) -> Schedule:
+    """The schedule of the smallest arena the budget search reaches."""
+    best = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena))
+    variant = whole_line_variant(graph, layers)
+    if variant is not None:
+        lines = Schedule(graph, variant, smallest_plan(graph, variant, io_in_arena))
+        if lines.plan.size < best.plan.size:
+            best = lines
+    for candidate in _patch_candidates(graph, layers, variant, io_in_arena):
+        for schedule in (candidate, _with_overlaps(candidate, io_in_arena)):
+            if schedule.plan.size < best.plan.size:
+                best = schedule
+    return best

@@ -18,7 +18,7 @@ from codegen.model.tflite import load_model
 from codegen.model.validate import validate_graph
 from codegen.ops import prepare_layer
 from codegen.ops.base import Layer
-from codegen.plan import Plan, plan_memory
+from codegen.plan import Plan, plan_for_budget
 from codegen.state import StatePlan, plan_state
 
 # The constant data the layers emit (weights as packed, tables the generator computes) is
@@ -40,15 +40,26 @@ class Program:
     source: str  # file name the model came from (no directories: output must not vary)
     constant_bytes: int = 0  # of all the layers' constant arrays
     state: StatePlan | None = None  # None: the model keeps nothing between invokes
+    # The model's layers, in run order, when `layers` is a patch-based schedule (bands of
+    # them, codegen/patch.py): the reference runs these. None: `layers`.
+    model_layers: list[Layer] | None = None
 
     @property
     def macs(self) -> int:
+        """MACs of one invoke as scheduled (a patch-based stage computes halos again)."""
         return sum(layer.macs() for layer in self.layers)
 
+    @property
+    def reference_layers(self) -> list[Layer]:
+        return self.layers if self.model_layers is None else self.model_layers
 
-def load_program(source: str | Path | bytes, *, io_in_arena: bool = False) -> Program:
+
+def load_program(source: str | Path | bytes, *, io_in_arena: bool = False,
+                 ram_budget: int | None = None) -> Program:
     """Read, validate, prepare and plan a model. `io_in_arena` places the model's inputs
-    and outputs in the arena as well (the C API then exposes them by offset)."""
+    and outputs in the arena as well (the C API then exposes them by offset). `ram_budget`:
+    the fastest schedule whose arena fits that many bytes (a CodegenError when none does);
+    None: the default schedule."""
     label = "model" if isinstance(source, bytes) else str(source)
     graph = fold_float_negations(load_model(source))
     validate_graph(graph, label)
@@ -57,12 +68,19 @@ def load_program(source: str | Path | bytes, *, io_in_arena: bool = False) -> Pr
                    for index, init in graph.init_graphs.items()}
     state = plan_state(graph, layers, init_layers)
     offsets = {t: state.offset(t) for t in state.binding} if state is not None else {}
-    plan = plan_memory(graph, layers, io_in_arena, offsets)
-    by_index = {layer.index: layer for layer in layers}
+    schedule = plan_for_budget(graph, layers, io_in_arena, ram_budget, offsets)
+    plan = schedule.plan
+    by_index = {layer.index: layer for layer in schedule.layers}
     run_order = [by_index[i] for i in plan.order]
     name = "model.tflite" if isinstance(source, bytes) else Path(source).name
-    constant_bytes = sum(a.nbytes for layer in layers for a in layer.constants())
-    return Program(graph, run_order, plan, name, constant_bytes, state)
+    model_layers = None
+    if schedule.graph is not graph:  # patch-based: the reference runs the model's layers
+        model_index = {layer.index: layer for layer in layers}
+        model_layers = [model_index[i] for i in plan_for_budget(graph, layers,
+                                                                io_in_arena).plan.order]
+        graph = schedule.graph
+    constant_bytes = _constant_bytes(run_order)
+    return Program(graph, run_order, plan, name, constant_bytes, state, model_layers)
 
 
 def _prepare_init(op: Operator, graph: Graph, index: int) -> Layer:
@@ -70,6 +88,18 @@ def _prepare_init(op: Operator, graph: Graph, index: int) -> Layer:
         return prepare_layer(op, graph)
     except UnsupportedError as exc:
         raise UnsupportedError(f"subgraph {index} (a CALL_ONCE initializer): {exc}") from None
+
+
+def _constant_bytes(layers: list[Layer]) -> int:
+    """Of the constant arrays emitted: once per C function (bands share theirs)."""
+    seen: set[str] = set()
+    total = 0
+    for layer in layers:
+        symbol = layer.symbol("")
+        if symbol not in seen:
+            seen.add(symbol)
+            total += sum(a.nbytes for a in layer.constants())
+    return total
 
 
 def _prepare(graph: Graph, label: str) -> list[Layer]:

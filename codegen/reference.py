@@ -40,7 +40,7 @@ def reference_values(program: Program, inputs: list[np.ndarray], *,
         values[index] = array
     if program.state is not None:
         return _in_sequence(program, values, reset_each)
-    for layer in program.layers:
+    for layer in program.reference_layers:
         results = layer.reference([values[t] for t in layer.inputs])
         values.update(zip(layer.outputs, results, strict=True))
     return values
@@ -58,7 +58,7 @@ def _in_sequence(program: Program, inputs: dict[int, np.ndarray],
         if reset_each and k:
             state = plan.reset_values()
         values = {t: array[k:k + 1] for t, array in inputs.items()}
-        step(program.layers, values, state, plan.binding)
+        step(program.reference_layers, values, state, plan.binding)
         samples.append(values)
     return {t: np.concatenate([s[t] for s in samples]) for t in samples[0]} if samples \
         else dict(inputs)

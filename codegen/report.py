@@ -290,7 +290,7 @@ def accuracy(program: Program, float_model: Any, samples: list[np.ndarray],
     float_layers = float_model.layer_outputs(samples)
     order = {name: i for i, name in enumerate(float_layers)}
     rows, unmatched = [], []
-    for layer in program.layers:
+    for layer in program.reference_layers:  # the model's layers, not a schedule's bands
         for t in layer.outputs:
             tensor = graph.tensors[t]
             if t in graph.outputs:
@@ -467,6 +467,9 @@ def plot_memory(program: Program) -> str:
     left.axhline(plan.size, color="#4c78a8", linestyle="--", label=f"arena size {plan.size} B")
     left.axhline(plan.lower_bound, color="#e45756", linestyle=":",
                  label=f"lower bound {plan.lower_bound} B")
+    if plan.budget is not None:
+        left.axhline(plan.budget, color="#54a24b", linestyle="-.",
+                     label=f"--ram-budget {plan.budget} B")
     left.set_xlabel("step of the schedule")
     left.set_ylabel("bytes")
     left.set_title("Arena occupancy")
@@ -746,7 +749,7 @@ class Report:
         p = self.program
         parts = [f"{self.model_name}: {len(p.layers)} layers, {p.macs} MACs, "
                  f"{p.constant_bytes} constant bytes, arena {p.plan.size} bytes "
-                 f"(lower bound {p.plan.lower_bound})", "",
+                 f"(lower bound {p.plan.lower_bound})", schedule_line(p), "",
                  _table(*layer_table(self.rows))]
         if self.accuracy is not None:
             parts += ["", f"quantization error ({self.accuracy.data_note}):",
@@ -784,13 +787,27 @@ class Report:
             errors=errors, accuracy=self.accuracy, errors_png=self.errors_png,
             scatter_png=self.scatter_png, response_png=self.response_png, notes=self.notes,
             escape=html.escape, scheme=self.scheme, comparison=c, compared=compared,
+            schedule=schedule_line(p),
         )
+
+
+def schedule_line(program: Program) -> str:
+    """The schedule in one line: patches and overlaps, the extra MACs, the budget."""
+    plan = program.plan
+    line = f"schedule: {plan.schedule}"
+    if plan.extra_macs:
+        line += (f"; {plan.extra_macs} MACs computed again "
+                 f"(+{plan.extra_macs / max(1, program.macs - plan.extra_macs):.1%})")
+    if plan.budget is not None:
+        line += f"; --ram-budget {plan.budget}"
+    return line
 
 
 def build_report(model: Path, *, float_model_path: Path | None = None,
                  data_path: Path | None = None, bench_path: Path | None = None,
-                 trust_keras_code: bool = False, compare_path: Path | None = None) -> Report:
-    program = load_program(model)
+                 trust_keras_code: bool = False, compare_path: Path | None = None,
+                 ram_budget: int | None = None) -> Report:
+    program = load_program(model, ram_budget=ram_budget)
     bench = load_benchmark(bench_path) if bench_path is not None else None
     if data_path is not None and float_model_path is None:
         raise CodegenError("--data is compared against the float model: give --float-model too")

@@ -12,7 +12,7 @@ from support.builder import ModelBuilder, Q, fc_options
 from support.policy import require_tool
 from support.verify import assert_same, random_inputs
 
-from codegen.execute import build_for_target, execute
+from codegen.execute import build_for_target, execute, run_executable
 from codegen.program import Program, load_program
 from codegen.targets import TARGETS
 
@@ -23,7 +23,9 @@ SHARED = ("hello_world_int8", "ad01_int8", "kws_ref_model", "vww_96_int8",
 def simulate(program: Program) -> None:
     """Run the schedule over a byte map of the arena, recording which tensor last wrote
     each byte; every read must find its own tensor (or one it shares storage with) there.
-    Independent of the planner's own bookkeeping."""
+    Independent of the planner's own bookkeeping. A layer whose output overlaps its input
+    is run row by row as its kernel declares (Layer.row_access): after output row k is
+    written, every input row the kernel still reads must be intact."""
     plan, graph = program.plan, program.graph
     owner = np.full(plan.size, -1, dtype=np.int64)
     shares: dict[int, int] = {}  # tensor -> representative of its storage
@@ -32,6 +34,12 @@ def simulate(program: Program) -> None:
             shares[t] = t
         if layer.index in plan.elided:
             shares[layer.outputs[0]] = shares.get(layer.inputs[0], layer.inputs[0])
+    for view, (base, offset) in plan.views.items():  # bands of rows of another tensor
+        shares[view] = base
+        if plan.locations[view].kind == "arena":
+            assert plan.locations[view].index == plan.locations[base].index + offset
+        else:
+            assert plan.locations[view].offset == plan.locations[base].offset + offset
     for t in graph.inputs:
         if plan.locations[t].kind == "arena":
             start = plan.locations[t].index
@@ -52,6 +60,8 @@ def simulate(program: Program) -> None:
             check_read(t, f"layer {layer.index} ({layer.opcode}) reads")
         if layer.index in plan.elided:
             continue
+        if layer.index in plan.overlaps:
+            overlapped_rows(layer, owner, span, shares)
         for t in layer.outputs:
             if plan.locations[t].kind == "arena":
                 owner[span(t)] = shares[t]
@@ -60,6 +70,21 @@ def simulate(program: Program) -> None:
             owner[start:start + layer.scratch_bytes()] = -2
     for t in graph.outputs:
         check_read(t, "model output at the end")
+
+
+def overlapped_rows(layer, owner: np.ndarray, span, shares: dict[int, int]) -> None:
+    """The rows of a layer whose output overlaps its input, in the kernel's order."""
+    access = layer.row_access()
+    assert access is not None, f"layer {layer.index} overlaps without a row order"
+    x, y = layer.inputs[0], layer.outputs[0]
+    start_x, end_x, start_y = span(x).start, span(x).stop, span(y).start
+    for k, first in enumerate(access.first_read.tolist()):
+        owner[start_y + k * access.out_row:start_y + (k + 1) * access.out_row] = shares[y]
+        still = owner[start_x + first * access.in_row:end_x]
+        found = set(still.tolist())
+        assert found <= {shares.get(x, x)}, (
+            f"layer {layer.index} ({layer.opcode}): output row {k} overwrote input bytes "
+            f"it still reads (now {found})")
 
 
 def _branching_model() -> bytes:
@@ -157,3 +182,166 @@ def test_header_arena_size_is_what_the_build_reserves(target: str, io_in_arena: 
         from codegen.bench import bench_program
 
         assert bench_program(program, target, tmp_path / "bench").arena_bytes == stated
+
+
+# -- schedules under a RAM budget --------------------------------------------------------
+
+
+def _overlap_chain() -> bytes:
+    """Every kernel with a row order, chained so that each could overlap its input:
+    a strided 3x3 convolution (the engine, gathered columns), the 3x3 depthwise line
+    buffer at stride 2 (every channel in one pass), an expanding 1x1 convolution, a
+    shrinking max pool, an expanding 5x5 depthwise (multiplier 2, the plain kernel) and a
+    shrinking VALID 3x3 convolution; odd shapes, full-range weights."""
+    from support.conv_models import Branch, chain_model
+
+    return chain_model((1, 18, 21, 3), (0.05, -3), [
+        Branch("conv", (3, 3), "SAME", (2, 2), out_c=4, output=(0.08, 2)),
+        Branch("depthwise", (3, 3), "SAME", (2, 2), output=(0.1, -5)),
+        Branch("conv", (1, 1), "VALID", out_c=24, output=(0.12, 1)),
+        Branch("max", (2, 2), "VALID", (1, 1)),
+        Branch("depthwise", (5, 5), "SAME", multiplier=2, output=(0.2, 3)),
+        Branch("conv", (3, 3), "VALID", out_c=8, output=(0.3, -1)),
+    ], seed=16)
+
+
+def _all_overlaps(model: bytes, io_in_arena: bool) -> Program:
+    """The model planned with every overlap its kernels allow (a schedule the budget
+    search may emit), checked to overlap every layer it can."""
+    from codegen.plan import overlap_candidates, plan_memory
+
+    program = load_program(model, io_in_arena=io_in_arena)
+    candidates = overlap_candidates(program.layers)
+    program.plan = plan_memory(program.graph, program.layers, io_in_arena,
+                               frozenset(candidates))
+    return program
+
+
+def test_overlap_chain_overlaps_every_kernel() -> None:
+    program = _all_overlaps(_overlap_chain(), io_in_arena=True)
+    kinds = {type(layer).__name__ for layer in program.layers
+             if layer.index in program.plan.overlaps}
+    assert kinds == {"Conv2DGemm", "DepthwiseConv2D3x3", "MaxPool2D", "DepthwiseConv2D"}
+    assert set(program.plan.overlaps) == {layer.index for layer in program.layers}
+    simulate(program)
+    # The budget search finds an overlap that saves memory (not all of them do: an
+    # overlapped pair is placed as one piece).
+    from codegen.plan import smallest_plan
+
+    smallest = smallest_plan(program.graph, program.layers, io_in_arena=True)
+    assert smallest.overlaps
+    assert smallest.size < load_program(_overlap_chain(), io_in_arena=True).plan.size
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_overlapping_schedules_run_bit_exact(target: str, tmp_path: Path) -> None:
+    """The overlapped plans of the chain on every target (and under the sanitizers with
+    the debug-buffer build on the host), against the reference, which matches TFLM."""
+    from support.verify import reference_matches_tflm
+
+    model = _overlap_chain()
+    for io_in_arena in (False, True):
+        program = _all_overlaps(model, io_in_arena)
+        inputs = random_inputs(program, 100 if TARGETS[target].is_host else 12, seed=16)
+        expected = execute(program, "reference", inputs)
+        if target == "host" and io_in_arena:
+            assert_same(expected, reference_matches_tflm(model, inputs), "reference vs TFLM")
+        sanitize = (False, True) if TARGETS[target].is_host else (False,)
+        for sanitizer in sanitize:
+            work = tmp_path / f"{io_in_arena}-{sanitizer}"
+            exe = build_for_target(program, target, work, sanitize=sanitizer)
+            got = run_executable(program, target, exe, inputs)
+            assert_same(got, expected, f"{target} io_in_arena={io_in_arena} "
+                                       f"sanitize={sanitizer}")
+
+
+def _budgets(program: Program) -> list[int | None]:
+    """No budget, the default arena, the smallest reachable (patch-based or not), the
+    smallest without patches, and one between."""
+    from codegen.plan import smallest_plan, smallest_schedule
+
+    io = program.plan.io_in_arena
+    default = program.plan.size
+    overlapped = smallest_plan(program.graph, program.layers, io).size
+    smallest = smallest_schedule(program.graph, program.layers, io).plan.size
+    budgets = sorted({default, overlapped, smallest, (default + smallest) // 2}, reverse=True)
+    return [*budgets, None]
+
+
+@pytest.mark.parametrize("io_in_arena", [False, True], ids=["io_outside", "io_in_arena"])
+def test_every_budget_plan_is_sound(shared_models: Path, io_in_arena: bool) -> None:
+    """The byte-level simulation of every schedule the planner emits, for every shared
+    model (and the two test models) at several budgets; each plan fits its budget, and a
+    budget that fits the default plan keeps it."""
+    models = _programs(shared_models)
+    models["overlap_chain"] = _overlap_chain()
+    for name, model in models.items():
+        default = load_program(model, io_in_arena=io_in_arena)
+        for budget in _budgets(default):
+            program = load_program(model, io_in_arena=io_in_arena, ram_budget=budget)
+            simulate(program)
+            if budget is not None:
+                assert program.plan.size <= budget, (name, budget)
+            if budget is None or budget >= default.plan.size:
+                assert program.plan.locations == default.plan.locations, (name, budget)
+                assert program.plan.size == default.plan.size
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4"])
+def test_vww_overlap_shrinks_the_arena(shared_models: Path, target: str,
+                                       tmp_path: Path) -> None:
+    """The expanding 1x1 convolution at vww's peak overlaps its input, and the model runs
+    bit-exact so planned."""
+    model = (shared_models / "vww_96_int8.tflite").read_bytes()
+    default = load_program(model).plan.size
+    program = load_program(model, ram_budget=default - 1)
+    assert program.plan.overlaps and program.plan.size < default
+    inputs = random_inputs(program, 6 if target == "host" else 2, seed=3)
+    expected = execute(program, "reference", inputs)
+    assert_same(execute(program, target, inputs, work_dir=tmp_path), expected, target)
+
+
+@pytest.mark.parametrize("io_in_arena", [False, True], ids=["io_outside", "io_in_arena"])
+def test_a_budget_below_the_smallest_arena_is_refused(shared_models: Path,
+                                                      io_in_arena: bool) -> None:
+    from codegen.errors import CodegenError
+    from codegen.plan import smallest_schedule
+
+    for name in ("vww_96_int8", "kws_ref_model"):
+        model = (shared_models / f"{name}.tflite").read_bytes()
+        program = load_program(model, io_in_arena=io_in_arena)
+        smallest = smallest_schedule(program.graph, program.layers, io_in_arena).plan
+        with pytest.raises(CodegenError) as caught:
+            load_program(model, ram_budget=smallest.size - 1, io_in_arena=io_in_arena)
+        message = str(caught.value)
+        assert "\n" not in message
+        assert f"is {smallest.size} bytes ({smallest.schedule})" in message
+        fits = load_program(model, ram_budget=smallest.size, io_in_arena=io_in_arena).plan
+        assert fits.size == smallest.size
+
+
+def test_ram_budget_on_the_command_line(shared_models: Path, tmp_path: Path) -> None:
+    import sys
+
+    model = str(shared_models / "vww_96_int8.tflite")
+
+    def codegen(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "codegen", *args], capture_output=True,
+                              text=True, timeout=300)
+
+    refused = codegen("generate", model, "-o", str(tmp_path / "out"), "--ram-budget", "1000")
+    assert refused.returncode == 1 and not (tmp_path / "out").exists()
+    lines = refused.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("codegen: error: --ram-budget 1000: ")
+    for bad in ("-5", "1e3", "12kB", "99999999999999"):
+        result = codegen("inspect", "--memory", model, "--ram-budget", bad)
+        assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, bad
+    shown = codegen("inspect", "--memory", model, "--ram-budget", "52000")
+    assert shown.returncode == 0, shown.stderr
+    assert "schedule: layer by layer, output overlapping input at 1 layer(s) (2) " \
+           "(--ram-budget 52000)" in shown.stdout
+    made = codegen("generate", model, "-o", str(tmp_path / "c"), "--ram-budget", "52000")
+    assert made.returncode == 0, made.stderr
+    header = (tmp_path / "c" / "vww_96_int8.h").read_text()
+    size = int(re.search(r"#define VWW_96_INT8_ARENA_SIZE (\d+)u", header).group(1))
+    assert size <= 52000

@@ -4,7 +4,7 @@ import argparse
 import json
 from pathlib import Path
 
-from codegen.cli_types import path_arg, seconds_arg
+from codegen.cli_types import budget_arg, path_arg, seconds_arg
 
 COMMAND = "bench"
 HELP = ("measure one inference on a target: instructions and modelled cycles (Cortex-M "
@@ -20,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--io-in-arena", action="store_true",
                         help="place the model's inputs and outputs in the arena")
+    parser.add_argument("--ram-budget", type=budget_arg, metavar="BYTES",
+                        help="the fastest schedule whose arena fits BYTES (inputs/outputs "
+                             "overlapping where the kernels allow); an error names the "
+                             "smallest arena reachable when none fits")
     parser.add_argument("-O", dest="optimization", choices=OPTIMIZATIONS,
                         default=DEFAULT_OPTIMIZATION,
                         help=f"compiler optimization level (default: {DEFAULT_OPTIMIZATION}, "
@@ -50,6 +54,7 @@ def run(args: argparse.Namespace) -> None:
     # One model on one target: the bar shows what runs and for how long (on a terminal).
     with Progress(f"bench {Path(args.model).name} on {args.target}", tick=0.5):
         result = bench_model(Path(args.model), args.target, io_in_arena=args.io_in_arena,
+                             ram_budget=args.ram_budget,
                              optimization=args.optimization, timeout=args.timeout,
                              work_dir=Path(args.build_dir) if args.build_dir else None,
                              cycle_options=options, profile=args.profile)

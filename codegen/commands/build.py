@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from codegen.cli_types import path_arg, section_name
+from codegen.cli_types import budget_arg, path_arg, section_name
 
 COMMAND = "build"
 HELP = "generate the C and compile it into a static library libNAME.a for a target"
@@ -26,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arena-section", metavar="SECTION", type=section_name,
                         help="place the static arena in this linker section (e.g. .sram2; "
                              "letters, digits, '_', '.' and '$')")
+    parser.add_argument("--ram-budget", type=budget_arg, metavar="BYTES",
+                        help="the fastest schedule whose arena fits BYTES (inputs/outputs "
+                             "overlapping where the kernels allow); an error names the "
+                             "smallest arena reachable when none fits")
     parser.add_argument("--cmake", action="store_true",
                         help="compile with CMake instead of meson, and write CMakeLists.txt "
                              "and (Cortex-M) toolchain.cmake instead of meson.build and "
@@ -41,7 +45,8 @@ def run(args: argparse.Namespace) -> None:
         check_name(args.name)  # an empty --name too
     lib = api.build(Path(args.model), args.target, Path(args.output), name=args.name,
                     build_dir=Path(args.build_dir) if args.build_dir else None,
-                    arena_section=args.arena_section, cmake=args.cmake)
+                    arena_section=args.arena_section, cmake=args.cmake,
+                    ram_budget=args.ram_budget)
     flags = " ".join(lib.machine_flags) or "native compiler"
     print(f"wrote {shown(str(lib.archive))} and {shown(str(lib.header))} for {lib.target} "
           f"({flags})")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from codegen.cli_types import path_arg, section_name
+from codegen.cli_types import budget_arg, path_arg, section_name
 
 COMMAND = "generate"
 HELP = "write NAME.c and NAME.h for a model"
@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--io-in-arena", action="store_true",
                         help="place the model's inputs and outputs in the arena too "
                              "(smallest RAM; accessors NAME_input0() / NAME_output0())")
+    parser.add_argument("--ram-budget", type=budget_arg, metavar="BYTES",
+                        help="the fastest schedule whose arena fits BYTES (inputs/outputs "
+                             "overlapping where the kernels allow); an error names the "
+                             "smallest arena reachable when none fits")
     parser.add_argument("--meson", action="store_true",
                         help="also write a meson.build: the directory becomes a meson "
                              "subproject, dependency('NAME')")
@@ -41,7 +45,8 @@ def run(args: argparse.Namespace) -> None:
     result = api.generate(Path(args.model), Path(args.output), name=args.name,
                           static_arena=not args.no_static_arena,
                           arena_section=args.arena_section, io_in_arena=args.io_in_arena,
-                          meson=args.meson, cmake=args.cmake, arduino=args.arduino)
+                          meson=args.meson, cmake=args.cmake, arduino=args.arduino,
+                          ram_budget=args.ram_budget)
     ops = ", ".join(f"{op} x{n}" for op, n in result.operators.items())
     print(f"wrote {', '.join(shown(str(f)) for f in result.files)}")
     print(f"  operators:      {sum(result.operators.values())} ({ops})")

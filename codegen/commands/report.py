@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from codegen.cli_types import path_arg
+from codegen.cli_types import budget_arg, path_arg
 
 COMMAND = "report"
 HELP = "HTML report: per-layer cost, memory plan, quantization error against the float model"
@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="another quantization of the same float model (e.g. the 16x8 "
                              "one beside the int8 one): both errors and responses side by "
                              "side (needs --float-model)")
+    parser.add_argument("--ram-budget", type=budget_arg, metavar="BYTES",
+                        help="report the fastest schedule whose arena fits BYTES (its "
+                             "patches, overlaps and extra MACs)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> None:
         bench_path=Path(args.bench) if args.bench else None,
         trust_keras_code=args.trust_keras_code,
         compare_path=Path(args.compare) if args.compare else None,
+        ram_budget=args.ram_budget,
     )
     text = report.html()
     write_file_atomically(output, lambda stream: stream.write(text.encode("utf-8")), "-o",

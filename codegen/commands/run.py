@@ -14,7 +14,7 @@ _SUFFIXES = (".npy", ".npz")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from codegen.cli_types import path_arg
+    from codegen.cli_types import budget_arg, path_arg
     from codegen.execute import target_names
 
     parser.add_argument("model", type=path_arg)
@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, type=path_arg,
                         help=".npy (or .npz, keyed by output tensor name, for several outputs)"
                              "; replaced atomically")
+    parser.add_argument("--ram-budget", type=budget_arg, metavar="BYTES",
+                        help="the fastest schedule whose arena fits BYTES (inputs/outputs "
+                             "overlapping where the kernels allow); an error names the "
+                             "smallest arena reachable when none fits")
     parser.add_argument("--build-dir", type=path_arg,
                         help="keep the generated sources and build here (a new or empty "
                              "directory, or one codegen made before)")
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> None:
     if work_dir is not None:
         check_build_dir(work_dir, keep=[("the model", model), ("the input file", input_path),
                                         ("the output file", output)])
-    program = load_program(model)
+    program = load_program(model, ram_budget=args.ram_budget)
     count = len(program.graph.outputs)
     if count > 1 and output.suffix.lower() != ".npz":
         raise CodegenError(f"the model has {count} outputs; give an --output ending in .npz")

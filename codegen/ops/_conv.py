@@ -30,7 +30,7 @@ from codegen import quant
 from codegen.errors import UnsupportedError
 from codegen.model.ir import DType, Graph, Operator, Tensor
 from codegen.ops._window import Window
-from codegen.ops.base import CArray, Layer, require_per_tensor, unsupported
+from codegen.ops.base import CArray, Layer, RowAccess, require_per_tensor, unsupported, window_rows
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -148,6 +148,16 @@ class ConvLayer(Layer):
     @property
     def window(self) -> Window:
         return self.params["window"]  # type: ignore[return-value]
+
+    def row_access(self) -> RowAccess | None:
+        # The plain kernels walk images, output rows, pixels, channels; a pixel reads its
+        # window only (from row oy * stride - pad on).
+        return self._rows(ahead=0)
+
+    def _rows(self, ahead: int) -> RowAccess:
+        p, r = self.params, self.window.rows
+        first = window_rows(int(p["batches"]), r.size, r.out, r.stride, r.pad, ahead)
+        return RowAccess(int(p["in_row"]), int(p["out_w"]) * int(p["out_c"]), first)
 
     def _products(self, xs: np.ndarray) -> np.ndarray:
         """sum over taps of w * xs for every output; xs is (S, H', W', C) int64, the input

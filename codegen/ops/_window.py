@@ -25,6 +25,10 @@ from codegen.model.ir import Operator, Tensor
 from codegen.ops.base import unsupported
 
 PADDINGS = ("SAME", "VALID")
+# The option key under which codegen/patch.py gives a band of rows its own row axis (the
+# rows of the band's input, and the padding above them). A model's options never have it:
+# the reader names them after the schema's fields.
+BAND_ROWS = "_band_rows"
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,10 @@ def window(op: Operator, x: Tensor, y: Tensor, taps_h: int, taps_w: int, *,
     if taps_h < 1 or taps_w < 1:
         raise unsupported(op, f"filter size must be >= 1, found {taps_h}x{taps_w}")
     rows = axis(padding, x.shape[1], taps_h, sh, dh)
+    band = op.options.get(BAND_ROWS)
+    if isinstance(band, Axis) and (band.size, band.taps, band.stride, band.dilation) == (
+            x.shape[1], taps_h, sh, dh):
+        rows = band  # a band of rows of a patch-based schedule (codegen/patch.py)
     cols = axis(padding, x.shape[2], taps_w, sw, dw)
     if rows.out < 1 or cols.out < 1:
         raise unsupported(

@@ -44,6 +44,38 @@ class CArray:
         return int(self.values.nbytes)
 
 
+@dataclass(frozen=True)
+class RowAccess:
+    """How a kernel walks its (first) input and its output, for input/output overlap
+    (`codegen.plan`): rows are those of every image in turn (batch x height), and once the
+    kernel has written any byte of output row k it reads no input row below
+    `first_read[k]` (a non-decreasing sequence; the input's row count means "none").
+
+    Then the output may start `shift()` bytes before the input, and every output byte is
+    written after the last read of the input byte it overwrites."""
+
+    in_row: int  # bytes per input row
+    out_row: int  # bytes per output row
+    first_read: np.ndarray  # int64, one per output row
+
+    def shift(self) -> int:
+        """The least d such that output offset = input offset - d is safe: for every row k,
+        the bytes written up to the end of row k stay below the first input byte still to
+        be read, (k + 1) * out_row - d <= first_read[k] * in_row."""
+        k = np.arange(1, self.first_read.size + 1, dtype=np.int64)
+        return int(np.max(k * self.out_row - self.first_read * self.in_row, initial=0))
+
+
+def window_rows(batches: int, in_h: int, out_h: int, stride: int, pad: int,
+                ahead: int = 0) -> np.ndarray:
+    """first_read of a kernel that walks its output row by row and reads, for output row
+    oy, the input rows from oy * stride - pad (plus `ahead` rows it has already taken into
+    a buffer of its own), clipped to the image; images one after the other."""
+    oy = np.arange(out_h, dtype=np.int64)
+    row = np.clip(oy * stride - pad + ahead, 0, in_h)
+    return (np.arange(batches, dtype=np.int64)[:, None] * in_h + row[None, :]).ravel()
+
+
 @dataclass
 class Layer:
     """One operator, prepared: everything the reference and the C need, and nothing else."""
@@ -61,6 +93,9 @@ class Layer:
     alias: ClassVar[bool] = False
     # Nothing to run (VAR_HANDLE, CALL_ONCE: what they do is settled at generation time).
     no_code: ClassVar[bool] = False
+    # The C name of a band of a layer in a patch-based schedule (codegen/patch.py): bands
+    # of the same shape share it, and their one function.
+    stem: str = ""
 
     @property
     def index(self) -> int:
@@ -72,6 +107,8 @@ class Layer:
 
     def symbol(self, prefix: str) -> str:
         """C identifier stem of this layer, e.g. `model_l3_fully_connected`."""
+        if self.stem:
+            return f"{prefix}_{self.stem}"
         return f"{prefix}_l{self.index}_{self.opcode.lower()}"
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -98,6 +135,12 @@ class Layer:
     def scratch_bytes(self) -> int:
         """Bytes of scratch memory the kernel needs during its step (passed last)."""
         return 0
+
+    def row_access(self) -> RowAccess | None:
+        """The kernel's row order over its first input and its output, when it lets the
+        output overlap the input (see RowAccess); None: no overlap. A kernel that changes
+        its loop order must keep this true (tests/test_memory.py simulates it)."""
+        return None
 
     def kernel(self, symbol: str) -> str:
         """The C definition of `static void <symbol>(...)`, rendered from the template."""

@@ -18,7 +18,7 @@ import numpy as np
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops import _conv, _gemm, _gemm_v6m
 from codegen.ops._window import require_nhwc, window
-from codegen.ops.base import CArray, only_output, operand, unsupported
+from codegen.ops.base import CArray, RowAccess, only_output, operand, unsupported
 
 OPCODES = ("CONV_2D",)
 
@@ -76,6 +76,11 @@ class Conv2DGemm(Conv2D):
         # shape (stride 1, as many channels): each input row is saved in a ring before the
         # first pass that writes that row (see the template).
         return (0,) if self.params["inplace"] else ()
+
+    def row_access(self) -> RowAccess | None:
+        # Two output pixels per pass, in order: a pass reads both windows, then writes both
+        # pixels. The ring variant reads rows it saved; it runs in place instead.
+        return None if self.params["ring"] else self._rows(ahead=0)
 
     def describe(self) -> list[tuple[str, str]]:
         p = self.params

@@ -19,7 +19,7 @@ import numpy as np
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops import _conv, _gemm, _gemm_v6m
 from codegen.ops._window import require_nhwc, window
-from codegen.ops.base import CArray, only_output, operand, unsupported
+from codegen.ops.base import CArray, RowAccess, only_output, operand, unsupported
 
 OPCODES = ("DEPTHWISE_CONV_2D",)
 
@@ -27,6 +27,10 @@ OPCODES = ("DEPTHWISE_CONV_2D",)
 # 1/_LINE_BUFFER_SHARE of the input image (what it adds to the arena when it runs in place),
 # and never less than one pass of 4 channels. Smaller passes cost a little time per pass.
 _LINE_BUFFER_SHARE = 8
+# The option key under which the planner (--ram-budget) asks for every channel in one pass
+# (a larger line buffer; the output may then overlap the input). Never a model's option:
+# the reader names those after the schema's fields.
+WHOLE_LINES = "_whole_lines"
 _INT31 = 1 << 31
 
 
@@ -76,6 +80,16 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
         same = self.in_tensor().shape == self.out_tensor().shape
         return (0,) if same and p["stride_a"] == 1 and p["stride_b"] == 1 else ()
 
+    def row_access(self) -> RowAccess | None:
+        # Along rows with every channel in one pass, an input row is read once, into the
+        # line buffer, before the first output row that needs it: once output row oy is
+        # written, only rows from oy * stride - pad + 3 on remain to be read. Along columns,
+        # or a group of channels at a time, the rows are walked again: no overlap.
+        p = self.params
+        if p["transposed"] or p["group"] != p["channels"]:
+            return None
+        return self._rows(ahead=3)
+
     def describe(self) -> list[tuple[str, str]]:
         p = self.params
         rows = super().describe()
@@ -85,7 +99,7 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
 
 
 def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
-              mult: int) -> dict[str, object] | None:
+              mult: int, whole: bool = False) -> dict[str, object] | None:
     """Parameters of the 3x3 line-buffer kernel, or None when the layer does not fit it.
 
     Weights and bias are scaled by 2^(left shift + 1), which the requantization needs (see
@@ -133,7 +147,7 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
     line += line % 2
     per_channel_bytes = 3 * line * 2
     budget = h * wd * ch // _LINE_BUFFER_SHARE
-    group = min(ch, max(4, budget // per_channel_bytes // 4 * 4))
+    group = ch if whole else min(ch, max(4, budget // per_channel_bytes // 4 * 4))
     # Per channel: the scaled taps in pairs, bias * scale, multiplier, add, right (each
     # fits in int32, see above), filled a column at a time: no wide temporaries.
     constants = np.empty((channels, 10), np.int32)
@@ -211,7 +225,7 @@ def prepare(op: Operator, graph: Graph) -> DepthwiseConv2D:
         depth_multiplier=mult,
         filter_row=kw * out_c,
     )
-    fast = _fast_3x3(x, y, win, w.data, params, mult)
+    fast = _fast_3x3(x, y, win, w.data, params, mult, bool(op.options.get(WHOLE_LINES)))
     if fast is not None:
         params.update(fast)
         return DepthwiseConv2D3x3(op, graph, inputs=(x.index,), outputs=(y.index,),

@@ -15,6 +15,7 @@ import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._pool import PoolLayer, prepare_pool
+from codegen.ops.base import RowAccess, window_rows
 
 OPCODES = ("MAX_POOL_2D",)
 
@@ -22,6 +23,13 @@ OPCODES = ("MAX_POOL_2D",)
 @dataclass
 class MaxPool2D(PoolLayer):
     template: ClassVar[str] = "kernels/max_pool_2d.c.j2"
+
+    def row_access(self) -> RowAccess | None:
+        # Images, output rows, pixels, channels; a pixel reads its window only.
+        x, y, r = self.in_tensor(), self.out_tensor(), self.window.rows
+        batches, h = int(x.shape[0]), int(x.shape[1])
+        first = window_rows(batches, h, r.out, r.stride, r.pad)
+        return RowAccess(x.nbytes // (batches * h), y.nbytes // (batches * r.out), first)
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         xs = self._padded(inputs, int(self.params["qmin"]))  # TFLM's starting maximum

@@ -159,6 +159,24 @@ def _add_branch(b: ModelBuilder, x: int, shape: tuple[int, ...], input_q: tuple[
     return y
 
 
+def chain_model(input_shape: Sequence[int], input_q: tuple[float, int],
+                layers: Sequence[Branch], seed: int = 0,
+                description: str = "window chain") -> bytes:
+    """One int8 input (N, H, W, C) through `layers` one after the other (each Branch reads
+    the one before; a pool keeps its input's quantization), one output."""
+    rng = np.random.default_rng(seed)
+    b = ModelBuilder(description)
+    shape = tuple(int(d) for d in input_shape)
+    q = input_q
+    x = first = b.add_tensor("input", shape, "int8", quant=Q(*q))
+    for i, layer in enumerate(layers):
+        x = _add_branch(b, x, shape, q, layer, i, rng)
+        shape = tuple(int(d) for d in b._current.tensors[x].shape)
+        q = q if layer.kind in ("avg", "max") else layer.output
+    b.set_io([first], [x])
+    return b.build()
+
+
 # -- sub-models of real models -------------------------------------------------------------
 
 

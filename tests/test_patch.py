@@ -1,0 +1,256 @@
+"""Patch-based execution (codegen/patch.py): a CNN's first stage run in bands of rows.
+
+Builder models cover strides 1 and 2, kernels 1, 3 and 5, SAME and VALID padding, both
+poolings inside the stage, a residual ADD inside the stage (reading the model input from
+before it) and one across its boundary (the model input and the stage's output, after the
+stage). Each patch-based schedule (several stage ends and band counts, with and without
+overlaps, I/O outside and inside the arena) is checked by the byte-level simulation of
+tests/test_memory.py, and its C against the same model run unpatched (the reference of the
+model's own layers, which matches TFLM) on the host, under the sanitizers with the
+debug-buffer build, and on every other target.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.builder import ModelBuilder, Q, bias_scales
+from support.conv_models import conv_options, depthwise_options, pool_options
+from support.elementwise_models import binary_options
+from support.verify import assert_same, random_inputs, reference_matches_tflm
+from test_memory import simulate
+
+from codegen.execute import build_for_target, execute, run_executable
+from codegen.patch import patch, stage_ends
+from codegen.plan import overlap_candidates, plan_memory, replace
+from codegen.program import Program, load_program
+from codegen.targets import TARGETS
+
+
+class _Chain:
+    """A builder model grown one layer at a time (full-range int8 weights)."""
+
+    def __init__(self, shape: tuple[int, ...], q: tuple[float, int], seed: int) -> None:
+        self.b = ModelBuilder("patch test")
+        self.rng = np.random.default_rng(seed)
+        self.x = self.b.add_tensor("input", shape, "int8", quant=Q(*q))
+        self.q = {self.x: q}
+        self.count = 0
+
+    def _out(self, shape: tuple[int, ...], q: tuple[float, int]) -> int:
+        self.count += 1
+        y = self.b.add_tensor(f"t{self.count}", shape, "int8", quant=Q(*q))
+        self.q[y] = q
+        return y
+
+    def shape(self, t: int) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.b._current.tensors[t].shape)
+
+    def conv(self, x: int, out_c: int, k: int, stride: int, padding: str,
+             q: tuple[float, int], depthwise: bool = False) -> int:
+        n, h, w, c = self.shape(x)
+        oh = -(-h // stride) if padding == "SAME" else (h - k) // stride + 1
+        ow = -(-w // stride) if padding == "SAME" else (w - k) // stride + 1
+        if depthwise:
+            out_c = c
+            w_shape: tuple[int, ...] = (1, k, k, c)
+        else:
+            w_shape = (out_c, k, k, c)
+        scales = list(0.02 * self.rng.uniform(0.25, 4.0, size=out_c))
+        wt = self.b.add_tensor(f"w{self.count}", w_shape, "int8",
+                               quant=Q(scales, 0, axis=3 if depthwise else 0),
+                               data=self.rng.integers(-128, 128, size=w_shape))
+        bias = self.b.add_tensor(f"b{self.count}", (out_c,), "int32",
+                                 quant=Q(bias_scales(self.q[x][0], scales), 0, axis=0),
+                                 data=self.rng.integers(-3000, 3001, size=out_c))
+        y = self._out((n, oh, ow, out_c), q)
+        if depthwise:
+            self.b.add_op("DEPTHWISE_CONV_2D", [x, wt, bias], [y],
+                          depthwise_options(padding, (stride, stride), activation="RELU"))
+        else:
+            self.b.add_op("CONV_2D", [x, wt, bias], [y],
+                          conv_options(padding, (stride, stride), activation="RELU6"))
+        return y
+
+    def pool(self, x: int, kind: str, k: int, stride: int, padding: str) -> int:
+        n, h, w, c = self.shape(x)
+        oh = -(-h // stride) if padding == "SAME" else (h - k) // stride + 1
+        ow = -(-w // stride) if padding == "SAME" else (w - k) // stride + 1
+        y = self._out((n, oh, ow, c), self.q[x])
+        self.b.add_op(kind, [x], [y], pool_options(padding, (stride, stride), (k, k)))
+        return y
+
+    def add(self, a: int, b: int, q: tuple[float, int]) -> int:
+        y = self._out(self.shape(a), q)
+        self.b.add_op("ADD", [a, b], [y], binary_options("ADD"))
+        return y
+
+    def build(self, output: int) -> bytes:
+        self.b.set_io([self.x], [output])
+        return self.b.build()
+
+
+def windows_model() -> bytes:
+    """Strides 1 and 2, kernels 1, 3 and 5, SAME and VALID, both poolings, odd heights
+    (rows of whole words: a band starts on a word)."""
+    m = _Chain((1, 29, 20, 3), (0.05, -3), seed=16)
+    t = m.conv(m.x, 8, 3, 2, "SAME", (0.06, -8))            # 15x12x8
+    t = m.conv(t, 0, 5, 1, "SAME", (0.07, 5), depthwise=True)
+    t = m.conv(t, 12, 1, 1, "VALID", (0.08, -2))             # expanding 1x1
+    t = m.pool(t, "MAX_POOL_2D", 3, 1, "SAME")
+    t = m.conv(t, 0, 3, 2, "VALID", (0.09, 1), depthwise=True)  # 7x5x12
+    t = m.pool(t, "AVERAGE_POOL_2D", 2, 1, "SAME")
+    t = m.conv(t, 10, 5, 1, "SAME", (0.1, -4))               # stage ends around here
+    t = m.conv(t, 6, 3, 2, "SAME", (0.12, 3))
+    t = m.conv(t, 4, 1, 1, "VALID", (0.15, 0))
+    return m.build(t)
+
+
+def residual_model() -> bytes:
+    """A residual ADD inside the stage (with the model input, from before it) and one
+    after it (the model input again and the stage's output)."""
+    m = _Chain((1, 17, 13, 4), (0.05, 2), seed=17)
+    a = m.conv(m.x, 4, 3, 1, "SAME", (0.06, -1))
+    b = m.conv(a, 0, 3, 1, "SAME", (0.07, 3), depthwise=True)
+    c = m.add(m.x, b, (0.09, -2))                             # inside, across from before
+    d = m.conv(c, 4, 1, 1, "VALID", (0.08, 0))
+    e = m.conv(d, 0, 5, 1, "SAME", (0.1, 1), depthwise=True)
+    f = m.add(m.x, e, (0.11, 4))                              # after a stage ending at e
+    g = m.conv(f, 8, 3, 2, "SAME", (0.12, -3))
+    return m.build(g)
+
+
+def patched_program(model: bytes, end: int, tiles: int, io_in_arena: bool,
+                    overlaps: bool) -> Program:
+    """The model with layers 0..end in `tiles` bands (every overlap its kernels allow, or
+    none), as load_program makes it under a budget that picks this schedule."""
+    program = load_program(model, io_in_arena=io_in_arena)
+    result = patch(program.graph, program.layers, end, tiles)
+    assert result is not None, (end, tiles)
+    chosen = frozenset(overlap_candidates(result.layers)) if overlaps else frozenset()
+    plan = plan_memory(result.graph, result.layers, io_in_arena, chosen, result.views)
+    plan = replace(plan, patch=f"layers 0-{end} in {tiles} bands",
+                   extra_macs=result.extra_macs)
+    by_index = {layer.index: layer for layer in result.layers}
+    return Program(result.graph, [by_index[i] for i in plan.order], plan, program.source,
+                   program.constant_bytes, model_layers=program.layers)
+
+
+def _schedules(model: bytes) -> list[tuple[int, int]]:
+    """(end, tiles): every stage end, with 2 bands, 3 and one band per output row."""
+    program = load_program(model)
+    found = []
+    for end in stage_ends(program.graph, program.layers):
+        height = program.graph.tensors[program.layers[end].outputs[0]].shape[1]
+        found += [(end, tiles) for tiles in sorted({2, 3, height}) if 1 < tiles <= height
+                  and patch(program.graph, program.layers, end, tiles) is not None]
+    return found
+
+
+MODELS = {"windows": windows_model, "residual": residual_model}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_reference_matches_tflm(name: str) -> None:
+    model = MODELS[name]()
+    reference_matches_tflm(model, random_inputs(load_program(model), 300, seed=1))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_schedule_is_sound(name: str) -> None:
+    """Each stage end and band count, with and without overlaps, I/O outside and in the
+    arena: the simulation proves that no live byte is overwritten; the bands compute
+    MACs again (their halos), never fewer."""
+    model = MODELS[name]()
+    schedules = _schedules(model)
+    assert len(schedules) >= 6, schedules
+    ends = {end for end, _ in schedules}
+    assert len(ends) >= 3
+    for end, tiles in schedules:
+        for io_in_arena in (False, True):
+            for overlaps in (False, True):
+                program = patched_program(model, end, tiles, io_in_arena, overlaps)
+                simulate(program)
+                assert program.plan.extra_macs >= 0
+                assert program.macs == sum(layer.macs() for layer in program.model_layers or []
+                                           ) + program.plan.extra_macs
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_host_bit_exact_and_sanitizer_clean(name: str, tmp_path: Path) -> None:
+    """Five schedules spread over the stage ends and band counts on the host (I/O in and
+    outside the arena, overlaps or not), against the unpatched model; the deepest stage
+    with the most bands also under the sanitizers with the debug-buffer build."""
+    model = MODELS[name]()
+    schedules = _schedules(model)
+    schedules = schedules[::max(1, len(schedules) // 5)]
+    plain = load_program(model)
+    inputs = random_inputs(plain, 60, seed=5)
+    expected = execute(plain, "reference", inputs)
+    for i, (end, tiles) in enumerate(schedules):
+        program = patched_program(model, end, tiles, io_in_arena=i % 2 == 1,
+                                  overlaps=i % 3 != 0)
+        assert_same(execute(program, "reference", inputs), expected, "reference")
+        exe = build_for_target(program, "host", tmp_path / f"s{i}")
+        got = run_executable(program, "host", exe, inputs)
+        assert_same(got, expected, f"host, layers 0-{end} in {tiles} bands")
+    end, tiles = max(schedules)
+    for io_in_arena in (False, True):
+        program = patched_program(model, end, tiles, io_in_arena, overlaps=True)
+        exe = build_for_target(program, "host", tmp_path / f"asan{io_in_arena}",
+                               sanitize=True)
+        got = run_executable(program, "host", exe, inputs)
+        assert_same(got, expected, f"host sanitizers, layers 0-{end} in {tiles} bands")
+
+
+@pytest.mark.parametrize("target", [t for t in TARGETS if not TARGETS[t].is_host])
+def test_every_target_bit_exact(target: str, tmp_path: Path) -> None:
+    """Both models, each with a deep stage in many bands (overlaps on), on every target."""
+    for name, make in MODELS.items():
+        model = make()
+        end, tiles = max(_schedules(model))
+        plain = load_program(model)
+        inputs = random_inputs(plain, 8, seed=6)
+        expected = execute(plain, "reference", inputs)
+        program = patched_program(model, end, tiles, io_in_arena=False, overlaps=True)
+        exe = build_for_target(program, target, tmp_path / name)
+        got = run_executable(program, target, exe, inputs)
+        assert_same(got, expected, f"{target}: {name}, layers 0-{end} in {tiles} bands")
+
+
+def test_budget_picks_a_patch_based_schedule_and_says_so(tmp_path: Path) -> None:
+    """Under a budget the layer-by-layer plans cannot meet, load_program patches the
+    first stage; bands of one shape share one C function."""
+    from codegen.emit import emit_model
+
+    model = windows_model()
+    plain = load_program(model)
+    from codegen.plan import smallest_plan, smallest_schedule
+
+    unpatched = smallest_plan(plain.graph, plain.layers).size
+    smallest = smallest_schedule(plain.graph, plain.layers).plan
+    assert smallest.patch and smallest.size < unpatched
+    program = load_program(model, ram_budget=smallest.size)
+    assert program.plan.patch and program.plan.size <= smallest.size
+    assert "bands of" in program.plan.schedule
+    source = _one_core(emit_model(program, "m")["m.c"])
+    for symbol in {layer.symbol("m") for layer in program.layers}:
+        assert source.count(f"static void {symbol}(") == 1, symbol
+    many = patched_program(model, *max(_schedules(model)), io_in_arena=False, overlaps=False)
+    symbols = {layer.symbol("m") for layer in many.layers}
+    assert len(symbols) < len(many.layers)  # middle bands share their function
+    source = _one_core(emit_model(many, "m")["m.c"])
+    assert sum(source.count(f"static void {s}(") for s in symbols) == len(symbols)
+
+
+def _one_core(source: str) -> str:
+    """The C without the kernels only cores without DSP compile (`#if CG_GEMM_V6M` up to
+    its `#else`): a function is defined once for each kind of core."""
+    return re.sub(r"^#if CG_GEMM_V6M\n.*?^#else\n", "", source, flags=re.S | re.M)
+    inputs = random_inputs(plain, 20, seed=7)
+    assert_same(execute(program, "host", inputs, work_dir=tmp_path),
+                execute(plain, "reference", inputs), "host at the budget")
