@@ -35,3 +35,14 @@ def seconds_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0 and "
                                          "at most 86400 (a day)")
     return value
+
+
+def add_numerics_argument(parser: argparse.ArgumentParser) -> None:
+    """`--numerics MODE`, the same on every command that generates or runs C."""
+    from codegen.numerics import DEFAULT, MODES
+
+    parser.add_argument("--numerics", choices=MODES, default=DEFAULT,
+                        help="whose arithmetic to reproduce bit for bit: tflm (TensorFlow "
+                             "Lite Micro, the default), litert-ref (LiteRT's reference "
+                             "kernels), litert (LiteRT's default interpreter, XNNPACK); see "
+                             "the README's Numerics")

@@ -789,15 +789,17 @@ class Report:
 
 def build_report(model: Path, *, float_model_path: Path | None = None,
                  data_path: Path | None = None, bench_path: Path | None = None,
-                 trust_keras_code: bool = False, compare_path: Path | None = None) -> Report:
-    program = load_program(model)
+                 trust_keras_code: bool = False, compare_path: Path | None = None,
+                 numerics: str = "tflm") -> Report:
+    program = load_program(model, numerics=numerics)
     bench = load_benchmark(bench_path) if bench_path is not None else None
     if data_path is not None and float_model_path is None:
         raise CodegenError("--data is compared against the float model: give --float-model too")
     if compare_path is not None and float_model_path is None:
         raise CodegenError("--compare sets two quantizations side by side against the float "
                            "model: give --float-model too")
-    other = load_program(compare_path) if compare_path is not None else None
+    other = (load_program(compare_path, numerics=numerics) if compare_path is not None
+             else None)
     if other is not None:
         _check_same_io(program, other, compare_path)
     _pyplot()  # fail early, before the slow work, when matplotlib is missing

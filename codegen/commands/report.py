@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from codegen.cli_types import path_arg
+from codegen.cli_types import add_numerics_argument, path_arg
 
 COMMAND = "report"
 HELP = "HTML report: per-layer cost, memory plan, quantization error against the float model"
@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="another quantization of the same float model (e.g. the 16x8 "
                              "one beside the int8 one): both errors and responses side by "
                              "side (needs --float-model)")
+    add_numerics_argument(parser)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> None:
         bench_path=Path(args.bench) if args.bench else None,
         trust_keras_code=args.trust_keras_code,
         compare_path=Path(args.compare) if args.compare else None,
+        numerics=args.numerics,
     )
     text = report.html()
     write_file_atomically(output, lambda stream: stream.write(text.encode("utf-8")), "-o",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codegen.cli_types import add_numerics_argument
 from codegen.errors import CodegenError
 
 COMMAND = "run"
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--build-dir", type=path_arg,
                         help="keep the generated sources and build here (a new or empty "
                              "directory, or one codegen made before)")
+    add_numerics_argument(parser)
 
 
 def load_inputs(path: Path, program) -> list[np.ndarray]:
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> None:
     if work_dir is not None:
         check_build_dir(work_dir, keep=[("the model", model), ("the input file", input_path),
                                         ("the output file", output)])
-    program = load_program(model)
+    program = load_program(model, numerics=args.numerics)
     count = len(program.graph.outputs)
     if count > 1 and output.suffix.lower() != ".npz":
         raise CodegenError(f"the model has {count} outputs; give an --output ending in .npz")

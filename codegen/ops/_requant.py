@@ -125,3 +125,25 @@ def for_accumulator(accumulator: str, multipliers: np.ndarray,
     kind = {"int32": DoubleRounding, "int64": SingleRounding64}[accumulator]
     return kind(np.asarray(multipliers, dtype=np.int64).ravel(),
                 np.asarray(shifts, dtype=np.int64).ravel())
+
+
+# -- numerics mode litert-ref: LiteRT's reference FULLY_CONNECTED ---------------------------
+
+def litert_double_scale(input_scale: float, filter_scale: float, output_scale: float) -> float:
+    """LiteRT's reference FULLY_CONNECTED's effective scale, in its order:
+    double(s_in) * double(s_w) / double(s_out) (the float32 scales widened first, unlike
+    TFLM's float product)."""
+    return float(input_scale) * float(filter_scale) / float(output_scale)
+
+
+def requantize_double(acc: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """static_cast<int32_t>(round(double(acc) * scale)) as LiteRT's reference
+    FULLY_CONNECTED computes it (round half away from zero). A rounded value outside int32
+    (undefined in C++) becomes INT32_MIN, what x86-64's conversion gives; the C helper
+    `cg_requantize_double` does the same. acc: int32-range int64, channel last."""
+    v = np.asarray(acc, dtype=np.int64).astype(np.float64) * np.asarray(scales, np.float64)
+    with np.errstate(invalid="ignore"):
+        inside = (v < 2147483647.5) & (v > -2147483648.5)
+        t = np.trunc(np.where(inside, v, 0.0))
+        t = t + (v >= t + 0.5) - (v <= t - 0.5)
+    return np.where(inside, t, float(quant.INT32_MIN)).astype(np.int64)
