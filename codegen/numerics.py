@@ -19,6 +19,26 @@ from codegen.errors import CodegenError
 MODES = ("tflm", "litert-ref", "litert")
 DEFAULT = "tflm"
 
+# Operators (int8 activations) whose arithmetic in a mode is TFLM's, checked against the
+# mode's oracle by tests/test_numerics.py. An operator of a mode is one of these or has a
+# NUMERICS entry of its own; every other is refused in that mode (`check_operator`), since
+# its LiteRT kernel may compute something else.
+SAME_AS_TFLM: dict[str, frozenset[str]] = {
+    "litert-ref": frozenset({
+        "ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D",
+        "PAD", "PADV2", "QUANTIZE", "DEQUANTIZE", "RESHAPE", "SOFTMAX", "SUB",
+    }),
+    # LiteRT's optimized AVERAGE_POOL_2D (optimized_integer_ops::AveragePool) rounds as TFLM;
+    # RESHAPE moves no value. XNNPACK takes neither in the models it was measured on.
+    "litert": frozenset({"AVERAGE_POOL_2D", "MAX_POOL_2D", "PAD", "PADV2", "RESHAPE"}),
+}
+
+
+def reproduced(mode: str, opcode: str, adapted: bool) -> bool:
+    """Whether numerics `mode` reproduces `opcode`: TFLM's arithmetic is the mode's, or the
+    operator module adapts the layer to it (its NUMERICS entry)."""
+    return mode == DEFAULT or adapted or opcode in SAME_AS_TFLM[mode]
+
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:

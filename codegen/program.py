@@ -53,7 +53,7 @@ def load_program(source: str | Path | bytes, *, io_in_arena: bool = False,
     label = "model" if isinstance(source, bytes) else str(source)
     graph = fold_float_negations(load_model(source))
     validate_graph(graph, label)
-    layers = fuse_dilated_convolutions(graph, _prepare(graph, label, numerics))
+    layers = fuse_dilated_convolutions(graph, _prepare(graph, label, numerics), numerics)
     plan = plan_memory(graph, layers, io_in_arena)
     by_index = {layer.index: layer for layer in layers}
     run_order = [by_index[i] for i in plan.order]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from support.verify import (
 )
 
 from codegen.emit import emit_model
+from codegen.errors import UnsupportedError
 from codegen.program import load_program
 
 SHARED = ("hello_world_int8", "ad01_int8", "kws_ref_model", "pretrainedResnet_quant",
@@ -45,11 +47,10 @@ def _read(shared_models: Path, name: str) -> bytes:
     return require_file(shared_models / f"{name}.tflite").read_bytes()
 
 
-def _modes(*modes: str) -> list[str]:
-    return list(modes)
+MODES = ("litert-ref", "litert")
 
 
-@pytest.mark.parametrize("numerics", _modes("litert-ref"))
+@pytest.mark.parametrize("numerics", MODES)
 @pytest.mark.parametrize("name", SHARED)
 def test_shared_model_reference_matches_its_oracle(name: str, numerics: str,
                                                    shared_models: Path) -> None:
@@ -59,7 +60,7 @@ def test_shared_model_reference_matches_its_oracle(name: str, numerics: str,
 
 
 @pytest.mark.parametrize("target", C_TARGETS)
-@pytest.mark.parametrize("numerics", _modes("litert-ref"))
+@pytest.mark.parametrize("numerics", MODES)
 @pytest.mark.parametrize("name", SHARED)
 def test_shared_model_c_matches_mode_reference(name: str, numerics: str, target: str,
                                                shared_models: Path, tmp_path: Path) -> None:
@@ -109,3 +110,87 @@ def test_cli_run_takes_the_mode(shared_models: Path, tmp_path: Path) -> None:
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1, bad.stderr
     assert "codegen: error:" in bad.stderr and "litert-ref" in bad.stderr
     assert not (tmp_path / "g").exists()
+
+
+# -- the operator test models ---------------------------------------------------------------
+
+def _op_models() -> dict[str, Callable[[], bytes]]:
+    """The operator test models of the per-operator suites, by suite."""
+    import test_ops_activations
+    import test_ops_conv
+    import test_ops_data
+    import test_ops_elementwise
+    import test_pipeline_models
+
+    suites = {"conv": test_ops_conv, "act": test_ops_activations, "data": test_ops_data,
+              "elem": test_ops_elementwise, "fc": test_pipeline_models}
+    # softmax_wide's rows make TFLM and LiteRT's reference SOFTMAX abort on random inputs
+    # (test_ops_activations gives it inputs that avoid the abort).
+    return {f"{suite}:{name}": factory for suite, module in suites.items()
+            for name, factory in module.MODELS.items() if name != "softmax_wide"}
+
+
+OP_MODELS = _op_models()
+OP_SAMPLES = 200
+# Models each mode must take (not refuse): the window operators, FULLY_CONNECTED, ADD,
+# SOFTMAX and friends the modes claim to reproduce.
+MUST_TAKE = {
+    "litert-ref": {"conv:b_edge", "conv:mlperf_kws", "fc:ad01", "fc:demo_per_tensor",
+                   "elem:add_sub"},
+    "litert": {"conv:mlperf_kws", "conv:mlperf_resnet", "conv:mlperf_vww", "fc:ad01",
+               "fc:demo_per_channel", "fc:demo_per_tensor"},
+}
+
+
+def _op_case(numerics: str, name: str) -> tuple[bytes, object] | None:
+    """The model and its program in `numerics`, or None when the mode refuses it, with the
+    one-line refusal naming the mode and the way out (never a silent TFLM computation)."""
+    model = OP_MODELS[name]()
+    try:
+        load_program(model)
+    except UnsupportedError:
+        return None  # not a model of ours in any mode (TFLM refusals are tested elsewhere)
+    try:
+        return model, load_program(model, numerics=numerics)
+    except UnsupportedError as exc:
+        message = str(exc)
+        assert "\n" not in message and f"--numerics {numerics}" in message, message
+        assert "use --numerics tflm" in message, message
+        assert name not in MUST_TAKE[numerics], f"{name} is refused: {message}"
+        return None
+
+
+def _op_params() -> list[object]:
+    return [pytest.param(m, n, marks=[pytest.mark.tf] if "keras" in n or "stack" in n
+                         or "converter" in n or "float_io" in n or "tf_" in n else [])
+            for m in MODES for n in OP_MODELS]
+
+
+@pytest.mark.parametrize(("numerics", "name"), _op_params())
+def test_op_model_reference_and_host_c_match_the_mode_oracle(numerics: str, name: str,
+                                                             tmp_path: Path) -> None:
+    """Each operator test model a mode takes: the reference equals the mode's oracle and the
+    C on the host equals the reference; a model it does not take is refused in one line."""
+    case = _op_case(numerics, name)
+    if case is None:
+        return
+    model, _ = case
+    reference_matches_oracle(model, inputs_with_edges(model, OP_SAMPLES, seed=21), numerics)
+    c_matches_reference(model, "host", tmp_path, seed=22, samples=OP_SAMPLES,
+                        numerics=numerics)
+
+
+M4_OP_MODELS = ("conv:b_edge", "conv:mlperf_kws", "fc:demo_per_tensor", "elem:add_sub")
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("numerics", MODES)
+@pytest.mark.parametrize("name", M4_OP_MODELS)
+def test_op_model_c_matches_the_mode_reference_on_cortex_m4(numerics: str, name: str,
+                                                            tmp_path: Path) -> None:
+    case = _op_case(numerics, name)
+    if case is None:
+        assert name not in MUST_TAKE[numerics]
+        return
+    c_matches_reference(case[0], "cortex-m4", tmp_path, seed=23, samples=30,
+                        numerics=numerics)

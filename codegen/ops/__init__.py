@@ -95,8 +95,19 @@ def activation_type(op: Operator, graph: Graph) -> DType:
 
 
 def prepare_layer(op: Operator, graph: Graph, numerics: str = "tflm") -> Layer:
+    from codegen.numerics import reproduced
+
     layer = _prepare_tflm(op, graph)
     adapt = numerics_variants().get(op.opcode, {}).get(numerics)
+    if not reproduced(numerics, op.opcode, adapt is not None):
+        raise UnsupportedError(
+            f"operator {op.index} ({op.opcode}): --numerics {numerics} does not reproduce "
+            f"{op.opcode} (its LiteRT kernel is not known to compute what TFLM's does); use "
+            "--numerics tflm")
+    if numerics != "tflm" and activation_type(op, graph) is not DType.INT8:
+        raise UnsupportedError(
+            f"operator {op.index} ({op.opcode}): --numerics {numerics} reproduces int8 "
+            "layers only; use --numerics tflm")
     return layer if adapt is None else adapt(layer)
 
 
