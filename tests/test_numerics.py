@@ -194,3 +194,106 @@ def test_op_model_c_matches_the_mode_reference_on_cortex_m4(numerics: str, name:
         return
     c_matches_reference(case[0], "cortex-m4", tmp_path, seed=23, samples=30,
                         numerics=numerics)
+
+
+# -- codegen compare ----------------------------------------------------------------------------
+
+def _compare(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["codegen", "compare", *args], capture_output=True, text=True,
+                          timeout=900, check=False)
+
+
+def _first_divergence(text: str, pair: str) -> str:
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(f"  {pair}: ")]
+    return line.split(": ", 1)[1]
+
+
+def _prefix_diverges(model: bytes, last: int, inputs: list[np.ndarray], oracle: str) -> bool:
+    """Whether TFLM and the LiteRT configuration `oracle` differ on the output of the model
+    cut after operator `last` (tests/support oracles, not codegen's)."""
+    from support.conv_models import submodel
+    from support.litert import run_litert
+    from support.tflm import run_tflm
+
+    part = submodel(model, list(range(last + 1)))
+    a, b = run_tflm(part, inputs), run_litert(part, inputs, oracle)
+    return any(not np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_compare_names_the_first_divergent_layer(shared_models: Path, tmp_path: Path) -> None:
+    """pretrainedResnet_quant: TFLM and LiteRT's reference kernels first part at the
+    FULLY_CONNECTED (operator 14), TFLM and the default interpreter at the first CONV_2D;
+    the cut models, run by the oracles themselves, agree before those layers and not after.
+    Our references equal their oracles everywhere."""
+    path = require_file(shared_models / "pretrainedResnet_quant.tflite")
+    model = path.read_bytes()
+    inputs = inputs_with_edges(model, 20, seed=31)
+    np.save(tmp_path / "x.npy", inputs[0])
+    done = _compare([str(path), "--data", str(tmp_path / "x.npy")])
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert _first_divergence(text, "TFLM vs LiteRT ref") == (
+        "layer 14 (FULLY_CONNECTED): LiteRT reference requantizes in floating point (double "
+        "scale, round half away from zero)")
+    assert _first_divergence(text, "TFLM vs LiteRT").startswith(
+        "layer 0 (CONV_2D): XNNPACK's fp32 requantization")
+    for mode, who in (("tflm", "TFLM"), ("litert-ref", "LiteRT ref"), ("litert", "LiteRT")):
+        assert _first_divergence(text, f"ours ({mode}) vs {who}") == "none"
+    assert not _prefix_diverges(model, 13, inputs, "reference")
+    assert _prefix_diverges(model, 14, inputs, "reference")
+    assert _prefix_diverges(model, 0, inputs, "default")
+
+
+def test_compare_explains_fully_connected_models(shared_models: Path) -> None:
+    """ad01_int8 (the table's 30/30): every pair with LiteRT parts at its first layer, a
+    FULLY_CONNECTED, for the reason the mode reproduces."""
+    done = _compare([str(require_file(shared_models / "ad01_int8.tflite")), "--samples", "10"])
+    assert done.returncode == 0, done.stderr
+    assert _first_divergence(done.stdout, "TFLM vs LiteRT ref").startswith(
+        "layer 0 (FULLY_CONNECTED): LiteRT reference requantizes in floating point")
+    assert _first_divergence(done.stdout, "TFLM vs LiteRT").startswith(
+        "layer 0 (FULLY_CONNECTED): XNNPACK's fp32 requantization")
+    assert "10 samples" in done.stdout
+
+
+def test_compare_refuses_bad_samples_in_one_line(shared_models: Path, tmp_path: Path) -> None:
+    path = str(require_file(shared_models / "hello_world_int8.tflite"))
+    np.save(tmp_path / "bad.npy", np.zeros((3, 2), np.int8))
+    for args in ([path, "--data", str(tmp_path / "bad.npy")],
+                 [path, "--samples", "0"],
+                 [path, "--samples", "5", "--data", str(tmp_path / "bad.npy")],
+                 [path, "--samples", "100000000"]):
+        done = _compare(args)
+        assert done.returncode == 1, (args, done.stderr)
+        lines = [ln for ln in done.stderr.splitlines() if not ln.startswith("INFO:")]
+        assert len(lines) == 1 and lines[0].startswith("codegen: error:"), done.stderr
+
+
+def test_generate_imports_no_interpreter(shared_models: Path, tmp_path: Path) -> None:
+    """TensorFlow, LiteRT's interpreter and TFLM are for compare (and the tests) only:
+    generating C in any mode imports none of them."""
+    import sys
+
+    path = require_file(shared_models / "kws_ref_model.tflite")
+    code = (
+        "import sys\n"
+        "from codegen import api\n"
+        f"api.generate({str(path)!r}, {str(tmp_path / 'out')!r}, numerics='litert')\n"
+        "bad = [m for m in ('tensorflow', 'ai_edge_litert.interpreter', 'tflite_micro')\n"
+        "       if m in sys.modules]\n"
+        "print(bad)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_report_has_the_compare_table(shared_models: Path, tmp_path: Path) -> None:
+    path = require_file(shared_models / "hello_world_int8.tflite")
+    done = subprocess.run(["codegen", "report", str(path), "-o", str(tmp_path / "r.html")],
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "interpreters compared (codegen compare):" in done.stdout
+    html = (tmp_path / "r.html").read_text()
+    assert "<h2>Interpreters compared</h2>" in html
+    assert "TFLM vs LiteRT ref: layer" in html
