@@ -197,12 +197,15 @@ def prepare(op: Operator, graph: Graph) -> Softmax:
 
 def litert_table(input_scale: float, beta: float) -> np.ndarray:
     """LiteRT's PopulateSoftmaxLookupTable (optimized_ops.h): table[255 - v] =
-    expf(scale * v) for v in 0..255, scale = -input_scale * beta, all in float32. expf is
-    taken as exp in double rounded to float32 (correctly rounded, as glibc's expf is for
-    these arguments; tests/test_numerics.py checks the tables against the C library's)."""
+    expf(scale * v) for v in 0..255, scale = -input_scale * beta, all in float32, expf as
+    glibc computes it (codegen/ops/_expf.py; tests/test_numerics.py checks the tables
+    against the C library's)."""
+    from codegen.ops._expf import expf
+
     scale = np.float32(-np.float32(input_scale)) * np.float32(beta)
-    args = scale * np.arange(256, dtype=np.float32)
-    exps = np.array([math.exp(float(a)) for a in args], dtype=np.float64).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        args = scale * np.arange(256, dtype=np.float32)
+    exps = np.array([expf(float(a)) for a in args], dtype=np.float32)
     return exps[::-1].copy()
 
 
