@@ -16,7 +16,10 @@ when the command runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +41,10 @@ _DOUBLE_RQ = ("LiteRT reference requantizes in floating point (double scale, rou
               "away from zero)")
 # Why a pair diverges at an operator, where the arithmetic is known (codegen/numerics.py).
 REASONS: dict[tuple[str, str], dict[str, str]] = {
-    (TFLM, LITERT_REF): {"FULLY_CONNECTED": _DOUBLE_RQ},
+    (TFLM, LITERT_REF): {
+        "FULLY_CONNECTED": _DOUBLE_RQ,
+        "MUL": "LiteRT's MUL computes its multiplier in float32 (TFLM's in double)",
+    },
     (TFLM, LITERT): {
         "FULLY_CONNECTED": _XNNPACK_RQ, "CONV_2D": _XNNPACK_RQ,
         "DEPTHWISE_CONV_2D": _XNNPACK_RQ,
@@ -150,17 +156,32 @@ def _tflm_values(model: bytes, inputs: Sequence[np.ndarray], tensors: Sequence[i
     return {t: np.stack(v) for t, v in values.items()}
 
 
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """LiteRT's C++ logs "INFO: Created TensorFlow Lite XNNPACK delegate" on file
+    descriptor 2: not for the user's terminal (nor `codegen report`'s clean stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _litert_interpreter(model: bytes, reference: bool):
     import warnings
 
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     resolver = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
-    with warnings.catch_warnings():  # preserve_all_tensors' warning about memory
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(), _native_stderr_silenced():
+        warnings.simplefilter("ignore")  # preserve_all_tensors' warning about memory
         interp = Interpreter(model_content=bytes(model), experimental_op_resolver_type=resolver,
                              experimental_preserve_all_tensors=True)
-    interp.allocate_tensors()
+        interp.allocate_tensors()
     return interp
 
 
@@ -218,6 +239,69 @@ def _ours(model: bytes, inputs: list[np.ndarray], notes: list[str]
     return results
 
 
+_WORKER_TIMEOUT = 900.0  # seconds per interpreter
+_EXIT_USER_ERROR, _EXIT_CANNOT_RUN = 3, 4
+
+
+def _interpreter_values(who: str, model: bytes, inputs: Sequence[np.ndarray],
+                        tensors: Sequence[int]) -> dict[int, np.ndarray]:
+    if who == TFLM:
+        return _tflm_values(model, inputs, tensors)
+    return _litert_values(model, inputs, tensors, reference=(who == LITERT_REF))
+
+
+def _run(who: str, notes: list[str], model: bytes, inputs: Sequence[np.ndarray],
+         tensors: Sequence[int]) -> dict[int, np.ndarray]:
+    """An interpreter's tensors, computed in a child process (the interpreters are C++
+    that a hostile or merely unusual model can crash: TFLM's DEPTHWISE_CONV_2D without a
+    bias does), or none with a note when it cannot run the model."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="codegen-compare-") as tmp:
+        Path(tmp, "model.tflite").write_bytes(bytes(model))
+        np.savez(Path(tmp, "inputs.npz"), **{f"i{k}": a for k, a in enumerate(inputs)})
+        np.save(Path(tmp, "tensors.npy"), np.asarray(tensors, dtype=np.int64))
+        try:
+            done = subprocess.run([sys.executable, "-m", "codegen.compare", who, tmp],
+                                  capture_output=True, text=True, timeout=_WORKER_TIMEOUT,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            notes.append(f"{who} did not finish within {_WORKER_TIMEOUT:g} s")
+            return {}
+        message = " ".join(done.stderr.strip().splitlines()[-1:])[:200]
+        if done.returncode == _EXIT_USER_ERROR:
+            raise CodegenError(message)
+        if done.returncode != 0:
+            why = (message if done.returncode == _EXIT_CANNOT_RUN
+                   else f"it crashed (exit status {done.returncode})")
+            notes.append(f"{who} cannot run this model: {shown(why)}")
+            return {}
+        with np.load(Path(tmp, "values.npz")) as data:
+            return {int(key[1:]): data[key] for key in data.files}
+
+
+def _worker(who: str, directory: str) -> int:
+    """The child of `_run`: one interpreter's tensors into values.npz."""
+    from pathlib import Path
+
+    with np.load(Path(directory, "inputs.npz")) as data:
+        inputs = [data[f"i{k}"] for k in range(len(data.files))]
+    tensors = [int(t) for t in np.load(Path(directory, "tensors.npy"))]
+    model = Path(directory, "model.tflite").read_bytes()
+    try:
+        values = _interpreter_values(who, model, inputs, tensors)
+    except CodegenError as exc:
+        print(exc, file=sys.stderr)
+        return _EXIT_USER_ERROR
+    except (RuntimeError, ValueError) as exc:
+        print(" ".join(str(exc).split()) or type(exc).__name__, file=sys.stderr)
+        return _EXIT_CANNOT_RUN
+    np.savez(Path(directory, "values.npz"), **{f"t{t}": v for t, v in values.items()})
+    return 0
+
+
 def compare_model(model: bytes, name: str, inputs: list[np.ndarray]) -> Comparison:
     """Run every interpreter on `inputs` (one array per model input, (N, *shape)) and
     compare their layers' outputs pairwise and with our references."""
@@ -227,11 +311,7 @@ def compare_model(model: bytes, name: str, inputs: list[np.ndarray]) -> Comparis
     tensors = sorted({t for layer in layers for t in layer.outputs})
     notes: list[str] = []
     ours = _ours(model, inputs, notes)
-    runs = {
-        TFLM: _tflm_values(model, inputs, tensors),
-        LITERT_REF: _litert_values(model, inputs, tensors, reference=True),
-        LITERT: _litert_values(model, inputs, tensors, reference=False),
-    }
+    runs = {who: _run(who, notes, model, inputs, tensors) for who in (TFLM, LITERT_REF, LITERT)}
     columns = [_pair_name(a, b) for a, b in PAIRS]
     ours_columns = {f"ours ({mode}) vs {who}": (mode, who) for who, mode in MODE_OF.items()}
     columns += list(ours_columns)
@@ -320,3 +400,7 @@ def check_samples(program: Program, count: int) -> None:
         raise CodegenError(f"{count} samples: codegen compare runs at most {limit} of this "
                            "model (every interpreter keeps every tensor of every sample); "
                            "give fewer")
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1], sys.argv[2]))

@@ -4,7 +4,8 @@
   - `litert-ref`: LiteRT's reference kernels (`OpResolverType.BUILTIN_REF` of the pinned
     `ai-edge-litert`). They differ from TFLM in FULLY_CONNECTED (int8), which requantizes
     in double precision: round(double(acc) * (double(s_in) * double(s_w) / double(s_out)))
-    with round half away from zero, instead of the fixed-point multiplier.
+    with round half away from zero, instead of the fixed-point multiplier; and in MUL,
+    whose multiplier LiteRT's Prepare computes in float32.
   - `litert`: LiteRT's default interpreter (`Interpreter(model_path=...)`): the XNNPACK
     delegate for the operators it takes, with its own requantization (a float32 scale, round
     to nearest even), LiteRT's optimized builtin kernels for the rest.

@@ -136,7 +136,7 @@ OP_SAMPLES = 200
 # SOFTMAX and friends the modes claim to reproduce.
 MUST_TAKE = {
     "litert-ref": {"conv:b_edge", "conv:mlperf_kws", "fc:ad01", "fc:demo_per_tensor",
-                   "elem:add_sub"},
+                   "elem:add_sub", "elem:mul"},
     "litert": {"conv:mlperf_kws", "conv:mlperf_resnet", "conv:mlperf_vww", "fc:ad01",
                "fc:demo_per_channel", "fc:demo_per_tensor"},
 }
@@ -369,3 +369,40 @@ def test_softmax_table_is_the_c_librarys_expf() -> None:
     for x in np.concatenate([-rng.uniform(0, 120, 4000), [0.0, -np.inf, -103.9, -104.0,
                                                            -87.9, -88.0]]).astype(np.float32):
         assert expf(float(x)).view(np.uint32) == np.float32(libm.expf(float(x))).view(np.uint32)
+
+
+@pytest.mark.parametrize("numerics", MODES)
+@pytest.mark.parametrize("name", ("hello_world_int8", "ad01_int8", "kws_ref_model"))
+def test_mode_c_is_clean_under_sanitizers(name: str, numerics: str, shared_models: Path,
+                                          tmp_path: Path) -> None:
+    """The float requantization helpers at the extremes (all-minimum and all-maximum
+    samples included): no undefined behaviour, same outputs."""
+    model = _read(shared_models, name)
+    c_matches_reference(model, "host", tmp_path, seed=61, sanitize=True, samples=20,
+                        numerics=numerics, extra=edge_inputs(load_program(model)))
+
+
+@pytest.mark.qemu
+def test_bench_reports_the_mode(shared_models: Path) -> None:
+    """`codegen bench --numerics MODE` measures that mode's C (its outputs checked against
+    that mode's reference) and says which mode it measured."""
+    from codegen import api
+
+    path = require_file(shared_models / "hello_world_int8.tflite")
+    costs = {mode: api.bench(path, "cortex-m4", numerics=mode) for mode in ("tflm", *MODES)}
+    for mode, cost in costs.items():
+        assert cost["numerics"] == mode and cost["output_matches_reference"], mode
+    assert costs["litert-ref"]["instructions"] > costs["tflm"]["instructions"]
+
+
+def test_compare_notes_an_interpreter_that_cannot_run_the_model(tmp_path: Path) -> None:
+    """A convolution without a bias: TFLM runs it, LiteRT fails to prepare it. compare
+    still compares what runs and says why the rest has no value."""
+    path = tmp_path / "no_bias.tflite"
+    path.write_bytes(OP_MODELS["conv:b_no_bias"]())
+    done = _compare([str(path), "--samples", "3"])
+    assert done.returncode == 0, done.stderr
+    assert "note: LiteRT ref cannot run this model: " in done.stdout
+    assert "note: LiteRT cannot run this model: " in done.stdout
+    assert "note: --numerics litert-ref does not take this model: " in done.stdout
+    assert _first_divergence(done.stdout, "ours (tflm) vs TFLM") == "none"
