@@ -22,12 +22,15 @@ DEFAULT = "tflm"
 
 # Operators (int8 activations) whose arithmetic in a mode is TFLM's, checked against the
 # mode's oracle by tests/test_numerics.py. An operator of a mode is one of these or has a
-# NUMERICS entry of its own; every other is refused in that mode (`check_operator`), since
-# its LiteRT kernel may compute something else.
+# NUMERICS entry of its own; every other is refused in that mode (codegen.ops.prepare_layer),
+# since its LiteRT kernel may compute something else (LiteRT's reference LEAKY_RELU,
+# HARD_SWISH and LOGISTIC do; its PRELU takes fewer shapes).
 SAME_AS_TFLM: dict[str, frozenset[str]] = {
     "litert-ref": frozenset({
-        "ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D",
-        "PAD", "PADV2", "QUANTIZE", "DEQUANTIZE", "RESHAPE", "SOFTMAX", "SUB",
+        "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D",
+        "DEQUANTIZE", "EXPAND_DIMS", "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM", "PACK",
+        "PAD", "PADV2", "QUANTIZE", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SOFTMAX",
+        "SPLIT", "SPLIT_V", "SQUEEZE", "STRIDED_SLICE", "SUB", "TRANSPOSE", "UNPACK",
     }),
     # LiteRT's optimized AVERAGE_POOL_2D (optimized_integer_ops::AveragePool) rounds as TFLM;
     # RESHAPE moves no value. XNNPACK takes neither in the models it was measured on.
