@@ -81,8 +81,8 @@ def test_litert_ref_differs_from_tflm_where_the_table_says(shared_models: Path) 
 
 
 @pytest.mark.parametrize("name", SHARED)
-def test_default_mode_generates_what_it_did(name: str, shared_models: Path) -> None:
-    """`tflm` is the default and its C carries no float: no double anywhere in it."""
+def test_default_mode_is_tflm_and_integer_only(name: str, shared_models: Path) -> None:
+    """`tflm` is the default and its C carries no float type (comments aside)."""
     model = _read(shared_models, name)
     default = emit_model(load_program(model), "m")
     assert default == emit_model(load_program(model, numerics="tflm"), "m")
