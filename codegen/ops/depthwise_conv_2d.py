@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _conv, _litert
+from codegen.ops import _conv, _gemm, _litert
 from codegen.ops._window import require_nhwc, window
 from codegen.ops.base import CArray, only_output, operand, unsupported
 
@@ -121,8 +121,10 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         a_axis, b_axis = r, c
         taps = w
         in_steps, out_steps = (wd * ch, ch), (ow * ch, ch)
-    # The last output reads up to 4 values from its window start (a pair past the third tap).
-    reach = (b_axis.out - 1) * b_axis.stride + 4
+    # The last output reads up to 4 values from its window start (a pair past the third tap);
+    # the assembly reads whole groups of four outputs: 4 * stride * groups + 2 values.
+    reach = max((b_axis.out - 1) * b_axis.stride + 4,
+                4 * b_axis.stride * -(-b_axis.out // 4) + 2)
     line = max(reach, b_axis.pad + b_axis.size)
     line += line % 2
     per_channel_bytes = 3 * line * 2
@@ -138,7 +140,8 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
     constants[:, 8] = add
     constants[:, 9] = right
     general = bool(np.any(right == 0) or params["act_min"] != -128 or params["act_max"] != 127)
-    variant = f"s{b_axis.stride}{'_general' if general else ''}"
+    fixup = _gemm.needs_sign_fixup(zp, int(params["act_min"]))
+    variant = f"s{b_axis.stride}" + ("_general" if general else "" if fixup else "_floor")
     offset = int(params["input_offset"]) & 0xFFFF
     pair = offset | (offset << 16)
     return {
