@@ -104,7 +104,8 @@ class GeneratedModel:
 def generate(model: PathLike, output: PathLike, *, name: str | None = None,
              static_arena: bool = True, arena_section: str | None = None,
              io_in_arena: bool = False, meson: bool = False, cmake: bool = False,
-             arduino: bool = False, ram_budget: int | None = None) -> GeneratedModel:
+             arduino: bool = False, ram_budget: int | None = None,
+             numerics: str = "tflm") -> GeneratedModel:
     """Write NAME.c and NAME.h for `model` into the directory `output`, all files or none.
 
     `name` is the C prefix and file name (default: from the model's file name).
@@ -116,7 +117,8 @@ def generate(model: PathLike, output: PathLike, *, name: str | None = None,
     subproject), `cmake` a CMakeLists.txt (a CMake library target NAME, alias
     codegen::NAME); `arduino` writes an Arduino library instead: library.properties,
     src/NAME.c, src/NAME.h and examples/NAME/NAME.ino. Files codegen did not write are
-    never replaced (the call fails instead).
+    never replaced (the call fails instead). `numerics` names whose arithmetic the C
+    reproduces: "tflm" (default), "litert-ref" or "litert" (the README's Numerics).
 
     >>> api.generate("mlp.tflite", "mlp_c", cmake=True).files
     (PosixPath('mlp_c/mlp.h'), PosixPath('mlp_c/mlp.c'), PosixPath('mlp_c/CMakeLists.txt'))
@@ -150,7 +152,8 @@ def generate(model: PathLike, output: PathLike, *, name: str | None = None,
         return files
 
     result = generate_files(model_path, out_dir, name, options, io_in_arena=io_in_arena,
-                            ram_budget=_budget(ram_budget), layout=layout)
+                            ram_budget=_budget(ram_budget), layout=layout,
+                            numerics=numerics)
     program = result.program
     operators: dict[str, int] = {}
     for layer in program.layers:
@@ -191,7 +194,8 @@ class BuiltLibrary:
 
 def build(model: PathLike, target: str, output: PathLike, *, name: str | None = None,
           build_dir: PathLike | None = None, arena_section: str | None = None,
-          cmake: bool = False, ram_budget: int | None = None) -> BuiltLibrary:
+          cmake: bool = False, ram_budget: int | None = None,
+          numerics: str = "tflm") -> BuiltLibrary:
     """Generate the C for `model` and compile it into `output/libNAME.a` for `target`
     ("host", "cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33",
     "cortex-m55", "riscv32", "riscv32-v"), beside
@@ -210,7 +214,7 @@ def build(model: PathLike, target: str, output: PathLike, *, name: str | None = 
     lib = build_library(_path(model, "model"), target, _path(output, "output"), name,
                         build_dir=_path(build_dir, "build_dir") if build_dir else None,
                         options=EmitOptions(arena_section=arena_section), use_cmake=cmake,
-                        ram_budget=_budget(ram_budget))
+                        ram_budget=_budget(ram_budget), numerics=numerics)
     fp = lib.footprint
     return BuiltLibrary(lib.name, lib.target.name, lib.target.machine_flags, lib.archive,
                         lib.header, lib.cross_file, lib.toolchain_file, fp.code,
@@ -224,7 +228,7 @@ def build(model: PathLike, target: str, output: PathLike, *, name: str | None = 
 def run(model: PathLike | bytes, inputs: Arrays, *, target: str = "reference",
         build_dir: PathLike | None = None, progress: bool | None = None,
         timeout: float = 600.0, reset_each: bool = False,
-        ram_budget: int | None = None) -> list[np.ndarray]:
+        ram_budget: int | None = None, numerics: str = "tflm") -> list[np.ndarray]:
     """Run N samples through the model on `target` and return its outputs: one array per
     model output, in the model's order, shaped (N, *output shape). A model that keeps state
     (SVDF, LSTM, resource variables) runs the samples in order as one stream of invokes from
@@ -236,6 +240,7 @@ def run(model: PathLike | bytes, inputs: Arrays, *, target: str = "reference",
     generated C compiled natively) or a Cortex-M target (cross-compiled, run under QEMU with
     `timeout` seconds). `build_dir` keeps the sources and the build for a later run.
     `progress`: a progress bar of samples done on stderr (default: when it is a terminal).
+    `numerics`: whose arithmetic the reference and the C reproduce (see `generate`).
 
     >>> x = np.array([[[-128, 127]], [[0, 0]]], np.int8)  # 2 samples of shape (1, 2)
     >>> api.run("mlp.tflite", x, target="host")
@@ -252,7 +257,7 @@ def run(model: PathLike | bytes, inputs: Arrays, *, target: str = "reference",
     if work_dir is not None:
         keep = [("the model", source)] if isinstance(source, Path) else []
         check_build_dir(work_dir, keep=keep)
-    program = load_program(source, ram_budget=_budget(ram_budget))
+    program = load_program(source, ram_budget=_budget(ram_budget), numerics=numerics)
     arrays = _input_list(program, inputs)
     return execute(program, target, arrays, work_dir=work_dir, progress=progress,
                    timeout=timeout, reset_each=reset_each)
@@ -288,7 +293,7 @@ def bench(model: PathLike, target: str, *, optimization: str = "2",
           io_in_arena: bool = False, build_dir: PathLike | None = None,
           timeout: float = 600.0, wait_states: int = 0, small_multiplier: bool = False,
           profile: bool = False, progress: bool | None = None,
-          ram_budget: int | None = None) -> dict[str, Any]:
+          ram_budget: int | None = None, numerics: str = "tflm") -> dict[str, Any]:
     """What one inference costs on `target`: the dictionary `codegen bench --json` prints
     (`instructions`, `cycles`, `macs`, `flash_code_bytes`, `flash_const_bytes`,
     `arena_bytes`, `stack_bytes`, `ram_bytes`, `layers`, ...). See the README's `codegen
@@ -315,7 +320,7 @@ def bench(model: PathLike, target: str, *, optimization: str = "2",
                              ram_budget=_budget(ram_budget),
                              optimization=optimization, timeout=timeout,
                              work_dir=_path(build_dir, "build_dir") if build_dir else None,
-                             cycle_options=options, profile=profile)
+                             cycle_options=options, profile=profile, numerics=numerics)
     return result.as_json()
 
 

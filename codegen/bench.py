@@ -89,6 +89,7 @@ class BenchResult:
     target: str
     optimization: str  # the -O level
     io_in_arena: bool
+    numerics: str  # the numerics mode the C reproduces (codegen/numerics.py)
     method: str  # METHOD_PLUGIN, METHOD_TIMER or METHOD_WALL_CLOCK
     resolution: float | None  # instruction counts are multiples of it: 1 exact, else the
                             # SysTick's instructions per tick (Cortex-M)
@@ -459,6 +460,7 @@ def bench_program(program: Program, target_name: str, work_dir: Path, *,
         target=target.name,
         optimization=optimization,
         io_in_arena=program.plan.io_in_arena,
+        numerics=program.numerics,
         method=m.method,
         resolution=m.resolution,
         instructions=m.instructions,
@@ -503,10 +505,11 @@ def bench_model(model: Path, target_name: str, *, io_in_arena: bool = False,
                 ram_budget: int | None = None,
                 optimization: str = DEFAULT_OPTIMIZATION, timeout: float = DEFAULT_TIMEOUT,
                 work_dir: Path | None = None, cycle_options: CycleOptions = ZERO_WAIT_STATES,
-                profile: bool = False) -> BenchResult:
+                profile: bool = False, numerics: str = "tflm") -> BenchResult:
     if work_dir is not None:  # before any work; it may not hold the model
         check_build_dir(work_dir, keep=[("the model", model)])
-    program = load_program(model, io_in_arena=io_in_arena, ram_budget=ram_budget)
+    program = load_program(model, io_in_arena=io_in_arena, ram_budget=ram_budget,
+                           numerics=numerics)
     options = {"optimization": optimization, "timeout": timeout,
                "cycle_options": cycle_options, "profile": profile}
     if work_dir is not None:
@@ -531,7 +534,8 @@ def format_result(r: BenchResult) -> str:
            METHOD_TIMER: f"SysTick, multiples of {r.resolution} instructions",
            METHOD_WALL_CLOCK: f"wall clock, median of {r.invokes} invokes"}[r.method]
     arena = "arena (with the inputs and outputs)" if r.io_in_arena else "arena"
-    lines = [f"{shown(r.model)} on {r.target}, -O{r.optimization} ({how})"]
+    mode = "" if r.numerics == "tflm" else f", numerics {r.numerics}"
+    lines = [f"{shown(r.model)} on {r.target}, -O{r.optimization}{mode} ({how})"]
     if r.instructions is not None:
         per_mac = f", {r.instructions_per_mac:.2f} instructions/MAC" if r.macs else ""
         lines.append(f"  time   {r.instructions:,} instructions per invoke; "

@@ -59,3 +59,13 @@ def budget_arg(text: str) -> int:
     if value > MAX_BUDGET:
         raise argparse.ArgumentTypeError(f"{text}: give at most {MAX_BUDGET} bytes")
     return value
+
+def add_numerics_argument(parser: argparse.ArgumentParser) -> None:
+    """`--numerics MODE`, the same on every command that generates or runs C."""
+    from codegen.numerics import DEFAULT, MODES
+
+    parser.add_argument("--numerics", choices=MODES, default=DEFAULT,
+                        help="whose arithmetic to reproduce bit for bit: tflm (TensorFlow "
+                             "Lite Micro, the default), litert-ref (LiteRT's reference "
+                             "kernels), litert (LiteRT's default interpreter, XNNPACK); see "
+                             "the README's Numerics")

@@ -48,6 +48,7 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["c_float"] = c_float
+    env.filters["c_double"] = c_double
     env.filters["c_comment"] = c_comment
     return env
 
@@ -148,8 +149,17 @@ def _small_array_lines(dtype: str, data: bytes) -> str:
     return "".join(_array_blocks(np.frombuffer(data, dtype=dtype)))
 
 
+def c_double(value: float) -> str:
+    """A double as a C99 hexadecimal literal: every bit of it, whatever the compiler's
+    decimal conversion (the float requantization of the numerics modes)."""
+    return float(value).hex()
+
+
 def _items(block: np.ndarray) -> tuple[object, ...]:
-    """A block's values as the `%s`/`%d` arguments: float32 as shortest C literals."""
+    """A block's values as the `%s`/`%d` arguments: float32 as shortest C literals, doubles
+    as hexadecimal ones."""
+    if block.dtype == np.float64:
+        return tuple(c_double(v) for v in block.tolist())
     if block.dtype.kind == "f":
         return tuple(c_float(v) for v in block.tolist())
     return tuple(block.tolist())
@@ -477,6 +487,7 @@ def emit_files(program: Program, name: str,
         "arena_section": options.arena_section,
         "constant_bytes": program.constant_bytes,
         "opcodes": c_comment(", ".join(layer.opcode for layer in program.layers), None),
+        "numerics": program.numerics,
     }
     limit = output_limit(program.graph.file_bytes)
 

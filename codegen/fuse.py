@@ -90,11 +90,12 @@ class _Chain:
     b2s: Layer
 
 
-def fuse_dilated_convolutions(graph: Graph, layers: list[Layer]) -> list[Layer]:
+def fuse_dilated_convolutions(graph: Graph, layers: list[Layer],
+                              numerics: str = "tflm") -> list[Layer]:
     """`layers` with every fusable chain replaced by one DilatedConvolution (placed where the
     convolution was)."""
     for chain in _chains(graph, layers):
-        fused = _fuse(graph, chain)
+        fused = _fuse(graph, chain, numerics)
         if fused is None:
             continue
         gone = {id(chain.s2b), id(chain.before), id(chain.after), id(chain.b2s)}
@@ -136,7 +137,7 @@ def _chains(graph: Graph, layers: list[Layer]) -> list[_Chain]:
     return chains
 
 
-def _fuse(graph: Graph, chain: _Chain) -> DilatedConvolution | None:
+def _fuse(graph: Graph, chain: _Chain, numerics: str) -> DilatedConvolution | None:
     s2b, conv, b2s = chain.s2b, chain.conv, chain.b2s
     o = conv.op.options
     if (str(o.get("padding")) != "VALID" or int(o.get("stride_h", 1)) != 1
@@ -171,7 +172,7 @@ def _fuse(graph: Graph, chain: _Chain) -> DilatedConvolution | None:
     bias = _shifted_bias(graph, conv.op, weights, x)
     if bias is False:
         return None
-    return _prepare(graph, chain, x, y, x_view, y_view, padding, dilation, bias)
+    return _prepare(graph, chain, x, y, x_view, y_view, padding, dilation, bias, numerics)
 
 
 def _spatial_axes(x: Tensor, s2b_out: Tensor, conv_in: Tensor) -> tuple[int, ...] | None:
@@ -234,7 +235,7 @@ def _shifted_bias(graph: Graph, op: Operator, weights: Tensor,
 
 def _prepare(graph: Graph, chain: _Chain, x: Tensor, y: Tensor, x_view: tuple[int, ...],
              y_view: tuple[int, ...], padding: str, dilation: dict[int, int],
-             bias: np.ndarray | None) -> DilatedConvolution | None:
+             bias: np.ndarray | None, numerics: str) -> DilatedConvolution | None:
     conv = chain.conv
     weights = graph.tensors[conv.op.inputs[1]]
     tensors = list(graph.tensors)
@@ -257,7 +258,7 @@ def _prepare(graph: Graph, chain: _Chain, x: Tensor, y: Tensor, x_view: tuple[in
                   (y.index,), options, conv.op.version)
     view_graph = replace(graph, tensors=tensors)
     try:
-        inner = prepare_layer(op, view_graph)
+        inner = prepare_layer(op, view_graph, numerics)
     except UnsupportedError:
         return None
     fused = tuple(sorted(layer.index for layer in (chain.s2b, chain.before, conv, chain.after,

@@ -114,13 +114,15 @@ def _name_problem(name: str) -> str | None:
 def generate(model: Path, out_dir: Path, name: str | None = None,
              options: EmitOptions | None = None, *, io_in_arena: bool = False,
              ram_budget: int | None = None,
+             numerics: str = "tflm",
              extra_files: Callable[[Program, str], dict[str, str]] | None = None,
              layout: Layout | None = None) -> Generated:
     """NAME.c and NAME.h (plus `extra_files(program, name)`, e.g. a meson.build) written
     to out_dir together, all or none; `layout(program, name, files)`, when given, returns
     the files to write in place of these (the Arduino library's layout)."""
     name = check_name(name or default_name(model))
-    program = load_program(model, io_in_arena=io_in_arena, ram_budget=ram_budget)
+    program = load_program(model, io_in_arena=io_in_arena, ram_budget=ram_budget,
+                           numerics=numerics)
     files: dict[str, Content] = dict(emit_files(program, name, options))  # rendered as written
     if extra_files is not None:
         files.update(extra_files(program, name))

@@ -165,7 +165,8 @@ def measure(archive: Path, target: Target) -> Footprint:
 
 def build_library(model: Path, target_name: str, out_dir: Path, name: str | None = None, *,
                   build_dir: Path | None = None, options: EmitOptions | None = None,
-                  use_cmake: bool = False, ram_budget: int | None = None) -> Library:
+                  use_cmake: bool = False, ram_budget: int | None = None,
+                  numerics: str = "tflm") -> Library:
     """Generate NAME.c/NAME.h/meson.build (and cross.ini), or with `use_cmake`
     CMakeLists.txt (and toolchain.cmake), compile libNAME.a, and write them all to out_dir
     together, all or none. The build runs in `build_dir` (src/ and build/ in it, emptied
@@ -179,7 +180,7 @@ def build_library(model: Path, target_name: str, out_dir: Path, name: str | None
         check_build_dir(build_dir, keep=[("the model", model)],
                         apart=[("the output directory", out_dir)])
     check_build_tools(target, use_cmake=use_cmake)
-    program = load_program(model, ram_budget=ram_budget)
+    program = load_program(model, ram_budget=ram_budget, numerics=numerics)
     files: dict[str, Content] = dict(emit_files(program, name, options))
     if use_cmake:
         files[cmake.CMAKE_LISTS] = cmake.cmake_lists_text(name, program.source)

@@ -835,13 +835,14 @@ def whole_line_variant(graph: Graph, layers: list[Layer]) -> list[Layer] | None:
 
 
 def plan_for_budget(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
-                    budget: int | None = None,
-                    state: dict[int, int] | None = None) -> Schedule:
+                    budget: int | None = None, state: dict[int, int] | None = None,
+                    numerics: str = "tflm") -> Schedule:
     """Without a budget, the default plan. With one, the fastest schedule whose arena fits
     it: the default one when it fits, else the smallest of the overlapping ones (the same
-    instructions), else a patch-based one, fewest extra MACs first (not for a model
-    keeping state: `state` as in `plan_memory`). Nothing fits: a
-    one-line error naming the smallest arena reached and its schedule."""
+    instructions), else a patch-based one, fewest extra MACs first. The last two prepare
+    layers again (as whole-line or band variants), which is done for TFLM's numerics and
+    a model without state only (`state` as in `plan_memory`). Nothing fits: a one-line
+    error naming the smallest arena reached and its schedule."""
     default = plan_memory(graph, layers, io_in_arena, state=state)
     if budget is None:
         return Schedule(graph, layers, default)
@@ -850,14 +851,15 @@ def plan_for_budget(graph: Graph, layers: list[Layer], io_in_arena: bool = False
     smallest = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena, state))
     if smallest.plan.size <= budget:
         return Schedule(graph, layers, replace(smallest.plan, budget=budget))
-    variant = whole_line_variant(graph, layers)
+    again = not state and numerics == "tflm"  # layers may be prepared again
+    variant = whole_line_variant(graph, layers) if again else None
     if variant is not None:
-        lines = Schedule(graph, variant, smallest_plan(graph, variant, io_in_arena, state))
+        lines = Schedule(graph, variant, smallest_plan(graph, variant, io_in_arena))
         if lines.plan.size <= budget:
             return Schedule(graph, variant, replace(lines.plan, budget=budget))
         if lines.plan.size < smallest.plan.size:
             smallest = lines
-    for candidate in [] if state else _patch_candidates(graph, layers, variant, io_in_arena):
+    for candidate in _patch_candidates(graph, layers, variant, io_in_arena) if again else []:
         for schedule in (candidate, _with_overlaps(candidate, io_in_arena)):
             if schedule.plan.size <= budget:
                 return replace(schedule, plan=replace(schedule.plan, budget=budget))

@@ -16,6 +16,7 @@ from codegen.fuse import fold_float_negations, fuse_dilated_convolutions
 from codegen.model.ir import Graph, Operator
 from codegen.model.tflite import load_model
 from codegen.model.validate import validate_graph
+from codegen.numerics import DEFAULT, check_mode
 from codegen.ops import prepare_layer
 from codegen.ops.base import Layer
 from codegen.plan import Plan, plan_for_budget
@@ -43,6 +44,7 @@ class Program:
     # The model's layers, in run order, when `layers` is a patch-based schedule (bands of
     # them, codegen/patch.py): the reference runs these. None: `layers`.
     model_layers: list[Layer] | None = None
+    numerics: str = DEFAULT  # whose arithmetic the layers reproduce (codegen/numerics.py)
 
     @property
     def macs(self) -> int:
@@ -53,22 +55,23 @@ class Program:
     def reference_layers(self) -> list[Layer]:
         return self.layers if self.model_layers is None else self.model_layers
 
-
 def load_program(source: str | Path | bytes, *, io_in_arena: bool = False,
-                 ram_budget: int | None = None) -> Program:
+                 ram_budget: int | None = None, numerics: str = DEFAULT) -> Program:
     """Read, validate, prepare and plan a model. `io_in_arena` places the model's inputs
     and outputs in the arena as well (the C API then exposes them by offset). `ram_budget`:
     the fastest schedule whose arena fits that many bytes (a CodegenError when none does);
-    None: the default schedule."""
+    None: the default schedule. `numerics` names the interpreter whose arithmetic the
+    layers reproduce (codegen/numerics.py)."""
+    check_mode(numerics)
     label = "model" if isinstance(source, bytes) else str(source)
     graph = fold_float_negations(load_model(source))
     validate_graph(graph, label)
-    layers = fuse_dilated_convolutions(graph, _prepare(graph, label))
-    init_layers = {index: [_prepare_init(op, init, index) for op in init.operators]
+    layers = fuse_dilated_convolutions(graph, _prepare(graph, label, numerics), numerics)
+    init_layers = {index: [_prepare_init(op, init, index, numerics) for op in init.operators]
                    for index, init in graph.init_graphs.items()}
     state = plan_state(graph, layers, init_layers)
     offsets = {t: state.offset(t) for t in state.binding} if state is not None else {}
-    schedule = plan_for_budget(graph, layers, io_in_arena, ram_budget, offsets)
+    schedule = plan_for_budget(graph, layers, io_in_arena, ram_budget, offsets, numerics)
     plan = schedule.plan
     by_index = {layer.index: layer for layer in schedule.layers}
     run_order = [by_index[i] for i in plan.order]
@@ -80,12 +83,13 @@ def load_program(source: str | Path | bytes, *, io_in_arena: bool = False,
                                                                 io_in_arena).plan.order]
         graph = schedule.graph
     constant_bytes = _constant_bytes(run_order)
-    return Program(graph, run_order, plan, name, constant_bytes, state, model_layers)
+    return Program(graph, run_order, plan, name, constant_bytes, state, model_layers,
+                   numerics)
 
 
-def _prepare_init(op: Operator, graph: Graph, index: int) -> Layer:
+def _prepare_init(op: Operator, graph: Graph, index: int, numerics: str) -> Layer:
     try:
-        return prepare_layer(op, graph)
+        return prepare_layer(op, graph, numerics)
     except UnsupportedError as exc:
         raise UnsupportedError(f"subgraph {index} (a CALL_ONCE initializer): {exc}") from None
 
@@ -102,14 +106,14 @@ def _constant_bytes(layers: list[Layer]) -> int:
     return total
 
 
-def _prepare(graph: Graph, label: str) -> list[Layer]:
+def _prepare(graph: Graph, label: str, numerics: str) -> list[Layer]:
     """The prepared layers, refused as soon as their constant arrays exceed
     `constants_limit` of the file's size."""
     limit = constants_limit(graph.file_bytes)
     layers: list[Layer] = []
     total = 0
     for op in graph.operators:
-        layer = prepare_layer(op, graph)
+        layer = prepare_layer(op, graph, numerics)
         total += sum(a.nbytes for a in layer.constants())
         if total > limit:
             raise UnsupportedError(

@@ -744,6 +744,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     scheme: str = "int8"
     comparison: Comparison | None = None
+    interpreters: str | None = None  # codegen compare's table (codegen/compare.py)
 
     def terminal(self) -> str:
         p = self.program
@@ -761,6 +762,8 @@ class Report:
             parts += ["", f"{c.schemes[0]} ({self.model_name}) beside {c.schemes[1]} "
                           f"({c.name}), error against the float model:",
                       _table(*compare_table(self.accuracy, c.accuracy, c.schemes))]
+        if self.interpreters is not None:
+            parts += ["", "interpreters compared (codegen compare):", self.interpreters]
         parts += [f"note: {n}" for n in self.notes]
         return "\n".join(parts)
 
@@ -788,6 +791,7 @@ class Report:
             scatter_png=self.scatter_png, response_png=self.response_png, notes=self.notes,
             escape=html.escape, scheme=self.scheme, comparison=c, compared=compared,
             schedule=schedule_line(p),
+            interpreters=self.interpreters,
         )
 
 
@@ -806,19 +810,20 @@ def schedule_line(program: Program) -> str:
 def build_report(model: Path, *, float_model_path: Path | None = None,
                  data_path: Path | None = None, bench_path: Path | None = None,
                  trust_keras_code: bool = False, compare_path: Path | None = None,
-                 ram_budget: int | None = None) -> Report:
-    program = load_program(model, ram_budget=ram_budget)
+                 ram_budget: int | None = None, numerics: str = "tflm") -> Report:
+    program = load_program(model, ram_budget=ram_budget, numerics=numerics)
     bench = load_benchmark(bench_path) if bench_path is not None else None
     if data_path is not None and float_model_path is None:
         raise CodegenError("--data is compared against the float model: give --float-model too")
     if compare_path is not None and float_model_path is None:
         raise CodegenError("--compare sets two quantizations side by side against the float "
                            "model: give --float-model too")
-    other = load_program(compare_path) if compare_path is not None else None
+    other = (load_program(compare_path, numerics=numerics) if compare_path is not None
+             else None)
     if other is not None:
         _check_same_io(program, other, compare_path)
     _pyplot()  # fail early, before the slow work, when matplotlib is missing
-    steps = 2 + (4 if float_model_path is not None else 1)
+    steps = 3 + (4 if float_model_path is not None else 1)
     with Progress("report", steps) as bar:
         report = Report(program, shown(model.name), layer_rows(program, bench),
                         plot_memory(program), scheme=scheme(program))
@@ -879,8 +884,24 @@ def build_report(model: Path, *, float_model_path: Path | None = None,
                 plot_compare_errors(report.accuracy, other_accuracy, schemes),
                 plot_compare_response(resp, other_resp, schemes)
                 if resp is not None and other_resp is not None else None)
+        bar.set_label("report: interpreters")
+        report.interpreters = _interpreters(model, program, report.notes)
         bar.advance()
     return report
+
+
+def _interpreters(model: Path, program: Program, notes: list[str]) -> str | None:
+    """codegen compare's table over random full-range samples, or None with a note when the
+    interpreters cannot run (no tflite-micro, float inputs)."""
+    from codegen.compare import DEFAULT_SAMPLES, compare_inputs, compare_model
+    from codegen.errors import CodegenError
+
+    try:
+        inputs = compare_inputs(program, DEFAULT_SAMPLES)
+        return compare_model(model.read_bytes(), model.name, inputs).text()
+    except CodegenError as exc:
+        notes.append(f"no comparison of interpreters: {exc}")
+        return None
 
 
 def _check_same_io(program: Program, other: Program, path: Path) -> None:

@@ -13,7 +13,6 @@ debug-buffer build, and on every other target.
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 
 import numpy as np
@@ -245,12 +244,12 @@ def test_budget_picks_a_patch_based_schedule_and_says_so(tmp_path: Path) -> None
     assert len(symbols) < len(many.layers)  # middle bands share their function
     source = _one_core(emit_model(many, "m")["m.c"])
     assert sum(source.count(f"static void {s}(") for s in symbols) == len(symbols)
+    inputs = random_inputs(plain, 20, seed=7)
+    assert_same(execute(program, "host", inputs, work_dir=tmp_path),
+                execute(plain, "reference", inputs), "host at the budget")
 
 
 def _one_core(source: str) -> str:
     """The C without the kernels only cores without DSP compile (`#if CG_GEMM_V6M` up to
     its `#else`): a function is defined once for each kind of core."""
     return re.sub(r"^#if CG_GEMM_V6M\n.*?^#else\n", "", source, flags=re.S | re.M)
-    inputs = random_inputs(plain, 20, seed=7)
-    assert_same(execute(program, "host", inputs, work_dir=tmp_path),
-                execute(plain, "reference", inputs), "host at the budget")

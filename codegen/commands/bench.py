@@ -4,7 +4,7 @@ import argparse
 import json
 from pathlib import Path
 
-from codegen.cli_types import budget_arg, path_arg, seconds_arg
+from codegen.cli_types import add_numerics_argument, budget_arg, path_arg, seconds_arg
 
 COMMAND = "bench"
 HELP = ("measure one inference on a target: instructions and modelled cycles (Cortex-M "
@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cycle model, cortex-m0: the 32-cycle multiplier option")
     parser.add_argument("--profile", action="store_true",
                         help="also the cycles of every instruction, by function")
+    add_numerics_argument(parser)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> None:
                              ram_budget=args.ram_budget,
                              optimization=args.optimization, timeout=args.timeout,
                              work_dir=Path(args.build_dir) if args.build_dir else None,
-                             cycle_options=options, profile=args.profile)
+                             cycle_options=options, profile=args.profile,
+                             numerics=args.numerics)
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
     else:

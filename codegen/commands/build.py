@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from codegen.cli_types import budget_arg, path_arg, section_name
+from codegen.cli_types import add_numerics_argument, budget_arg, path_arg, section_name
 
 COMMAND = "build"
 HELP = "generate the C and compile it into a static library libNAME.a for a target"
@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compile with CMake instead of meson, and write CMakeLists.txt "
                              "and (Cortex-M) toolchain.cmake instead of meson.build and "
                              "cross.ini")
+    add_numerics_argument(parser)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> None:
     lib = api.build(Path(args.model), args.target, Path(args.output), name=args.name,
                     build_dir=Path(args.build_dir) if args.build_dir else None,
                     arena_section=args.arena_section, cmake=args.cmake,
-                    ram_budget=args.ram_budget)
+                    ram_budget=args.ram_budget, numerics=args.numerics)
     flags = " ".join(lib.machine_flags) or "native compiler"
     print(f"wrote {shown(str(lib.archive))} and {shown(str(lib.header))} for {lib.target} "
           f"({flags})")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from codegen.cli_types import budget_arg, path_arg, section_name
+from codegen.cli_types import add_numerics_argument, budget_arg, path_arg, section_name
 
 COMMAND = "generate"
 HELP = "write NAME.c and NAME.h for a model"
@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arduino", action="store_true",
                         help="write an Arduino library instead: library.properties, "
                              "src/NAME.c, src/NAME.h and the sketch examples/NAME/NAME.ino")
+    add_numerics_argument(parser)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> None:
                           static_arena=not args.no_static_arena,
                           arena_section=args.arena_section, io_in_arena=args.io_in_arena,
                           meson=args.meson, cmake=args.cmake, arduino=args.arduino,
-                          ram_budget=args.ram_budget)
+                          ram_budget=args.ram_budget, numerics=args.numerics)
     ops = ", ".join(f"{op} x{n}" for op, n in result.operators.items())
     print(f"wrote {', '.join(shown(str(f)) for f in result.files)}")
     print(f"  operators:      {sum(result.operators.values())} ({ops})")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from codegen.cli_types import budget_arg, path_arg
+from codegen.cli_types import add_numerics_argument, budget_arg, path_arg
 
 COMMAND = "report"
 HELP = "HTML report: per-layer cost, memory plan, quantization error against the float model"
@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ram-budget", type=budget_arg, metavar="BYTES",
                         help="report the fastest schedule whose arena fits BYTES (its "
                              "patches, overlaps and extra MACs)")
+    add_numerics_argument(parser)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> None:
         trust_keras_code=args.trust_keras_code,
         compare_path=Path(args.compare) if args.compare else None,
         ram_budget=args.ram_budget,
+        numerics=args.numerics,
     )
     text = report.html()
     write_file_atomically(output, lambda stream: stream.write(text.encode("utf-8")), "-o",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codegen.cli_types import add_numerics_argument
 from codegen.errors import CodegenError
 
 COMMAND = "run"
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="for a model that keeps state (SVDF, LSTM, resource variables): "
                              "reset it before every sample instead of carrying it from one "
                              "sample to the next")
+    add_numerics_argument(parser)
 
 
 def load_inputs(path: Path, program) -> list[np.ndarray]:
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> None:
     if work_dir is not None:
         check_build_dir(work_dir, keep=[("the model", model), ("the input file", input_path),
                                         ("the output file", output)])
-    program = load_program(model, ram_budget=args.ram_budget)
+    program = load_program(model, ram_budget=args.ram_budget, numerics=args.numerics)
     count = len(program.graph.outputs)
     if count > 1 and output.suffix.lower() != ".npz":
         raise CodegenError(f"the model has {count} outputs; give an --output ending in .npz")

@@ -8,6 +8,9 @@ Every module in this package (except `base`) is an operator module: it defines `
     itself (RESHAPE, which never looks at the values, and modules that predate KERNELS);
     `TYPES` then lists the activation types it takes, for the README.
 The activation type of an operator is the type TFLM's Eval switches on (`activation_type`).
+A module whose arithmetic differs in a numerics mode other than `tflm` (codegen/numerics.py)
+also defines `NUMERICS = {"litert-ref": adapt, ...}`: `adapt(layer)` turns the layer TFLM's
+Prepare gave into the one that mode computes (the same layer where nothing differs).
 Modules are found by listing the package, so adding an operator touches no shared file:
 see ARCHITECTURE.md, "Adding an operator".
 """
@@ -47,6 +50,22 @@ def registry() -> dict[str, Kernels]:
     return table
 
 
+Adapt = Callable[[Layer], Layer]
+
+
+@cache
+def numerics_variants() -> dict[str, dict[str, Adapt]]:
+    """opcode -> {numerics mode: adapt} for the modules that define NUMERICS."""
+    table: dict[str, dict[str, Adapt]] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name in _NOT_OPERATORS or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for opcode in module.OPCODES:
+            table.setdefault(opcode, {}).update(getattr(module, "NUMERICS", {}))
+    return table
+
+
 def supported_operators() -> list[str]:
     return sorted(registry())
 
@@ -75,7 +94,24 @@ def activation_type(op: Operator, graph: Graph) -> DType:
     return DType.OTHER
 
 
-def prepare_layer(op: Operator, graph: Graph) -> Layer:
+def prepare_layer(op: Operator, graph: Graph, numerics: str = "tflm") -> Layer:
+    from codegen.numerics import reproduced
+
+    layer = _prepare_tflm(op, graph)
+    adapt = numerics_variants().get(op.opcode, {}).get(numerics)
+    if not reproduced(numerics, op.opcode, adapt is not None):
+        raise UnsupportedError(
+            f"operator {op.index} ({op.opcode}): --numerics {numerics} does not reproduce "
+            f"{op.opcode} (its LiteRT kernel is not known to compute what TFLM's does); use "
+            "--numerics tflm")
+    if numerics != "tflm" and activation_type(op, graph) is not DType.INT8:
+        raise UnsupportedError(
+            f"operator {op.index} ({op.opcode}): --numerics {numerics} reproduces int8 "
+            "layers only; use --numerics tflm")
+    return layer if adapt is None else adapt(layer)
+
+
+def _prepare_tflm(op: Operator, graph: Graph) -> Layer:
     kernels = registry().get(op.opcode)
     if kernels is None:
         raise UnsupportedError(

@@ -185,12 +185,16 @@ class ConvLayer(Layer):
             acc = self._products(np.pad(xs, pads))
             if p["bias_data"] is not None:
                 acc = acc + p["bias_data"]
-            acc = quant.wrap_int32(acc)
-            out = quant.requantize(acc, p["multipliers"], p["shifts"],
-                                   int(p["output_zero_point"]), int(p["act_min"]),
-                                   int(p["act_max"]))
+            out = self.requantize_output(quant.wrap_int32(acc))
             results.append(out.astype(np.int8))
         return [np.concatenate(results).reshape(n, *y.shape)]
+
+    def requantize_output(self, acc: np.ndarray) -> np.ndarray:
+        """The int32 accumulators (channel last) -> output values: TFLM's requantization,
+        zero point and clamp; numerics modes override it."""
+        p = self.params
+        return quant.requantize(acc, p["multipliers"], p["shifts"], int(p["output_zero_point"]),
+                                int(p["act_min"]), int(p["act_max"]))
 
     def constants(self) -> list[CArray]:
         p = self.params
@@ -219,6 +223,38 @@ class ConvLayer(Layer):
         else:
             rows.append(("multiplier", f"{int(mult[0])} shift {int(shift[0])}"))
         return rows
+
+
+class LiteRTRequantization:
+    """Mixed into a convolution's plain kernel in numerics mode litert: XNNPACK's fp32
+    requantization (its qs8/qc8w IGEMM and DWCONV microkernels) of the same int32
+    accumulator, with XNNPACK's clamp bounds."""
+
+    params: dict[str, object]
+
+    def requantize_output(self, acc: np.ndarray) -> np.ndarray:
+        from codegen.ops import _requant
+
+        p = self.params
+        return _requant.requantize_fp32(acc, p["fp32_scales"], int(p["output_zero_point"]),
+                                        int(p["act_min"]), int(p["act_max"]))
+
+    def constants(self) -> list[CArray]:
+        arrays = [a for a in super().constants()  # type: ignore[misc]
+                  if a.name not in ("multiplier", "shift")]
+        if self.params["fp32_per_channel"]:
+            arrays.append(CArray("scale", np.asarray(self.params["fp32_scales"], np.float32)))
+        return arrays
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        rows = [r for r in super().describe()  # type: ignore[misc]
+                if r[0] not in ("multipliers", "shifts", "multiplier", "activation")]
+        return [*rows,
+                ("activation", f"{p['activation']} -> clamp [{p['act_min']}, {p['act_max']}] "
+                               "(XNNPACK's bounds)"),
+                ("requantization", f"float32 scale {p['fp32_scale']}"
+                 f"{' (per channel)' if p['fp32_per_channel'] else ''}, XNNPACK")]
 
 
 def _preview(values: object, count: int = 4) -> str:

@@ -125,3 +125,62 @@ def for_accumulator(accumulator: str, multipliers: np.ndarray,
     kind = {"int32": DoubleRounding, "int64": SingleRounding64}[accumulator]
     return kind(np.asarray(multipliers, dtype=np.int64).ravel(),
                 np.asarray(shifts, dtype=np.int64).ravel())
+
+
+# -- numerics mode litert-ref: LiteRT's reference FULLY_CONNECTED ---------------------------
+
+def litert_double_scale(input_scale: float, filter_scale: float, output_scale: float) -> float:
+    """LiteRT's reference FULLY_CONNECTED's effective scale, in its order:
+    double(s_in) * double(s_w) / double(s_out) (the float32 scales widened first, unlike
+    TFLM's float product)."""
+    return float(input_scale) * float(filter_scale) / float(output_scale)
+
+
+def requantize_double(acc: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """static_cast<int32_t>(round(double(acc) * scale)) as LiteRT's reference
+    FULLY_CONNECTED computes it (round half away from zero). A rounded value outside int32
+    (undefined in C++) becomes INT32_MIN, what x86-64's conversion gives; the C helper
+    `cg_requantize_double` does the same. acc: int32-range int64, channel last."""
+    v = np.asarray(acc, dtype=np.int64).astype(np.float64) * np.asarray(scales, np.float64)
+    with np.errstate(invalid="ignore"):
+        inside = (v < 2147483647.5) & (v > -2147483648.5)
+        t = np.trunc(np.where(inside, v, 0.0))
+        t = t + (v >= t + 0.5) - (v <= t - 0.5)
+    return np.where(inside, t, float(quant.INT32_MIN)).astype(np.int64)
+
+
+# -- numerics mode litert: XNNPACK's fp32 requantization -----------------------------------
+
+def xnnpack_scale(input_scale: float, filter_scale: float, output_scale: float) -> np.float32:
+    """XNNPACK's requantization scale, in float32 and its order:
+    input_scale * kernel_scale / output_scale (convolution-nhwc.c, fully-connected-nc.c)."""
+    return (np.float32(input_scale) * np.float32(filter_scale)) / np.float32(output_scale)
+
+
+def xnnpack_bound(value: float, scale: float, zero_point: int) -> int:
+    """xnn_qs8_quantize: lrintf(clamp(value / scale + zero_point, -128, 127)) in float32,
+    XNNPACK's int8 bound of a fused activation's float range."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        v = np.float32(value) / np.float32(scale) + np.float32(zero_point)
+    return int(np.rint(np.clip(v, np.float32(-128.0), np.float32(127.0))))
+
+
+# The float range the TFLite XNNPACK delegate gives each fused activation.
+_ACTIVATION_RANGES = {"NONE": (-np.inf, np.inf), "RELU": (0.0, np.inf), "RELU6": (0.0, 6.0),
+                      "RELU_N1_TO_1": (-1.0, 1.0)}
+
+
+def xnnpack_activation_bounds(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
+    lo, hi = _ACTIVATION_RANGES[activation]
+    return xnnpack_bound(lo, scale, zero_point), xnnpack_bound(hi, scale, zero_point)
+
+
+def requantize_fp32(acc: np.ndarray, scales: np.ndarray, zero_point: int, lo: int,
+                    hi: int) -> np.ndarray:
+    """XNNPACK's fp32 requantization of an int32 accumulator (its qs8 and qc8w GEMM, IGEMM
+    and DWCONV microkernels): float(acc) * scale in float32, clamped to the output bounds
+    less the zero point, rounded to nearest even, plus the zero point. C: cg_requantize_fp32.
+    acc: int32-range values, channel last; scales float32 per channel."""
+    v = np.asarray(acc, dtype=np.int64).astype(np.float32) * np.asarray(scales, np.float32)
+    v = np.clip(v, np.float32(lo - zero_point), np.float32(hi - zero_point))
+    return np.rint(v).astype(np.int64) + zero_point

@@ -229,4 +229,73 @@ def prepare_int16(op: Operator, graph: Graph) -> AddSub:
     return layer
 
 
+@dataclass
+class AddLiteRT(BinaryLayer):
+    """Numerics mode litert: XNNPACK's qs8 addition (xnn_init_qs8_add_minmax_scalar_params
+    and its vadd microkernels). Each input's scale over the output's, in float32, becomes a
+    multiplier of 21 bits at most: shift = 20 - exponent of the larger ratio, multiplier =
+    lrintf(ratio * 2^shift). Then per element
+        acc = bias + a * a_multiplier + b * b_multiplier   (int32, no overflow)
+        out = clamp((acc >> shift) + output_zero_point, lo, hi)   (arithmetic shift)
+    where bias = 2^(shift-1) - a_multiplier * a_zp - b_multiplier * b_zp and [lo, hi] are
+    XNNPACK's bounds of the fused activation."""
+
+    runtime: ClassVar[tuple[str, ...]] = ("clamp",)
+    template: ClassVar[str] = "kernels/add_xnnpack.c.j2"
+
+    def combine(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        p = self.params
+        acc = int(p["xnn_bias"]) + a * int(p["a_multiplier"]) + b * int(p["b_multiplier"])
+        out = (acc >> int(p["xnn_shift"])) + int(p["output_offset"])
+        return np.clip(out, int(p["act_min"]), int(p["act_max"]))
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        return [
+            ("activation", f"{p['activation']} -> clamp [{p['act_min']}, {p['act_max']}] "
+                           "(XNNPACK's bounds)"),
+            ("multipliers", f"{p['a_multiplier']}, {p['b_multiplier']} >> {p['xnn_shift']}, "
+                            "XNNPACK"),
+            ("broadcast", describe_levels(p["levels"])),  # type: ignore[arg-type]
+        ]
+
+
+def _xnnpack_multipliers(op: Operator, s_a: float, s_b: float, s_out: float
+                         ) -> tuple[int, int, int]:
+    ratios = [np.float32(s_a) / np.float32(s_out), np.float32(s_b) / np.float32(s_out)]
+    for r in ratios:
+        if not (np.float32(2.0 ** -10) <= abs(r) < np.float32(256.0)):
+            raise unsupported(op, f"--numerics litert: an input-to-output scale ratio of "
+                                  f"{float(r):g} is outside XNNPACK's [2^-10, 2^8); use "
+                                  "--numerics tflm")
+    largest = max(abs(r) for r in ratios)
+    exponent = int((np.array(largest, np.float32).view(np.uint32) >> 23) & 0xFF) - 127
+    shift = 20 - exponent
+    mults = [int(np.rint(np.float32(abs(r)) * np.float32(2.0 ** shift))) for r in ratios]
+    return mults[0], mults[1], shift
+
+
+def litert(layer: AddSub) -> BinaryLayer:
+    """The layer as LiteRT's default interpreter computes it: XNNPACK (numerics litert)."""
+    from codegen.ops import _litert, _requant
+
+    p = layer.params
+    if p["subtract"] or layer.dtype is not DType.INT8:
+        raise _litert.refuse(layer, "litert", "only int8 ADD is reproduced")
+    a, b = (o.tensor for o in layer.operands)
+    y = layer.out_tensor()
+    am, bm, shift = _xnnpack_multipliers(layer.op, a.quant.scale, b.quant.scale, y.quant.scale)
+    lo, hi = _requant.xnnpack_activation_bounds(str(p["activation"]), y.quant.scale,
+                                                y.quant.zero_point)
+    params = {k: v for k, v in p.items() if k not in ("tables",)}
+    params.update({
+        "a_multiplier": am, "b_multiplier": bm, "xnn_shift": shift,
+        "xnn_bias": (1 << (shift - 1)) - am * a.quant.zero_point - bm * b.quant.zero_point,
+        "act_min": lo, "act_max": hi,
+    })
+    return AddLiteRT(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
+                     params=params)
+
+
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}
+NUMERICS = {"litert": litert}

@@ -37,6 +37,7 @@ class CArray:
             "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "uint16": "uint16_t",
             "int32": "int32_t", "int64": "int64_t",
             "float32": "float",  # finite values only (DETECTION_POSTPROCESS's anchors)
+            "float64": "double",  # finite, as hexadecimal literals (float requantization)
         }[self.values.dtype.name]
 
     @property

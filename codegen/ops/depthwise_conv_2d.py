@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _conv, _gemm, _gemm_v6m
+from codegen.ops import _conv, _gemm, _gemm_v6m, _litert
 from codegen.ops._window import require_nhwc, window
 from codegen.ops.base import CArray, RowAccess, only_output, operand, unsupported
 
@@ -233,4 +233,17 @@ def prepare(op: Operator, graph: Graph) -> DepthwiseConv2D:
     return DepthwiseConv2D(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
 
 
+@dataclass
+class DepthwiseConv2DLiteRT(_conv.LiteRTRequantization, DepthwiseConv2D):
+    runtime: ClassVar[tuple[str, ...]] = ("requantize_fp32",)
+
+
+def litert(layer: DepthwiseConv2D) -> DepthwiseConv2D:
+    """The layer as LiteRT's default interpreter computes it: XNNPACK (numerics litert)."""
+    return _litert.conv_layer(layer, DepthwiseConv2DLiteRT,  # type: ignore[return-value]
+                              int(layer.params["out_c"]))
+
+
 KERNELS = {DType.INT8: prepare}
+NUMERICS = {"litert": litert,
+            "litert-ref": lambda layer: _litert.require_bias(layer, "litert-ref")}

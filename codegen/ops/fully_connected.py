@@ -20,7 +20,7 @@ import numpy as np
 
 from codegen import quant
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _gemm, _gemm_v6m
+from codegen.ops import _gemm, _gemm_v6m, _litert, _requant
 from codegen.ops.base import (
     CArray,
     Layer,
@@ -102,6 +102,120 @@ class FullyConnectedGemm(FullyConnected):
 
     def describe(self) -> list[tuple[str, str]]:
         return [*super().describe(), ("kernel", self.params["engine"])]
+
+
+@dataclass
+class FullyConnectedLiteRTRef(FullyConnected):
+    """Numerics mode litert-ref: LiteRT's reference kernels (reference_integer_ops::
+    FullyConnected and FullyConnectedPerChannel, the overloads taking the float scales)
+    requantize the same int32 accumulator in double precision:
+    round(double(acc) * (double(s_in) * double(s_w) / double(s_out))), half away from zero,
+    then add the output zero point and clamp. The C does the same double operations (soft
+    float on cores without a double-precision FPU)."""
+
+    runtime: ClassVar[tuple[str, ...]] = ("requantize", "requantize_double", "clamp")
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        n = inputs[0].shape[0]
+        depth, units = int(p["depth"]), int(p["units"])
+        x = inputs[0].reshape(n * int(p["batches"]), depth).astype(np.int64)
+        acc = quant.wrap_int32(x @ self.weights.T.astype(np.int64) + p["folded_bias"])
+        if p["filter_offset"]:
+            acc = quant.wrap_int32(acc + int(p["filter_offset"]) * x.sum(axis=1, keepdims=True))
+        scaled = _requant.requantize_double(acc, p["double_scales"])
+        out = np.clip(quant.wrap_int32(scaled + int(p["output_zero_point"])),
+                      int(p["act_min"]), int(p["act_max"]))
+        shape = (n, *self.out_tensor().shape)
+        return [out.reshape(n, -1, units).astype(np.int8).reshape(shape)]
+
+    def constants(self) -> list[CArray]:
+        arrays = [
+            CArray("weights", np.asarray(self.weights, np.int8).ravel()),
+            CArray("bias", np.asarray(self.params["folded_bias"], dtype=np.int32)),
+        ]
+        if self.params["per_channel"]:
+            arrays.append(CArray("scale", np.asarray(self.params["double_scales"], np.float64)))
+        return arrays
+
+    def describe(self) -> list[tuple[str, str]]:
+        scales = np.asarray(self.params["double_scales"])
+        return [*super().describe()[:2],
+                ("requantization", f"double scale {float(scales[0])!r}"
+                 f"{' (per channel)' if self.params['per_channel'] else ''}, LiteRT reference")]
+
+
+def litert_ref(layer: FullyConnected) -> FullyConnected:
+    """The layer as LiteRT's reference kernel computes it (numerics mode litert-ref)."""
+    w = layer.graph.tensors[layer.op.inputs[1]]
+    x, y = layer.in_tensor(), layer.out_tensor()
+    units = int(layer.params["units"])
+    w_scales = w.quant.scales if w.quant.per_channel else [w.quant.scale] * units
+    scales = np.array([_requant.litert_double_scale(x.quant.scale, s, y.quant.scale)
+                       for s in w_scales], dtype=np.float64)
+    params = {k: v for k, v in layer.params.items()
+              if k not in ("engine", "clamp_args", "kiter", "scale", "packed", "rq")}
+    params["double_scales"] = scales
+    params["double_scale"] = _emit_double(scales[0])
+    return FullyConnectedLiteRTRef(layer.op, layer.graph, inputs=layer.inputs,
+                                   outputs=layer.outputs, params=params)
+
+
+@dataclass
+class FullyConnectedLiteRT(FullyConnected):
+    """Numerics mode litert: XNNPACK's fully connected operator (qs8, or qc8w for
+    per-channel weights) on the same int32 accumulator, requantized by its fp32 scale
+    (in_scale * w_scale / out_scale in float32), rounded to nearest even."""
+
+    runtime: ClassVar[tuple[str, ...]] = ("requantize_fp32",)
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        n = inputs[0].shape[0]
+        depth, units = int(p["depth"]), int(p["units"])
+        x = inputs[0].reshape(n * int(p["batches"]), depth).astype(np.int64)
+        acc = quant.wrap_int32(x @ self.weights.T.astype(np.int64) + p["folded_bias"])
+        out = _requant.requantize_fp32(acc, p["fp32_scales"], int(p["output_zero_point"]),
+                                       int(p["act_min"]), int(p["act_max"]))
+        shape = (n, *self.out_tensor().shape)
+        return [out.reshape(n, -1, units).astype(np.int8).reshape(shape)]
+
+    def constants(self) -> list[CArray]:
+        arrays = [
+            CArray("weights", np.asarray(self.weights, np.int8).ravel()),
+            CArray("bias", np.asarray(self.params["folded_bias"], dtype=np.int32)),
+        ]
+        if self.params["fp32_per_channel"]:
+            arrays.append(CArray("scale", np.asarray(self.params["fp32_scales"], np.float32)))
+        return arrays
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        return [*super().describe()[1:2],
+                ("activation", f"{p['activation']} -> clamp [{p['act_min']}, {p['act_max']}] "
+                               "(XNNPACK's bounds)"),
+                ("requantization", f"float32 scale {p['fp32_scale']}"
+                 f"{' (per channel)' if p['fp32_per_channel'] else ''}, XNNPACK")]
+
+
+def litert(layer: FullyConnected) -> FullyConnected:
+    """The layer as LiteRT's default interpreter computes it: XNNPACK (numerics litert)."""
+    if layer.params["filter_offset"]:
+        raise _litert.refuse(layer, "litert", "weights with a zero point")
+    w = layer.graph.tensors[layer.op.inputs[1]]
+    units = int(layer.params["units"])
+    w_scales = w.quant.scales if w.quant.per_channel else [w.quant.scale] * units
+    params = {k: v for k, v in layer.params.items()
+              if k not in ("engine", "clamp_args", "kiter", "scale", "packed", "rq")}
+    params.update(_litert.fp32_params(layer, w_scales, str(layer.params["activation"])))
+    return FullyConnectedLiteRT(layer.op, layer.graph, inputs=layer.inputs,
+                                outputs=layer.outputs, params=params)
+
+
+def _emit_double(value: float) -> str:
+    from codegen.emit import c_double
+
+    return c_double(value)
 
 
 def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
@@ -242,3 +356,4 @@ def _requantization(op: Operator, input_scale: float, w, output_scale: float,
 
 
 KERNELS = {DType.INT8: prepare}
+NUMERICS = {"litert-ref": litert_ref, "litert": litert}

@@ -79,4 +79,18 @@ def prepare_int16(op: Operator, graph: Graph) -> Mul:
     return layer
 
 
+def litert_ref(layer: Mul) -> Mul:
+    """Numerics litert-ref: LiteRT's MUL Prepare computes the real multiplier in float32
+    (s1 * s2 / s_out on the float scales, widened to double only at the end), TFLM's in
+    double; the Eval (reference_integer_ops::Mul) is the same."""
+    x1, x2 = (o.tensor for o in layer.operands)
+    y = layer.out_tensor()
+    real = float(np.float32(np.float32(x1.quant.scale) * np.float32(x2.quant.scale))
+                 / np.float32(y.quant.scale))
+    mult, shift = multiplier(layer.op, real, "output multiplier")
+    params = {**layer.params, "multiplier": mult, "shift": shift}
+    return Mul(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs, params=params)
+
+
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}
+NUMERICS = {"litert-ref": litert_ref}

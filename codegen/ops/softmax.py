@@ -36,6 +36,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen import quant
+from codegen.emit import c_float
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops import _fixedpoint as fp
 from codegen.ops.base import (
@@ -194,4 +195,74 @@ def prepare(op: Operator, graph: Graph) -> Softmax:
     return Softmax(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
 
 
+def litert_table(input_scale: float, beta: float) -> np.ndarray:
+    """LiteRT's PopulateSoftmaxLookupTable (optimized_ops.h): table[255 - v] =
+    expf(scale * v) for v in 0..255, scale = -input_scale * beta, all in float32, expf as
+    glibc computes it (codegen/ops/_expf.py; tests/test_numerics.py checks the tables
+    against the C library's)."""
+    from codegen.ops._expf import expf
+
+    scale = np.float32(-np.float32(input_scale)) * np.float32(beta)
+    with np.errstate(over="ignore", invalid="ignore"):
+        args = scale * np.arange(256, dtype=np.float32)
+    exps = np.array([expf(float(a)) for a in args], dtype=np.float32)
+    return exps[::-1].copy()
+
+
+@dataclass
+class SoftmaxLiteRT(Layer):
+    """Numerics mode litert: LiteRT's optimized int8 SOFTMAX (XNNPACK does not take it):
+    a float32 table of exp(-input_scale * beta * d) for d = max - x, per row the sum of the
+    row's entries in float32, in order, inv = 1 / (sum * output_scale), then each output
+    round(entry * inv) (half away from zero) + output zero point, clamped to int8. The C
+    does the same float32 operations in the same order."""
+
+    runtime: ClassVar[tuple[str, ...]] = ("clamp",)
+    template: ClassVar[str] = "kernels/softmax_litert.c.j2"
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        depth = int(p["depth"])
+        x = inputs[0].astype(np.int64).reshape(-1, depth)
+        table = np.asarray(p["table"], np.float32)
+        entries = table[255 - x.max(axis=1, keepdims=True) + x]  # float32 (rows, depth)
+        total = np.zeros(x.shape[0], dtype=np.float32)
+        for c in range(depth):  # in order, in float32, as the kernel sums
+            total = (total + entries[:, c]).astype(np.float32)
+        inv = np.float32(1.0) / (total * np.float32(p["output_scale"]))
+        prob = (entries * inv[:, None]).astype(np.float32).astype(np.float64)
+        rounded = np.floor(prob + 0.5)  # round half away from zero; prob >= 0
+        out = np.clip(rounded.astype(np.int64) + int(p["output_zero_point"]), -128, 127)
+        return [out.astype(np.int8).reshape(inputs[0].shape)]
+
+    def constants(self) -> list[CArray]:
+        return [CArray("table", np.asarray(self.params["table"], np.float32))]
+
+    def inplace_inputs(self) -> tuple[int, ...]:
+        return (0,)
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        return [("beta", f"{p['beta']:g}"), ("rows", f"{p['outer']} x {p['depth']}"),
+                ("arithmetic", "float32 table of exps, LiteRT's optimized kernel")]
+
+
+def litert(layer: Softmax) -> Layer:
+    """The layer as LiteRT's default interpreter computes it (numerics litert)."""
+    from codegen.ops import _litert
+
+    y = layer.out_tensor()
+    if y.dtype is not DType.INT8:
+        raise _litert.refuse(layer, "litert", "only int8 output is reproduced")
+    x = layer.in_tensor()
+    p = dict(layer.params)
+    p.update(table=litert_table(x.quant.scale, float(p["beta"])),
+             output_scale=float(np.float32(y.quant.scale)),
+             output_scale_c=c_float(y.quant.scale),
+             output_zero_point=y.quant.zero_point)
+    return SoftmaxLiteRT(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
+                         params=p)
+
+
 KERNELS = {DType.INT8: prepare}
+NUMERICS = {"litert": litert}

@@ -15,6 +15,7 @@ from codegen.execute import build_for_target, execute, run_executable
 from codegen.model.ir import DType
 from codegen.program import Program, load_program
 from codegen.targets import TARGETS
+from support.litert import run_oracle
 from support.tflm import run_tflm, run_tflm_fresh_each, run_tflm_sequence
 
 HOST_SAMPLES = 1000
@@ -113,14 +114,28 @@ def reference_matches_tflm(model: bytes, inputs: list[np.ndarray], *,
     return reference
 
 
+def reference_matches_oracle(model: bytes, inputs: list[np.ndarray],
+                             numerics: str) -> list[np.ndarray]:
+    """Assert the numpy reference of numerics mode `numerics` equals that mode's oracle (TFLM,
+    LiteRT's reference kernels or LiteRT's default interpreter); return the outputs."""
+    if numerics == "tflm":
+        return reference_matches_tflm(model, inputs)
+    program = load_program(model, numerics=numerics)
+    reference = execute(program, "reference", inputs)
+    assert_same(reference, run_oracle(model, inputs, numerics), f"{numerics} reference vs LiteRT")
+    return reference
+
+
 def c_matches_reference(model: bytes, target: str, work_dir: Path, *, seed: int = 0,
                         sanitize: bool = False, extra: list[np.ndarray] | None = None,
-                        samples: int | None = None, reset_each: bool = False) -> Path:
+                        samples: int | None = None, reset_each: bool = False,
+                        numerics: str = "tflm") -> Path:
     """Build the generated C for `target`, run `samples` (default samples_for(target)) random
     samples (plus `extra` samples prepended, for single-input models), compare with the
-    reference (for a model that keeps state: one stream of invokes, or `reset_each`).
-    Returns the executable (valid until the next build for the same target)."""
-    program = load_program(model)
+    reference of numerics mode `numerics` (for a model that keeps state: one stream of
+    invokes, or `reset_each`). Returns the executable (valid until the next build for the
+    same target)."""
+    program = load_program(model, numerics=numerics)
     count = samples_for(target) if samples is None else samples
     inputs = random_inputs(program, count, seed)
     if extra is not None:
@@ -129,7 +144,8 @@ def c_matches_reference(model: bytes, target: str, work_dir: Path, *, seed: int 
     executable = build_for_target(program, target, _work_dir(work_dir, target, sanitize),
                                   sanitize=sanitize, reset_each=reset_each)
     got = run_executable(program, target, executable, inputs)
-    assert_same(got, expected, f"{target}{' (sanitizers)' if sanitize else ''} vs reference")
+    label = f"{target}{' (sanitizers)' if sanitize else ''}"
+    assert_same(got, expected, f"{label} vs {numerics} reference")
     return executable
 
 

@@ -1,0 +1,75 @@
+"""What the operators share in numerics modes litert and litert-ref (codegen/numerics.py).
+
+Mode `litert` is LiteRT's default interpreter: the XNNPACK delegate takes FULLY_CONNECTED,
+CONV_2D, DEPTHWISE_CONV_2D and ADD of the models it sees (measured with the pinned
+ai-edge-litert: `Interpreter._get_ops_details()` lists the delegate's partitions) and
+requantizes with a float32 scale, rounding to nearest even (`_requant.requantize_fp32`).
+AVERAGE_POOL_2D, RESHAPE and SOFTMAX stay with LiteRT's optimized builtin kernels; the first
+two compute what TFLM does, SOFTMAX is a float lookup table (softmax.py).
+
+An operator whose arithmetic in a mode is not known to be reproduced is refused in that mode
+rather than given TFLM's arithmetic under another name (`refuse`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from codegen.emit import c_float
+from codegen.errors import UnsupportedError
+from codegen.ops import _requant
+from codegen.ops.base import Layer, where
+
+# The largest requantization scale XNNPACK takes (it refuses 256 and more, and the delegate
+# then leaves the operator to LiteRT's builtin kernel, which this mode does not reproduce).
+XNNPACK_MAX_SCALE = np.float32(256.0)
+
+
+def fp32_params(layer: Layer, filter_scales: Sequence[float], activation: str
+                ) -> dict[str, object]:
+    """The parameters of XNNPACK's fp32 requantization for a convolution or a fully
+    connected layer: per-channel float32 scales, and the clamp bounds XNNPACK derives from
+    the fused activation (in place of TFLM's)."""
+    x, y = layer.in_tensor(), layer.out_tensor()
+    scales = np.array([_requant.xnnpack_scale(x.quant.scale, s, y.quant.scale)
+                       for s in filter_scales], dtype=np.float32)
+    if not np.all(np.isfinite(scales)) or np.any(scales >= XNNPACK_MAX_SCALE):
+        raise UnsupportedError(
+            f"{where(layer.op)}: a requantization scale of {float(np.max(scales)):g} is beyond "
+            "XNNPACK's (below 256), so LiteRT leaves this layer to a builtin kernel that "
+            "--numerics litert does not reproduce; use --numerics tflm or litert-ref")
+    lo, hi = _requant.xnnpack_activation_bounds(activation, y.quant.scale, y.quant.zero_point)
+    return {
+        "fp32_scales": scales,
+        "fp32_scale": c_float(float(scales[0])),
+        "fp32_per_channel": bool(np.any(scales != scales[0])),
+        "act_min": lo,
+        "act_max": hi,
+    }
+
+
+def refuse(layer: Layer, mode: str, why: str) -> UnsupportedError:
+    return UnsupportedError(
+        f"{where(layer.op)}: --numerics {mode} does not reproduce this layer ({why}); use "
+        "--numerics tflm")
+
+
+def require_bias(layer: Layer, mode: str) -> Layer:
+    """LiteRT's CONV_2D and DEPTHWISE_CONV_2D fail to prepare without their bias input
+    (TFLM takes it), so a mode reproducing LiteRT refuses such a layer."""
+    if len(layer.op.inputs) < 3 or layer.op.inputs[2] < 0:
+        raise refuse(layer, mode, "LiteRT's kernels refuse a convolution without a bias")
+    return layer
+
+
+def conv_layer(layer: Layer, cls: type[Layer], channels: int) -> Layer:
+    """A CONV_2D or DEPTHWISE_CONV_2D layer (any of its kernels) as the plain kernel `cls`
+    with XNNPACK's requantization (numerics litert)."""
+    require_bias(layer, "litert")
+    w = layer.graph.tensors[layer.op.inputs[1]]
+    scales = w.quant.scales if w.quant.per_channel else [w.quant.scale] * channels
+    params = dict(layer.params)
+    params.update(fp32_params(layer, scales, str(layer.params["activation"])))
+    return cls(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs, params=params)

@@ -1,0 +1,408 @@
+"""Numerics modes (issue 17): each mode's numpy reference against its oracle and the generated
+C against that reference, bit for bit, on the shared models and the operator test models;
+the default mode unchanged.
+
+  - `litert-ref`: LiteRT's reference kernels (OpResolverType.BUILTIN_REF);
+  - `litert`: LiteRT's default interpreter (XNNPACK delegate + optimized builtin kernels).
+The oracles are in tests/support/litert.py; the pinned ai-edge-litert defines them.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.litert import run_oracle
+from support.policy import require_file
+from support.verify import (
+    c_matches_reference,
+    edge_inputs,
+    inputs_with_edges,
+    reference_matches_oracle,
+)
+
+from codegen.emit import emit_model
+from codegen.errors import UnsupportedError
+from codegen.program import load_program
+
+SHARED = ("hello_world_int8", "ad01_int8", "kws_ref_model", "pretrainedResnet_quant",
+          "vww_96_int8")
+# Samples per model: (oracle, host, cortex-m4); the large convolutional models run few
+# under QEMU.
+SAMPLES = {
+    "hello_world_int8": (300, 300, 50),
+    "ad01_int8": (300, 300, 30),
+    "kws_ref_model": (100, 100, 8),
+    "pretrainedResnet_quant": (100, 100, 8),
+    "vww_96_int8": (60, 60, 4),
+}
+C_TARGETS = ("host", pytest.param("cortex-m4", marks=pytest.mark.qemu))
+
+
+def _read(shared_models: Path, name: str) -> bytes:
+    return require_file(shared_models / f"{name}.tflite").read_bytes()
+
+
+MODES = ("litert-ref", "litert")
+
+
+@pytest.mark.parametrize("numerics", MODES)
+@pytest.mark.parametrize("name", SHARED)
+def test_shared_model_reference_matches_its_oracle(name: str, numerics: str,
+                                                   shared_models: Path) -> None:
+    model = _read(shared_models, name)
+    reference_matches_oracle(model, inputs_with_edges(model, SAMPLES[name][0], seed=11),
+                             numerics)
+
+
+@pytest.mark.parametrize("target", C_TARGETS)
+@pytest.mark.parametrize("numerics", MODES)
+@pytest.mark.parametrize("name", SHARED)
+def test_shared_model_c_matches_mode_reference(name: str, numerics: str, target: str,
+                                               shared_models: Path, tmp_path: Path) -> None:
+    model = _read(shared_models, name)
+    samples = SAMPLES[name][1 if target == "host" else 2]
+    c_matches_reference(model, target, tmp_path, seed=12, samples=samples, numerics=numerics,
+                        extra=edge_inputs(load_program(model)))
+
+
+def test_litert_ref_differs_from_tflm_where_the_table_says(shared_models: Path) -> None:
+    """ad01_int8 (ten FULLY_CONNECTED) differs between TFLM and LiteRT's reference kernels on
+    most samples: the mode is not the default under another name."""
+    model = _read(shared_models, "ad01_int8")
+    inputs = inputs_with_edges(model, 30, seed=13)
+    tflm = reference_matches_oracle(model, inputs, "tflm")
+    ref = reference_matches_oracle(model, inputs, "litert-ref")
+    assert not np.array_equal(tflm[0], ref[0])
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_default_mode_is_tflm_and_integer_only(name: str, shared_models: Path) -> None:
+    """`tflm` is the default and its C carries no float type (comments aside)."""
+    model = _read(shared_models, name)
+    default = emit_model(load_program(model), "m")
+    assert default == emit_model(load_program(model, numerics="tflm"), "m")
+    code = re.sub(r"/\*.*?\*/", "", default["m.c"], flags=re.DOTALL)
+    assert re.search(r"\b(double|float)\b", code) is None
+
+
+def test_cli_run_takes_the_mode(shared_models: Path, tmp_path: Path) -> None:
+    """`codegen run --numerics litert-ref` on the host gives LiteRT's reference outputs; an
+    unknown mode is one line and exit 1."""
+    model_path = require_file(shared_models / "ad01_int8.tflite")
+    model = model_path.read_bytes()
+    inputs = inputs_with_edges(model, 20, seed=14)
+    np.save(tmp_path / "x.npy", inputs[0])
+    done = subprocess.run(["codegen", "run", str(model_path), "--target", "host", "--numerics",
+                           "litert-ref", "--input", str(tmp_path / "x.npy"), "--output",
+                           str(tmp_path / "y.npy")], capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    expected = run_oracle(model, inputs, "litert-ref")[0]
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), expected)
+    bad = subprocess.run(["codegen", "generate", str(model_path), "-o", str(tmp_path / "g"),
+                          "--numerics", "tflite"], capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1, bad.stderr
+    assert "codegen: error:" in bad.stderr and "litert-ref" in bad.stderr
+    assert not (tmp_path / "g").exists()
+
+
+# -- the operator test models ---------------------------------------------------------------
+
+def _op_models() -> dict[str, Callable[[], bytes]]:
+    """The operator test models of the per-operator suites, by suite."""
+    import test_ops_activations
+    import test_ops_conv
+    import test_ops_data
+    import test_ops_elementwise
+    import test_pipeline_models
+
+    suites = {"conv": test_ops_conv, "act": test_ops_activations, "data": test_ops_data,
+              "elem": test_ops_elementwise, "fc": test_pipeline_models}
+    # softmax_wide's rows make TFLM and LiteRT's reference SOFTMAX abort on random inputs
+    # (test_ops_activations gives it inputs that avoid the abort).
+    return {f"{suite}:{name}": factory for suite, module in suites.items()
+            for name, factory in module.MODELS.items() if name != "softmax_wide"}
+
+
+OP_MODELS = _op_models()
+OP_SAMPLES = 200
+# Models each mode must take (not refuse): the window operators, FULLY_CONNECTED, ADD,
+# SOFTMAX and friends the modes claim to reproduce.
+MUST_TAKE = {
+    "litert-ref": {"conv:b_edge", "conv:mlperf_kws", "fc:ad01", "fc:demo_per_tensor",
+                   "elem:add_sub", "elem:mul"},
+    "litert": {"conv:mlperf_kws", "conv:mlperf_resnet", "conv:mlperf_vww", "fc:ad01",
+               "fc:demo_per_channel", "fc:demo_per_tensor"},
+}
+
+
+def _op_case(numerics: str, name: str) -> tuple[bytes, object] | None:
+    """The model and its program in `numerics`, or None when the mode refuses it, with the
+    one-line refusal naming the mode and the way out (never a silent TFLM computation)."""
+    model = OP_MODELS[name]()
+    try:
+        load_program(model)
+    except UnsupportedError:
+        return None  # not a model of ours in any mode (TFLM refusals are tested elsewhere)
+    try:
+        return model, load_program(model, numerics=numerics)
+    except UnsupportedError as exc:
+        message = str(exc)
+        assert "\n" not in message and f"--numerics {numerics}" in message, message
+        assert "use --numerics tflm" in message, message
+        assert name not in MUST_TAKE[numerics], f"{name} is refused: {message}"
+        return None
+
+
+def _op_params() -> list[object]:
+    return [pytest.param(m, n, marks=[pytest.mark.tf] if "keras" in n or "stack" in n
+                         or "converter" in n or "float_io" in n or "tf_" in n else [])
+            for m in MODES for n in OP_MODELS]
+
+
+@pytest.mark.parametrize(("numerics", "name"), _op_params())
+def test_op_model_reference_and_host_c_match_the_mode_oracle(numerics: str, name: str,
+                                                             tmp_path: Path) -> None:
+    """Each operator test model a mode takes: the reference equals the mode's oracle and the
+    C on the host equals the reference; a model it does not take is refused in one line."""
+    case = _op_case(numerics, name)
+    if case is None:
+        return
+    model, _ = case
+    reference_matches_oracle(model, inputs_with_edges(model, OP_SAMPLES, seed=21), numerics)
+    c_matches_reference(model, "host", tmp_path, seed=22, samples=OP_SAMPLES,
+                        numerics=numerics)
+
+
+M4_OP_MODELS = ("conv:b_edge", "conv:mlperf_kws", "fc:demo_per_tensor", "elem:add_sub")
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("numerics", MODES)
+@pytest.mark.parametrize("name", M4_OP_MODELS)
+def test_op_model_c_matches_the_mode_reference_on_cortex_m4(numerics: str, name: str,
+                                                            tmp_path: Path) -> None:
+    case = _op_case(numerics, name)
+    if case is None:
+        assert name not in MUST_TAKE[numerics]
+        return
+    c_matches_reference(case[0], "cortex-m4", tmp_path, seed=23, samples=30,
+                        numerics=numerics)
+
+
+# -- codegen compare ----------------------------------------------------------------------------
+
+def _compare(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["codegen", "compare", *args], capture_output=True, text=True,
+                          timeout=900, check=False)
+
+
+def _first_divergence(text: str, pair: str) -> str:
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(f"  {pair}: ")]
+    return line.split(": ", 1)[1]
+
+
+def _prefix_diverges(model: bytes, last: int, inputs: list[np.ndarray], oracle: str) -> bool:
+    """Whether TFLM and the LiteRT configuration `oracle` differ on the output of the model
+    cut after operator `last` (tests/support oracles, not codegen's)."""
+    from support.conv_models import submodel
+    from support.litert import run_litert
+    from support.tflm import run_tflm
+
+    part = submodel(model, list(range(last + 1)))
+    a, b = run_tflm(part, inputs), run_litert(part, inputs, oracle)
+    return any(not np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_compare_names_the_first_divergent_layer(shared_models: Path, tmp_path: Path) -> None:
+    """pretrainedResnet_quant: TFLM and LiteRT's reference kernels first part at the
+    FULLY_CONNECTED (operator 14), TFLM and the default interpreter at the first CONV_2D;
+    the cut models, run by the oracles themselves, agree before those layers and not after.
+    Our references equal their oracles everywhere."""
+    path = require_file(shared_models / "pretrainedResnet_quant.tflite")
+    model = path.read_bytes()
+    inputs = inputs_with_edges(model, 20, seed=31)
+    np.save(tmp_path / "x.npy", inputs[0])
+    done = _compare([str(path), "--data", str(tmp_path / "x.npy")])
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert _first_divergence(text, "TFLM vs LiteRT ref") == (
+        "layer 14 (FULLY_CONNECTED): LiteRT reference requantizes in floating point (double "
+        "scale, round half away from zero)")
+    assert _first_divergence(text, "TFLM vs LiteRT").startswith(
+        "layer 0 (CONV_2D): XNNPACK's fp32 requantization")
+    for mode, who in (("tflm", "TFLM"), ("litert-ref", "LiteRT ref"), ("litert", "LiteRT")):
+        assert _first_divergence(text, f"ours ({mode}) vs {who}") == "none"
+    assert not _prefix_diverges(model, 13, inputs, "reference")
+    assert _prefix_diverges(model, 14, inputs, "reference")
+    assert _prefix_diverges(model, 0, inputs, "default")
+
+
+def test_compare_explains_fully_connected_models(shared_models: Path) -> None:
+    """ad01_int8 (the table's 30/30): every pair with LiteRT parts at its first layer, a
+    FULLY_CONNECTED, for the reason the mode reproduces."""
+    done = _compare([str(require_file(shared_models / "ad01_int8.tflite")), "--samples", "10"])
+    assert done.returncode == 0, done.stderr
+    assert _first_divergence(done.stdout, "TFLM vs LiteRT ref").startswith(
+        "layer 0 (FULLY_CONNECTED): LiteRT reference requantizes in floating point")
+    assert _first_divergence(done.stdout, "TFLM vs LiteRT").startswith(
+        "layer 0 (FULLY_CONNECTED): XNNPACK's fp32 requantization")
+    assert "10 samples" in done.stdout
+
+
+def test_compare_refuses_bad_samples_in_one_line(shared_models: Path, tmp_path: Path) -> None:
+    path = str(require_file(shared_models / "hello_world_int8.tflite"))
+    np.save(tmp_path / "bad.npy", np.zeros((3, 2), np.int8))
+    for args in ([path, "--data", str(tmp_path / "bad.npy")],
+                 [path, "--samples", "0"],
+                 [path, "--samples", "5", "--data", str(tmp_path / "bad.npy")],
+                 [path, "--samples", "100000000"]):
+        done = _compare(args)
+        assert done.returncode == 1, (args, done.stderr)
+        lines = [ln for ln in done.stderr.splitlines() if not ln.startswith("INFO:")]
+        assert len(lines) == 1 and lines[0].startswith("codegen: error:"), done.stderr
+
+
+def test_generate_imports_no_interpreter(shared_models: Path, tmp_path: Path) -> None:
+    """TensorFlow, LiteRT's interpreter and TFLM are for compare (and the tests) only:
+    generating C in any mode imports none of them."""
+    import sys
+
+    path = require_file(shared_models / "kws_ref_model.tflite")
+    code = (
+        "import sys\n"
+        "from codegen import api\n"
+        f"api.generate({str(path)!r}, {str(tmp_path / 'out')!r}, numerics='litert')\n"
+        "bad = [m for m in ('tensorflow', 'ai_edge_litert.interpreter', 'tflite_micro')\n"
+        "       if m in sys.modules]\n"
+        "print(bad)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_report_has_the_compare_table(shared_models: Path, tmp_path: Path) -> None:
+    path = require_file(shared_models / "hello_world_int8.tflite")
+    done = subprocess.run(["codegen", "report", str(path), "-o", str(tmp_path / "r.html")],
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "interpreters compared (codegen compare):" in done.stdout
+    html = (tmp_path / "r.html").read_text()
+    assert "<h2>Interpreters compared</h2>" in html
+    assert "TFLM vs LiteRT ref: layer" in html
+
+
+_LITERT_PRINTS = """
+import sys
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+interp = Interpreter(model_path=sys.argv[1])
+interp.allocate_tensors()
+x = np.load(sys.argv[2])
+(inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+for sample in x:
+    interp.set_tensor(inp["index"], sample)
+    interp.invoke()
+    print(" ".join(str(int(v)) for v in interp.get_tensor(out["index"]).ravel()))
+"""
+
+
+@pytest.mark.parametrize("target", C_TARGETS)
+def test_demo_mlp_in_litert_mode_prints_what_ai_edge_litert_prints(target: str,
+                                                                   tmp_path: Path) -> None:
+    """The demo MLP (codegen/demo) as a user runs it in Python, `Interpreter(model_path=...)`
+    with its defaults, and `codegen run --numerics litert`: the same numbers."""
+    import sys
+
+    from support.models import DEMO_DIR
+
+    model = DEMO_DIR / "demo_mlp.tflite"
+    rng = np.random.default_rng(41)
+    x = rng.integers(-128, 128, size=(64, 1, 2), dtype=np.int64).astype(np.int8)
+    x[:2] = [[[-128, -128]], [[127, 127]]]
+    np.save(tmp_path / "x.npy", x)
+    printed = subprocess.run([sys.executable, "-c", _LITERT_PRINTS, str(model),
+                              str(tmp_path / "x.npy")], capture_output=True, text=True,
+                             timeout=300, check=True).stdout.split("\n")
+    done = subprocess.run(["codegen", "run", str(model), "--target", target, "--numerics",
+                           "litert", "--input", str(tmp_path / "x.npy"), "--output",
+                           str(tmp_path / "y.npy")], capture_output=True, text=True,
+                          timeout=900, check=False)
+    assert done.returncode == 0, done.stderr
+    ours = [" ".join(str(int(v)) for v in row.ravel()) for row in np.load(tmp_path / "y.npy")]
+    assert ours == printed[:len(x)] and printed[len(x):] == [""]
+
+
+def test_softmax_table_is_the_c_librarys_expf() -> None:
+    """LiteRT fills its SOFTMAX table with the C library's expf, which is not correctly
+    rounded; the generator reproduces glibc's (codegen/ops/_expf.py) without calling it.
+    Every entry agrees for input scales across the range of real models (a plain
+    exp rounded to float32 misses about 1 entry in 2,000 of these), and for raw arguments
+    down to the underflow."""
+    import ctypes
+    import ctypes.util
+
+    from codegen.ops.softmax import litert_table
+
+    libm = ctypes.CDLL(ctypes.util.find_library("m"))
+    libm.expf.restype = ctypes.c_float
+    libm.expf.argtypes = [ctypes.c_float]
+    rng = np.random.default_rng(51)
+    scales = np.concatenate([2.0 ** rng.uniform(-12, 2, size=100),
+                             [1 / 16, 1 / 8, 0.1, 0.25, 0.5]]).astype(np.float32)
+    for scale in scales:
+        for beta in (1.0, 0.5, 2.0):
+            table = litert_table(float(scale), beta)
+            factor = np.float32(-np.float32(scale)) * np.float32(beta)
+            expected = np.array([libm.expf(float(factor * np.float32(v))) for v in range(256)],
+                                dtype=np.float32)[::-1]
+            assert np.array_equal(table.view(np.uint32), expected.view(np.uint32)), (scale, beta)
+    from codegen.ops._expf import expf
+
+    for x in np.concatenate([-rng.uniform(0, 120, 4000), [0.0, -np.inf, -103.9, -104.0,
+                                                           -87.9, -88.0]]).astype(np.float32):
+        assert expf(float(x)).view(np.uint32) == np.float32(libm.expf(float(x))).view(np.uint32)
+
+
+@pytest.mark.parametrize("numerics", MODES)
+@pytest.mark.parametrize("name", ("hello_world_int8", "ad01_int8", "kws_ref_model"))
+def test_mode_c_is_clean_under_sanitizers(name: str, numerics: str, shared_models: Path,
+                                          tmp_path: Path) -> None:
+    """The float requantization helpers at the extremes (all-minimum and all-maximum
+    samples included): no undefined behaviour, same outputs."""
+    model = _read(shared_models, name)
+    c_matches_reference(model, "host", tmp_path, seed=61, sanitize=True, samples=20,
+                        numerics=numerics, extra=edge_inputs(load_program(model)))
+
+
+@pytest.mark.qemu
+def test_bench_reports_the_mode(shared_models: Path) -> None:
+    """`codegen bench --numerics MODE` measures that mode's C (its outputs checked against
+    that mode's reference) and says which mode it measured."""
+    from codegen import api
+
+    path = require_file(shared_models / "hello_world_int8.tflite")
+    costs = {mode: api.bench(path, "cortex-m4", numerics=mode) for mode in ("tflm", *MODES)}
+    for mode, cost in costs.items():
+        assert cost["numerics"] == mode and cost["output_matches_reference"], mode
+    assert costs["litert-ref"]["instructions"] > costs["tflm"]["instructions"]
+
+
+def test_compare_notes_an_interpreter_that_cannot_run_the_model(tmp_path: Path) -> None:
+    """A convolution without a bias: TFLM runs it, LiteRT fails to prepare it. compare
+    still compares what runs and says why the rest has no value."""
+    path = tmp_path / "no_bias.tflite"
+    path.write_bytes(OP_MODELS["conv:b_no_bias"]())
+    done = _compare([str(path), "--samples", "3"])
+    assert done.returncode == 0, done.stderr
+    assert "note: LiteRT ref cannot run this model: " in done.stdout
+    assert "note: LiteRT cannot run this model: " in done.stdout
+    assert "note: --numerics litert-ref does not take this model: " in done.stdout
+    assert _first_divergence(done.stdout, "ours (tflm) vs TFLM") == "none"
