@@ -64,7 +64,10 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (f"depthwise3x3_{self.params['variant']}",)
+        variant = self.params["variant"]
+        if self.params["mve"]:
+            return (f"depthwise3x3_{variant}", f"depthwise3x3_mve_{variant}")
+        return (f"depthwise3x3_{variant}",)
 
     def constants(self) -> list[CArray]:
         return [CArray("constants", np.asarray(self.params["constants"], np.int32).ravel())]
@@ -144,6 +147,11 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
     constants[:, 7] = np.asarray(params["multipliers"], np.int64)
     constants[:, 8] = add
     constants[:, 9] = right
+    # The Helium driver (templates/runtime/depthwise3x3_mve.c.j2) keeps three input lines of
+    # four channels, four bytes per position along B, in the same scratch buffer: it runs
+    # where they fit (not with fewer than four channels), the line-buffer kernel elsewhere.
+    passes = -(-b_axis.out // 3)
+    positions = max((3 * passes - 1) * b_axis.stride + 3, b_axis.pad + b_axis.size)
     general = bool(np.any(right == 0) or params["act_min"] != -128 or params["act_max"] != 127)
     variant = f"s{b_axis.stride}{'_general' if general else ''}"
     offset = int(params["input_offset"]) & 0xFFFF
@@ -160,6 +168,8 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "offset_pair": pair - (1 << 32) if pair >= _INT31 else pair,
         "constants": constants,
         "variant": variant,
+        "mve_positions": positions,
+        "mve": 3 * 4 * positions <= 3 * group * line * 2,
     }
 
 
