@@ -140,33 +140,39 @@ def test_scalar_build_has_no_vector_code(benched: Callable[[str, str], Benched],
     assert vector == []
 
 
-HELIUM_KERNELS = {  # model -> function prefix -> mnemonics that must have run
-    "kws_ref_model": {
+# (target, model) -> function prefix -> mnemonics that must have run there
+VECTOR_KERNELS = {
+    ("cortex-m55", "kws_ref_model"): {
         "cg_dw3x3_mve": {"vmul.i32", "vadd.i32", "vldrb.s32", "vrmulh.s32", "vrshl.s32",
                          "vqadd.s32", "vqshl.s32", "vstrb.32"},
         "cg_gemm_conv": {"vmlava.s16", "vrmulh.s32", "vshl.s32", "vqshl.s32", "vstrb.32"},
     },
-    "ad01_int8": {  # FULLY_CONNECTED layers (elsewhere the one call is inlined)
+    ("cortex-m55", "ad01_int8"): {  # FULLY_CONNECTED layers (elsewhere the call is inlined)
         "cg_gemm_fc": {"vmlava.s16", "vrmulh.s32", "vshl.s32", "vstrbt.32"},
+    },
+    ("riscv32-v", "kws_ref_model"): {
+        "cg_dw3x3_rvv": {"vle16.v", "vwmacc.vx", "vmulh.vx", "vsra.vx", "vnsrl.wi",
+                         "vsse8.v"},
     },
 }
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("model", list(HELIUM_KERNELS))
-def test_helium_depthwise_and_requantization_run_vector_code(
-        benched: Callable[[str, str], Benched], model: str) -> None:
-    """KWS's 3x3 depthwise layers take the Helium driver (templates/runtime/
-    depthwise3x3_mve.c.j2), and the matrix-product engines requantize four outputs per
-    vector: their multiplies, VRMULH and the rounding shifts are in the image and ran."""
-    target = get_target("cortex-m55")
-    run = benched(model, "cortex-m55")
+@pytest.mark.parametrize(("name", "model"), list(VECTOR_KERNELS))
+def test_depthwise_and_requantization_run_vector_code(
+        benched: Callable[[str, str], Benched], name: str, model: str) -> None:
+    """The 3x3 depthwise layers take the Helium driver (templates/runtime/
+    depthwise3x3_mve.c.j2) or the RVV output lines (_depthwise3x3_lines_rvv.c.j2), and the
+    Helium matrix-product engines requantize four outputs per vector: their multiplies, the
+    high-word multiplies and the rounding shifts are in the image and ran."""
+    target = get_target(name)
+    run = benched(model, name)
     assert run.matches_reference
     executed = {(run.listing[a][0], run.listing[a][1]) for a in run.executed
                 if a in run.listing}
-    for prefix, mnemonics in HELIUM_KERNELS[model].items():
+    for prefix, mnemonics in VECTOR_KERNELS[name, model].items():
         functions = {f for f, m, o in run.listing.values()
                      if f.startswith(prefix) and _is_vector(target, m, o)}
-        assert functions, f"no Helium {prefix} in the image"
+        assert functions, f"no vector {prefix} in the image"
         ran = {m for f, m in executed if f in functions}
         assert mnemonics <= ran, (prefix, sorted(mnemonics - ran))
