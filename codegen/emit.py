@@ -99,14 +99,16 @@ def check_section_name(section: str) -> str:
 
 
 def _snippet_requirements(name: str) -> list[str]:
-    path = templates_dir() / "runtime" / f"{name}.c.j2"
+    # NAME.ARG1.ARG2...: templates/runtime/NAME.c.j2 instantiated with `variant` [ARG1, ...]
+    path = templates_dir() / "runtime" / f"{name.split('.')[0]}.c.j2"
     match = _REQUIRES.search(path.read_text(encoding="utf-8"))
     return [r.strip() for r in match.group(1).split(",") if r.strip()] if match else []
 
 
 def runtime_snippets(names: Iterable[str]) -> list[str]:
     """The C helper snippets (templates/runtime/NAME.c.j2) the layers need, each once,
-    every snippet after those it declares with `{# requires: a, b #}`."""
+    every snippet after those it declares with `{# requires: a, b #}`. A name NAME.A.B is
+    NAME.c.j2 rendered with `variant` = ["A", "B"] (one instance per variant)."""
     ordered: list[str] = []
 
     def visit(name: str, path: tuple[str, ...]) -> None:

@@ -81,8 +81,50 @@ def test_packed_words_give_exact_dot_products(channels: int, depth: int, group: 
         np.testing.assert_array_equal(got, weights @ x)
 
 
+def _sxtb16_ror8(words: np.ndarray) -> np.ndarray:
+    """SXTB16(w ror 8): bytes 1 and 3 of each word, sign-extended into its 16-bit halves."""
+    w = words.astype(np.int64) & 0xFFFFFFFF
+    b1, b3 = (w >> 8) & 0xFF, (w >> 24) & 0xFF
+    return (b1 | ((b1 & 0x80) * 0x1FE)) | ((b3 | ((b3 & 0x80) * 0x1FE)) << 16)
+
+
+@pytest.mark.parametrize("channels,depth", [(1, 1), (4, 8), (5, 13), (8, 27), (11, 64)])
+def test_block_stream_gives_exact_dot_products(channels: int, depth: int) -> None:
+    """The convolution engine's stream: per block of four channels, both pairs' words slot
+    by slot, then the block's requantization rows. SMLAD of a word and of its SXTB16(ror 8)
+    (the assembly), or of the word and of the word AND 0xFF00FF00 (the plain C), with r
+    started at -128 * sum(x), decode both channels of a pair exactly."""
+    rng = np.random.default_rng(channels * 100 + depth)
+    weights = rng.integers(-128, 128, size=(channels, depth))
+    weights[0, :] = -128
+    weights[-1, : depth // 2] = 127
+    mult, shift = quant.quantize_multipliers(rng.uniform(0.001, 0.5, size=channels))
+    rq = _gemm.plan_requant(weights, rng.integers(-999, 999, size=channels), mult, shift, -3,
+                            -128, 127, channel_pad=_gemm.CONV_BLOCK)
+    assert rq is not None
+    stream = _gemm.block_stream(weights, rq, _gemm.CONV_BLOCK).astype(np.int64) & 0xFFFFFFFF
+    kpad = _gemm.padded_depth(depth)
+    blocks = -(-channels // 4)
+    assert stream.size == blocks * (kpad + 16)
+    for x in (rng.integers(-128, 128, size=depth), np.full(depth, -128), np.full(depth, 127)):
+        col = _widen(x, kpad)
+        got = []
+        for block in stream.reshape(blocks, kpad + 16):
+            words = block[:kpad].reshape(-1, 2).T  # [pair, slot]
+            np.testing.assert_array_equal(block[kpad:], rq.table[len(got):len(got) + 4].ravel()
+                                          & 0xFFFFFFFF)
+            for pair in words:
+                r = quant.wrap_int32(_smlad_sum(pair, col) - 128 * x.sum())
+                h = _smlad_sum(_sxtb16_ror8(pair), col)
+                h256 = _smlad_sum(pair & _MASK, col)
+                np.testing.assert_array_equal(h256, h * 256)
+                got += [int(quant.wrap_int32(r - 256 * h)), int(h)]
+        np.testing.assert_array_equal(got[:channels], weights @ x)
+        assert not any(got[channels:])  # padded channels have zero filters
+
+
 def _short_requantize(acc: np.ndarray, rq: _gemm.Requant) -> np.ndarray:
-    """cg_gemm_requant on v = acc * scale + bias2 for every channel (rows of acc's last axis)."""
+    """cg_gemm_rq on v = acc * scale + bias2 for every channel (rows of acc's last axis)."""
     bias2, mult, add, right = (rq.table[: acc.shape[-1], i] for i in range(4))
     v = acc * rq.scale + bias2
     assert np.all(np.abs(v) < 2**31)
@@ -200,6 +242,11 @@ def _conv_edges() -> bytes:
     branch(_weights(rng, (12, 1, 1, 12)), output_q=(0.3, -100))  # 1x1, as many channels
     branch(_weights(rng, (3, 1, 1, 12)), activation="RELU")  # 1x1, fewer channels
     branch(_weights(rng, (4, 2, 5, 12)), padding="VALID", output_q=(0.5, 0))
+    # RELU down to the zero point -128: no tie fixup, saturation; RELU_N1_TO_1: a clamp
+    # below the zero point, with the fixup. Block tails of 3 and 2 channels.
+    branch(_weights(rng, (7, 3, 3, 12)), activation="RELU", output_q=(0.3, -128))
+    branch(_weights(rng, (10, 1, 1, 12)), activation="RELU_N1_TO_1", output_q=(0.01, 3))
+    branch(_weights(rng, (5, 2, 4, 12)))  # depth 96: sixteen k-pairs per iteration
     branch(_weights(rng, (3, 3, 3, 12)), big_bias=True)  # |acc| beyond 2^30
     wide = np.where(rng.random((2, 9, 9, 12)) < 0.5, -127, 127)  # 256 * S_b could wrap
     branch(wide, output_q=(40.0, 0))
@@ -229,15 +276,21 @@ def _inplace_chain() -> bytes:
 def _fc_edges() -> bytes:
     """Three rows of depth 24 into 7 units (per-channel, RELU6, a zero row and a zero
     scale), 1 unit, and 5 units with a bias beyond the engine's range; a depth of 13 (not a
-    multiple of 8) keeps the plain kernel."""
+    multiple of 8) keeps the plain kernel; 11 units (a block of eight and three) with RELU
+    down to the zero point -128 (no tie fixup, saturation) and 16 with RELU_N1_TO_1 (the
+    fixup and a clamp); rows of depth 48 and 32 into 9 units (the engine's loops of four
+    and eight input words)."""
     rng = np.random.default_rng(13)
     b = ModelBuilder("fc edges")
-    x = b.add_tensor("input", (3, 24), "int8", quant=Q(*INPUT_Q))
-    x13 = b.add_tensor("input13", (3, 13), "int8", quant=Q(*INPUT_Q))
+    rows = {depth: b.add_tensor(f"input{depth}", (3, depth), "int8", quant=Q(*INPUT_Q))
+            for depth in (24, 13, 48, 32)}
     outs = []
+    output_q = {4: (0.1, -128), 5: (0.01, 3)}
+    depths = {3: 13, 6: 48, 7: 32}
     for i, (units, activation) in enumerate([(7, "RELU6"), (1, "NONE"), (5, "RELU"),
-                                             (4, "NONE")]):
-        depth = 13 if i == 3 else 24
+                                             (4, "NONE"), (11, "RELU"),
+                                             (16, "RELU_N1_TO_1"), (9, "NONE"), (9, "RELU")]):
+        depth = depths.get(i, 24)
         weights = _weights(rng, (units, depth))
         scales = list(0.01 * rng.uniform(0.3, 3.0, size=units))
         if units == 7:
@@ -250,11 +303,10 @@ def _fc_edges() -> bytes:
             bias[3] = (1 << 30) + 99  # beyond the engine's range
         bt = b.add_tensor(f"b{i}", (units,), "int32",
                           quant=Q(bias_scales(INPUT_Q[0], scales), 0, axis=0), data=bias)
-        y = b.add_tensor(f"y{i}", (3, units), "int8", quant=Q(0.1, -20))
-        b.add_op("FULLY_CONNECTED", [x13 if depth == 13 else x, wt, bt], [y],
-                 fc_options(activation))
+        y = b.add_tensor(f"y{i}", (3, units), "int8", quant=Q(*output_q.get(i, (0.1, -20))))
+        b.add_op("FULLY_CONNECTED", [rows[depth], wt, bt], [y], fc_options(activation))
         outs.append(y)
-    b.set_io([x, x13], outs)
+    b.set_io(list(rows.values()), outs)
     return b.build()
 
 
@@ -263,21 +315,34 @@ MODELS = {"conv_edges": _conv_edges, "inplace_chain": _inplace_chain, "fc_edges"
 
 def test_edge_models_reach_every_path() -> None:
     conv = load_program(_conv_edges()).layers
-    assert [type(la) for la in conv] == [Conv2DGemm] * 6 + [Conv2D] * 2
-    p = [la.params for la in conv[:6]]
-    assert [q["pointwise"] for q in p] == [False, False, True, True, True, False]
-    assert [q["inplace"] for q in p] == [False, False, False, True, True, False]
-    assert p[0]["engine"] == "cg_gemm_conv_clamp" and p[1]["engine"] == "cg_gemm_conv"
-    assert (p[0]["kpad"], p[3]["kpad"]) == (112, 16)  # depths 108 and 12
-    assert [q["local"] for q in p] == [False, False, True, True, True, False]  # depth <= 16
+    assert [type(la) for la in conv] == [Conv2DGemm] * 9 + [Conv2D] * 2
+    p = [la.params for la in conv[:9]]
+    assert [q["pointwise"] for q in p] == [False, False, True, True, True, False, False, True,
+                                           False]
+    assert [q["inplace"] for q in p] == [False, False, False, True, True, False, False, True,
+                                         False]
+    assert [q["engine"][len("cg_gemm_conv_"):] for q in p] == [
+        "floor_clamp_k8", "fix_sat_k8", "fix_sat_k8", "fix_sat_k8", "floor_clamp_k8",
+        "fix_sat_k4", "floor_sat_k8", "fix_clamp_k8", "fix_sat_k16"]
+    assert [(q["blocks"], q["tail"]) for q in p] == [(1, 1), (1, 0), (1, 2), (3, 0), (0, 3),
+                                                      (1, 0), (1, 3), (2, 2), (1, 1)]
+    assert (p[0]["kpad"], p[3]["kpad"], p[8]["kpad"]) == (112, 16, 96)  # depths 108, 12, 96
+    assert [q["local"] for q in p] == [False, False, True, True, True, False, False, True,
+                                       False]
     chain = load_program(_inplace_chain())
     plan = chain.plan
     assert [plan.locations[la.inputs[0]] == plan.locations[la.outputs[0]]
             for la in chain.layers] == [False, True, True, True]
     assert [la.params["ring_rows"] for la in chain.layers] == [3, 0, 3, 4]
     fc = load_program(_fc_edges()).layers
-    assert [type(la) is FullyConnectedGemm for la in fc] == [True, True, False, False]
-    assert fc[0].params["engine"] == "cg_gemm_fc_clamp"
+    assert [type(la) is FullyConnectedGemm for la in fc] == [True, True, False, False, True,
+                                                            True, True, True]
+    q = [fc[i].params for i in (0, 1, 4, 5, 6, 7)]
+    assert [p["engine"][len("cg_gemm_fc_"):] for p in q] == [
+        "floor_clamp_x2", "fix_sat_x2", "floor_sat_x2", "fix_clamp_x2", "fix_sat_x4",
+        "floor_clamp_x8"]
+    assert [(p["blocks"], p["tail"]) for p in q] == [(0, 7), (0, 1), (1, 3), (2, 0), (1, 1),
+                                                      (1, 1)]
 
 
 @pytest.mark.parametrize("target", C_TARGETS)

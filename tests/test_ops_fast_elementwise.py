@@ -1,7 +1,8 @@
 """The table path of ADD/SUB (codegen/ops/add_sub.py, AddSubTables) at its edges, against
 TFLM: an output multiplier with no right shift (no sign correction in the rounding), a
 very large right shift, one whose bounds fail (TFLM's per-element arithmetic instead), a
-clamped activation next to a saturating one, broadcasting and a constant operand, and
+clamped activation next to a saturating one, broadcasting and a constant operand,
+contiguous inputs (the runtime loop, assembly on the DSP cores) of even and odd sizes, and
 chains where the planner runs ADD/SUB in place. Checked as usual: the reference against
 TFLM, the generated C against the reference on every target and under the sanitizers.
 """
@@ -33,6 +34,8 @@ def _edges_model() -> bytes:
     a = n.input((1, 4, 5, 6), Q(f32(1.0), -3))
     b = n.input((1, 4, 5, 6), Q(f32(0.75), 20))
     c = n.input((1, 1, 5, 1), Q(f32(0.002), -128))
+    d = n.input((1, 3, 5, 7), Q(f32(0.04), 11))
+    e = n.input((1, 3, 5, 7), Q(f32(0.03), -50))
     n.output(
         # real output multiplier 2/3: right shift 0
         n.binary("ADD", a, b, Q(f32(3.0 / 2**20), 0)),
@@ -45,6 +48,9 @@ def _edges_model() -> bytes:
         n.binary("SUB", n.const((1, 1, 1, 6), Q(f32(0.3), 7)), b, Q(f32(0.05), -9),
                  "RELU_N1_TO_1"),
         n.binary("ADD", c, c, Q(f32(0.004), 1)),
+        # contiguous inputs of an odd size: the runtime loop's pairs and its last element
+        n.binary("SUB", d, e, Q(f32(0.05), 5)),
+        n.binary("ADD", e, d, Q(f32(0.06), -128), "RELU"),
     )
     return n.build()
 
@@ -91,10 +97,13 @@ def test_edges_reach_both_paths() -> None:
     layers = load_program(_edges_model()).layers
     kinds = [type(la) for la in layers]
     assert kinds == [AddSubTables, AddSubTables, AddSubTables, AddSub, AddSubTables,
-                     AddSubTables], kinds
+                     AddSubTables, AddSubTables, AddSubTables], kinds
     tables = [la.params for la in layers if isinstance(la, AddSubTables)]
     assert {p["table_sign"] for p in tables} == {0, 1}
     assert {p["full_range"] for p in tables} == {True, False}
+    contiguous = [la for la in layers if la.params.get("contiguous")]
+    assert {la.params["table_sign"] for la in contiguous} == {0, 1}
+    assert any(la.out_tensor().size % 2 for la in contiguous)
     assert max(p["output_right_shift"] for p in tables) >= 24
 
 

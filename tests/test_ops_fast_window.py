@@ -5,8 +5,9 @@ The 3x3 depthwise kernel (templates/runtime/depthwise3x3.c.j2) has its own code 
 the general window tests reach only partly: groups of 4, 2 and 1 outputs along a line,
 lines along rows or along columns, channel counts that are and are not multiples of 4,
 channel groups smaller than the layer (a line buffer bounded by the input size), the
-saturating and the general (clamp, left shifts) variants, strides 1 and 2 on either axis,
-batches of images, and running in place over its input; its Helium driver
+saturating variants with and without the tie fixup (assembly on the DSP cores, groups of
+four outputs and tails of 1-3) and the general (clamp, left shifts) variants, strides 1 and
+2 on either axis, batches of images, and running in place over its input; its Helium driver
 (templates/runtime/depthwise3x3_mve.c.j2, cortex-m55) passes of three outputs with every
 tail and channel groups with every tail, and the layers it leaves to the line buffer. The
 global average pool sums four channels at a time in int16 pairs up to 255 values and in
@@ -58,6 +59,7 @@ BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
         _dw(stride=(2, 1), weight_scale=0.004, output=(0.08, 100)),
         _dw(bias_range=1000000, output=(0.15, -60)),
         _dw(scale_base=0.3, output=(0.002, 9)),  # real multipliers above 1
+        _dw(stride=(2, 2), activation="RELU", output=(0.1, -128)),  # no tie fixup, stride 2
         Branch("avg", (9, 11), padding="VALID", activation="RELU"),  # global, 99 values
         Branch("avg", (13, 15), stride=(9, 11), activation="RELU6"),  # global over padding
     ]),
@@ -187,7 +189,11 @@ def test_models_reach_every_path() -> None:
     assert all(isinstance(la, GlobalAveragePool2D) for la in pools)
     assert {la.params["pairs"] for la in pools} == {True, False}
     params = [la.params for la in fast]
-    assert {p["variant"] for p in params} == {"s1", "s2", "s1_general", "s2_general"}
+    assert {p["variant"] for p in params} == {"s1", "s2", "s1_floor", "s2_floor", "s1_general",
+                                              "s2_general"}
+    for stride in ("s1", "s2"):  # the assembly's groups of 4 and its tails of 1, 2 and 3
+        assert {p["out_b"] % 4 for p in params if p["variant"] in (stride, f"{stride}_floor")} \
+            == {0, 1, 2, 3}
     assert {p["transposed"] for p in params} == {True, False}
     assert any(p["group"] < p["channels"] and p["channels"] % p["group"] for p in params)
     assert {p["out_b"] % 4 for p in params} == {0, 1, 2, 3}
@@ -199,7 +205,7 @@ def test_models_reach_every_path() -> None:
     assert {p["mve"] for p in params} == {True, False}
     assert {p["out_b"] % 3 for p in helium} == {0, 1, 2}
     assert {p["channels"] % 4 for p in helium} >= {0, 1, 3}
-    assert {p["variant"] for p in helium} == {"s1", "s2", "s1_general", "s2_general"}
+    assert {p["variant"] for p in helium} == {p["variant"] for p in params}  # all six
 
 
 @pytest.mark.parametrize("name", list(CHAINS))

@@ -33,6 +33,7 @@ from support.policy import REPO_ROOT, SHARED_MODELS, require_file, require_tool
 from codegen.emit import EmitOptions, emit_model
 from codegen.execute import write_harness_sources
 from codegen.program import load_program
+from codegen.targets import get_target
 
 SHARED = ("ad01_int8", "hello_world_int8", "kws_ref_model", "pretrainedResnet_quant",
           "vww_96_int8")
@@ -105,6 +106,38 @@ def _shrink_tables(text: str) -> str:
         return match.group(0) if count <= CPPCHECK_MAX_TABLE else f"{match.group(1)}    0\n}};"
 
     return re.sub(r"(static const \w+ \w+\[(\d+)\] = \{\n).*?\n\};", replace, text, flags=re.S)
+
+
+# The Cortex-M paths (the DSP extension's assembly engines on cortex-m4, also at -O0 where a
+# compiler keeps a frame pointer; ARMv6-M on cortex-m0) under both compilers: the shared
+# models and small models of the engines.
+CORTEX_M_MODELS = [*SHARED, "zoo_conv_2d", "zoo_depthwise_conv_2d", "fc_per_channel"]
+
+
+def _newlib_include() -> str:
+    """The C library headers of the arm-none-eabi toolchain, which clang uses too."""
+    gcc = require_tool("arm-none-eabi-gcc")
+    listing = subprocess.run([gcc, "-E", "-Wp,-v", "-xc", "/dev/null"], capture_output=True,
+                             text=True, timeout=60, check=True).stderr
+    dirs = [line.strip() for line in listing.splitlines() if line.startswith(" /")]
+    return next(str(Path(d).resolve()) for d in dirs if d.endswith("arm-none-eabi/include"))
+
+
+@pytest.mark.parametrize("target,level", [("cortex-m4", "-O2"), ("cortex-m4", "-O0"),
+                                          ("cortex-m0", "-O2")])
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+@pytest.mark.parametrize("model", CORTEX_M_MODELS)
+def test_cortex_m_warning_free(model: str, compiler: str, target: str, level: str,
+                               sources: Callable[[str], Path]) -> None:
+    flags = list(get_target(target).machine_flags)
+    if compiler == "gcc":
+        command = [require_tool("arm-none-eabi-gcc"), *flags]
+    else:
+        command = [require_tool("clang"), "--target=arm-none-eabi", *flags, "-isystem",
+                   _newlib_include()]
+    directory = sources(model)
+    _run([*command, *WARNINGS, level, "-I", str(directory), "-c", str(directory / "model.c"),
+          "-o", str(directory / f"model.{compiler}.{target}{level}.o")])
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))

@@ -179,17 +179,6 @@ class ConvLayer(Layer):
             results.append(out.astype(np.int8))
         return [np.concatenate(results).reshape(n, *y.shape)]
 
-    def _taps(self, xs: np.ndarray):
-        """(fy, fx, view of xs (S, OH, OW, C) at that tap) for every filter tap."""
-        win = self.window
-        r, c = win.rows, win.cols
-        for fy in range(r.taps):
-            y0 = fy * r.dilation
-            for fx in range(c.taps):
-                x0 = fx * c.dilation
-                yield fy, fx, xs[:, y0:y0 + (r.out - 1) * r.stride + 1:r.stride,
-                                 x0:x0 + (c.out - 1) * c.stride + 1:c.stride, :]
-
     def constants(self) -> list[CArray]:
         p = self.params
         arrays = [CArray("weights", np.asarray(p["weights_data"], dtype=np.int8).ravel())]

@@ -154,16 +154,6 @@ class WindowInt16(DotInt16):
     def products(self, xs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def taps(self, xs: np.ndarray):
-        """(fy, fx, view of xs (S, OH, OW, C) at that tap) for every filter tap."""
-        r, c = self.window.rows, self.window.cols
-        for fy in range(r.taps):
-            y0 = fy * r.dilation
-            for fx in range(c.taps):
-                x0 = fx * c.dilation
-                yield fy, fx, xs[:, y0:y0 + (r.out - 1) * r.stride + 1:r.stride,
-                                 x0:x0 + (c.out - 1) * c.stride + 1:c.stride, :]
-
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x, y = self.in_tensor(), self.out_tensor()
         n = inputs[0].shape[0]

@@ -20,7 +20,17 @@ As a signed halfword that is 256 * w_b + (w_a + 128), so with W such a word, X a
     S_a = r - h - 128 * sum(x),   S_b = h / 256
 Two SMLADs and one AND for four MACs, where sign-extending channel a's and b's bytes would
 take two extensions. The arithmetic is modulo 2^32 (SMLAD wraps), so S_a is exact whenever
-it fits in int32; S_b needs 256 * S_b to fit, which `plan_requant` checks.
+it fits in int32; S_b needs 256 * S_b to fit, which `plan_requant` checks. The convolution
+engine's assembly takes SXTB16(W ror 8) instead of the AND (channel b's bytes as 16-bit
+halves): h = S_b, S_a = r - 256 * h - 128 * sum(x), one operation less per output.
+
+The convolution engine (`block_stream`) takes four channels (two pairs) and two pixels per
+pass: for each k-pair slot, two weight words and two column words serve eight SMLADs (16
+MACs), and the fourteen registers this needs make its DSP path one naked assembly function
+(templates/runtime/_gemm_engines.j2). The stream carries each block's requantization
+constants after its weights, so one pointer walks both. The tie fixup of
+RoundingDivideByPOT (`needs_sign_fixup`) is left out where the activation clamps every
+negative result away.
 
 Inputs are widened by SXTB16 of a word and of the word rotated by 8, which gives the pairs
 (x0, x2) and (x1, x3): k-pair slot 2g holds inputs 4g and 4g + 2, slot 2g + 1 holds 4g + 1
@@ -143,8 +153,8 @@ def pack_weights(weights: np.ndarray, group: int) -> np.ndarray:
     2 * group; depth is padded with zeros to a multiple of K_STEP. Word j of pair p holds
     the inputs of k-pair slot j (see the module docstring) as bytes
     [w_a[k] + 128, w_b[k], w_a[k + 2] + 128, w_b[k + 2]] with k = 4 * (j // 2) + j % 2.
-    group 1: pair after pair, each with its K/2 words. group 2 (the FULLY_CONNECTED engine,
-    two pairs per pass): for each two pairs, slot after slot, the two pairs' words."""
+    group 1: pair after pair, each with its K/2 words. group g > 1 (`block_stream`): for
+    each g pairs, slot after slot, the g pairs' words."""
     w = np.asarray(weights)
     channels, depth = w.shape
     padded_c = -(-channels // (2 * group)) * (2 * group)
@@ -161,3 +171,29 @@ def pack_weights(weights: np.ndarray, group: int) -> np.ndarray:
     if group > 1:
         words = words.reshape(pairs // group, group, k_padded // 2).transpose(0, 2, 1)
     return words.astype(np.int32).ravel()
+
+
+def needs_sign_fixup(zero_point: int, act_min: int) -> bool:
+    """Whether the requantization must subtract 1 below zero (RoundingDivideByPOT rounds
+    ties away from zero). Not where act_min >= zero_point: a negative SRDHM result y gives
+    RoundingDivideByPOT(y) <= 0 either way, hence an output <= zero_point, clamped to
+    act_min by both."""
+    return act_min < zero_point
+
+
+# Channels per block of the convolution engine (two pairs) and of the FULLY_CONNECTED
+# engine (four pairs).
+CONV_BLOCK = 4
+FC_BLOCK = 8
+
+
+def block_stream(weights: np.ndarray, rq: Requant, block: int) -> np.ndarray:
+    """Filters [C, K] and their requantization constants as an engine reads them, one block
+    of `block` channels (block / 2 pairs) after another: for each k-pair slot j, the
+    block's pairs' words j (`pack_weights`'s words), then the block's rows of `rq.table`
+    (bias2, multiplier, add, right). Channels are padded to a multiple of `block` with zero
+    filters; `rq` must be padded alike."""
+    blocks = -(-np.shape(weights)[0] // block)
+    words = pack_weights(weights, group=block // 2).reshape(blocks, -1)  # padded there
+    table = rq.table[:block * blocks].astype(np.int32).reshape(blocks, -1)
+    return np.concatenate([words, table], axis=1).ravel()

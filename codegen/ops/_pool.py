@@ -31,11 +31,7 @@ class PoolLayer(Layer):
 
     def _taps(self, xs: np.ndarray):
         """Views of the padded input (S, OH, OW, C), one per filter tap."""
-        r, c = self.window.rows, self.window.cols
-        for fy in range(r.taps):
-            for fx in range(c.taps):
-                yield xs[:, fy:fy + (r.out - 1) * r.stride + 1:r.stride,
-                         fx:fx + (c.out - 1) * c.stride + 1:c.stride, :]
+        return (view for _, _, view in self.window.taps(xs))
 
     def _padded(self, inputs: list[np.ndarray], fill: int) -> np.ndarray:
         _, h, w, c = self.in_tensor().shape

@@ -16,7 +16,10 @@ outside [0, in).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+import numpy as np
 
 from codegen.model.ir import Operator, Tensor
 from codegen.ops.base import unsupported
@@ -95,6 +98,44 @@ class Window:
         if r.dilation != 1 or c.dilation != 1:
             text += f" dilation {r.dilation}x{c.dilation}"
         return text
+
+    def taps(self, xs: np.ndarray) -> Iterator[tuple[int, int, np.ndarray]]:
+        """(fy, fx, view of xs (S, OH, OW, C) at that filter tap) for every tap, xs being the
+        input zero-padded so that every window lies inside it."""
+        r, c = self.rows, self.cols
+        for fy in range(r.taps):
+            y0 = fy * r.dilation
+            for fx in range(c.taps):
+                x0 = fx * c.dilation
+                yield fy, fx, xs[:, y0:y0 + (r.out - 1) * r.stride + 1:r.stride,
+                                 x0:x0 + (c.out - 1) * c.stride + 1:c.stride, :]
+
+    def conv_sums(self, xs: np.ndarray, weights: np.ndarray, groups: int) -> np.ndarray:
+        """sum over taps of w * x for every output of a (grouped) convolution: xs as for
+        `taps`, weights OHWI. Computed in float64, exact while every partial sum stays
+        below 2^53 (the callers' accumulation checks bound it far lower)."""
+        out_c, group_c = weights.shape[0], weights.shape[3]
+        per_group = out_c // groups
+        w = weights.astype(np.float64)
+        acc = np.zeros((xs.shape[0], self.rows.out, self.cols.out, out_c))
+        for fy, fx, view in self.taps(xs):
+            values = view.astype(np.float64)
+            for g in range(groups):
+                ins = slice(g * group_c, (g + 1) * group_c)
+                outs = slice(g * per_group, (g + 1) * per_group)
+                acc[..., outs] += values[..., ins] @ w[outs, fy, fx, :].T
+        return acc.astype(np.int64)
+
+    def depthwise_sums(self, xs: np.ndarray, weights: np.ndarray,
+                       multiplier: int) -> np.ndarray:
+        """sum over taps of w * x for every output of a depthwise convolution: xs as for
+        `taps`, weights HWC' with output channel ic * multiplier + m."""
+        acc = np.zeros((xs.shape[0], self.rows.out, self.cols.out, weights.shape[-1]),
+                       dtype=np.int64)
+        for fy, fx, view in self.taps(xs):
+            acc += (np.repeat(view, multiplier, axis=-1) if multiplier > 1 else view) \
+                * weights[fy, fx]
+        return acc
 
 
 def spatial_options(op: Operator, *, dilations: bool) -> tuple[str, int, int, int, int]:

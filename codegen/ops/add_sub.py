@@ -33,6 +33,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen import quant
+from codegen.emit import render
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._binary import (
     BinaryLayer,
@@ -42,6 +43,8 @@ from codegen.ops._binary import (
     multiplier,
     prepare_binary,
 )
+from codegen.ops._broadcast import kernel_parameters
+from codegen.ops._gemm import needs_sign_fixup
 from codegen.ops.base import CArray, require_zero_point_zero, unsupported
 
 OPCODES = ("ADD", "SUB")
@@ -102,7 +105,16 @@ class AddSubTables(AddSub):
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        if self.params["contiguous"]:
+            return (f"add_tables.{'fix' if self.params['table_sign'] else 'floor'}",)
         return ("requantize_fast", "saturate_int8" if self.params["full_range"] else "clamp")
+
+    def kernel(self, symbol: str) -> str:
+        if not self.params["contiguous"]:
+            return super().kernel(symbol)
+        sources = [f"(const uint8_t *){o.source(symbol)}" for o in self.operands]
+        return render(self.template, fn=symbol, layer=self, sources=sources,
+                      signature=kernel_parameters(self.operands), **self.params)
 
     def element(self, pointer: str, index: str) -> str:
         # the tables are indexed by the byte: read it unsigned
@@ -142,13 +154,20 @@ def _tables(layer: AddSub) -> dict[str, object] | None:
     # 2 * (v1 + v2) fits in int32, and so does high word + add (|high word| <= |v1 + v2|)
     if 2 * largest >= _INT31 or largest + 2 + abs(add) >= _INT31:
         return None
+    full_range = (p["act_min"], p["act_max"]) == (-128, 127)
+    levels = p["levels"]
     return {
         "tables": True,
         "input1_table": t1,
         "input2_table": t2,
         "table_add": add,
-        "table_sign": 1 if right > 0 else 0,
-        "full_range": (p["act_min"], p["act_max"]) == (-128, 127),
+        # no tie fixup without a right shift, or where the activation clamps negative
+        # results away (codegen/ops/_gemm.py, needs_sign_fixup)
+        "table_sign": int(right > 0 and needs_sign_fixup(int(p["output_offset"]),
+                                                         int(p["act_min"]))),
+        "full_range": full_range,
+        # no broadcast: both inputs contiguous, one runtime loop (assembly on the DSP cores)
+        "contiguous": full_range and len(levels) == 1 and levels[0].strides == (1, 1),
     }
 
 

@@ -15,17 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from codegen.model.ir import Graph, Operator
-from codegen.ops import _typed
 from codegen.ops._copy import (
     CopyLayer,
     Nest,
-    activation_input,
-    require_same_quantization,
     require_shape,
-    single_output,
 )
 from codegen.ops.base import unsupported
-from codegen.ops.space_to_batch_nd import DYNAMIC_BATCH_HINT, extended_shape, spatial_operands
+from codegen.ops.space_to_batch_nd import DYNAMIC_BATCH_HINT, spatial_prepare
 
 OPCODES = ("BATCH_TO_SPACE_ND",)
 
@@ -52,14 +48,9 @@ class BatchToSpaceNd(CopyLayer):
 
 
 def prepare(op: Operator, graph: Graph) -> BatchToSpaceNd:
-    _typed.input_count(op, 3)
-    x = activation_input(op, graph, 0)
-    y = single_output(op, graph)
-    require_same_quantization(op, x, y)
-    if len(x.shape) not in (3, 4):
-        raise unsupported(op, f"input must be 3-D or 4-D, found {list(x.shape)}")
-    block, crops = spatial_operands(op, graph, len(x.shape), "crops")
-    batches, height, width, depth = extended_shape(tuple(x.shape))
+    s = spatial_prepare(op, graph, "crops")
+    x, y, block, crops = s.x, s.y, s.block, s.amounts
+    batches, height, width, depth = s.shape4
     bh, bw = block
     if batches % (bh * bw):
         hint = f": {DYNAMIC_BATCH_HINT}" if batches == 1 else ""

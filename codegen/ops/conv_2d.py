@@ -30,18 +30,9 @@ class Conv2D(_conv.ConvLayer):
     template: ClassVar[str] = "kernels/conv_2d.c.j2"
 
     def _products(self, xs: np.ndarray) -> np.ndarray:
-        p = self.params
-        groups, group_c, per_group = int(p["groups"]), int(p["group_c"]), int(p["per_group"])
-        weights = np.asarray(p["weights_data"], dtype=np.float64)
-        acc = np.zeros((xs.shape[0], int(p["out_h"]), int(p["out_w"]), int(p["out_c"])))
-        # float64 is exact here: every partial sum is an integer below 2**31 (MAX_TAPS).
-        for fy, fx, view in self._taps(xs):
-            values = view.astype(np.float64)
-            for g in range(groups):
-                ins = slice(g * group_c, (g + 1) * group_c)
-                outs = slice(g * per_group, (g + 1) * per_group)
-                acc[..., outs] += values[..., ins] @ weights[outs, fy, fx, :].T
-        return acc.astype(np.int64)
+        # Partial sums stay below 2**31 (MAX_TAPS): float64 is exact.
+        return self.window.conv_sums(xs, np.asarray(self.params["weights_data"]),
+                                     int(self.params["groups"]))
 
     def macs(self) -> int:
         p = self.params
@@ -68,14 +59,13 @@ class Conv2DGemm(Conv2D):
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
         p = self.params
-        engine = (p["engine"][3:],)  # the snippet defining cg_<engine>
         fills = not p["pointwise"] and not p["gather"] and (p["has_border"] or p["depth_pad"])
         copies = ("gemm_copy",) if p["ring"] else ()
-        return (*engine, *(("widen_fill",) if fills else ()), *copies)
+        return (*p["snippets"], *(("widen_fill",) if fills else ()), *copies)
 
     def constants(self) -> list[CArray]:
         p = self.params
-        return [CArray("weights", p["packed"]), CArray("rq", p["rq"])]
+        return [CArray("stream", p["stream"])]
 
     def scratch_bytes(self) -> int:
         return int(self.params["scratch"])
@@ -113,7 +103,7 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         p["input_offset"]) * w.sum(axis=1, dtype=np.int64)
     rq = _gemm.plan_requant(w, folded, p["multipliers"], p["shifts"],
                             int(p["output_zero_point"]), int(p["act_min"]), int(p["act_max"]),
-                            channel_pad=2)
+                            channel_pad=_gemm.CONV_BLOCK)
     if rq is None:
         return None
     depth = w.shape[1]
@@ -131,8 +121,18 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     ring_rows = min(int(p["pad_h"]) + 2, int(p["in_h"])) if ring else 0
     # Columns of at most 64 bytes (depths up to 16) live in the kernel's stack frame.
     local = not gather and not ring and 4 * kpad <= _LOCAL_COLUMNS
+    fixup = _gemm.needs_sign_fixup(int(p["output_zero_point"]), int(p["act_min"]))
+    blocks, tail = divmod(out_c, _gemm.CONV_BLOCK)
+    clamp = "sat" if full else "clamp"
+    # up to sixteen k-pairs per iteration as the depth allows (fewer loop tests)
+    kpairs = 16 if kpad % 32 == 0 else 8 if kpad % 16 == 0 else 4
+    variant = ("fix" if fixup else "floor", clamp, f"k{kpairs}")
     return {
-        "engine": "cg_gemm_conv" if full else "cg_gemm_conv_clamp",
+        "engine": "cg_gemm_conv_" + "_".join(variant),
+        "snippets": (f"gemm_conv_plain.{clamp}", "gemm_conv." + ".".join(variant)),
+        "blocks": blocks,
+        "tail": tail,
+        "tail_offset": blocks * (kpad + 4 * _gemm.CONV_BLOCK),
         "clamp_args": "" if full else f", {p['act_min']}, {p['act_max']}",
         "pointwise": pointwise,
         "inplace": (pointwise and unit_stride and out_c <= int(p["in_c"])) or ring,
@@ -146,8 +146,7 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "kpad": kpad,
         "kiter": kpad // _gemm.K_STEP,
         "scale": rq.scale,
-        "packed": _gemm.pack_weights(w, group=1),
-        "rq": rq.flat,
+        "stream": _gemm.block_stream(w, rq, _gemm.CONV_BLOCK),
         "depth": depth,
         "depth_pad": kpad - depth,
         "input_zero_point": -int(p["input_offset"]),

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _conv
+from codegen.ops import _conv, _gemm
 from codegen.ops._window import require_nhwc, window
 from codegen.ops.base import CArray, only_output, operand, unsupported
 
@@ -35,15 +35,8 @@ class DepthwiseConv2D(_conv.ConvLayer):
     template: ClassVar[str] = "kernels/depthwise_conv_2d.c.j2"
 
     def _products(self, xs: np.ndarray) -> np.ndarray:
-        p = self.params
-        mult = int(p["depth_multiplier"])
-        weights = np.asarray(p["weights_data"], dtype=np.int64)[0]
-        acc = np.zeros((xs.shape[0], int(p["out_h"]), int(p["out_w"]), int(p["out_c"])),
-                       dtype=np.int64)
-        for fy, fx, view in self._taps(xs):
-            # Output channel ic * mult + m: each input channel repeated mult times in a row.
-            acc += (np.repeat(view, mult, axis=-1) if mult > 1 else view) * weights[fy, fx]
-        return acc
+        weights = np.asarray(self.params["weights_data"], dtype=np.int64)[0]
+        return self.window.depthwise_sums(xs, weights, int(self.params["depth_multiplier"]))
 
     def macs(self) -> int:
         p = self.params
@@ -131,8 +124,10 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         a_axis, b_axis = r, c
         taps = w
         in_steps, out_steps = (wd * ch, ch), (ow * ch, ch)
-    # The last output reads up to 4 values from its window start (a pair past the third tap).
-    reach = (b_axis.out - 1) * b_axis.stride + 4
+    # The last output reads up to 4 values from its window start (a pair past the third tap);
+    # the assembly reads whole groups of four outputs: 4 * stride * groups + 2 values.
+    reach = max((b_axis.out - 1) * b_axis.stride + 4,
+                4 * b_axis.stride * -(-b_axis.out // 4) + 2)
     line = max(reach, b_axis.pad + b_axis.size)
     line += line % 2
     per_channel_bytes = 3 * line * 2
@@ -153,7 +148,8 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
     passes = -(-b_axis.out // 3)
     positions = max((3 * passes - 1) * b_axis.stride + 3, b_axis.pad + b_axis.size)
     general = bool(np.any(right == 0) or params["act_min"] != -128 or params["act_max"] != 127)
-    variant = f"s{b_axis.stride}{'_general' if general else ''}"
+    fixup = _gemm.needs_sign_fixup(zp, int(params["act_min"]))
+    variant = f"s{b_axis.stride}" + ("_general" if general else "" if fixup else "_floor")
     offset = int(params["input_offset"]) & 0xFFFF
     pair = offset | (offset << 16)
     return {

@@ -38,15 +38,8 @@ class DepthwiseConv2DInt16(WindowInt16):
     template: ClassVar[str] = "kernels/depthwise_conv_2d_int16.c.j2"
 
     def products(self, xs: np.ndarray) -> np.ndarray:
-        p = self.params
-        mult = int(p["depth_multiplier"])
-        weights = self.weights[0]
-        acc = np.zeros((xs.shape[0], int(p["out_h"]), int(p["out_w"]), int(p["out_c"])),
-                       dtype=np.int64)
-        for fy, fx, view in self.taps(xs):
-            # Output channel ic * mult + m: each input channel repeated mult times in a row.
-            acc += (np.repeat(view, mult, axis=-1) if mult > 1 else view) * weights[fy, fx]
-        return acc
+        return self.window.depthwise_sums(xs, self.weights[0].astype(np.int64),
+                                          int(self.params["depth_multiplier"]))
 
     def macs(self) -> int:
         p = self.params

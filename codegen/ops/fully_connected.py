@@ -87,17 +87,17 @@ class FullyConnected(Layer):
 
 @dataclass
 class FullyConnectedGemm(FullyConnected):
-    """The matrix-product engine (codegen/ops/_gemm.py): four output channels per pass over
-    an input row, widened to 16-bit pairs as it is read (no scratch buffer)."""
+    """The matrix-product engine (codegen/ops/_gemm.py): eight output channels per pass
+    over an input row, widened to 16-bit pairs as it is read (no scratch buffer)."""
 
     template: ClassVar[str] = "kernels/fully_connected_fast.c.j2"
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (self.params["engine"][3:],)  # the snippet defining cg_<engine>
+        return self.params["snippets"]  # type: ignore[return-value]
 
     def constants(self) -> list[CArray]:
-        return [CArray("weights", self.params["packed"]), CArray("rq", self.params["rq"])]
+        return [CArray("stream", self.params["stream"])]
 
     def describe(self) -> list[tuple[str, str]]:
         return [*super().describe(), ("kernel", self.params["engine"])]
@@ -113,19 +113,29 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
     weights = np.asarray(params["weights_data"])  # int8, not copied
     folded = np.asarray(params["bias_data"], np.int64) + int(params["input_offset"]) * weights.sum(
         axis=1, dtype=np.int64)
+    zero_point, act_min, act_max = (int(params[k]) for k in ("output_zero_point", "act_min",
+                                                              "act_max"))
     rq = _gemm.plan_requant(weights, folded, params["multipliers"], params["shifts"],
-                            int(params["output_zero_point"]), int(params["act_min"]),
-                            int(params["act_max"]), channel_pad=4)
+                            zero_point, act_min, act_max, channel_pad=_gemm.FC_BLOCK)
     if rq is None:
         return None
-    full = (int(params["act_min"]), int(params["act_max"])) == (-128, 127)
+    full = (act_min, act_max) == (-128, 127)
+    fixup = _gemm.needs_sign_fixup(zero_point, act_min)
+    depth, units = int(params["depth"]), int(params["units"])
+    blocks, tail = divmod(units, _gemm.FC_BLOCK)
+    clamp = "sat" if full else "clamp"
+    # up to eight input words per iteration as the depth allows (fewer loop tests)
+    words = 8 if depth % 32 == 0 else 4 if depth % 16 == 0 else 2
+    variant = ("fix" if fixup else "floor", clamp, f"x{words}")
     return {
-        "engine": "cg_gemm_fc" if full else "cg_gemm_fc_clamp",
-        "clamp_args": "" if full else f", {params['act_min']}, {params['act_max']}",
-        "kiter": int(params["depth"]) // _gemm.K_STEP,
+        "engine": "cg_gemm_fc_" + "_".join(variant),
+        "snippets": (f"gemm_fc_plain.{clamp}", "gemm_fc." + ".".join(variant)),
+        "clamp_args": "" if full else f", {act_min}, {act_max}",
+        "blocks": blocks,
+        "tail": tail,
+        "tail_offset": blocks * (2 * depth + 4 * _gemm.FC_BLOCK),
         "scale": rq.scale,
-        "packed": _gemm.pack_weights(weights, group=2),
-        "rq": rq.flat,
+        "stream": _gemm.block_stream(weights, rq, _gemm.FC_BLOCK),
     }
 
 

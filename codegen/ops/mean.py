@@ -25,12 +25,10 @@ from typing import ClassVar
 import numpy as np
 
 from codegen import quant
-from codegen.emit import render
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _broadcast, _loops
+from codegen.ops import _broadcast, _reduce
 from codegen.ops._binary import multiplier
 from codegen.ops.base import (
-    Layer,
     only_output,
     operand,
     require_dtype,
@@ -44,7 +42,7 @@ _MAX_REDUCED = {DType.INT8: (2**31 - 1) // 256, DType.INT16: (2**31 - 1) // 6553
 
 
 @dataclass
-class Mean(Layer):
+class Mean(_reduce.ReductionLayer):
     runtime: ClassVar[tuple[str, ...]] = ("requantize", "clamp")
     template: ClassVar[str] = "kernels/mean.c.j2"
 
@@ -61,17 +59,6 @@ class Mean(Layer):
     def macs(self) -> int:
         return self.in_tensor().size
 
-    def kernel(self, symbol: str) -> str:
-        p = self.params
-        kept: list[tuple[int, int]] = p["kept"]  # type: ignore[assignment]
-        reduced: list[tuple[int, int]] = p["reduced"]  # type: ignore[assignment]
-        outer = _loops.nest([c for c, _ in kept], [(s,) for _, s in kept], ["input"], ["x"],
-                            "k")
-        inner = _loops.nest([c for c, _ in reduced], [(s,) for _, s in reduced], [], ["x"],
-                            "r", start=outer)
-        return render(self.template, fn=symbol, layer=self, outer=outer, inner=inner,
-                      element=f"{inner.pointers[0]}[0]", **p)
-
     def describe(self) -> list[tuple[str, str]]:
         p = self.params
         return [
@@ -79,41 +66,6 @@ class Mean(Layer):
             ("multiplier", f"{p['multiplier']} shift {p['shift']} (1/{p['count']} folded in)"),
             ("accumulator start", str(p["bias"])),
         ]
-
-
-def _axes(op: Operator, graph: Graph, rank: int) -> tuple[int, ...]:
-    axis = operand(op, graph, 1, "axis")
-    if axis.dtype is not DType.INT32 or axis.data is None:
-        raise unsupported(op, f"axis '{axis.name}' must be a constant int32 tensor")
-    resolved: list[int] = []
-    for a in (int(v) for v in np.asarray(axis.data).ravel()):
-        if not -rank <= a < rank:
-            raise unsupported(op, f"axis {a} is out of range for {rank} dimensions")
-        if a % rank not in resolved:
-            resolved.append(a % rank)
-    return tuple(sorted(resolved))
-
-
-def _groups(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[list[tuple[int, int]],
-                                                                   list[tuple[int, int]]]:
-    """(count, input stride) of the kept and of the reduced loops, outermost first, with
-    dimensions of 1 dropped and neighbours of the same kind merged."""
-    kept: list[tuple[int, int]] = []
-    reduced: list[tuple[int, int]] = []
-    stride, previous = 1, None
-    for d in reversed(range(len(shape))):
-        if shape[d] == 1:
-            continue
-        kind = d in axes
-        group = reduced if kind else kept
-        if previous is kind and group:
-            count, inner_stride = group[0]
-            group[0] = (count * shape[d], inner_stride)
-        else:
-            group.insert(0, (shape[d], stride))
-        previous = kind
-        stride *= shape[d]
-    return kept, reduced
 
 
 def _prepare(op: Operator, graph: Graph, dtype: DType) -> Mean:
@@ -128,7 +80,7 @@ def _prepare(op: Operator, graph: Graph, dtype: DType) -> Mean:
         raise unsupported(op, "a constant input is not supported")
     _broadcast.check_rank(op, (x, y))
     shape = tuple(x.shape)
-    axes = _axes(op, graph, len(shape))
+    axes = _reduce.axes(op, graph, len(shape))
     keep = bool(op.options.get("keep_dims", False))
     expected = [1 if d in axes else n for d, n in enumerate(shape) if keep or d not in axes]
     if y.size != int(np.prod(expected, dtype=np.int64)):
@@ -142,7 +94,7 @@ def _prepare(op: Operator, graph: Graph, dtype: DType) -> Mean:
     # QuantizedMeanOrSum folds 1/count into the multiplier (for count 1 it changes nothing).
     fold = min(count.bit_length() - 1, 32, 31 + shift)
     mean_multiplier = (mult << fold) // count
-    kept, reduced = _groups(shape, axes)
+    kept, reduced = _reduce.loop_groups(shape, axes)
     params: dict[str, object] = {
         "axes": axes,
         "keep_dims": keep,

@@ -6,7 +6,7 @@ TFLM: PrepareMinMaxHelper / EvalMinMaxHelper (reduce_common.cc): int8 input and 
 must have equal scales and zero points (TF_LITE_ENSURE_EQ at Eval; refused here), and
 reference_ops::ReduceGeneric starts every output at -128 (max) or 127 (min) and folds the
 raw values in with `in > current` (`in < current`). The axes and loops are MEAN's
-(codegen/ops/mean.py).
+(codegen/ops/_reduce.py).
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from codegen.emit import render
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _broadcast, _loops, _typed
-from codegen.ops.base import Layer, unsupported
-from codegen.ops.mean import _axes, _groups
+from codegen.ops import _broadcast, _reduce, _typed
+from codegen.ops.base import unsupported
 
 OPCODES = ("REDUCE_MAX", "REDUCE_MIN")
 # Types of TFLM's kernel on the integer path.
@@ -28,7 +26,7 @@ _TYPES = _typed.INT8
 
 
 @dataclass
-class ReduceMinMax(Layer):
+class ReduceMinMax(_reduce.ReductionLayer):
     template: ClassVar[str] = "kernels/reduce_min_max.c.j2"
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -36,17 +34,6 @@ class ReduceMinMax(Layer):
         reduce = np.max if self.params["is_max"] else np.min
         out = reduce(inputs[0], axis=axes) if axes else inputs[0]
         return [out.reshape((inputs[0].shape[0], *self.out_tensor().shape))]
-
-    def kernel(self, symbol: str) -> str:
-        p = self.params
-        kept: list[tuple[int, int]] = p["kept"]  # type: ignore[assignment]
-        reduced: list[tuple[int, int]] = p["reduced"]  # type: ignore[assignment]
-        outer = _loops.nest([c for c, _ in kept], [(s,) for _, s in kept], ["input"], ["x"],
-                            "k")
-        inner = _loops.nest([c for c, _ in reduced], [(s,) for _, s in reduced], [], ["x"],
-                            "r", start=outer)
-        return render(self.template, fn=symbol, layer=self, outer=outer, inner=inner,
-                      element=f"{inner.pointers[0]}[0]", **p)
 
     def describe(self) -> list[tuple[str, str]]:
         p = self.params
@@ -60,13 +47,13 @@ def prepare(op: Operator, graph: Graph) -> ReduceMinMax:
     _typed.same_quantization(op, [x, y], "TFLM requires one quantization for both")
     _broadcast.check_rank(op, (x, y))
     shape = tuple(x.shape)
-    axes = _axes(op, graph, len(shape))
+    axes = _reduce.axes(op, graph, len(shape))
     keep = bool(op.options.get("keep_dims", False))
     expected = [1 if d in axes else n for d, n in enumerate(shape) if keep or d not in axes]
     if y.size != int(np.prod(expected, dtype=np.int64)):
         raise unsupported(op, f"output shape {list(y.shape)} does not match the input "
                           f"{list(shape)} reduced over axes {list(axes)}")
-    kept, reduced = _groups(shape, axes)
+    kept, reduced = _reduce.loop_groups(shape, axes)
     params: dict[str, object] = {
         "axes": axes, "keep_dims": keep, "is_max": op.opcode == "REDUCE_MAX",
         "count": int(np.prod([shape[a] for a in axes], dtype=np.int64)),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codegen.model.ir import DType, Graph, Operator
+from codegen.model.ir import DType, Graph, Operator, Tensor
 from codegen.ops import _typed
 from codegen.ops._copy import (
     CopyLayer,
@@ -89,6 +89,30 @@ def spatial_operands(op: Operator, graph: Graph, rank: int,
     return (int(block[0]), int(block[1])), (pairs[0], pairs[1])
 
 
+@dataclass(frozen=True)
+class SpatialOperands:
+    """What SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND read and check alike."""
+
+    x: Tensor
+    y: Tensor
+    block: tuple[int, int]
+    amounts: tuple[tuple[int, int], ...]  # paddings or crops, ((top, bottom), (left, right))
+    shape4: tuple[int, int, int, int]  # the input as TFLM extends it
+
+
+def spatial_prepare(op: Operator, graph: Graph, role: str) -> SpatialOperands:
+    """Three inputs, one activation in and out of one quantization, 3-D or 4-D, the block
+    shape and the `role` operand (paddings or crops) checked."""
+    _typed.input_count(op, 3)
+    x = activation_input(op, graph, 0)
+    y = single_output(op, graph)
+    require_same_quantization(op, x, y)
+    if len(x.shape) not in (3, 4):
+        raise unsupported(op, f"input must be 3-D or 4-D, found {list(x.shape)}")
+    block, amounts = spatial_operands(op, graph, len(x.shape), role)
+    return SpatialOperands(x, y, block, amounts, extended_shape(tuple(x.shape)))
+
+
 def extended_shape(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     """NHC -> NH1C, as TFLM's ExtendShapeSpaceToBatch / ExtendShapeBatchToSpace."""
     if len(shape) == 4:
@@ -97,14 +121,9 @@ def extended_shape(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
 
 
 def prepare(op: Operator, graph: Graph) -> SpaceToBatchNd:
-    _typed.input_count(op, 3)
-    x = activation_input(op, graph, 0)
-    y = single_output(op, graph)
-    require_same_quantization(op, x, y)
-    if len(x.shape) not in (3, 4):
-        raise unsupported(op, f"input must be 3-D or 4-D, found {list(x.shape)}")
-    block, paddings = spatial_operands(op, graph, len(x.shape), "paddings")
-    batches, height, width, depth = extended_shape(tuple(x.shape))
+    s = spatial_prepare(op, graph, "paddings")
+    x, y, block, paddings = s.x, s.y, s.block, s.amounts
+    batches, height, width, depth = s.shape4
     padded = (height + sum(paddings[0]), width + sum(paddings[1]))
     if padded[0] % block[0] or padded[1] % block[1]:
         raise unsupported(op, f"padded spatial shape {list(padded)} is not divisible by the "
