@@ -7,12 +7,13 @@ lines along rows or along columns, channel counts that are and are not multiples
 channel groups smaller than the layer (a line buffer bounded by the input size), the
 saturating variants with and without the tie fixup (assembly on the DSP cores, groups of
 four outputs and tails of 1-3) and the general (clamp, left shifts) variants, strides 1 and
-2 on either axis,
-batches of images, and running in place over its input. The global average pool sums
-four channels at a time in int16 pairs up to 255 values and in int32 beyond. Each model
-is checked as usual: the reference against TFLM, the generated C against the reference on
-every target (the DSP path runs on cortex-m4/m7/m33, plain C elsewhere) and under the
-sanitizers.
+2 on either axis, batches of images, and running in place over its input; its Helium driver
+(templates/runtime/depthwise3x3_mve.c.j2, cortex-m55) passes of three outputs with every
+tail and channel groups with every tail, and the layers it leaves to the line buffer. The
+global average pool sums four channels at a time in int16 pairs up to 255 values and in
+int32 beyond. Each model is checked as usual: the reference against TFLM, the generated C
+against the reference on every target (the DSP path runs on cortex-m4/m7/m33, plain C
+elsewhere) and under the sanitizers.
 """
 
 from __future__ import annotations
@@ -198,6 +199,13 @@ def test_models_reach_every_path() -> None:
     assert {p["out_b"] % 4 for p in params} == {0, 1, 2, 3}
     assert {p["channels"] % 4 for p in params} >= {0, 1, 3}
     assert any(p["pad_a"] != p["pad_b"] or p["stride_a"] != p["stride_b"] for p in params)
+    # The Helium driver (cortex-m55): passes of 3 outputs with every tail, channel tails,
+    # both variants and strides, in place; and layers it leaves to the line buffer.
+    helium = [p for p in params if p["mve"]]
+    assert {p["mve"] for p in params} == {True, False}
+    assert {p["out_b"] % 3 for p in helium} == {0, 1, 2}
+    assert {p["channels"] % 4 for p in helium} >= {0, 1, 3}
+    assert {p["variant"] for p in helium} == {p["variant"] for p in params}  # all six
 
 
 @pytest.mark.parametrize("name", list(CHAINS))

@@ -138,3 +138,36 @@ def test_scalar_build_has_no_vector_code(benched: Callable[[str, str], Benched],
     vector = sorted({m for f, m, o in run.listing.values() if f.startswith("cg_")
                      and _is_vector(target, m, o)})
     assert vector == []
+
+
+# (target, model) -> function prefix -> mnemonics that must have run there
+VECTOR_KERNELS = {
+    ("cortex-m55", "kws_ref_model"): {
+        "cg_dw3x3_mve": {"vmul.i32", "vadd.i32", "vldrb.s32", "vrmulh.s32", "vrshl.s32",
+                         "vqadd.s32", "vqshl.s32", "vstrb.32"},
+    },
+    ("riscv32-v", "kws_ref_model"): {
+        "cg_dw3x3_rvv": {"vle16.v", "vwmacc.vx", "vmulh.vx", "vsra.vx", "vnsrl.wi",
+                         "vsse8.v"},
+    },
+}
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize(("name", "model"), list(VECTOR_KERNELS))
+def test_depthwise_runs_vector_code(
+        benched: Callable[[str, str], Benched], name: str, model: str) -> None:
+    """The 3x3 depthwise layers take the Helium driver (templates/runtime/
+    depthwise3x3_mve.c.j2) or the RVV output lines (_depthwise3x3_lines_rvv.c.j2): their
+    multiplies, high-word multiplies, rounding shifts and stores are in the image and ran."""
+    target = get_target(name)
+    run = benched(model, name)
+    assert run.matches_reference
+    executed = {(run.listing[a][0], run.listing[a][1]) for a in run.executed
+                if a in run.listing}
+    for prefix, mnemonics in VECTOR_KERNELS[name, model].items():
+        functions = {f for f, m, o in run.listing.values()
+                     if f.startswith(prefix) and _is_vector(target, m, o)}
+        assert functions, f"no vector {prefix} in the image"
+        ran = {m for f, m in executed if f in functions}
+        assert mnemonics <= ran, (prefix, sorted(mnemonics - ran))

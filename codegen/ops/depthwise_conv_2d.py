@@ -61,8 +61,10 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        variant = self.params["variant"]
         v6m = ("depthwise3x3_v6m",) if self.params["v6m"] is not None else ()
-        return (f"depthwise3x3_{self.params['variant']}", *v6m)
+        mve = (f"depthwise3x3_mve_{variant}",) if self.params["mve"] else ()
+        return (f"depthwise3x3_{variant}", *v6m, *mve)
 
     def constants(self) -> list[CArray]:
         arrays = [CArray("constants", np.asarray(self.params["constants"], np.int32).ravel())]
@@ -157,6 +159,11 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
     constants[:, 7] = np.asarray(params["multipliers"], np.int64)
     constants[:, 8] = add
     constants[:, 9] = right
+    # The Helium driver (templates/runtime/depthwise3x3_mve.c.j2) keeps three input lines of
+    # four channels, four bytes per position along B, in the same scratch buffer: it runs
+    # where they fit (not with fewer than four channels), the line-buffer kernel elsewhere.
+    passes = -(-b_axis.out // 3)
+    positions = max((3 * passes - 1) * b_axis.stride + 3, b_axis.pad + b_axis.size)
     general = bool(np.any(right == 0) or params["act_min"] != -128 or params["act_max"] != 127)
     # The cores without DSP (templates/runtime/depthwise3x3_v6m.c.j2), stride 1 along B:
     # per channel the nine taps, bias * scale, multiplier, add, right, left + 1, and 1 where
@@ -188,6 +195,8 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "constants": constants,
         "variant": variant,
         "v6m": None if v6m is None else v6m.ravel(),
+        "mve_positions": positions,
+        "mve": 3 * 4 * positions <= 3 * group * line * 2,
     }
 
 

@@ -228,6 +228,9 @@ static void translate_counting_only(struct qemu_plugin_tb *tb)
         const unsigned char *bytes = qemu_plugin_insn_data(insn);
         unsigned size = (unsigned)qemu_plugin_insn_size(insn);
         struct record *r = record_at(qemu_plugin_insn_vaddr(insn));
+        if (mark_encoding <= 0xffffu) { /* a Thumb guest (the Cortex-M55): see thumb_size */
+            size = thumb_size(bytes, size);
+        }
         if (r == NULL) {
             out_of_memory = 1;
             return;
