@@ -253,3 +253,23 @@ def _one_core(source: str) -> str:
     """The C without the kernels only cores without DSP compile (`#if CG_GEMM_V6M` up to
     its `#else`): a function is defined once for each kind of core."""
     return re.sub(r"^#if CG_GEMM_V6M\n.*?^#else\n", "", source, flags=re.S | re.M)
+
+
+@pytest.mark.parametrize("numerics", ["litert-ref", "litert"])
+def test_other_numerics_never_patch(numerics: str) -> None:
+    """Bands are layers prepared again, with TFLM's arithmetic: a model generated for
+    another numerics mode keeps its own layers, and a budget only a patch-based schedule
+    meets is refused in one line naming the smallest arena of that mode."""
+    from codegen.errors import CodegenError
+    from codegen.plan import smallest_schedule
+
+    model = windows_model()
+    plain = load_program(model, numerics=numerics)
+    patched = smallest_schedule(plain.graph, plain.layers).plan
+    assert patched.patch
+    with pytest.raises(CodegenError, match=r"^--ram-budget \d+: the smallest arena codegen "
+                                           r"reaches for this model is \d+ bytes \(layer by "
+                                           r"layer"):
+        load_program(model, numerics=numerics, ram_budget=patched.size)
+    program = load_program(model, numerics=numerics, ram_budget=plain.plan.size)
+    assert program.numerics == numerics and not program.plan.patch
