@@ -16,8 +16,14 @@ import numpy as np
 import pytest
 from support import lstm_models as lm
 from support.builder import pack, read_model
-from support.tflm import run_tflm_fresh_each, run_tflm_sequence
-from support.verify import C_TARGETS, assert_same, c_matches_reference, inputs_with_edges
+from support.tflm import run_tflm_sequence
+from support.verify import (
+    C_TARGETS,
+    assert_same,
+    c_matches_reference,
+    inputs_with_edges,
+    stream_matches_tflm,
+)
 
 from codegen.errors import UnsupportedError
 from codegen.execute import execute
@@ -38,12 +44,8 @@ def test_reference_matches_tflm(name: str) -> None:
     program = load_program(model)
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in {layer.opcode for layer in program.layers}
     assert program.state is not None
-    inputs = inputs_with_edges(model, STREAM, seed=1)
-    stream = execute(program, "reference", inputs)
-    assert_same(stream, run_tflm_sequence(model, inputs), f"{name}: stream vs TFLM")
-    few = [x[:FRESH] for x in inputs]
-    each = execute(program, "reference", few, reset_each=True)
-    assert_same(each, run_tflm_fresh_each(model, few), f"{name}: reset each vs TFLM")
+    stream, each = stream_matches_tflm(model, name, stream=STREAM, fresh=FRESH, seed=1,
+                                       program=program)
     assert not np.array_equal(stream[0][:FRESH], each[0])  # the state carries over
 
 
@@ -79,14 +81,9 @@ def _model16(name: str) -> bytes:
 @pytest.mark.parametrize("name", list(lm.SPECS))
 def test_16x8_reference_matches_tflm(name: str) -> None:
     model = _model16(name)
-    program = load_program(model)
-    inputs = inputs_with_edges(model, STREAM, seed=8)
-    assert inputs[0].dtype == np.int16
-    stream = execute(program, "reference", inputs)
-    assert_same(stream, run_tflm_sequence(model, inputs), f"{name} 16x8: stream vs TFLM")
-    few = [x[:FRESH] for x in inputs]
-    assert_same(execute(program, "reference", few, reset_each=True),
-                run_tflm_fresh_each(model, few), f"{name} 16x8: reset each vs TFLM")
+    graph = load_program(model).graph
+    assert graph.tensors[graph.inputs[0]].dtype.np == np.int16
+    stream_matches_tflm(model, f"{name} 16x8", stream=STREAM, fresh=FRESH, seed=8)
 
 
 @pytest.mark.parametrize("target", ["host", "cortex-m4"])

@@ -17,7 +17,7 @@ from ai_edge_litert import schema_py_generated as schema
 from support import resource_models as rm
 from support.builder import ModelBuilder, Q
 from support.tflm import run_tflm, run_tflm_fresh_each, run_tflm_sequence
-from support.verify import assert_same, c_matches_reference, inputs_with_edges
+from support.verify import assert_same, c_matches_reference, inputs_with_edges, stream_matches_tflm
 
 from codegen.errors import CodegenError
 from codegen.execute import execute
@@ -40,12 +40,8 @@ def test_converted_model_matches_tflm(name: str) -> None:
     assert program.state is not None
     assert {layer.opcode for layer in program.layers} >= {
         "CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE"}
-    inputs = inputs_with_edges(model, STREAM, seed=1)
-    stream = execute(program, "reference", inputs)
-    assert_same(stream, run_tflm_sequence(model, inputs), f"{name}: stream vs TFLM")
-    few = [x[:FRESH] for x in inputs]
-    each = execute(program, "reference", few, reset_each=True)
-    assert_same(each, run_tflm_fresh_each(model, few), f"{name}: reset each vs TFLM")
+    stream, each = stream_matches_tflm(model, name, stream=STREAM, fresh=FRESH, seed=1,
+                                       program=program)
     assert not np.array_equal(stream[0][:FRESH], each[0])
 
 

@@ -16,8 +16,14 @@ import pytest
 from support import svdf_models as sm
 from support.builder import ModelBuilder, Q
 from support.policy import require_tool
-from support.tflm import run_tflm_fresh_each, run_tflm_sequence
-from support.verify import C_TARGETS, assert_same, c_matches_reference, inputs_with_edges
+from support.tflm import run_tflm_sequence
+from support.verify import (
+    C_TARGETS,
+    assert_same,
+    c_matches_reference,
+    inputs_with_edges,
+    stream_matches_tflm,
+)
 
 from codegen.emit import emit_model
 from codegen.errors import UnsupportedError
@@ -33,13 +39,7 @@ BUNDLE = list(sm.CASES.values())
 @pytest.mark.parametrize("name", list(sm.CASES))
 def test_svdf_stream_matches_tflm(name: str) -> None:
     model = sm.single(sm.CASES[name])
-    inputs = inputs_with_edges(model, STREAM, seed=1)
-    program = load_program(model)
-    stream = execute(program, "reference", inputs)
-    assert_same(stream, run_tflm_sequence(model, inputs), f"{name}: stream vs TFLM")
-    few = [x[:FRESH] for x in inputs]
-    each = execute(program, "reference", few, reset_each=True)
-    assert_same(each, run_tflm_fresh_each(model, few), f"{name}: reset each vs TFLM")
+    stream, each = stream_matches_tflm(model, name, stream=STREAM, fresh=FRESH, seed=1)
     if sm.CASES[name].memory > 1 and sm.CASES[name].spread == 1.0:
         # the state matters: carrying it changes the outputs
         assert not np.array_equal(stream[0][:FRESH], each[0])

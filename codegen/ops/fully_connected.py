@@ -117,26 +117,18 @@ class FullyConnectedLiteRTRef(FullyConnected):
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         p = self.params
-        n = inputs[0].shape[0]
-        depth, units = int(p["depth"]), int(p["units"])
-        x = inputs[0].reshape(n * int(p["batches"]), depth).astype(np.int64)
-        acc = quant.wrap_int32(x @ self.weights.T.astype(np.int64) + p["folded_bias"])
+        x, acc = _accumulators(self, inputs[0])
         if p["filter_offset"]:
             acc = quant.wrap_int32(acc + int(p["filter_offset"]) * x.sum(axis=1, keepdims=True))
         scaled = _requant.requantize_double(acc, p["double_scales"])
         out = np.clip(quant.wrap_int32(scaled + int(p["output_zero_point"])),
                       int(p["act_min"]), int(p["act_max"]))
-        shape = (n, *self.out_tensor().shape)
-        return [out.reshape(n, -1, units).astype(np.int8).reshape(shape)]
+        return [_shaped(self, out, inputs[0].shape[0])]
 
     def constants(self) -> list[CArray]:
-        arrays = [
-            CArray("weights", np.asarray(self.weights, np.int8).ravel()),
-            CArray("bias", np.asarray(self.params["folded_bias"], dtype=np.int32)),
-        ]
-        if self.params["per_channel"]:
-            arrays.append(CArray("scale", np.asarray(self.params["double_scales"], np.float64)))
-        return arrays
+        return _float_scaled_constants(self, np.asarray(self.params["double_scales"],
+                                                        np.float64),
+                                       bool(self.params["per_channel"]))
 
     def describe(self) -> list[tuple[str, str]]:
         scales = np.asarray(self.params["double_scales"])
@@ -171,23 +163,14 @@ class FullyConnectedLiteRT(FullyConnected):
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         p = self.params
-        n = inputs[0].shape[0]
-        depth, units = int(p["depth"]), int(p["units"])
-        x = inputs[0].reshape(n * int(p["batches"]), depth).astype(np.int64)
-        acc = quant.wrap_int32(x @ self.weights.T.astype(np.int64) + p["folded_bias"])
+        _, acc = _accumulators(self, inputs[0])
         out = _requant.requantize_fp32(acc, p["fp32_scales"], int(p["output_zero_point"]),
                                        int(p["act_min"]), int(p["act_max"]))
-        shape = (n, *self.out_tensor().shape)
-        return [out.reshape(n, -1, units).astype(np.int8).reshape(shape)]
+        return [_shaped(self, out, inputs[0].shape[0])]
 
     def constants(self) -> list[CArray]:
-        arrays = [
-            CArray("weights", np.asarray(self.weights, np.int8).ravel()),
-            CArray("bias", np.asarray(self.params["folded_bias"], dtype=np.int32)),
-        ]
-        if self.params["fp32_per_channel"]:
-            arrays.append(CArray("scale", np.asarray(self.params["fp32_scales"], np.float32)))
-        return arrays
+        return _float_scaled_constants(self, np.asarray(self.params["fp32_scales"], np.float32),
+                                       bool(self.params["fp32_per_channel"]))
 
     def describe(self) -> list[tuple[str, str]]:
         p = self.params
@@ -357,3 +340,26 @@ def _requantization(op: Operator, input_scale: float, w, output_scale: float,
 
 KERNELS = {DType.INT8: prepare}
 NUMERICS = {"litert-ref": litert_ref, "litert": litert}
+
+
+def _accumulators(layer: FullyConnected, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The input as rows of int64 and the int32 accumulators (bias folded in) of a layer
+    whose weights stay unpacked (the numerics modes' plain kernels)."""
+    p = layer.params
+    rows = x.reshape(x.shape[0] * int(p["batches"]), int(p["depth"])).astype(np.int64)
+    return rows, quant.wrap_int32(rows @ layer.weights.T.astype(np.int64) + p["folded_bias"])
+
+
+def _shaped(layer: FullyConnected, out: np.ndarray, n: int) -> np.ndarray:
+    units = int(layer.params["units"])
+    return out.reshape(n, -1, units).astype(np.int8).reshape((n, *layer.out_tensor().shape))
+
+
+def _float_scaled_constants(layer: FullyConnected, scales: np.ndarray,
+                            per_channel: bool) -> list[CArray]:
+    """Weights, folded bias and (per channel) the float requantization scales."""
+    arrays = [
+        CArray("weights", np.asarray(layer.weights, np.int8).ravel()),
+        CArray("bias", np.asarray(layer.params["folded_bias"], dtype=np.int32)),
+    ]
+    return [*arrays, CArray("scale", scales)] if per_channel else arrays

@@ -169,3 +169,19 @@ def inputs_with_edges(model: bytes, count: int, seed: int) -> list[np.ndarray]:
     program = load_program(model)
     inputs = random_inputs(program, count, seed)
     return [np.concatenate([e, x]) for e, x in zip(edge_inputs(program), inputs, strict=True)]
+
+
+def stream_matches_tflm(model: bytes, label: str, *, stream: int, fresh: int, seed: int,
+                        program: Program | None = None
+                        ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """For a model that keeps state: the reference against TFLM on one stream of `stream`
+    invokes (after the all-low and all-high samples), and on the first `fresh` samples each
+    from a freshly allocated interpreter (`reset_each`). Returns (stream, fresh) outputs."""
+    program = program or load_program(model)
+    inputs = inputs_with_edges(model, stream, seed)
+    carried = execute(program, "reference", inputs)
+    assert_same(carried, run_tflm_sequence(model, inputs), f"{label}: stream vs TFLM")
+    few = [x[:fresh] for x in inputs]
+    each = execute(program, "reference", few, reset_each=True)
+    assert_same(each, run_tflm_fresh_each(model, few), f"{label}: reset each vs TFLM")
+    return carried, each
