@@ -46,6 +46,10 @@ HEADER_BYTES = 4
 READY = 1
 ALIGNMENT = 4
 _CALL_ONCE_MAY_FOLLOW = ("VAR_HANDLE", "CALL_ONCE")
+# The CALL_ONCE initializers run at generation time: at most this many values computed
+# (multiply-accumulates and elements written) in all of them. A converter's initializer
+# copies a constant into each variable; a small file could otherwise ask for hours.
+MAX_INIT_WORK = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,7 @@ def _initialized(plan: StatePlan, graph: Graph, init_layers: dict[int, list[Laye
     """The plan with each region's value after the CALL_ONCE initializers."""
     if not graph.init_graphs:
         return plan
+    _check_init_work(init_layers)
     state = plan.reset_values()
     for index in sorted(graph.init_graphs):
         binding = {t: resource_region[rid]
@@ -211,6 +216,23 @@ def _initialized(plan: StatePlan, graph: Graph, init_layers: dict[int, list[Laye
         regions.append(Region(region.name, region.kind, region.offset, region.size,
                               region.fill, initial, region.dtype, region.shape))
     return StatePlan(tuple(regions), plan.size, plan.alignment, plan.binding)
+
+
+def _check_init_work(init_layers: dict[int, list[Layer]]) -> None:
+    """Refuse initializers that would compute more than MAX_INIT_WORK values, before any
+    of them runs."""
+    work = 0
+    for index in sorted(init_layers):
+        for layer in init_layers[index]:
+            written = [*layer.outputs, *(layer.inputs[p] for p in layer.state_updates())]
+            work += layer.macs() + sum(layer.graph.tensors[t].size for t in written)
+            if work > MAX_INIT_WORK:
+                raise UnsupportedError(
+                    f"subgraph {index} (a CALL_ONCE initializer) computes more than "
+                    f"{MAX_INIT_WORK} values by operator {layer.index} ({layer.opcode}), "
+                    "which codegen runs at generation time; an initializer should only "
+                    "set the variables' starting values (re-export the model with "
+                    "them as constants)")
 
 
 class _Resources:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import hostile, policy
+from support import hostile, policy, state_hostile
 
 CPU_LIMIT_S = 10.0  # the issue's goal for a 16,000-operator chain; every run here meets it
 MEMORY_SLACK = 300 << 20
@@ -220,6 +220,17 @@ def test_generated_c_beyond_its_bound_is_refused_and_nothing_is_written(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert main(["generate", str(model), "-o", str(tmp_path / "new")]) == 1
     assert not (tmp_path / "new").exists()
+
+
+# -- CALL_ONCE initializers run at generation time --------------------------------------------
+
+def test_an_initializer_computing_too_much_is_refused(tmp_path: Path) -> None:
+    """A 12 KB file whose CALL_ONCE subgraph runs 100 RELUs over a 16M-value resource
+    variable at generation time (over 120 s before the cap): refused before it runs."""
+    model = write(tmp_path, state_hostile.heavy_initializer(1 << 24, 100))
+    run, _ = generate(model, tmp_path)
+    check_error(run, "subgraph 1 (a CALL_ONCE initializer) computes more than 16777216",
+                "RELU")
 
 
 # -- branching graphs deeper than the recursion limit ----------------------------------------

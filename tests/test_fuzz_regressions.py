@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import fuzzing, op_zoo
+from ai_edge_litert import schema_py_generated as schema
+from support import fuzzing, op_zoo, state_hostile
 from support.builder import ModelBuilder, Q, fc_model, fc_options, pack, read_model
 
 
@@ -73,6 +74,21 @@ REGRESSIONS: dict[str, tuple[Callable[[], bytes], tuple[str, ...] | None]] = {
     # Schema mutation "graph outputs [34, 34]": accepted; the second output was never
     # written. Fix: validate.py refuses a tensor listed twice.
     "graph_output_twice": (lambda: _edited(_FC, _output_twice), ("'output'", "twice")),
+    # Hostile-input audit of the state features: a CALL_ONCE initializer with an input
+    # reached the generation-time run, which had no value for it: KeyError (exit 2). With
+    # an output it was accepted, where TFLM's CALL_ONCE refuses both. Fix: validate.py.
+    "call_once_initializer_with_input": (state_hostile.initializer_with_input,
+                                         ("subgraph 1", "1 graph input(s)")),
+    "call_once_initializer_with_output": (state_hostile.initializer_with_output,
+                                          ("subgraph 1", "1 graph output(s)")),
+    # A variable tensor of a non-numeric type (string, float16, resource) was accepted.
+    # Fix: validate.py refuses it.
+    **{f"variable_tensor_of_type_{name.lower()}": (
+        lambda code=code: state_hostile.variable_of_type(code),
+        ("variable tensor 'var'", f"is {name.lower()}", "numeric"))
+       for name, code in (("STRING", schema.TensorType.STRING),
+                          ("FLOAT16", schema.TensorType.FLOAT16),
+                          ("RESOURCE", schema.TensorType.RESOURCE))},
 }
 
 

@@ -8,11 +8,12 @@ the generator can take at all, before each operator module checks its own option
   tensors that no other operator, graph input or constant claims; every tensor an
   operator reads is a graph input, a constant, a variable (state, see codegen/state.py)
   or written by an earlier operator (no cycle, file order is run order); every graph
-  output is written; the same for each CALL_ONCE initializer (which has no inputs or
-  outputs);
+  output is written; the same for each CALL_ONCE initializer, which must have no inputs
+  or outputs (TFLM's CALL_ONCE requires it);
 - tensors: shapes of positive dimensions and of a size a microcontroller can hold, of no
   more dimensions than TFLM's kernels take (6, RuntimeShape's capacity; 8 for SQUEEZE, any
   for RESHAPE, which only copy bytes; at most 31 anywhere, the numpy reference's limit);
+  variable tensors of a numeric type;
 - quantization: one zero point per scale, scales positive and finite; where a kernel reads
   them, per-channel arrays as long as their dimension and zero points representable in
   their type (0 for int32 and int64; the int16 kernels that require or ignore a zero point
@@ -81,7 +82,19 @@ def validate_graph(graph: Graph, label: str = "model") -> None:
     _check_io_lists(graph, label)
     _check_subgraph(graph, label)
     for index, init in sorted(graph.init_graphs.items()):
-        _check_subgraph(init, f"{label}: subgraph {index} (a CALL_ONCE initializer)")
+        where = f"{label}: subgraph {index} (a CALL_ONCE initializer)"
+        _check_initializer_io(init, where)
+        _check_subgraph(init, where)
+
+
+def _check_initializer_io(graph: Graph, label: str) -> None:
+    """TFLM's CALL_ONCE requires an initializer without inputs or outputs (nothing could
+    set the one or read the other)."""
+    for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
+        if indices:
+            raise UnsupportedError(
+                f"{label} declares {len(indices)} graph {role}(s); TFLM's CALL_ONCE runs "
+                f"only initializers without inputs or outputs; {_CORRUPT}")
 
 
 def _check_subgraph(graph: Graph, label: str) -> None:
@@ -89,6 +102,7 @@ def _check_subgraph(graph: Graph, label: str) -> None:
     for index in used:
         _check_shape(graph.tensors[index], label)
     _check_ranks(graph, used, label)
+    _check_variable_types(graph, used, label)
     _check_dataflow(graph, label)
     _check_quantized(graph, label)
     for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
@@ -264,6 +278,18 @@ def _check_shape(t: Tensor, label: str) -> None:
             f"takes at most {MAX_TENSOR_ELEMENTS} elements per tensor, more than a "
             "microcontroller can hold"
         )
+
+
+def _check_variable_types(graph: Graph, used: list[int], label: str) -> None:
+    """State is held as numbers: a variable tensor of another type (string, float16,
+    complex, resource) has no size or reset value codegen could give it."""
+    for index in used:
+        t = graph.tensors[index]
+        if t.is_variable and t.dtype is DType.OTHER:
+            raise UnsupportedError(
+                f"{label}: variable tensor '{t.name}' is {t.dtype_name}; codegen keeps state "
+                "only in numeric tensors (int8, int16, int32, float32...); re-export the "
+                "model with a numeric state")
 
 
 def _check_ranks(graph: Graph, used: list[int], label: str) -> None:

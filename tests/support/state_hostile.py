@@ -1,0 +1,123 @@
+"""Hostile models around state (variable tensors, resource variables, CALL_ONCE
+initializers), written with the builder: each is small and legal to the flatbuffer reader,
+and each once made codegen fail in a way the CLI's contract forbids (an internal error,
+unbounded time or memory, a silent acceptance). tests/test_fuzz_regressions.py and
+tests/test_bounded_input.py check what codegen does with them now.
+"""
+
+from __future__ import annotations
+
+from ai_edge_litert import schema_py_generated as schema
+
+from support.builder import ModelBuilder, Q
+
+_Q = Q(0.05, 3)
+
+
+def resource(b: ModelBuilder, name: str) -> int:
+    tensor = schema.TensorT()
+    tensor.name = name
+    tensor.shape = []
+    tensor.type = schema.TensorType.RESOURCE
+    b._current.tensors.append(tensor)
+    return len(b._current.tensors) - 1
+
+
+def var_handle(b: ModelBuilder, name: str, shared_name: str) -> int:
+    handle = resource(b, name)
+    options = schema.VarHandleOptionsT()
+    options.sharedName = shared_name
+    b.add_op("VAR_HANDLE", [], [handle], options)
+    return handle
+
+
+def call_once(index: int) -> object:
+    options = schema.CallOnceOptionsT()
+    options.initSubgraphIndex = index
+    return options
+
+
+def _main_counter(b: ModelBuilder, width: int) -> None:
+    """state += x; output = the new state (a resource variable 'counter' of `width` int8)."""
+    b.add_op("CALL_ONCE", [], [], call_once(1))
+    h = var_handle(b, "h", "counter")
+    x = b.add_tensor("x", (1, width), "int8", quant=_Q)
+    old = b.add_tensor("old", (1, width), "int8", quant=_Q)
+    b.add_op("READ_VARIABLE", [h], [old])
+    y = b.add_tensor("y", (1, width), "int8", quant=_Q)
+    add = schema.AddOptionsT()
+    add.fusedActivationFunction = 0
+    b.add_op("ADD", [old, x], [y], add)
+    b.add_op("ASSIGN_VARIABLE", [h, y], [])
+    b.set_io([x], [y])
+
+
+def initializer_with_input() -> bytes:
+    """The CALL_ONCE subgraph declares an input (TFLM's CALL_ONCE requires none: nothing
+    could set it) and assigns it to the variable."""
+    b = ModelBuilder()
+    _main_counter(b, 4)
+    b.new_subgraph("init")
+    h = var_handle(b, "h", "counter")
+    u = b.add_tensor("u", (1, 4), "int8", quant=_Q)
+    b.add_op("ASSIGN_VARIABLE", [h, u], [])
+    b.set_io([u], [])
+    return b.build()
+
+
+def initializer_with_output() -> bytes:
+    """The CALL_ONCE subgraph declares an output (TFLM's CALL_ONCE requires none)."""
+    b = ModelBuilder()
+    _main_counter(b, 4)
+    b.new_subgraph("init")
+    h = var_handle(b, "h", "counter")
+    r = b.add_tensor("r", (1, 4), "int8", quant=_Q)
+    b.add_op("READ_VARIABLE", [h], [r])
+    v = b.add_tensor("v", (1, 4), "int8", quant=_Q)
+    b.add_op("RELU", [r], [v])
+    b.add_op("ASSIGN_VARIABLE", [h, v], [])
+    b.set_io([], [v])
+    return b.build()
+
+
+def heavy_initializer(elements: int = 1 << 24, layers: int = 100) -> bytes:
+    """A few kilobytes whose CALL_ONCE subgraph reads a resource variable of `elements`
+    int8 values (sized by the main graph's ASSIGN_VARIABLE of its output) and runs `layers`
+    RELUs over it at generation time (100 x 16M values: minutes and gigabytes)."""
+    b = ModelBuilder()
+    b.add_op("CALL_ONCE", [], [], call_once(1))
+    h = var_handle(b, "h", "big")
+    x = b.add_tensor("x", (1, elements), "int8", quant=_Q)
+    y = b.add_tensor("y", (1, elements), "int8", quant=_Q)
+    b.add_op("RELU", [x], [y])
+    b.add_op("ASSIGN_VARIABLE", [h, y], [])
+    b.set_io([x], [y])
+    b.new_subgraph("init")
+    h = var_handle(b, "h", "big")
+    v = b.add_tensor("v0", (1, elements), "int8", quant=_Q)
+    b.add_op("READ_VARIABLE", [h], [v])
+    for k in range(layers):
+        w = b.add_tensor(f"v{k + 1}", (1, elements), "int8", quant=_Q)
+        b.add_op("RELU", [v], [w])
+        v = w
+    b.add_op("ASSIGN_VARIABLE", [h, v], [])
+    b.set_io([], [])
+    return b.build()
+
+
+def variable_of_type(type_code: int, opcode: str = "RESHAPE") -> bytes:
+    """A variable tensor of a non-numeric type (`schema.TensorType`: STRING, FLOAT16,
+    COMPLEX64, RESOURCE...) read by `opcode` in the main graph."""
+    b = ModelBuilder()
+    x = b.add_tensor("x", (1, 4), "int8", quant=_Q)
+    var = b.add_tensor("var", (1, 4), "int8", quant=_Q, variable=True)
+    b._current.tensors[var].type = type_code
+    copy = b.add_tensor("copy", (1, 4), "int8", quant=_Q)
+    b._current.tensors[copy].type = type_code
+    b.add_op(opcode, [var], [copy])
+    y = b.add_tensor("y", (1, 4), "int8", quant=_Q)
+    add = schema.AddOptionsT()
+    add.fusedActivationFunction = 0
+    b.add_op("ADD", [x, x], [y], add)
+    b.set_io([x], [y])
+    return b.build()
