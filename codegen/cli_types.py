@@ -52,13 +52,15 @@ def check_budget(value: object) -> int:
 
 def budget_arg(text: str) -> int:
     """--ram-budget: bytes of arena, a plain decimal number."""
-    if not text.isascii() or not text.isdigit() or len(text) > 12:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes (digits only, "
-                                         f"e.g. 24576)")
-    value = int(text)
-    if value > MAX_BUDGET:
-        raise argparse.ArgumentTypeError(f"{text}: give at most {MAX_BUDGET} bytes")
-    return value
+    shown_text = repr(text) if len(text) <= 24 else f"{text[:12]!r}... ({len(text)} characters)"
+    if not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{shown_text} is not a number of bytes (digits "
+                                         "only, e.g. 24576)")
+    digits = text.lstrip("0") or "0"
+    if len(digits) > 12 or int(digits) > MAX_BUDGET:  # never int() of thousands of digits
+        raise argparse.ArgumentTypeError(f"{shown_text}: give at most {MAX_BUDGET} bytes")
+    return int(digits)
+
 
 def add_numerics_argument(parser: argparse.ArgumentParser) -> None:
     """`--numerics MODE`, the same on every command that generates or runs C."""

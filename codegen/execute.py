@@ -135,6 +135,16 @@ def run_executable(program: Program, target_name: str, executable: Path,
     return unpack_samples(program, data, n)
 
 
+def check_reset_each(program: Program, reset_each: bool) -> None:
+    """Resetting a model that keeps no state would do nothing: refused, so that a user who
+    expected state learns the model has none."""
+    if reset_each and program.state is None:
+        raise CodegenError(
+            "--reset-each (reset_each) resets the model's state before every sample, but "
+            "this model keeps no state (no SVDF, LSTM, variable tensor or resource "
+            "variable): its samples are already independent; drop the option")
+
+
 def execute(program: Program, target_name: str, inputs: list[np.ndarray], *,
             work_dir: Path | None = None, sanitize: bool = False,
             progress: bool | None = False, timeout: float = 600.0,
@@ -145,6 +155,7 @@ def execute(program: Program, target_name: str, inputs: list[np.ndarray], *,
     before every sample. `progress`: a bar of samples done on stderr while the C runs
     (None: when stderr is a terminal)."""
     n = check_inputs(program, inputs)
+    check_reset_each(program, reset_each)
     if target_name == REFERENCE:
         return run_reference(program, inputs, reset_each=reset_each)
     with Progress(f"{target_name}: building", n, enabled=progress) as bar, \

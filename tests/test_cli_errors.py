@@ -246,12 +246,32 @@ ODD_OPTIONS: list[tuple[tuple[str, ...], str]] = [
     (("generate", "{model}", "-o", "{tmp}/" + "a" * 300), "File name too long"),
     (("report", "{model}", "-o", "{tmp}/" + "a" * 300 + ".html"), "File name too long"),
     (("generate",), "the following arguments are required: model, -o/--output"),
+    # a stateless model has nothing to reset: --reset-each said nothing and did nothing
+    (("run", "{model}", "--target", "reference", "--input", "{tmp}/c.npy", "--output",
+      "{tmp}/o.npy", "--reset-each"), "this model keeps no state"),
+    (("generate", "{model}", "-o", "{tmp}/o", "--ram-budget", "-1"),
+     "'-1' is not a number of bytes"),
+    (("generate", "{model}", "-o", "{tmp}/o", "--ram-budget", "\uff11\uff12"),
+     "'\uff11\uff12' is not a number of bytes"),
+    (("generate", "{model}", "-o", "{tmp}/o", "--ram-budget", "24k"),
+     "'24k' is not a number of bytes"),
+    (("generate", "{model}", "-o", "{tmp}/o", "--ram-budget", ""), "'' is not a number"),
+    # a number, too large: said so (it was "not a number of bytes")
+    (("generate", "{model}", "-o", "{tmp}/o", "--ram-budget", "99999999999999"),
+     "'99999999999999': give at most 2147483648 bytes"),
+    (("generate", "{model}", "-o", "{tmp}/o", "--ram-budget", "9" * 5000),
+     "(5000 characters): give at most 2147483648 bytes"),
+    (("compare", "{model}", "--samples", "0"), "at least 1 sample, not 0"),
+    (("compare", "{model}", "--samples", "9" * 5000), "not a whole number"),
+    (("compare", "{model}", "--samples", "1000001"), "codegen compare runs at most"),
+    (("generate", "{model}", "-o", "{tmp}/o", "--numerics", "fast"),
+     "argument --numerics: invalid choice: 'fast'"),
     (("frobnicate",), "invalid choice: 'frobnicate'"),
 ]
 
 
 @pytest.mark.parametrize("args, message", ODD_OPTIONS,
-                         ids=[" ".join(args) for args, _ in ODD_OPTIONS])
+                         ids=[" ".join(args)[:80] for args, _ in ODD_OPTIONS])
 def test_odd_option_values(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     model = tmp_path / "good.tflite"
     model.write_bytes(_int8_fc())

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reset-each", action="store_true",
                         help="for a model that keeps state (SVDF, LSTM, resource variables): "
                              "reset it before every sample instead of carrying it from one "
-                             "sample to the next")
+                             "sample to the next (an error for a model without state)")
     add_numerics_argument(parser)
 
 
@@ -78,7 +78,7 @@ def save_outputs(path: Path, program, outputs: list[np.ndarray]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> None:
-    from codegen.execute import execute
+    from codegen.execute import check_reset_each, execute
     from codegen.files import check_build_dir
     from codegen.program import load_program
 
@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> None:
         check_build_dir(work_dir, keep=[("the model", model), ("the input file", input_path),
                                         ("the output file", output)])
     program = load_program(model, ram_budget=args.ram_budget, numerics=args.numerics)
+    check_reset_each(program, args.reset_each)
     count = len(program.graph.outputs)
     if count > 1 and output.suffix.lower() != ".npz":
         raise CodegenError(f"the model has {count} outputs; give an --output ending in .npz")
