@@ -146,8 +146,10 @@ def _tflm_values(model: bytes, inputs: Sequence[np.ndarray], tensors: Sequence[i
         bytes(model), arena_size=max(1 << 20, 10 * len(model)),
         intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
     values: dict[int, list[np.ndarray]] = {t: [] for t in tensors}
+    # One stream of invokes on a fresh interpreter, as the other interpreters and our
+    # reference run: a model's state carries from sample to sample. (TFLM's reset() clears
+    # it between samples, and its resource variables without running CALL_ONCE again.)
     for sample in range(len(inputs[0])):
-        interp.reset()
         for k, batch in enumerate(inputs):
             interp.set_input(np.require(batch[sample], requirements="C"), k)
         interp.invoke()
@@ -209,9 +211,13 @@ def _litert_values(model: bytes, inputs: Sequence[np.ndarray], tensors: Sequence
                    reference: bool) -> dict[int, np.ndarray]:
     interp = _litert_interpreter(model, reference)
     graph_outputs = {d["index"] for d in interp.get_output_details()}
-    written = set(tensors) if reference else (
-        _written_tensors(interp, [t for t in tensors if t not in graph_outputs], inputs)
-        | (set(tensors) & graph_outputs))
+    if not reference:
+        written = (_written_tensors(interp, [t for t in tensors if t not in graph_outputs],
+                                    inputs) | (set(tensors) & graph_outputs))
+        # Those two invokes moved the model's state on: the stream starts afresh.
+        interp = _litert_interpreter(model, reference)
+    else:
+        written = set(tensors)
     details = interp.get_input_details()
     values: dict[int, list[np.ndarray]] = {t: [] for t in tensors if t in written}
     for sample in range(len(inputs[0])):
@@ -303,9 +309,11 @@ def _worker(who: str, directory: str) -> int:
 
 
 def compare_model(model: bytes, name: str, inputs: list[np.ndarray]) -> Comparison:
-    """Run every interpreter on `inputs` (one array per model input, (N, *shape)) and
-    compare their layers' outputs pairwise and with our references."""
+    """Run every interpreter on `inputs` (one array per model input, (N, *shape)) as one
+    stream of invokes (a model's state carried from sample to sample) and compare their
+    layers' outputs pairwise and with our references."""
     program = load_program(model)
+    check_samples(program, len(inputs[0]))
     graph = program.graph
     layers = [layer for layer in program.layers if layer.outputs]
     tensors = sorted({t for layer in layers for t in layer.outputs})
@@ -392,10 +400,15 @@ MAX_KEPT_BYTES = 512 << 20
 _KEEPERS = 6  # three interpreters, three references
 
 
-def check_samples(program: Program, count: int) -> None:
+def sample_limit(program: Program) -> int:
+    """How many samples codegen compare runs at most on this model."""
     per_sample = _KEEPERS * 8 * sum(program.graph.tensors[t].size
                                     for layer in program.layers for t in layer.outputs)
-    limit = max(1, min(MAX_SAMPLES, MAX_KEPT_BYTES // max(1, per_sample)))
+    return max(1, min(MAX_SAMPLES, MAX_KEPT_BYTES // max(1, per_sample)))
+
+
+def check_samples(program: Program, count: int) -> None:
+    limit = sample_limit(program)
     if count > limit:
         raise CodegenError(f"{count} samples: codegen compare runs at most {limit} of this "
                            "model (every interpreter keeps every tensor of every sample); "

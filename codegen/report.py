@@ -893,11 +893,11 @@ def build_report(model: Path, *, float_model_path: Path | None = None,
 def _interpreters(model: Path, program: Program, notes: list[str]) -> str | None:
     """codegen compare's table over random full-range samples, or None with a note when the
     interpreters cannot run (no tflite-micro, float inputs)."""
-    from codegen.compare import DEFAULT_SAMPLES, compare_inputs, compare_model
+    from codegen.compare import DEFAULT_SAMPLES, compare_inputs, compare_model, sample_limit
     from codegen.errors import CodegenError
 
     try:
-        inputs = compare_inputs(program, DEFAULT_SAMPLES)
+        inputs = compare_inputs(program, min(DEFAULT_SAMPLES, sample_limit(program)))
         return compare_model(model.read_bytes(), model.name, inputs).text()
     except CodegenError as exc:
         notes.append(f"no comparison of interpreters: {exc}")

@@ -7,6 +7,7 @@ tests/test_bounded_input.py check what codegen does with them now.
 
 from __future__ import annotations
 
+import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from support.builder import ModelBuilder, Q
@@ -50,6 +51,19 @@ def _main_counter(b: ModelBuilder, width: int) -> None:
     b.add_op("ADD", [old, x], [y], add)
     b.add_op("ASSIGN_VARIABLE", [h, y], [])
     b.set_io([x], [y])
+
+
+def counter() -> bytes:
+    """The well-formed model the others bend: state += x from a CALL_ONCE initializer's
+    nonzero start."""
+    b = ModelBuilder()
+    _main_counter(b, 4)
+    b.new_subgraph("init")
+    h = var_handle(b, "h", "counter")
+    start = b.add_tensor("start", (1, 4), "int8", quant=_Q, data=np.array([[7, -50, 100, 3]]))
+    b.add_op("ASSIGN_VARIABLE", [h, start], [])
+    b.set_io([], [])
+    return b.build()
 
 
 def initializer_with_input() -> bytes:
