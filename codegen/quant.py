@@ -26,17 +26,22 @@ def round_half_away(x: float) -> int:
     return int(math.copysign(math.floor(abs(x) + 0.5), x))
 
 
-def quantize_multiplier(real: float) -> tuple[int, int]:
+def quantize_multiplier(real: float, what: str = "") -> tuple[int, int]:
     """Split a real multiplier into a Q31 significand and a power-of-two exponent.
 
     real ~= multiplier * 2**(shift - 31), multiplier in [2**30, 2**31). Mirrors TFLite's
     QuantizeMultiplier built with double rounding: a significand that rounds up to 2**31
-    is halved with the exponent raised, and exponents below -31 flush to (0, 0).
+    is halved with the exponent raised, and exponents below -31 flush to (0, 0). `what`
+    says where `real` comes from (e.g. "input 'x' scale x weights 'w' scale / output 'y'
+    scale"), for the errors.
     """
     if real == 0.0:
         return 0, 0
+    source = f" ({what})" if what else ""
     if not math.isfinite(real):
-        raise UnsupportedError(f"non-finite requantization multiplier {real!r}")
+        raise UnsupportedError(
+            f"the requantization multiplier{source} is {real!r}: the scales overflow the "
+            "arithmetic; check those tensors' quantization scales (re-quantize the model)")
     q, shift = math.frexp(real)
     q_fixed = round_half_away(q * (1 << 31))
     if q_fixed == 1 << 31:
@@ -46,8 +51,8 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         return 0, 0
     if shift > 30:
         raise UnsupportedError(
-            f"requantization multiplier {real:g} is too large (2^{shift - 1} or more); "
-            "check the model's scales"
+            f"requantization multiplier{source} {real:g} is too large (2^{shift - 1} or "
+            "more); check the model's scales"
         )
     return q_fixed, shift
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
-from support import fuzzing, op_zoo, state_hostile
+from support import fuzzing, lstm_models, op_zoo, state_hostile, svdf_models
 from support.builder import ModelBuilder, Q, fc_model, fc_options, pack, read_model
 
 
@@ -55,6 +55,17 @@ _W = np.arange(-6, 6, dtype=np.int8).reshape(3, 4)
 _FC = fc_model(_W, input_q=Q(0.05, -3), weight_q=Q(0.01), output_q=Q(0.1, 5),
                bias=np.array([1, 2, 3]))
 
+def _scales(changes: dict[int, float]) -> Callable[[object], None]:
+    def edit(model: object) -> None:
+        for tensor, scale in changes.items():
+            _set_scale(tensor, scale)(model)
+    return edit
+
+
+def _svdf() -> bytes:
+    return svdf_models.single(svdf_models.CASES["rank1_memory10"])
+
+
 # name: (model, fragments of the error line, or None if the model must generate)
 REGRESSIONS: dict[str, tuple[Callable[[], bytes], tuple[str, ...] | None]] = {
     # CI mutation fuzzer, vww_96_int8 with an output scale of 0: ZeroDivisionError in the
@@ -81,6 +92,22 @@ REGRESSIONS: dict[str, tuple[Callable[[], bytes], tuple[str, ...] | None]] = {
                                          ("subgraph 1", "1 graph input(s)")),
     "call_once_initializer_with_output": (state_hostile.initializer_with_output,
                                           ("subgraph 1", "1 graph output(s)")),
+    # SVDF's input and feature-weight scales whose float32 product overflows: "operator 0
+    # (SVDF): non-finite requantization multiplier inf", naming neither the tensors nor a
+    # way out. Fix: quant.quantize_multiplier says where the multiplier comes from.
+    "svdf_multiplier_overflows_float32": (
+        lambda: _edited(_svdf(), _scales({0: 1e30, 1: 1e30})),
+        ("operator 0 (SVDF)", "input 'x' scale x feature weights 'weights_feature' scale",
+         "is inf", "re-quantize")),
+    "svdf_multiplier_too_large": (
+        lambda: _edited(_svdf(), _scales({5: 1e-38})),
+        ("operator 0 (SVDF)", "/ output 'y' scale", "too large")),
+    # The LSTM's input scale x weight scale, far beyond int32 steps of its gate scale.
+    "lstm_multiplier_too_large": (
+        lambda: _edited(lstm_models.lstm_model(lstm_models.SPECS["units1_sequence"]),
+                        _scales({0: 1e38})),
+        ("UNIDIRECTIONAL_SEQUENCE_LSTM", "('serving_default_input_1:0' scale x 'arith.",
+         "scale / the gate scale 2^-12)", "too large")),
     # A variable tensor of a non-numeric type (string, float16, resource) was accepted.
     # Fix: validate.py refuses it.
     **{f"variable_tensor_of_type_{name.lower()}": (

@@ -164,8 +164,14 @@ def prepare(op: Operator, graph: Graph) -> Svdf:
         raise unsupported(op, f"bias '{b.name}' has scale {bias_scale:.9g}, but state scale x "
                               f"time-weight scale is {expected:.9g}; TFLM's SVDF requires "
                               f"them within {_BIAS_TOLERANCE:g}")
-    m1, s1 = quant.quantize_multiplier(_f32_ratio(x.quant.scale, wf.quant.scale, state_scale))
-    m2, s2 = quant.quantize_multiplier(_f32_ratio(state_scale, wt_scale, y.quant.scale))
+    m1, s1 = quant.quantize_multiplier(
+        _f32_ratio(x.quant.scale, wf.quant.scale, state_scale),
+        f"input '{x.name}' scale x feature weights '{wf.name}' scale / state "
+        f"'{state.name}' scale, in float32")
+    m2, s2 = quant.quantize_multiplier(
+        _f32_ratio(state_scale, wt_scale, y.quant.scale),
+        f"state '{state.name}' scale x time weights '{wt.name}' scale / output "
+        f"'{y.name}' scale, in float32")
     params: dict[str, object] = {
         "batch": batch, "depth": depth, "filters": filters, "memory": memory, "rank": rank,
         "units": units,

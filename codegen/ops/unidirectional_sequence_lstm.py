@@ -182,10 +182,12 @@ def _mul(a: np.ndarray, b: np.ndarray, mul: tuple[int, int], zero_point: int, lo
     return quant.requantize(product, mul[0], mul[1], zero_point, lo, hi)
 
 
-def _mul_params(scale1: float, scale2: float, out_scale: float) -> tuple[int, int]:
+def _mul_params(scale1: float, scale2: float, out: Tensor) -> tuple[int, int]:
     """CreateInterGateMulParams: the product of the (float32) scales in double, divided."""
-    real = float(np.float32(scale1)) * float(np.float32(scale2)) / float(np.float32(out_scale))
-    return quant.quantize_multiplier(real)
+    real = (float(np.float32(scale1)) * float(np.float32(scale2))
+            / float(np.float32(out.quant.scale)))
+    return quant.quantize_multiplier(
+        real, f"{scale1:g} x {scale2:g} / '{out.name}' scale {out.quant.scale:g}")
 
 
 def _tanh_scaling(op: Operator, power: int) -> tuple[int, int]:
@@ -224,10 +226,10 @@ def _weights(op: Operator, graph: Graph, position: int, role: str,
     return w
 
 
-def _requant(op: Operator, int16: bool, in_scale: float, w_scale: float,
-             bound: int) -> Requantization:
-    m, s = quant.quantize_multiplier(float(np.float32(in_scale)) * float(np.float32(w_scale))
-                                     / _GATE_SCALE)
+def _requant(op: Operator, int16: bool, x: Tensor, w: Tensor, bound: int) -> Requantization:
+    m, s = quant.quantize_multiplier(
+        float(np.float32(x.quant.scale)) * float(np.float32(w.quant.scale)) / _GATE_SCALE,
+        f"'{x.name}' scale x '{w.name}' scale / the gate scale 2^-12")
     rq_type = SingleRounding64 if int16 else DoubleRounding
     rq = rq_type(np.array([m], np.int64), np.array([s], np.int64))
     if int16:
@@ -302,9 +304,9 @@ def prepare(op: Operator, graph: Graph) -> Lstm:
         "depth": depth, "units": units, "cell_activation": _CELL_ACTIVATIONS[activation],
         "cell_power": cell_power, "tanh_multiplier": tanh_multiplier,
         "tanh_shift": tanh_shift, "clip": clip, "clipped": clip_option > 0,
-        "forget_mul": _mul_params(_NONLINEAR_SCALE, cell.quant.scale, cell.quant.scale),
-        "input_mul": _mul_params(_NONLINEAR_SCALE, _NONLINEAR_SCALE, cell.quant.scale),
-        "output_mul": _mul_params(_NONLINEAR_SCALE, _NONLINEAR_SCALE, hidden.quant.scale),
+        "forget_mul": _mul_params(_NONLINEAR_SCALE, cell.quant.scale, cell),
+        "input_mul": _mul_params(_NONLINEAR_SCALE, _NONLINEAR_SCALE, cell),
+        "output_mul": _mul_params(_NONLINEAR_SCALE, _NONLINEAR_SCALE, hidden),
         "hidden_zero_point": hidden.quant.zero_point,
         "hidden_min": hidden_type.qmin, "hidden_max": hidden_type.qmax,
         "act_dtype": hidden_type.numpy_name,
@@ -344,10 +346,8 @@ def _gate_params(op: Operator, graph: Graph, x: Tensor, hidden: Tensor, depth: i
         found["recurrent_weights"].append(wh_data)
         found["input_bias"].append(bias_x if int16 else quant.wrap_int32(bias_x))
         found["recurrent_bias"].append(bias_h if int16 else quant.wrap_int32(bias_h))
-        found["input_rq"].append(_requant(op, int16, x.quant.scale, wx.quant.scale,
-                                          int(bound_x.max())))
-        found["recurrent_rq"].append(_requant(op, int16, hidden.quant.scale, wh.quant.scale,
-                                              int(bound_h.max())))
+        found["input_rq"].append(_requant(op, int16, x, wx, int(bound_x.max())))
+        found["recurrent_rq"].append(_requant(op, int16, hidden, wh, int(bound_h.max())))
     return dict(found)
 
 
