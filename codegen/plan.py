@@ -632,12 +632,12 @@ def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
         by_offset: dict[int, list[int]] = {}
         for t in members:
             by_offset.setdefault(groups.offset(t) - low, []).append(t)
+        group = min(members) if len(by_offset) > 1 else -1  # once: a group may be long
         for rel in sorted(by_offset):
             same = by_offset[rel]
             size = _align(max(graph.tensors[t].nbytes for t in same))
             start = min(first.get(t, 0) for t in same)
             end = max(last.get(t, start) for t in same)
-            group = min(members) if len(by_offset) > 1 else -1
             cluster.append(group if group >= 0 else -1 - len(buffers))
             relative.append(rel)
             buffers.append(Buffer(tuple(sorted(same)), start, end, size, group=group))
@@ -677,6 +677,25 @@ def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
 # -- 4. schedules under a RAM budget -----------------------------------------------------
 
 _OVERLAP_TRIALS = 32  # layers whose overlap is reconsidered one by one (bounded work)
+# Layers planned, summed over the plans of one budget search beyond the default plan: each
+# plan is near-linear in the layers, so a large model gets fewer trials (a 16,000-layer
+# chain of pooling layers took minutes), a model of up to 2,048 layers all of them.
+SEARCH_WORK = 1 << 16
+
+
+class _Work:
+    """What is left of a budget search's SEARCH_WORK."""
+
+    def __init__(self, total: int = SEARCH_WORK) -> None:
+        self.left = total
+
+    def take(self, layers: list[Layer]) -> bool:
+        """Whether one more plan of these layers fits; if so, it is counted."""
+        cost = max(1, len(layers))
+        if cost > self.left:
+            return False
+        self.left -= cost
+        return True
 
 
 def overlap_candidates(layers: list[Layer]) -> list[int]:
@@ -685,21 +704,26 @@ def overlap_candidates(layers: list[Layer]) -> list[int]:
 
 
 def smallest_plan(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
-                  state: dict[int, int] | None = None) -> Plan:
+                  state: dict[int, int] | None = None, work: _Work | None = None,
+                  default: Plan | None = None) -> Plan:
     """The smallest arena over the schedules tried, all as fast as the default one (the
     kernels are the same; only where the output goes changes): every provable overlap,
     then each dropped in turn while that does not grow the arena (an overlap lengthens
     its buffer's life, which can cost more than it saves). Bounded: at most
-    _OVERLAP_TRIALS + 2 plans."""
+    _OVERLAP_TRIALS + 2 plans, and the plans after the default one within `work`."""
+    work = work or _Work()
     candidates = overlap_candidates(layers)
-    default = plan_memory(graph, layers, io_in_arena, state=state)
-    if not candidates:
+    if default is None:
+        default = plan_memory(graph, layers, io_in_arena, state=state)
+    if not candidates or not work.take(layers):
         return default
     chosen = set(candidates)
     best = plan_memory(graph, layers, io_in_arena, frozenset(chosen), state=state)
     sizes = {layer.index: sum(graph.tensors[t].nbytes for t in (*layer.inputs, *layer.outputs))
              for layer in layers}
     for index in sorted(best.overlaps, key=lambda i: (sizes[i], i))[:_OVERLAP_TRIALS]:
+        if not work.take(layers):
+            break
         trial = plan_memory(graph, layers, io_in_arena, frozenset(chosen - {index}),
                             state=state)
         if trial.size <= best.size:
@@ -721,8 +745,8 @@ class Schedule:
 _PATCH_PLANS = 48  # patch-based schedules planned at most per budget search
 
 
-def _patched_schedules(graph: Graph, layers: list[Layer],
-                       io_in_arena: bool) -> list[Schedule]:
+def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
+                       work: _Work) -> list[Schedule]:
     """Patch-based schedules of the first stage, fewest extra MACs first: each stage end
     whose output is smaller than the largest tensor before it, in 2 to MAX_TILES bands
     (bounded: at most _PATCH_PLANS of them are planned)."""
@@ -746,6 +770,8 @@ def _patched_schedules(graph: Graph, layers: list[Layer],
         result = patch(graph, run, end, tiles)
         if result is None:
             continue
+        if not work.take(result.layers):
+            break
         plan = plan_memory(result.graph, result.layers, io_in_arena, views=result.views)
         stage = result.stage
         describe = (f"layers {stage[0]}-{stage[-1]} in {result.tiles} bands of "
@@ -757,12 +783,12 @@ def _patched_schedules(graph: Graph, layers: list[Layer],
 
 
 def _patch_candidates(graph: Graph, layers: list[Layer], variant: list[Layer] | None,
-                      io_in_arena: bool) -> list[Schedule]:
+                      io_in_arena: bool, work: _Work) -> list[Schedule]:
     """Patch-based schedules of the layers and of their whole-line variant, fewest extra
     MACs first."""
-    found = _patched_schedules(graph, layers, io_in_arena)
+    found = _patched_schedules(graph, layers, io_in_arena, work)
     if variant is not None:
-        found += _patched_schedules(graph, variant, io_in_arena)
+        found += _patched_schedules(graph, variant, io_in_arena, work)
     found.sort(key=lambda s: (s.plan.extra_macs, s.plan.size))
     return found
 
@@ -784,7 +810,7 @@ def _live_bytes(plan: Plan, layers: list[Layer]) -> list[int]:
 _OVERLAP_ROUNDS = 4
 
 
-def _with_overlaps(schedule: Schedule, io_in_arena: bool,
+def _with_overlaps(schedule: Schedule, io_in_arena: bool, work: _Work,
                    budget: int | None = None) -> Schedule:
     """The schedule with overlaps at the layers that run when the most bytes are alive
     (above the budget, or within 10% of the peak), when that makes its arena smaller: an
@@ -802,7 +828,7 @@ def _with_overlaps(schedule: Schedule, io_in_arena: bool,
         hot = {schedule.layers[step].index for step, used in enumerate(live)
                if used >= peak * 9 // 10 or (budget is not None and used > budget)}
         more = (hot & candidates) - chosen
-        if not more:
+        if not more or not work.take(schedule.layers):
             break
         chosen |= more
         plan = plan_memory(schedule.graph, schedule.layers, io_in_arena, frozenset(chosen),
@@ -848,19 +874,22 @@ def plan_for_budget(graph: Graph, layers: list[Layer], io_in_arena: bool = False
         return Schedule(graph, layers, default)
     if default.size <= budget:
         return Schedule(graph, layers, replace(default, budget=budget))
-    smallest = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena, state))
+    work = _Work()
+    smallest = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena, state, work,
+                                                     default))
     if smallest.plan.size <= budget:
         return Schedule(graph, layers, replace(smallest.plan, budget=budget))
     again = not state and numerics == "tflm"  # layers may be prepared again
     variant = whole_line_variant(graph, layers) if again else None
-    if variant is not None:
-        lines = Schedule(graph, variant, smallest_plan(graph, variant, io_in_arena))
+    if variant is not None and work.take(variant):
+        lines = Schedule(graph, variant, smallest_plan(graph, variant, io_in_arena, work=work))
         if lines.plan.size <= budget:
             return Schedule(graph, variant, replace(lines.plan, budget=budget))
         if lines.plan.size < smallest.plan.size:
             smallest = lines
-    for candidate in _patch_candidates(graph, layers, variant, io_in_arena) if again else []:
-        for schedule in (candidate, _with_overlaps(candidate, io_in_arena)):
+    patched = _patch_candidates(graph, layers, variant, io_in_arena, work) if again else []
+    for candidate in patched:
+        for schedule in (candidate, _with_overlaps(candidate, io_in_arena, work)):
             if schedule.plan.size <= budget:
                 return replace(schedule, plan=replace(schedule.plan, budget=budget))
             if schedule.plan.size < smallest.plan.size:
@@ -876,14 +905,15 @@ def plan_for_budget(graph: Graph, layers: list[Layer], io_in_arena: bool = False
 def smallest_schedule(graph: Graph, layers: list[Layer],
                       io_in_arena: bool = False) -> Schedule:
     """The schedule of the smallest arena the budget search reaches."""
-    best = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena))
+    work = _Work()
+    best = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena, work=work))
     variant = whole_line_variant(graph, layers)
-    if variant is not None:
-        lines = Schedule(graph, variant, smallest_plan(graph, variant, io_in_arena))
+    if variant is not None and work.take(variant):
+        lines = Schedule(graph, variant, smallest_plan(graph, variant, io_in_arena, work=work))
         if lines.plan.size < best.plan.size:
             best = lines
-    for candidate in _patch_candidates(graph, layers, variant, io_in_arena):
-        for schedule in (candidate, _with_overlaps(candidate, io_in_arena)):
+    for candidate in _patch_candidates(graph, layers, variant, io_in_arena, work):
+        for schedule in (candidate, _with_overlaps(candidate, io_in_arena, work)):
             if schedule.plan.size < best.plan.size:
                 best = schedule
     return best

@@ -165,6 +165,18 @@ def test_chain_of_16000_operators(opcode: str, distinct: bool, tmp_path: Path) -
     check_generated(run, out)
 
 
+@pytest.mark.parametrize("opcode", ["MAX_POOL_2D", "DEPTHWISE_CONV_2D"])
+def test_budget_search_over_16000_operators(opcode: str, tmp_path: Path) -> None:
+    """--ram-budget on a chain whose every layer may overlap its input: each overlap trial
+    re-planned the whole chain, each plan quadratic in a group of overlapping tensors (a
+    minimum over the group taken per member): over 120 s. Now near-linear plans, and the
+    trials' total work bounded (plan.SEARCH_WORK)."""
+    model = write(tmp_path, hostile.chain(16000, opcode))
+    run = run_cli(["generate", str(model), "-o", str(tmp_path / "out"), "--ram-budget", "1"],
+                  model.stat().st_size, tmp_path)
+    check_error(run, "--ram-budget 1: the smallest arena codegen reaches")
+
+
 # -- one legitimate layer with large weights --------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["FULLY_CONNECTED", "FULLY_CONNECTED_ZP", "CONV_2D",
