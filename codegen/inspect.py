@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterator
 from pathlib import Path
 
 from codegen.errors import CodegenError, UnsupportedError
@@ -9,7 +11,7 @@ from codegen.fuse import fold_float_negations
 from codegen.model.ir import Graph, Operator, Tensor
 from codegen.model.tflite import load_model
 from codegen.ops import prepare_layer
-from codegen.plan import Plan, plan_memory
+from codegen.plan import Buffer, Plan, plan_memory
 from codegen.terminal import one_line, shown
 
 
@@ -87,6 +89,30 @@ def inspect_model(path: Path) -> str:
     return "\n".join(header) + "\n\n" + "\n\n".join(blocks)
 
 
+_SPANS = 16  # live buffers listed on a step's line at most (beyond: their count)
+
+
+def _live_buffers(plan: Plan) -> Iterator[tuple[list[Buffer] | None, int, int]]:
+    """Per step: its live buffers (None when more than _SPANS), their count and bytes. One
+    sweep over the steps, linear in the buffers and steps (a 16,000-layer model took
+    seconds comparing every buffer with every step)."""
+    starts: dict[int, list[int]] = {}
+    for k, b in enumerate(plan.buffers):
+        starts.setdefault(b.first, []).append(k)
+    live: dict[int, Buffer] = {}  # by position in plan.buffers
+    ends: list[tuple[int, int]] = []  # heap of (last step, position)
+    used = 0
+    for step in range(len(plan.order)):
+        for k in starts.get(step, []):
+            b = plan.buffers[k]
+            live[k] = b
+            heapq.heappush(ends, (b.last, k))
+            used += b.size
+        yield (list(live.values()) if len(live) <= _SPANS else None), len(live), used
+        while ends and ends[0][0] <= step:
+            used -= live.pop(heapq.heappop(ends)[1]).size
+
+
 def memory_report(path: Path, ram_budget: int | None = None) -> str:
     """The schedule, the live set at every step of it, and where each tensor sits."""
     from codegen.program import load_program
@@ -109,16 +135,16 @@ def memory_report(path: Path, ram_budget: int | None = None) -> str:
         tensor = graph.tensors[t]
         lines.append(f"  t{t:<4} {where:<12} {tensor.nbytes:>8} B  {tensor.describe()}")
     lines += ["", "schedule (live arena buffers after each step):"]
-    for step, layer in enumerate(program.layers):
-        live = [b for b in plan.buffers if b.first <= step <= b.last]
-        used = sum(b.size for b in live)
+    for step, (layer, (live, count, used)) in enumerate(zip(program.layers,
+                                                            _live_buffers(plan), strict=False)):
         note = " (view: no code)" if layer.index in plan.elided else ""
         if layer.stem:
             note = f" (a band of layer {layer.stem.split('_')[0][1:]}, {layer.stem})"
         if layer.index in plan.overlaps:
             note += f" (output {plan.overlaps[layer.index]} B before its input, overlapping it)"
-        spans = ", ".join(f"[{b.offset},{b.offset + b.size})" for b in
-                          sorted(live, key=lambda b: b.offset))
+        spans = (f"{count} buffers" if live is None else
+                 ", ".join(f"[{b.offset},{b.offset + b.size})" for b in
+                           sorted(live, key=lambda b: b.offset)))
         lines.append(f"  step {step:<3} [{layer.index}] {layer.opcode}{note}: "
                      f"{used} B live: {spans or '-'}")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -175,6 +176,53 @@ def test_budget_search_over_16000_operators(opcode: str, tmp_path: Path) -> None
     run = run_cli(["generate", str(model), "-o", str(tmp_path / "out"), "--ram-budget", "1"],
                   model.stat().st_size, tmp_path)
     check_error(run, "--ram-budget 1: the smallest arena codegen reaches")
+
+
+def test_inspect_memory_over_16000_operators(tmp_path: Path) -> None:
+    """inspect --memory compared every buffer with every step (7.9 s of CPU for this chain,
+    quadratic): now one sweep; with --ram-budget, the bounded search."""
+    model = write(tmp_path, hostile.chain(16000, "MAX_POOL_2D"))
+    run = run_cli(["inspect", "--memory", str(model)], model.stat().st_size, tmp_path)
+    assert run.status == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines()[-1] == "  step 15999 [15999] MAX_POOL_2D: 8 B live: [0,8)"
+    check_bounded(run)
+    run = run_cli(["inspect", "--memory", str(model), "--ram-budget", "1"],
+                  model.stat().st_size, tmp_path)
+    check_error(run, "--ram-budget 1: the smallest arena codegen reaches")
+
+
+def test_inspect_memory_counts_many_live_buffers(tmp_path: Path) -> None:
+    """inspect --memory listed every live buffer on every step, an output quadratic in the
+    layers for a wide model: beyond 16 buffers, their count. Here a CONCATENATION of ten
+    CONCATENATIONs of ten RELUs keeps at least 19 buffers alive at some step."""
+    from ai_edge_litert import schema_py_generated as schema
+    from support.builder import ModelBuilder, Q
+
+    b = ModelBuilder()
+    q = Q(0.05, -3)
+    x = b.add_tensor("x", (1, 8), "int8", quant=q)
+    options = schema.ConcatenationOptionsT()
+    options.axis = 1
+    parts = []
+    for i in range(10):
+        branches = []
+        for k in range(10):
+            branches.append(b.add_tensor(f"r{i}_{k}", (1, 8), "int8", quant=q))
+            b.add_op("RELU", [x], [branches[-1]])
+        parts.append(b.add_tensor(f"c{i}", (1, 80), "int8", quant=q))
+        b.add_op("CONCATENATION", branches, [parts[-1]], options)
+    y = b.add_tensor("y", (1, 800), "int8", quant=q)
+    b.add_op("CONCATENATION", parts, [y], options)
+    b.set_io([x], [y])
+    model = write(tmp_path, b.build())
+    run = run_cli(["inspect", "--memory", str(model)], model.stat().st_size, tmp_path)
+    assert run.status == 0, run.stderr[-2000:]
+    steps = [ln for ln in run.stdout.splitlines() if ln.startswith("  step ")]
+    assert len(steps) == 111
+    counted = [int(m.group(1)) for ln in steps if (m := re.search(r"live: (\d+) buffers$", ln))]
+    assert counted and min(counted) > 16 and max(counted) >= 19, steps
+    assert max(ln.count("[") - 1 for ln in steps) <= 16, steps  # "[index]", then the spans
+    check_bounded(run)
 
 
 # -- one legitimate layer with large weights --------------------------------------------------
