@@ -152,6 +152,34 @@ def test_cortex_m_warning_free(model: str, compiler: str, target: str, level: st
           "-o", str(directory / f"model.{compiler}.{target}{level}.o")])
 
 
+def _picolibc_include() -> str:
+    """The C library headers of the RISC-V toolchain (picolibc), which clang uses too."""
+    gcc = require_tool("riscv64-unknown-elf-gcc")
+    listing = subprocess.run([gcc, "-march=rv32imac", "-mabi=ilp32", "--specs=picolibc.specs",
+                              "-E", "-Wp,-v", "-xc", "/dev/null"], capture_output=True,
+                             text=True, timeout=60, check=True).stderr
+    dirs = [line.strip() for line in listing.splitlines() if line.startswith(" /")]
+    return next(d for d in dirs if "picolibc" in d)
+
+
+# The RISC-V paths under clang (gcc builds them in every run test): the scalar engines and
+# 3x3 depthwise lines on riscv32, the vector ones on riscv32-v. clang warned of helpers
+# only the other cores' kernels call (cg_smlad, cg_dw3x3_rv_half).
+@pytest.mark.parametrize("target", ["riscv32", "riscv32-v"])
+@pytest.mark.parametrize("model", ["vww_96_int8", "kws_ref_model", "zoo_conv_2d",
+                                   "zoo_depthwise_conv_2d", "fc_per_channel"])
+def test_riscv_clang_warning_free(model: str, target: str,
+                                  sources: Callable[[str], Path]) -> None:
+    flags = [f for f in get_target(target).machine_flags if not f.startswith("--specs")]
+    if target == "riscv32-v":
+        flags.append("-menable-experimental-extensions")  # RVV 1.0 in clang 14
+    command = [require_tool("clang"), "--target=riscv32-unknown-elf", *flags, "-isystem",
+               _picolibc_include()]
+    directory = sources(model)
+    _run([*command, *WARNINGS, "-I", str(directory), "-c", str(directory / "model.c"),
+          "-o", str(directory / f"model.clang.{target}.o")])
+
+
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_cppcheck_generated(model: str, sources: Callable[[str], Path], tmp_path: Path) -> None:
     cppcheck = require_tool("cppcheck")
