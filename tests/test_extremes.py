@@ -3,7 +3,8 @@
 Biases at and near INT32_MAX and INT32_MIN, zero points at -128 and 127, inputs of all -128,
 all 127, all at the zero point (the accumulator is then the bias) and random values, through
 FULLY_CONNECTED, CONV_2D and DEPTHWISE_CONV_2D (plain kernels and fast paths), ADD, SUB,
-MUL, MEAN, AVERAGE_POOL_2D, SOFTMAX, PRELU and QUANTIZE (support.extreme_models). Where
+MUL, MEAN, AVERAGE_POOL_2D, SOFTMAX, PRELU and QUANTIZE (support.extreme_models), and the
+recurrent SVDF and LSTM with their states (support.state_hostile). Where
 TFLM's int32 arithmetic wraps around (a requantized bias next to INT32_MAX plus the output
 zero point), the reference must wrap as TFLM does, and the generated C too, without
 undefined behaviour: it runs under AddressSanitizer and UndefinedBehaviorSanitizer.
@@ -15,8 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import state_hostile
 from support.extreme_models import SHAPE, extremes_model
-from support.verify import c_matches_reference, edge_inputs, random_inputs, reference_matches_tflm
+from support.verify import (
+    c_matches_reference,
+    edge_inputs,
+    random_inputs,
+    reference_matches_tflm,
+    stream_matches_tflm,
+)
 
 from codegen.program import load_program
 
@@ -67,3 +75,53 @@ def test_generated_c_is_clean_under_sanitizers(zero_point: int, tmp_path: Path) 
 def test_generated_c_matches_reference(zero_point: int, target: str, tmp_path: Path) -> None:
     model, extra = _extra(zero_point)
     c_matches_reference(model, target, tmp_path, seed=3, extra=extra, samples=50)
+
+
+# -- the recurrent kernels: SVDF and LSTM, int8 and int16 state -------------------------
+
+RECURRENT = {
+    "svdf_int8_state": lambda: state_hostile.extreme_svdf("int8"),
+    "svdf_int16_state": lambda: state_hostile.extreme_svdf("int16"),
+    "lstm_int8": lambda: state_hostile.extreme_lstm("units8_last_dense"),
+    "lstm_16x8": lambda: state_hostile.extreme_lstm("units5_batch2", int16=True),
+}
+
+
+@pytest.mark.tflm
+@pytest.mark.parametrize("name", sorted(RECURRENT))
+def test_recurrent_extremes_match_tflm(name: str) -> None:
+    """Zero points at the ends of their ranges, weights at their type's extremes, biases
+    at INT32_MAX and INT32_MIN: the state saturates and the accumulators wrap as TFLM's,
+    over one stream and from fresh interpreters."""
+    stream_matches_tflm(RECURRENT[name](), name, stream=60, fresh=4, seed=11)
+
+
+@pytest.mark.parametrize("name", sorted(RECURRENT))
+def test_recurrent_extremes_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
+    model = RECURRENT[name]()
+    c_matches_reference(model, "host", tmp_path, seed=12, sanitize=True,
+                        extra=edge_inputs(load_program(model)), samples=150)
+
+
+# Options a hostile file may hold that TFLM's integer kernels ignore or clamp: accepted, and
+# computed as TFLM computes them (a cell clip of NaN clips nothing, of inf or 3e38 clamps
+# to the int16 range, a negative one clips nothing; SVDF's integer kernel ignores its
+# activation, even an unknown one).
+HOSTILE_OPTIONS = {
+    "lstm_cell_clip_nan": lambda: state_hostile.with_options(
+        state_hostile.extreme_lstm("units1_sequence"), cellClip=float("nan")),
+    "lstm_cell_clip_inf": lambda: state_hostile.with_options(
+        state_hostile.extreme_lstm("units1_sequence"), cellClip=float("inf")),
+    "lstm_cell_clip_huge": lambda: state_hostile.with_options(
+        state_hostile.extreme_lstm("units1_sequence"), cellClip=3e38),
+    "lstm_cell_clip_negative": lambda: state_hostile.with_options(
+        state_hostile.extreme_lstm("units1_sequence"), cellClip=-1.0),
+    "svdf_unknown_activation": lambda: state_hostile.with_options(
+        state_hostile.extreme_svdf("int8"), fusedActivationFunction=99),
+}
+
+
+@pytest.mark.tflm
+@pytest.mark.parametrize("name", sorted(HOSTILE_OPTIONS))
+def test_hostile_recurrent_options_match_tflm(name: str) -> None:
+    stream_matches_tflm(HOSTILE_OPTIONS[name](), name, stream=30, fresh=3, seed=13)

@@ -135,3 +135,71 @@ def variable_of_type(type_code: int, opcode: str = "RESHAPE") -> bytes:
     b.add_op("ADD", [x, x], [y], add)
     b.set_io([x], [y])
     return b.build()
+
+
+# -- the recurrent kernels at the extremes of their integer types -------------------------
+
+
+def _extreme_constants(model: bytes, seed: int) -> bytes:
+    """Every constant weight of the SVDF and LSTM operators at its type's extremes (a
+    random mix of the minimum, the maximum and -1, 0, 1) and every int32 bias alternating
+    INT32_MAX and INT32_MIN: the accumulators, the folded input offsets and the state at
+    their limits."""
+    from support.builder import pack, read_model
+
+    parsed = read_model(model)
+    rng = np.random.default_rng(seed)
+    types = {schema.TensorType.INT8: np.int8, schema.TensorType.INT16: np.int16,
+             schema.TensorType.INT32: np.int32}
+    recurrent = (schema.BuiltinOperator.SVDF, schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM)
+    graph = parsed.subgraphs[0]
+    operands = {t for op in graph.operators
+                if parsed.operatorCodes[op.opcodeIndex].builtinCode in recurrent
+                for t in op.inputs if t >= 0}
+    for tensor in (graph.tensors[t] for t in sorted(operands)):
+        buffer = parsed.buffers[tensor.buffer]
+        if tensor.isVariable or buffer.data is None or len(buffer.data) == 0 \
+                or tensor.type not in types:
+            continue
+        dtype = np.dtype(types[tensor.type]).newbyteorder("<")
+        count = len(buffer.data) // dtype.itemsize
+        info = np.iinfo(dtype)
+        if tensor.type == schema.TensorType.INT32:
+            values = np.resize(np.array([info.max, info.min], dtype), count)
+        else:
+            # TFLM's int8 weights are symmetric (-127..127) where it checks; -128 elsewhere
+            low = info.min if tensor.type == schema.TensorType.INT16 else -127
+            values = rng.choice(np.array([low, info.max, -1, 0, 1, low, info.max], dtype),
+                                count)
+        buffer.data = np.frombuffer(values.astype(dtype).tobytes(), np.uint8)
+    return pack(parsed)
+
+
+def extreme_svdf(state: str, seed: int = 0) -> bytes:
+    """An SVDF with its zero points at the ends of their ranges and its constants at the
+    extremes (state int8 or int16: the time weights' type)."""
+    from support import svdf_models as sm
+
+    case = sm.SvdfCase(depth=9, units=3, rank=2, memory=5, batch=2, state=state,
+                       state_zero_point=-128 if state == "int8" else -32768,
+                       input_zero_point=127, output_zero_point=-128, spread=40.0)
+    return _extreme_constants(sm.single(case, seed), seed)
+
+
+def extreme_lstm(name: str, int16: bool = False, seed: int = 0) -> bytes:
+    """A converted LSTM (support.lstm_models; 16x8 with `int16`) with its constants at the
+    extremes."""
+    from support import lstm_models as lm
+
+    model = lm.lstm_model(lm.SPECS[name])
+    return _extreme_constants(lm.to_16x8(model) if int16 else model, seed)
+
+
+def with_options(model: bytes, **options: object) -> bytes:
+    """The model with its first operator's builtin options changed (schema field names)."""
+    from support.builder import pack, read_model
+
+    parsed = read_model(model)
+    for key, value in options.items():
+        setattr(parsed.subgraphs[0].operators[0].builtinOptions, key, value)
+    return pack(parsed)
