@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.builder import ModelBuilder, Q, fc_options
+from support import state_hostile, svdf_models
+from support.builder import ModelBuilder, Q, fc_options, pack, read_model
 from support.policy import require_tool
 
 from codegen.emit import EmitOptions, emit_model
@@ -145,3 +146,46 @@ def test_hostile_model_text_stays_in_comments(compiler: str, tmp_path: Path) -> 
     assert "'in _/ int evil_in; /_ __/ __'" in texts["m.h"]  # still there, made safe
     subprocess.run([cc, *WARNINGS, "-c", str(out / "m.c"), "-o", str(tmp_path / "m.o")],
                    check=True, timeout=120)
+
+
+# -- names of the state: resource variables and variable tensors ----------------------------
+
+STATE_NAMES = {
+    "resource": 'v */ int evil_resource; /* ??/ "\\',
+    "variable": "s */\n#include </etc/passwd>\n/* ??= \\",
+}
+
+
+def _svdf_named(state_name: str) -> bytes:
+    parsed = read_model(svdf_models.single(svdf_models.CASES["rank1_memory1"]))
+    (state,) = [t for t in parsed.subgraphs[0].tensors if t.isVariable]
+    state.name = state_name
+    return pack(parsed)
+
+
+@pytest.mark.parametrize("kind", sorted(STATE_NAMES))
+def test_hostile_state_names_stay_in_comments(kind: str, tmp_path: Path) -> None:
+    """The state block's regions are named in the C (its layout comment, the CALL_ONCE
+    value's comment) by the resource variable's shared_name or the variable tensor's name:
+    made safe there like every model text."""
+    hostile = STATE_NAMES[kind]
+    model = (state_hostile.counter(shared_name=hostile) if kind == "resource"
+             else _svdf_named(hostile))
+    path = tmp_path / "m.tflite"
+    path.write_bytes(model)
+    out = tmp_path / "out"
+    result = _codegen("generate", str(path), "-o", str(out), "--name", "m", "--meson")
+    assert result.returncode == 0, result.stderr
+    texts = {p.name: p.read_text() for p in out.iterdir()}
+    for name, text in texts.items():
+        body = _code(text) if name != "meson.build" else text
+        assert "evil" not in body and "passwd" not in body, name
+        assert hostile not in text, name
+        for comment in re.findall(r"/\*(.*?)\*/", text, flags=re.S):
+            for bad in ("??", "\\\n", "/*"):
+                assert bad not in comment, (name, bad, comment)
+    assert "state" in texts["m.c"] and ("evil_resource" in texts["m.c"]
+                                        or "passwd" in texts["m.c"])  # there, made safe
+    for cc in ("gcc", "clang"):
+        subprocess.run([require_tool(cc), *WARNINGS, "-c", str(out / "m.c"), "-o",
+                        str(tmp_path / f"m.{cc}.o")], check=True, timeout=120)

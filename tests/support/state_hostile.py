@@ -38,10 +38,10 @@ def call_once(index: int) -> object:
     return options
 
 
-def _main_counter(b: ModelBuilder, width: int) -> None:
-    """state += x; output = the new state (a resource variable 'counter' of `width` int8)."""
+def _main_counter(b: ModelBuilder, width: int, shared_name: str = "counter") -> None:
+    """state += x; output = the new state (a resource variable of `width` int8)."""
     b.add_op("CALL_ONCE", [], [], call_once(1))
-    h = var_handle(b, "h", "counter")
+    h = var_handle(b, "h", shared_name)
     x = b.add_tensor("x", (1, width), "int8", quant=_Q)
     old = b.add_tensor("old", (1, width), "int8", quant=_Q)
     b.add_op("READ_VARIABLE", [h], [old])
@@ -53,13 +53,13 @@ def _main_counter(b: ModelBuilder, width: int) -> None:
     b.set_io([x], [y])
 
 
-def counter() -> bytes:
+def counter(shared_name: str = "counter") -> bytes:
     """The well-formed model the others bend: state += x from a CALL_ONCE initializer's
-    nonzero start."""
+    nonzero start, in the resource variable `shared_name`."""
     b = ModelBuilder()
-    _main_counter(b, 4)
+    _main_counter(b, 4, shared_name)
     b.new_subgraph("init")
-    h = var_handle(b, "h", "counter")
+    h = var_handle(b, "h", shared_name)
     start = b.add_tensor("start", (1, 4), "int8", quant=_Q, data=np.array([[7, -50, 100, 3]]))
     b.add_op("ASSIGN_VARIABLE", [h, start], [])
     b.set_io([], [])
