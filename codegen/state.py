@@ -37,6 +37,7 @@ import numpy as np
 
 from codegen.errors import UnsupportedError
 from codegen.model.ir import DType, Graph, Operator, Tensor
+from codegen.model.validate import MAX_ACTIVATION_BYTES
 
 if TYPE_CHECKING:
     from codegen.ops.base import Layer
@@ -50,6 +51,8 @@ _CALL_ONCE_MAY_FOLLOW = ("VAR_HANDLE", "CALL_ONCE")
 # (multiply-accumulates and elements written) in all of them. A converter's initializer
 # copies a constant into each variable; a small file could otherwise ask for hours.
 MAX_INIT_WORK = 1 << 24
+# The state block's bytes at most (the bound on a model's activations, validate.py).
+MAX_STATE_BYTES = MAX_ACTIVATION_BYTES
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,11 @@ def plan_state(graph: Graph, layers: list[Layer],
         if rid in resource_region:
             binding[t] = resource_region[rid]
     plan = StatePlan(tuple(regions), _align(offset, alignment), alignment, binding)
+    if plan.size > MAX_STATE_BYTES:
+        raise UnsupportedError(
+            f"the state kept between invokes would take {plan.size} bytes ({len(regions)} "
+            "variable tensors and resource variables), more than a 32-bit microcontroller "
+            "can address; a model for one keeps far less")
     return _initialized(plan, graph, init_layers, resources, resource_region)
 
 
