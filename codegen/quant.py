@@ -40,8 +40,9 @@ def quantize_multiplier(real: float, what: str = "") -> tuple[int, int]:
     source = f" ({what})" if what else ""
     if not math.isfinite(real):
         raise UnsupportedError(
-            f"the requantization multiplier{source} is {real!r}: the scales overflow the "
-            "arithmetic; check those tensors' quantization scales (re-quantize the model)")
+            f"the requantization multiplier{source} is {real!r}: the scales overflow (or "
+            "underflow) the arithmetic; check those tensors' quantization scales "
+            "(re-quantize the model)")
     q, shift = math.frexp(real)
     q_fixed = round_half_away(q * (1 << 31))
     if q_fixed == 1 << 31:

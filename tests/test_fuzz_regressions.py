@@ -85,6 +85,12 @@ REGRESSIONS: dict[str, tuple[Callable[[], bytes], tuple[str, ...] | None]] = {
     # Schema mutation "graph outputs [34, 34]": accepted; the second output was never
     # written. Fix: validate.py refuses a tensor listed twice.
     "graph_output_twice": (lambda: _edited(_FC, _output_twice), ("'output'", "twice")),
+    # Mutation fuzzer (scripts/fuzz.py, more_math seed 5813), RSQRT with an output scale of
+    # 1e-45: sqrt(input scale) x output scale underflows to 0 in float32 (TFLM's Prepare
+    # divides by it): ZeroDivisionError (exit 2). Fix: abs_rsqrt.py, an infinite multiplier
+    # refused naming its tensors.
+    "rsqrt_multiplier_underflow": (lambda: op_zoo.unary("RSQRT", Q(1e-45, 0)),
+                                   ("operator 0 (RSQRT)", "sqrt('", "is inf")),
     # Hostile-input audit of the state features: a CALL_ONCE initializer with an input
     # reached the generation-time run, which had no value for it: KeyError (exit 2). With
     # an output it was accepted, where TFLM's CALL_ONCE refuses both. Fix: validate.py.

@@ -70,6 +70,9 @@ def prepare(op: Operator, graph: Graph) -> AbsRsqrt:
             real = float(np.float32(s_in / s_out))
             params["multiplier"], params["shift"] = multiplier(op, real, "output multiplier")
     else:
-        real = 1.0 / float(np.float32(np.sqrt(s_in) * s_out))
-        params["multiplier"], params["shift"] = multiplier(op, real, "output multiplier")
+        # sqrt(input scale) x output scale in float32, as TFLM: it may underflow to 0
+        denominator = float(np.float32(np.sqrt(s_in) * s_out))
+        real = 1.0 / denominator if denominator else float("inf")
+        params["multiplier"], params["shift"] = multiplier(
+            op, real, f"output multiplier 1 / (sqrt('{x.name}' scale) x '{y.name}' scale)")
     return AbsRsqrt(op, graph, inputs=(x.index,), outputs=(y.index,), params=params)
