@@ -249,6 +249,10 @@ class _Resources:
 
     def __init__(self, graphs: list[tuple[int, Graph]]) -> None:
         self.names: list[tuple[bytes | None, bytes]] = []
+        # The first id of each name, and of each (name, container): a handle without a
+        # container matches any, one with a container only that (constant time per handle).
+        self._first_of_name: dict[bytes, int] = {}
+        self._first_of_pair: dict[tuple[bytes, bytes | None], int] = {}
         self.handles: dict[int, dict[int, int]] = {}  # graph -> resource tensor -> id
         self.sized: dict[int, tuple[int, int, str]] = {}  # id -> (bytes, fill, name)
         for index, graph in graphs:
@@ -283,11 +287,15 @@ class _Resources:
                                    "(shared_name); the file is corrupt, re-export the model")
         if container is not None and not isinstance(container, bytes):
             container = None
-        for rid, (known_container, known_name) in enumerate(self.names):
-            if known_name == name and (container is None or container == known_container):
-                return rid
+        known = (self._first_of_name.get(name) if container is None
+                 else self._first_of_pair.get((name, container)))
+        if known is not None:
+            return known
+        rid = len(self.names)
         self.names.append((container, name))
-        return len(self.names) - 1
+        self._first_of_name.setdefault(name, rid)
+        self._first_of_pair.setdefault((name, container), rid)
+        return rid
 
     def _handle(self, index: int, graph: Graph, op: Operator,
                 handles: dict[int, int]) -> int:

@@ -205,15 +205,17 @@ def with_options(model: bytes, **options: object) -> bytes:
     return pack(parsed)
 
 
-def many_resources(count: int = 200, elements: int = 1 << 24) -> bytes:
+def many_resources(count: int = 200, elements: int = 1 << 24, assign: bool = True) -> bytes:
     """A few kilobytes that ASSIGN_VARIABLE one activation of `elements` int8 values to
-    `count` resource variables: a state block of count x elements bytes."""
+    `count` resource variables: a state block of count x elements bytes (without `assign`,
+    only their VAR_HANDLEs)."""
     b = ModelBuilder()
     x = b.add_tensor("x", (1, elements), "int8", quant=_Q)
     y = b.add_tensor("y", (1, elements), "int8", quant=_Q)
     b.add_op("RELU", [x], [y])
     for k in range(count):
         h = var_handle(b, f"h{k}", f"v{k}")
-        b.add_op("ASSIGN_VARIABLE", [h, y], [])
+        if assign:
+            b.add_op("ASSIGN_VARIABLE", [h, y], [])
     b.set_io([x], [y])
     return b.build()
