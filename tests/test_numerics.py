@@ -269,6 +269,23 @@ def test_compare_refuses_bad_samples_in_one_line(shared_models: Path, tmp_path: 
         assert len(lines) == 1 and lines[0].startswith("codegen: error:"), done.stderr
 
 
+def test_compare_model_bounds_its_samples_itself(tmp_path: Path) -> None:
+    """compare_model (codegen report calls it too) refuses more samples than it may keep,
+    before any interpreter runs; the report asks for at most that many."""
+    from support import state_hostile
+
+    from codegen.compare import MAX_SAMPLES, compare_inputs, compare_model, sample_limit
+    from codegen.errors import CodegenError
+    from codegen.program import load_program
+
+    model = state_hostile.counter()
+    program = load_program(model)
+    assert sample_limit(program) == MAX_SAMPLES
+    inputs = compare_inputs(program, MAX_SAMPLES + 1)
+    with pytest.raises(CodegenError, match=f"codegen compare runs at most {MAX_SAMPLES}"):
+        compare_model(model, "counter.tflite", inputs)
+
+
 @pytest.mark.parametrize("name", ["svdf", "counter"])
 def test_compare_runs_a_stateful_model_as_one_stream(name: str, tmp_path: Path) -> None:
     """TFLM ran each sample after reset(), our reference and LiteRT as one stream: on a
