@@ -269,6 +269,27 @@ def test_compare_refuses_bad_samples_in_one_line(shared_models: Path, tmp_path: 
         assert len(lines) == 1 and lines[0].startswith("codegen: error:"), done.stderr
 
 
+def test_litert_mode_refuses_a_scale_xnnpack_refuses() -> None:
+    """An output scale of 1.4e-45 (a float32 denormal): TFLM and LiteRT's reference
+    kernels run the model, XNNPACK refuses the tensor and LiteRT's default interpreter
+    fails to prepare it ('unsupported scale value'), where --numerics litert generated
+    code for it."""
+    from support.builder import Q, fc_model
+
+    from codegen.errors import CodegenError
+    from codegen.program import load_program
+
+    model = fc_model(np.arange(-6, 6, dtype=np.int8).reshape(3, 4), input_q=Q(1e-30),
+                     weight_q=Q(1e-30), output_q=Q(1e-45))
+    for mode in ("tflm", "litert-ref"):
+        load_program(model, numerics=mode)
+    with pytest.raises(CodegenError) as info:
+        load_program(model, numerics="litert")
+    assert "output 'output' has scale 1.4013e-45, not a normal float32: XNNPACK refuses " \
+        "it" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
 def test_compare_model_bounds_its_samples_itself(tmp_path: Path) -> None:
     """compare_model (codegen report calls it too) refuses more samples than it may keep,
     before any interpreter runs; the report asks for at most that many."""

@@ -33,6 +33,9 @@ def fp32_params(layer: Layer, filter_scales: Sequence[float], activation: str
     connected layer: per-channel float32 scales, and the clamp bounds XNNPACK derives from
     the fused activation (in place of TFLM's)."""
     x, y = layer.in_tensor(), layer.out_tensor()
+    _check_normal_scales(layer, {f"input '{x.name}'": [x.quant.scale],
+                                 f"output '{y.name}'": [y.quant.scale],
+                                 "the filter": list(filter_scales)})
     scales = np.array([_requant.xnnpack_scale(x.quant.scale, s, y.quant.scale)
                        for s in filter_scales], dtype=np.float32)
     if not np.all(np.isfinite(scales)) or np.any(scales >= XNNPACK_MAX_SCALE):
@@ -48,6 +51,20 @@ def fp32_params(layer: Layer, filter_scales: Sequence[float], activation: str
         "act_min": lo,
         "act_max": hi,
     }
+
+
+def _check_normal_scales(layer: Layer, scales: dict[str, Sequence[float]]) -> None:
+    """XNNPACK takes an int8 tensor only with normal float32 scales; with another (a
+    denormal one, or one that rounds to 0) its delegate fails to prepare and LiteRT's
+    default interpreter refuses the whole model."""
+    for what, values in scales.items():
+        for value in values:
+            scale = np.float32(value)
+            if not (np.isfinite(scale) and scale >= np.finfo(np.float32).tiny):
+                raise UnsupportedError(
+                    f"{where(layer.op)}: {what} has scale {float(value):g}, not a normal "
+                    "float32: XNNPACK refuses it and LiteRT's default interpreter fails to "
+                    "prepare the model; use --numerics tflm or litert-ref")
 
 
 def refuse(layer: Layer, mode: str, why: str) -> UnsupportedError:
