@@ -27,7 +27,7 @@ import numpy as np
 from codegen.errors import CodegenError, UnsupportedError
 from codegen.program import Program, load_program
 from codegen.reference import reference_values
-from codegen.terminal import shown
+from codegen.terminal import one_line, shown
 
 TFLM, LITERT_REF, LITERT = "TFLM", "LiteRT ref", "LiteRT"
 # Each interpreter, and the numerics mode whose reference reproduces it.
@@ -239,7 +239,7 @@ def _ours(model: bytes, inputs: list[np.ndarray], notes: list[str]
         try:
             program = load_program(model, numerics=mode)
         except UnsupportedError as exc:
-            notes.append(f"--numerics {mode} does not take this model: {exc}")
+            notes.append(f"--numerics {mode} does not take this model: {one_line(str(exc))}")
             continue
         results[mode] = reference_values(program, inputs)
     return results
@@ -282,7 +282,7 @@ def _run(who: str, notes: list[str], model: bytes, inputs: Sequence[np.ndarray],
         if done.returncode != 0:
             why = (message if done.returncode == _EXIT_CANNOT_RUN
                    else f"it crashed (exit status {done.returncode})")
-            notes.append(f"{who} cannot run this model: {shown(why)}")
+            notes.append(f"{who} cannot run this model: {one_line(why)}")
             return {}
         with np.load(Path(tmp, "values.npz")) as data:
             return {int(key[1:]): data[key] for key in data.files}

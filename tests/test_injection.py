@@ -189,3 +189,23 @@ def test_hostile_state_names_stay_in_comments(kind: str, tmp_path: Path) -> None
     for cc in ("gcc", "clang"):
         subprocess.run([require_tool(cc), *WARNINGS, "-c", str(out / "m.c"), "-o",
                         str(tmp_path / f"m.{cc}.o")], check=True, timeout=120)
+
+
+def test_compare_notes_show_model_text_escaped() -> None:
+    """codegen compare's notes quote refusals that name the model's tensors; the table also
+    goes into the HTML report, which only HTML-escapes it: a bidi override or an escape
+    sequence in a name is shown as an escape there too."""
+    from support.builder import fc_model
+
+    from codegen.compare import _ours, compare_inputs
+
+    parsed = read_model(fc_model(np.arange(-6, 6, dtype=np.int8).reshape(3, 4),
+                                 input_q=Q(1e-30), weight_q=Q(1e-30), output_q=Q(1e-45)))
+    name = "out\u202e\x1b]0;evil\x07"
+    parsed.subgraphs[0].tensors[parsed.subgraphs[0].outputs[0]].name = name
+    model = pack(parsed)
+    notes: list[str] = []
+    _ours(model, compare_inputs(load_program(model), 2), notes)
+    (note,) = notes  # --numerics litert refuses the denormal output scale
+    assert "out\\u202e\\x1b]0;evil\\x07" in note, note
+    assert all(c.isprintable() for c in note), note
