@@ -48,7 +48,7 @@ READY = 1
 ALIGNMENT = 4
 _CALL_ONCE_MAY_FOLLOW = ("VAR_HANDLE", "CALL_ONCE")
 # The CALL_ONCE initializers run at generation time: at most this many values computed
-# (multiply-accumulates and elements written) in all of them. A converter's initializer
+# (multiply-accumulates, and elements read and written) in all of them. A converter's initializer
 # copies a constant into each variable; a small file could otherwise ask for hours.
 MAX_INIT_WORK = 1 << 24
 # The state block's bytes at most (the bound on a model's activations, validate.py).
@@ -211,14 +211,21 @@ def _initialized(plan: StatePlan, graph: Graph, init_layers: dict[int, list[Laye
     if not graph.init_graphs:
         return plan
     _check_init_work(init_layers)
-    state = plan.reset_values()
+    bindings = {index: {t: resource_region[rid]
+                        for t, rid in resources.handles.get(index, {}).items()
+                        if rid in resource_region}
+                for index in graph.init_graphs}
+    # Only the regions an initializer can touch are held (the block may take gigabytes).
+    touched = {k for binding in bindings.values() for k in binding.values()}
+    state = [_value(region, region.initial) if k in touched else np.empty(0, np.uint8)
+             for k, region in enumerate(plan.regions)]
     for index in sorted(graph.init_graphs):
-        binding = {t: resource_region[rid]
-                   for t, rid in resources.handles.get(index, {}).items()
-                   if rid in resource_region}
-        step(init_layers[index], {}, state, binding)
+        step(init_layers[index], {}, state, bindings[index])
     regions = []
-    for region, value in zip(plan.regions, state, strict=True):
+    for k, (region, value) in enumerate(zip(plan.regions, state, strict=True)):
+        if k not in touched:
+            regions.append(region)
+            continue
         data = np.ascontiguousarray(value).view(np.uint8).tobytes()
         initial = None if data == bytes([region.fill]) * region.size else data
         regions.append(Region(region.name, region.kind, region.offset, region.size,
@@ -232,8 +239,8 @@ def _check_init_work(init_layers: dict[int, list[Layer]]) -> None:
     work = 0
     for index in sorted(init_layers):
         for layer in init_layers[index]:
-            written = [*layer.outputs, *(layer.inputs[p] for p in layer.state_updates())]
-            work += layer.macs() + sum(layer.graph.tensors[t].size for t in written)
+            operands = [*layer.inputs, *layer.outputs]  # values read, copied or written
+            work += layer.macs() + sum(layer.graph.tensors[t].size for t in operands)
             if work > MAX_INIT_WORK:
                 raise UnsupportedError(
                     f"subgraph {index} (a CALL_ONCE initializer) computes more than "

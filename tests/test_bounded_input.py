@@ -285,12 +285,23 @@ def test_generated_c_beyond_its_bound_is_refused_and_nothing_is_written(
 # -- CALL_ONCE initializers run at generation time --------------------------------------------
 
 def test_an_initializer_computing_too_much_is_refused(tmp_path: Path) -> None:
-    """A 12 KB file whose CALL_ONCE subgraph runs 100 RELUs over a 16M-value resource
-    variable at generation time (over 120 s before the cap): refused before it runs."""
-    model = write(tmp_path, state_hostile.heavy_initializer(1 << 24, 100))
+    """A 12 KB file whose CALL_ONCE subgraph runs 100 RELUs over a 4M-value resource
+    variable at generation time (over 120 s before the cap with 16M values): refused before
+    it runs."""
+    model = write(tmp_path, state_hostile.heavy_initializer(1 << 22, 100))
     run, _ = generate(model, tmp_path)
     check_error(run, "subgraph 1 (a CALL_ONCE initializer) computes more than 16777216",
-                "RELU")
+                "by operator 3 (RELU)")
+
+
+def test_initializer_beside_a_large_state_block(tmp_path: Path) -> None:
+    """A 10 KB file: 120 resource variables of 16M values each (a 2 GB state block, within
+    a 32-bit address space) and a CALL_ONCE initializer that sets one small variable. The
+    whole block was held in memory to run the initializer (2 GB at the peak, 300 MB
+    allowed): now only the regions an initializer touches."""
+    model = write(tmp_path, state_hostile.many_resources(120, 1 << 24, initializer=True))
+    run, out = generate(model, tmp_path)
+    check_generated(run, out)
 
 
 def test_16000_resource_variables(tmp_path: Path) -> None:

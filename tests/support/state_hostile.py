@@ -205,11 +205,16 @@ def with_options(model: bytes, **options: object) -> bytes:
     return pack(parsed)
 
 
-def many_resources(count: int = 200, elements: int = 1 << 24, assign: bool = True) -> bytes:
+def many_resources(count: int = 200, elements: int = 1 << 24, assign: bool = True,
+                   initializer: bool = False) -> bytes:
     """A few kilobytes that ASSIGN_VARIABLE one activation of `elements` int8 values to
     `count` resource variables: a state block of count x elements bytes (without `assign`,
-    only their VAR_HANDLEs)."""
+    only their VAR_HANDLEs). `initializer`: and a CALL_ONCE subgraph that sets one more,
+    small, variable."""
     b = ModelBuilder()
+    if initializer:
+        b.add_op("CALL_ONCE", [], [], call_once(1))
+        small = var_handle(b, "small", "small")
     x = b.add_tensor("x", (1, elements), "int8", quant=_Q)
     y = b.add_tensor("y", (1, elements), "int8", quant=_Q)
     b.add_op("RELU", [x], [y])
@@ -217,5 +222,14 @@ def many_resources(count: int = 200, elements: int = 1 << 24, assign: bool = Tru
         h = var_handle(b, f"h{k}", f"v{k}")
         if assign:
             b.add_op("ASSIGN_VARIABLE", [h, y], [])
+    if initializer:
+        r = b.add_tensor("r", (1, 4), "int8", quant=_Q)
+        b.add_op("READ_VARIABLE", [small], [r])
     b.set_io([x], [y])
+    if initializer:
+        b.new_subgraph("init")
+        h = var_handle(b, "h", "small")
+        start = b.add_tensor("start", (1, 4), "int8", quant=_Q, data=np.array([[1, 2, 3, 4]]))
+        b.add_op("ASSIGN_VARIABLE", [h, start], [])
+        b.set_io([], [])
     return b.build()
