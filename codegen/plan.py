@@ -752,6 +752,8 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
     (bounded: at most _PATCH_PLANS of them are planned)."""
     from codegen.patch import MAX_TILES, patch, stage_ends
 
+    if not work.take(layers):
+        return []
     order = plan_memory(graph, layers, io_in_arena).order
     by_index = {layer.index: layer for layer in layers}
     run = [by_index[i] for i in order]
