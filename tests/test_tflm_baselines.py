@@ -64,6 +64,11 @@ def test_every_core_has_every_shared_model(data: dict) -> None:
                 assert figures["cycles"] >= figures["instructions"], (core, model)
             else:  # the cycle model has no table for the Cortex-M55
                 assert figures["cycles"] is None
+            for slower in ("cycles_small_multiplier", "cycles_5_wait_states"):
+                if slower in figures:  # a 32-cycle multiplier, wait states: more cycles
+                    assert figures[slower] > figures["cycles"], (core, model, slower)
+    assert all("cycles_small_multiplier" in figures
+               for figures in data["cores"]["cortex-m0"]["models"].values())
 
 
 def test_cortex_m0_reproduces_issue_19(data: dict, benchmarks: ModuleType) -> None:
