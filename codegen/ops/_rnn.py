@@ -1,0 +1,49 @@
+"""What the recurrent kernels (UNIDIRECTIONAL_SEQUENCE_LSTM, SVDF) share for their products:
+the weight layout of the LSTM's four-gate product and the folding of zero points into sums.
+
+The C helpers are `templates/runtime/rnn_dot.c.j2`: with the DSP extension, SMLAD on pairs of
+16-bit values, the int8 weights sign-extended in pairs by SXTB16 as they are loaded (the
+weights keep their int8 size in flash); without it, the same sums in plain C, four columns
+at a time. Every sum is computed modulo 2^32, which is TFLM's int32 sum wherever that does
+not overflow (and what its compiled kernels give where it does): a zero point folded into a
+bias (bias - zero point x row sum, wrapped to int32) leaves every sum as it was.
+
+The LSTM's product (`pack_gates`): per step, the input and the hidden state are copied once
+into an int16 scratch vector padded with zeros to a multiple of four; each unit's four gate
+rows are read in one pass over that vector (its loads shared by the four gates), the packed
+weights laid out per unit, per group of four columns, per gate, in the order 0, 2, 1, 3 (the
+bytes SXTB16 pairs: 0 with 2, 1 with 3, so that the pairs line up with the vector's words
+(x0, x1) and (x2, x3)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codegen import quant
+
+GROUP = 4  # columns per group of the packed LSTM weights
+_ORDER = (0, 2, 1, 3)  # a group's weights in the packed word
+
+
+def padded(n: int) -> int:
+    """n rounded up to a whole number of groups."""
+    return -(-n // GROUP) * GROUP
+
+
+def pack_gates(gates: list[np.ndarray]) -> np.ndarray:
+    """The four [units, n] int8 gate matrices as the LSTM kernel reads them: per unit, per
+    group of four columns (zero-padded), per gate, the group's weights in _ORDER."""
+    stacked = np.stack([np.asarray(g, dtype=np.int8) for g in gates])  # [4, units, n]
+    count, units, n = stacked.shape
+    wide = np.zeros((count, units, padded(n)), dtype=np.int8)
+    wide[:, :, :n] = stacked
+    grouped = wide.reshape(count, units, -1, GROUP)[..., list(_ORDER)]
+    return np.ascontiguousarray(grouped.transpose(1, 2, 0, 3)).ravel()
+
+
+def folded_offsets(weights: np.ndarray, zero_point: int) -> np.ndarray:
+    """-zero_point x each row's sum of `weights` ([rows, n]), wrapped to int32: what a sum of
+    w x (v - zero point) adds to the sum of w x v, modulo 2^32."""
+    sums = np.asarray(weights, dtype=np.int64).sum(axis=1)
+    return quant.wrap_int32(-int(zero_point) * sums)
