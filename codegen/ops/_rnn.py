@@ -18,6 +18,8 @@ bytes SXTB16 pairs: 0 with 2, 1 with 3, so that the pairs line up with the vecto
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from codegen import quant
@@ -47,3 +49,32 @@ def folded_offsets(weights: np.ndarray, zero_point: int) -> np.ndarray:
     w x (v - zero point) adds to the sum of w x v, modulo 2^32."""
     sums = np.asarray(weights, dtype=np.int64).sum(axis=1)
     return quant.wrap_int32(-int(zero_point) * sums)
+
+
+_INT31 = 1 << 31
+
+
+@dataclass(frozen=True)
+class ShortRequant:
+    """TFLM's MultiplyByQuantizedMultiplier(acc, multiplier, shift) + zero point as
+    cg_requantize_fast computes it (templates/runtime/requantize_fast.c.j2): acc x `scale`
+    (2^(left shift + 1)), one 64-bit multiply-accumulate with `add` (the rounding and the
+    zero point), the sign fixup where there is a right shift, one shift right."""
+
+    scale_shift: int  # acc2 = acc << scale_shift
+    multiplier: int
+    add: int
+    sign: int
+    right: int
+
+
+def short_requant(multiplier: int, shift: int, bound: int,
+                  zero_point: int = 0) -> ShortRequant | None:
+    """The short requantization of accumulators within +-bound, or None where it would not
+    be exact: acc2 must fit in int32, and so must the high word (|high| <= |acc| x 2^left)
+    plus `add`."""
+    left, right = max(shift, 0), max(-shift, 0)
+    add = ((1 << (right - 1)) if right > 0 else 0) + zero_point * (1 << right)
+    if bound << (left + 1) >= _INT31 or (bound << left) + 2 + abs(add) >= _INT31:
+        return None
+    return ShortRequant(left + 1, int(multiplier), add, int(right > 0), right)

@@ -69,6 +69,9 @@ _CELL_ACTIVATIONS = {"TANH": "TANH", "SIGMOID": "LOGISTIC"}
 # int16 sigmoid/tanh of the gates: TFLM calls them with multiplier 0 and shift 0 (Q3.12
 # input, a power of two), which its kernels turn into multiplier 3 and shift 0.
 _GATE_SCALING = (3, 0)
+# |a x b| for a gate in [0, 32767] (sigmoid) and an int16 value: the elementwise products'
+# bound, which their short requantization needs
+_PRODUCT_BOUND = 32767 * 32768
 
 
 @dataclass
@@ -80,7 +83,7 @@ class Lstm(Layer):
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        fast = ("rnn_dot",) if self.params["fast"] else ()
+        fast = ("rnn_dot", "requantize_fast") if self.params["fast"] else ()
         return ("clamp", "requantize", *self.params["rq_runtime"], *fast)  # type: ignore[misc]
 
     def state_updates(self) -> tuple[int, ...]:
@@ -183,6 +186,13 @@ class Lstm(Layer):
             gates=len(_GATES),
             gate_rq=[tuple(int(v[0]) for rq in (p["input_rq"][k], p["recurrent_rq"][k])
                            for v in rq.arguments()) for k in range(len(_GATES))],
+            gate_short=[_gate_short(p, k) for k in range(len(_GATES))],
+            # 16x8: bias + sum within int32, so the int64 requantization gets an int32
+            gate_narrow=[tuple(int(p[f"{kind}_bound"][k]) < 1 << 31  # type: ignore[index]
+                               for kind in ("input", "recurrent")) for k in range(len(_GATES))],
+            cell_short=[_rnn.short_requant(*p[name], _PRODUCT_BOUND, zero_point)
+                        for name, zero_point in (("forget_mul", 0), ("input_mul", 0),
+                                                 ("output_mul", int(p["hidden_zero_point"])))],
             depth_groups=_rnn.padded(int(p["depth"])) // _rnn.GROUP,
             unit_groups=_rnn.padded(int(p["units"])) // _rnn.GROUP,
         )
@@ -200,6 +210,18 @@ class Lstm(Layer):
             ("products", "four gates per pass, SMLAD pairs (plain C without the DSP "
                          "extension)" if p["fast"] else "plain C, int64 sums"),
         ]
+
+
+def _gate_short(p: dict[str, object], k: int) -> tuple[_rnn.ShortRequant | None, ...]:
+    """Gate k's two fully connected requantizations as cg_requantize_fast, where exact
+    (int8: int32 accumulators; None for each that is not)."""
+    if p["int16"]:
+        return (None, None)
+    return tuple(
+        _rnn.short_requant(int(rq.arguments()[0][0]), int(rq.arguments()[1][0]),
+                           int(p[f"{kind}_bound"][k]))  # type: ignore[index]
+        for kind, rq in (("input", p["input_rq"][k]),  # type: ignore[index]
+                         ("recurrent", p["recurrent_rq"][k])))  # type: ignore[index]
 
 
 def _mul(a: np.ndarray, b: np.ndarray, mul: tuple[int, int], zero_point: int, lo: int,
@@ -351,7 +373,7 @@ def _gate_params(op: Operator, graph: Graph, x: Tensor, hidden: Tensor, depth: i
     input_offset, hidden_offset = -x.quant.zero_point, -hidden.quant.zero_point
     found: dict[str, list[object]] = {k: [] for k in (
         "input_weights", "recurrent_weights", "input_bias", "recurrent_bias", "input_rq",
-        "recurrent_rq")}
+        "recurrent_rq", "input_bound", "recurrent_bound")}
     int32_sums = True
     for gate in _GATES:
         wx = _weights(op, graph, _INPUT_WEIGHTS[gate], f"input-to-{gate} weights",
@@ -372,6 +394,8 @@ def _gate_params(op: Operator, graph: Graph, x: Tensor, hidden: Tensor, depth: i
         bound_h = np.abs(wh_data.astype(np.int64)).sum(axis=1) * act_max + np.abs(bias_h)
         int32_sums &= max(int(np.abs(w.astype(np.int64)).sum(axis=1).max(initial=0))
                           for w in (wx_data, wh_data)) * 32768 < 1 << 31
+        found["input_bound"].append(int(bound_x.max(initial=0)))
+        found["recurrent_bound"].append(int(bound_h.max(initial=0)))
         found["input_weights"].append(wx_data)
         found["recurrent_weights"].append(wh_data)
         found["input_bias"].append(bias_x if int16 else quant.wrap_int32(bias_x))
