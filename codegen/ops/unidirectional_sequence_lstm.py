@@ -83,8 +83,32 @@ class Lstm(Layer):
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        fast = ("rnn_dot", "requantize_fast") if self.params["fast"] else ()
-        return ("clamp", "requantize", *self.params["rq_runtime"], *fast)  # type: ignore[misc]
+        p = self.params
+        if not p["fast"]:
+            return ("clamp", "requantize", *p["rq_runtime"])  # type: ignore[misc]
+        shorts = self.short_requants()
+        gates = [s for pair in shorts["gate_short"] for s in pair]
+        snippets = ["clamp", "rnn_dot"]
+        if p["int16"] or None in gates:
+            snippets += p["rq_runtime"]  # type: ignore[arg-type]
+        if None in shorts["cell_short"]:
+            snippets.append("requantize")
+        if any(s is not None for s in (*gates, *shorts["cell_short"])):
+            snippets.append("requantize_fast")
+        return tuple(dict.fromkeys(snippets))
+
+    def short_requants(self) -> dict[str, list]:
+        """cg_requantize_fast's constants where the generator proves it exact, else None:
+        per gate its two fully connected sums (int8 only), and the three elementwise
+        products."""
+        p = self.params
+        return {
+            "gate_short": [_gate_short(p, k) for k in range(len(_GATES))],
+            "cell_short": [_rnn.short_requant(*p[name], _PRODUCT_BOUND, zero_point)
+                           for name, zero_point in (
+                               ("forget_mul", 0), ("input_mul", 0),
+                               ("output_mul", int(p["hidden_zero_point"])))],
+        }
 
     def state_updates(self) -> tuple[int, ...]:
         return (1, 2)
@@ -186,13 +210,10 @@ class Lstm(Layer):
             gates=len(_GATES),
             gate_rq=[tuple(int(v[0]) for rq in (p["input_rq"][k], p["recurrent_rq"][k])
                            for v in rq.arguments()) for k in range(len(_GATES))],
-            gate_short=[_gate_short(p, k) for k in range(len(_GATES))],
+            **self.short_requants(),
             # 16x8: bias + sum within int32, so the int64 requantization gets an int32
             gate_narrow=[tuple(int(p[f"{kind}_bound"][k]) < 1 << 31  # type: ignore[index]
                                for kind in ("input", "recurrent")) for k in range(len(_GATES))],
-            cell_short=[_rnn.short_requant(*p[name], _PRODUCT_BOUND, zero_point)
-                        for name, zero_point in (("forget_mul", 0), ("input_mul", 0),
-                                                 ("output_mul", int(p["hidden_zero_point"])))],
             depth_groups=_rnn.padded(int(p["depth"])) // _rnn.GROUP,
             unit_groups=_rnn.padded(int(p["units"])) // _rnn.GROUP,
         )
