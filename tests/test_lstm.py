@@ -23,6 +23,7 @@ from support.verify import (
     C_TARGETS,
     assert_same,
     c_matches_reference,
+    edge_inputs,
     inputs_with_edges,
     stream_matches_tflm,
 )
@@ -139,7 +140,10 @@ def test_short_requantization_is_tflms(multiplier: int, shift: int, bound: int,
 
 @pytest.mark.parametrize("name", list(lm.SPECS))
 def test_c_under_sanitizers(name: str, tmp_path: Path) -> None:
-    c_matches_reference(_model(name), "host", tmp_path, seed=4, sanitize=True, samples=200)
+    """From the all-low and all-high samples on (integer extremes), then random ones."""
+    model = _model(name)
+    c_matches_reference(model, "host", tmp_path, seed=4, sanitize=True, samples=200,
+                        extra=edge_inputs(load_program(model)))
 
 
 def test_c_reset_each(tmp_path: Path) -> None:
@@ -177,7 +181,9 @@ def test_16x8_c_matches_reference(name: str, target: str, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("name", ["units8_stacked", "units20_last"])
 def test_16x8_c_under_sanitizers(name: str, tmp_path: Path) -> None:
-    c_matches_reference(_model16(name), "host", tmp_path, seed=10, sanitize=True, samples=200)
+    model = _model16(name)
+    c_matches_reference(model, "host", tmp_path, seed=10, sanitize=True, samples=200,
+                        extra=edge_inputs(load_program(model)))
 
 
 def _clipped(clip: float) -> bytes:

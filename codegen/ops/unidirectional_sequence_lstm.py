@@ -72,6 +72,7 @@ _GATE_SCALING = (3, 0)
 # |a x b| for a gate in [0, 32767] (sigmoid) and an int16 value: the elementwise products'
 # bound, which their short requantization needs
 _PRODUCT_BOUND = 32767 * 32768
+_UNIT_BLOCK = 8  # units per call of the gate products (a few calls a step, 256 B of sums)
 
 
 @dataclass
@@ -115,8 +116,8 @@ class Lstm(Layer):
 
     def scratch_bytes(self) -> int:
         p = self.params
-        if p["fast"]:  # the gate sums; the input row and the hidden state as int16 vectors
-            return (32 * int(p["units"])
+        if p["fast"]:  # a block's gate sums; the input row and the hidden state as int16
+            return (32 * _block(p)
                     + 2 * (_rnn.padded(int(p["depth"])) + _rnn.padded(int(p["units"]))))
         return 4 * int(p["units"]) * 2  # the four gates, int16
 
@@ -214,6 +215,7 @@ class Lstm(Layer):
             # 16x8: bias + sum within int32, so the int64 requantization gets an int32
             gate_narrow=[tuple(int(p[f"{kind}_bound"][k]) < 1 << 31  # type: ignore[index]
                                for kind in ("input", "recurrent")) for k in range(len(_GATES))],
+            block=_block(p),
             depth_groups=_rnn.padded(int(p["depth"])) // _rnn.GROUP,
             unit_groups=_rnn.padded(int(p["units"])) // _rnn.GROUP,
         )
@@ -231,6 +233,11 @@ class Lstm(Layer):
             ("products", "four gates per pass, SMLAD pairs (plain C without the DSP "
                          "extension)" if p["fast"] else "plain C, int64 sums"),
         ]
+
+
+def _block(p: dict[str, object]) -> int:
+    """Units whose gate sums the kernel keeps at once (its scratch: 32 bytes a unit)."""
+    return min(int(p["units"]), _UNIT_BLOCK)  # type: ignore[call-overload]
 
 
 def _gate_short(p: dict[str, object], k: int) -> tuple[_rnn.ShortRequant | None, ...]:
