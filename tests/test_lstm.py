@@ -7,7 +7,8 @@ invoke to the next, so each model is a stream. Reference == TFLM over 40-invoke 
 reference as one stream on host and cortex-m4 (the DSP products) for every model, on
 cortex-m3 and cortex-m0 (the plain-C products) for the edge shapes, on every target for the
 stacked one, under the sanitizers, and reset each; the short requantization against TFLM's
-at the bounds it is taken for; what TFLM's kernel does not take is refused in one line.
+at the bounds it is taken for; a 16x8 LSTM whose sums could pass int32 on the plain kernel;
+what TFLM's kernel does not take is refused in one line.
 """
 
 from __future__ import annotations
@@ -183,6 +184,32 @@ def test_16x8_c_matches_reference(name: str, target: str, tmp_path: Path) -> Non
 def test_16x8_c_under_sanitizers(name: str, tmp_path: Path) -> None:
     model = _model16(name)
     c_matches_reference(model, "host", tmp_path, seed=10, sanitize=True, samples=200,
+                        extra=edge_inputs(load_program(model)))
+
+
+# 520 inputs, whose forget-gate weights are then all set to 127: a row's sum of |w| x 32768
+# passes int32, so the 16x8 kernel cannot sum in int32 and the plain kernel (int64) is taken
+WIDE = lm.LstmSpec(units=2, steps=2, depth=520, return_sequences=True, seed=6)
+
+
+def _wide16() -> bytes:
+    model = read_model(lm.to_16x8(lm.lstm_model(WIDE)))
+    graph = model.subgraphs[0]
+    op = next(o for o in graph.operators if o.inputs is not None and len(o.inputs) == 24)
+    buffer = model.buffers[graph.tensors[op.inputs[2]].buffer]
+    buffer.data = np.full(len(buffer.data), 127, np.uint8)
+    return pack(model)
+
+
+@pytest.mark.tflm
+def test_16x8_beyond_int32_takes_the_plain_kernel(tmp_path: Path) -> None:
+    model = _wide16()
+    layer = next(layer for layer in load_program(model).layers
+                 if layer.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM")
+    assert not layer.params["fast"]
+    assert layer.template == "kernels/unidirectional_sequence_lstm.c.j2"
+    stream_matches_tflm(model, "wide 16x8", stream=10, fresh=2, seed=13)
+    c_matches_reference(model, "host", tmp_path, seed=13, samples=50, sanitize=True,
                         extra=edge_inputs(load_program(model)))
 
 
