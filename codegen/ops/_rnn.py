@@ -47,7 +47,7 @@ def pack_gates(gates: list[np.ndarray]) -> np.ndarray:
 def folded_offsets(weights: np.ndarray, zero_point: int) -> np.ndarray:
     """-zero_point x each row's sum of `weights` ([rows, n]), wrapped to int32: what a sum of
     w x (v - zero point) adds to the sum of w x v, modulo 2^32."""
-    sums = np.asarray(weights, dtype=np.int64).sum(axis=1)
+    sums = np.asarray(weights).sum(axis=1, dtype=np.int64)  # no wider copy of the weights
     return quant.wrap_int32(-int(zero_point) * sums)
 
 
