@@ -16,7 +16,9 @@ the cycle model against an independent implementation of the same table
                  against issue 15's goals; where the cycles go by
                  operator type and instruction class; the independent check; -O2/-O3/-Os
                  and a 16x8 section: the KWS DS-CNN quantized 16x8 by scripts/kws_16x8.py
-                 (TensorFlow) against the int8 KWS on cortex-m4 (issue 11's goal)
+                 (TensorFlow) against the int8 KWS on cortex-m4 (issue 11's goal); a
+                 recurrent section: the LSTM and SVDF models of scripts/recurrent_models.py
+                 on cortex-m4, m3 and m0 (issue 12; skipped with --no-recurrent)
   MEMORY.md      per model: the lower bound, our arena and total RAM of an invoke (arena +
                  static data + peak stack, cortex-m4) with the I/O outside and inside the
                  arena, against TFLM's planned activations and total arena (issue 4's table)
@@ -947,6 +949,81 @@ def _budget_row(model: str, default: Outcome | None, smallest: Outcome | None,
             + f" | {_mark(met)} |")
 
 
+# -- recurrent models (issue 12) ----------------------------------------------------------
+
+RECURRENT_TARGETS = (REFERENCE_TARGET, "cortex-m3", "cortex-m0")
+RECURRENT_OPERATORS = {"lstm_kws": "UNIDIRECTIONAL_SEQUENCE_LSTM (int8)",
+                       "lstm_kws_16x8": "UNIDIRECTIONAL_SEQUENCE_LSTM (16x8)",
+                       "svdf_kws": "2 x SVDF (int8 state)"}
+
+
+def recurrent_anchor(name: str) -> int | None:
+    """TFLM + CMSIS-NN cycles on cortex-m4 for a recurrent model, where measured (none
+    here: TFLM's figures for these models come from scripts/tflm_baselines.json)."""
+    del name
+    return None
+
+
+def bench_recurrent(targets: list[str], work_root: Path, timeout: float) -> list[Outcome]:
+    """The models of scripts/recurrent_models.py (made once, cached) on the recurrent
+    targets among `targets`."""
+    made = subprocess.run([sys.executable, str(REPO / "scripts" / "recurrent_models.py")],
+                          capture_output=True, text=True, check=False)
+    chosen = [t for t in RECURRENT_TARGETS if t in targets]
+    if made.returncode != 0:
+        last = (made.stderr.strip().splitlines() or ["no message"])[-1]
+        return [Outcome(Job(name, target), None, f"scripts/recurrent_models.py failed: {last}")
+                for name in RECURRENT_OPERATORS for target in chosen]
+    paths = [Path(line) for line in made.stdout.split()]
+    outcomes = []
+    for target in chosen:
+        for path in paths:
+            job = Job(path.stem, target)
+            try:
+                result = bench_model(path, target, timeout=timeout,
+                                     work_dir=work_root / "recurrent" / target)
+            except CodegenError as error:
+                outcomes.append(Outcome(job, None, " ".join(str(error).split())))
+                continue
+            outcomes.append(Outcome(job, result))
+    return outcomes
+
+
+def recurrent_md(outcomes: dict[Job, Outcome]) -> list[str]:
+    lines = [
+        "",
+        "## Recurrent models",
+        "",
+        "Issue 12: LSTM and SVDF on the DSP extension's pair multiply-accumulates (plain C "
+        "without it). `python scripts/recurrent_models.py` makes the models: `lstm_kws`, 49 "
+        "frames x 10 features -> LSTM 20 units -> Dense 12 (Keras, TensorFlow's int8 "
+        "converter); `lstm_kws_16x8`, the same in 16x8; `svdf_kws`, one frame of 40 features "
+        "-> SVDF 64 filters -> SVDF 32 filters, memory 8 (the test suite's model builder). "
+        "Per invoke (the LSTM: the whole sequence; the SVDF: one frame); state: the RAM kept "
+        "between invokes (NAME_STATE_SIZE), outside the arena.",
+        "",
+        "| model | operator | target | MACs | instructions | cycles | cycles/MAC | "
+        "RAM: state (B) | RAM: arena (B) | flash: code (B) | TFLM + CMSIS-NN (cycles) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for job in sorted((j for j in outcomes if j.model in RECURRENT_OPERATORS),
+                      key=lambda j: (list(RECURRENT_OPERATORS).index(j.model),
+                                     RECURRENT_TARGETS.index(j.target))):
+        outcome = outcomes[job]
+        problem = _failed(outcome)
+        head = f"| {job.model} | {RECURRENT_OPERATORS[job.model]} | {job.target} |"
+        if problem is not None:
+            lines.append(f"{head} {problem} ||||||||")
+            continue
+        r = outcome.result
+        anchor = recurrent_anchor(job.model) if job.target == REFERENCE_TARGET else None
+        lines.append(f"{head} {_n(r.macs)} | {_n(r.instructions)} | {_n(r.cycles)} | "
+                     f"{_ratio(r.cycles_per_mac)} | {_n(r.state_bytes)} | "
+                     f"{_n(r.arena_bytes)} | {_n(r.flash_code_bytes)} | "
+                     f"{'-' if anchor is None else _n(anchor)} |")
+    return lines
+
+
 # -- 16x8 (issue 11) -------------------------------------------------------------------------
 
 INT16_GOAL = 1.5  # x the int8 KWS's instructions on cortex-m4
@@ -1028,6 +1105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cross-check", action="store_true",
                         help="skip the independent check of the cortex-m4 cycles (it traces "
                              "each model under QEMU once more)")
+    parser.add_argument("--no-recurrent", action="store_true",
+                        help="skip the recurrent models (scripts/recurrent_models.py needs "
+                             "TensorFlow once, to make them)")
     parser.add_argument("--from-json", type=Path,
                         help="write the tables from the results a run saved with --json "
                              "instead of running anything")
@@ -1067,6 +1147,9 @@ def main(argv: list[str] | None = None) -> int:
         if REFERENCE_TARGET in targets and INT16_KWS[1] in models:
             int16 = bench_16x8(args.models_dir, work_root, args.timeout)
             outcomes[int16.job] = int16
+        if REFERENCE_TARGET in targets and not args.no_recurrent:
+            for outcome in bench_recurrent(targets, work_root, args.timeout):
+                outcomes[outcome.job] = outcome
     if args.json:
         saved = json.dumps(
             {"command": command, "state": state, "models": models, "targets": targets,
@@ -1118,6 +1201,8 @@ def _write(args: argparse.Namespace, models: list[str], targets: list[str],
     if int16 is not None:
         int8 = outcomes.get(Job(INT16_KWS[1], REFERENCE_TARGET))
         texts["BENCHMARKS.md"] += "\n".join(int16_md(int8, int16)) + "\n"
+    if any(job.model in RECURRENT_OPERATORS for job in outcomes):
+        texts["BENCHMARKS.md"] += "\n".join(recurrent_md(outcomes)) + "\n"
     if REFERENCE_TARGET in targets:
         texts["MEMORY.md"] = memory_md(models, outcomes, args.models_dir, command, state)
     if args.print:

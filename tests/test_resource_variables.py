@@ -193,3 +193,17 @@ def test_refusals_are_one_line(make: Callable[[], bytes], message: str) -> None:
     with pytest.raises(CodegenError, match=message) as info:
         load_program(make())
     assert "\n" not in str(info.value)
+
+
+def test_inspect_lists_call_once_and_var_handle(tmp_path: Path) -> None:
+    from codegen.inspect import inspect_model
+
+    path = tmp_path / "counter.tflite"
+    path.write_bytes(_counter_model())
+    text = inspect_model(path)
+    call_once = text.split("[0] CALL_ONCE\n")[1].split("\n\n")[0]
+    assert "initializer subgraph 1: 2 operator(s), ASSIGN_VARIABLE, VAR_HANDLE" in call_once
+    assert "run at generation time" in call_once
+    handle = text.split("[1] VAR_HANDLE\n")[1].split("\n\n")[0]
+    assert "variable    'counter'" in handle
+    assert "region of the state block" in handle

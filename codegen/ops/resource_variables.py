@@ -18,6 +18,7 @@ import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops.base import CArray, Layer, unsupported
+from codegen.terminal import shown
 
 OPCODES = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE")
 TYPES = (DType.INT8, DType.INT16)  # and every other type: the bytes are not looked at
@@ -31,6 +32,16 @@ class NoCode(Layer):
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return []
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        if self.opcode == "VAR_HANDLE":
+            where = f" in container '{shown(str(p['container']))}'" if p["container"] else ""
+            return [("variable", f"'{shown(str(p['shared_name']))}'{where}"),
+                    ("code", "none: names the variable's region of the state block")]
+        return [("initializer", f"subgraph {p['subgraph']}: {p['init_ops']}"),
+                ("code", "none: run at generation time, its values are the state's reset "
+                         "values (NAME_reset)")]
 
 
 @dataclass
@@ -67,6 +78,13 @@ class AssignVariable(Layer):
         return [] if constant is None else [CArray("value", np.asarray(constant, np.uint8))]
 
 
+def _text(value: object) -> str:
+    """A string option as the flatbuffer stores it (bytes), decoded; "" when absent."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
 def _count(op: Operator, inputs: int, outputs: int) -> None:
     if len(op.inputs) != inputs or len(op.outputs) != outputs or min(
             (*op.inputs, *op.outputs), default=0) < 0:
@@ -80,10 +98,18 @@ def prepare(op: Operator, graph: Graph) -> Layer:
         if graph.tensors[op.outputs[0]].dtype_name != "resource":
             raise unsupported(op, f"output '{graph.tensors[op.outputs[0]].name}' is "
                                   f"{graph.tensors[op.outputs[0]].dtype_name}, not a resource")
-        return NoCode(op, graph, inputs=(), outputs=())
+        return NoCode(op, graph, inputs=(), outputs=(), params={
+            "container": _text(op.options.get("container")),
+            "shared_name": _text(op.options.get("shared_name"))})
     if op.opcode == "CALL_ONCE":
         _count(op, 0, 0)
-        return NoCode(op, graph, inputs=(), outputs=())
+        index = int(op.options.get("init_subgraph_index", 0) or 0)
+        init = graph.init_graphs.get(index)
+        ops = "not read" if init is None else (
+            f"{len(init.operators)} operator(s), "
+            + ", ".join(sorted({o.opcode for o in init.operators})))
+        return NoCode(op, graph, inputs=(), outputs=(), params={"subgraph": index,
+                                                                "init_ops": ops})
     resource = graph.tensors[op.inputs[0]] if op.inputs and op.inputs[0] >= 0 else None
     if op.opcode == "READ_VARIABLE":
         _count(op, 1, 1)

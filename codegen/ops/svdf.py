@@ -18,6 +18,10 @@ type, which Eval picks from the time weights' type:
     sum_m wt[f, m] * (state[f, m] - state zero point), requantized by scale 2 plus the
     output zero point, clamped to int8. No activation is applied (TFLM's integer path).
 Sums wrap as int32 arithmetic does in TFLM's compiled kernels.
+
+The C (codegen/ops/_rnn.py): both products as dot products of contiguous rows (SMLAD with
+the DSP extension, int8 pairs sign-extended by SXTB16; plain C elsewhere), the zero points
+folded into per-filter offsets and into the bias (the same sums modulo 2^32).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 
 from codegen import quant
 from codegen.model.ir import DType, Graph, Operator, Tensor
+from codegen.ops import _rnn
 from codegen.ops.base import CArray, Layer, operand, require_dtype, unsupported
 
 OPCODES = ("SVDF",)
@@ -40,7 +45,7 @@ _BIAS_TOLERANCE = 1e-5
 @dataclass
 class Svdf(Layer):
     template: ClassVar[str] = "kernels/svdf.c.j2"
-    runtime: ClassVar[tuple[str, ...]] = ("requantize", "clamp")
+    runtime: ClassVar[tuple[str, ...]] = ("requantize", "clamp", "rnn_dot")
 
     def state_updates(self) -> tuple[int, ...]:
         return (1,)
@@ -71,9 +76,17 @@ class Svdf(Layer):
                 s.astype(state_type).reshape(state.shape)]
 
     def constants(self) -> list[CArray]:
-        return [CArray("weights_feature", self.params["weights_feature"].ravel()),
-                CArray("weights_time", self.params["weights_time"].ravel()),
-                CArray("bias", self.params["bias"].astype(np.int32))]
+        """The weights; per filter, -input zero point x its feature-weight sum; per unit, the
+        bias less state zero point x the sum of its filters' time weights (wrapped)."""
+        p = self.params
+        wt = p["weights_time"].reshape(int(p["units"]), -1)
+        bias = quant.wrap_int32(p["bias"] + _rnn.folded_offsets(wt, int(p["state_zero_point"])))
+        return [CArray("weights_feature", p["weights_feature"].ravel()),
+                CArray("weights_time", p["weights_time"].ravel()),
+                CArray("feature_offsets",
+                       _rnn.folded_offsets(p["weights_feature"], int(p["input_zero_point"]))
+                       .astype(np.int32)),
+                CArray("bias", bias.astype(np.int32))]
 
     def macs(self) -> int:
         p = self.params

@@ -28,17 +28,25 @@ interpolated table of LOGISTIC, input multiplier 3) or for the cell gate its fus
 activation (tanh with multiplier 3, or sigmoid); cell = sat16(forget x cell + input x
 cell gate), clipped to +-clip when the clip is positive; the output gate (from the old
 hidden state) then hidden = tanh(cell) x output gate, copied to the output at that step.
+
+The C (templates/kernels/unidirectional_sequence_lstm_fast.c.j2, codegen/ops/_rnn.py): per
+step, the input row and the hidden state copied into an int16 scratch vector; per unit, its
+four gates' products in one pass over each (SMLAD with the DSP extension, plain C elsewhere),
+then the unit's gates, cell and hidden value at once (its hidden value goes to the state as
+the other units still read the copy). The 16x8 sums are int32 where the generator proves them
+within int32 (the weights' absolute row sums x 32768), else the plain kernel
+(unidirectional_sequence_lstm.c.j2) sums in int64.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
 from codegen import quant
 from codegen.model.ir import DType, Graph, Operator, Tensor
+from codegen.ops import _rnn
 from codegen.ops._requant import DoubleRounding, Requantization, SingleRounding64
 from codegen.ops.base import CArray, Layer, require_dtype, unsupported
 from codegen.ops.logistic_tanh_int16 import SIGMOID_Q16, checked_log2, interpolate
@@ -61,21 +69,57 @@ _CELL_ACTIVATIONS = {"TANH": "TANH", "SIGMOID": "LOGISTIC"}
 # int16 sigmoid/tanh of the gates: TFLM calls them with multiplier 0 and shift 0 (Q3.12
 # input, a power of two), which its kernels turn into multiplier 3 and shift 0.
 _GATE_SCALING = (3, 0)
+# |a x b| for a gate in [0, 32767] (sigmoid) and an int16 value: the elementwise products'
+# bound, which their short requantization needs
+_PRODUCT_BOUND = 32767 * 32768
+_UNIT_BLOCK = 8  # units per call of the gate products (a few calls a step, 256 B of sums)
 
 
 @dataclass
 class Lstm(Layer):
-    template: ClassVar[str] = "kernels/unidirectional_sequence_lstm.c.j2"
+    @property
+    def template(self) -> str:  # type: ignore[override]
+        fast = "_fast" if self.params["fast"] else ""
+        return f"kernels/unidirectional_sequence_lstm{fast}.c.j2"
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("clamp", "requantize", *self.params["rq_runtime"])  # type: ignore[misc]
+        p = self.params
+        if not p["fast"]:
+            return ("clamp", "requantize", *p["rq_runtime"])  # type: ignore[misc]
+        shorts = self.short_requants()
+        gates = [s for pair in shorts["gate_short"] for s in pair]
+        snippets = ["clamp", "rnn_dot"]
+        if p["int16"] or None in gates:
+            snippets += p["rq_runtime"]  # type: ignore[arg-type]
+        if None in shorts["cell_short"]:
+            snippets.append("requantize")
+        if any(s is not None for s in (*gates, *shorts["cell_short"])):
+            snippets.append("requantize_fast")
+        return tuple(dict.fromkeys(snippets))
+
+    def short_requants(self) -> dict[str, list]:
+        """cg_requantize_fast's constants where the generator proves it exact, else None:
+        per gate its two fully connected sums (int8 only), and the three elementwise
+        products."""
+        p = self.params
+        return {
+            "gate_short": [_gate_short(p, k) for k in range(len(_GATES))],
+            "cell_short": [_rnn.short_requant(*p[name], _PRODUCT_BOUND, zero_point)
+                           for name, zero_point in (
+                               ("forget_mul", 0), ("input_mul", 0),
+                               ("output_mul", int(p["hidden_zero_point"])))],
+        }
 
     def state_updates(self) -> tuple[int, ...]:
         return (1, 2)
 
     def scratch_bytes(self) -> int:
-        return 4 * int(self.params["units"]) * 2  # the four gates, int16
+        p = self.params
+        if p["fast"]:  # a block's gate sums; the input row and the hidden state as int16
+            return (32 * _block(p)
+                    + 2 * (_rnn.padded(int(p["depth"])) + _rnn.padded(int(p["units"]))))
+        return 4 * int(p["units"]) * 2  # the four gates, int16
 
     def macs(self) -> int:
         p = self.params
@@ -138,11 +182,16 @@ class Lstm(Layer):
     def constants(self) -> list[CArray]:
         p = self.params
         bias_type = np.int64 if p["int16"] else np.int32
+        biases = [CArray("bx", np.concatenate(p["input_bias"]).astype(bias_type)),
+                  CArray("bh", np.concatenate(p["recurrent_bias"]).astype(bias_type))]
+        if p["fast"]:
+            return [CArray("wx", _rnn.pack_gates(p["input_weights"])),
+                    CArray("wh", _rnn.pack_gates(p["recurrent_weights"])), *biases,
+                    CArray("sigmoid", SIGMOID_Q16.astype(np.uint16))]
         return [
             CArray("wx", np.concatenate([w.ravel() for w in p["input_weights"]])),
             CArray("wh", np.concatenate([w.ravel() for w in p["recurrent_weights"]])),
-            CArray("bx", np.concatenate(p["input_bias"]).astype(bias_type)),
-            CArray("bh", np.concatenate(p["recurrent_bias"]).astype(bias_type)),
+            *biases,
             CArray("rq", np.array([v for k in range(4) for rq in (p["input_rq"][k],
                                                                p["recurrent_rq"][k])
                                    for v in (int(rq.arguments()[0][0]),
@@ -160,6 +209,15 @@ class Lstm(Layer):
             acc="int64_t" if p["int16"] else "uint32_t",
             rq_function=p["rq_function"],
             gates=len(_GATES),
+            gate_rq=[tuple(int(v[0]) for rq in (p["input_rq"][k], p["recurrent_rq"][k])
+                           for v in rq.arguments()) for k in range(len(_GATES))],
+            **self.short_requants(),
+            # 16x8: bias + sum within int32, so the int64 requantization gets an int32
+            gate_narrow=[tuple(int(p[f"{kind}_bound"][k]) < 1 << 31  # type: ignore[index]
+                               for kind in ("input", "recurrent")) for k in range(len(_GATES))],
+            block=_block(p),
+            depth_groups=_rnn.padded(int(p["depth"])) // _rnn.GROUP,
+            unit_groups=_rnn.padded(int(p["units"])) // _rnn.GROUP,
         )
         return render(self.template, fn=symbol, layer=self, **context)
 
@@ -172,7 +230,26 @@ class Lstm(Layer):
             ("cell", f"int16, 2^{p['cell_power']}, clip {p['clip']}, gate "
                      f"{p['cell_activation']}"),
             ("requantization", str(p["rq_name"])),
+            ("products", "four gates per pass, SMLAD pairs (plain C without the DSP "
+                         "extension)" if p["fast"] else "plain C, int64 sums"),
         ]
+
+
+def _block(p: dict[str, object]) -> int:
+    """Units whose gate sums the kernel keeps at once (its scratch: 32 bytes a unit)."""
+    return min(int(p["units"]), _UNIT_BLOCK)  # type: ignore[call-overload]
+
+
+def _gate_short(p: dict[str, object], k: int) -> tuple[_rnn.ShortRequant | None, ...]:
+    """Gate k's two fully connected requantizations as cg_requantize_fast, where exact
+    (int8: int32 accumulators; None for each that is not)."""
+    if p["int16"]:
+        return (None, None)
+    return tuple(
+        _rnn.short_requant(int(rq.arguments()[0][0]), int(rq.arguments()[1][0]),
+                           int(p[f"{kind}_bound"][k]))  # type: ignore[index]
+        for kind, rq in (("input", p["input_rq"][k]),  # type: ignore[index]
+                         ("recurrent", p["recurrent_rq"][k])))  # type: ignore[index]
 
 
 def _mul(a: np.ndarray, b: np.ndarray, mul: tuple[int, int], zero_point: int, lo: int,
@@ -312,6 +389,8 @@ def prepare(op: Operator, graph: Graph) -> Lstm:
         "act_dtype": hidden_type.numpy_name,
         "rq_function": rq_type.function, "rq_runtime": rq_type.runtime,
         "rq_name": rq_type.name,
+        # int8: sums wrap as TFLM's int32 ones; 16x8: int32 sums only where proved exact
+        "fast": not int16 or bool(params.pop("int32_sums")),
     })
     return Lstm(op, graph, inputs=(x.index, hidden.index, cell.index), outputs=(y.index,),
                 params=params)
@@ -324,7 +403,8 @@ def _gate_params(op: Operator, graph: Graph, x: Tensor, hidden: Tensor, depth: i
     input_offset, hidden_offset = -x.quant.zero_point, -hidden.quant.zero_point
     found: dict[str, list[object]] = {k: [] for k in (
         "input_weights", "recurrent_weights", "input_bias", "recurrent_bias", "input_rq",
-        "recurrent_rq")}
+        "recurrent_rq", "input_bound", "recurrent_bound")}
+    int32_sums = True
     for gate in _GATES:
         wx = _weights(op, graph, _INPUT_WEIGHTS[gate], f"input-to-{gate} weights",
                       (units, depth))
@@ -342,13 +422,17 @@ def _gate_params(op: Operator, graph: Graph, x: Tensor, hidden: Tensor, depth: i
         act_max = 32768 if int16 else 128
         bound_x = np.abs(wx_data.astype(np.int64)).sum(axis=1) * act_max + np.abs(bias_x)
         bound_h = np.abs(wh_data.astype(np.int64)).sum(axis=1) * act_max + np.abs(bias_h)
+        int32_sums &= max(int(np.abs(w.astype(np.int64)).sum(axis=1).max(initial=0))
+                          for w in (wx_data, wh_data)) * 32768 < 1 << 31
+        found["input_bound"].append(int(bound_x.max(initial=0)))
+        found["recurrent_bound"].append(int(bound_h.max(initial=0)))
         found["input_weights"].append(wx_data)
         found["recurrent_weights"].append(wh_data)
         found["input_bias"].append(bias_x if int16 else quant.wrap_int32(bias_x))
         found["recurrent_bias"].append(bias_h if int16 else quant.wrap_int32(bias_h))
         found["input_rq"].append(_requant(op, int16, x, wx, int(bound_x.max())))
         found["recurrent_rq"].append(_requant(op, int16, hidden, wh, int(bound_h.max())))
-    return dict(found)
+    return {**found, "int32_sums": int32_sums}
 
 
 KERNELS = {DType.INT8: prepare, DType.INT16: prepare}
