@@ -25,16 +25,28 @@ DEFAULT = "tflm"
 # NUMERICS entry of its own; every other is refused in that mode (codegen.ops.prepare_layer),
 # since its LiteRT kernel may compute something else (LiteRT's reference LEAKY_RELU,
 # HARD_SWISH and LOGISTIC do; its PRELU takes fewer shapes).
+# The operators that only move, compare or select values (no arithmetic on them): every
+# interpreter computes the same.
+_MOVES = frozenset({
+    "CONCATENATION", "EXPAND_DIMS", "MAXIMUM", "MINIMUM", "PACK", "PAD", "PADV2",
+    "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT", "SPLIT_V", "SQUEEZE",
+    "STRIDED_SLICE", "TRANSPOSE", "UNPACK", "MAX_POOL_2D",
+})
 SAME_AS_TFLM: dict[str, frozenset[str]] = {
-    "litert-ref": frozenset({
-        "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D",
-        "DEQUANTIZE", "EXPAND_DIMS", "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM", "PACK",
-        "PAD", "PADV2", "QUANTIZE", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SOFTMAX",
-        "SPLIT", "SPLIT_V", "SQUEEZE", "STRIDED_SLICE", "SUB", "TRANSPOSE", "UNPACK",
+    "litert-ref": _MOVES | frozenset({
+        "ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
+        "HARD_SWISH", "MEAN", "QUANTIZE", "RELU", "SOFTMAX", "SUB",
     }),
-    # LiteRT's optimized AVERAGE_POOL_2D (optimized_integer_ops::AveragePool) rounds as TFLM;
-    # RESHAPE moves no value. XNNPACK takes neither in the models it was measured on.
-    "litert": frozenset({"AVERAGE_POOL_2D", "MAX_POOL_2D", "PAD", "PADV2", "RESHAPE"}),
+    # LiteRT's optimized AVERAGE_POOL_2D (optimized_integer_ops::AveragePool) rounds as TFLM.
+    # XNNPACK's HARD_SWISH and RELU tables, and its float-to-int8 QUANTIZE, give TFLM's values
+    # on the operator test models (every int8 input value).
+    "litert": _MOVES | frozenset({"AVERAGE_POOL_2D", "DEQUANTIZE", "HARD_SWISH", "RELU"}),
+}
+# Operators whose layers of other activation types than int8 a mode reproduces (uint8
+# QUANTIZE at a model's edges); every other non-int8 layer is refused in the modes.
+BEYOND_INT8: dict[str, frozenset[str]] = {
+    "litert-ref": frozenset({"QUANTIZE"}),
+    "litert": frozenset({"QUANTIZE"}),
 }
 
 
@@ -42,6 +54,12 @@ def reproduced(mode: str, opcode: str, adapted: bool) -> bool:
     """Whether numerics `mode` reproduces `opcode`: TFLM's arithmetic is the mode's, or the
     operator module adapts the layer to it (its NUMERICS entry)."""
     return mode == DEFAULT or adapted or opcode in SAME_AS_TFLM[mode]
+
+
+def reproduces_type(mode: str, opcode: str, int8: bool) -> bool:
+    """Whether numerics `mode` reproduces a layer of `opcode` whose activations are int8 or,
+    `int8` False, another type."""
+    return mode == DEFAULT or int8 or opcode in BEYOND_INT8[mode]
 
 
 def check_mode(mode: str) -> str:

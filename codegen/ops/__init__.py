@@ -95,7 +95,7 @@ def activation_type(op: Operator, graph: Graph) -> DType:
 
 
 def prepare_layer(op: Operator, graph: Graph, numerics: str = "tflm") -> Layer:
-    from codegen.numerics import reproduced
+    from codegen.numerics import reproduced, reproduces_type
 
     layer = _prepare_tflm(op, graph)
     adapt = numerics_variants().get(op.opcode, {}).get(numerics)
@@ -104,7 +104,7 @@ def prepare_layer(op: Operator, graph: Graph, numerics: str = "tflm") -> Layer:
             f"operator {op.index} ({op.opcode}): --numerics {numerics} does not reproduce "
             f"{op.opcode} (its LiteRT kernel is not known to compute what TFLM's does); use "
             "--numerics tflm")
-    if numerics != "tflm" and activation_type(op, graph) is not DType.INT8:
+    if not reproduces_type(numerics, op.opcode, activation_type(op, graph) is DType.INT8):
         raise UnsupportedError(
             f"operator {op.index} ({op.opcode}): --numerics {numerics} reproduces int8 "
             "layers only; use --numerics tflm")

@@ -160,3 +160,20 @@ def prepare_int16(op: Operator, graph: Graph) -> Prelu:
 
 
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}
+
+
+def _litert(mode: str):  # type: ignore[no-untyped-def]
+    def adapt(layer: Prelu) -> Prelu:
+        """LiteRT's PRELU (reference and optimized kernels, and XNNPACK's, which computes the
+        same on the test models) is TFLM's, but fails to prepare when the input does not
+        have the output's shape (an input broadcast against alpha)."""
+        from codegen.ops import _litert
+
+        if tuple(layer.in_tensor().shape) != tuple(layer.out_tensor().shape):
+            raise _litert.refuse(layer, mode, "LiteRT's PRELU takes an input of the output's "
+                                 "shape only")
+        return layer
+    return adapt
+
+
+NUMERICS = {"litert-ref": _litert("litert-ref"), "litert": _litert("litert")}

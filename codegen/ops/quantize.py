@@ -17,6 +17,7 @@ import numpy as np
 
 from codegen import quant
 from codegen.model.ir import DType, Graph, Operator
+from codegen.ops._lut import LutLayer
 from codegen.ops.base import Layer, only_output, operand, require_dtype, require_per_tensor
 
 OPCODES = ("QUANTIZE",)
@@ -97,3 +98,58 @@ def prepare(op: Operator, graph: Graph) -> Quantize:
 
 
 KERNELS = dict.fromkeys(_QUANTIZED, prepare)  # the type of a float input's output
+
+
+# -- numerics modes litert-ref and litert (codegen/numerics.py) ------------------------------
+
+def _refuse_int16(layer: Layer, mode: str) -> None:
+    from codegen.ops import _litert
+
+    if DType.INT16 in (layer.in_tensor().dtype, layer.out_tensor().dtype):
+        raise _litert.refuse(layer, mode, "int16 QUANTIZE is not reproduced")
+
+
+def litert_ref(layer: Quantize) -> Quantize:
+    """LiteRT's reference QUANTIZE computes TFLM's (float, int8 and uint8)."""
+    _refuse_int16(layer, "litert-ref")
+    return layer
+
+
+@dataclass
+class RequantizeXnnpack(LutLayer):
+    """XNNPACK's int8 -> int8 QUANTIZE (qs8 vcvt): m = lrintf(256 * (s_in / s_out)) in
+    float32, then ((zp_out << 8) - m * zp_in + 0x80 + x * m) >> 8 (arithmetic), clamped."""
+
+    def function(self, x: np.ndarray) -> np.ndarray:
+        p = self.params
+        m = int(p["xnn_multiplier"])
+        bias = (int(p["output_zero_point"]) << 8) - m * int(p["input_zero_point"]) + 0x80
+        return np.clip((bias + np.asarray(x, dtype=np.int64) * m) >> 8, -128, 127)
+
+
+def litert(layer: Quantize) -> Layer:
+    """LiteRT's default interpreter: XNNPACK takes a float QUANTIZE (TFLM's values on the
+    test models) and int8 -> int8 with a scale ratio in [1/256, 128]; LiteRT's builtin kernel
+    takes uint8 -> int8 (TFLM's values) and int8 -> uint8 (TFLM's values when the scales
+    are equal; otherwise not reproduced)."""
+    from codegen.ops import _litert
+
+    _refuse_int16(layer, "litert")
+    x, y = layer.in_tensor(), layer.out_tensor()
+    if x.dtype is DType.FLOAT32 or (x.dtype, y.dtype) == (DType.UINT8, DType.INT8):
+        return layer
+    ratio = np.float32(x.quant.scale) / np.float32(y.quant.scale)
+    if (x.dtype, y.dtype) == (DType.INT8, DType.UINT8) and ratio == np.float32(1.0):
+        return layer
+    if (x.dtype, y.dtype) == (DType.INT8, DType.INT8) and (
+            np.float32(1 / 256) <= ratio <= np.float32(128)):
+        params = {"input_zero_point": x.quant.zero_point,
+                  "output_zero_point": y.quant.zero_point,
+                  "xnn_multiplier": int(np.rint(np.float32(256) * ratio))}
+        return RequantizeXnnpack(layer.op, layer.graph, inputs=layer.inputs,
+                                 outputs=layer.outputs, params=params)
+    raise _litert.refuse(layer, "litert", f"{x.dtype.numpy_name} -> {y.dtype.numpy_name} "
+                         "requantization by LiteRT's builtin kernel")
+
+
+NUMERICS = {"litert-ref": litert_ref, "litert": litert}
