@@ -127,16 +127,46 @@ class RequantizeXnnpack(LutLayer):
         return np.clip((bias + np.asarray(x, dtype=np.int64) * m) >> 8, -128, 127)
 
 
+@dataclass
+class QuantizeFloatXnnpack(Quantize):
+    """XNNPACK's float -> int8/uint8 QUANTIZE (f32 -> qs8/qu8 vcvt): x * (1 / scale) in
+    float32, clamped to the output range less the zero point (NaN to the lowest: x86's
+    max/min), rounded to nearest even (TFLM divides and rounds half away from zero)."""
+
+    template: ClassVar[str] = "kernels/quantize_xnnpack.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ()
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        y = self.out_tensor()
+        zp, lo, hi = int(p["output_zero_point"]), int(p["qmin"]), int(p["qmax"])
+        with np.errstate(invalid="ignore", over="ignore"):
+            v = np.asarray(inputs[0], np.float32) * np.float32(p["xnn_inv_scale"])
+        v = np.where(np.isnan(v), np.float32(lo - zp), v)
+        v = np.clip(v, np.float32(lo - zp), np.float32(hi - zp))
+        return [(np.rint(v).astype(np.int64) + zp).astype(y.dtype.np)]
+
+
 def litert(layer: Quantize) -> Layer:
-    """LiteRT's default interpreter: XNNPACK takes a float QUANTIZE (TFLM's values on the
-    test models) and int8 -> int8 with a scale ratio in [1/256, 128]; LiteRT's builtin kernel
-    takes uint8 -> int8 (TFLM's values) and int8 -> uint8 (TFLM's values when the scales
-    are equal; otherwise not reproduced)."""
+    """LiteRT's default interpreter: XNNPACK takes a float QUANTIZE (above) and int8 -> int8
+    with a scale ratio in [1/256, 128]; LiteRT's builtin kernel takes uint8 -> int8 (TFLM's
+    values) and int8 -> uint8 (TFLM's values when the scales are equal; otherwise not
+    reproduced)."""
+    from codegen.emit import c_float
     from codegen.ops import _litert
 
     _refuse_int16(layer, "litert")
     x, y = layer.in_tensor(), layer.out_tensor()
-    if x.dtype is DType.FLOAT32 or (x.dtype, y.dtype) == (DType.UINT8, DType.INT8):
+    if x.dtype is DType.FLOAT32:
+        inv = np.float32(1.0) / np.float32(y.quant.scale)
+        return QuantizeFloatXnnpack(layer.op, layer.graph, inputs=layer.inputs,
+                                    outputs=layer.outputs,
+                                    params={**layer.params, "xnn_inv_scale": float(inv),
+                                            "inv_scale": c_float(float(inv))})
+    if (x.dtype, y.dtype) == (DType.UINT8, DType.INT8):
         return layer
     ratio = np.float32(x.quant.scale) / np.float32(y.quant.scale)
     if (x.dtype, y.dtype) == (DType.INT8, DType.UINT8) and ratio == np.float32(1.0):
