@@ -143,14 +143,15 @@ MUST_TAKE = {
                "fc:demo_per_channel", "fc:demo_per_tensor", "act:leaky_relu",
                "act:logistic_tanh", "act:hard_swish_relu", "act:chain_in_place",
                "elem:concatenation", "elem:maximum_minimum", "data:bundle_shape",
-               "elem:add_sub", "elem:mul", "fc:float_io"},
+               "elem:add_sub", "elem:mul", "fc:float_io", "elem:mean",
+               "elem:keras_spatial"},
 }
 # How many operator test models each mode takes; every other is refused in one line, for a
 # reason the oracle gives: LiteRT fails to prepare the model (a convolution without bias,
 # LOGISTIC with TFLM's unread output scale, PRELU with a broadcast input) or the mode does
-# not reproduce its kernel yet (`litert`: XNNPACK's MEAN, int8 -> uint8
-# QUANTIZE by the builtin kernel, FULLY_CONNECTED weights with a zero point).
-TAKEN = {"litert-ref": 54, "litert": 50}
+# not reproduce its kernel yet (`litert`: int8 -> uint8 QUANTIZE by the builtin kernel,
+# FULLY_CONNECTED weights with a zero point, which LiteRT's optimized kernel takes).
+TAKEN = {"litert-ref": 54, "litert": 53}
 
 
 def _op_case(numerics: str, name: str) -> tuple[bytes, object] | None:
@@ -413,6 +414,15 @@ def test_mode_c_is_clean_under_sanitizers(name: str, numerics: str, shared_model
     model = _read(shared_models, name)
     c_matches_reference(model, "host", tmp_path, seed=61, sanitize=True, samples=20,
                         numerics=numerics, extra=edge_inputs(load_program(model)))
+
+
+@pytest.mark.parametrize("name", ("elem:mul", "elem:mean", "fc:float_io", "elem:add_sub"))
+def test_litert_float_kernels_are_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
+    """XNNPACK's MUL, MEAN, float QUANTIZE and SUB in mode litert (float requantization in
+    the C) at the extremes: no undefined behaviour, the reference's outputs."""
+    model = OP_MODELS[name]()
+    c_matches_reference(model, "host", tmp_path, seed=62, sanitize=True, samples=20,
+                        numerics="litert", extra=edge_inputs(load_program(model)))
 
 
 @pytest.mark.qemu
