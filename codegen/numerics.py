@@ -16,17 +16,17 @@ An operator module whose arithmetic differs in a mode says how in its `NUMERICS`
 from __future__ import annotations
 
 from codegen.errors import CodegenError
+from codegen.model.ir import DType
 
 MODES = ("tflm", "litert-ref", "litert")
 DEFAULT = "tflm"
 
 # Operators (int8 activations) whose arithmetic in a mode is TFLM's, checked against the
 # mode's oracle by tests/test_numerics.py. An operator of a mode is one of these or has a
-# NUMERICS entry of its own; every other is refused in that mode (codegen.ops.prepare_layer),
-# since its LiteRT kernel may compute something else (LiteRT's reference LEAKY_RELU,
-# HARD_SWISH and LOGISTIC do; its PRELU takes fewer shapes).
-# The operators that only move, compare or select values (no arithmetic on them): every
-# interpreter computes the same.
+# NUMERICS entry of its own (in the module whose Prepare made the layer); every other is
+# refused in that mode (codegen.ops.prepare_layer), since its LiteRT kernel may compute
+# something else. The operators that only move, compare or select values (no arithmetic on
+# them) compute the same in every interpreter.
 _MOVES = frozenset({
     "CONCATENATION", "EXPAND_DIMS", "MAXIMUM", "MINIMUM", "PACK", "PAD", "PADV2",
     "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT", "SPLIT_V", "SQUEEZE",
@@ -35,18 +35,24 @@ _MOVES = frozenset({
 SAME_AS_TFLM: dict[str, frozenset[str]] = {
     "litert-ref": _MOVES | frozenset({
         "ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
-        "HARD_SWISH", "MEAN", "QUANTIZE", "RELU", "SOFTMAX", "SUB",
+        "HARD_SWISH", "MEAN", "QUANTIZE", "RELU", "SOFTMAX", "SUB", "TRANSPOSE_CONV",
     }),
-    # LiteRT's optimized AVERAGE_POOL_2D (optimized_integer_ops::AveragePool) rounds as TFLM.
-    # XNNPACK's HARD_SWISH and RELU tables, and its float-to-int8 QUANTIZE, give TFLM's values
-    # on the operator test models (every int8 input value).
+    # LiteRT's optimized AVERAGE_POOL_2D (optimized_integer_ops::AveragePool) rounds as TFLM;
+    # its optimized HARD_SWISH and RELU (XNNPACK takes them in float only) give TFLM's values
+    # on every int8 input of the operator test models.
     "litert": _MOVES | frozenset({"AVERAGE_POOL_2D", "DEQUANTIZE", "HARD_SWISH", "RELU"}),
 }
-# Operators whose layers of other activation types than int8 a mode reproduces (uint8
-# QUANTIZE at a model's edges); every other non-int8 layer is refused in the modes.
-BEYOND_INT8: dict[str, frozenset[str]] = {
-    "litert-ref": frozenset({"QUANTIZE"}),
-    "litert": frozenset({"QUANTIZE"}),
+# The activation types other than int8 whose layers of an operator a mode reproduces (the
+# oracle checked on the operator test models: uint8 QUANTIZE at a model's edges, LiteRT's
+# 16x8 convolutions, which are TFLM's in both, XNNPACK taking none); every other non-int8
+# layer is refused.
+OTHER_TYPES: dict[str, dict[str, frozenset[DType]]] = {
+    "litert-ref": {"QUANTIZE": frozenset({DType.UINT8}),
+                   "CONV_2D": frozenset({DType.INT16}),
+                   "DEPTHWISE_CONV_2D": frozenset({DType.INT16})},
+    "litert": {"QUANTIZE": frozenset({DType.UINT8}),
+               "CONV_2D": frozenset({DType.INT16}),
+               "DEPTHWISE_CONV_2D": frozenset({DType.INT16})},
 }
 
 
@@ -56,10 +62,10 @@ def reproduced(mode: str, opcode: str, adapted: bool) -> bool:
     return mode == DEFAULT or adapted or opcode in SAME_AS_TFLM[mode]
 
 
-def reproduces_type(mode: str, opcode: str, int8: bool) -> bool:
-    """Whether numerics `mode` reproduces a layer of `opcode` whose activations are int8 or,
-    `int8` False, another type."""
-    return mode == DEFAULT or int8 or opcode in BEYOND_INT8[mode]
+def reproduces_type(mode: str, opcode: str, dtype: DType) -> bool:
+    """Whether numerics `mode` reproduces a layer of `opcode` whose activations are `dtype`."""
+    return (mode == DEFAULT or dtype is DType.INT8
+            or dtype in OTHER_TYPES[mode].get(opcode, frozenset()))
 
 
 def check_mode(mode: str) -> str:

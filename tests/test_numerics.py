@@ -115,15 +115,17 @@ def test_cli_run_takes_the_mode(shared_models: Path, tmp_path: Path) -> None:
 # -- the operator test models ---------------------------------------------------------------
 
 def _op_models() -> dict[str, Callable[[], bytes]]:
-    """The operator test models of the per-operator suites, by suite."""
+    """The operator test models of the per-operator suites, by suite (`i16`: the 16x8 suite)."""
     import test_ops_activations
     import test_ops_conv
     import test_ops_data
     import test_ops_elementwise
+    import test_ops_int16
     import test_pipeline_models
 
     suites = {"conv": test_ops_conv, "act": test_ops_activations, "data": test_ops_data,
-              "elem": test_ops_elementwise, "fc": test_pipeline_models}
+              "elem": test_ops_elementwise, "fc": test_pipeline_models,
+              "i16": test_ops_int16}
     # softmax_wide's rows make TFLM and LiteRT's reference SOFTMAX abort on random inputs
     # (test_ops_activations gives it inputs that avoid the abort).
     return {f"{suite}:{name}": factory for suite, module in suites.items()
@@ -138,20 +140,23 @@ MUST_TAKE = {
     "litert-ref": {"conv:b_edge", "conv:mlperf_kws", "fc:ad01", "fc:demo_per_tensor",
                    "elem:add_sub", "elem:mul", "act:leaky_relu", "act:hard_swish_relu",
                    "act:chain_in_place", "data:bundle_quantize", "elem:mean",
-                   "elem:concatenation"},
+                   "elem:concatenation", "i16:window_rgb", "i16:window_deep",
+                   "i16:transpose_conv_int8"},
     "litert": {"conv:mlperf_kws", "conv:mlperf_resnet", "conv:mlperf_vww", "fc:ad01",
                "fc:demo_per_channel", "fc:demo_per_tensor", "act:leaky_relu",
                "act:logistic_tanh", "act:hard_swish_relu", "act:chain_in_place",
                "elem:concatenation", "elem:maximum_minimum", "data:bundle_shape",
                "elem:add_sub", "elem:mul", "fc:float_io", "elem:mean",
-               "elem:keras_spatial"},
+               "elem:keras_spatial", "i16:window_rgb", "i16:window_deep"},
 }
-# How many operator test models each mode takes; every other is refused in one line, for a
-# reason the oracle gives: LiteRT fails to prepare the model (a convolution without bias,
-# LOGISTIC with TFLM's unread output scale, PRELU with a broadcast input) or the mode does
-# not reproduce its kernel yet (`litert`: int8 -> uint8 QUANTIZE by the builtin kernel,
-# FULLY_CONNECTED weights with a zero point, which LiteRT's optimized kernel takes).
-TAKEN = {"litert-ref": 54, "litert": 53}
+# How many operator test models each mode takes, of the int8 suites and of the 16x8 suite;
+# every other is refused in one line, for a reason the oracle gives: LiteRT fails to
+# prepare the model (a convolution without bias, LOGISTIC with TFLM's unread output scale,
+# PRELU with a broadcast input) or the mode does not reproduce its kernel yet (`litert`:
+# int8 -> uint8 QUANTIZE by the builtin kernel, FULLY_CONNECTED weights with a zero point,
+# which LiteRT's optimized kernel takes, TRANSPOSE_CONV; 16x8: all but CONV_2D and
+# DEPTHWISE_CONV_2D).
+TAKEN = {"litert-ref": (54, 6), "litert": (53, 5)}
 
 
 def _op_case(numerics: str, name: str) -> tuple[bytes, object] | None:
@@ -172,9 +177,16 @@ def _op_case(numerics: str, name: str) -> tuple[bytes, object] | None:
         return None
 
 
+def _needs_tf(name: str) -> bool:
+    from test_ops_int16 import _BUILDER
+
+    if name.startswith("i16:"):
+        return name[4:] not in _BUILDER
+    return any(part in name for part in ("keras", "stack", "converter", "float_io", "tf_"))
+
+
 def _op_params() -> list[object]:
-    return [pytest.param(m, n, marks=[pytest.mark.tf] if "keras" in n or "stack" in n
-                         or "converter" in n or "float_io" in n or "tf_" in n else [])
+    return [pytest.param(m, n, marks=[pytest.mark.tf] if _needs_tf(n) else [])
             for m in MODES for n in OP_MODELS]
 
 
@@ -197,10 +209,12 @@ def test_op_model_reference_and_host_c_match_the_mode_oracle(numerics: str, name
 def test_each_mode_takes_the_operator_test_models_it_counts(numerics: str) -> None:
     """The coverage README states: of the operator test models TFLM's mode takes, how many
     this mode takes (checked against its oracle by the test above); the rest are refused."""
-    ours = [name for name in OP_MODELS if _takes_in_tflm(name)]
-    taken = [name for name in ours if _op_case(numerics, name) is not None]
-    print(f"--numerics {numerics}: {len(taken)}/{len(ours)} operator test models")
-    assert len(taken) == TAKEN[numerics], sorted(set(ours) - set(taken))
+    for suite, expected in zip(("int8", "16x8"), TAKEN[numerics], strict=True):
+        ours = [name for name in OP_MODELS
+                if name.startswith("i16:") == (suite == "16x8") and _takes_in_tflm(name)]
+        taken = [name for name in ours if _op_case(numerics, name) is not None]
+        print(f"--numerics {numerics}: {len(taken)}/{len(ours)} {suite} operator test models")
+        assert len(taken) == expected, (suite, sorted(set(ours) - set(taken)))
 
 
 def _takes_in_tflm(name: str) -> bool:
