@@ -419,6 +419,39 @@ def test_softmax_table_is_the_c_librarys_expf() -> None:
         assert expf(float(x)).view(np.uint32) == np.float32(libm.expf(float(x))).view(np.uint32)
 
 
+def test_xnnpack_tanh_table_is_the_c_librarys_or_refused() -> None:
+    """XNNPACK's int8 TANH table calls the C library's tanhf, which is not correctly rounded:
+    the generator computes it from a double tanh and refuses a layer whose table would change
+    within 2 units in the last place. Every table it keeps equals the one built with this
+    host's tanhf, over input scales across the range of real models."""
+    import ctypes
+    import ctypes.util
+
+    from codegen.ops.logistic_tanh import SigmoidTanhXnnpack
+
+    libm = ctypes.CDLL(ctypes.util.find_library("m"))
+    libm.tanhf.restype = ctypes.c_float
+    libm.tanhf.argtypes = [ctypes.c_float]
+    rng = np.random.default_rng(52)
+    kept = 0
+    for _ in range(200):
+        layer = object.__new__(SigmoidTanhXnnpack)
+        layer.op = type("Op", (), {"opcode": "TANH"})()
+        scale, zp = np.float32(2.0 ** rng.uniform(-10, 2)), int(rng.integers(-128, 128))
+        out_scale, out_zp = [(1 / 128, 0), (0.01, 3)][int(rng.integers(0, 2))]
+        layer.params = {"input_scale": float(scale), "input_zero_point": zp,
+                        "output_scale": out_scale, "output_zero_point": out_zp}
+        if not layer.stable():
+            continue
+        kept += 1
+        v = (np.arange(-128, 128).astype(np.float32) - np.float32(zp)) * scale
+        r = np.array([libm.tanhf(float(x)) for x in v], dtype=np.float32)
+        y = np.rint(r * (np.float32(1.0) / np.float32(out_scale)) + np.float32(out_zp))
+        expected = np.clip(y, -128, 127).astype(np.int64)
+        assert np.array_equal(layer.function(np.arange(-128, 128)), expected), (scale, zp)
+    assert kept >= 190
+
+
 @pytest.mark.parametrize("numerics", MODES)
 @pytest.mark.parametrize("name", ("hello_world_int8", "ad01_int8", "kws_ref_model"))
 def test_mode_c_is_clean_under_sanitizers(name: str, numerics: str, shared_models: Path,

@@ -119,13 +119,15 @@ class SigmoidTanhXnnpack(LutLayer):
     value: x = (float(q) - zp_in) * s_in in float32; sigmoid as e / (1 + e) with e = exp(x)
     in double (0 below -100, 1 above 100), tanh in float; then nearbyint(y * (1 / s_out) +
     zp_out) in float32, clamped. The table is computed here (Python's libm `exp`, `tanh`),
-    never in the C."""
+    never in the C; a TANH whose table depends on the last bits of tanhf is refused
+    (`stable`)."""
 
     def function(self, x: np.ndarray) -> np.ndarray:
         return self._values()[np.asarray(x, dtype=np.int64) + 128]
 
-    def _values(self) -> np.ndarray:
-        """The outputs for the inputs -128 ... 127."""
+    def _values(self, ulps: int = 0) -> np.ndarray:
+        """The outputs for the inputs -128 ... 127, the float result moved by `ulps` units
+        in the last place (`stable`)."""
         p = self.params
         f32 = np.float32
         scale, zp_in = f32(p["input_scale"]), f32(p["input_zero_point"])
@@ -143,9 +145,22 @@ class SigmoidTanhXnnpack(LutLayer):
                     r = f32(e / (1.0 + e))
             else:
                 r = f32(math.tanh(float(v)))
+            for _ in range(abs(ulps)):
+                r = np.nextafter(r, f32(np.inf if ulps > 0 else -np.inf))
             y = np.rint(f32(r * inv) + zp_out)
             out[i] = int(min(max(y, f32(-128.0)), f32(127.0)))
         return out
+
+    def stable(self) -> bool:
+        """Whether the table is the same with the float result off by 2 units in the last
+        place either way. TANH's is the C library's tanhf, which is not correctly rounded (and
+        which one LiteRT was linked with is not known here), so an entry near a rounding tie
+        cannot be promised. LOGISTIC's is a double exp (glibc's is within 0.502 units in the
+        last place of double) rounded to float32 after a double division: settled."""
+        if self.opcode == "LOGISTIC":
+            return True
+        table = self._values()
+        return all(np.array_equal(table, self._values(u)) for u in (-2, -1, 1, 2))
 
 
 def litert(layer: SigmoidTanh) -> SigmoidTanhXnnpack:
@@ -153,8 +168,14 @@ def litert(layer: SigmoidTanh) -> SigmoidTanhXnnpack:
     x, y = layer.in_tensor(), layer.out_tensor()
     params = {"input_scale": float(x.quant.scale), "input_zero_point": x.quant.zero_point,
               "output_scale": float(y.quant.scale), "output_zero_point": y.quant.zero_point}
-    return SigmoidTanhXnnpack(layer.op, layer.graph, inputs=layer.inputs,
-                              outputs=layer.outputs, params=params)
+    adapted = SigmoidTanhXnnpack(layer.op, layer.graph, inputs=layer.inputs,
+                                 outputs=layer.outputs, params=params)
+    if not adapted.stable():
+        from codegen.ops import _litert
+
+        raise _litert.refuse(layer, "litert", "an entry of XNNPACK's TANH table falls near a "
+                             "rounding tie of the C library's tanhf")
+    return adapted
 
 
 NUMERICS = {"litert-ref": litert_ref, "litert": litert}
