@@ -150,11 +150,34 @@ class QuantizeFloatXnnpack(Quantize):
         return [(np.rint(v).astype(np.int64) + zp).astype(y.dtype.np)]
 
 
+@dataclass
+class RequantizeLiteRT(Quantize):
+    """LiteRT's optimized int8 <-> uint8 Requantize (optimized_ops.h): its vector loop, 16
+    elements at a time, takes the first 16 * floor(count / 16) elements with its NEON
+    MultiplyByQuantizedMultiplier4Rows (double-rounding build: vqrdmulh(x << left, m), then
+    a rounding shift right, both rounding ties toward +infinity; NEON_2_SSE on x86); the
+    tail goes through TFLM's MultiplyByQuantizedMultiplier (ties away from zero)."""
+
+    template: ClassVar[str] = "kernels/requantize_litert.c.j2"
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        y = self.out_tensor()
+        x = inputs[0].astype(np.int64).reshape(len(inputs[0]), -1) - int(p["input_zero_point"])
+        left, right = int(p["left_shift"]), int(p["right_shift"])
+        high = (2 * (x << left) * int(p["multiplier"]) + (1 << 31)) >> 32
+        vector = (high + ((1 << (right - 1)) if right else 0)) >> right
+        tail = quant.multiply_by_quantized_multiplier(x, int(p["multiplier"]), int(p["shift"]))
+        r = np.where(np.arange(x.shape[1]) < int(p["vector_count"]), vector, tail)
+        q = np.clip(quant.add_int32(r, int(p["output_zero_point"])), int(p["qmin"]),
+                    int(p["qmax"]))
+        return [q.astype(y.dtype.np).reshape(len(inputs[0]), *y.shape)]
+
+
 def litert(layer: Quantize) -> Layer:
     """LiteRT's default interpreter: XNNPACK takes a float QUANTIZE (above) and int8 -> int8
-    with a scale ratio in [1/256, 128]; LiteRT's builtin kernel takes uint8 -> int8 (TFLM's
-    values) and int8 -> uint8 (TFLM's values when the scales are equal; otherwise not
-    reproduced)."""
+    with a scale ratio in [1/256, 128]; LiteRT's optimized kernel takes int8 <-> uint8
+    (above); uint8 -> uint8 and int8 -> int8 outside XNNPACK's range are not reproduced."""
     from codegen.emit import c_float
     from codegen.ops import _litert
 
@@ -166,11 +189,13 @@ def litert(layer: Quantize) -> Layer:
                                     outputs=layer.outputs,
                                     params={**layer.params, "xnn_inv_scale": float(inv),
                                             "inv_scale": c_float(float(inv))})
-    if (x.dtype, y.dtype) == (DType.UINT8, DType.INT8):
-        return layer
     ratio = np.float32(x.quant.scale) / np.float32(y.quant.scale)
-    if (x.dtype, y.dtype) == (DType.INT8, DType.UINT8) and ratio == np.float32(1.0):
-        return layer
+    if {x.dtype, y.dtype} == {DType.INT8, DType.UINT8}:
+        shift = int(layer.params["shift"])
+        params = {**layer.params, "left_shift": max(shift, 0), "right_shift": -min(shift, 0),
+                  "vector_count": int(layer.params["count"]) // 16 * 16}  # type: ignore[call-overload]
+        return RequantizeLiteRT(layer.op, layer.graph, inputs=layer.inputs,
+                                outputs=layer.outputs, params=params)
     if (x.dtype, y.dtype) == (DType.INT8, DType.INT8) and (
             np.float32(1 / 256) <= ratio <= np.float32(128)):
         params = {"input_zero_point": x.quant.zero_point,
