@@ -4,13 +4,17 @@
   - `litert-ref`: LiteRT's reference kernels (`OpResolverType.BUILTIN_REF` of the pinned
     `ai-edge-litert`). They differ from TFLM in FULLY_CONNECTED (int8), which requantizes
     in double precision: round(double(acc) * (double(s_in) * double(s_w) / double(s_out)))
-    with round half away from zero, instead of the fixed-point multiplier; and in MUL,
-    whose multiplier LiteRT's Prepare computes in float32.
+    with round half away from zero, instead of the fixed-point multiplier; in MUL and
+    LEAKY_RELU, whose multipliers LiteRT's Prepare computes in float32; in RELU6, which
+    LiteRT requantizes to its output scale.
   - `litert`: LiteRT's default interpreter (`Interpreter(model_path=...)`): the XNNPACK
     delegate for the operators it takes, with its own requantization (a float32 scale, round
-    to nearest even), LiteRT's optimized builtin kernels for the rest.
+    to nearest even; tables of its float formulas for the unary operators), LiteRT's
+    optimized builtin kernels for the rest (RELU6 and LEAKY_RELU as LiteRT's, int8 <-> uint8
+    QUANTIZE with its vector loop's rounding, SOFTMAX with its float table).
 An operator module whose arithmetic differs in a mode says how in its `NUMERICS` table
-(codegen/ops/__init__.py); every other operator computes as in `tflm`.
+(codegen/ops/__init__.py); an operator in `SAME_AS_TFLM` computes as in `tflm`; every
+other is refused in the mode.
 """
 
 from __future__ import annotations
