@@ -193,8 +193,11 @@ def _op_params() -> list[object]:
 @pytest.mark.parametrize(("numerics", "name"), _op_params())
 def test_op_model_reference_and_host_c_match_the_mode_oracle(numerics: str, name: str,
                                                              tmp_path: Path) -> None:
-    """Each operator test model a mode takes: the reference equals the mode's oracle and the
-    C on the host equals the reference; a model it does not take is refused in one line."""
+    """Each operator test model a mode takes: the reference equals the mode's oracle (litert-ref:
+    LiteRT's reference kernels, OpResolverType.BUILTIN_REF; litert: LiteRT's default
+    interpreter, XNNPACK and the optimized builtin kernels) on full-range random batches with
+    the edges, and the C on the host equals the reference; a model it does not take is
+    refused in one line."""
     case = _op_case(numerics, name)
     if case is None:
         return
@@ -236,6 +239,8 @@ M4_OP_MODELS = ("conv:b_edge", "conv:mlperf_kws", "fc:demo_per_tensor", "elem:ad
 @pytest.mark.parametrize("name", M4_OP_MODELS)
 def test_op_model_c_matches_the_mode_reference_on_cortex_m4(numerics: str, name: str,
                                                             tmp_path: Path) -> None:
+    """The C under QEMU equals the mode's reference (which the test above checks against the
+    mode's LiteRT oracle): the float requantization and the tables on the target."""
     case = _op_case(numerics, name)
     if case is None:
         assert name not in MUST_TAKE[numerics]
