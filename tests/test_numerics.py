@@ -231,12 +231,13 @@ def _takes_in_tflm(name: str) -> bool:
 M4_OP_MODELS = ("conv:b_edge", "conv:mlperf_kws", "fc:demo_per_tensor", "elem:add_sub",
                 "act:leaky_relu", "act:logistic_tanh", "act:hard_swish_relu",
                 "act:chain_in_place", "data:bundle_quantize", "elem:mean",
-                "elem:concatenation")
+                "elem:concatenation", "elem:mul", "fc:float_io")
 
 
 @pytest.mark.qemu
 @pytest.mark.parametrize("numerics", MODES)
-@pytest.mark.parametrize("name", M4_OP_MODELS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.tf] if _needs_tf(n) else [])
+                                  for n in M4_OP_MODELS])
 def test_op_model_c_matches_the_mode_reference_on_cortex_m4(numerics: str, name: str,
                                                             tmp_path: Path) -> None:
     """The C under QEMU equals the mode's reference (which the test above checks against the
