@@ -19,6 +19,7 @@ with strides computed here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -162,7 +163,7 @@ def prepare_int16(op: Operator, graph: Graph) -> Prelu:
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}
 
 
-def _litert(mode: str):  # type: ignore[no-untyped-def]
+def _litert(mode: str) -> Callable[[Prelu], Prelu]:
     def adapt(layer: Prelu) -> Prelu:
         """LiteRT's PRELU (reference and optimized kernels, and XNNPACK's, which computes the
         same on the test models) is TFLM's, but fails to prepare when the input does not

@@ -243,7 +243,8 @@ def litert(layer: Rectifier) -> Rectifier:
     kernel, LiteRT's float32 multipliers, the rest); RELU and RELU6 stay with the builtin
     kernels (XNNPACK takes them in float only)."""
     if layer.opcode == "LEAKY_RELU":
-        return _xnnpack_leaky_relu(layer) or _leaky_relu_float32(layer)
+        xnnpack = _xnnpack_leaky_relu(layer)
+        return xnnpack if xnnpack is not None else _leaky_relu_float32(layer)
     return litert_ref(layer)
 
 
