@@ -4,13 +4,13 @@
   - `litert-ref`: LiteRT's reference kernels (`OpResolverType.BUILTIN_REF` of the pinned
     `ai-edge-litert`). They differ from TFLM in FULLY_CONNECTED (int8), which requantizes
     in double precision: round(double(acc) * (double(s_in) * double(s_w) / double(s_out)))
-    with round half away from zero, instead of the fixed-point multiplier; in MUL and
-    LEAKY_RELU, whose multipliers LiteRT's Prepare computes in float32; in RELU6, which
-    LiteRT requantizes to its output scale.
+    with round half away from zero, instead of the fixed-point multiplier; in MUL,
+    LEAKY_RELU, RELU and PRELU, whose multipliers LiteRT's Prepare computes in float32; in
+    RELU6, which LiteRT requantizes to its output scale.
   - `litert`: LiteRT's default interpreter (`Interpreter(model_path=...)`): the XNNPACK
     delegate for the operators it takes, with its own requantization (a float32 scale, round
     to nearest even; tables of its float formulas for the unary operators), LiteRT's
-    optimized builtin kernels for the rest (RELU6 and LEAKY_RELU as LiteRT's, int8 <-> uint8
+    optimized builtin kernels for the rest (RELU, RELU6, PRELU as LiteRT's, int8 <-> uint8
     QUANTIZE with its vector loop's rounding, SOFTMAX with its float table).
 An operator module whose arithmetic differs in a mode says how in its `NUMERICS` table
 (codegen/ops/__init__.py); an operator in `SAME_AS_TFLM` computes as in `tflm`; every
@@ -39,12 +39,12 @@ _MOVES = frozenset({
 SAME_AS_TFLM: dict[str, frozenset[str]] = {
     "litert-ref": _MOVES | frozenset({
         "ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
-        "HARD_SWISH", "MEAN", "QUANTIZE", "RELU", "SOFTMAX", "SUB", "TRANSPOSE_CONV",
+        "HARD_SWISH", "MEAN", "QUANTIZE", "SOFTMAX", "SUB", "TRANSPOSE_CONV",
     }),
     # LiteRT's optimized AVERAGE_POOL_2D (optimized_integer_ops::AveragePool) rounds as TFLM;
-    # its optimized HARD_SWISH and RELU (XNNPACK takes them in float only) give TFLM's values
-    # on every int8 input of the operator test models.
-    "litert": _MOVES | frozenset({"AVERAGE_POOL_2D", "DEQUANTIZE", "HARD_SWISH", "RELU"}),
+    # its optimized HARD_SWISH (XNNPACK takes it in float only) gives TFLM's values on every
+    # int8 input of the operator test models.
+    "litert": _MOVES | frozenset({"AVERAGE_POOL_2D", "DEQUANTIZE", "HARD_SWISH"}),
 }
 # The activation types other than int8 whose layers of an operator a mode reproduces (the
 # oracle checked on the operator test models: uint8 QUANTIZE at a model's edges, LiteRT's

@@ -424,6 +424,57 @@ def test_softmax_table_is_the_c_librarys_expf() -> None:
         assert expf(float(x)).view(np.uint32) == np.float32(libm.expf(float(x))).view(np.uint32)
 
 
+@pytest.mark.parametrize("numerics", MODES)
+def test_relu_multiplier_is_litert_float32_division(numerics: str) -> None:
+    """LiteRT's RELU divides the scales in float32 (ReluPrepare), TFLM in double: at these
+    scales one input of 256 comes out differently, and each mode gives its oracle's value
+    for every int8 input."""
+    from support.activation_models import unary_model
+    from support.builder import Q
+
+    model = unary_model("RELU", (1, 256), Q(0.09561559557914734, -127),
+                        Q(0.06797919422388077, -90))
+    x = [np.arange(-128, 128, dtype=np.int8).reshape(1, 1, 256)]
+    ours = reference_matches_oracle(model, x, numerics)
+    assert not np.array_equal(ours[0], run_oracle(model, x, "tflm")[0])
+
+
+_TABLE_OPS = ("LOGISTIC", "TANH", "LEAKY_RELU", "RELU", "RELU6", "HARD_SWISH")
+
+
+@pytest.mark.parametrize("numerics", MODES)
+def test_table_operators_match_the_oracle_over_random_scales(numerics: str) -> None:
+    """The int8 table operators (each mode's own arithmetic: LiteRT's float32 multipliers,
+    RELU6 reading its output scale, XNNPACK's LEAKY_RELU, LOGISTIC and TANH) on 60 layers of
+    random scales, zero points and alphas that TFLM takes: every int8 input gives the
+    oracle's value, or the layer is refused in one line."""
+    from support.activation_models import unary_model
+    from support.builder import Q
+
+    rng = np.random.default_rng(71)
+    x = [np.arange(-128, 128, dtype=np.int8).reshape(1, 1, 256)]
+    checked = 0
+    for i in range(60):
+        opcode = _TABLE_OPS[i % len(_TABLE_OPS)]
+        in_q = Q(float(2.0 ** rng.uniform(-9, 1)), int(rng.integers(-128, 128)))
+        out_q = {"LOGISTIC": Q(1 / 256, -128), "TANH": Q(1 / 128, 0)}.get(
+            opcode, Q(float(2.0 ** rng.uniform(-8, 0)), int(rng.integers(-128, 128))))
+        options = {"alpha": float(rng.uniform(-2, 2))} if opcode == "LEAKY_RELU" else {}
+        model = unary_model(opcode, (1, 256), in_q, out_q, **options)
+        try:
+            load_program(model)
+        except UnsupportedError:
+            continue  # TFLM's refusal (tested with the operator)
+        try:
+            load_program(model, numerics=numerics)
+        except UnsupportedError as exc:
+            assert "\n" not in str(exc) and "use --numerics tflm" in str(exc)
+            continue
+        reference_matches_oracle(model, x, numerics)
+        checked += 1
+    assert checked >= 50
+
+
 def test_xnnpack_tanh_table_is_the_c_librarys_or_refused() -> None:
     """XNNPACK's int8 TANH table calls the C library's tanhf, which is not correctly rounded:
     the generator computes it from a double tanh and refuses a layer whose table would change

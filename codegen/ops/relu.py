@@ -162,8 +162,9 @@ def _f32(value: float) -> np.float32:
 
 @dataclass
 class RectifierLiteRT(Rectifier):
-    """RELU6 and LEAKY_RELU as LiteRT's builtin kernels compute them, and LEAKY_RELU as
+    """RELU, RELU6 and LEAKY_RELU as LiteRT's builtin kernels compute them, and LEAKY_RELU as
     XNNPACK does (`xnnpack` set), as a table like TFLM's:
+      - RELU: TFLM's arithmetic, the multiplier of in_scale / out_scale divided in float32;
       - RELU6 (ReluPrepare, QuantizedReluX): requantized like RELU by in_scale / out_scale (a
         float32 division), clamped to [max(-128, zp), min(127, zp + roundf(6.0f / out_scale))]:
         unlike TFLM's, the output quantization is read;
@@ -229,19 +230,29 @@ def _xnnpack_leaky_relu(layer: Rectifier) -> Rectifier | None:
                            params=params)
 
 
+def _relu_float32(layer: Rectifier) -> Rectifier:
+    """RELU as LiteRT prepares it: TFLM's arithmetic, the multiplier of in_scale / out_scale
+    divided in float32 (ReluPrepare; TFLM divides in double)."""
+    x, y = layer.in_tensor(), layer.out_tensor()
+    multiplier, shift = _multiplier(layer.op, float(_f32(x.quant.scale) / _f32(y.quant.scale)))
+    params = {**layer.params, "multiplier": multiplier, "shift": shift}
+    return RectifierLiteRT(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
+                           params=params)
+
+
 def litert_ref(layer: Rectifier) -> Rectifier:
-    """LiteRT's reference kernels: RELU as TFLM, RELU6 and LEAKY_RELU requantized as above."""
+    """LiteRT's reference kernels: RELU, RELU6 and LEAKY_RELU requantized as above."""
     if layer.opcode == "RELU6":
         return _relu6_litert(layer)
     if layer.opcode == "LEAKY_RELU":
         return _leaky_relu_float32(layer)
-    return layer
+    return _relu_float32(layer)
 
 
 def litert(layer: Rectifier) -> Rectifier:
     """LiteRT's default interpreter: XNNPACK takes int8 LEAKY_RELU where it can (the builtin
     kernel, LiteRT's float32 multipliers, the rest); RELU and RELU6 stay with the builtin
-    kernels (XNNPACK takes them in float only)."""
+    kernels (XNNPACK takes them in float only), as in litert-ref."""
     if layer.opcode == "LEAKY_RELU":
         xnnpack = _xnnpack_leaky_relu(layer)
         return xnnpack if xnnpack is not None else _leaky_relu_float32(layer)
