@@ -4,37 +4,59 @@
   - `litert-ref`: LiteRT's reference kernels (`OpResolverType.BUILTIN_REF` of the pinned
     `ai-edge-litert`). They differ from TFLM in FULLY_CONNECTED (int8), which requantizes
     in double precision: round(double(acc) * (double(s_in) * double(s_w) / double(s_out)))
-    with round half away from zero, instead of the fixed-point multiplier; and in MUL,
-    whose multiplier LiteRT's Prepare computes in float32.
+    with round half away from zero, instead of the fixed-point multiplier; in MUL,
+    LEAKY_RELU, RELU and PRELU, whose multipliers LiteRT's Prepare computes in float32; in
+    RELU6, which LiteRT requantizes to its output scale.
   - `litert`: LiteRT's default interpreter (`Interpreter(model_path=...)`): the XNNPACK
     delegate for the operators it takes, with its own requantization (a float32 scale, round
-    to nearest even), LiteRT's optimized builtin kernels for the rest.
+    to nearest even; tables of its float formulas for the unary operators), LiteRT's
+    optimized builtin kernels for the rest (RELU, RELU6, PRELU as LiteRT's, int8 <-> uint8
+    QUANTIZE with its vector loop's rounding, SOFTMAX with its float table).
 An operator module whose arithmetic differs in a mode says how in its `NUMERICS` table
-(codegen/ops/__init__.py); every other operator computes as in `tflm`.
+(codegen/ops/__init__.py); an operator in `SAME_AS_TFLM` computes as in `tflm`; every
+other is refused in the mode.
 """
 
 from __future__ import annotations
 
 from codegen.errors import CodegenError
+from codegen.model.ir import DType
 
 MODES = ("tflm", "litert-ref", "litert")
 DEFAULT = "tflm"
 
 # Operators (int8 activations) whose arithmetic in a mode is TFLM's, checked against the
 # mode's oracle by tests/test_numerics.py. An operator of a mode is one of these or has a
-# NUMERICS entry of its own; every other is refused in that mode (codegen.ops.prepare_layer),
-# since its LiteRT kernel may compute something else (LiteRT's reference LEAKY_RELU,
-# HARD_SWISH and LOGISTIC do; its PRELU takes fewer shapes).
+# NUMERICS entry of its own (in the module whose Prepare made the layer); every other is
+# refused in that mode (codegen.ops.prepare_layer), since its LiteRT kernel may compute
+# something else. The operators that only move, compare or select values (no arithmetic on
+# them) compute the same in every interpreter.
+_MOVES = frozenset({
+    "CONCATENATION", "EXPAND_DIMS", "MAXIMUM", "MINIMUM", "PACK", "PAD", "PADV2",
+    "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT", "SPLIT_V", "SQUEEZE",
+    "STRIDED_SLICE", "TRANSPOSE", "UNPACK", "MAX_POOL_2D",
+})
 SAME_AS_TFLM: dict[str, frozenset[str]] = {
-    "litert-ref": frozenset({
-        "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D",
-        "DEQUANTIZE", "EXPAND_DIMS", "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM", "PACK",
-        "PAD", "PADV2", "QUANTIZE", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SOFTMAX",
-        "SPLIT", "SPLIT_V", "SQUEEZE", "STRIDED_SLICE", "SUB", "TRANSPOSE", "UNPACK",
+    "litert-ref": _MOVES | frozenset({
+        "ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
+        "HARD_SWISH", "MEAN", "QUANTIZE", "SOFTMAX", "SUB", "TRANSPOSE_CONV",
     }),
     # LiteRT's optimized AVERAGE_POOL_2D (optimized_integer_ops::AveragePool) rounds as TFLM;
-    # RESHAPE moves no value. XNNPACK takes neither in the models it was measured on.
-    "litert": frozenset({"AVERAGE_POOL_2D", "MAX_POOL_2D", "PAD", "PADV2", "RESHAPE"}),
+    # its optimized HARD_SWISH (XNNPACK takes it in float only) gives TFLM's values on every
+    # int8 input of the operator test models.
+    "litert": _MOVES | frozenset({"AVERAGE_POOL_2D", "DEQUANTIZE", "HARD_SWISH"}),
+}
+# The activation types other than int8 whose layers of an operator a mode reproduces (the
+# oracle checked on the operator test models: uint8 QUANTIZE at a model's edges, LiteRT's
+# 16x8 convolutions, which are TFLM's in both, XNNPACK taking none); every other non-int8
+# layer is refused.
+OTHER_TYPES: dict[str, dict[str, frozenset[DType]]] = {
+    "litert-ref": {"QUANTIZE": frozenset({DType.UINT8}),
+                   "CONV_2D": frozenset({DType.INT16}),
+                   "DEPTHWISE_CONV_2D": frozenset({DType.INT16})},
+    "litert": {"QUANTIZE": frozenset({DType.UINT8}),
+               "CONV_2D": frozenset({DType.INT16}),
+               "DEPTHWISE_CONV_2D": frozenset({DType.INT16})},
 }
 
 
@@ -42,6 +64,12 @@ def reproduced(mode: str, opcode: str, adapted: bool) -> bool:
     """Whether numerics `mode` reproduces `opcode`: TFLM's arithmetic is the mode's, or the
     operator module adapts the layer to it (its NUMERICS entry)."""
     return mode == DEFAULT or adapted or opcode in SAME_AS_TFLM[mode]
+
+
+def reproduces_type(mode: str, opcode: str, dtype: DType) -> bool:
+    """Whether numerics `mode` reproduces a layer of `opcode` whose activations are `dtype`."""
+    return (mode == DEFAULT or dtype is DType.INT8
+            or dtype in OTHER_TYPES[mode].get(opcode, frozenset()))
 
 
 def check_mode(mode: str) -> str:

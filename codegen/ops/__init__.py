@@ -53,17 +53,12 @@ def registry() -> dict[str, Kernels]:
 Adapt = Callable[[Layer], Layer]
 
 
-@cache
-def numerics_variants() -> dict[str, dict[str, Adapt]]:
-    """opcode -> {numerics mode: adapt} for the modules that define NUMERICS."""
-    table: dict[str, dict[str, Adapt]] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if info.name in _NOT_OPERATORS or info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        for opcode in module.OPCODES:
-            table.setdefault(opcode, {}).update(getattr(module, "NUMERICS", {}))
-    return table
+def numerics_variant(prepare: Prepare, numerics: str) -> Adapt | None:
+    """The `NUMERICS[numerics]` of the operator module whose `prepare` made the layer (not of
+    every module claiming the opcode: CONV_2D's int8 and int16 kernels live in different
+    modules and differ in every mode)."""
+    module = importlib.import_module(prepare.__module__)
+    return getattr(module, "NUMERICS", {}).get(numerics)
 
 
 def supported_operators() -> list[str]:
@@ -95,23 +90,28 @@ def activation_type(op: Operator, graph: Graph) -> DType:
 
 
 def prepare_layer(op: Operator, graph: Graph, numerics: str = "tflm") -> Layer:
-    from codegen.numerics import reproduced
+    from codegen.numerics import reproduced, reproduces_type
 
-    layer = _prepare_tflm(op, graph)
-    adapt = numerics_variants().get(op.opcode, {}).get(numerics)
+    prepare = _kernel(op, graph)
+    layer = _prepare_tflm(op, graph, prepare)
+    if numerics == "tflm":
+        return layer
+    adapt = numerics_variant(prepare, numerics)
+    dtype = activation_type(op, graph)
+    if not reproduces_type(numerics, op.opcode, dtype):
+        raise UnsupportedError(
+            f"operator {op.index} ({op.opcode}): --numerics {numerics} does not reproduce "
+            f"{dtype.numpy_name} {op.opcode} layers; use --numerics tflm")
     if not reproduced(numerics, op.opcode, adapt is not None):
         raise UnsupportedError(
             f"operator {op.index} ({op.opcode}): --numerics {numerics} does not reproduce "
             f"{op.opcode} (its LiteRT kernel is not known to compute what TFLM's does); use "
             "--numerics tflm")
-    if numerics != "tflm" and activation_type(op, graph) is not DType.INT8:
-        raise UnsupportedError(
-            f"operator {op.index} ({op.opcode}): --numerics {numerics} reproduces int8 "
-            "layers only; use --numerics tflm")
     return layer if adapt is None else adapt(layer)
 
 
-def _prepare_tflm(op: Operator, graph: Graph) -> Layer:
+def _kernel(op: Operator, graph: Graph) -> Prepare:
+    """The Prepare TFLM's registration picks for the operator."""
     kernels = registry().get(op.opcode)
     if kernels is None:
         raise UnsupportedError(
@@ -128,6 +128,10 @@ def _prepare_tflm(op: Operator, graph: Graph) -> Layer:
                 f"operator {op.index} ({op.opcode}): {dtype.numpy_name} activations are not "
                 f"supported (TFLM has {names} kernels for it)"
             )
+    return prepare
+
+
+def _prepare_tflm(op: Operator, graph: Graph, prepare: Prepare) -> Layer:
     try:
         return prepare(op, graph)
     except UnsupportedError as exc:

@@ -1,11 +1,15 @@
 """What the operators share in numerics modes litert and litert-ref (codegen/numerics.py).
 
 Mode `litert` is LiteRT's default interpreter: the XNNPACK delegate takes FULLY_CONNECTED,
-CONV_2D, DEPTHWISE_CONV_2D and ADD of the models it sees (measured with the pinned
-ai-edge-litert: `Interpreter._get_ops_details()` lists the delegate's partitions) and
-requantizes with a float32 scale, rounding to nearest even (`_requant.requantize_fp32`).
-AVERAGE_POOL_2D, RESHAPE and SOFTMAX stay with LiteRT's optimized builtin kernels; the first
-two compute what TFLM does, SOFTMAX is a float lookup table (softmax.py).
+CONV_2D, DEPTHWISE_CONV_2D, ADD, SUB, MUL, MEAN, LEAKY_RELU, LOGISTIC, TANH and QUANTIZE of
+the int8 models it sees (measured with the pinned ai-edge-litert:
+`Interpreter._get_ops_details()` lists the delegate's partitions; the delegate's own checks
+decide which layers it declines) and requantizes with float32 scales, rounding to nearest
+even (`_requant.requantize_fp32`); its unary operators are tables of its float formulas
+(relu.py, logistic_tanh.py, quantize.py). AVERAGE_POOL_2D, RELU, RELU6, HARD_SWISH, PRELU,
+SOFTMAX and what XNNPACK declines stay with LiteRT's optimized builtin kernels; SOFTMAX is a
+float lookup table (softmax.py), RELU6 and LEAKY_RELU are LiteRT's (relu.py), the others
+compute what TFLM does.
 
 An operator whose arithmetic in a mode is not known to be reproduced is refused in that mode
 rather than given TFLM's arithmetic under another name (`refuse`).

@@ -34,6 +34,7 @@ import numpy as np
 
 from codegen import quant
 from codegen.emit import render
+from codegen.errors import UnsupportedError
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._binary import (
     BinaryLayer,
@@ -238,7 +239,8 @@ class AddLiteRT(BinaryLayer):
         acc = bias + a * a_multiplier + b * b_multiplier   (int32, no overflow)
         out = clamp((acc >> shift) + output_zero_point, lo, hi)   (arithmetic shift)
     where bias = 2^(shift-1) - a_multiplier * a_zp - b_multiplier * b_zp and [lo, hi] are
-    XNNPACK's bounds of the fused activation."""
+    XNNPACK's bounds of the fused activation. SUB is this addition with b_multiplier negated
+    (XNNPACK negates b's scale)."""
 
     runtime: ClassVar[tuple[str, ...]] = ("clamp",)
     template: ClassVar[str] = "kernels/add_xnnpack.c.j2"
@@ -280,11 +282,18 @@ def litert(layer: AddSub) -> BinaryLayer:
     from codegen.ops import _litert, _requant
 
     p = layer.params
-    if p["subtract"] or layer.dtype is not DType.INT8:
-        raise _litert.refuse(layer, "litert", "only int8 ADD is reproduced")
+    if layer.dtype is not DType.INT8:
+        raise _litert.refuse(layer, "litert", "only int8 ADD and SUB are reproduced")
     a, b = (o.tensor for o in layer.operands)
     y = layer.out_tensor()
-    am, bm, shift = _xnnpack_multipliers(layer.op, a.quant.scale, b.quant.scale, y.quant.scale)
+    try:
+        am, bm, shift = _xnnpack_multipliers(layer.op, a.quant.scale, b.quant.scale,
+                                             y.quant.scale)
+    except UnsupportedError:
+        # XNNPACK refuses the layer; LiteRT's builtin ADD and SUB compute TFLM's arithmetic.
+        return layer
+    if p["subtract"]:  # XNNPACK subtracts as it adds, with b's scale negated
+        bm = -bm
     lo, hi = _requant.xnnpack_activation_bounds(str(p["activation"]), y.quant.scale,
                                                 y.quant.zero_point)
     params = {k: v for k, v in p.items() if k not in ("tables",)}

@@ -119,3 +119,49 @@ def prepare_int16(op: Operator, graph: Graph) -> Mean:
 
 
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}
+
+
+@dataclass
+class MeanXnnpack(Mean):
+    """Numerics mode litert: XNNPACK's int8 MEAN (reduce-nd.c, its qs8 rsum and the int32 ->
+    int8 conversion): the raw int32 sum, then nearbyint(float(sum) * scale + zp') in float32,
+    clamped, with scale = (s_in / s_out) * (1 / n) and zp' = zp_out - float(n * zp_in) * scale,
+    each rounded to float32 (n: the number of reduced elements)."""
+
+    runtime: ClassVar[tuple[str, ...]] = ()
+    template: ClassVar[str] = "kernels/mean_xnnpack.c.j2"
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        x = inputs[0].astype(np.int64)
+        axes = tuple(a + 1 for a in p["axes"])  # type: ignore[attr-defined]
+        total = x.sum(axis=axes)
+        v = total.astype(np.float32) * np.float32(p["xnn_scale"])
+        v = v + np.float32(p["xnn_zero_point"])
+        out = np.clip(np.rint(v), -128, 127).astype(np.int64)
+        return [out.astype(np.int8).reshape((x.shape[0], *self.out_tensor().shape))]
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        return [
+            ("axes", f"{list(p['axes'])} ({p['count']} elements per mean)"),  # type: ignore[call-overload]
+            ("scale", f"{p['fp32_scale']}, zero point {p['fp32_zero_point']} (float32, XNNPACK)"),
+        ]
+
+
+def litert(layer: Mean) -> Mean:
+    """Numerics litert: XNNPACK takes every int8 MEAN (above)."""
+    from codegen.emit import c_float
+
+    x, y = layer.in_tensor(), layer.out_tensor()
+    f32 = np.float32
+    count = int(layer.params["count"])  # type: ignore[call-overload]
+    scale = (f32(x.quant.scale) / f32(y.quant.scale)) * (f32(1.0) / f32(count))
+    zero_point = f32(y.quant.zero_point) - f32(f32(count * x.quant.zero_point) * scale)
+    params = {**layer.params, "xnn_scale": float(scale), "xnn_zero_point": float(zero_point),
+              "fp32_scale": c_float(float(scale)), "fp32_zero_point": c_float(float(zero_point))}
+    return MeanXnnpack(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
+                       params=params)
+
+
+NUMERICS = {"litert": litert}

@@ -92,5 +92,53 @@ def litert_ref(layer: Mul) -> Mul:
     return Mul(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs, params=params)
 
 
+@dataclass
+class MulXnnpack(Mul):
+    """Numerics mode litert: XNNPACK's qs8 MUL (xnn_init_qs8_mul_minmax_scalar_params and its
+    fp32 vmul microkernels): scale = (s1 * s2) / s_out in float32, then per element
+    requantize_fp32((x1 - zp1) * (x2 - zp2)) with XNNPACK's bounds of the fused activation."""
+
+    runtime: ClassVar[tuple[str, ...]] = ("requantize_fp32",)
+    template: ClassVar[str] = "kernels/mul_xnnpack.c.j2"
+
+    def combine(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        from codegen.ops import _requant
+
+        p = self.params
+        product = (a + int(p["input1_offset"])) * (b + int(p["input2_offset"]))
+        return _requant.requantize_fp32(product, np.float32(p["xnn_scale"]),
+                                        int(p["output_offset"]), int(p["act_min"]),
+                                        int(p["act_max"]))
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        return [
+            ("activation", f"{p['activation']} -> clamp [{p['act_min']}, {p['act_max']}] "
+                           "(XNNPACK's bounds)"),
+            ("scale", f"{p['fp32_scale']} (float32, XNNPACK)"),
+            ("broadcast", describe_levels(p["levels"])),  # type: ignore[arg-type]
+        ]
+
+
+def litert(layer: Mul) -> Mul:
+    """Numerics litert: XNNPACK takes an int8 MUL whose scale (s1 * s2) / s_out is in
+    [2^-16, 2^8); LiteRT's builtin kernel (not reproduced) takes the others."""
+    from codegen.emit import c_float
+    from codegen.ops import _litert, _requant
+
+    x1, x2 = (o.tensor for o in layer.operands)
+    y = layer.out_tensor()
+    scale = _requant.xnnpack_scale(x1.quant.scale, x2.quant.scale, y.quant.scale)
+    if not np.float32(2.0 ** -16) <= scale < np.float32(256.0):
+        raise _litert.refuse(layer, "litert", f"a product-to-output scale of {float(scale):g} "
+                             "is outside XNNPACK's [2^-16, 2^8)")
+    lo, hi = _requant.xnnpack_activation_bounds(str(layer.params["activation"]),
+                                                y.quant.scale, y.quant.zero_point)
+    params = {**layer.params, "xnn_scale": float(scale), "fp32_scale": c_float(float(scale)),
+              "act_min": lo, "act_max": hi}
+    return MulXnnpack(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
+                      params=params)
+
+
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}
-NUMERICS = {"litert-ref": litert_ref}
+NUMERICS = {"litert-ref": litert_ref, "litert": litert}

@@ -19,6 +19,7 @@ with strides computed here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -160,3 +161,30 @@ def prepare_int16(op: Operator, graph: Graph) -> Prelu:
 
 
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}
+
+
+def _litert(mode: str) -> Callable[[Prelu], Prelu]:
+    def adapt(layer: Prelu) -> Prelu:
+        """LiteRT's PRELU (its builtin kernels; XNNPACK takes it in float only) is TFLM's
+        arithmetic with both multipliers computed in float32 (PreluPrepare:
+        in_scale / out_scale and in_scale * alpha_scale / out_scale; TFLM's in double), and
+        fails to prepare when the input does not have the output's shape (an input
+        broadcast against alpha)."""
+        from codegen.ops import _litert
+
+        x, y = layer.in_tensor(), layer.out_tensor()
+        if tuple(x.shape) != tuple(y.shape):
+            raise _litert.refuse(layer, mode, "LiteRT's PRELU takes an input of the output's "
+                                 "shape only")
+        a = layer.graph.tensors[layer.op.inputs[1]]
+        s_in, s_alpha, s_out = (np.float32(t.quant.scale) for t in (x, a, y))
+        multiplier_1, shift_1 = _multiplier(layer.op, float(s_in / s_out))
+        multiplier_2, shift_2 = _multiplier(layer.op, float(s_in * s_alpha / s_out))
+        params = {**layer.params, "multiplier_1": multiplier_1, "shift_1": shift_1,
+                  "multiplier_2": multiplier_2, "shift_2": shift_2}
+        return Prelu(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
+                     params=params)
+    return adapt
+
+
+NUMERICS = {"litert-ref": _litert("litert-ref"), "litert": _litert("litert")}

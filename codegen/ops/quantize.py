@@ -17,6 +17,7 @@ import numpy as np
 
 from codegen import quant
 from codegen.model.ir import DType, Graph, Operator
+from codegen.ops._lut import LutLayer
 from codegen.ops.base import Layer, only_output, operand, require_dtype, require_per_tensor
 
 OPCODES = ("QUANTIZE",)
@@ -97,3 +98,113 @@ def prepare(op: Operator, graph: Graph) -> Quantize:
 
 
 KERNELS = dict.fromkeys(_QUANTIZED, prepare)  # the type of a float input's output
+
+
+# -- numerics modes litert-ref and litert (codegen/numerics.py) ------------------------------
+
+def _refuse_int16(layer: Layer, mode: str) -> None:
+    from codegen.ops import _litert
+
+    if DType.INT16 in (layer.in_tensor().dtype, layer.out_tensor().dtype):
+        raise _litert.refuse(layer, mode, "int16 QUANTIZE is not reproduced")
+
+
+def litert_ref(layer: Quantize) -> Quantize:
+    """LiteRT's reference QUANTIZE computes TFLM's (float, int8 and uint8)."""
+    _refuse_int16(layer, "litert-ref")
+    return layer
+
+
+@dataclass
+class RequantizeXnnpack(LutLayer):
+    """XNNPACK's int8 -> int8 QUANTIZE (qs8 vcvt): m = lrintf(256 * (s_in / s_out)) in
+    float32, then ((zp_out << 8) - m * zp_in + 0x80 + x * m) >> 8 (arithmetic), clamped."""
+
+    def function(self, x: np.ndarray) -> np.ndarray:
+        p = self.params
+        m = int(p["xnn_multiplier"])
+        bias = (int(p["output_zero_point"]) << 8) - m * int(p["input_zero_point"]) + 0x80
+        return np.clip((bias + np.asarray(x, dtype=np.int64) * m) >> 8, -128, 127)
+
+
+@dataclass
+class QuantizeFloatXnnpack(Quantize):
+    """XNNPACK's float -> int8/uint8 QUANTIZE (f32 -> qs8/qu8 vcvt): x * (1 / scale) in
+    float32, clamped to the output range less the zero point (NaN to the lowest: x86's
+    max/min), rounded to nearest even (TFLM divides and rounds half away from zero)."""
+
+    template: ClassVar[str] = "kernels/quantize_xnnpack.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ()
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        y = self.out_tensor()
+        zp, lo, hi = int(p["output_zero_point"]), int(p["qmin"]), int(p["qmax"])
+        with np.errstate(invalid="ignore", over="ignore"):
+            v = np.asarray(inputs[0], np.float32) * np.float32(p["xnn_inv_scale"])
+        v = np.where(np.isnan(v), np.float32(lo - zp), v)
+        v = np.clip(v, np.float32(lo - zp), np.float32(hi - zp))
+        return [(np.rint(v).astype(np.int64) + zp).astype(y.dtype.np)]
+
+
+@dataclass
+class RequantizeLiteRT(Quantize):
+    """LiteRT's optimized int8 <-> uint8 Requantize (optimized_ops.h): its vector loop, 16
+    elements at a time, takes the first 16 * floor(count / 16) elements with its NEON
+    MultiplyByQuantizedMultiplier4Rows (double-rounding build: vqrdmulh(x << left, m), then
+    a rounding shift right, both rounding ties toward +infinity; NEON_2_SSE on x86); the
+    tail goes through TFLM's MultiplyByQuantizedMultiplier (ties away from zero)."""
+
+    template: ClassVar[str] = "kernels/requantize_litert.c.j2"
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        y = self.out_tensor()
+        x = inputs[0].astype(np.int64).reshape(len(inputs[0]), -1) - int(p["input_zero_point"])
+        left, right = int(p["left_shift"]), int(p["right_shift"])
+        high = (2 * (x << left) * int(p["multiplier"]) + (1 << 31)) >> 32
+        vector = (high + ((1 << (right - 1)) if right else 0)) >> right
+        tail = quant.multiply_by_quantized_multiplier(x, int(p["multiplier"]), int(p["shift"]))
+        r = np.where(np.arange(x.shape[1]) < int(p["vector_count"]), vector, tail)
+        q = np.clip(quant.add_int32(r, int(p["output_zero_point"])), int(p["qmin"]),
+                    int(p["qmax"]))
+        return [q.astype(y.dtype.np).reshape(len(inputs[0]), *y.shape)]
+
+
+def litert(layer: Quantize) -> Layer:
+    """LiteRT's default interpreter: XNNPACK takes a float QUANTIZE (above) and int8 -> int8
+    with a scale ratio in [1/256, 128]; LiteRT's optimized kernel takes int8 <-> uint8
+    (above); uint8 -> uint8 and int8 -> int8 outside XNNPACK's range are not reproduced."""
+    from codegen.emit import c_float
+    from codegen.ops import _litert
+
+    _refuse_int16(layer, "litert")
+    x, y = layer.in_tensor(), layer.out_tensor()
+    if x.dtype is DType.FLOAT32:
+        inv = np.float32(1.0) / np.float32(y.quant.scale)
+        return QuantizeFloatXnnpack(layer.op, layer.graph, inputs=layer.inputs,
+                                    outputs=layer.outputs,
+                                    params={**layer.params, "xnn_inv_scale": float(inv),
+                                            "inv_scale": c_float(float(inv))})
+    ratio = np.float32(x.quant.scale) / np.float32(y.quant.scale)
+    if {x.dtype, y.dtype} == {DType.INT8, DType.UINT8}:
+        shift = int(layer.params["shift"])
+        params = {**layer.params, "left_shift": max(shift, 0), "right_shift": -min(shift, 0),
+                  "vector_count": int(layer.params["count"]) // 16 * 16}  # type: ignore[call-overload]
+        return RequantizeLiteRT(layer.op, layer.graph, inputs=layer.inputs,
+                                outputs=layer.outputs, params=params)
+    if (x.dtype, y.dtype) == (DType.INT8, DType.INT8) and (
+            np.float32(1 / 256) <= ratio <= np.float32(128)):
+        params = {"input_zero_point": x.quant.zero_point,
+                  "output_zero_point": y.quant.zero_point,
+                  "xnn_multiplier": int(np.rint(np.float32(256) * ratio))}
+        return RequantizeXnnpack(layer.op, layer.graph, inputs=layer.inputs,
+                                 outputs=layer.outputs, params=params)
+    raise _litert.refuse(layer, "litert", f"{x.dtype.numpy_name} -> {y.dtype.numpy_name} "
+                         "requantization by LiteRT's builtin kernel")
+
+
+NUMERICS = {"litert-ref": litert_ref, "litert": litert}

@@ -152,3 +152,111 @@ def prepare_int16(op: Operator, graph: Graph) -> Rectifier:
 
 
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}
+
+
+# -- numerics modes litert-ref and litert (codegen/numerics.py) ------------------------------
+
+def _f32(value: float) -> np.float32:
+    return np.float32(value)
+
+
+@dataclass
+class RectifierLiteRT(Rectifier):
+    """RELU, RELU6 and LEAKY_RELU as LiteRT's builtin kernels compute them, and LEAKY_RELU as
+    XNNPACK does (`xnnpack` set), as a table like TFLM's:
+      - RELU: TFLM's arithmetic, the multiplier of in_scale / out_scale divided in float32;
+      - RELU6 (ReluPrepare, QuantizedReluX): requantized like RELU by in_scale / out_scale (a
+        float32 division), clamped to [max(-128, zp), min(127, zp + roundf(6.0f / out_scale))]:
+        unlike TFLM's, the output quantization is read;
+      - LEAKY_RELU (LeakyReluPrepare, QuantizeLeakyRelu): TFLM's arithmetic with both
+        multipliers computed in float32 (in_scale / out_scale, in_scale * alpha / out_scale);
+      - LEAKY_RELU in XNNPACK (qs8 vlrelu): multipliers lrintf(256 * s) of the float32 scales
+        s = in_scale / out_scale and s * alpha, then (zp_out << 8) + 0x80 + (x - zp_in) * m,
+        arithmetic shift right by 8, clamp."""
+
+    def function(self, x: np.ndarray) -> np.ndarray:
+        p = self.params
+        if self.opcode == "RELU6":
+            out = quant.multiply_by_quantized_multiplier(x - int(p["input_zero_point"]),
+                                                         int(p["multiplier"]), int(p["shift"]))
+            out = quant.add_int32(out, int(p["output_zero_point"]))
+            return np.clip(out, int(p["lower"]), int(p["upper"]))
+        if not p.get("xnnpack"):
+            return super().function(x)
+        value = x - int(p["input_zero_point"])
+        m = np.where(value >= 0, int(p["positive_multiplier"]), int(p["negative_multiplier"]))
+        acc = (int(p["output_zero_point"]) << 8) + 0x80 + value * m
+        return np.clip(acc >> 8, -128, 127)
+
+
+def _relu6_litert(layer: Rectifier) -> Rectifier:
+    x, y = layer.in_tensor(), layer.out_tensor()
+    multiplier, shift = _multiplier(layer.op, float(_f32(x.quant.scale) / _f32(y.quant.scale)))
+    top = quant.round_half_away(float(_f32(6.0) / _f32(y.quant.scale)))
+    params = {**layer.params, "multiplier": multiplier, "shift": shift,
+              "lower": max(-128, y.quant.zero_point),
+              "upper": min(127, y.quant.zero_point + top)}
+    return RectifierLiteRT(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
+                           params=params)
+
+
+def _leaky_relu_float32(layer: Rectifier) -> Rectifier:
+    x, y = layer.in_tensor(), layer.out_tensor()
+    s_in, s_out, alpha = _f32(x.quant.scale), _f32(y.quant.scale), _f32(layer.params["alpha"])
+    multiplier, shift = _multiplier(layer.op, float(s_in / s_out))
+    alpha_multiplier, alpha_shift = _multiplier(layer.op, float(s_in * alpha / s_out))
+    params = {**layer.params, "multiplier": multiplier, "shift": shift,
+              "alpha_multiplier": alpha_multiplier, "alpha_shift": alpha_shift}
+    return RectifierLiteRT(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
+                           params=params)
+
+
+def _xnnpack_leaky_relu(layer: Rectifier) -> Rectifier | None:
+    """XNNPACK's LEAKY_RELU, or None where the delegate leaves the layer to LiteRT (an alpha
+    of 0 or not normal, scales outside its range)."""
+    x, y = layer.in_tensor(), layer.out_tensor()
+    alpha = _f32(layer.params["alpha"])
+    if not np.isfinite(alpha) or alpha == 0 or abs(alpha) < np.finfo(np.float32).tiny:
+        return None
+    positive = _f32(x.quant.scale) / _f32(y.quant.scale)
+    negative = positive * alpha
+    if not (_f32(1 / 256) <= positive <= _f32(128)) or not (
+            _f32(-127.99609375) <= negative <= _f32(128) and abs(negative) >= _f32(1 / 256)):
+        return None
+    params = {**layer.params, "xnnpack": True,
+              "positive_multiplier": int(np.rint(_f32(256) * positive)),
+              "negative_multiplier": int(np.rint(_f32(256) * negative))}
+    return RectifierLiteRT(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
+                           params=params)
+
+
+def _relu_float32(layer: Rectifier) -> Rectifier:
+    """RELU as LiteRT prepares it: TFLM's arithmetic, the multiplier of in_scale / out_scale
+    divided in float32 (ReluPrepare; TFLM divides in double)."""
+    x, y = layer.in_tensor(), layer.out_tensor()
+    multiplier, shift = _multiplier(layer.op, float(_f32(x.quant.scale) / _f32(y.quant.scale)))
+    params = {**layer.params, "multiplier": multiplier, "shift": shift}
+    return RectifierLiteRT(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
+                           params=params)
+
+
+def litert_ref(layer: Rectifier) -> Rectifier:
+    """LiteRT's reference kernels: RELU, RELU6 and LEAKY_RELU requantized as above."""
+    if layer.opcode == "RELU6":
+        return _relu6_litert(layer)
+    if layer.opcode == "LEAKY_RELU":
+        return _leaky_relu_float32(layer)
+    return _relu_float32(layer)
+
+
+def litert(layer: Rectifier) -> Rectifier:
+    """LiteRT's default interpreter: XNNPACK takes int8 LEAKY_RELU where it can (the builtin
+    kernel, LiteRT's float32 multipliers, the rest); RELU and RELU6 stay with the builtin
+    kernels (XNNPACK takes them in float only), as in litert-ref."""
+    if layer.opcode == "LEAKY_RELU":
+        xnnpack = _xnnpack_leaky_relu(layer)
+        return xnnpack if xnnpack is not None else _leaky_relu_float32(layer)
+    return litert_ref(layer)
+
+
+NUMERICS = {"litert-ref": litert_ref, "litert": litert}
