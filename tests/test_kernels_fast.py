@@ -384,6 +384,11 @@ def test_mve_edges_take_the_int8_engine() -> None:
     assert [(la.params["blocks"], la.params["tail"]) for la in layers] == [
         (0, 1), (1, 1), (1, 2), (1, 0)]
     assert layers[3].params["mve"]["table"][12:16].tolist()[2] == -23  # the 1e-7 channel
+    assert not any(la.params["mve"]["single"] for la in layers)
+    # depths of at most 16 (conv_edges' 1x1 layers on 12 channels): one step per block
+    single = [la.params["mve"] for la in load_program(_conv_edges()).layers
+              if isinstance(la, Conv2DGemm) and la.params["mve"]["single"]]
+    assert [(m["kfull"], m["ktail"], m["engine"][-2:]) for m in single] == [(0, 12, "k1")] * 4
 
 
 @pytest.mark.qemu

@@ -9,7 +9,8 @@ exactly, with no offset to remove (the DSP engine's 128 * sum(x) and 256 * S_b d
 A block is four output channels by two output pixels: per sixteen depth values, two column
 vectors and four weight vectors feed eight VMLADAVAs (128 MACs). A depth that is not a multiple
 of 16 ends with one predicated step (VCTP): the columns' lanes past the depth load as zeros
-and are never read, and the weights there are zero.
+and are never read, and the weights there are zero. A depth of at most 16 is that one step
+(`single`): the engine loads both columns once and runs every block on them.
 
 Weights are packed at generation time in the order the engine reads them: per block of four
 channels, per sixteen depth values, the four channels' sixteen bytes (`pack`). Channels are
@@ -70,8 +71,10 @@ def plan(weights: np.ndarray, rq: Requant) -> dict[str, object]:
     """The engine's parameters for filters `weights` [C, K]."""
     w = np.asarray(weights).reshape(np.shape(weights)[0], -1)
     channels, depth = w.shape
-    return {"weights": pack(w), "table": table(rq, channels),
-            "k16": padded_depth(depth), "kfull": depth // LANES, "ktail": depth % LANES}
+    single = depth <= LANES  # one step: the columns loaded once for every block
+    return {"weights": pack(w), "table": table(rq, channels), "k16": padded_depth(depth),
+            "single": single, "kfull": 0 if single else depth // LANES,
+            "ktail": depth if single else depth % LANES}
 
 
 def constants(mve: dict[str, object]) -> list[CArray]:

@@ -155,9 +155,7 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "scale": rq.scale,
         "stream": _gemm.block_stream(w, rq, _gemm.CONV_BLOCK),
         "v6m": _gemm_v6m.plan(w, rq, _gemm_v6m.CONV_BLOCK),
-        "mve": {**_gemm_mve.plan(w, rq),
-                "engine": "cg_gemm_mve8_conv_" + "_".join(variant[:2]),
-                "snippet": "gemm_mve8_conv." + ".".join(variant[:2])},
+        "mve": _mve_params(w, rq, variant[:2]),
         "depth": depth,
         "depth_pad": kpad - depth,
         "input_zero_point": -int(p["input_offset"]),
@@ -167,6 +165,15 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "scratch": 0 if local else (4 * kpad + (kpad if gather else 0)
                                     + ring_rows * int(p["in_row"])),
     }
+
+
+def _mve_params(w: np.ndarray, rq: _gemm.Requant, variant: tuple[str, ...]) -> dict[str, object]:
+    """The int8 Helium engine's arrays and its variant: the requantization's, and one step
+    (k1) or any depth (kn)."""
+    mve = _gemm_mve.plan(w, rq)
+    full = (*variant, "k1" if mve["single"] else "kn")
+    return {**mve, "engine": "cg_gemm_mve8_conv_" + "_".join(full),
+            "snippet": "gemm_mve8_conv." + ".".join(full)}
 
 
 def prepare(op: Operator, graph: Graph) -> Conv2D:
