@@ -7,6 +7,8 @@
   - which layers take it: every CONV_2D and FULLY_CONNECTED of the MLPerf Tiny models (a
     layer that silently fell back to the plain kernel would cost 3-5x), and the ones that
     must not (accumulators out of its range);
+  - the int8 Helium engine (codegen/ops/_gemm_mve.py): its packing in numpy, its edge
+    cases on cortex-m55 with the inline assembly (-O2) and with the intrinsics (-O0);
   - its edge cases in generated C against the reference on every target (the plain-C path
     on the host, M0 and M3, the DSP path on M4, M7 and M33) and under the sanitizers:
     odd channel and pixel counts, depths that are not a multiple of 8, widening straight
@@ -23,13 +25,16 @@ import pytest
 from support.builder import ModelBuilder, Q, bias_scales, fc_options
 from support.conv_models import conv_options, out_size
 from support.policy import SHARED_MODELS, require_file
-from support.verify import C_TARGETS, c_matches_reference, edge_inputs
+from support.verify import C_TARGETS, assert_same, c_matches_reference, edge_inputs, random_inputs
 
 from codegen import quant
+from codegen.build import build_firmware
+from codegen.execute import HARNESS_NAME, execute, run_executable, write_harness_sources
 from codegen.ops import _gemm, _gemm_mve
 from codegen.ops.conv_2d import Conv2D, Conv2DGemm
 from codegen.ops.fully_connected import FullyConnectedGemm
 from codegen.program import load_program
+from codegen.targets import get_target
 
 # -- the arithmetic, in numpy --------------------------------------------------------------
 
@@ -396,6 +401,23 @@ def test_mve_edges_take_the_int8_engine() -> None:
 def test_mve_edges_match_reference(target: str, tmp_path: Path) -> None:
     model = _mve_edges()
     c_matches_reference(model, target, tmp_path, seed=6, extra=edge_inputs(load_program(model)))
+
+
+@pytest.mark.qemu
+def test_mve_engine_intrinsics_match_reference(tmp_path: Path) -> None:
+    """At -O0 the int8 Helium engine runs its intrinsics loop (the inline assembly needs the
+    registers a frame pointer takes; clang compiles the same loop): bit-exact too."""
+    model = _mve_edges()
+    program = load_program(model)
+    inputs = [np.concatenate([e, x]) for e, x in zip(
+        edge_inputs(program), random_inputs(program, 4, seed=7), strict=True)]
+    source = tmp_path / "src"
+    source.mkdir()
+    write_harness_sources(program, source)
+    executable = build_firmware(source, HARNESS_NAME, get_target("cortex-m55"),
+                                tmp_path / "build", optimization="0")
+    assert_same(run_executable(program, "cortex-m55", executable, inputs),
+                execute(program, "reference", inputs), "cortex-m55 -O0 vs reference")
 
 
 MODELS = {"conv_edges": _conv_edges, "inplace_chain": _inplace_chain, "fc_edges": _fc_edges}
