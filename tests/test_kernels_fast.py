@@ -7,7 +7,7 @@
   - which layers take it: every CONV_2D and FULLY_CONNECTED of the MLPerf Tiny models (a
     layer that silently fell back to the plain kernel would cost 3-5x), and the ones that
     must not (accumulators out of its range);
-  - the int8 Helium engine (codegen/ops/_gemm_mve.py): its packing in numpy, its edge
+  - the int8 Helium engines (codegen/ops/_gemm_mve.py): the packing in numpy, the edge
     cases on cortex-m55 with the inline assembly (-O2) and with the intrinsics (-O0);
   - its edge cases in generated C against the reference on every target (the plain-C path
     on the host, M0 and M3, the DSP path on M4, M7 and M33) and under the sanitizers:
@@ -404,11 +404,11 @@ def test_mve_edges_match_reference(target: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.qemu
-def test_mve_engine_intrinsics_match_reference(tmp_path: Path) -> None:
-    """At -O0 the int8 Helium engine runs its intrinsics loop (the inline assembly needs the
-    registers a frame pointer takes; clang compiles the same loop): bit-exact too."""
-    model = _mve_edges()
-    program = load_program(model)
+@pytest.mark.parametrize("name", ["mve_edges", "fc_edges"])
+def test_mve_engine_intrinsics_match_reference(name: str, tmp_path: Path) -> None:
+    """At -O0 the int8 Helium engines run their intrinsics loops (the inline assembly needs
+    the registers a frame pointer takes; clang compiles the same loops): bit-exact too."""
+    program = load_program(_mve_edges() if name == "mve_edges" else _fc_edges())
     inputs = [np.concatenate([e, x]) for e, x in zip(
         edge_inputs(program), random_inputs(program, 4, seed=7), strict=True)]
     source = tmp_path / "src"

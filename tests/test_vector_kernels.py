@@ -5,10 +5,10 @@ keep every bit-exact test green; these tests fail on it. For two shared models (
 CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, FULLY_CONNECTED; ResNet: CONV_2D, ADD,
 AVERAGE_POOL_2D, FULLY_CONNECTED), each vector target's benchmark build is disassembled
 (objdump decodes MVE only with `-m armv8.1-m.main`): the matrix-product engines hold
-vector instructions (CONV_2D on the Cortex-M55: the int8 engine, VMLADAVA.S8 and its
-predicated depth tail), and the Cortex-M55's other engine loops are low-overhead loops
-(DLS/WLS ... LE), which an old QEMU crashed on. One sample runs under QEMU with the
-counting plugin: the output equals the numpy reference, and every vector and
+vector instructions (CONV_2D and FULLY_CONNECTED on the Cortex-M55: the int8 engines,
+VMLADAVA.S8 and a predicated depth tail), and the Cortex-M55's other kernels have
+low-overhead loops (DLS/WLS ... LE), which an old QEMU crashed on. One sample runs under
+QEMU with the counting plugin: the output equals the numpy reference, and every vector and
 low-overhead-loop instruction of the engines that ran was executed (QEMU 7.2 executes each
 of them, bit-exactly), as were low-overhead loops of the other kernels.
 The scalar builds of the same models (cortex-m4, riscv32) hold none, so the detection
@@ -33,8 +33,9 @@ from codegen.program import load_program
 from codegen.targets import Target, get_target
 
 MODELS = ("kws_ref_model", "pretrainedResnet_quant")
-# prefixes of the engines' function names (CONV_2D takes the int8 engine on Helium)
-ENGINES = ("cg_gemm_conv", "cg_gemm_fc", "cg_gemm_mve8_conv")
+# prefixes of the engines' function names (CONV_2D and FULLY_CONNECTED take the int8 engines
+# on Helium)
+ENGINES = ("cg_gemm_conv", "cg_gemm_fc", "cg_gemm_mve8_conv", "cg_gemm_mve8_fc")
 # The int8 Helium engine (runtime/gemm_mve8_conv.c.j2): sixteen-lane int8 dot products, the
 # four-lane requantization and narrowing stores; and, where a layer's depth is not a multiple
 # of 16 (KWS's first CONV_2D: 40), the predicated depth tail (the compiler drops it from a
@@ -128,9 +129,10 @@ def test_vector_build_runs_vector_code(benched: Callable[[str, str], Benched], m
     assert run.executed
     ran = {listing[a][0] for a in run.executed if a in listing}
     assert ran & engines
-    if name == "cortex-m55":  # CONV_2D ran on the int8 engine, not the 16-bit one
-        assert {f for f in ran if f.startswith("cg_gemm_mve8_conv")}, sorted(ran)
-        assert not {f for f in ran if f.startswith("cg_gemm_conv")}, sorted(ran)
+    if name == "cortex-m55":  # CONV_2D and FULLY_CONNECTED ran on the int8 engines
+        for kind in ("conv", "fc"):
+            assert {f for f in ran if f.startswith(f"cg_gemm_mve8_{kind}")}, sorted(ran)
+            assert not {f for f in ran if f.startswith(f"cg_gemm_{kind}")}, sorted(ran)
     missed = sorted((hex(a), f, m) for a, (f, m, o) in listing.items()
                     if f in ran & engines and _is_vector(target, m, o)
                     and a not in run.executed)

@@ -1,5 +1,6 @@
-"""The int8 Helium engine under CONV_2D (templates/runtime/gemm_mve8_conv.c.j2), chosen in the
-C by `CG_GEMM_MVE` (Cortex-M55/M85: MVE with integer vectors).
+"""The int8 Helium engines under CONV_2D and FULLY_CONNECTED (templates/runtime/
+gemm_mve8_conv.c.j2, gemm_mve8_fc.c.j2), chosen in the C by `CG_GEMM_MVE` (Cortex-M55/M85: MVE
+with integer vectors).
 
 The DSP engine (codegen/ops/_gemm.py) widens columns to 16-bit pairs for SMLAD; Helium's
 VMLADAVA.S8 multiplies sixteen int8 lanes and adds the sixteen products to a 32-bit scalar in
@@ -15,6 +16,8 @@ and are never read, and the weights there are zero. A depth of at most 16 is tha
 Weights are packed at generation time in the order the engine reads them: per block of four
 channels, per sixteen depth values, the four channels' sixteen bytes (`pack`). Channels are
 padded to a multiple of four with zero filters whose outputs are never stored.
+FULLY_CONNECTED's engine takes blocks of eight channels of one input row (its eight
+accumulators): one row vector and eight weight vectors per sixteen depth values.
 
 The input offset is folded into the bias (bias' = bias + input_offset * sum_k w), so the
 accumulator is TFLM's; the requantization is the DSP engine's short form on four lanes
@@ -75,6 +78,20 @@ def plan(weights: np.ndarray, rq: Requant) -> dict[str, object]:
     return {"weights": pack(w), "table": table(rq, channels), "k16": padded_depth(depth),
             "single": single, "kfull": 0 if single else depth // LANES,
             "ktail": depth if single else depth % LANES}
+
+
+FC_BLOCK = 8
+
+
+def plan_fc(weights: np.ndarray, rq: Requant) -> dict[str, object]:
+    """The FULLY_CONNECTED engine's parameters for filters `weights` [C, K] (`rq` padded to a
+    multiple of FC_BLOCK): blocks of eight channels, their requantization rows as two blocks
+    of four."""
+    w = np.asarray(weights)
+    channels, depth = w.shape
+    padded = -(-channels // FC_BLOCK) * FC_BLOCK
+    return {"weights": pack(w, FC_BLOCK), "table": table(rq, padded), "k16": padded_depth(depth),
+            "kfull": depth // LANES, "ktail": depth % LANES}
 
 
 def constants(mve: dict[str, object]) -> list[CArray]:
