@@ -191,3 +191,17 @@ def test_depthwise_runs_vector_code(
         assert functions, f"no vector {prefix} in the image"
         ran = {m for f, m in executed if f in functions}
         assert mnemonics <= ran, (prefix, sorted(mnemonics - ran))
+
+
+@pytest.mark.qemu
+def test_helium_add_and_pool_ran(benched: Callable[[str, str], Benched]) -> None:
+    """ResNet's ADDs gather their tables' words four at a time (VLDRW with a vector of
+    offsets, runtime/add_tables.c.j2) and its global average pool divides four channels by a
+    reciprocal high-word multiply (VMULH.U32): both in the image and executed, whichever
+    function the compiler inlined them into."""
+    run = benched("pretrainedResnet_quant", "cortex-m55")
+    assert run.matches_reference
+    executed = [run.listing[a] for a in run.executed if a in run.listing]
+    gathers = [o for _, m, o in executed if m == "vldrw.u32" and re.search(r"\[r\d+, q[0-7]", o)]
+    assert gathers, "no table gather ran"
+    assert any(m == "vmulh.u32" for _, m, _ in executed), "no reciprocal multiply ran"
