@@ -7,6 +7,8 @@
   - which layers take it: every CONV_2D and FULLY_CONNECTED of the MLPerf Tiny models (a
     layer that silently fell back to the plain kernel would cost 3-5x), and the ones that
     must not (accumulators out of its range);
+  - the int8 Helium engines (codegen/ops/_gemm_mve.py): the packing in numpy, the edge
+    cases on cortex-m55 with the inline assembly (-O2) and with the intrinsics (-O0);
   - its edge cases in generated C against the reference on every target (the plain-C path
     on the host, M0 and M3, the DSP path on M4, M7 and M33) and under the sanitizers:
     odd channel and pixel counts, depths that are not a multiple of 8, widening straight
@@ -23,13 +25,16 @@ import pytest
 from support.builder import ModelBuilder, Q, bias_scales, fc_options
 from support.conv_models import conv_options, out_size
 from support.policy import SHARED_MODELS, require_file
-from support.verify import C_TARGETS, c_matches_reference, edge_inputs
+from support.verify import C_TARGETS, assert_same, c_matches_reference, edge_inputs, random_inputs
 
 from codegen import quant
-from codegen.ops import _gemm
+from codegen.build import build_firmware
+from codegen.execute import HARNESS_NAME, execute, run_executable, write_harness_sources
+from codegen.ops import _gemm, _gemm_mve
 from codegen.ops.conv_2d import Conv2D, Conv2DGemm
 from codegen.ops.fully_connected import FullyConnectedGemm
 from codegen.program import load_program
+from codegen.targets import get_target
 
 # -- the arithmetic, in numpy --------------------------------------------------------------
 
@@ -121,6 +126,34 @@ def test_block_stream_gives_exact_dot_products(channels: int, depth: int) -> Non
                 got += [int(quant.wrap_int32(r - 256 * h)), int(h)]
         np.testing.assert_array_equal(got[:channels], weights @ x)
         assert not any(got[channels:])  # padded channels have zero filters
+
+
+@pytest.mark.parametrize("channels,depth", [(1, 1), (4, 16), (5, 17), (8, 27), (11, 64)])
+def test_mve_weights_give_exact_dot_products(channels: int, depth: int) -> None:
+    """The int8 Helium engine's weights (codegen/ops/_gemm_mve.py): per block of four
+    channels, per sixteen depth values, the four channels' bytes; sixteen-lane dot products
+    with a column whose lanes past the depth are zero (the predicated tail) give S exactly;
+    the requantization rows per block field by field, the right shift negated."""
+    rng = np.random.default_rng(channels * 100 + depth)
+    weights = rng.integers(-128, 128, size=(channels, depth))
+    weights[0, :] = -128
+    weights[-1, : depth // 2] = 127
+    mult, shift = quant.quantize_multipliers(rng.uniform(0.001, 0.5, size=channels))
+    rq = _gemm.plan_requant(weights, rng.integers(-999, 999, size=channels), mult, shift, -3,
+                            -128, 127, channel_pad=_gemm.CONV_BLOCK)
+    assert rq is not None
+    k16, blocks = _gemm_mve.padded_depth(depth), -(-channels // 4)
+    packed = _gemm_mve.pack(weights).astype(np.int64).reshape(blocks, k16 // 16, 4, 16)
+    table = _gemm_mve.table(rq, channels).astype(np.int64).reshape(blocks, 4, 4)
+    for x in (rng.integers(-128, 128, size=depth), np.full(depth, -128), np.full(depth, 127)):
+        col = np.zeros(k16, np.int64)
+        col[:depth] = x
+        sums = np.einsum("bkcl,kl->bc", packed, col.reshape(-1, 16)).ravel()
+        np.testing.assert_array_equal(sums[:channels], weights @ x)
+        assert not any(sums[channels:])  # padded channels have zero filters
+    rows = table.transpose(0, 2, 1).reshape(-1, 4)[:channels]
+    np.testing.assert_array_equal(rows[:, :3], rq.table[:channels, :3])
+    np.testing.assert_array_equal(rows[:, 3], -rq.table[:channels, 3])
 
 
 def _short_requantize(acc: np.ndarray, rq: _gemm.Requant) -> np.ndarray:
@@ -308,6 +341,83 @@ def _fc_edges() -> bytes:
         outs.append(y)
     b.set_io(list(rows.values()), outs)
     return b.build()
+
+
+def _mve_edges() -> bytes:
+    """For the int8 Helium engine: an input of 17 channels at the extreme zero point 127 (the
+    padded taps' value; 35 pixels, an odd count), and depths 17, 153, 68 and 17 (a full
+    sixteen and a predicated tail of 1, 9, 4 and 1 lanes); 1, 5, 6 and 4 output channels
+    (blocks of four and tails); output zero points -128 and 127; effective scales just
+    below 1/2 (a multiplier near 2^31), exactly 1/4 (ties) and 1e-7 (a right shift of 23)."""
+    rng = np.random.default_rng(14)
+    shape, input_q = (1, 5, 7, 17), (0.02, 127)
+    b = ModelBuilder("mve edges")
+    x = b.add_tensor("input", shape, "int8", quant=Q(*input_q))
+    outs = []
+    cases = [((1, 1, 1, 17), (0.3, -128), {}, None),
+             ((5, 3, 3, 17), (0.5, 127), {"stride": (2, 2)}, None),
+             ((6, 2, 2, 17), (0.05, -7), {"padding": "VALID", "dilation": (2, 1),
+                                          "activation": "RELU6"}, None),
+             ((4, 1, 1, 17), (0.5, 3), {"stride": (2, 2)}, [0.4999, 0.25, 1e-7, 0.01])]
+    for i, (wshape, output_q, options, effective) in enumerate(cases):
+        weights = _weights(rng, wshape)
+        if effective is None:
+            scales = list(0.01 * rng.uniform(0.3, 3.0, size=wshape[0]))
+        else:
+            scales = [e * output_q[0] / input_q[0] for e in effective]
+        wt = b.add_tensor(f"w{i}", wshape, "int8", quant=Q(scales, 0, axis=0), data=weights)
+        bt = b.add_tensor(f"b{i}", (wshape[0],), "int32",
+                          quant=Q(bias_scales(input_q[0], scales), 0, axis=0),
+                          data=rng.integers(-3000, 3001, size=wshape[0]))
+        padding = options.get("padding", "SAME")
+        stride, dilation = options.get("stride", (1, 1)), options.get("dilation", (1, 1))
+        oh = out_size(padding, shape[1], wshape[1], stride[0], dilation[0])
+        ow = out_size(padding, shape[2], wshape[2], stride[1], dilation[1])
+        y = b.add_tensor(f"y{i}", (1, oh, ow, wshape[0]), "int8", quant=Q(*output_q))
+        b.add_op("CONV_2D", [x, wt, bt], [y],
+                 conv_options(padding, stride, dilation, options.get("activation", "NONE")))
+        outs.append(y)
+    b.set_io([x], outs)
+    return b.build()
+
+
+def test_mve_edges_take_the_int8_engine() -> None:
+    layers = load_program(_mve_edges()).layers
+    assert all(type(la) is Conv2DGemm for la in layers)
+    assert [(la.params["mve"]["kfull"], la.params["mve"]["ktail"]) for la in layers] == [
+        (1, 1), (9, 9), (4, 4), (1, 1)]
+    assert [(la.params["blocks"], la.params["tail"]) for la in layers] == [
+        (0, 1), (1, 1), (1, 2), (1, 0)]
+    assert layers[3].params["mve"]["table"][12:16].tolist()[2] == -23  # the 1e-7 channel
+    assert not any(la.params["mve"]["single"] for la in layers)
+    # depths of at most 16 (conv_edges' 1x1 layers on 12 channels): one step per block
+    single = [la.params["mve"] for la in load_program(_conv_edges()).layers
+              if isinstance(la, Conv2DGemm) and la.params["mve"]["single"]]
+    assert [(m["kfull"], m["ktail"], m["engine"][-2:]) for m in single] == [(0, 12, "k1")] * 4
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("target", ["cortex-m55", "cortex-m4"])
+def test_mve_edges_match_reference(target: str, tmp_path: Path) -> None:
+    model = _mve_edges()
+    c_matches_reference(model, target, tmp_path, seed=6, extra=edge_inputs(load_program(model)))
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("name", ["mve_edges", "fc_edges"])
+def test_mve_engine_intrinsics_match_reference(name: str, tmp_path: Path) -> None:
+    """At -O0 the int8 Helium engines run their intrinsics loops (the inline assembly needs
+    the registers a frame pointer takes; clang compiles the same loops): bit-exact too."""
+    program = load_program(_mve_edges() if name == "mve_edges" else _fc_edges())
+    inputs = [np.concatenate([e, x]) for e, x in zip(
+        edge_inputs(program), random_inputs(program, 4, seed=7), strict=True)]
+    source = tmp_path / "src"
+    source.mkdir()
+    write_harness_sources(program, source)
+    executable = build_firmware(source, HARNESS_NAME, get_target("cortex-m55"),
+                                tmp_path / "build", optimization="0")
+    assert_same(run_executable(program, "cortex-m55", executable, inputs),
+                execute(program, "reference", inputs), "cortex-m55 -O0 vs reference")
 
 
 MODELS = {"conv_edges": _conv_edges, "inplace_chain": _inplace_chain, "fc_edges": _fc_edges}

@@ -2,9 +2,10 @@
 TFLM: an output multiplier with no right shift (no sign correction in the rounding), a
 very large right shift, one whose bounds fail (TFLM's per-element arithmetic instead), a
 clamped activation next to a saturating one, broadcasting and a constant operand,
-contiguous inputs (the runtime loop, assembly on the DSP cores) of even and odd sizes, and
-chains where the planner runs ADD/SUB in place. Checked as usual: the reference against
-TFLM, the generated C against the reference on every target and under the sanitizers.
+contiguous inputs (the runtime loop, assembly on the DSP cores, vectors of four on Helium)
+of sizes 120, 105 and 7, and chains where the planner runs ADD/SUB in place. Checked as
+usual: the reference against TFLM, the generated C against the reference on every target
+and under the sanitizers.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def _edges_model() -> bytes:
     c = n.input((1, 1, 5, 1), Q(f32(0.002), -128))
     d = n.input((1, 3, 5, 7), Q(f32(0.04), 11))
     e = n.input((1, 3, 5, 7), Q(f32(0.03), -50))
+    f = n.input((1, 1, 1, 7), Q(f32(0.02), 127))
+    g = n.input((1, 1, 1, 7), Q(f32(0.05), -128))
     n.output(
         # real output multiplier 2/3: right shift 0
         n.binary("ADD", a, b, Q(f32(3.0 / 2**20), 0)),
@@ -51,6 +54,8 @@ def _edges_model() -> bytes:
         # contiguous inputs of an odd size: the runtime loop's pairs and its last element
         n.binary("SUB", d, e, Q(f32(0.05), 5)),
         n.binary("ADD", e, d, Q(f32(0.06), -128), "RELU"),
+        # 7 elements: Helium's vectors of four and a predicated tail of three
+        n.binary("SUB", f, g, Q(f32(0.07), 127)),
     )
     return n.build()
 
@@ -97,13 +102,15 @@ def test_edges_reach_both_paths() -> None:
     layers = load_program(_edges_model()).layers
     kinds = [type(la) for la in layers]
     assert kinds == [AddSubTables, AddSubTables, AddSubTables, AddSub, AddSubTables,
-                     AddSubTables, AddSubTables, AddSubTables], kinds
+                     AddSubTables, AddSubTables, AddSubTables, AddSubTables], kinds
     tables = [la.params for la in layers if isinstance(la, AddSubTables)]
     assert {p["table_sign"] for p in tables} == {0, 1}
     assert {p["full_range"] for p in tables} == {True, False}
     contiguous = [la for la in layers if la.params.get("contiguous")]
     assert {la.params["table_sign"] for la in contiguous} == {0, 1}
     assert any(la.out_tensor().size % 2 for la in contiguous)
+    # Helium's vectors of four: no tail, a tail of one, a tail of three
+    assert {la.out_tensor().size % 4 for la in contiguous} >= {0, 1, 3}
     assert max(p["output_right_shift"] for p in tables) >= 24
 
 

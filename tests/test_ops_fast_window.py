@@ -11,9 +11,10 @@ four outputs and tails of 1-3) and the general (clamp, left shifts) variants, st
 (templates/runtime/depthwise3x3_mve.c.j2, cortex-m55) passes of three outputs with every
 tail and channel groups with every tail, and the layers it leaves to the line buffer. The
 global average pool sums four channels at a time in int16 pairs up to 255 values and in
-int32 beyond. Each model is checked as usual: the reference against TFLM, the generated C
-against the reference on every target (the DSP path runs on cortex-m4/m7/m33, plain C
-elsewhere) and under the sanitizers.
+int32 beyond (on Helium: four channels per vector, divided by a reciprocal multiply). Each
+model is checked as usual: the reference against TFLM, the generated C against the reference
+on every target (the DSP path runs on cortex-m4/m7/m33, plain C elsewhere) and under the
+sanitizers.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from support.verify import (
     reference_matches_tflm,
 )
 
-from codegen.ops.average_pool_2d import GlobalAveragePool2D
+from codegen.ops.average_pool_2d import GlobalAveragePool2D, _reciprocal
 from codegen.ops.depthwise_conv_2d import DepthwiseConv2D3x3
 from codegen.program import load_program
 
@@ -188,6 +189,8 @@ def test_models_reach_every_path() -> None:
     pools = [la for la in layers if la.opcode == "AVERAGE_POOL_2D"]
     assert all(isinstance(la, GlobalAveragePool2D) for la in pools)
     assert {la.params["pairs"] for la in pools} == {True, False}
+    # Helium's global pool: four channels per vector and a tail, its reciprocal division
+    assert any(la.params["reciprocal"] and la.params["in_c"] % 4 for la in pools)
     params = [la.params for la in fast]
     assert {p["variant"] for p in params} == {"s1", "s2", "s1_floor", "s2_floor", "s1_general",
                                               "s2_general"}
@@ -206,6 +209,17 @@ def test_models_reach_every_path() -> None:
     assert {p["out_b"] % 3 for p in helium} == {0, 1, 2}
     assert {p["channels"] % 4 for p in helium} >= {0, 1, 3}
     assert {p["variant"] for p in helium} == {p["variant"] for p in params}  # all six
+
+
+def test_pool_reciprocal_divides_exactly() -> None:
+    """Helium's global pool: the high word of n * _reciprocal(count) is n // count for every
+    n below 2^16 (|sum| + count // 2 of at most 255 int8 values) and count from 2 to 255."""
+    n = np.arange(1 << 16, dtype=np.uint64)
+    for count in range(2, 256):
+        r = _reciprocal(count)
+        assert 0 < r < 1 << 32
+        np.testing.assert_array_equal((n * np.uint64(r)) >> np.uint64(32), n // count)
+    assert _reciprocal(1) == _reciprocal(256) == 0
 
 
 @pytest.mark.parametrize("name", list(CHAINS))

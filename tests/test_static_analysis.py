@@ -120,9 +120,11 @@ def _shrink_tables(text: str) -> str:
 
 # The Cortex-M paths (the DSP extension's assembly engines on cortex-m4, also at -O0 where a
 # compiler keeps a frame pointer; the engines without DSP, CG_GEMM_V6M, on cortex-m0 in
-# Thumb-1 and on cortex-m3 in Thumb-2, also at -O0) under both compilers: the shared models
-# and small models of the engines; the recurrent products (runtime/rnn_dot.c.j2: SMLAD and
-# SXTB16 on cortex-m4, plain C on cortex-m0/m3) on the stateful models.
+# Thumb-1 and on cortex-m3 in Thumb-2, also at -O0; the Helium kernels on cortex-m55, the
+# int8 engine's inline assembly at -O2 and its intrinsics at -O0 and under clang) under both
+# compilers: the shared models and small models of the engines; the recurrent products
+# (runtime/rnn_dot.c.j2: SMLAD and SXTB16 on cortex-m4, plain C on cortex-m0/m3) on the
+# stateful models.
 CORTEX_M_MODELS = [*SHARED, "zoo_conv_2d", "zoo_depthwise_conv_2d", "fc_per_channel",
                    "state_svdf", "state_lstm", "state_lstm_16x8"]
 
@@ -138,7 +140,8 @@ def _newlib_include() -> str:
 
 @pytest.mark.parametrize("target,level", [("cortex-m4", "-O2"), ("cortex-m4", "-O0"),
                                           ("cortex-m0", "-O2"), ("cortex-m0", "-O0"),
-                                          ("cortex-m3", "-O2")])
+                                          ("cortex-m3", "-O2"), ("cortex-m55", "-O2"),
+                                          ("cortex-m55", "-O0")])
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])
 @pytest.mark.parametrize("model", CORTEX_M_MODELS)
 def test_cortex_m_warning_free(model: str, compiler: str, target: str, level: str,

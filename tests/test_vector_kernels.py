@@ -5,11 +5,12 @@ keep every bit-exact test green; these tests fail on it. For two shared models (
 CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, FULLY_CONNECTED; ResNet: CONV_2D, ADD,
 AVERAGE_POOL_2D, FULLY_CONNECTED), each vector target's benchmark build is disassembled
 (objdump decodes MVE only with `-m armv8.1-m.main`): the matrix-product engines hold
-vector instructions, and the Cortex-M55's loops are low-overhead loops (DLS/WLS ... LE),
-which an old QEMU crashed on. One sample runs under QEMU with the counting plugin: the
-output equals the numpy reference, and every vector and low-overhead-loop instruction of
-the engines that ran was executed (QEMU 7.2 executes each of them, bit-exactly), as were
-low-overhead loops of the other kernels.
+vector instructions (CONV_2D and FULLY_CONNECTED on the Cortex-M55: the int8 engines,
+VMLADAVA.S8 and a predicated depth tail), and the Cortex-M55's other kernels have
+low-overhead loops (DLS/WLS ... LE), which an old QEMU crashed on. One sample runs under
+QEMU with the counting plugin: the output equals the numpy reference, and every vector and
+low-overhead-loop instruction of the engines that ran was executed (QEMU 7.2 executes each
+of them, bit-exactly), as were low-overhead loops of the other kernels.
 The scalar builds of the same models (cortex-m4, riscv32) hold none, so the detection
 itself is checked.
 """
@@ -32,7 +33,15 @@ from codegen.program import load_program
 from codegen.targets import Target, get_target
 
 MODELS = ("kws_ref_model", "pretrainedResnet_quant")
-ENGINES = ("cg_gemm_conv", "cg_gemm_fc")  # prefixes of the engines' function names
+# prefixes of the engines' function names (CONV_2D and FULLY_CONNECTED take the int8 engines
+# on Helium)
+ENGINES = ("cg_gemm_conv", "cg_gemm_fc", "cg_gemm_mve8_conv", "cg_gemm_mve8_fc")
+# The int8 Helium engine (runtime/gemm_mve8_conv.c.j2): sixteen-lane int8 dot products, the
+# four-lane requantization and narrowing stores; and, where a layer's depth is not a multiple
+# of 16 (KWS's first CONV_2D: 40), the predicated depth tail (the compiler drops it from a
+# copy of the engine that only such layers call).
+MVE8 = {"vmlava.s8", "vldrb.u8", "vrmulh.s32", "vshl.s32", "vstrb.32"}
+MVE8_TAIL = {"vctp.8", "vpst", "vldrbt.u8"}
 _LINE = re.compile(r"^\s*([0-9a-f]+):\t(?:[0-9a-f]{4} ?){1,2}\s*\t(\S+)\s*(.*)$")
 _FUNCTION = re.compile(r"^([0-9a-f]+) <(.+)>:$")
 LOW_OVERHEAD = {"dls", "dlstp.8", "dlstp.16", "dlstp.32", "dlstp.64", "wls", "wlstp.8",
@@ -106,7 +115,10 @@ def test_vector_build_runs_vector_code(benched: Callable[[str, str], Benched], m
     assert engines, "no matrix-product engine in the image"
     for engine in engines:
         vector = {m for f, m, o in listing.values() if f == engine and _is_vector(target, m, o)}
-        if name == "cortex-m55":
+        if name == "cortex-m55" and engine.startswith("cg_gemm_mve8"):
+            # its inner loop counts with SUBS/BNE: lr holds the eighth accumulator
+            assert vector >= MVE8, (engine, sorted(MVE8 - vector))
+        elif name == "cortex-m55":
             assert "vmlava.s16" in vector, (engine, sorted(vector))
             assert {"dls", "le"} <= vector or {"wls", "le"} <= vector, (engine, sorted(vector))
         else:
@@ -117,11 +129,19 @@ def test_vector_build_runs_vector_code(benched: Callable[[str, str], Benched], m
     assert run.executed
     ran = {listing[a][0] for a in run.executed if a in listing}
     assert ran & engines
+    if name == "cortex-m55":  # CONV_2D and FULLY_CONNECTED ran on the int8 engines
+        for kind in ("conv", "fc"):
+            assert {f for f in ran if f.startswith(f"cg_gemm_mve8_{kind}")}, sorted(ran)
+            assert not {f for f in ran if f.startswith(f"cg_gemm_{kind}")}, sorted(ran)
     missed = sorted((hex(a), f, m) for a, (f, m, o) in listing.items()
                     if f in ran & engines and _is_vector(target, m, o)
                     and a not in run.executed)
     assert not missed, missed
     executed = {listing[a][1] for a in run.executed if a in listing}
+    if name == "cortex-m55" and model == "kws_ref_model":
+        tail = {listing[a][1] for a in run.executed
+                if a in listing and listing[a][0].startswith("cg_gemm_mve8_conv")}
+        assert tail >= MVE8_TAIL, sorted(MVE8_TAIL - tail)
     if name == "cortex-m55":
         assert {"dls", "le"} <= executed, sorted(executed & LOW_OVERHEAD)
 
@@ -171,3 +191,17 @@ def test_depthwise_runs_vector_code(
         assert functions, f"no vector {prefix} in the image"
         ran = {m for f, m in executed if f in functions}
         assert mnemonics <= ran, (prefix, sorted(mnemonics - ran))
+
+
+@pytest.mark.qemu
+def test_helium_add_and_pool_ran(benched: Callable[[str, str], Benched]) -> None:
+    """ResNet's ADDs gather their tables' words four at a time (VLDRW with a vector of
+    offsets, runtime/add_tables.c.j2) and its global average pool divides four channels by a
+    reciprocal high-word multiply (VMULH.U32): both in the image and executed, whichever
+    function the compiler inlined them into."""
+    run = benched("pretrainedResnet_quant", "cortex-m55")
+    assert run.matches_reference
+    executed = [run.listing[a] for a in run.executed if a in run.listing]
+    gathers = [o for _, m, o in executed if m == "vldrw.u32" and re.search(r"\[r\d+, q[0-7]", o)]
+    assert gathers, "no table gather ran"
+    assert any(m == "vmulh.u32" for _, m, _ in executed), "no reciprocal multiply ran"

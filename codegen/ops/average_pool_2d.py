@@ -50,12 +50,22 @@ class GlobalAveragePool2D(AveragePool2D):
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("clamp", "pool_pairs") if self.params["pairs"] else ("clamp",)
+        return ("clamp", "pool_pairs", "mve") if self.params["pairs"] else ("clamp",)
 
 
 # The sum of a window and its nudge, count * 2^(bits - 1) + count / 2, must fit in int32 (it
 # overflows in TFLM's int32 too): at most 16,711,935 int8 or 65,535 int16 values in a window.
 MAX_WINDOW = {DType.INT8: (2**31 - 1) * 2 // 257, DType.INT16: (2**31 - 1) * 2 // 65537}
+
+
+def _reciprocal(count: int) -> int:
+    """ceil(2^32 / count), for 2 <= count <= 255 (else 0): the high word of n times it is
+    n // count for every 0 <= n < 2^16 (the error count * r - 2^32 < count < 2^8, and
+    n * error < 2^32), which covers |sum| + count // 2 of at most 255 int8 values. The Helium
+    global pool divides with it (VMULH), as C's division cannot be vectorised."""
+    if not 2 <= count <= _PAIR_SUM_LIMIT:
+        return 0
+    return -(-(1 << 32) // count)
 
 
 def _prepare(op: Operator, graph: Graph, dtype: DType, pairs: bool) -> AveragePool2D:
@@ -69,8 +79,10 @@ def _prepare(op: Operator, graph: Graph, dtype: DType, pairs: bool) -> AveragePo
     win = params["window"]
     covers_all = len(win.rows.inside(0)) == h and len(win.cols.inside(0)) == w  # type: ignore[attr-defined]
     if params["out_h"] == params["out_w"] == 1 and covers_all:
-        params.update(count=h * w, half=h * w // 2,
-                      pairs=pairs and h * w <= _PAIR_SUM_LIMIT and c >= 4)
+        count = h * w
+        params.update(count=count, half=count // 2,
+                      pairs=pairs and count <= _PAIR_SUM_LIMIT and c >= 4,
+                      reciprocal=_reciprocal(count))
         return GlobalAveragePool2D(op, graph, inputs=(x,), outputs=(y,), params=params)
     return AveragePool2D(op, graph, inputs=(x,), outputs=(y,), params=params)
 

@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _conv, _gemm, _gemm_v6m, _litert
+from codegen.ops import _conv, _gemm, _gemm_mve, _gemm_v6m, _litert
 from codegen.ops._window import require_nhwc, window
 from codegen.ops.base import CArray, RowAccess, only_output, operand, unsupported
 
@@ -61,11 +61,13 @@ class Conv2DGemm(Conv2D):
         p = self.params
         fills = not p["pointwise"] and not p["gather"] and (p["has_border"] or p["depth_pad"])
         copies = ("gemm_copy",) if p["ring"] else ()
-        return (*p["snippets"], *(("widen_fill",) if fills else ()), *copies, "gemm_v6m_conv")
+        return (*p["snippets"], *(("widen_fill",) if fills else ()), *copies, "gemm_v6m_conv",
+                p["mve"]["snippet"])
 
     def constants(self) -> list[CArray]:
         p = self.params
-        return [CArray("stream", p["stream"]), *_gemm_v6m.constants(p["v6m"])]
+        return [CArray("stream", p["stream"]), *_gemm_v6m.constants(p["v6m"]),
+                *_gemm_mve.constants(p["mve"])]
 
     def scratch_bytes(self) -> int:
         return int(self.params["scratch"])
@@ -153,6 +155,7 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "scale": rq.scale,
         "stream": _gemm.block_stream(w, rq, _gemm.CONV_BLOCK),
         "v6m": _gemm_v6m.plan(w, rq, _gemm_v6m.CONV_BLOCK),
+        "mve": _mve_params(w, rq, variant[:2]),
         "depth": depth,
         "depth_pad": kpad - depth,
         "input_zero_point": -int(p["input_offset"]),
@@ -162,6 +165,15 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "scratch": 0 if local else (4 * kpad + (kpad if gather else 0)
                                     + ring_rows * int(p["in_row"])),
     }
+
+
+def _mve_params(w: np.ndarray, rq: _gemm.Requant, variant: tuple[str, ...]) -> dict[str, object]:
+    """The int8 Helium engine's arrays and its variant: the requantization's, and one step
+    (k1) or any depth (kn)."""
+    mve = _gemm_mve.plan(w, rq)
+    full = (*variant, "k1" if mve["single"] else "kn")
+    return {**mve, "engine": "cg_gemm_mve8_conv_" + "_".join(full),
+            "snippet": "gemm_mve8_conv." + ".".join(full)}
 
 
 def prepare(op: Operator, graph: Graph) -> Conv2D:

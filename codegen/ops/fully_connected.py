@@ -20,7 +20,7 @@ import numpy as np
 
 from codegen import quant
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _gemm, _gemm_v6m, _litert, _requant
+from codegen.ops import _gemm, _gemm_mve, _gemm_v6m, _litert, _requant
 from codegen.ops.base import (
     CArray,
     Layer,
@@ -94,11 +94,13 @@ class FullyConnectedGemm(FullyConnected):
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (*self.params["snippets"], "gemm_v6m_fc")  # type: ignore[misc]
+        return (*self.params["snippets"], "gemm_v6m_fc",  # type: ignore[misc]
+                self.params["mve"]["snippet"])  # type: ignore[index]
 
     def constants(self) -> list[CArray]:
         p = self.params
-        return [CArray("stream", p["stream"]), *_gemm_v6m.constants(p["v6m"])]
+        return [CArray("stream", p["stream"]), *_gemm_v6m.constants(p["v6m"]),
+                *_gemm_mve.constants(p["mve"])]
 
     def describe(self) -> list[tuple[str, str]]:
         return [*super().describe(), ("kernel", self.params["engine"])]
@@ -239,6 +241,9 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
         "scale": rq.scale,
         "stream": _gemm.block_stream(weights, rq, _gemm.FC_BLOCK),
         "v6m": _gemm_v6m.plan(weights, rq, _gemm_v6m.FC_BLOCK),
+        "mve": {**_gemm_mve.plan_fc(weights, rq),
+                "engine": "cg_gemm_mve8_fc_" + "_".join(variant[:2]),
+                "snippet": "gemm_mve8_fc." + ".".join(variant[:2])},
     }
 
 
