@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _conv, _gemm, _gemm_v6m, _litert
+from codegen.ops import _conv, _gemm, _gemm_rv, _gemm_v6m, _litert
 from codegen.ops._window import require_nhwc, window
 from codegen.ops.base import CArray, RowAccess, only_output, operand, unsupported
 
@@ -65,7 +65,8 @@ class Conv2DGemm(Conv2D):
 
     def constants(self) -> list[CArray]:
         p = self.params
-        return [CArray("stream", p["stream"]), *_gemm_v6m.constants(p["v6m"])]
+        return [*_gemm_rv.constants(p["stream"], p["rv_stream"]),
+                *_gemm_v6m.constants(p["v6m"])]
 
     def scratch_bytes(self) -> int:
         return int(self.params["scratch"])
@@ -132,6 +133,7 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     # up to sixteen k-pairs per iteration as the depth allows (fewer loop tests)
     kpairs = 16 if kpad % 32 == 0 else 8 if kpad % 16 == 0 else 4
     variant = ("fix" if fixup else "floor", clamp, f"k{kpairs}")
+    rv_stream = _gemm_rv.stream(w, rq, _gemm.CONV_BLOCK, _gemm_rv.conv_chunks(kpad))
     return {
         "engine": "cg_gemm_conv_" + "_".join(variant),
         "snippets": (f"gemm_conv_plain.{clamp}", "gemm_conv." + ".".join(variant)),
@@ -153,6 +155,10 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "scale": rq.scale,
         "stream": _gemm.block_stream(w, rq, _gemm.CONV_BLOCK),
         "v6m": _gemm_v6m.plan(w, rq, _gemm_v6m.CONV_BLOCK),
+        "rv_stream": rv_stream,
+        "rv_engine": f"cg_gemm_rv_conv_{clamp}",
+        "rv_tail_offset": blocks * _gemm_rv.block_words(kpad, _gemm.CONV_BLOCK),
+        "fixup": int(fixup),
         "depth": depth,
         "depth_pad": kpad - depth,
         "input_zero_point": -int(p["input_offset"]),

@@ -1,0 +1,83 @@
+"""The scalar RISC-V (rv32imac: MUL, no DSP, no SIMD) streams of the int8 matrix-product
+engine (templates/runtime/_gemm_engines_rv.j2), compiled where `CG_GEMM_RV` holds.
+
+Two channels share a 32-bit weight word as one integer, W = w_a + 65536 * w_b (w signed), so
+one MUL by an input value x gives both products in 16-bit lanes:
+    W * x = w_a * x + 65536 * w_b * x   (mod 2^32).
+Two depth indices k, k' form a chunk: Q = W[k] * x[k] + W[k'] * x[k'] holds the low lane
+L = w_a[k] x[k] + w_a[k'] x[k'] and the high lane M = w_b[k] x[k] + w_b[k'] x[k']. With
+|x| <= 128 and not both weights -128, -32640 <= L, M <= 32640, so
+    (Q + 2^15) >> 16 = M exactly (arithmetic shift: 0 <= L + 2^15 < 2^16, |M| < 2^15).
+Per pair and pixel the engine keeps A = sum Q (mod 2^32) and H = sum M; then
+    S_b = H,   S_a = A - 65536 * H (mod 2^32, exact as |S_a| < 2^31),
+seven instructions (two MUL, four ADD, one shift) for four MACs, and one word load for two
+weights. The weights take twice the DSP stream's bytes (16 bits each).
+
+The convolution engine reads the DSP engine's widened columns (k-pair slot j of pixel n holds
+inputs k and k + 2, k = 4 (j // 2) + j % 2, as 16-bit halves): slot j is a chunk, and a
+block of four channels stores per slot pair 0's words W[k], W[k + 2], then pair 1's. The
+FULLY_CONNECTED engine reads its int8 row as it is: chunk i is inputs 2i, 2i + 1, and a block
+of eight channels stores per chunk the four pairs' two words each. Each block's
+requantization rows (`_gemm.Requant`, bias2 = bias' * scale) follow its weights, as in the
+DSP stream: the engine's sum is S itself, so v = S * scale + bias2.
+
+A layer with a chunk whose two weights of one channel are both -128 keeps the DSP stream
+(and the byte-wise engine): `stream` returns None.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codegen.ops._gemm import Requant, padded_depth
+from codegen.ops.base import CArray
+
+GUARD = "CG_GEMM_RV"
+
+
+def conv_chunks(kpad: int) -> np.ndarray:
+    """The depth indices (k, k + 2) of each k-pair slot of the convolution's columns."""
+    j = np.arange(kpad // 2)
+    k = 4 * (j // 2) + j % 2
+    return np.stack([k, k + 2], axis=1)
+
+
+def fc_chunks(kpad: int) -> np.ndarray:
+    """The depth indices (2i, 2i + 1) of the FULLY_CONNECTED engine's chunks."""
+    k = np.arange(0, kpad, 2)
+    return np.stack([k, k + 1], axis=1)
+
+
+def stream(weights: np.ndarray, rq: Requant, block: int, chunks: np.ndarray) -> np.ndarray | None:
+    """Filters [C, K] and `rq` (padded to a multiple of `block` channels) as the engine reads
+    them, block after block: per chunk (rows of `chunks`, depth indices), each pair's words
+    W[k], W[k'], then the block's rows of rq.table. None where a chunk has two -128 weights
+    in one channel."""
+    w = np.asarray(weights)
+    channels, depth = w.shape
+    blocks = -(-channels // block)
+    kpad = padded_depth(depth)
+    data = np.zeros((blocks * block, kpad), dtype=np.int32)
+    data[:channels, :depth] = w
+    first, second = chunks[:, 0], chunks[:, 1]
+    if np.any((data[:, first] == -128) & (data[:, second] == -128)):
+        return None
+    words = data[0::2].astype(np.int64) + 65536 * data[1::2]  # [pairs, kpad]
+    picked = words.reshape(blocks, block // 2, kpad)[:, :, chunks]  # [blocks, pairs, chunk, 2]
+    body = picked.transpose(0, 2, 1, 3).reshape(blocks, -1)
+    table = rq.table[:block * blocks].astype(np.int64).reshape(blocks, -1)
+    flat = np.concatenate([body, table], axis=1).ravel()
+    return ((flat + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+
+
+def block_words(kpad: int, block: int) -> int:
+    """Words of one block in the stream: the weights, then four constants per channel."""
+    return block * kpad // 2 + 4 * block
+
+
+def constants(dsp: np.ndarray, rv: np.ndarray | None) -> list[CArray]:
+    """The DSP engine's `stream` and, where the layer has one, the RISC-V stream
+    `rv_stream`, each compiled only where an engine reads it."""
+    if rv is None:
+        return [CArray("stream", dsp)]
+    return [CArray("stream", dsp, f"!{GUARD}"), CArray("rv_stream", rv, GUARD)]
