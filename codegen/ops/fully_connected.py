@@ -20,7 +20,7 @@ import numpy as np
 
 from codegen import quant
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _gemm, _gemm_v6m, _litert, _requant
+from codegen.ops import _gemm, _gemm_rv, _gemm_v6m, _litert, _requant
 from codegen.ops.base import (
     CArray,
     Layer,
@@ -98,7 +98,8 @@ class FullyConnectedGemm(FullyConnected):
 
     def constants(self) -> list[CArray]:
         p = self.params
-        return [CArray("stream", p["stream"]), *_gemm_v6m.constants(p["v6m"])]
+        return [*_gemm_rv.constants(p["stream"], p["rv_stream"]),
+                *_gemm_v6m.constants(p["v6m"])]
 
     def describe(self) -> list[tuple[str, str]]:
         return [*super().describe(), ("kernel", self.params["engine"])]
@@ -235,6 +236,10 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
         "scale": rq.scale,
         "stream": _gemm.block_stream(weights, rq, _gemm.FC_BLOCK),
         "v6m": _gemm_v6m.plan(weights, rq, _gemm_v6m.FC_BLOCK),
+        "rv_stream": _gemm_rv.stream(weights, rq, _gemm.FC_BLOCK, _gemm_rv.fc_chunks(depth)),
+        "rv_engine": f"cg_gemm_rv_fc_{clamp}",
+        "rv_tail_offset": blocks * _gemm_rv.block_words(depth, _gemm.FC_BLOCK),
+        "fixup": int(fixup),
     }
 
 
