@@ -65,9 +65,38 @@ def stream(weights: np.ndarray, rq: Requant, block: int, chunks: np.ndarray) -> 
     words = data[0::2].astype(np.int64) + 65536 * data[1::2]  # [pairs, kpad]
     picked = words.reshape(blocks, block // 2, kpad)[:, :, chunks]  # [blocks, pairs, chunk, 2]
     body = picked.transpose(0, 2, 1, 3).reshape(blocks, -1)
-    table = rq.table[:block * blocks].astype(np.int64).reshape(blocks, -1)
+    table = rq.table[:block * blocks].astype(np.int64)
+    if len(table) < block * blocks:  # constant rows (multiplier 0) for the padded channels
+        pad = np.tile(np.array([[0, 0, 1, 1]], np.int64), (block * blocks - len(table), 1))
+        table = np.concatenate([table, pad])
+    table = table.reshape(blocks, -1)
     flat = np.concatenate([body, table], axis=1).ravel()
     return ((flat + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+
+
+def split_stream(weights: np.ndarray, rq: Requant, wide: int, block: int,
+                 chunks: np.ndarray) -> dict[str, object] | None:
+    """The stream of a layer whose engine takes `wide` channels per pass and `block` at its
+    end: the channels' first multiple of `wide` in blocks of `wide`, the rest in blocks of
+    `block` (the last one padded). The C's counts and offsets (words) come with it; None
+    where `stream` refuses the weights."""
+    w = np.asarray(weights)
+    channels, depth = w.shape
+    kpad = padded_depth(depth)
+    wide_blocks = channels // wide
+    cut = wide * wide_blocks
+    head = (stream(w[:cut], rq, wide, chunks) if wide_blocks
+            else np.zeros(0, np.int32))
+    rest = channels - cut
+    tail = (stream(w[cut:], Requant(rq.scale, rq.table[cut:]), block, chunks) if rest
+            else np.zeros(0, np.int32))
+    if head is None or tail is None:
+        return None
+    blocks, partial = divmod(rest, block)
+    offset = wide_blocks * block_words(kpad, wide)
+    return {"stream": np.concatenate([head, tail]), "wide_blocks": wide_blocks,
+            "blocks": blocks, "block_offset": offset,
+            "tail_offset": offset + blocks * block_words(kpad, block), "partial": partial}
 
 
 def block_words(kpad: int, block: int) -> int:
@@ -81,3 +110,8 @@ def constants(dsp: np.ndarray, rv: np.ndarray | None) -> list[CArray]:
     if rv is None:
         return [CArray("stream", dsp)]
     return [CArray("stream", dsp, f"!{GUARD}"), CArray("rv_stream", rv, GUARD)]
+
+
+# Channels per pass of the convolution engine's main loop (four pairs, two pixels); its last
+# channels go four at a time (`_gemm.CONV_BLOCK`).
+CONV_WIDE = 8

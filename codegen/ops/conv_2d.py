@@ -133,7 +133,8 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     # up to sixteen k-pairs per iteration as the depth allows (fewer loop tests)
     kpairs = 16 if kpad % 32 == 0 else 8 if kpad % 16 == 0 else 4
     variant = ("fix" if fixup else "floor", clamp, f"k{kpairs}")
-    rv_stream = _gemm_rv.stream(w, rq, _gemm.CONV_BLOCK, _gemm_rv.conv_chunks(kpad))
+    rv = _gemm_rv.split_stream(w, rq, _gemm_rv.CONV_WIDE, _gemm.CONV_BLOCK,
+                               _gemm_rv.conv_chunks(kpad))
     return {
         "engine": "cg_gemm_conv_" + "_".join(variant),
         "snippets": (f"gemm_conv_plain.{clamp}", "gemm_conv." + ".".join(variant)),
@@ -155,9 +156,9 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "scale": rq.scale,
         "stream": _gemm.block_stream(w, rq, _gemm.CONV_BLOCK),
         "v6m": _gemm_v6m.plan(w, rq, _gemm_v6m.CONV_BLOCK),
-        "rv_stream": rv_stream,
+        "rv_stream": None if rv is None else rv["stream"],
+        "rv": rv,
         "rv_engine": f"cg_gemm_rv_conv_{clamp}",
-        "rv_tail_offset": blocks * _gemm_rv.block_words(kpad, _gemm.CONV_BLOCK),
         "fixup": int(fixup),
         "depth": depth,
         "depth_pad": kpad - depth,
