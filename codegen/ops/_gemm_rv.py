@@ -115,3 +115,6 @@ def constants(dsp: np.ndarray, rv: np.ndarray | None) -> list[CArray]:
 # Channels per pass of the convolution engine's main loop (four pairs, two pixels); its last
 # channels go four at a time (`_gemm.CONV_BLOCK`).
 CONV_WIDE = 8
+# The FULLY_CONNECTED engine's (eight pairs, one row); its last channels go eight at a time
+# (`_gemm.FC_BLOCK`).
+FC_WIDE = 16

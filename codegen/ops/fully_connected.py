@@ -226,6 +226,8 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
     # up to eight input words per iteration as the depth allows (fewer loop tests)
     words = 8 if depth % 32 == 0 else 4 if depth % 16 == 0 else 2
     variant = ("fix" if fixup else "floor", clamp, f"x{words}")
+    rv = _gemm_rv.split_stream(weights, rq, _gemm_rv.FC_WIDE, _gemm.FC_BLOCK,
+                               _gemm_rv.fc_chunks(depth))
     return {
         "engine": "cg_gemm_fc_" + "_".join(variant),
         "snippets": (f"gemm_fc_plain.{clamp}", "gemm_fc." + ".".join(variant)),
@@ -236,9 +238,9 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
         "scale": rq.scale,
         "stream": _gemm.block_stream(weights, rq, _gemm.FC_BLOCK),
         "v6m": _gemm_v6m.plan(weights, rq, _gemm_v6m.FC_BLOCK),
-        "rv_stream": _gemm_rv.stream(weights, rq, _gemm.FC_BLOCK, _gemm_rv.fc_chunks(depth)),
+        "rv_stream": None if rv is None else rv["stream"],
+        "rv": rv,
         "rv_engine": f"cg_gemm_rv_fc_{clamp}",
-        "rv_tail_offset": blocks * _gemm_rv.block_words(depth, _gemm.FC_BLOCK),
         "fixup": int(fixup),
     }
 
