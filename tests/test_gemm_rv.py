@@ -35,23 +35,29 @@ def _wrap(v: np.ndarray) -> np.ndarray:
     return (v + (1 << 31)) % (1 << 32) - (1 << 31)
 
 
-def _requant(channels: int) -> _gemm.Requant:
-    # Any table: the sums are checked before it; rows padded like the engines' blocks.
-    return _gemm.Requant(2, np.tile(np.array([[0, 1 << 30, 1, 1]], np.int64),
-                                    (-(-channels // 16) * 16, 1)))
+def _requant(bias: np.ndarray) -> _gemm.Requant:
+    """A table with the folded biases `bias` (scale 2); its other fields do not matter here.
+    Rows as the engines' blocks pad them."""
+    rows = np.tile(np.array([[0, 1 << 30, 1, 1]], np.int64), (len(bias), 1))
+    rows[:, 0] = 2 * np.asarray(bias, np.int64)
+    return _gemm.Requant(2, rows)
 
 
 def _sums(words: np.ndarray, block: int, kpad: int, x: np.ndarray) -> np.ndarray:
-    """The engine's S per channel of blocks of `block` channels from their stream `words`
-    and the input values x [kpad // 2 chunks, 2] in the stream's chunk order."""
+    """The engine's acc = S + bias' per channel of blocks of `block` channels from their
+    stream `words` and the input values x [kpad // 2 chunks, 2] in the stream's chunk
+    order."""
+    pairs = block // 2
     per_block = _gemm_rv.block_words(kpad, block)
-    blocks = words.reshape(-1, per_block)[:, :block * kpad // 2]
-    w = blocks.reshape(len(blocks), kpad // 2, block // 2, 2).astype(np.int64)
+    blocks = words.reshape(-1, per_block).astype(np.int64)
+    start = blocks[:, :2 * pairs].reshape(-1, pairs, 2) & _M32
+    w = blocks[:, 2 * pairs:2 * pairs + block * kpad // 2].reshape(len(blocks), kpad // 2,
+                                                                   pairs, 2)
     q = (w[..., 0] * x[None, :, 0, None] + w[..., 1] * x[None, :, 1, None]) & _M32
-    a = q.sum(axis=1) & _M32  # [blocks, pairs]
-    h = (_wrap((q + (1 << 15)) & _M32) >> 16).sum(axis=1)
-    s_a = _wrap((a - (h << 16)) & _M32)
-    return np.stack([s_a, h], axis=2).reshape(-1)
+    a = (start[..., 0] + q.sum(axis=1)) & _M32  # [blocks, pairs]
+    h = _wrap(start[..., 1]) + (_wrap((q + (1 << 15)) & _M32) >> 16).sum(axis=1)
+    acc_a = _wrap((a - (h << 16)) & _M32)
+    return np.stack([acc_a, h], axis=2).reshape(-1)
 
 
 def _extreme_weights(rng: np.random.Generator, channels: int, depth: int,
@@ -80,19 +86,20 @@ def test_stream_gives_exact_dot_products(kind: str, channels: int, depth: int) -
     chunks = _gemm_rv.conv_chunks(kpad) if kind == "conv" else _gemm_rv.fc_chunks(kpad)
     w = _extreme_weights(rng, channels, depth, chunks)
     block = 8 if kind == "conv" else 16
-    words = _gemm_rv.stream(w, _requant(channels), block, chunks)
+    bias = rng.integers(-(1 << 20), 1 << 20, size=channels)
+    words = _gemm_rv.stream(w, _requant(bias), block, chunks)
     assert words is not None
     for x in (rng.integers(-128, 128, size=depth), np.full(depth, -128), np.full(depth, 127)):
         padded = np.zeros(kpad, np.int64)
         padded[:depth] = x
         got = _sums(words, block, kpad, padded[chunks])[:channels]
-        assert np.array_equal(got, w @ x)
+        assert np.array_equal(got, w @ x + bias)
 
 
 def test_split_stream_counts_and_offsets() -> None:
     w = np.ones((21, 16), np.int64)
     chunks = _gemm_rv.conv_chunks(16)
-    split = _gemm_rv.split_stream(w, _requant(21), 8, 4, chunks)
+    split = _gemm_rv.split_stream(w, _requant(np.zeros(24, np.int64)), 8, 4, chunks)
     assert split is not None
     assert (split["wide_blocks"], split["blocks"], split["partial"]) == (2, 1, 1)
     wide, block = _gemm_rv.block_words(16, 8), _gemm_rv.block_words(16, 4)
@@ -102,12 +109,13 @@ def test_split_stream_counts_and_offsets() -> None:
 
 def test_two_minus_128s_in_a_chunk_are_refused() -> None:
     w = np.zeros((3, 8), np.int64)
+    rq = _requant(np.zeros(8, np.int64))
     chunks = _gemm_rv.fc_chunks(8)
-    assert _gemm_rv.stream(w, _requant(3), 8, chunks) is not None
+    assert _gemm_rv.stream(w, rq, 8, chunks) is not None
     w[2, 4] = w[2, 5] = -128  # chunk (4, 5) of channel 2
-    assert _gemm_rv.stream(w, _requant(3), 8, chunks) is None
+    assert _gemm_rv.stream(w, rq, 8, chunks) is None
     # the convolution's chunks pair k with k + 2: (4, 5) is not one of them
-    assert _gemm_rv.stream(w, _requant(3), 8, _gemm_rv.conv_chunks(8)) is not None
+    assert _gemm_rv.stream(w, rq, 8, _gemm_rv.conv_chunks(8)) is not None
 
 
 # -- generated C on riscv32 under QEMU --------------------------------------------------------

@@ -8,18 +8,21 @@ Two depth indices k, k' form a chunk: Q = W[k] * x[k] + W[k'] * x[k'] holds the 
 L = w_a[k] x[k] + w_a[k'] x[k'] and the high lane M = w_b[k] x[k] + w_b[k'] x[k']. With
 |x| <= 128 and not both weights -128, -32640 <= L, M <= 32640, so
     (Q + 2^15) >> 16 = M exactly (arithmetic shift: 0 <= L + 2^15 < 2^16, |M| < 2^15).
-Per pair and pixel the engine keeps A = sum Q (mod 2^32) and H = sum M; then
-    S_b = H,   S_a = A - 65536 * H (mod 2^32, exact as |S_a| < 2^31),
-seven instructions (two MUL, four ADD, one shift) for four MACs, and one word load for two
-weights. The weights take twice the DSP stream's bytes (16 bits each).
+Per pair and pixel the engine keeps A = sum Q (mod 2^32) and H = sum M: seven instructions
+(two MUL, four ADD, one shift) for four MACs, and one word load for two weights. It starts
+them at the folded biases (A at bias'_a + 65536 bias'_b, H at bias'_b), so that
+    acc_b = H,   acc_a = A - 65536 * H (mod 2^32, exact as |acc_a| < 2^31),
+and v = acc * scale goes to the requantization (`_gemm.Requant`). The weights take twice
+the DSP stream's bytes (16 bits each).
 
 The convolution engine reads the DSP engine's widened columns (k-pair slot j of pixel n holds
-inputs k and k + 2, k = 4 (j // 2) + j % 2, as 16-bit halves): slot j is a chunk, and a
-block of four channels stores per slot pair 0's words W[k], W[k + 2], then pair 1's. The
-FULLY_CONNECTED engine reads its int8 row as it is: chunk i is inputs 2i, 2i + 1, and a block
-of eight channels stores per chunk the four pairs' two words each. Each block's
-requantization rows (`_gemm.Requant`, bias2 = bias' * scale) follow its weights, as in the
-DSP stream: the engine's sum is S itself, so v = S * scale + bias2.
+inputs k and k + 2, k = 4 (j // 2) + j % 2, as 16-bit halves): slot j is a chunk. The
+FULLY_CONNECTED engine reads its int8 row as it is: chunk i is inputs 2i, 2i + 1. A block of
+channels (`stream`) holds each pair's starting sums (two words), then per chunk each pair's
+words W[k], W[k'], then each pair's multiplier, addend and right shift of channel a, then of
+b (six words): as many words as the DSP stream's blocks. The engines take CONV_WIDE or
+FC_WIDE channels per pass and their last channels in blocks of four or eight
+(`split_stream`).
 
 A layer with a chunk whose two weights of one channel are both -128 keeps the DSP stream
 (and the byte-wise engine): `stream` returns None.
@@ -49,10 +52,11 @@ def fc_chunks(kpad: int) -> np.ndarray:
 
 
 def stream(weights: np.ndarray, rq: Requant, block: int, chunks: np.ndarray) -> np.ndarray | None:
-    """Filters [C, K] and `rq` (padded to a multiple of `block` channels) as the engine reads
-    them, block after block: per chunk (rows of `chunks`, depth indices), each pair's words
-    W[k], W[k'], then the block's rows of rq.table. None where a chunk has two -128 weights
-    in one channel."""
+    """Filters [C, K] and `rq` as the engine reads them, block after block: each pair's
+    starting sums, then per chunk (rows of `chunks`, depth indices) each pair's words W[k],
+    W[k'], then each pair's constants (see the module docstring). Channels are padded to a
+    multiple of `block` (`rq` with constant rows where it has none). None where a chunk has
+    two -128 weights in one channel."""
     w = np.asarray(weights)
     channels, depth = w.shape
     blocks = -(-channels // block)
@@ -69,8 +73,11 @@ def stream(weights: np.ndarray, rq: Requant, block: int, chunks: np.ndarray) -> 
     if len(table) < block * blocks:  # constant rows (multiplier 0) for the padded channels
         pad = np.tile(np.array([[0, 0, 1, 1]], np.int64), (block * blocks - len(table), 1))
         table = np.concatenate([table, pad])
-    table = table.reshape(blocks, -1)
-    flat = np.concatenate([body, table], axis=1).ravel()
+    pairs = table.reshape(blocks, block // 2, 2, 4)  # [block, pair, a or b, field]
+    bias = pairs[..., 0] // rq.scale  # bias' (bias2 = bias' * scale exactly)
+    start = np.stack([bias[..., 0] + 65536 * bias[..., 1], bias[..., 1]], axis=2)
+    constants = pairs[..., 1:].reshape(blocks, -1)  # per pair: m, add, right of a, then b
+    flat = np.concatenate([start.reshape(blocks, -1), body, constants], axis=1).ravel()
     return ((flat + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
 
 
