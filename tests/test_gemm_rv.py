@@ -127,7 +127,8 @@ def _conv_model() -> bytes:
     """One 5x7x20 input; branches: 3x3 SAME into 13 channels (a wide pass, a block of four, a
     partial block; -128 next to 127), 1x1 stride 2 into 17 (two wide passes and one channel
     left), 3x3 stride (2, 1) RELU into 6, 2x3 VALID into 9 with two -128 in one chunk (the
-    DSP stream and the byte-wise engine)."""
+    DSP stream and the byte-wise engine), 2x2 VALID RELU6 into 10 (depth 80: the wide pass
+    sixteen inputs per iteration)."""
     rng = np.random.default_rng(21)
     shape = (1, 5, 7, 20)
     b = ModelBuilder("riscv conv")
@@ -136,7 +137,8 @@ def _conv_model() -> bytes:
     cases = [((13, 3, 3), "SAME", (1, 1), "NONE", False),
              ((17, 1, 1), "VALID", (2, 2), "NONE", False),
              ((6, 3, 3), "SAME", (2, 1), "RELU", False),
-             ((9, 2, 3), "VALID", (1, 1), "NONE", True)]
+             ((9, 2, 3), "VALID", (1, 1), "NONE", True),
+             ((10, 2, 2), "VALID", (1, 1), "RELU6", False)]
     for i, ((out_c, kh, kw), padding, stride, activation, refuse) in enumerate(cases):
         depth = kh * kw * 20
         chunks = _gemm_rv.conv_chunks(_gemm.padded_depth(depth))
@@ -160,11 +162,11 @@ def _conv_model() -> bytes:
 
 
 def _fc_model() -> bytes:
-    """Three rows of depth 40 (not a multiple of 16) into 37 units (two wide passes, a
+    """Three rows of depth 48 (sixteen inputs per iteration) into 37 units (two wide passes, a
     partial block; -128 next to 127), 25 units RELU (a wide pass, a block of eight, one
     unit), and 3 units with two -128 in one chunk (the DSP stream)."""
     rng = np.random.default_rng(22)
-    depth = 40
+    depth = 48
     b = ModelBuilder("riscv fc")
     x = b.add_tensor("input", (3, depth), "int8", quant=Q(*INPUT_Q))
     outs = []
@@ -192,9 +194,9 @@ def test_models_reach_every_pass() -> None:
     assert all(type(la) is Conv2DGemm for la in conv)
     rv = [la.params["rv"] for la in conv]
     assert rv[3] is None and conv[3].params["rv_stream"] is None
-    assert [(r["wide_blocks"], r["blocks"], r["partial"]) for r in rv[:3]] == [
-        (1, 1, 1), (2, 0, 1), (0, 1, 2)]
-    assert [la.params["kpad"] for la in conv] == [184, 24, 184, 120]
+    assert [(r["wide_blocks"], r["blocks"], r["partial"]) for i, r in enumerate(rv)
+            if i != 3] == [(1, 1, 1), (2, 0, 1), (0, 1, 2), (1, 0, 2)]
+    assert [la.params["kpad"] for la in conv] == [184, 24, 184, 120, 80]
     fc = load_program(_fc_model()).layers
     assert all(type(la) is FullyConnectedGemm for la in fc)
     rv = [la.params["rv"] for la in fc]
