@@ -158,7 +158,7 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "v6m": _gemm_v6m.plan(w, rq, _gemm_v6m.CONV_BLOCK),
         "rv_stream": None if rv is None else rv["stream"],
         "rv": rv,
-        "rv_engine": f"cg_gemm_rv_conv_{clamp}",
+        "rv_engine": f"cg_gemm_conv_rv_{clamp}",
         "fixup": int(fixup),
         "depth": depth,
         "depth_pad": kpad - depth,
