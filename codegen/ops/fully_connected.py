@@ -240,8 +240,7 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
         "v6m": _gemm_v6m.plan(weights, rq, _gemm_v6m.FC_BLOCK),
         "rv_stream": None if rv is None else rv["stream"],
         "rv": rv,
-        "rv_engine": f"cg_gemm_fc_rv_{clamp}",
-        "fixup": int(fixup),
+        "rv_engine": f"cg_gemm_fc_rv_{variant[0]}_{clamp}",
     }
 
 
