@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _conv, _gemm, _gemm_mve, _gemm_v6m, _litert
+from codegen.ops import _conv, _gemm, _gemm_mve, _gemm_rv, _gemm_v6m, _litert
 from codegen.ops._window import require_nhwc, window
 from codegen.ops.base import CArray, RowAccess, only_output, operand, unsupported
 
@@ -66,8 +66,8 @@ class Conv2DGemm(Conv2D):
 
     def constants(self) -> list[CArray]:
         p = self.params
-        return [CArray("stream", p["stream"]), *_gemm_v6m.constants(p["v6m"]),
-                *_gemm_mve.constants(p["mve"])]
+        return [*_gemm_rv.constants(p["stream"], p["rv_stream"]),
+                *_gemm_v6m.constants(p["v6m"]), *_gemm_mve.constants(p["mve"])]
 
     def scratch_bytes(self) -> int:
         return int(self.params["scratch"])
@@ -134,6 +134,8 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     # up to sixteen k-pairs per iteration as the depth allows (fewer loop tests)
     kpairs = 16 if kpad % 32 == 0 else 8 if kpad % 16 == 0 else 4
     variant = ("fix" if fixup else "floor", clamp, f"k{kpairs}")
+    rv = _gemm_rv.split_stream(w, rq, _gemm_rv.CONV_WIDE, _gemm.CONV_BLOCK,
+                               _gemm_rv.conv_chunks(kpad))
     return {
         "engine": "cg_gemm_conv_" + "_".join(variant),
         "snippets": (f"gemm_conv_plain.{clamp}", "gemm_conv." + ".".join(variant)),
@@ -156,6 +158,9 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "stream": _gemm.block_stream(w, rq, _gemm.CONV_BLOCK),
         "v6m": _gemm_v6m.plan(w, rq, _gemm_v6m.CONV_BLOCK),
         "mve": _mve_params(w, rq, variant[:2]),
+        "rv_stream": None if rv is None else rv["stream"],
+        "rv": rv,
+        "rv_engine": f"cg_gemm_conv_rv_{variant[0]}_{clamp}",
         "depth": depth,
         "depth_pad": kpad - depth,
         "input_zero_point": -int(p["input_offset"]),

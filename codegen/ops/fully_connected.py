@@ -20,7 +20,7 @@ import numpy as np
 
 from codegen import quant
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _gemm, _gemm_mve, _gemm_v6m, _litert, _requant
+from codegen.ops import _gemm, _gemm_mve, _gemm_rv, _gemm_v6m, _litert, _requant
 from codegen.ops.base import (
     CArray,
     Layer,
@@ -99,8 +99,8 @@ class FullyConnectedGemm(FullyConnected):
 
     def constants(self) -> list[CArray]:
         p = self.params
-        return [CArray("stream", p["stream"]), *_gemm_v6m.constants(p["v6m"]),
-                *_gemm_mve.constants(p["mve"])]
+        return [*_gemm_rv.constants(p["stream"], p["rv_stream"]),
+                *_gemm_v6m.constants(p["v6m"]), *_gemm_mve.constants(p["mve"])]
 
     def describe(self) -> list[tuple[str, str]]:
         return [*super().describe(), ("kernel", self.params["engine"])]
@@ -231,6 +231,8 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
     # up to eight input words per iteration as the depth allows (fewer loop tests)
     words = 8 if depth % 32 == 0 else 4 if depth % 16 == 0 else 2
     variant = ("fix" if fixup else "floor", clamp, f"x{words}")
+    rv = _gemm_rv.split_stream(weights, rq, _gemm_rv.FC_WIDE, _gemm.FC_BLOCK,
+                               _gemm_rv.fc_chunks(depth))
     return {
         "engine": "cg_gemm_fc_" + "_".join(variant),
         "snippets": (f"gemm_fc_plain.{clamp}", "gemm_fc." + ".".join(variant)),
@@ -244,6 +246,9 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
         "mve": {**_gemm_mve.plan_fc(weights, rq),
                 "engine": "cg_gemm_mve8_fc_" + "_".join(variant[:2]),
                 "snippet": "gemm_mve8_fc." + ".".join(variant[:2])},
+        "rv_stream": None if rv is None else rv["stream"],
+        "rv": rv,
+        "rv_engine": f"cg_gemm_fc_rv_{variant[0]}_{clamp}",
     }
 
 

@@ -1,0 +1,127 @@
+"""The scalar RISC-V (rv32imac: MUL, no DSP, no SIMD) streams of the int8 matrix-product
+engine (templates/runtime/_gemm_engines_rv.j2), compiled where `CG_GEMM_RV` holds.
+
+Two channels share a 32-bit weight word as one integer, W = w_a + 65536 * w_b (w signed), so
+one MUL by an input value x gives both products in 16-bit lanes:
+    W * x = w_a * x + 65536 * w_b * x   (mod 2^32).
+Two depth indices k, k' form a chunk: Q = W[k] * x[k] + W[k'] * x[k'] holds the low lane
+L = w_a[k] x[k] + w_a[k'] x[k'] and the high lane M = w_b[k] x[k] + w_b[k'] x[k']. With
+|x| <= 128 and not both weights -128, -32640 <= L, M <= 32640, so
+    (Q + 2^15) >> 16 = M exactly (arithmetic shift: 0 <= L + 2^15 < 2^16, |M| < 2^15).
+Per pair and pixel the engine keeps A = sum Q (mod 2^32) and H = sum M: seven instructions
+(two MUL, four ADD, one shift) for four MACs, and one word load for two weights. It starts
+them at the folded biases (A at bias'_a + 65536 bias'_b, H at bias'_b), so that
+    acc_b = H,   acc_a = A - 65536 * H (mod 2^32, exact as |acc_a| < 2^31),
+and v = acc * scale goes to the requantization (`_gemm.Requant`). The weights take twice
+the DSP stream's bytes (16 bits each).
+
+The convolution engine reads the DSP engine's widened columns (k-pair slot j of pixel n holds
+inputs k and k + 2, k = 4 (j // 2) + j % 2, as 16-bit halves): slot j is a chunk. The
+FULLY_CONNECTED engine reads its int8 row as it is: chunk i is inputs 2i, 2i + 1. A block of
+channels (`stream`) holds each pair's starting sums (two words), then per chunk each pair's
+words W[k], W[k'], then each pair's multiplier, addend and right shift of channel a, then of
+b (six words): as many words as the DSP stream's blocks. The engines take CONV_WIDE or
+FC_WIDE channels per pass and their last channels in blocks of four or eight
+(`split_stream`).
+
+A layer with a chunk whose two weights of one channel are both -128 keeps the DSP stream
+(and the byte-wise engine): `stream` returns None.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codegen.ops._gemm import Requant, padded_depth
+from codegen.ops.base import CArray
+
+GUARD = "CG_GEMM_RV"
+
+
+def conv_chunks(kpad: int) -> np.ndarray:
+    """The depth indices (k, k + 2) of each k-pair slot of the convolution's columns."""
+    j = np.arange(kpad // 2)
+    k = 4 * (j // 2) + j % 2
+    return np.stack([k, k + 2], axis=1)
+
+
+def fc_chunks(kpad: int) -> np.ndarray:
+    """The depth indices (2i, 2i + 1) of the FULLY_CONNECTED engine's chunks."""
+    k = np.arange(0, kpad, 2)
+    return np.stack([k, k + 1], axis=1)
+
+
+def stream(weights: np.ndarray, rq: Requant, block: int, chunks: np.ndarray) -> np.ndarray | None:
+    """Filters [C, K] and `rq` as the engine reads them, block after block: each pair's
+    starting sums, then per chunk (rows of `chunks`, depth indices) each pair's words W[k],
+    W[k'], then each pair's constants (see the module docstring). Channels are padded to a
+    multiple of `block` (`rq` with constant rows where it has none). None where a chunk has
+    two -128 weights in one channel."""
+    w = np.asarray(weights)
+    channels, depth = w.shape
+    blocks = -(-channels // block)
+    kpad = padded_depth(depth)
+    data = np.zeros((blocks * block, kpad), dtype=np.int32)
+    data[:channels, :depth] = w
+    first, second = chunks[:, 0], chunks[:, 1]
+    if np.any((data[:, first] == -128) & (data[:, second] == -128)):
+        return None
+    words = data[0::2].astype(np.int64) + 65536 * data[1::2]  # [pairs, kpad]
+    picked = words.reshape(blocks, block // 2, kpad)[:, :, chunks]  # [blocks, pairs, chunk, 2]
+    body = picked.transpose(0, 2, 1, 3).reshape(blocks, -1)
+    table = rq.table[:block * blocks].astype(np.int64)
+    if len(table) < block * blocks:  # constant rows (multiplier 0) for the padded channels
+        pad = np.tile(np.array([[0, 0, 1, 1]], np.int64), (block * blocks - len(table), 1))
+        table = np.concatenate([table, pad])
+    pairs = table.reshape(blocks, block // 2, 2, 4)  # [block, pair, a or b, field]
+    bias = pairs[..., 0] // rq.scale  # bias' (bias2 = bias' * scale exactly)
+    start = np.stack([bias[..., 0] + 65536 * bias[..., 1], bias[..., 1]], axis=2)
+    constants = pairs[..., 1:].reshape(blocks, -1)  # per pair: m, add, right of a, then b
+    flat = np.concatenate([start.reshape(blocks, -1), body, constants], axis=1).ravel()
+    return ((flat + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+
+
+def split_stream(weights: np.ndarray, rq: Requant, wide: int, block: int,
+                 chunks: np.ndarray) -> dict[str, object] | None:
+    """The stream of a layer whose engine takes `wide` channels per pass and `block` at its
+    end: the channels' first multiple of `wide` in blocks of `wide`, the rest in blocks of
+    `block` (the last one padded). The C's counts and offsets (words) come with it; None
+    where `stream` refuses the weights."""
+    w = np.asarray(weights)
+    channels, depth = w.shape
+    kpad = padded_depth(depth)
+    wide_blocks = channels // wide
+    cut = wide * wide_blocks
+    head = (stream(w[:cut], rq, wide, chunks) if wide_blocks
+            else np.zeros(0, np.int32))
+    rest = channels - cut
+    tail = (stream(w[cut:], Requant(rq.scale, rq.table[cut:]), block, chunks) if rest
+            else np.zeros(0, np.int32))
+    if head is None or tail is None:
+        return None
+    blocks, partial = divmod(rest, block)
+    offset = wide_blocks * block_words(kpad, wide)
+    return {"stream": np.concatenate([head, tail]), "wide_blocks": wide_blocks,
+            "blocks": blocks, "block_offset": offset,
+            "tail_offset": offset + blocks * block_words(kpad, block), "partial": partial}
+
+
+def block_words(kpad: int, block: int) -> int:
+    """Words of one block in the stream: the weights, then four constants per channel."""
+    return block * kpad // 2 + 4 * block
+
+
+def constants(dsp: np.ndarray, rv: np.ndarray | None) -> list[CArray]:
+    """The DSP engine's `stream` and, where the layer has one, the RISC-V stream
+    `rv_stream`, each compiled only where an engine reads it."""
+    if rv is None:
+        return [CArray("stream", dsp)]
+    return [CArray("stream", dsp, f"!{GUARD}"), CArray("rv_stream", rv, GUARD)]
+
+
+# Channels per pass of the convolution engine's main loop (four pairs, two pixels); its last
+# channels go four at a time (`_gemm.CONV_BLOCK`).
+CONV_WIDE = 8
+# The FULLY_CONNECTED engine's (eight pairs, one row); its last channels go eight at a time
+# (`_gemm.FC_BLOCK`).
+FC_WIDE = 16

@@ -1,0 +1,212 @@
+"""The scalar RISC-V engines (codegen/ops/_gemm_rv.py, templates/runtime/_gemm_engines_rv.j2:
+CG_GEMM_RV, the riscv32 target).
+
+  - their arithmetic in numpy, without C: the stream's words (two channels to a word in
+    16-bit lanes) through 32-bit wrap-around MUL arithmetic, a chunk of two depth indices per
+    sum Q, A = sum Q and H = sum (Q + 2^15) >> 16, give the exact dot products, with weights
+    and inputs at their extremes; a chunk with two -128 weights of one channel is refused;
+  - CONV_2D and FULLY_CONNECTED layers with channel counts that reach every pass of the
+    engines (the wide pass, one more block, a partial last block), odd pixel counts,
+    strides, padding, depths that are not a multiple of the unrolling, weights at -128 next
+    to 127 (the chunk bound reached), and a layer that keeps the DSP stream: riscv32 under
+    QEMU against the reference, all-minimum and all-maximum inputs among the samples.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.builder import ModelBuilder, Q, bias_scales, fc_options
+from support.conv_models import conv_options, out_size
+from support.verify import c_matches_reference, edge_inputs
+
+from codegen.ops import _gemm, _gemm_rv
+from codegen.ops.conv_2d import Conv2DGemm
+from codegen.ops.fully_connected import FullyConnectedGemm
+from codegen.program import load_program
+
+_M32 = (1 << 32) - 1
+
+
+def _wrap(v: np.ndarray) -> np.ndarray:
+    """int64 values as the int32 they wrap to."""
+    return (v + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
+def _requant(bias: np.ndarray) -> _gemm.Requant:
+    """A table with the folded biases `bias` (scale 2); its other fields do not matter here.
+    Rows as the engines' blocks pad them."""
+    rows = np.tile(np.array([[0, 1 << 30, 1, 1]], np.int64), (len(bias), 1))
+    rows[:, 0] = 2 * np.asarray(bias, np.int64)
+    return _gemm.Requant(2, rows)
+
+
+def _sums(words: np.ndarray, block: int, kpad: int, x: np.ndarray) -> np.ndarray:
+    """The engine's acc = S + bias' per channel of blocks of `block` channels from their
+    stream `words` and the input values x [kpad // 2 chunks, 2] in the stream's chunk
+    order."""
+    pairs = block // 2
+    per_block = _gemm_rv.block_words(kpad, block)
+    blocks = words.reshape(-1, per_block).astype(np.int64)
+    start = blocks[:, :2 * pairs].reshape(-1, pairs, 2) & _M32
+    w = blocks[:, 2 * pairs:2 * pairs + block * kpad // 2].reshape(len(blocks), kpad // 2,
+                                                                   pairs, 2)
+    q = (w[..., 0] * x[None, :, 0, None] + w[..., 1] * x[None, :, 1, None]) & _M32
+    a = (start[..., 0] + q.sum(axis=1)) & _M32  # [blocks, pairs]
+    h = _wrap(start[..., 1]) + (_wrap((q + (1 << 15)) & _M32) >> 16).sum(axis=1)
+    acc_a = _wrap((a - (h << 16)) & _M32)
+    return np.stack([acc_a, h], axis=2).reshape(-1)
+
+
+def _extreme_weights(rng: np.random.Generator, channels: int, depth: int,
+                     chunks: np.ndarray) -> np.ndarray:
+    """Random weights, with every chunk of channel 0 at (-128, 127) and channel 1 at
+    (127, -128): the chunk bound |L| <= 128 * 255 reached."""
+    w = rng.integers(-128, 128, size=(channels, depth))
+    for c, (first, second) in ((0, (-128, 127)), (1, (127, -128))):
+        if c < channels:
+            for k0, k1 in chunks:
+                if k1 < depth:
+                    w[c, k0], w[c, k1] = first, second
+    for row in w:  # no chunk with two -128 in a channel (refused: test_two_minus_128s...)
+        for k0, k1 in chunks:
+            if k1 < depth and row[k0] == row[k1] == -128:
+                row[k1] = -127
+    return w
+
+
+@pytest.mark.parametrize(("channels", "depth"), [(1, 1), (3, 8), (9, 13), (16, 64),
+                                                 (21, 300)])
+@pytest.mark.parametrize("kind", ["conv", "fc"])
+def test_stream_gives_exact_dot_products(kind: str, channels: int, depth: int) -> None:
+    rng = np.random.default_rng(channels * 1000 + depth)
+    kpad = _gemm.padded_depth(depth)
+    chunks = _gemm_rv.conv_chunks(kpad) if kind == "conv" else _gemm_rv.fc_chunks(kpad)
+    w = _extreme_weights(rng, channels, depth, chunks)
+    block = 8 if kind == "conv" else 16
+    bias = rng.integers(-(1 << 20), 1 << 20, size=channels)
+    words = _gemm_rv.stream(w, _requant(bias), block, chunks)
+    assert words is not None
+    for x in (rng.integers(-128, 128, size=depth), np.full(depth, -128), np.full(depth, 127)):
+        padded = np.zeros(kpad, np.int64)
+        padded[:depth] = x
+        got = _sums(words, block, kpad, padded[chunks])[:channels]
+        assert np.array_equal(got, w @ x + bias)
+
+
+def test_split_stream_counts_and_offsets() -> None:
+    w = np.ones((21, 16), np.int64)
+    chunks = _gemm_rv.conv_chunks(16)
+    split = _gemm_rv.split_stream(w, _requant(np.zeros(24, np.int64)), 8, 4, chunks)
+    assert split is not None
+    assert (split["wide_blocks"], split["blocks"], split["partial"]) == (2, 1, 1)
+    wide, block = _gemm_rv.block_words(16, 8), _gemm_rv.block_words(16, 4)
+    assert (split["block_offset"], split["tail_offset"]) == (2 * wide, 2 * wide + block)
+    assert len(split["stream"]) == 2 * wide + 2 * block  # the partial block padded
+
+
+def test_two_minus_128s_in_a_chunk_are_refused() -> None:
+    w = np.zeros((3, 8), np.int64)
+    rq = _requant(np.zeros(8, np.int64))
+    chunks = _gemm_rv.fc_chunks(8)
+    assert _gemm_rv.stream(w, rq, 8, chunks) is not None
+    w[2, 4] = w[2, 5] = -128  # chunk (4, 5) of channel 2
+    assert _gemm_rv.stream(w, rq, 8, chunks) is None
+    # the convolution's chunks pair k with k + 2: (4, 5) is not one of them
+    assert _gemm_rv.stream(w, rq, 8, _gemm_rv.conv_chunks(8)) is not None
+
+
+# -- generated C on riscv32 under QEMU --------------------------------------------------------
+
+INPUT_Q = (0.05, -3)
+
+
+def _conv_model() -> bytes:
+    """One 5x7x20 input; branches: 3x3 SAME into 13 channels (a wide pass, a block of four, a
+    partial block; -128 next to 127), 1x1 stride 2 into 17 (two wide passes and one channel
+    left), 3x3 stride (2, 1) RELU into 6, 2x3 VALID into 9 with two -128 in one chunk (the
+    DSP stream and the byte-wise engine), 2x2 VALID RELU6 into 10 (depth 80: the wide pass
+    sixteen inputs per iteration)."""
+    rng = np.random.default_rng(21)
+    shape = (1, 5, 7, 20)
+    b = ModelBuilder("riscv conv")
+    x = b.add_tensor("input", shape, "int8", quant=Q(*INPUT_Q))
+    outs = []
+    cases = [((13, 3, 3), "SAME", (1, 1), "NONE", False),
+             ((17, 1, 1), "VALID", (2, 2), "NONE", False),
+             ((6, 3, 3), "SAME", (2, 1), "RELU", False),
+             ((9, 2, 3), "VALID", (1, 1), "NONE", True),
+             ((10, 2, 2), "VALID", (1, 1), "RELU6", False)]
+    for i, ((out_c, kh, kw), padding, stride, activation, refuse) in enumerate(cases):
+        depth = kh * kw * 20
+        chunks = _gemm_rv.conv_chunks(_gemm.padded_depth(depth))
+        weights = _extreme_weights(rng, out_c, depth, chunks)
+        if refuse:
+            weights[out_c - 1, :3] = -128  # chunk (0, 2)
+        weights = weights.reshape(out_c, kh, kw, 20)
+        scales = list(0.004 * rng.uniform(0.3, 3.0, size=out_c))
+        bias = rng.integers(-3000, 3001, size=out_c)
+        wt = b.add_tensor(f"w{i}", weights.shape, "int8", quant=Q(scales, 0, axis=0),
+                          data=weights)
+        bt = b.add_tensor(f"b{i}", (out_c,), "int32",
+                          quant=Q(bias_scales(INPUT_Q[0], scales), 0, axis=0), data=bias)
+        oh = out_size(padding, shape[1], kh, stride[0], 1)
+        ow = out_size(padding, shape[2], kw, stride[1], 1)
+        y = b.add_tensor(f"y{i}", (1, oh, ow, out_c), "int8", quant=Q(0.3, 7))
+        b.add_op("CONV_2D", [x, wt, bt], [y], conv_options(padding, stride, (1, 1), activation))
+        outs.append(y)
+    b.set_io([x], outs)
+    return b.build()
+
+
+def _fc_model() -> bytes:
+    """Three rows of depth 48 (sixteen inputs per iteration) into 37 units (two wide passes, a
+    partial block; -128 next to 127), 25 units RELU (a wide pass, a block of eight, one
+    unit), and 3 units with two -128 in one chunk (the DSP stream)."""
+    rng = np.random.default_rng(22)
+    depth = 48
+    b = ModelBuilder("riscv fc")
+    x = b.add_tensor("input", (3, depth), "int8", quant=Q(*INPUT_Q))
+    outs = []
+    chunks = _gemm_rv.fc_chunks(depth)
+    for i, (units, activation, refuse) in enumerate([(37, "NONE", False), (25, "RELU", False),
+                                                     (3, "NONE", True)]):
+        weights = _extreme_weights(rng, units, depth, chunks)
+        if refuse:
+            weights[0, 6:8] = -128
+        scales = list(0.004 * rng.uniform(0.3, 3.0, size=units))
+        wt = b.add_tensor(f"w{i}", weights.shape, "int8", quant=Q(scales, 0, axis=0),
+                          data=weights)
+        bias = rng.integers(-5000, 5001, size=units)
+        bt = b.add_tensor(f"b{i}", (units,), "int32",
+                          quant=Q(bias_scales(INPUT_Q[0], scales), 0, axis=0), data=bias)
+        y = b.add_tensor(f"y{i}", (3, units), "int8", quant=Q(0.2, -20))
+        b.add_op("FULLY_CONNECTED", [x, wt, bt], [y], fc_options(activation))
+        outs.append(y)
+    b.set_io([x], outs)
+    return b.build()
+
+
+def test_models_reach_every_pass() -> None:
+    conv = load_program(_conv_model()).layers
+    assert all(type(la) is Conv2DGemm for la in conv)
+    rv = [la.params["rv"] for la in conv]
+    assert rv[3] is None and conv[3].params["rv_stream"] is None
+    assert [(r["wide_blocks"], r["blocks"], r["partial"]) for i, r in enumerate(rv)
+            if i != 3] == [(1, 1, 1), (2, 0, 1), (0, 1, 2), (1, 0, 2)]
+    assert [la.params["kpad"] for la in conv] == [184, 24, 184, 120, 80]
+    fc = load_program(_fc_model()).layers
+    assert all(type(la) is FullyConnectedGemm for la in fc)
+    rv = [la.params["rv"] for la in fc]
+    assert rv[2] is None
+    assert [(r["wide_blocks"], r["blocks"], r["partial"]) for r in rv[:2]] == [
+        (2, 0, 5), (1, 1, 1)]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("make", [_conv_model, _fc_model], ids=["conv", "fc"])
+def test_riscv32_matches_reference(make, tmp_path: Path) -> None:
+    model = make()
+    c_matches_reference(model, "riscv32", tmp_path, seed=3, extra=edge_inputs(load_program(model)))
