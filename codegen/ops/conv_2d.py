@@ -116,6 +116,13 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     pointwise = (int(p["taps_h"]), int(p["taps_w"])) == (1, 1)  # 1x1 windows never pad
     unit_stride = (int(p["stride_h"]), int(p["stride_w"])) == (1, 1)
     gather = not pointwise and int(p["in_c"]) % 4 != 0
+    # A gathered column without dilation along the width takes each filter row's first
+    # `row_main` values (a multiple of 4) straight from the image and gathers only the
+    # rest of every row, after them (`split_order`): the depth is reordered, weights alike.
+    row_values = int(p["taps_w"]) * int(p["in_c"])
+    row_main = row_values - row_values % 4
+    split = gather and int(p["dil_w"]) == 1 and row_main > 0
+    packed = w[:, split_order(int(p["taps_h"]), row_values)] if split else w
     full = (int(p["act_min"]), int(p["act_max"])) == (-128, 127)
     # A window with the output's shape runs in place over a ring of the input rows it still
     # needs after the output has overwritten them: from pad_h rows above a pass's first row
@@ -131,7 +138,9 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     clamp = "sat" if full else "clamp"
     # up to sixteen k-pairs per iteration as the depth allows (fewer loop tests)
     kpairs = 16 if kpad % 32 == 0 else 8 if kpad % 16 == 0 else 4
-    variant = ("fix" if fixup else "floor", clamp, f"k{kpairs}")
+    # ... one iteration without a loop where that is the whole depth
+    once = ("once",) if kpad == 2 * kpairs else ()
+    variant = ("fix" if fixup else "floor", clamp, f"k{kpairs}", *once)
     return {
         "engine": "cg_gemm_conv_" + "_".join(variant),
         "snippets": (f"gemm_conv_plain.{clamp}", "gemm_conv." + ".".join(variant)),
@@ -151,17 +160,31 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "kpad": kpad,
         "kiter": kpad // _gemm.K_STEP,
         "scale": rq.scale,
-        "stream": _gemm.block_stream(w, rq, _gemm.CONV_BLOCK),
+        "stream": _gemm.block_stream(packed, rq, _gemm.CONV_BLOCK),
         "v6m": _gemm_v6m.plan(w, rq, _gemm_v6m.CONV_BLOCK),
         "depth": depth,
         "depth_pad": kpad - depth,
         "input_zero_point": -int(p["input_offset"]),
-        "row_values": int(p["taps_w"]) * int(p["in_c"]),
+        "row_values": row_values,
+        "split": split,
+        "row_main": row_main,
+        "row_rest": row_values - row_main,
+        "rest_offset": int(p["taps_h"]) * row_main,
         "row_step": int(p["dil_h"]) * int(p["in_row"]),
         "row_pixels": int(p["stride_h"]) * int(p["in_w"]),
         "scratch": 0 if local else (4 * kpad + (kpad if gather else 0)
                                     + ring_rows * int(p["in_row"])),
     }
+
+
+def split_order(rows: int, row_values: int) -> np.ndarray:
+    """The depth order of a split column (`_gemm_params`): for each of `rows` filter rows
+    of `row_values` values, its first `main` (row_values rounded down to a multiple of 4),
+    then the remaining values of every row, row after row. Entry i is the index of the
+    filter's value (in [kh, kw, in_c] order) at column position i."""
+    main = row_values - row_values % 4
+    index = np.arange(rows * row_values).reshape(rows, row_values)
+    return np.concatenate([index[:, :main].ravel(), index[:, main:].ravel()])
 
 
 def prepare(op: Operator, graph: Graph) -> Conv2D:
