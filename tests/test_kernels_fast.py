@@ -319,16 +319,16 @@ def _fc_edges() -> bytes:
 _GATHERED = [
     ((2, 6, 7, 3), -128, [(5, (3, 3), "SAME", (1, 1), (1, 1)),     # rows of 9: 8 + 1
                           (4, (3, 3), "VALID", (2, 2), (1, 1)),    # no border
-                          (3, (2, 3), "SAME", (2, 1), (2, 1)),     # dilated rows
-                          (6, (3, 2), "SAME", (1, 2), (1, 1)),     # rows of 6: 4 + 2
+                          (3, (2, 3), "SAME", (2, 1), (2, 1), "RELU6"),  # dilated rows
+                          (6, (3, 2), "SAME", (1, 2), (1, 1), "RELU6"),  # rows of 6: 4 + 2
                           (2, (2, 5), "SAME", (1, 1), (1, 1)),     # rows of 15: 12 + 3
                           (3, (3, 3), "SAME", (1, 1), (1, 2))]),   # dilated columns: gathered
     ((1, 5, 6, 1), 127, [(3, (2, 4), "SAME", (1, 1), (1, 1)),      # rows of 4: no rest
                          (5, (3, 5), "VALID", (1, 1), (1, 1)),     # rows of 5: 4 + 1
                          (2, (3, 3), "SAME", (2, 2), (1, 1))]),    # rows of 3: gathered
-    ((1, 2, 2, 2), 5, [(3, (3, 3), "SAME", (1, 1), (1, 1))]),      # rows of 6, all border
-    ((1, 4, 5, 7), -3, [(9, (3, 1), "SAME", (1, 1), (1, 1)),       # rows of 7: 4 + 3
-                        (4, (2, 3), "SAME", (2, 2), (1, 1))]),     # rows of 21: 20 + 1
+    ((1, 2, 2, 2), 5, [(3, (3, 3), "SAME", (1, 1), (1, 1), "RELU6")]),  # rows of 6, all border
+    ((1, 4, 5, 7), -3, [(9, (3, 1), "SAME", (1, 1), (1, 1), "RELU6"),  # rows of 7: 4 + 3
+                        (4, (2, 3), "SAME", (2, 2), (1, 1), "RELU6")]),  # rows of 21: 20 + 1
 ]
 
 
@@ -341,7 +341,7 @@ def _gathered_columns() -> bytes:
         x = b.add_tensor(f"input{k}", shape, "int8", quant=Q(*q_in))
         inputs.append(x)
         n, h, w, c = shape
-        for filters, (kh, kw), padding, stride, dilation in branches:
+        for filters, (kh, kw), padding, stride, dilation, *activation in branches:
             i = len(outs)
             scales = list(0.01 * rng.uniform(0.3, 3.0, size=filters))
             wt = b.add_tensor(f"w{i}", (filters, kh, kw, c), "int8", quant=Q(scales, 0, axis=0),
@@ -352,7 +352,8 @@ def _gathered_columns() -> bytes:
             oh = out_size(padding, h, kh, stride[0], dilation[0])
             ow = out_size(padding, w, kw, stride[1], dilation[1])
             y = b.add_tensor(f"y{i}", (n, oh, ow, filters), "int8", quant=Q(0.2, 5 - 3 * i))
-            b.add_op("CONV_2D", [x, wt, bt], [y], conv_options(padding, stride, dilation, "NONE"))
+            b.add_op("CONV_2D", [x, wt, bt], [y],
+                     conv_options(padding, stride, dilation, *activation or ["NONE"]))
             outs.append(y)
     b.set_io(inputs, outs)
     return b.build()
@@ -373,8 +374,9 @@ def test_gathered_columns_split_their_rows() -> None:
                                        True, True, True]
     assert [q["row_rest"] for q in p if q["split"]] == [1, 1, 1, 2, 3, 0, 1, 2, 3, 1]
     # depths of one pass (no loop) for each number of k-pairs per iteration, and of several
-    assert {q["engine"][len("cg_gemm_conv_fix_sat_"):] for q in p} == {
-        "k4_once", "k8_once", "k16_once", "k4", "k8"}
+    assert {q["engine"][len("cg_gemm_conv_"):] for q in p} == {
+        "fix_sat_k4_once", "fix_sat_k8_once", "fix_sat_k16_once", "floor_clamp_k4",
+        "floor_clamp_k8"}
     split = [q for q in p if q["split"]]
     assert {(q["has_interior"], q["has_border"]) for q in split} == {
         (True, True), (True, False), (False, True)}
@@ -391,9 +393,11 @@ def test_edge_models_reach_every_path() -> None:
                                            False]
     assert [q["inplace"] for q in p] == [False, False, False, True, True, False, False, True,
                                          False]
+    # depth 16 (one pass of eight k-pairs): without the loop only where the model has no
+    # looping engine of the same kind (share_engines)
     assert [q["engine"][len("cg_gemm_conv_"):] for q in p] == [
-        "floor_clamp_k8", "fix_sat_k8", "fix_sat_k8_once", "fix_sat_k8_once",
-        "floor_clamp_k8_once", "fix_sat_k4", "floor_sat_k8", "fix_clamp_k8_once", "fix_sat_k16"]
+        "floor_clamp_k8", "fix_sat_k8", "fix_sat_k8", "fix_sat_k8", "floor_clamp_k8",
+        "fix_sat_k4", "floor_sat_k8", "fix_clamp_k8_once", "fix_sat_k16"]
     assert [(q["blocks"], q["tail"]) for q in p] == [(1, 1), (1, 0), (1, 2), (3, 0), (0, 3),
                                                       (1, 0), (1, 3), (2, 2), (1, 1)]
     assert (p[0]["kpad"], p[3]["kpad"], p[8]["kpad"]) == (112, 16, 96)  # depths 108, 12, 96

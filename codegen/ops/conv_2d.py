@@ -18,7 +18,7 @@ import numpy as np
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops import _conv, _gemm, _gemm_v6m, _litert
 from codegen.ops._window import require_nhwc, window
-from codegen.ops.base import CArray, RowAccess, only_output, operand, unsupported
+from codegen.ops.base import CArray, Layer, RowAccess, only_output, operand, unsupported
 
 OPCODES = ("CONV_2D",)
 
@@ -142,6 +142,7 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     once = ("once",) if kpad == 2 * kpairs else ()
     variant = ("fix" if fixup else "floor", clamp, f"k{kpairs}", *once)
     return {
+        "engine_variant": variant,
         "engine": "cg_gemm_conv_" + "_".join(variant),
         "snippets": (f"gemm_conv_plain.{clamp}", "gemm_conv." + ".".join(variant)),
         "blocks": blocks,
@@ -175,6 +176,23 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "scratch": 0 if local else (4 * kpad + (kpad if gather else 0)
                                     + ring_rows * int(p["in_row"])),
     }
+
+
+def share_engines(layers: list[Layer]) -> None:
+    """Engines without their loop (`once`) only where the model needs no looping engine of
+    the same kind (fixup, clamp, k-pairs): one copy of an engine's unrolled body, not two.
+    The layers that would add the second copy take the looping one (the same arithmetic)."""
+    gemm = [la for la in layers if isinstance(la, Conv2DGemm)]
+    looping = {la.params["engine_variant"] for la in gemm
+               if la.params["engine_variant"][-1] != "once"}
+    for la in gemm:
+        variant = la.params["engine_variant"]
+        if variant[-1] == "once" and variant[:-1] in looping:
+            clamp = variant[1]
+            la.params.update(engine_variant=variant[:-1],
+                             engine="cg_gemm_conv_" + "_".join(variant[:-1]),
+                             snippets=(f"gemm_conv_plain.{clamp}",
+                                       "gemm_conv." + ".".join(variant[:-1])))
 
 
 def split_order(rows: int, row_values: int) -> np.ndarray:
