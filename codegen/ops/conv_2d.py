@@ -171,6 +171,9 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "row_main": row_main,
         "row_rest": row_values - row_main,
         "rest_offset": int(p["taps_h"]) * row_main,
+        # the rows' rest, gathered, as whole words of four values (the zeros after them
+        # stay in the columns from the start)
+        "rest_span": -(-int(p["taps_h"]) * (row_values - row_main) // 4) * 4,
         "row_step": int(p["dil_h"]) * int(p["in_row"]),
         "row_pixels": int(p["stride_h"]) * int(p["in_w"]),
         "scratch": 0 if local else (4 * kpad + (kpad if gather else 0)
