@@ -859,11 +859,12 @@ def plan_for_budget(graph: Graph, layers: list[Layer], io_in_arena: bool = False
     error naming the smallest arena reached and its schedule."""
     default = plan_memory(graph, layers, io_in_arena, state=state)
     again = not state and numerics == "tflm"  # layers may be prepared again
+    fastest = _whole_lines_if_free(graph, layers, default, io_in_arena) if again \
+        else Schedule(graph, layers, default)
     if budget is None:
-        return _whole_lines_if_free(graph, layers, default, io_in_arena) if again \
-            else Schedule(graph, layers, default)
-    if default.size <= budget:
-        return Schedule(graph, layers, replace(default, budget=budget))
+        return fastest
+    if fastest.plan.size <= budget:
+        return replace(fastest, plan=replace(fastest.plan, budget=budget))
     smallest = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena, state))
     if smallest.plan.size <= budget:
         return Schedule(graph, layers, replace(smallest.plan, budget=budget))
@@ -888,9 +889,26 @@ def plan_for_budget(graph: Graph, layers: list[Layer], io_in_arena: bool = False
         f"{smallest.plan.size}")
 
 
+def _without_whole_lines(graph: Graph, layers: list[Layer]) -> list[Layer]:
+    """The layers as the model's operators prepare them: a 3x3 depthwise layer the default
+    plan took whole-line (`_whole_lines_if_free`) prepared again without that option."""
+    from codegen.ops import prepare_layer
+    from codegen.ops.depthwise_conv_2d import WHOLE_LINES
+
+    plain = []
+    for layer in layers:
+        if layer.op.options.get(WHOLE_LINES):
+            options = {k: v for k, v in layer.op.options.items() if k != WHOLE_LINES}
+            layer = prepare_layer(replace(layer.op, options=options), graph)
+        plain.append(layer)
+    return plain
+
+
 def smallest_schedule(graph: Graph, layers: list[Layer],
                       io_in_arena: bool = False) -> Schedule:
-    """The schedule of the smallest arena the budget search reaches."""
+    """The schedule of the smallest arena the budget search reaches (from the model's
+    layers, or from a program's, which may hold whole-line variants)."""
+    layers = _without_whole_lines(graph, layers)
     best = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena))
     variant = whole_line_variant(graph, layers)
     if variant is not None:
