@@ -862,26 +862,42 @@ def whole_line_variant(graph: Graph, layers: list[Layer]) -> list[Layer] | None:
     return variant if changed else None
 
 
+def _whole_lines_if_free(graph: Graph, layers: list[Layer], default: Plan,
+                        io_in_arena: bool) -> Schedule:
+    """The default schedule with every 3x3 depthwise line buffer taking all channels in one
+    pass (fewer, longer passes: faster) when its arena is no larger, else the default one.
+    One more plan, not one per layer (nothing here is quadratic in the layers)."""
+    variant = whole_line_variant(graph, layers)
+    if variant is not None:
+        lines = plan_memory(graph, variant, io_in_arena)
+        if lines.size <= default.size:
+            return Schedule(graph, variant, lines)
+    return Schedule(graph, layers, default)
+
+
 def plan_for_budget(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
                     budget: int | None = None, state: dict[int, int] | None = None,
                     numerics: str = "tflm") -> Schedule:
-    """Without a budget, the default plan. With one, the fastest schedule whose arena fits
-    it: the default one when it fits, else the smallest of the overlapping ones (the same
+    """Without a budget, the default plan (its 3x3 depthwise line buffers whole where that
+    costs no arena). With one, the fastest schedule whose arena fits it: the default one
+    when it fits, else the smallest of the overlapping ones (the same
     instructions), else a patch-based one, fewest extra MACs first. The last two prepare
     layers again (as whole-line or band variants), which is done for TFLM's numerics and
     a model without state only (`state` as in `plan_memory`). Nothing fits: a one-line
     error naming the smallest arena reached and its schedule."""
     default = plan_memory(graph, layers, io_in_arena, state=state)
+    again = not state and numerics == "tflm"  # layers may be prepared again
+    fastest = _whole_lines_if_free(graph, layers, default, io_in_arena) if again \
+        else Schedule(graph, layers, default)
     if budget is None:
-        return Schedule(graph, layers, default)
-    if default.size <= budget:
-        return Schedule(graph, layers, replace(default, budget=budget))
+        return fastest
+    if fastest.plan.size <= budget:
+        return replace(fastest, plan=replace(fastest.plan, budget=budget))
     work = _Work()
     smallest = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena, state, work,
                                                      default))
     if smallest.plan.size <= budget:
         return Schedule(graph, layers, replace(smallest.plan, budget=budget))
-    again = not state and numerics == "tflm"  # layers may be prepared again
     variant = whole_line_variant(graph, layers) if again else None
     if variant is not None and work.take(variant):
         lines = Schedule(graph, variant, smallest_plan(graph, variant, io_in_arena, work=work))
@@ -904,9 +920,26 @@ def plan_for_budget(graph: Graph, layers: list[Layer], io_in_arena: bool = False
         f"{smallest.plan.size}")
 
 
+def _without_whole_lines(graph: Graph, layers: list[Layer]) -> list[Layer]:
+    """The layers as the model's operators prepare them: a 3x3 depthwise layer the default
+    plan took whole-line (`_whole_lines_if_free`) prepared again without that option."""
+    from codegen.ops import prepare_layer
+    from codegen.ops.depthwise_conv_2d import WHOLE_LINES
+
+    plain = []
+    for layer in layers:
+        if layer.op.options.get(WHOLE_LINES):
+            options = {k: v for k, v in layer.op.options.items() if k != WHOLE_LINES}
+            layer = prepare_layer(replace(layer.op, options=options), graph)
+        plain.append(layer)
+    return plain
+
+
 def smallest_schedule(graph: Graph, layers: list[Layer],
                       io_in_arena: bool = False) -> Schedule:
-    """The schedule of the smallest arena the budget search reaches."""
+    """The schedule of the smallest arena the budget search reaches (from the model's
+    layers, or from a program's, which may hold whole-line variants)."""
+    layers = _without_whole_lines(graph, layers)
     work = _Work()
     best = Schedule(graph, layers, smallest_plan(graph, layers, io_in_arena, work=work))
     variant = whole_line_variant(graph, layers)

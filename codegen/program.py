@@ -19,6 +19,7 @@ from codegen.model.validate import validate_graph
 from codegen.numerics import DEFAULT, check_mode
 from codegen.ops import prepare_layer
 from codegen.ops.base import Layer
+from codegen.ops.conv_2d import share_engines
 from codegen.plan import Plan, plan_for_budget
 from codegen.state import StatePlan, plan_state
 
@@ -75,6 +76,7 @@ def load_program(source: str | Path | bytes, *, io_in_arena: bool = False,
     plan = schedule.plan
     by_index = {layer.index: layer for layer in schedule.layers}
     run_order = [by_index[i] for i in plan.order]
+    share_engines(run_order)
     name = "model.tflite" if isinstance(source, bytes) else Path(source).name
     model_layers = None
     if schedule.graph is not graph:  # patch-based: the reference runs the model's layers

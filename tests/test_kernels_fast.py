@@ -13,7 +13,8 @@
     on the host, M0 and M3, the DSP path on M4, M7 and M33) and under the sanitizers:
     odd channel and pixel counts, depths that are not a multiple of 8, widening straight
     from the image with padding, strides and dilations, constant channels, the clamping
-    variant, 1x1 convolutions in place, fallbacks next to engine layers.
+    variant, 1x1 convolutions in place, fallbacks next to engine layers, depths of one
+    pass of the engine's loop, gathered columns with their rows split (few input channels).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from codegen import quant
 from codegen.build import build_firmware
 from codegen.execute import HARNESS_NAME, execute, run_executable, write_harness_sources
 from codegen.ops import _gemm, _gemm_mve
-from codegen.ops.conv_2d import Conv2D, Conv2DGemm
+from codegen.ops.conv_2d import Conv2D, Conv2DGemm, split_order
 from codegen.ops.fully_connected import FullyConnectedGemm
 from codegen.program import load_program
 from codegen.targets import get_target
@@ -420,7 +421,78 @@ def test_mve_engine_intrinsics_match_reference(name: str, tmp_path: Path) -> Non
                 execute(program, "reference", inputs), "cortex-m55 -O0 vs reference")
 
 
-MODELS = {"conv_edges": _conv_edges, "inplace_chain": _inplace_chain, "fc_edges": _fc_edges}
+# Gathered columns (input channels not a multiple of 4): (input shape, input zero point,
+# branches of (filters, kernel, padding, stride, dilation)). Without dilation along the width a
+# filter row's first values (a multiple of 4) are widened straight from the image and the
+# rest of each row gathered (codegen/ops/conv_2d.py, split_order): rests of 0-3 values,
+# interiors and borders, pixels with no interior at all; extreme input zero points.
+_GATHERED = [
+    ((2, 6, 7, 3), -128, [(5, (3, 3), "SAME", (1, 1), (1, 1)),     # rows of 9: 8 + 1
+                          (4, (3, 3), "VALID", (2, 2), (1, 1)),    # no border
+                          (3, (2, 3), "SAME", (2, 1), (2, 1), "RELU6"),  # dilated rows
+                          (6, (3, 2), "SAME", (1, 2), (1, 1), "RELU6"),  # rows of 6: 4 + 2
+                          (2, (2, 5), "SAME", (1, 1), (1, 1)),     # rows of 15: 12 + 3
+                          (3, (3, 3), "SAME", (1, 1), (1, 2))]),   # dilated columns: gathered
+    ((1, 5, 6, 1), 127, [(3, (2, 4), "SAME", (1, 1), (1, 1)),      # rows of 4: no rest
+                         (5, (3, 5), "VALID", (1, 1), (1, 1)),     # rows of 5: 4 + 1
+                         (2, (3, 3), "SAME", (2, 2), (1, 1))]),    # rows of 3: gathered
+    ((1, 2, 2, 2), 5, [(3, (3, 3), "SAME", (1, 1), (1, 1), "RELU6")]),  # rows of 6, all border
+    ((1, 4, 5, 7), -3, [(9, (3, 1), "SAME", (1, 1), (1, 1), "RELU6"),  # rows of 7: 4 + 3
+                        (4, (2, 3), "SAME", (2, 2), (1, 1), "RELU6")]),  # rows of 21: 20 + 1
+]
+
+
+def _gathered_columns() -> bytes:
+    rng = np.random.default_rng(14)
+    b = ModelBuilder("gathered columns")
+    inputs, outs = [], []
+    for k, (shape, zero_point, branches) in enumerate(_GATHERED):
+        q_in = (0.04, zero_point)
+        x = b.add_tensor(f"input{k}", shape, "int8", quant=Q(*q_in))
+        inputs.append(x)
+        n, h, w, c = shape
+        for filters, (kh, kw), padding, stride, dilation, *activation in branches:
+            i = len(outs)
+            scales = list(0.01 * rng.uniform(0.3, 3.0, size=filters))
+            wt = b.add_tensor(f"w{i}", (filters, kh, kw, c), "int8", quant=Q(scales, 0, axis=0),
+                              data=_weights(rng, (filters, kh, kw, c)))
+            bt = b.add_tensor(f"b{i}", (filters,), "int32",
+                              quant=Q(bias_scales(q_in[0], scales), 0, axis=0),
+                              data=rng.integers(-3000, 3001, size=filters))
+            oh = out_size(padding, h, kh, stride[0], dilation[0])
+            ow = out_size(padding, w, kw, stride[1], dilation[1])
+            y = b.add_tensor(f"y{i}", (n, oh, ow, filters), "int8", quant=Q(0.2, 5 - 3 * i))
+            b.add_op("CONV_2D", [x, wt, bt], [y],
+                     conv_options(padding, stride, dilation, *activation or ["NONE"]))
+            outs.append(y)
+    b.set_io(inputs, outs)
+    return b.build()
+
+
+MODELS = {"conv_edges": _conv_edges, "inplace_chain": _inplace_chain, "fc_edges": _fc_edges,
+          "gathered_columns": _gathered_columns}
+
+
+def test_gathered_columns_split_their_rows() -> None:
+    """Every layer of the gathered-columns model takes the engine through a gathered column;
+    the split ones cover rests of 0 to 3 values, with and without an interior and a border,
+    and their weights are packed in the split order."""
+    layers = load_program(_gathered_columns()).layers
+    assert all(type(la) is Conv2DGemm and la.params["gather"] for la in layers)
+    p = [la.params for la in layers]
+    assert [q["split"] for q in p] == [True, True, True, True, True, False, True, True, False,
+                                       True, True, True]
+    assert [q["row_rest"] for q in p if q["split"]] == [1, 1, 1, 2, 3, 0, 1, 2, 3, 1]
+    # depths of one pass (no loop) for each number of k-pairs per iteration, and of several
+    assert {q["engine"][len("cg_gemm_conv_"):] for q in p} == {
+        "fix_sat_k4_once", "fix_sat_k8_once", "fix_sat_k16_once", "floor_clamp_k4",
+        "floor_clamp_k8"}
+    split = [q for q in p if q["split"]]
+    assert {(q["has_interior"], q["has_border"]) for q in split} == {
+        (True, True), (True, False), (False, True)}
+    order = split_order(3, 9)
+    assert list(order) == [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20,
+                           21, 22, 23, 24, 25, 8, 17, 26]
 
 
 def test_edge_models_reach_every_path() -> None:
@@ -431,9 +503,11 @@ def test_edge_models_reach_every_path() -> None:
                                            False]
     assert [q["inplace"] for q in p] == [False, False, False, True, True, False, False, True,
                                          False]
+    # depth 16 (one pass of eight k-pairs): without the loop only where the model has no
+    # looping engine of the same kind (share_engines)
     assert [q["engine"][len("cg_gemm_conv_"):] for q in p] == [
         "floor_clamp_k8", "fix_sat_k8", "fix_sat_k8", "fix_sat_k8", "floor_clamp_k8",
-        "fix_sat_k4", "floor_sat_k8", "fix_clamp_k8", "fix_sat_k16"]
+        "fix_sat_k4", "floor_sat_k8", "fix_clamp_k8_once", "fix_sat_k16"]
     assert [(q["blocks"], q["tail"]) for q in p] == [(1, 1), (1, 0), (1, 2), (3, 0), (0, 3),
                                                       (1, 0), (1, 3), (2, 2), (1, 1)]
     assert (p[0]["kpad"], p[3]["kpad"], p[8]["kpad"]) == (112, 16, 96)  # depths 108, 12, 96

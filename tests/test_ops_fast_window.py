@@ -2,7 +2,8 @@
 AVERAGE_POOL_2D against TFLM.
 
 The 3x3 depthwise kernel (templates/runtime/depthwise3x3.c.j2) has its own code paths that
-the general window tests reach only partly: groups of 4, 2 and 1 outputs along a line,
+the general window tests reach only partly: groups of 6 (stride 1, assembly), 4, 2 and 1
+outputs along a line,
 lines along rows or along columns, channel counts that are and are not multiples of 4,
 channel groups smaller than the layer (a line buffer bounded by the input size), the
 saturating variants with and without the tie fixup (assembly on the DSP cores, groups of
@@ -84,6 +85,19 @@ BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     "tiny_3": ((1, 7, 1, 4), (0.1, 0), [
         _dw(activation="RELU", output=(0.05, -128)),
         _dw(stride=(2, 2), output=(0.05, -5)),
+    ]),
+    # Stride-1 lines of 20, 18 and 14 (the assembly's groups of six, then the groups of four
+    # and tails over what is left): input zero point 127, output zero points at the ends.
+    "six": ((1, 4, 20, 6), (0.04, 127), [
+        _dw(output=(0.1, 127)),
+        _dw(activation="RELU", output=(0.1, -128)),
+        _dw(padding="VALID", output=(0.2, -128)),
+        _dw(stride=(1, 2), output=(0.3, 2)),
+        Branch("avg", (4, 20), padding="VALID"),  # so that the line buffer stays small
+    ]),
+    "six_odd": ((1, 3, 15, 5), (0.06, -128), [  # lines of 15 and 13
+        _dw(activation="RELU", output=(0.1, -128)),
+        _dw(padding="VALID", output=(0.1, 0)),
     ]),
     # More channels than one pass holds: the line buffer takes channel groups of 4 and more.
     "groups": ((1, 16, 16, 23), (0.03, 12), [
@@ -197,6 +211,11 @@ def test_models_reach_every_path() -> None:
     for stride in ("s1", "s2"):  # the assembly's groups of 4 and its tails of 1, 2 and 3
         assert {p["out_b"] % 4 for p in params if p["variant"] in (stride, f"{stride}_floor")} \
             == {0, 1, 2, 3}
+    # stride 1: groups of six first, then what is left (0-5 outputs), with and without the
+    # tie fixup
+    for variant in ("s1", "s1_floor"):
+        assert {p["out_b"] % 6 for p in params if p["variant"] == variant
+                and p["out_b"] >= 6} == {0, 1, 2, 3, 4, 5}, variant
     assert {p["transposed"] for p in params} == {True, False}
     assert any(p["group"] < p["channels"] and p["channels"] % p["group"] for p in params)
     assert {p["out_b"] % 4 for p in params} == {0, 1, 2, 3}

@@ -18,7 +18,7 @@ import numpy as np
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops import _conv, _gemm, _gemm_mve, _gemm_rv, _gemm_v6m, _litert
 from codegen.ops._window import require_nhwc, window
-from codegen.ops.base import CArray, RowAccess, only_output, operand, unsupported
+from codegen.ops.base import CArray, Layer, RowAccess, only_output, operand, unsupported
 
 OPCODES = ("CONV_2D",)
 
@@ -118,6 +118,13 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     pointwise = (int(p["taps_h"]), int(p["taps_w"])) == (1, 1)  # 1x1 windows never pad
     unit_stride = (int(p["stride_h"]), int(p["stride_w"])) == (1, 1)
     gather = not pointwise and int(p["in_c"]) % 4 != 0
+    # A gathered column without dilation along the width takes each filter row's first
+    # `row_main` values (a multiple of 4) straight from the image and gathers only the
+    # rest of every row, after them (`split_order`): the depth is reordered, weights alike.
+    row_values = int(p["taps_w"]) * int(p["in_c"])
+    row_main = row_values - row_values % 4
+    split = gather and int(p["dil_w"]) == 1 and row_main > 0
+    packed = w[:, split_order(int(p["taps_h"]), row_values)] if split else w
     full = (int(p["act_min"]), int(p["act_max"])) == (-128, 127)
     # A window with the output's shape runs in place over a ring of the input rows it still
     # needs after the output has overwritten them: from pad_h rows above a pass's first row
@@ -133,10 +140,14 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     clamp = "sat" if full else "clamp"
     # up to sixteen k-pairs per iteration as the depth allows (fewer loop tests)
     kpairs = 16 if kpad % 32 == 0 else 8 if kpad % 16 == 0 else 4
-    variant = ("fix" if fixup else "floor", clamp, f"k{kpairs}")
-    rv = _gemm_rv.split_stream(w, rq, _gemm_rv.CONV_WIDE, _gemm.CONV_BLOCK,
+    # ... one iteration without a loop where that is the whole depth
+    once = ("once",) if kpad == 2 * kpairs else ()
+    variant = ("fix" if fixup else "floor", clamp, f"k{kpairs}", *once)
+    # scalar RISC-V shares the DSP path's columns, so its stream takes their (split) order
+    rv = _gemm_rv.split_stream(packed, rq, _gemm_rv.CONV_WIDE, _gemm.CONV_BLOCK,
                                _gemm_rv.conv_chunks(kpad))
     return {
+        "engine_variant": variant,
         "engine": "cg_gemm_conv_" + "_".join(variant),
         "snippets": (f"gemm_conv_plain.{clamp}", "gemm_conv." + ".".join(variant)),
         "blocks": blocks,
@@ -155,7 +166,7 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "kpad": kpad,
         "kiter": kpad // _gemm.K_STEP,
         "scale": rq.scale,
-        "stream": _gemm.block_stream(w, rq, _gemm.CONV_BLOCK),
+        "stream": _gemm.block_stream(packed, rq, _gemm.CONV_BLOCK),
         "v6m": _gemm_v6m.plan(w, rq, _gemm_v6m.CONV_BLOCK),
         "mve": _mve_params(w, rq, variant[:2]),
         "rv_stream": None if rv is None else rv["stream"],
@@ -164,7 +175,14 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "depth": depth,
         "depth_pad": kpad - depth,
         "input_zero_point": -int(p["input_offset"]),
-        "row_values": int(p["taps_w"]) * int(p["in_c"]),
+        "row_values": row_values,
+        "split": split,
+        "row_main": row_main,
+        "row_rest": row_values - row_main,
+        "rest_offset": int(p["taps_h"]) * row_main,
+        # the rows' rest, gathered, as whole words of four values (the zeros after them
+        # stay in the columns from the start)
+        "rest_span": -(-int(p["taps_h"]) * (row_values - row_main) // 4) * 4,
         "row_step": int(p["dil_h"]) * int(p["in_row"]),
         "row_pixels": int(p["stride_h"]) * int(p["in_w"]),
         "scratch": 0 if local else (4 * kpad + (kpad if gather else 0)
@@ -179,6 +197,33 @@ def _mve_params(w: np.ndarray, rq: _gemm.Requant, variant: tuple[str, ...]) -> d
     full = (*variant, "k1" if mve["single"] else "kn")
     return {**mve, "engine": "cg_gemm_mve8_conv_" + "_".join(full),
             "snippet": "gemm_mve8_conv." + ".".join(full)}
+
+
+def share_engines(layers: list[Layer]) -> None:
+    """Engines without their loop (`once`) only where the model needs no looping engine of
+    the same kind (fixup, clamp, k-pairs): one copy of an engine's unrolled body, not two.
+    The layers that would add the second copy take the looping one (the same arithmetic)."""
+    gemm = [la for la in layers if isinstance(la, Conv2DGemm)]
+    looping = {la.params["engine_variant"] for la in gemm
+               if la.params["engine_variant"][-1] != "once"}
+    for la in gemm:
+        variant = la.params["engine_variant"]
+        if variant[-1] == "once" and variant[:-1] in looping:
+            clamp = variant[1]
+            la.params.update(engine_variant=variant[:-1],
+                             engine="cg_gemm_conv_" + "_".join(variant[:-1]),
+                             snippets=(f"gemm_conv_plain.{clamp}",
+                                       "gemm_conv." + ".".join(variant[:-1])))
+
+
+def split_order(rows: int, row_values: int) -> np.ndarray:
+    """The depth order of a split column (`_gemm_params`): for each of `rows` filter rows
+    of `row_values` values, its first `main` (row_values rounded down to a multiple of 4),
+    then the remaining values of every row, row after row. Entry i is the index of the
+    filter's value (in [kh, kw, in_c] order) at column position i."""
+    main = row_values - row_values % 4
+    index = np.arange(rows * row_values).reshape(rows, row_values)
+    return np.concatenate([index[:, :main].ravel(), index[:, main:].ravel()])
 
 
 def prepare(op: Operator, graph: Graph) -> Conv2D:

@@ -27,9 +27,10 @@ OPCODES = ("DEPTHWISE_CONV_2D",)
 # 1/_LINE_BUFFER_SHARE of the input image (what it adds to the arena when it runs in place),
 # and never less than one pass of 4 channels. Smaller passes cost a little time per pass.
 _LINE_BUFFER_SHARE = 8
-# The option key under which the planner (--ram-budget) asks for every channel in one pass
-# (a larger line buffer; the output may then overlap the input). Never a model's option:
-# the reader names those after the schema's fields.
+# The option key under which the planner asks for every channel in one pass (a larger line
+# buffer, fewer passes; the output may then overlap the input): by default where that costs
+# no arena (codegen/plan.py), and under --ram-budget. Never a model's option: the reader
+# names those after the schema's fields.
 WHOLE_LINES = "_whole_lines"
 _INT31 = 1 << 31
 
