@@ -11,8 +11,11 @@
   SVDF 64 filters (rank 1, memory 8) -> SVDF 32 filters (rank 1, memory 8), int8 states;
   written with the test suite's model builder (TensorFlow's converter writes SVDF from no
   Keras layer), random weights at scales that keep the states in range.
+- `lstm_units20_steps16`, `lstm_units32_steps25_dense`, `svdf_kws_d40_u64_r1_m8_int16`: the models
+  TFLM + CMSIS-NN was measured on (scripts/tflm_baselines.json, "recurrent"), made by the test
+  suite's builders with the same arguments, so that both sides run the same file.
 
-    python scripts/recurrent_models.py [-o DIR]    # prints the paths of the three models
+    python scripts/recurrent_models.py [-o DIR]    # prints the paths of the models
 
 The LSTM models need TensorFlow (the test extras install it). Models already in DIR
 (default: the test model cache's `recurrent` directory) are kept.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +34,22 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from support import lstm_models  # noqa: E402
+from support import lstm_models, svdf_models  # noqa: E402
 from support.models import cache_dir  # noqa: E402
 
-MODELS_VERSION = 1
+MODELS_VERSION = 2
 LSTM_KWS = lstm_models.LstmSpec(units=20, steps=49, depth=10, return_sequences=False,
                                 dense=12, seed=12)
 # (depth, filters, memory) per SVDF layer; rank 1
 SVDF_LAYERS = ((40, 64, 8), (64, 32, 8))
+# the anchor models (the keys of scripts/tflm_baselines.json's "recurrent" table)
+ANCHOR_LSTMS = {
+    "lstm_units20_steps16": lstm_models.LstmSpec(units=20, steps=16, depth=8,
+                                                 return_sequences=False, seed=7),
+    "lstm_units32_steps25_dense": lstm_models.LstmSpec(units=32, steps=25, depth=10,
+                                                       return_sequences=False, dense=4, seed=8)}
+ANCHOR_SVDF = ("svdf_kws_d40_u64_r1_m8_int16",
+               svdf_models.SvdfCase(depth=40, units=64, rank=1, memory=8, state="int16"), 11)
 
 
 def lstm_kws() -> bytes:
@@ -83,7 +95,9 @@ def svdf_kws(seed: int = 12) -> bytes:
 
 
 MODELS: dict[str, Callable[[], bytes]] = {
-    "lstm_kws": lstm_kws, "lstm_kws_16x8": lstm_kws_16x8, "svdf_kws": svdf_kws}
+    "lstm_kws": lstm_kws, "lstm_kws_16x8": lstm_kws_16x8, "svdf_kws": svdf_kws,
+    **{name: partial(lstm_models.lstm_model, spec) for name, spec in ANCHOR_LSTMS.items()},
+    ANCHOR_SVDF[0]: partial(svdf_models.single, ANCHOR_SVDF[1], seed=ANCHOR_SVDF[2])}
 
 
 def default_dir() -> Path:

@@ -153,3 +153,21 @@ def test_missing_file_gives_no_anchor(benchmarks: ModuleType, tmp_path: Path) ->
     assert empty == {}
     assert benchmarks.tflm_anchor("cortex-m3", "kws_ref_model", empty) is None
     assert benchmarks.tflm_recurrent_anchor("lstm_units20_steps16", empty) is None
+
+
+def test_recurrent_section_benchmarks_the_anchor_models(data: dict,
+                                                        benchmarks: ModuleType) -> None:
+    """Every recurrent anchor whose output equalled TFLM's reference is a model of
+    scripts/recurrent_models.py (made by the same builders, so both sides run one file) and
+    shows in the recurrent section's TFLM column; the one that did not shows none."""
+    spec = importlib.util.spec_from_file_location("recurrent_models_script",
+                                                  REPO / "scripts" / "recurrent_models.py")
+    assert spec is not None and spec.loader is not None
+    models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(models)
+    matched = {name for name, entry in data["recurrent"].items()
+               if entry["output_matches_tflm_reference"]}
+    assert matched and matched <= set(models.MODELS) <= set(benchmarks.RECURRENT_OPERATORS)
+    for name in benchmarks.RECURRENT_OPERATORS:
+        expected = data["recurrent"][name]["cycles"] if name in matched else None
+        assert benchmarks.recurrent_anchor(name) == expected
