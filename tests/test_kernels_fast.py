@@ -94,12 +94,10 @@ def _sxtb16_ror8(words: np.ndarray) -> np.ndarray:
     return (b1 | ((b1 & 0x80) * 0x1FE)) | ((b3 | ((b3 & 0x80) * 0x1FE)) << 16)
 
 
-@pytest.mark.parametrize("channels,depth", [(1, 1), (4, 8), (5, 13), (8, 27), (11, 64)])
-def test_block_stream_gives_exact_dot_products(channels: int, depth: int) -> None:
-    """The convolution engine's stream: per block of four channels, both pairs' words slot
-    by slot, then the block's requantization rows. SMLAD of a word and of its SXTB16(ror 8)
-    (the assembly), or of the word and of the word AND 0xFF00FF00 (the plain C), with r
-    started at -128 * sum(x), decode both channels of a pair exactly."""
+def _engine_case(channels: int, depth: int) -> tuple[np.random.Generator, np.ndarray,
+                                                     _gemm.Requant]:
+    """Random weights with a row of -128 and a half row of 127, and their requantization
+    plan for the convolution engines."""
     rng = np.random.default_rng(channels * 100 + depth)
     weights = rng.integers(-128, 128, size=(channels, depth))
     weights[0, :] = -128
@@ -108,6 +106,16 @@ def test_block_stream_gives_exact_dot_products(channels: int, depth: int) -> Non
     rq = _gemm.plan_requant(weights, rng.integers(-999, 999, size=channels), mult, shift, -3,
                             -128, 127, channel_pad=_gemm.CONV_BLOCK)
     assert rq is not None
+    return rng, weights, rq
+
+
+@pytest.mark.parametrize("channels,depth", [(1, 1), (4, 8), (5, 13), (8, 27), (11, 64)])
+def test_block_stream_gives_exact_dot_products(channels: int, depth: int) -> None:
+    """The convolution engine's stream: per block of four channels, both pairs' words slot
+    by slot, then the block's requantization rows. SMLAD of a word and of its SXTB16(ror 8)
+    (the assembly), or of the word and of the word AND 0xFF00FF00 (the plain C), with r
+    started at -128 * sum(x), decode both channels of a pair exactly."""
+    rng, weights, rq = _engine_case(channels, depth)
     stream = _gemm.block_stream(weights, rq, _gemm.CONV_BLOCK).astype(np.int64) & 0xFFFFFFFF
     kpad = _gemm.padded_depth(depth)
     blocks = -(-channels // 4)
@@ -135,14 +143,7 @@ def test_mve_weights_give_exact_dot_products(channels: int, depth: int) -> None:
     channels, per sixteen depth values, the four channels' bytes; sixteen-lane dot products
     with a column whose lanes past the depth are zero (the predicated tail) give S exactly;
     the requantization rows per block field by field, the right shift negated."""
-    rng = np.random.default_rng(channels * 100 + depth)
-    weights = rng.integers(-128, 128, size=(channels, depth))
-    weights[0, :] = -128
-    weights[-1, : depth // 2] = 127
-    mult, shift = quant.quantize_multipliers(rng.uniform(0.001, 0.5, size=channels))
-    rq = _gemm.plan_requant(weights, rng.integers(-999, 999, size=channels), mult, shift, -3,
-                            -128, 127, channel_pad=_gemm.CONV_BLOCK)
-    assert rq is not None
+    rng, weights, rq = _engine_case(channels, depth)
     k16, blocks = _gemm_mve.padded_depth(depth), -(-channels // 4)
     packed = _gemm_mve.pack(weights).astype(np.int64).reshape(blocks, k16 // 16, 4, 16)
     table = _gemm_mve.table(rq, channels).astype(np.int64).reshape(blocks, 4, 4)
