@@ -846,8 +846,7 @@ def _with_overlaps(schedule: Schedule, io_in_arena: bool, work: _Work,
 def whole_line_variant(graph: Graph, layers: list[Layer]) -> list[Layer] | None:
     """The layers with every 3x3 depthwise line buffer taking all channels in one pass
     (more scratch, but the output may overlap the input), or None when none changes."""
-    from codegen.ops import prepare_layer
-    from codegen.ops.depthwise_conv_2d import WHOLE_LINES, DepthwiseConv2D3x3
+    from codegen.ops.depthwise_conv_2d import DepthwiseConv2D3x3, with_whole_lines
 
     changed = False
     variant = []
@@ -855,8 +854,7 @@ def whole_line_variant(graph: Graph, layers: list[Layer]) -> list[Layer] | None:
         p = layer.params
         if isinstance(layer, DepthwiseConv2D3x3) and p["group"] != p["channels"] \
                 and not p["transposed"]:
-            op = replace(layer.op, options={**layer.op.options, WHOLE_LINES: True})
-            layer = prepare_layer(op, graph)
+            layer = with_whole_lines(layer)
             changed = True
         variant.append(layer)
     return variant if changed else None

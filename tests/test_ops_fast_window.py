@@ -21,12 +21,14 @@ sanitizers.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from support.builder import ModelBuilder, Q, bias_scales
 from support.conv_models import Branch, branch_model, depthwise_options, out_size
+from support.policy import SHARED_MODELS, require_file
 from support.verify import (
     C_TARGETS,
     c_matches_reference,
@@ -35,8 +37,9 @@ from support.verify import (
     reference_matches_tflm,
 )
 
+from codegen.ops import prepare_layer
 from codegen.ops.average_pool_2d import GlobalAveragePool2D, _reciprocal
-from codegen.ops.depthwise_conv_2d import DepthwiseConv2D3x3
+from codegen.ops.depthwise_conv_2d import WHOLE_LINES, DepthwiseConv2D3x3, with_whole_lines
 from codegen.program import load_program
 
 TFLM_SAMPLES = 500
@@ -252,3 +255,26 @@ def test_stride_1_layers_run_in_place(name: str) -> None:
     assert in_place == expected and expected
     for la in in_place:
         assert la.index in plan.scratch
+
+
+@pytest.mark.parametrize("model", ["vww_96_int8", "kws_ref_model"])
+def test_whole_lines_without_preparing_again(model: str) -> None:
+    """The whole-line variant the planner tries by default (codegen/plan.py) derives its
+    parameters from the prepared layer: every one equals a fresh Prepare with WHOLE_LINES,
+    on every 3x3 depthwise layer of the shared models."""
+    program = load_program(require_file(SHARED_MODELS / f"{model}.tflite").read_bytes())
+    layers = [la for la in program.layers if isinstance(la, DepthwiseConv2D3x3)]
+    assert layers
+    for layer in layers:
+        plain = prepare_layer(replace(layer.op, options={
+            k: v for k, v in layer.op.options.items() if k != WHOLE_LINES}), program.graph)
+        got = with_whole_lines(plain)
+        want = prepare_layer(replace(plain.op, options={**plain.op.options, WHOLE_LINES: True}),
+                             program.graph)
+        assert type(got) is type(want) and got.op == want.op
+        assert got.params.keys() == want.params.keys()
+        for key, value in want.params.items():
+            if isinstance(value, np.ndarray):
+                np.testing.assert_array_equal(got.params[key], value, err_msg=key)
+            else:
+                assert got.params[key] == value, key

@@ -11,7 +11,7 @@ described in `codegen/ops/_conv.py`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -199,6 +199,19 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "mve_positions": positions,
         "mve": 3 * 4 * positions <= 3 * group * line * 2,
     }
+
+
+def with_whole_lines(layer: DepthwiseConv2D3x3) -> DepthwiseConv2D3x3:
+    """The layer as `prepare` makes it with WHOLE_LINES: its line buffer takes all channels
+    in one pass. Only what `_fast_3x3` derives from the group changes, so it comes from the
+    prepared parameters (the quantization and the constants are not computed again)."""
+    p = layer.params
+    group, line = int(p["channels"]), int(p["line"])
+    params = {**p, "group": group,
+              "scratch": 3 * line * max(2 * group, 0 if p["v6m"] is None else 4),
+              "mve": 3 * 4 * int(p["mve_positions"]) <= 3 * group * line * 2}
+    op = replace(layer.op, options={**layer.op.options, WHOLE_LINES: True})
+    return replace(layer, op=op, params=params)
 
 
 def _pack(low: np.ndarray, high: np.ndarray) -> np.ndarray:
