@@ -47,6 +47,10 @@ SPECS: dict[str, LstmSpec] = {
                               seed=4),
     "units6_time_major": LstmSpec(units=6, steps=7, depth=5, return_sequences=True,
                                   time_major=True, seed=5),
+    # a frame denoiser: 20 frames of 8 values in, an LSTM over them, a Dense back to the
+    # frame's width at every step (the output a sequence of the input's shape)
+    "units16_denoiser": LstmSpec(units=16, steps=20, depth=8, return_sequences=True,
+                                 dense=8, seed=9),
 }
 
 _SCRIPT = r"""
