@@ -96,12 +96,15 @@ int main(void)
     _compile_and_run(tmp_path, [tmp_path / "first.c", tmp_path / "second.c"], main)
 
 
+@pytest.mark.parametrize("numerics", ["tflm", "litert-ref", "litert"])
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])
-def test_generated_code_is_warning_free(compiler: str, shared_models: Path,
+def test_generated_code_is_warning_free(compiler: str, numerics: str, shared_models: Path,
                                         tmp_path: Path) -> None:
+    """In every numerics mode (litert-ref's FULLY_CONNECTED once left TFLM's requantization
+    unused, which clang rejects)."""
     if shutil.which(compiler) is None:
         pytest.fail(f"{compiler} is not installed (scripts/setup installs it)")
-    generate(shared_models / "ad01_int8.tflite", tmp_path, "ad01")
+    generate(shared_models / "ad01_int8.tflite", tmp_path, "ad01", numerics=numerics)
     subprocess.run([compiler, "-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion",
                     "-Werror", "-c", str(tmp_path / "ad01.c"), "-o", str(tmp_path / "ad01.o")],
                    check=True)

@@ -115,7 +115,7 @@ class FullyConnectedLiteRTRef(FullyConnected):
     then add the output zero point and clamp. The C does the same double operations (soft
     float on cores without a double-precision FPU)."""
 
-    runtime: ClassVar[tuple[str, ...]] = ("requantize", "requantize_double", "clamp")
+    runtime: ClassVar[tuple[str, ...]] = ("add_wrap", "requantize_double", "clamp")
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         p = self.params
