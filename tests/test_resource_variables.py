@@ -16,6 +16,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as schema
 from support import resource_models as rm
 from support.builder import ModelBuilder, Q
+from support.state_hostile import var_handle
 from support.tflm import run_tflm, run_tflm_fresh_each, run_tflm_sequence
 from support.verify import assert_same, c_matches_reference, inputs_with_edges, stream_matches_tflm
 
@@ -78,23 +79,6 @@ def test_converted_model_c_under_sanitizers(name: str, tmp_path: Path) -> None:
 # -- builder models -----------------------------------------------------------------------
 
 
-def _var_handle(b: ModelBuilder, name: str, shared_name: str) -> int:
-    handle = _resource(b, name)
-    options = schema.VarHandleOptionsT()
-    options.sharedName = shared_name
-    b.add_op("VAR_HANDLE", [], [handle], options)
-    return handle
-
-
-def _resource(b: ModelBuilder, name: str) -> int:
-    tensor = schema.TensorT()
-    tensor.name = name
-    tensor.shape = []
-    tensor.type = schema.TensorType.RESOURCE
-    b._current.tensors.append(tensor)
-    return len(b._current.tensors) - 1
-
-
 def _counter_model(*, float_variable: bool = False, read_before_assign_size: int = 0,
                    shared_handles: bool = True) -> bytes:
     """state += x (int8, saturating ADD), output = the new state; an initializer sets the
@@ -109,8 +93,8 @@ def _counter_model(*, float_variable: bool = False, read_before_assign_size: int
         np.array([[7, -50, 100, 3]])
     # the main graph
     b.add_op("CALL_ONCE", [], [], _call_once(1))
-    h1 = _var_handle(b, "h1", "counter")
-    h2 = _var_handle(b, "h2", "counter") if shared_handles else h1
+    h1 = var_handle(b, "h1", "counter")
+    h2 = var_handle(b, "h2", "counter") if shared_handles else h1
     x = b.add_tensor("x", (1, 4), "int8", quant=q)
     old = b.add_tensor("old", (1, 4), kind, quant=vq)
     b.add_op("READ_VARIABLE", [h1], [old])
@@ -130,7 +114,7 @@ def _counter_model(*, float_variable: bool = False, read_before_assign_size: int
     b.set_io([x], [y])
     # the initializer
     b.new_subgraph("init")
-    h = _var_handle(b, "h", "counter")
+    h = var_handle(b, "h", "counter")
     value = b.add_tensor("start", (1, 4 + read_before_assign_size), kind, quant=vq,
                          data=np.resize(start, (1, 4 + read_before_assign_size)))
     b.add_op("ASSIGN_VARIABLE", [h, value], [])
@@ -195,7 +179,7 @@ def test_refusals_are_one_line(make: Callable[[], bytes], message: str) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_inspect_lists_call_once_and_var_handle(tmp_path: Path) -> None:
+def test_inspect_lists_call_once_andvar_handle(tmp_path: Path) -> None:
     from codegen.inspect import inspect_model
 
     path = tmp_path / "counter.tflite"
