@@ -59,11 +59,28 @@ def quantize_multiplier(real: float, what: str = "") -> tuple[int, int]:
 
 
 def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """quantize_multiplier over an array; returns (int32 multipliers, int32 shifts)."""
-    pairs = [quantize_multiplier(float(r)) for r in np.asarray(reals, dtype=np.float64).ravel()]
-    mult = np.array([p[0] for p in pairs], dtype=np.int32)
-    shift = np.array([p[1] for p in pairs], dtype=np.int32)
-    return mult, shift
+    """quantize_multiplier over an array; returns (int32 multipliers, int32 shifts).
+
+    The same double arithmetic elementwise (frexp, round half away from zero, the halving
+    of a significand rounded up to 2**31, the flush below 2**-31), so that a layer of
+    millions of channels costs milliseconds; a value quantize_multiplier refuses is handed
+    to it, for its error."""
+    flat = np.asarray(reals, dtype=np.float64).ravel()
+    finite = np.isfinite(flat)
+    if not np.all(finite):
+        quantize_multiplier(float(flat[np.argmin(finite)]))  # raises, naming the problem
+    significand, exponent = np.frexp(flat)
+    scaled = significand * float(1 << 31)
+    q_fixed = np.copysign(np.floor(np.abs(scaled) + 0.5), scaled).astype(np.int64)
+    carry = q_fixed == 1 << 31
+    q_fixed = np.where(carry, q_fixed // 2, q_fixed)
+    shift = exponent.astype(np.int64) + carry
+    too_large = shift > 30
+    if np.any(too_large):
+        quantize_multiplier(float(flat[np.argmax(too_large)]))  # raises, naming the problem
+    flushed = (shift < -31) | (flat == 0.0)
+    mult = np.where(flushed, 0, q_fixed).astype(np.int32)
+    return mult, np.where(flushed, 0, shift).astype(np.int32)
 
 
 def _quantize_f32(value: float, scale: float, zero_point: int) -> int:

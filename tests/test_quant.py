@@ -404,6 +404,26 @@ def test_constructed_significands_round_as_intended() -> None:
     assert quantize_multiplier(kept) == (2**30, -31)
 
 
+@pytest.mark.parametrize("name", GROUP_FACTORIES)
+def test_array_multipliers_equal_the_scalar_ones(name: str) -> None:
+    """quantize_multipliers (vectorized, for layers of millions of channels) gives what
+    quantize_multiplier, the one the TFLM probes check, gives for every probe scale, every
+    power of two and its neighbours, and zero."""
+    powers = 2.0 ** np.arange(-40.0, 31.0)
+    reals = np.concatenate([probe_group(name).reals(), powers, np.nextafter(powers, 0.0),
+                            powers * (1 - 2.0**-32), powers * (1 - 2.0**-33), [0.0, -0.0]])
+    reals = reals[reals < 2.0**30 * (1 - 2.0**-31)]
+    mult, shift = quantize_multipliers(reals)
+    assert [(int(m), int(s)) for m, s in zip(mult, shift, strict=True)] == \
+        [quantize_multiplier(float(r)) for r in reals]
+
+
+def test_array_multipliers_refuse_what_the_scalar_refuses() -> None:
+    for bad in (2.0**30, math.inf, -math.inf, math.nan):
+        with pytest.raises(UnsupportedError):
+            quantize_multipliers(np.array([0.5, bad, 0.25]))
+
+
 def test_quantize_multiplier_rejects_what_it_cannot_represent() -> None:
     with pytest.raises(UnsupportedError):
         quantize_multiplier(2.0**30)

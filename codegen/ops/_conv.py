@@ -110,9 +110,11 @@ def prepare_quantization(op: Operator, x: Tensor, w: Tensor, y: Tensor, channels
         # silently compute something else; the TFLite int8 spec requires 0.
         raise unsupported(op, f"weights '{w.name}' have a non-zero zero point; int8 "
                               "convolution weights must be symmetric (zero point 0)")
-    scales = q.scales if q.per_channel else (q.scale,) * channels
+    scales = np.asarray(q.scales if q.per_channel else (q.scale,), dtype=np.float64)
     try:
-        reals = np.array([x.quant.scale * float(s) / y.quant.scale for s in scales])
+        # Elementwise the double products and quotients TFLM computes, in its order.
+        reals = np.broadcast_to(float(x.quant.scale) * scales / float(y.quant.scale),
+                                (channels,))
         return quant.quantize_multipliers(reals)
     except UnsupportedError as exc:
         raise unsupported(op, str(exc)) from None

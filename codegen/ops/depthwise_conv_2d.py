@@ -33,6 +33,7 @@ _LINE_BUFFER_SHARE = 8
 # names those after the schema's fields.
 WHOLE_LINES = "_whole_lines"
 _INT31 = 1 << 31
+_CHANNEL_CHUNK = 1 << 16  # channels whose 3x3 kernel words are computed at a time
 
 
 @dataclass
@@ -103,33 +104,17 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
 
 def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
               mult: int, whole: bool = False) -> dict[str, object] | None:
-    """Parameters of the 3x3 line-buffer kernel, or None when the layer does not fit it.
-
-    Weights and bias are scaled by 2^(left shift + 1), which the requantization needs (see
-    templates/runtime/requantize_fast.c.j2); this is exact while every accumulator, so
-    scaled, fits in int32, which the bound below guarantees (|x - zero point| <= 255)."""
+    """Parameters of the 3x3 line-buffer kernel, or None when the layer does not fit it
+    (see _channel_words for its arithmetic)."""
     r, c = win.rows, win.cols
     if (r.taps, c.taps, r.dilation, c.dilation, mult) != (3, 3, 1, 1, 1):
         return None
     if r.stride not in (1, 2) or c.stride not in (1, 2):
         return None
-    shifts = np.asarray(params["shifts"], dtype=np.int64)
-    left = np.maximum(shifts, 0)
-    right = np.maximum(-shifts, 0)
-    if np.any(left > 6):  # 128 * 2^(left + 1) must fit in int16
+    shifts = np.asarray(params["shifts"], dtype=np.int32)
+    if np.any(shifts > 6):  # 128 * 2^(left shift + 1) must fit in int16
         return None
-    scale = np.int64(2) ** (left + 1)
     w = np.asarray(weights)[0]  # [3, 3, C] int8 (no wider copy of all the weights)
-    channels = w.shape[2]
-    bias = params["bias_data"]
-    bias = np.zeros(channels, np.int64) if bias is None else np.asarray(bias, np.int64)
-    magnitude = sum(np.abs(w[i, j].astype(np.int64)) for i in range(3) for j in range(3))
-    bound = np.abs(bias) + 255 * magnitude
-    zp = int(params["output_zero_point"])
-    rounding = np.where(right > 0, np.int64(2) ** np.maximum(right - 1, 0), 0)
-    add = rounding + zp * np.int64(2) ** right
-    if np.any(bound * scale >= _INT31) or np.any(bound * 2 ** left + 2 + np.abs(add) >= _INT31):
-        return None
     _, h, wd, ch = x.shape
     oh, ow = r.out, c.out
     # Axis B, inside a line, is the longer one: more outputs in groups of 4.
@@ -142,6 +127,13 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         a_axis, b_axis = r, c
         taps = w
         in_steps, out_steps = (wd * ch, ch), (ow * ch, ch)
+    zp = int(params["output_zero_point"])
+    bias = params["bias_data"]
+    words = _channel_words(taps, shifts, None if bias is None else np.asarray(bias),
+                           np.asarray(params["multipliers"]), zp, b_axis.stride == 1)
+    if words is None:
+        return None
+    constants, v6m = words
     # The last output reads up to 4 values from its window start (a pair past the third tap);
     # the assembly reads whole groups of four outputs: 4 * stride * groups + 2 values.
     reach = max((b_axis.out - 1) * b_axis.stride + 4,
@@ -151,33 +143,13 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
     per_channel_bytes = 3 * line * 2
     budget = h * wd * ch // _LINE_BUFFER_SHARE
     group = ch if whole else min(ch, max(4, budget // per_channel_bytes // 4 * 4))
-    # Per channel: the scaled taps in pairs, bias * scale, multiplier, add, right (each
-    # fits in int32, see above), filled a column at a time: no wide temporaries.
-    constants = np.empty((channels, 10), np.int32)
-    for i, (row, lo) in enumerate((row, lo) for row in range(3) for lo in (0, 1)):
-        constants[:, i] = _pack(taps[row, lo] * scale, taps[row, lo + 1] * scale)
-    constants[:, 6] = bias * scale
-    constants[:, 7] = np.asarray(params["multipliers"], np.int64)
-    constants[:, 8] = add
-    constants[:, 9] = right
     # The Helium driver (templates/runtime/depthwise3x3_mve.c.j2) keeps three input lines of
     # four channels, four bytes per position along B, in the same scratch buffer: it runs
     # where they fit (not with fewer than four channels), the line-buffer kernel elsewhere.
     passes = -(-b_axis.out // 3)
     positions = max((3 * passes - 1) * b_axis.stride + 3, b_axis.pad + b_axis.size)
-    general = bool(np.any(right == 0) or params["act_min"] != -128 or params["act_max"] != 127)
-    # The cores without DSP (templates/runtime/depthwise3x3_v6m.c.j2), stride 1 along B:
-    # per channel the nine taps, bias * scale, multiplier, add, right, left + 1, and 1 where
-    # the rounding subtracts 1 below zero.
-    v6m = None
-    if b_axis.stride == 1:
-        v6m = np.zeros((channels, 16), np.int32)
-        for row in range(3):
-            for col in range(3):
-                v6m[:, 3 * row + col] = taps[row, col]
-        v6m[:, 9:13] = constants[:, 6:10]
-        v6m[:, 13] = left + 1
-        v6m[:, 14] = right > 0
+    general = bool(np.any(shifts >= 0) or params["act_min"] != -128
+                   or params["act_max"] != 127)  # a right shift of 0 somewhere
     fixup = _gemm.needs_sign_fixup(zp, int(params["act_min"]))
     variant = f"s{b_axis.stride}" + ("_general" if general else "" if fixup else "_floor")
     offset = int(params["input_offset"]) & 0xFFFF
@@ -214,10 +186,53 @@ def with_whole_lines(layer: DepthwiseConv2D3x3) -> DepthwiseConv2D3x3:
     return replace(layer, op=op, params=params)
 
 
+def _channel_words(taps: np.ndarray, shifts: np.ndarray, bias: np.ndarray | None,
+                   multipliers: np.ndarray, zp: int, with_v6m: bool
+                   ) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """Per channel of `taps` ([3, 3, C] int8, A then B), the words of the 3x3 kernel
+    (CG_DW3X3_WORDS: the scaled taps in int16 pairs, bias * scale, multiplier, add, right)
+    and, `with_v6m`, of the cores without DSP (templates/runtime/depthwise3x3_v6m.c.j2:
+    the nine taps and left + 1); None when the layer does not fit the kernel.
+
+    Weights and bias are scaled by 2^(left shift + 1), which the requantization needs (see
+    templates/runtime/requantize_fast.c.j2); this is exact while every accumulator, so
+    scaled, fits in int32, which the bound below guarantees (|x - zero point| <= 255).
+    Computed _CHANNEL_CHUNK channels at a time: a layer of millions of channels needs no
+    wide temporaries of its size."""
+    channels = taps.shape[2]
+    constants = np.empty((channels, 10), np.int32)
+    v6m = np.empty((channels, 10), np.int32) if with_v6m else None
+    for start in range(0, channels, _CHANNEL_CHUNK):
+        part = slice(start, min(channels, start + _CHANNEL_CHUNK))
+        chunk = taps[:, :, part]
+        left = np.maximum(shifts[part].astype(np.int64), 0)
+        right = np.maximum(-shifts[part].astype(np.int64), 0)
+        scale = np.left_shift(1, left + 1)
+        b = np.zeros(chunk.shape[2], np.int64) if bias is None else bias[part].astype(np.int64)
+        bound = np.abs(b) + 255 * np.abs(chunk.astype(np.int64)).sum(axis=(0, 1))
+        rounding = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
+        add = rounding + zp * np.left_shift(1, right)
+        if np.any(bound * scale >= _INT31) or np.any(bound * 2**left + 2 + np.abs(add) >= _INT31):
+            return None
+        scaled = chunk.astype(np.int32) * scale.astype(np.int32)  # |value| <= 2^14
+        words = constants[part]
+        for row in range(3):
+            words[:, 2 * row] = _pack(scaled[row, 0], scaled[row, 1])
+            words[:, 2 * row + 1] = _pack(scaled[row, 1], scaled[row, 2])
+        words[:, 6] = b * scale
+        words[:, 7] = multipliers[part]
+        words[:, 8] = add
+        words[:, 9] = right
+        if v6m is not None:
+            v6m[part, :9] = chunk.reshape(9, -1).T
+            v6m[part, 9] = left + 1
+    return constants, v6m
+
+
 def _pack(low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """int16 pairs as int32 words, `low` in the low half (the first in memory)."""
-    word = (low.astype(np.int64) & 0xFFFF) | ((high.astype(np.int64) & 0xFFFF) << 16)
-    return np.where(word >= _INT31, word - (1 << 32), word)
+    """int16 values held in int32 as int32 words, `low` in the low half (the first in
+    memory); `high` << 16 cannot overflow (|high| < 2^15)."""
+    return (high << 16) | (low & 0xFFFF)
 
 
 def prepare(op: Operator, graph: Graph) -> DepthwiseConv2D:

@@ -347,7 +347,7 @@ def _requantization(op: Operator, input_scale: float, w, output_scale: float,
     else:
         scales = np.full(units, q.scale, dtype=np.float64)
         filter_offset = -q.zero_point
-    reals = np.array([input_scale * float(s) / output_scale for s in scales])
+    reals = float(input_scale) * scales / float(output_scale)  # TFLM's double arithmetic
     multipliers, shifts = quant.quantize_multipliers(reals)
     return multipliers, shifts, filter_offset
 
