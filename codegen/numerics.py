@@ -50,13 +50,18 @@ SAME_AS_TFLM: dict[str, frozenset[str]] = {
 # oracle checked on the operator test models: uint8 QUANTIZE at a model's edges, LiteRT's
 # 16x8 convolutions, which are TFLM's in both, XNNPACK taking none); every other non-int8
 # layer is refused.
+_INT16 = frozenset({DType.INT16})
+# 16x8 layers: the convolutions (TFLM's arithmetic in LiteRT), RELU, RELU6 and LEAKY_RELU
+# (LiteRT's float32 multipliers, RELU6 requantized: relu.py), TRANSPOSE_CONV (LiteRT's
+# reference kernel with an int64 scratch is TFLM's), SOFTMAX (LiteRT's double tables:
+# softmax_int16.py), LOGISTIC and TANH (TFLM's reference kernels; litert refuses a
+# power-of-two input scale: logistic_tanh_int16.py).
+_16X8 = {opcode: _INT16 for opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "RELU", "RELU6",
+                                       "LEAKY_RELU", "TRANSPOSE_CONV", "SOFTMAX", "LOGISTIC",
+                                       "TANH")}
 OTHER_TYPES: dict[str, dict[str, frozenset[DType]]] = {
-    "litert-ref": {"QUANTIZE": frozenset({DType.UINT8}),
-                   "CONV_2D": frozenset({DType.INT16}),
-                   "DEPTHWISE_CONV_2D": frozenset({DType.INT16})},
-    "litert": {"QUANTIZE": frozenset({DType.UINT8}),
-               "CONV_2D": frozenset({DType.INT16}),
-               "DEPTHWISE_CONV_2D": frozenset({DType.INT16})},
+    "litert-ref": {**_16X8, "QUANTIZE": frozenset({DType.UINT8, DType.INT16})},
+    "litert": {**_16X8, "QUANTIZE": frozenset({DType.UINT8, DType.INT16})},
 }
 
 

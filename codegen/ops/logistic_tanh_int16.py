@@ -157,3 +157,45 @@ def prepare(op: Operator, graph: Graph) -> SigmoidTanhInt16:
 
 
 KERNELS = {DType.INT16: prepare}
+
+
+# -- numerics modes litert-ref and litert (codegen/numerics.py) ------------------------------
+
+def _power_of_two(layer: Layer) -> bool:
+    """Whether the int16 Prepare took the power-of-two input scale branch (multiplier 0)."""
+    log2, pot = checked_log2(layer.in_tensor().quant.scale)
+    return pot and (15 - _INPUT_INTEGER_BITS) + log2 in _POT_SHIFTS[layer.opcode]
+
+
+def _litert_checks(layer: Layer, mode: str) -> None:
+    """LiteRT's Prepare takes TFLM's layers, save an int16 LOGISTIC whose output scale is not
+    exactly 1/32768 (TFLM's CheckedLog2 admits 2^-15 within 1e-3)."""
+    from codegen.ops import _litert
+
+    if layer.opcode == "LOGISTIC" and np.float32(layer.out_tensor().quant.scale) != 1 / 32768:
+        raise _litert.refuse(layer, mode, "LiteRT fails to prepare an int16 LOGISTIC whose "
+                             "output scale is not exactly 1/32768")
+
+
+def litert_ref(layer: Layer) -> Layer:
+    """LiteRT's reference kernels: reference_integer_ops::Logistic and Tanh, TFLM's."""
+    _litert_checks(layer, "litert-ref")
+    return layer
+
+
+def litert(layer: Layer) -> Layer:
+    """LiteRT's default interpreter (XNNPACK takes no int16): the builtin kernel runs the
+    reference kernel, TFLM's, unless the input scale is a power of two (the multiplier 0
+    branch), where it runs gemmlowp's 16-bit fixed-point logistic / tanh (optimized_ops),
+    which this mode does not reproduce."""
+    from codegen.ops import _litert
+
+    _litert_checks(layer, "litert")
+    if _power_of_two(layer):
+        raise _litert.refuse(layer, "litert", "LiteRT's optimized int16 "
+                             f"{layer.opcode} of a power-of-two input scale is gemmlowp's "
+                             "fixed-point one")
+    return layer
+
+
+NUMERICS = {"litert-ref": litert_ref, "litert": litert}

@@ -102,16 +102,30 @@ KERNELS = dict.fromkeys(_QUANTIZED, prepare)  # the type of a float input's outp
 
 # -- numerics modes litert-ref and litert (codegen/numerics.py) ------------------------------
 
-def _refuse_int16(layer: Layer, mode: str) -> None:
+def _int16(layer: Layer, mode: str) -> bool:
+    """Whether the layer has an int16 side. LiteRT requantizes to and from int16 with
+    reference_ops::Requantize in both modes (the optimized kernel's vector loops are for int8
+    and uint8 only; XNNPACK takes no int16), TFLM's arithmetic with the same double
+    input_scale / output_scale multiplier; its Prepare refuses int16 -> int16 with zero
+    points other than 0. Float -> int16 is TFLM's in the reference kernel, not in the
+    optimized one (which divides by the scale in double): refused in mode litert."""
     from codegen.ops import _litert
 
-    if DType.INT16 in (layer.in_tensor().dtype, layer.out_tensor().dtype):
-        raise _litert.refuse(layer, mode, "int16 QUANTIZE is not reproduced")
+    x, y = layer.in_tensor(), layer.out_tensor()
+    if DType.INT16 not in (x.dtype, y.dtype):
+        return False
+    if x.dtype is y.dtype is DType.INT16 and (x.quant.zero_point or y.quant.zero_point):
+        raise _litert.refuse(layer, mode, "LiteRT fails to prepare an int16 -> int16 QUANTIZE "
+                             "whose zero points are not 0")
+    if x.dtype is DType.FLOAT32 and mode == "litert":
+        raise _litert.refuse(layer, mode, "LiteRT's optimized float -> int16 QUANTIZE divides "
+                             "in double")
+    return True
 
 
 def litert_ref(layer: Quantize) -> Quantize:
-    """LiteRT's reference QUANTIZE computes TFLM's (float, int8 and uint8)."""
-    _refuse_int16(layer, "litert-ref")
+    """LiteRT's reference QUANTIZE computes TFLM's (float, int8, uint8 and int16)."""
+    _int16(layer, "litert-ref")
     return layer
 
 
@@ -177,11 +191,13 @@ class RequantizeLiteRT(Quantize):
 def litert(layer: Quantize) -> Layer:
     """LiteRT's default interpreter: XNNPACK takes a float QUANTIZE (above) and int8 -> int8
     with a scale ratio in [1/256, 128]; LiteRT's optimized kernel takes int8 <-> uint8
-    (above); uint8 -> uint8 and int8 -> int8 outside XNNPACK's range are not reproduced."""
+    (above), and requantizes to and from int16 as TFLM does; uint8 -> uint8 and int8 -> int8
+    outside XNNPACK's range are not reproduced."""
     from codegen.emit import c_float
     from codegen.ops import _litert
 
-    _refuse_int16(layer, "litert")
+    if _int16(layer, "litert"):
+        return layer
     x, y = layer.in_tensor(), layer.out_tensor()
     if x.dtype is DType.FLOAT32:
         inv = np.float32(1.0) / np.float32(y.quant.scale)

@@ -30,7 +30,7 @@ import numpy as np
 from codegen import quant
 from codegen.model.ir import DType, Graph, Operator, Tensor
 from codegen.model.validate import BIAS_SCALE_TOLERANCE
-from codegen.ops import _conv, _requant
+from codegen.ops import _conv, _dot16, _litert, _requant
 from codegen.ops._dot16 import DotInt16, int16_bias, int32_bias, rq_params
 from codegen.ops._window import axis, require_nhwc, spatial_options
 from codegen.ops.base import (
@@ -198,3 +198,19 @@ def prepare_int16(op: Operator, graph: Graph) -> TransposeConv:
 
 
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}
+
+
+def litert(layer: TransposeConv) -> TransposeConv:
+    """Numerics mode litert: LiteRT's default interpreter runs a 16x8 layer with an int64
+    scratch on the reference kernel, TFLM's arithmetic (XNNPACK takes no int16); an int8
+    layer (XNNPACK's or the optimized TransposeConvV2) and a 16x8 layer whose options ask
+    for int32 biases (TransposeConvV2) are not reproduced."""
+    if layer.params["accumulator"] != "int64":
+        raise _litert.refuse(layer, "litert", "LiteRT's optimized int8 TRANSPOSE_CONV")
+    if int(layer.op.options.get("quantized_bias_type", 0) or 0) == _dot16.TENSOR_TYPE_INT32:
+        raise _litert.refuse(layer, "litert", "LiteRT's optimized 16x8 TRANSPOSE_CONV with "
+                             "int32 biases")
+    return layer
+
+
+NUMERICS = {"litert": litert}
