@@ -47,18 +47,19 @@ SAME_AS_TFLM: dict[str, frozenset[str]] = {
     "litert": _MOVES | frozenset({"AVERAGE_POOL_2D", "DEQUANTIZE", "HARD_SWISH"}),
 }
 # The activation types other than int8 whose layers of an operator a mode reproduces (the
-# oracle checked on the operator test models: uint8 QUANTIZE at a model's edges, LiteRT's
-# 16x8 convolutions, which are TFLM's in both, XNNPACK taking none); every other non-int8
-# layer is refused.
+# oracle checked on the operator test models: uint8 QUANTIZE at a model's edges, the 16x8
+# operators below, XNNPACK taking none; the operators that only move, compare or select
+# values in int16 as in int8); every other non-int8 layer is refused.
 _INT16 = frozenset({DType.INT16})
 # 16x8 layers: the convolutions (TFLM's arithmetic in LiteRT), RELU, RELU6 and LEAKY_RELU
 # (LiteRT's float32 multipliers, RELU6 requantized: relu.py), TRANSPOSE_CONV (LiteRT's
 # reference kernel with an int64 scratch is TFLM's), SOFTMAX (LiteRT's double tables:
 # softmax_int16.py), LOGISTIC and TANH (TFLM's reference kernels; litert refuses a
-# power-of-two input scale: logistic_tanh_int16.py).
+# power-of-two input scale: logistic_tanh_int16.py), FULLY_CONNECTED (LiteRT's double
+# requantization: fully_connected_int16.py), DEQUANTIZE (TFLM's float(double scale * (x - zp))).
 _16X8 = {opcode: _INT16 for opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "RELU", "RELU6",
                                        "LEAKY_RELU", "TRANSPOSE_CONV", "SOFTMAX", "LOGISTIC",
-                                       "TANH")}
+                                       "TANH", "FULLY_CONNECTED", "DEQUANTIZE")}
 OTHER_TYPES: dict[str, dict[str, frozenset[DType]]] = {
     "litert-ref": {**_16X8, "QUANTIZE": frozenset({DType.UINT8, DType.INT16})},
     "litert": {**_16X8, "QUANTIZE": frozenset({DType.UINT8, DType.INT16})},
@@ -74,6 +75,7 @@ def reproduced(mode: str, opcode: str, adapted: bool) -> bool:
 def reproduces_type(mode: str, opcode: str, dtype: DType) -> bool:
     """Whether numerics `mode` reproduces a layer of `opcode` whose activations are `dtype`."""
     return (mode == DEFAULT or dtype is DType.INT8
+            or (dtype is DType.INT16 and opcode in _MOVES)
             or dtype in OTHER_TYPES[mode].get(opcode, frozenset()))
 
 

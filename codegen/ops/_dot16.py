@@ -24,6 +24,7 @@ from codegen.ops.base import CArray, Layer, unsupported
 
 # The schema's TensorType number of INT32 (quantized_bias_type in the options).
 TENSOR_TYPE_INT32 = 2
+TENSOR_TYPE_INT64 = 4
 
 
 def int16_bias(op: Operator, graph: Graph, position: int, channels: int,

@@ -16,9 +16,13 @@ from typing import ClassVar
 
 import numpy as np
 
+from codegen import quant
+from codegen.emit import c_double
 from codegen.model.ir import DType, Graph, Operator, Tensor
 from codegen.ops import _conv, _gemm16, _requant
 from codegen.ops._dot16 import (
+    TENSOR_TYPE_INT32,
+    TENSOR_TYPE_INT64,
     DotInt16,
     accumulator_type,
     gemm16_constants,
@@ -133,3 +137,87 @@ def prepare(op: Operator, graph: Graph) -> FullyConnectedInt16:
 
 
 KERNELS = {DType.INT16: prepare}
+
+
+# -- numerics modes litert-ref and litert (codegen/numerics.py) ------------------------------
+
+@dataclass
+class FullyConnectedInt16LiteRT(FullyConnectedInt16):
+    """LiteRT's 16x8 FULLY_CONNECTED (FullyConnectedInt16 / FullyConnectedPerChannelInt16,
+    reference_integer_ops' overloads taking the float scales): the same accumulator as
+    TFLM's, requantized in double precision, round(double(acc) * (double(s_in) *
+    double(s_w) / double(s_out))) half away from zero, then clamped, in place of TFLM's
+    fixed-point multiplier (MultiplyByQuantizedMultiplier, whose int64 overload rounds the
+    multiplier to 16 bits)."""
+
+    template: ClassVar[str] = "kernels/fully_connected_int16_litert.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("add_wrap", "requantize_double64", "clamp")
+
+    def finish(self, acc: np.ndarray) -> np.ndarray:
+        p = self.params
+        if p["bias_data"] is not None:
+            acc = acc + np.asarray(p["bias_data"], dtype=np.int64)
+        if p["accumulator"] == "int32":
+            acc = quant.wrap_int32(acc)
+        out = _requant.requantize_double(acc, np.asarray(p["double_scales"], np.float64))
+        return np.clip(out, int(p["act_min"]), int(p["act_max"])).astype(np.int16)
+
+    def constants(self) -> list[CArray]:
+        p = self.params
+        arrays = [CArray("weights", self.weights.astype(np.int8).ravel())]
+        if p["bias_data"] is not None:
+            c_type = np.int32 if p["accumulator"] == "int32" else np.int64
+            arrays.append(CArray("bias", np.asarray(p["bias_data"]).astype(c_type)))
+        if p["per_channel"]:
+            arrays.append(CArray("scale", np.asarray(p["double_scales"], np.float64)))
+        return arrays
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        scales = np.asarray(p["double_scales"])
+        return [("shape", f"{p['batches']} x ({p['depth']} -> {p['units']})"),
+                ("activation", f"{p['activation']} -> clamp [{p['act_min']}, {p['act_max']}]"),
+                ("requantization", f"double scale {float(scales[0])!r}"
+                 f"{' (per channel)' if p['per_channel'] else ''}, LiteRT")]
+
+
+def _bias_type(layer: FullyConnectedInt16) -> DType | None:
+    inputs = layer.op.inputs
+    return layer.graph.tensors[inputs[2]].dtype if len(inputs) > 2 and inputs[2] >= 0 else None
+
+
+def _litert(layer: FullyConnectedInt16, mode: str) -> FullyConnectedInt16:
+    """The layer as LiteRT computes it. Its Prepare takes the accumulator type from the
+    options (quantized_bias_type), int64 otherwise: an int32 bias the options do not name is
+    read as int64 values (TFLM accumulates in int32), so such a layer is refused. The
+    default interpreter (XNNPACK takes no int16) runs this reference kernel only with an
+    int64 bias or int64 named in the options, and its optimized fixed-point kernel otherwise,
+    which mode litert does not reproduce."""
+    from codegen.ops import _litert as lt
+
+    asked = int(layer.op.options.get("quantized_bias_type", 0) or 0)
+    bias = _bias_type(layer)
+    if bias is DType.INT32 and asked != TENSOR_TYPE_INT32:
+        raise lt.refuse(layer, mode, "LiteRT reads an int32 bias as int64 unless the options' "
+                        "quantized_bias_type says int32")
+    if mode == "litert" and bias is not DType.INT64 and asked != TENSOR_TYPE_INT64:
+        raise lt.refuse(layer, mode, "without an int64 bias LiteRT's optimized 16x8 "
+                        "FULLY_CONNECTED requantizes in fixed point")
+    w = layer.graph.tensors[layer.op.inputs[1]]
+    x, y = layer.in_tensor(), layer.out_tensor()
+    units = int(layer.params["units"])
+    w_scales = w.quant.scales if w.quant.per_channel else [w.quant.scale] * units
+    scales = np.array([_requant.litert_double_scale(x.quant.scale, s, y.quant.scale)
+                       for s in w_scales], dtype=np.float64)
+    params = {k: v for k, v in layer.params.items() if k not in ("kpad", "kiter", "epilogue")}
+    params.update(double_scales=scales, double_scale=c_double(float(scales[0])),
+                  per_channel=bool(np.any(scales != scales[0])))
+    return FullyConnectedInt16LiteRT(layer.op, layer.graph, inputs=layer.inputs,
+                                     outputs=layer.outputs, params=params)
+
+
+NUMERICS = {mode: lambda layer, mode=mode: _litert(layer, mode)
+            for mode in ("litert-ref", "litert")}
