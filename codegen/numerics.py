@@ -56,10 +56,13 @@ _INT16 = frozenset({DType.INT16})
 # reference kernel with an int64 scratch is TFLM's), SOFTMAX (LiteRT's double tables:
 # softmax_int16.py), LOGISTIC and TANH (TFLM's reference kernels; litert refuses a
 # power-of-two input scale: logistic_tanh_int16.py), FULLY_CONNECTED (LiteRT's double
-# requantization: fully_connected_int16.py), DEQUANTIZE (TFLM's float(double scale * (x - zp))).
+# requantization: fully_connected_int16.py), DEQUANTIZE (TFLM's float(double scale * (x - zp))),
+# MUL and PRELU (LiteRT's float32 multipliers), ADD and SUB (TFLM's general path; LiteRT's
+# power-of-two path refused: add_sub.py), MEAN and AVERAGE_POOL_2D (TFLM's arithmetic).
 _16X8 = {opcode: _INT16 for opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "RELU", "RELU6",
                                        "LEAKY_RELU", "TRANSPOSE_CONV", "SOFTMAX", "LOGISTIC",
-                                       "TANH", "FULLY_CONNECTED", "DEQUANTIZE")}
+                                       "TANH", "FULLY_CONNECTED", "DEQUANTIZE", "MUL",
+                                       "ADD", "SUB", "MEAN", "AVERAGE_POOL_2D", "PRELU")}
 OTHER_TYPES: dict[str, dict[str, frozenset[DType]]] = {
     "litert-ref": {**_16X8, "QUANTIZE": frozenset({DType.UINT8, DType.INT16})},
     "litert": {**_16X8, "QUANTIZE": frozenset({DType.UINT8, DType.INT16})},

@@ -141,21 +141,25 @@ MUST_TAKE = {
                    "elem:add_sub", "elem:mul", "act:leaky_relu", "act:hard_swish_relu",
                    "act:chain_in_place", "data:bundle_quantize", "elem:mean",
                    "elem:concatenation", "i16:window_rgb", "i16:window_deep",
-                   "i16:transpose_conv_int8"},
+                   "i16:transpose_conv_int8", "i16:transpose_conv_16x8", "i16:dense",
+                   "i16:misc", "i16:activations", "i16:mixed"},
     "litert": {"conv:mlperf_kws", "conv:mlperf_resnet", "conv:mlperf_vww", "fc:ad01",
                "fc:demo_per_channel", "fc:demo_per_tensor", "act:leaky_relu",
                "act:logistic_tanh", "act:hard_swish_relu", "act:chain_in_place",
                "elem:concatenation", "elem:maximum_minimum", "data:bundle_shape",
                "elem:add_sub", "elem:mul", "fc:float_io", "elem:mean",
                "elem:keras_spatial", "i16:window_rgb", "i16:window_deep",
-               "data:bundle_quantize", "fc:fc_weight_zero_point"},
+               "data:bundle_quantize", "fc:fc_weight_zero_point", "i16:transpose_conv_16x8",
+               "i16:dense", "i16:misc"},
 }
 # How many operator test models each mode takes, of the int8 suites and of the 16x8 suite;
 # every other is refused in one line, for a reason the oracle gives: LiteRT fails to
 # prepare the model (a convolution without bias, LOGISTIC with TFLM's unread output scale,
-# PRELU with a broadcast input) or the mode does not reproduce its kernel yet (`litert`:
-# TRANSPOSE_CONV; 16x8: all but CONV_2D and DEPTHWISE_CONV_2D).
-TAKEN = {"litert-ref": (54, 6), "litert": (55, 5)}
+# PRELU with a broadcast input; 16x8 `builder`) or the mode does not reproduce its kernel
+# yet (`litert`: int8 TRANSPOSE_CONV; 16x8 LOGISTIC and TANH of power-of-two input scales,
+# gemmlowp's fixed point, in `activations`; the optimized 16x8 FULLY_CONNECTED without an
+# int64 bias and float -> int16 QUANTIZE in `mixed`).
+TAKEN = {"litert-ref": (54, 11), "litert": (55, 8)}
 
 
 def _op_case(numerics: str, name: str) -> tuple[bytes, object] | None:
@@ -230,7 +234,8 @@ def _takes_in_tflm(name: str) -> bool:
 M4_OP_MODELS = ("conv:b_edge", "conv:mlperf_kws", "fc:demo_per_tensor", "elem:add_sub",
                 "act:leaky_relu", "act:logistic_tanh", "act:hard_swish_relu",
                 "act:chain_in_place", "data:bundle_quantize", "elem:mean",
-                "elem:concatenation", "elem:mul", "fc:float_io")
+                "elem:concatenation", "elem:mul", "fc:float_io", "i16:activations",
+                "i16:mixed", "i16:dense")
 
 
 @pytest.mark.qemu
@@ -247,6 +252,61 @@ def test_op_model_c_matches_the_mode_reference_on_cortex_m4(numerics: str, name:
         return
     c_matches_reference(case[0], "cortex-m4", tmp_path, seed=23, samples=30,
                         numerics=numerics)
+
+
+def _16x8_layer_models() -> list[object]:
+    from support import int16_models as im
+
+    return [pytest.param(name, make, id=name)
+            for name, make in (("builder", im.builder_16x8), ("activations", im.activations_16x8))]
+
+
+@pytest.mark.parametrize("numerics", MODES)
+@pytest.mark.parametrize(("name", "make"), _16x8_layer_models())
+def test_16x8_layers_one_by_one_match_the_oracle_or_are_refused_for_its_reason(
+        name: str, make: Callable[[], bytes], numerics: str) -> None:
+    """Each layer of the 16x8 builder models (int32 and int16 biases, options asking for
+    int32 accumulation, power-of-two scales, PRELU, pools, binary operators) as a model of
+    its own: a layer the mode takes gives the oracle's values; a layer it refuses (one line)
+    is one LiteRT fails to prepare or computes otherwise than TFLM on these samples (an int32
+    bias read as int64, the power-of-two SUB, LOGISTIC and TANH), save the optimized 16x8
+    FULLY_CONNECTED of mode litert, which the mode does not reproduce."""
+    from support.conv_models import submodel
+
+    from codegen.model.tflite import load_model
+
+    model = make()
+    taken = 0
+    for op in load_model(model).operators:
+        if op.opcode == "RESHAPE":
+            continue  # alone, its shape is not in the cut model (LiteRT refuses it)
+        single = submodel(model, [op.index])
+        inputs = inputs_with_edges(single, 60, seed=24)
+        try:
+            load_program(single, numerics=numerics)
+        except UnsupportedError as exc:
+            message = str(exc)
+            assert "\n" not in message and "use --numerics tflm" in message, message
+            if "optimized 16x8 FULLY_CONNECTED" in message:
+                continue
+            try:
+                litert = run_oracle(single, inputs, numerics)
+            except RuntimeError:
+                continue  # LiteRT fails to prepare it
+            tflm = run_oracle(single, inputs, "tflm")
+            assert any(not np.array_equal(a, b) for a, b in zip(tflm, litert, strict=True)), (
+                op.index, message)
+            continue
+        reference_matches_oracle(single, inputs, numerics)
+        taken += 1
+    assert taken == _16X8_LAYERS_TAKEN[name][numerics]
+
+
+# Layers of each model taken per mode (of 27 in builder without its RESHAPE, 14 in
+# activations): litert also refuses the optimized FULLY_CONNECTED twice and the three
+# power-of-two LOGISTIC and TANH.
+_16X8_LAYERS_TAKEN = {"builder": {"litert-ref": 20, "litert": 18},
+                      "activations": {"litert-ref": 14, "litert": 11}}
 
 
 # -- codegen compare ----------------------------------------------------------------------------
@@ -580,11 +640,13 @@ def test_mode_c_is_clean_under_sanitizers(name: str, numerics: str, shared_model
 
 
 @pytest.mark.parametrize("name", ("elem:mul", "elem:mean", "fc:float_io", "elem:add_sub",
-                                  "data:bundle_quantize"))
+                                  "data:bundle_quantize",
+                                  pytest.param("i16:dense", marks=pytest.mark.tf)))
 def test_litert_kernels_are_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
     """The kernels of mode litert of their own: XNNPACK's MUL, MEAN, float QUANTIZE and SUB
     (float requantization in the C), LiteRT's int8 <-> uint8 QUANTIZE (its vector loop's
-    rounding), at the extremes: no undefined behaviour, the reference's outputs."""
+    rounding), the 16x8 FULLY_CONNECTED's double requantization of an int64 accumulator, at
+    the extremes: no undefined behaviour, the reference's outputs."""
     model = OP_MODELS[name]()
     c_matches_reference(model, "host", tmp_path, seed=62, sanitize=True, samples=20,
                         numerics="litert", extra=edge_inputs(load_program(model)))

@@ -21,7 +21,6 @@ from codegen.emit import c_double
 from codegen.model.ir import DType, Graph, Operator, Tensor
 from codegen.ops import _conv, _gemm16, _requant
 from codegen.ops._dot16 import (
-    TENSOR_TYPE_INT32,
     TENSOR_TYPE_INT64,
     DotInt16,
     accumulator_type,
@@ -199,13 +198,10 @@ def _litert(layer: FullyConnectedInt16, mode: str) -> FullyConnectedInt16:
     from codegen.ops import _litert as lt
 
     asked = int(layer.op.options.get("quantized_bias_type", 0) or 0)
-    bias = _bias_type(layer)
-    if bias is DType.INT32 and asked != TENSOR_TYPE_INT32:
-        raise lt.refuse(layer, mode, "LiteRT reads an int32 bias as int64 unless the options' "
-                        "quantized_bias_type says int32")
-    if mode == "litert" and bias is not DType.INT64 and asked != TENSOR_TYPE_INT64:
+    if mode == "litert" and _bias_type(layer) is not DType.INT64 and asked != TENSOR_TYPE_INT64:
         raise lt.refuse(layer, mode, "without an int64 bias LiteRT's optimized 16x8 "
                         "FULLY_CONNECTED requantizes in fixed point")
+    lt.check_16x8_bias(layer, mode, 2)
     w = layer.graph.tensors[layer.op.inputs[1]]
     x, y = layer.in_tensor(), layer.out_tensor()
     units = int(layer.params["units"])

@@ -200,6 +200,14 @@ def prepare_int16(op: Operator, graph: Graph) -> TransposeConv:
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}
 
 
+def litert_ref(layer: TransposeConv) -> TransposeConv:
+    """Numerics mode litert-ref: LiteRT's reference TRANSPOSE_CONV is TFLM's; its Prepare
+    refuses a 16x8 layer's int16 bias (TFLM widens it)."""
+    if layer.params["accumulator"] == "int64":
+        _litert.check_16x8_bias(layer, "litert-ref", _BIAS)
+    return layer
+
+
 def litert(layer: TransposeConv) -> TransposeConv:
     """Numerics mode litert: LiteRT's default interpreter runs a 16x8 layer with an int64
     scratch on the reference kernel, TFLM's arithmetic (XNNPACK takes no int16); an int8
@@ -207,10 +215,11 @@ def litert(layer: TransposeConv) -> TransposeConv:
     for int32 biases (TransposeConvV2) are not reproduced."""
     if layer.params["accumulator"] != "int64":
         raise _litert.refuse(layer, "litert", "LiteRT's optimized int8 TRANSPOSE_CONV")
+    _litert.check_16x8_bias(layer, "litert", _BIAS)
     if int(layer.op.options.get("quantized_bias_type", 0) or 0) == _dot16.TENSOR_TYPE_INT32:
         raise _litert.refuse(layer, "litert", "LiteRT's optimized 16x8 TRANSPOSE_CONV with "
                              "int32 biases")
     return layer
 
 
-NUMERICS = {"litert": litert}
+NUMERICS = {"litert-ref": litert_ref, "litert": litert}
