@@ -369,6 +369,25 @@ def test_compare_explains_fully_connected_models(shared_models: Path) -> None:
     assert "10 samples" in done.stdout
 
 
+def test_compare_explains_the_16x8_divergences(tmp_path: Path) -> None:
+    """The 16x8 activations model: TFLM and LiteRT's reference kernels first part at its
+    SOFTMAX (LiteRT's double tables), the default interpreter at the first LOGISTIC of a
+    power-of-two input scale (gemmlowp's), each named."""
+    from support.int16_models import activations_16x8
+
+    path = tmp_path / "activations.tflite"
+    path.write_bytes(activations_16x8())
+    done = _compare([str(path), "--samples", "20"])
+    assert done.returncode == 0, done.stderr
+    assert _first_divergence(done.stdout, "TFLM vs LiteRT ref") == (
+        "layer 13 (SOFTMAX): LiteRT's int16 SOFTMAX builds its exp and reciprocal tables in "
+        "double (TFLM's in float32)")
+    assert _first_divergence(done.stdout, "TFLM vs LiteRT").startswith(
+        "layer 4 (LOGISTIC): XNNPACK's LOGISTIC table of its float formula; int16 of a "
+        "power-of-two input scale: LiteRT's optimized kernel, gemmlowp's fixed point")
+    assert _first_divergence(done.stdout, "ours (litert-ref) vs LiteRT ref") == "none"
+
+
 def test_compare_refuses_bad_samples_in_one_line(shared_models: Path, tmp_path: Path) -> None:
     path = str(require_file(shared_models / "hello_world_int8.tflite"))
     np.save(tmp_path / "bad.npy", np.zeros((3, 2), np.int8))
