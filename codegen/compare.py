@@ -51,8 +51,8 @@ _BUILTIN = {
 }
 # LOGISTIC and TANH in LiteRT's default interpreter.
 _UNARY = {opcode: f"XNNPACK's {opcode} table of its float formula; int16 of a power-of-two "
-                  "input scale: LiteRT's optimized kernel, gemmlowp's fixed point (not "
-                  "reproduced)" for opcode in ("LOGISTIC", "TANH")}
+                  "input scale: LiteRT's optimized kernel, gemmlowp's fixed point"
+          for opcode in ("LOGISTIC", "TANH")}
 # Why a pair diverges at an operator, where the arithmetic is known (codegen/numerics.py).
 REASONS: dict[tuple[str, str], dict[str, str]] = {
     (TFLM, LITERT_REF): _BUILTIN | {

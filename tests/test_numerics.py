@@ -150,16 +150,15 @@ MUST_TAKE = {
                "elem:add_sub", "elem:mul", "fc:float_io", "elem:mean",
                "elem:keras_spatial", "i16:window_rgb", "i16:window_deep",
                "data:bundle_quantize", "fc:fc_weight_zero_point", "i16:transpose_conv_16x8",
-               "i16:dense", "i16:misc"},
+               "i16:dense", "i16:misc", "i16:activations"},
 }
 # How many operator test models each mode takes, of the int8 suites and of the 16x8 suite;
 # every other is refused in one line, for a reason the oracle gives: LiteRT fails to
 # prepare the model (a convolution without bias, LOGISTIC with TFLM's unread output scale,
 # PRELU with a broadcast input; 16x8 `builder`) or the mode does not reproduce its kernel
-# yet (`litert`: int8 TRANSPOSE_CONV; 16x8 LOGISTIC and TANH of power-of-two input scales,
-# gemmlowp's fixed point, in `activations`; the optimized 16x8 FULLY_CONNECTED without an
-# int64 bias and float -> int16 QUANTIZE in `mixed`).
-TAKEN = {"litert-ref": (54, 11), "litert": (55, 8)}
+# yet (`litert`: int8 TRANSPOSE_CONV; the optimized 16x8 FULLY_CONNECTED without an int64
+# bias and float -> int16 QUANTIZE in `mixed`).
+TAKEN = {"litert-ref": (54, 11), "litert": (55, 9)}
 
 
 def _op_case(numerics: str, name: str) -> tuple[bytes, object] | None:
@@ -269,8 +268,8 @@ def test_16x8_layers_one_by_one_match_the_oracle_or_are_refused_for_its_reason(
     int32 accumulation, power-of-two scales, PRELU, pools, binary operators) as a model of
     its own: a layer the mode takes gives the oracle's values; a layer it refuses (one line)
     is one LiteRT fails to prepare or computes otherwise than TFLM on these samples (an int32
-    bias read as int64, the power-of-two SUB, LOGISTIC and TANH), save the optimized 16x8
-    FULLY_CONNECTED of mode litert, which the mode does not reproduce."""
+    bias read as int64, the power-of-two SUB), save the optimized 16x8 FULLY_CONNECTED of
+    mode litert, which the mode does not reproduce."""
     from support.conv_models import submodel
 
     from codegen.model.tflite import load_model
@@ -303,10 +302,43 @@ def test_16x8_layers_one_by_one_match_the_oracle_or_are_refused_for_its_reason(
 
 
 # Layers of each model taken per mode (of 27 in builder without its RESHAPE, 14 in
-# activations): litert also refuses the optimized FULLY_CONNECTED twice and the three
-# power-of-two LOGISTIC and TANH.
+# activations): litert also refuses the optimized FULLY_CONNECTED twice.
 _16X8_LAYERS_TAKEN = {"builder": {"litert-ref": 20, "litert": 18},
-                      "activations": {"litert-ref": 14, "litert": 11}}
+                      "activations": {"litert-ref": 14, "litert": 14}}
+
+
+def _gemmlowp_16x8_model() -> bytes:
+    """LOGISTIC of input scale 2^-12 and TANH of 2^-12 and 2^-11 on every int16 value: the
+    power-of-two scales LiteRT's optimized kernels compute with gemmlowp's fixed point."""
+    from support.builder import ModelBuilder, Q
+
+    b = ModelBuilder("gemmlowp 16x8")
+    shape = (1, 65536)
+    x = b.add_tensor("x", shape, "int16", quant=Q(2.0 ** -12))
+    x2 = b.add_tensor("x2", shape, "int16", quant=Q(2.0 ** -11))
+    b.add_op("QUANTIZE", [x], [x2])
+    outs = []
+    for i, (opcode, src) in enumerate((("LOGISTIC", x), ("TANH", x), ("TANH", x2))):
+        y = b.add_tensor(f"y{i}", shape, "int16", quant=Q(2.0 ** -15))
+        b.add_op(opcode, [src], [y])
+        outs.append(y)
+    b.set_io([x], outs)
+    return b.build()
+
+
+@pytest.mark.parametrize("sanitize", [False, True])
+def test_litert_int16_logistic_tanh_are_gemmlowps_on_every_input(sanitize: bool,
+                                                                 tmp_path: Path) -> None:
+    """Mode litert: LiteRT's optimized int16 LOGISTIC and TANH of a power-of-two input scale
+    (gemmlowp's 16-bit fixed point, not TFLM's table): the reference equals the oracle on
+    every int16 input and the C the reference (under sanitizers too)."""
+    model = _gemmlowp_16x8_model()
+    every = [np.arange(-32768, 32768, dtype=np.int64).astype(np.int16).reshape(1, 1, 65536)]
+    if not sanitize:
+        ours = reference_matches_oracle(model, every, "litert")
+        assert not np.array_equal(ours[0], run_oracle(model, every, "tflm")[0])
+    c_matches_reference(model, "host", tmp_path, seed=25, samples=2, sanitize=sanitize,
+                        numerics="litert", extra=every)
 
 
 # -- codegen compare ----------------------------------------------------------------------------
