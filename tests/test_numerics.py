@@ -307,6 +307,34 @@ _16X8_LAYERS_TAKEN = {"builder": {"litert-ref": 20, "litert": 18},
                       "activations": {"litert-ref": 14, "litert": 14}}
 
 
+@pytest.mark.parametrize("opcode", ["RELU6", "LEAKY_RELU", "MEAN"])
+def test_16x8_zero_points_litert_refuses_are_refused(opcode: str) -> None:
+    """int16 RELU6, LEAKY_RELU and MEAN with zero points of 3: TFLM takes them, LiteRT fails
+    to prepare them (both interpreters), and each mode refuses them in one line saying so."""
+    from support.builder import ModelBuilder, Q
+    from support.elementwise_models import reducer_options
+
+    b = ModelBuilder("16x8 zero point")
+    x = b.add_tensor("x", (1, 4, 4, 3), "int16", quant=Q(0.01, 3))
+    out_shape = (1, 1, 1, 3) if opcode == "MEAN" else (1, 4, 4, 3)
+    y = b.add_tensor("y", out_shape, "int16", quant=Q(0.02, 3))
+    if opcode == "MEAN":
+        axes = b.add_tensor("axes", (2,), "int32", data=np.array([1, 2]))
+        b.add_op(opcode, [x, axes], [y], reducer_options(True))
+    else:
+        b.add_op(opcode, [x], [y])
+    b.set_io([x], [y])
+    model = b.build()
+    load_program(model)
+    sample = [np.zeros((1, 1, 4, 4, 3), np.int16)]
+    for mode in MODES:
+        with pytest.raises(RuntimeError, match="zero_point != 0"):
+            run_oracle(model, sample, mode)
+        with pytest.raises(UnsupportedError, match="LiteRT fails to prepare an int16") as info:
+            load_program(model, numerics=mode)
+        assert "\n" not in str(info.value)
+
+
 def _gemmlowp_16x8_model() -> bytes:
     """LOGISTIC of input scale 2^-12 and TANH of 2^-12 and 2^-11 on every int16 value: the
     power-of-two scales LiteRT's optimized kernels compute with gemmlowp's fixed point."""
