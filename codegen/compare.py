@@ -60,7 +60,9 @@ REASONS: dict[tuple[str, str], dict[str, str]] = {
         "MUL": _FLOAT32_MULTIPLIER.format("MUL"),
     },
     (TFLM, LITERT): _BUILTIN | {
-        "FULLY_CONNECTED": f"{_XNNPACK_RQ}; int16: {_DOUBLE_RQ}", "CONV_2D": _XNNPACK_RQ,
+        "FULLY_CONNECTED": f"{_XNNPACK_RQ}; int16: {_DOUBLE_RQ} with an int64 bias, ruy's "
+                           "fixed point (ties toward +infinity) otherwise",
+        "CONV_2D": _XNNPACK_RQ,
         "DEPTHWISE_CONV_2D": _XNNPACK_RQ,
         "ADD": "XNNPACK's ADD (21-bit multipliers, one shift) in LiteRT",
         "MUL": f"XNNPACK's fp32 requantization; int16: {_FLOAT32_MULTIPLIER.format('MUL')}",
@@ -76,6 +78,10 @@ REASONS: dict[tuple[str, str], dict[str, str]] = {
         **_UNARY,
     },
 }
+for _pair in ((TFLM, LITERT), (LITERT_REF, LITERT)):
+    REASONS[_pair].setdefault(
+        "QUANTIZE", "LiteRT's optimized float -> int16 QUANTIZE (a float32 reciprocal, ties "
+                    "to even, on its vector loop; a double division on the tail)")
 
 
 @dataclass(frozen=True)

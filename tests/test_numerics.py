@@ -150,15 +150,14 @@ MUST_TAKE = {
                "elem:add_sub", "elem:mul", "fc:float_io", "elem:mean",
                "elem:keras_spatial", "i16:window_rgb", "i16:window_deep",
                "data:bundle_quantize", "fc:fc_weight_zero_point", "i16:transpose_conv_16x8",
-               "i16:dense", "i16:misc", "i16:activations"},
+               "i16:dense", "i16:misc", "i16:activations", "i16:mixed"},
 }
 # How many operator test models each mode takes, of the int8 suites and of the 16x8 suite;
 # every other is refused in one line, for a reason the oracle gives: LiteRT fails to
 # prepare the model (a convolution without bias, LOGISTIC with TFLM's unread output scale,
 # PRELU with a broadcast input; 16x8 `builder`) or the mode does not reproduce its kernel
-# yet (`litert`: int8 TRANSPOSE_CONV; the optimized 16x8 FULLY_CONNECTED without an int64
-# bias and float -> int16 QUANTIZE in `mixed`).
-TAKEN = {"litert-ref": (54, 11), "litert": (55, 9)}
+# yet (`litert`: int8 TRANSPOSE_CONV, in the 16x8 suite too).
+TAKEN = {"litert-ref": (54, 11), "litert": (55, 10)}
 
 
 def _op_case(numerics: str, name: str) -> tuple[bytes, object] | None:
@@ -268,8 +267,7 @@ def test_16x8_layers_one_by_one_match_the_oracle_or_are_refused_for_its_reason(
     int32 accumulation, power-of-two scales, PRELU, pools, binary operators) as a model of
     its own: a layer the mode takes gives the oracle's values; a layer it refuses (one line)
     is one LiteRT fails to prepare or computes otherwise than TFLM on these samples (an int32
-    bias read as int64, the power-of-two SUB), save the optimized 16x8 FULLY_CONNECTED of
-    mode litert, which the mode does not reproduce."""
+    bias read as int64, the power-of-two SUB)."""
     from support.conv_models import submodel
 
     from codegen.model.tflite import load_model
@@ -286,8 +284,6 @@ def test_16x8_layers_one_by_one_match_the_oracle_or_are_refused_for_its_reason(
         except UnsupportedError as exc:
             message = str(exc)
             assert "\n" not in message and "use --numerics tflm" in message, message
-            if "optimized 16x8 FULLY_CONNECTED" in message:
-                continue
             try:
                 litert = run_oracle(single, inputs, numerics)
             except RuntimeError:
@@ -302,8 +298,9 @@ def test_16x8_layers_one_by_one_match_the_oracle_or_are_refused_for_its_reason(
 
 
 # Layers of each model taken per mode (of 27 in builder without its RESHAPE, 14 in
-# activations): litert also refuses the optimized FULLY_CONNECTED twice.
-_16X8_LAYERS_TAKEN = {"builder": {"litert-ref": 20, "litert": 18},
+# activations): litert takes the FULLY_CONNECTED with an int32 bias the options do not name
+# (its optimized kernel reads it as int32), which litert-ref refuses.
+_16X8_LAYERS_TAKEN = {"builder": {"litert-ref": 20, "litert": 21},
                       "activations": {"litert-ref": 14, "litert": 14}}
 
 
@@ -333,6 +330,39 @@ def test_16x8_zero_points_litert_refuses_are_refused(opcode: str) -> None:
         with pytest.raises(UnsupportedError, match="LiteRT fails to prepare an int16") as info:
             load_program(model, numerics=mode)
         assert "\n" not in str(info.value)
+
+
+# (zero point, count, scale, whether TFLM differs on these samples: exact ties on the
+# vector loop, which TFLM rounds away from zero; 7 values are all tail)
+@pytest.mark.parametrize(("zero_point", "count", "scale", "differs"),
+                         [(0, 10, 1.0, True), (5, 13, 0.37, False),
+                          (-5, 24, 2.0 ** -11, True), (0, 7, 3e-5, False)])
+def test_litert_float_to_int16_quantize_is_litert_optimized(zero_point: int, count: int,
+                                                            scale: float, differs: bool,
+                                                            tmp_path: Path) -> None:
+    """Mode litert, float -> int16 QUANTIZE: LiteRT's vector loop (multiply by the float
+    reciprocal, ties to even) over the first 8 * floor(count / 8) values and its double
+    division (ties away) on the tail, INT32_MIN for NaN and out-of-range values before the
+    zero point: the oracle's values on ties, huge values, infinities and NaN; the C the
+    reference's (under sanitizers too)."""
+    from support.builder import ModelBuilder, Q
+
+    b = ModelBuilder("float to int16")
+    x = b.add_tensor("x", (1, count), "float32")
+    y = b.add_tensor("y", (1, count), "int16", quant=Q(scale, zero_point))
+    b.add_op("QUANTIZE", [x], [y])
+    b.set_io([x], [y])
+    model = b.build()
+    rng = np.random.default_rng(26)
+    magnitude = rng.choice([0.1, 1, 100, 1e4, 1e6, 1e10], (200, 1, count))
+    v = (rng.standard_normal((200, 1, count)) * magnitude).astype(np.float32)
+    v[0], v[1], v[2] = np.nan, np.inf, -np.inf
+    v[3, 0] = (np.arange(count) - count / 2 + 0.5) * np.float32(scale)  # ties
+    ours = reference_matches_oracle(model, [v], "litert")
+    assert differs != np.array_equal(ours[0], run_oracle(model, [v], "tflm")[0])
+    for sanitize in (False, True):
+        c_matches_reference(model, "host", tmp_path / str(sanitize), samples=5,
+                            sanitize=sanitize, numerics="litert", extra=[v])
 
 
 def _gemmlowp_16x8_model() -> bytes:
@@ -719,13 +749,14 @@ def test_mode_c_is_clean_under_sanitizers(name: str, numerics: str, shared_model
 
 
 @pytest.mark.parametrize("name", ("elem:mul", "elem:mean", "fc:float_io", "elem:add_sub",
-                                  "data:bundle_quantize",
+                                  "data:bundle_quantize", "i16:mixed",
                                   pytest.param("i16:dense", marks=pytest.mark.tf)))
 def test_litert_kernels_are_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
     """The kernels of mode litert of their own: XNNPACK's MUL, MEAN, float QUANTIZE and SUB
     (float requantization in the C), LiteRT's int8 <-> uint8 QUANTIZE (its vector loop's
-    rounding), the 16x8 FULLY_CONNECTED's double requantization of an int64 accumulator, at
-    the extremes: no undefined behaviour, the reference's outputs."""
+    rounding), the 16x8 FULLY_CONNECTED's double requantization of an int64 accumulator and
+    ruy's of an int32 one, float -> int16 QUANTIZE, at the extremes: no undefined behaviour,
+    the reference's outputs."""
     model = OP_MODELS[name]()
     c_matches_reference(model, "host", tmp_path, seed=62, sanitize=True, samples=20,
                         numerics="litert", extra=edge_inputs(load_program(model)))

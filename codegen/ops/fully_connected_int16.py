@@ -101,7 +101,10 @@ def _shapes(op: Operator, x: Tensor, w: Tensor, y: Tensor) -> tuple[int, int, in
     return units, depth, batches
 
 
-def prepare(op: Operator, graph: Graph) -> FullyConnectedInt16:
+def prepare(op: Operator, graph: Graph, accumulator: str | None = None
+            ) -> FullyConnectedInt16:
+    """TFLM's layer; `accumulator` ("int32") overrides the type TFLM derives from the bias
+    (numerics litert: LiteRT's optimized kernel accumulates in int32 whatever the bias)."""
     x = operand(op, graph, 0, "input")
     w = operand(op, graph, 1, "weights")
     y = only_output(op, graph)
@@ -114,7 +117,7 @@ def prepare(op: Operator, graph: Graph) -> FullyConnectedInt16:
     units, depth, batches = _shapes(op, x, w, y)
     multipliers, shifts = _conv.prepare_quantization(op, x, w, y, units, channel_axis=0)
     bias = int16_bias(op, graph, 2, units, (DType.INT64, DType.INT32))
-    accumulator = accumulator_type(op, graph, 2)
+    accumulator = accumulator or accumulator_type(op, graph, 2)
     bias = int32_bias(bias, accumulator, units)
     rq = _requant.for_accumulator(accumulator, multipliers, shifts)
     weights = np.asarray(w.data, dtype=np.int64).reshape(units, depth)
@@ -193,14 +196,13 @@ def _litert(layer: FullyConnectedInt16, mode: str) -> FullyConnectedInt16:
     options (quantized_bias_type), int64 otherwise: an int32 bias the options do not name is
     read as int64 values (TFLM accumulates in int32), so such a layer is refused. The
     default interpreter (XNNPACK takes no int16) runs this reference kernel only with an
-    int64 bias or int64 named in the options, and its optimized fixed-point kernel otherwise,
-    which mode litert does not reproduce."""
+    int64 bias or int64 named in the options, and otherwise its optimized kernel (ruy,
+    FullyConnectedInt16Ruy)."""
     from codegen.ops import _litert as lt
 
     asked = int(layer.op.options.get("quantized_bias_type", 0) or 0)
     if mode == "litert" and _bias_type(layer) is not DType.INT64 and asked != TENSOR_TYPE_INT64:
-        raise lt.refuse(layer, mode, "without an int64 bias LiteRT's optimized 16x8 "
-                        "FULLY_CONNECTED requantizes in fixed point")
+        return _ruy(prepare(layer.op, layer.graph, accumulator="int32"))
     lt.check_16x8_bias(layer, mode, 2)
     w = layer.graph.tensors[layer.op.inputs[1]]
     x, y = layer.in_tensor(), layer.out_tensor()
@@ -209,10 +211,62 @@ def _litert(layer: FullyConnectedInt16, mode: str) -> FullyConnectedInt16:
     scales = np.array([_requant.litert_double_scale(x.quant.scale, s, y.quant.scale)
                        for s in w_scales], dtype=np.float64)
     params = {k: v for k, v in layer.params.items() if k not in ("kpad", "kiter", "epilogue")}
-    params.update(double_scales=scales, double_scale=c_double(float(scales[0])),
+    params.update(double_scales=scales, double_scale=c_double(float(scales[0])), ruy=False,
                   per_channel=bool(np.any(scales != scales[0])))
     return FullyConnectedInt16LiteRT(layer.op, layer.graph, inputs=layer.inputs,
                                      outputs=layer.outputs, params=params)
+
+
+@dataclass
+class FullyConnectedInt16Ruy(FullyConnectedInt16LiteRT):
+    """LiteRT's optimized 16x8 FULLY_CONNECTED (optimized_integer_ops::FullyConnected, ruy;
+    numerics litert, where LiteRT takes it: no int64 bias): the int32 accumulator (the bias
+    added with wraparound), TFLM's quantized multipliers and shifts, applied as ruy does:
+    (2 * acc * m + 2^31) >> 32, then + 2^(right - 1) and >> right, both ties toward
+    +infinity (TFLM's round half away from zero); checked on the oracle."""
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("add_wrap", "requantize_ruy", "clamp")
+
+    def finish(self, acc: np.ndarray) -> np.ndarray:
+        p = self.params
+        if p["bias_data"] is not None:
+            acc = acc + np.asarray(p["bias_data"], dtype=np.int64)
+        acc = quant.wrap_int32(acc)
+        multiplier, right = np.asarray(p["ruy_multipliers"]), np.asarray(p["ruy_rights"])
+        high = (2 * acc * multiplier + (1 << 31)) >> 32
+        rounding = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
+        out = (high + rounding) >> right
+        return np.clip(out, int(p["act_min"]), int(p["act_max"])).astype(np.int16)
+
+    def constants(self) -> list[CArray]:
+        p = self.params
+        arrays = [CArray("weights", self.weights.astype(np.int8).ravel()),
+                  CArray("bias", np.asarray(p["bias_data"]).astype(np.int32))]
+        if p["per_channel"]:
+            arrays += [CArray("multiplier", np.asarray(p["ruy_multipliers"], np.int32)),
+                       CArray("right", np.asarray(p["ruy_rights"], np.int32))]
+        return arrays
+
+    def describe(self) -> list[tuple[str, str]]:
+        return [*super().describe()[:2],
+                ("requantization", "LiteRT's optimized kernel (ruy): fixed point, ties up")]
+
+
+def _ruy(layer: FullyConnectedInt16) -> FullyConnectedInt16:
+    from codegen.ops import _litert as lt
+
+    multipliers, shifts = layer.params["rq"].arguments()  # type: ignore[attr-defined]
+    if np.any(np.asarray(shifts) > 0):
+        raise lt.refuse(layer, "litert", "LiteRT's optimized 16x8 FULLY_CONNECTED with a "
+                        "multiplier of 1 or more")
+    params = {k: v for k, v in layer.params.items() if k not in ("kpad", "kiter", "epilogue")}
+    params.update(ruy=True, ruy_multipliers=np.asarray(multipliers, np.int64),
+                  ruy_rights=-np.asarray(shifts, np.int64),
+                  per_channel=bool(layer.params["per_channel"]))
+    return FullyConnectedInt16Ruy(layer.op, layer.graph, inputs=layer.inputs,
+                                  outputs=layer.outputs, params=params)
 
 
 NUMERICS = {mode: lambda layer, mode=mode: _litert(layer, mode)
