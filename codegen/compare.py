@@ -63,7 +63,7 @@ REASONS: dict[tuple[str, str], dict[str, str]] = {
         "FULLY_CONNECTED": f"{_XNNPACK_RQ}; int16: {_DOUBLE_RQ} with an int64 bias, ruy's "
                            "fixed point (ties toward +infinity) otherwise",
         "CONV_2D": _XNNPACK_RQ,
-        "DEPTHWISE_CONV_2D": _XNNPACK_RQ,
+        "DEPTHWISE_CONV_2D": _XNNPACK_RQ, "TRANSPOSE_CONV": _XNNPACK_RQ,
         "ADD": "XNNPACK's ADD (21-bit multipliers, one shift) in LiteRT",
         "MUL": f"XNNPACK's fp32 requantization; int16: {_FLOAT32_MULTIPLIER.format('MUL')}",
         "SOFTMAX": "LiteRT's optimized SOFTMAX (a float32 table of exps; int16: tables built "
@@ -72,7 +72,7 @@ REASONS: dict[tuple[str, str], dict[str, str]] = {
     },
     (LITERT_REF, LITERT): {
         "FULLY_CONNECTED": f"{_DOUBLE_RQ}; LiteRT uses {_XNNPACK_RQ}",
-        "CONV_2D": _XNNPACK_RQ, "DEPTHWISE_CONV_2D": _XNNPACK_RQ,
+        "CONV_2D": _XNNPACK_RQ, "DEPTHWISE_CONV_2D": _XNNPACK_RQ, "TRANSPOSE_CONV": _XNNPACK_RQ,
         "ADD": "XNNPACK's ADD (21-bit multipliers, one shift) in LiteRT",
         "SOFTMAX": "LiteRT's optimized SOFTMAX (a float32 table of exps)",
         **_UNARY,

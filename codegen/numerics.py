@@ -12,6 +12,10 @@
     to nearest even; tables of its float formulas for the unary operators), LiteRT's
     optimized builtin kernels for the rest (RELU, RELU6, PRELU as LiteRT's, int8 <-> uint8
     QUANTIZE with its vector loop's rounding, SOFTMAX with its float table).
+  16x8 layers: XNNPACK takes none; both modes run LiteRT's builtin kernels (see OTHER_TYPES
+  and the int16 modules' NUMERICS: LiteRT's double FULLY_CONNECTED and SOFTMAX tables, and
+  in `litert` its optimized kernels' ruy FULLY_CONNECTED, gemmlowp LOGISTIC / TANH and
+  float -> int16 QUANTIZE).
 An operator module whose arithmetic differs in a mode says how in its `NUMERICS` table
 (codegen/ops/__init__.py); an operator in `SAME_AS_TFLM` computes as in `tflm`; every
 other is refused in the mode.

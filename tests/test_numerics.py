@@ -150,14 +150,14 @@ MUST_TAKE = {
                "elem:add_sub", "elem:mul", "fc:float_io", "elem:mean",
                "elem:keras_spatial", "i16:window_rgb", "i16:window_deep",
                "data:bundle_quantize", "fc:fc_weight_zero_point", "i16:transpose_conv_16x8",
-               "i16:dense", "i16:misc", "i16:activations", "i16:mixed"},
+               "i16:dense", "i16:misc", "i16:activations", "i16:mixed",
+               "i16:transpose_conv_int8"},
 }
 # How many operator test models each mode takes, of the int8 suites and of the 16x8 suite;
 # every other is refused in one line, for a reason the oracle gives: LiteRT fails to
 # prepare the model (a convolution without bias, LOGISTIC with TFLM's unread output scale,
-# PRELU with a broadcast input; 16x8 `builder`) or the mode does not reproduce its kernel
-# yet (`litert`: int8 TRANSPOSE_CONV, in the 16x8 suite too).
-TAKEN = {"litert-ref": (54, 11), "litert": (55, 10)}
+# PRELU with a broadcast input; 16x8 `builder`).
+TAKEN = {"litert-ref": (54, 11), "litert": (55, 11)}
 
 
 def _op_case(numerics: str, name: str) -> tuple[bytes, object] | None:
@@ -233,7 +233,7 @@ M4_OP_MODELS = ("conv:b_edge", "conv:mlperf_kws", "fc:demo_per_tensor", "elem:ad
                 "act:leaky_relu", "act:logistic_tanh", "act:hard_swish_relu",
                 "act:chain_in_place", "data:bundle_quantize", "elem:mean",
                 "elem:concatenation", "elem:mul", "fc:float_io", "i16:activations",
-                "i16:mixed", "i16:dense")
+                "i16:mixed", "i16:dense", "i16:transpose_conv_int8")
 
 
 @pytest.mark.qemu

@@ -1,8 +1,8 @@
 """What the operators share in numerics modes litert and litert-ref (codegen/numerics.py).
 
 Mode `litert` is LiteRT's default interpreter: the XNNPACK delegate takes FULLY_CONNECTED,
-CONV_2D, DEPTHWISE_CONV_2D, ADD, SUB, MUL, MEAN, LEAKY_RELU, LOGISTIC, TANH and QUANTIZE of
-the int8 models it sees (measured with the pinned ai-edge-litert:
+CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, ADD, SUB, MUL, MEAN, LEAKY_RELU, LOGISTIC, TANH
+and QUANTIZE of the int8 models it sees (measured with the pinned ai-edge-litert:
 `Interpreter._get_ops_details()` lists the delegate's partitions; the delegate's own checks
 decide which layers it declines) and requantizes with float32 scales, rounding to nearest
 even (`_requant.requantize_fp32`); its unary operators are tables of its float formulas
