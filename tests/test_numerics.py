@@ -750,13 +750,15 @@ def test_mode_c_is_clean_under_sanitizers(name: str, numerics: str, shared_model
 
 @pytest.mark.parametrize("name", ("elem:mul", "elem:mean", "fc:float_io", "elem:add_sub",
                                   "data:bundle_quantize", "i16:mixed",
-                                  pytest.param("i16:dense", marks=pytest.mark.tf)))
+                                  pytest.param("i16:dense", marks=pytest.mark.tf),
+                                  pytest.param("i16:transpose_conv_int8",
+                                               marks=pytest.mark.tf)))
 def test_litert_kernels_are_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
     """The kernels of mode litert of their own: XNNPACK's MUL, MEAN, float QUANTIZE and SUB
     (float requantization in the C), LiteRT's int8 <-> uint8 QUANTIZE (its vector loop's
     rounding), the 16x8 FULLY_CONNECTED's double requantization of an int64 accumulator and
-    ruy's of an int32 one, float -> int16 QUANTIZE, at the extremes: no undefined behaviour,
-    the reference's outputs."""
+    ruy's of an int32 one, float -> int16 QUANTIZE, XNNPACK's TRANSPOSE_CONV, at the
+    extremes: no undefined behaviour, the reference's outputs."""
     model = OP_MODELS[name]()
     c_matches_reference(model, "host", tmp_path, seed=62, sanitize=True, samples=20,
                         numerics="litert", extra=edge_inputs(load_program(model)))
