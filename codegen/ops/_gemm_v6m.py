@@ -55,6 +55,8 @@ _FIELDS = 4
 # ARMv7-M's FULLY_CONNECTED engine (templates/runtime/gemm_v7m_fc.c.j2).
 V7M_GUARD = "CG_GEMM_V7M"
 FC7_BLOCK = 6
+# The ARMv6-M engine's arrays where ARMv7-M takes its own.
+V6M_ONLY_GUARD = f"{GUARD} && !{V7M_GUARD}"
 
 
 def pack(weights: np.ndarray, block: int) -> np.ndarray:

@@ -100,16 +100,14 @@ class FullyConnectedGemm(FullyConnected):
     def constants(self) -> list[CArray]:
         p = self.params
         return [*_gemm_rv.constants(p["stream"], p["rv_stream"]),
-                *_gemm_v6m.constants(p["v6m"], _V6M_ONLY if p["v7m"] else _gemm_v6m.GUARD),
+                *_gemm_v6m.constants(p["v6m"], _gemm_v6m.V6M_ONLY_GUARD if p["v7m"]
+                                     else _gemm_v6m.GUARD),
                 *_gemm_v6m.constants_fc7(p["v7m"]),  # type: ignore[arg-type]
                 *_gemm_mve.constants(p["mve"])]
 
     def describe(self) -> list[tuple[str, str]]:
         return [*super().describe(), ("kernel", self.params["engine"])]
 
-
-# The ARMv6-M engine's arrays where ARMv7-M takes its own (codegen/ops/_gemm_v6m.py).
-_V6M_ONLY = f"{_gemm_v6m.GUARD} && !{_gemm_v6m.V7M_GUARD}"
 
 
 @dataclass
