@@ -124,30 +124,44 @@ SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
             "-fno-omit-frame-pointer"]
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_portable_engine_is_exact_under_sanitizers(name: str, tmp_path: Path) -> None:
-    model = MODELS[name]()
-    program = load_program(model)
-    write_harness_sources(program, tmp_path)
+def _sanitized_matches_reference(program: object, tmp_path: Path, defines: list[str],
+                                 seed: int) -> str:
+    """Build the program's C for the host with `defines` under the sanitizers, run edge and
+    random samples, compare with the reference; returns the generated model.c."""
+    write_harness_sources(program, tmp_path)  # type: ignore[arg-type]
     executable = tmp_path / "harness"
-    command = [require_tool("gcc"), "-std=c99", "-O1", "-g", *SANITIZE, "-DCG_GEMM_V6M=1",
-               "-DCG_GEMM_V6M_MULHI16=1",
+    command = [require_tool("gcc"), "-std=c99", "-O1", "-g", *SANITIZE, *defines,
                "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Werror",
                "-I", str(tmp_path), "-I", str(HARNESS), str(tmp_path / "model.c"),
                str(tmp_path / "harness_glue.c"), str(HARNESS / "main.c"),
                str(HARNESS / "io_stdio.c"), "-o", str(executable)]
     built = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert built.returncode == 0, built.stderr
-    assert "cg_v6m_" in (tmp_path / "model.c").read_text()
-    inputs = random_inputs(program, 6, seed=7)
-    extra = edge_inputs(program)
+    inputs = random_inputs(program, 6, seed=seed)  # type: ignore[arg-type]
+    extra = edge_inputs(program)  # type: ignore[arg-type]
     inputs = [np.concatenate([extra[i], inputs[i]]) for i in range(len(inputs))]
-    expected = execute(program, "reference", inputs)
-    got = run_executable(program, "host", executable, inputs)
+    expected = execute(program, "reference", inputs)  # type: ignore[arg-type]
+    got = run_executable(program, "host", executable, inputs)  # type: ignore[arg-type]
     assert len(got) == len(expected)
     for g, e in zip(got, expected, strict=True):
         assert np.array_equal(g, e)
+    return (tmp_path / "model.c").read_text()
 
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_portable_engine_is_exact_under_sanitizers(name: str, tmp_path: Path) -> None:
+    source = _sanitized_matches_reference(load_program(MODELS[name]()), tmp_path,
+                                          ["-DCG_GEMM_V6M=1", "-DCG_GEMM_V6M_MULHI16=1"], 7)
+    assert "cg_v6m_" in source
+
+
+@pytest.mark.parametrize("name", sorted(WINDOW_MODELS))
+def test_depthwise_pairs_are_exact_under_sanitizers(name: str, tmp_path: Path) -> None:
+    """The 3x3 depthwise output lines two outputs per step (CG_DW3X3_PAIRS, what ARMv7-M
+    without DSP compiles), forced on the host."""
+    source = _sanitized_matches_reference(load_program(WINDOW_MODELS[name]()), tmp_path,
+                                          ["-DCG_DW3X3_PAIRS=1"], 7)
+    assert "cg_dw3x3_" in source
 
 # -- ARMv7-M's FULLY_CONNECTED engine ---------------------------------------------------------
 
@@ -234,23 +248,6 @@ def test_fc7_model_matches_reference(target: str, tmp_path: Path) -> None:
 def test_fc7_portable_engine_is_exact_under_sanitizers(tmp_path: Path) -> None:
     """ARMv7-M's engine in its portable C (CG_GEMM_V7M=1 on the host) with the ARMv6-M one
     beside it, under the sanitizers."""
-    program = load_program(_fc7_model())
-    write_harness_sources(program, tmp_path)
-    executable = tmp_path / "harness"
-    command = [require_tool("gcc"), "-std=c99", "-O1", "-g", *SANITIZE, "-DCG_GEMM_V6M=1",
-               "-DCG_GEMM_V7M=1", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Werror",
-               "-I", str(tmp_path), "-I", str(HARNESS), str(tmp_path / "model.c"),
-               str(tmp_path / "harness_glue.c"), str(HARNESS / "main.c"),
-               str(HARNESS / "io_stdio.c"), "-o", str(executable)]
-    built = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert built.returncode == 0, built.stderr
-    source = (tmp_path / "model.c").read_text()
+    source = _sanitized_matches_reference(load_program(_fc7_model()), tmp_path,
+                                          ["-DCG_GEMM_V6M=1", "-DCG_GEMM_V7M=1"], 9)
     assert "cg_v7m_fc6(x" in source and "cg_v6m_fc8(x" in source
-    inputs = random_inputs(program, 6, seed=9)
-    extra = edge_inputs(program)
-    inputs = [np.concatenate([extra[i], inputs[i]]) for i in range(len(inputs))]
-    expected = execute(program, "reference", inputs)
-    got = run_executable(program, "host", executable, inputs)
-    assert len(got) == len(expected)
-    for g, e in zip(got, expected, strict=True):
-        assert np.array_equal(g, e)
