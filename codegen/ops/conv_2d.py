@@ -262,10 +262,13 @@ def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, o
     stream = np.concatenate([words, table], axis=1).ravel()
     stream = np.where(stream >= _INT31, stream - (1 << 32), stream).astype(np.int32)
     sw, out_w = int(p["stride_w"]), int(p["out_w"])
+    # a pass reads two pixels' windows (the second past the row where the width is odd)
     line = max((int(p["pad_w"]) + int(p["in_w"])) * in_c,
-               (out_w - 1) * sw * in_c + 2 * row_slots)
+               (out_w + out_w % 2 - 1) * sw * in_c + 2 * row_slots)
     line += line % 2
     keep = max(kh - int(p["stride_h"]), 0)
+    # the assembly's loads take immediate offsets (at most 4095 bytes) from the window start
+    reach = 2 * ((kh - 1) * line + 2 * (row_slots - 1) + sw * in_c)
     return {
         "stream": stream,
         "row_slots": row_slots,
@@ -275,6 +278,7 @@ def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, o
         "line": line,
         "keep": keep,
         "sign": 1 if fixup else 0,
+        "asm": reach <= 4095 and 16 * kh * row_slots <= 4095,
         "offset": int(p["input_offset"]),
         "scratch": 2 * kh * line,
     }
