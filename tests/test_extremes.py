@@ -30,8 +30,9 @@ from codegen.program import load_program
 
 ZERO_POINTS = (-128, 127)
 TFLM_SAMPLES = 300
-# Plain C (host, the M0 without the DSP extension) and the DSP paths (M4).
-TARGETS = ("host", "cortex-m0", "cortex-m4")
+# Plain C (host, the M0 without the DSP extension), the DSP paths (M4) and the RISC-V vector
+# kernel of small FULLY_CONNECTED layers (riscv32-v: all four FULLY_CONNECTED layers).
+TARGETS = ("host", "cortex-m0", "cortex-m4", "riscv32-v")
 
 
 def _extra(zero_point: int) -> tuple[bytes, list[np.ndarray]]:

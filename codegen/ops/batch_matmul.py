@@ -28,7 +28,7 @@ import numpy as np
 
 from codegen import quant
 from codegen.model.ir import DType, Graph, Operator, Tensor
-from codegen.ops import _typed
+from codegen.ops import _fc_rvv, _typed
 from codegen.ops._binary import multiplier
 from codegen.ops.base import CArray, Layer, unsupported
 from codegen.ops.fully_connected import FullyConnected, FullyConnectedGemm, _gemm_params
@@ -189,6 +189,7 @@ def _as_fully_connected(op: Operator, graph: Graph, lhs: Tensor, rhs: Tensor, y:
         "weights_data": np.ascontiguousarray(weights).astype(np.int8), "bias_data": bias,
         "folded_bias": quant.wrap_int32(folded),
     }
+    params["rvv"] = _fc_rvv.plan(params)
     gemm = _gemm_params(params)
     if gemm is not None:
         params.update(gemm)

@@ -20,7 +20,7 @@ import numpy as np
 
 from codegen import quant
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _gemm, _gemm_mve, _gemm_rv, _gemm_v6m, _litert, _requant
+from codegen.ops import _fc_rvv, _gemm, _gemm_mve, _gemm_rv, _gemm_v6m, _litert, _requant
 from codegen.ops.base import (
     CArray,
     Layer,
@@ -36,8 +36,11 @@ OPCODES = ("FULLY_CONNECTED",)
 
 @dataclass
 class FullyConnected(Layer):
-    runtime: ClassVar[tuple[str, ...]] = ("requantize", "clamp")
     template: ClassVar[str] = "kernels/fully_connected.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("requantize", "clamp", *_rvv_snippet(self))
 
     @property
     def weights(self) -> np.ndarray:
@@ -64,7 +67,7 @@ class FullyConnected(Layer):
         if self.params["per_channel"]:
             arrays.append(CArray("multiplier", np.asarray(self.params["multipliers"], np.int32)))
             arrays.append(CArray("shift", np.asarray(self.params["shifts"], np.int32)))
-        return arrays
+        return _with_rvv(self, arrays)
 
     def macs(self) -> int:
         p = self.params
@@ -94,16 +97,21 @@ class FullyConnectedGemm(FullyConnected):
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (*self.params["snippets"], "gemm_v6m_fc",  # type: ignore[misc]
-                self.params["mve"]["snippet"])  # type: ignore[index]
+        return (*self.params["snippets"], "gemm_v6m_fc", "gemm_v7m_fc",  # type: ignore[misc]
+                self.params["mve"]["snippet"], *_rvv_snippet(self))  # type: ignore[index]
 
     def constants(self) -> list[CArray]:
         p = self.params
-        return [*_gemm_rv.constants(p["stream"], p["rv_stream"]),
-                *_gemm_v6m.constants(p["v6m"]), *_gemm_mve.constants(p["mve"])]
+        return _with_rvv(self, [
+            *_gemm_rv.constants(p["stream"], p["rv_stream"]),
+            *_gemm_v6m.constants(p["v6m"], _gemm_v6m.V6M_ONLY_GUARD if p["v7m"]
+                                 else _gemm_v6m.GUARD),
+            *_gemm_v6m.constants_fc7(p["v7m"]),  # type: ignore[arg-type]
+            *_gemm_mve.constants(p["mve"])])
 
     def describe(self) -> list[tuple[str, str]]:
         return [*super().describe(), ("kernel", self.params["engine"])]
+
 
 
 @dataclass
@@ -148,7 +156,7 @@ def litert_ref(layer: FullyConnected) -> FullyConnected:
     scales = np.array([_requant.litert_double_scale(x.quant.scale, s, y.quant.scale)
                        for s in w_scales], dtype=np.float64)
     params = {k: v for k, v in layer.params.items()
-              if k not in ("engine", "clamp_args", "kiter", "scale", "packed", "rq")}
+              if k not in ("engine", "clamp_args", "kiter", "scale", "packed", "rq", "rvv")}
     params["double_scales"] = scales
     params["double_scale"] = _emit_double(scales[0])
     return FullyConnectedLiteRTRef(layer.op, layer.graph, inputs=layer.inputs,
@@ -195,10 +203,24 @@ def litert(layer: FullyConnected) -> FullyConnected:
     units = int(layer.params["units"])
     w_scales = w.quant.scales if w.quant.per_channel else [w.quant.scale] * units
     params = {k: v for k, v in layer.params.items()
-              if k not in ("engine", "clamp_args", "kiter", "scale", "packed", "rq")}
+              if k not in ("engine", "clamp_args", "kiter", "scale", "packed", "rq", "rvv")}
     params.update(_litert.fp32_params(layer, w_scales, str(layer.params["activation"])))
     return FullyConnectedLiteRT(layer.op, layer.graph, inputs=layer.inputs,
                                 outputs=layer.outputs, params=params)
+
+
+def _rvv_snippet(layer: FullyConnected) -> tuple[str, ...]:
+    return ("fc_rvv",) if layer.params.get("rvv") else ()
+
+
+def _with_rvv(layer: FullyConnected, arrays: list[CArray]) -> list[CArray]:
+    """The layer's arrays, and where it has the RVV kernel, that kernel's arrays beside them
+    (each compiled only where its kernel is)."""
+    rvv = layer.params.get("rvv")
+    if not rvv:
+        return arrays
+    return [*_fc_rvv.elsewhere(arrays),
+            *_fc_rvv.constants(rvv, np.asarray(layer.params["folded_bias"]))]  # type: ignore[arg-type]
 
 
 def _emit_double(value: float) -> str:
@@ -243,6 +265,7 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
         "scale": rq.scale,
         "stream": _gemm.block_stream(weights, rq, _gemm.FC_BLOCK),
         "v6m": _gemm_v6m.plan(weights, rq, _gemm_v6m.FC_BLOCK),
+        "v7m": _gemm_v6m.plan_fc7(weights, rq),
         "mve": {**_gemm_mve.plan_fc(weights, rq),
                 "engine": "cg_gemm_mve8_fc_" + "_".join(variant[:2]),
                 "snippet": "gemm_mve8_fc." + ".".join(variant[:2])},
@@ -322,6 +345,7 @@ def prepare(op: Operator, graph: Graph) -> FullyConnected:
         "bias_data": bias,
         "folded_bias": quant.wrap_int32(folded),
     }
+    params["rvv"] = _fc_rvv.plan(params)
     gemm = _gemm_params(params)
     if gemm is not None:
         params.update(gemm)
