@@ -61,13 +61,17 @@ class Conv2DGemm(Conv2D):
         p = self.params
         fills = not p["pointwise"] and not p["gather"] and (p["has_border"] or p["depth_pad"])
         copies = ("gemm_copy",) if p["ring"] else ()
+        few = ("conv_few",) if p["few"] is not None else ()
         return (*p["snippets"], *(("widen_fill",) if fills else ()), *copies, "gemm_v6m_conv",
-                p["mve"]["snippet"])
+                p["mve"]["snippet"], *few)
 
     def constants(self) -> list[CArray]:
         p = self.params
-        return [*_gemm_rv.constants(p["stream"], p["rv_stream"]),
-                *_gemm_v6m.constants(p["v6m"]), *_gemm_mve.constants(p["mve"])]
+        arrays = [*_gemm_rv.constants(p["stream"], p["rv_stream"]),
+                  *_gemm_v6m.constants(p["v6m"]), *_gemm_mve.constants(p["mve"])]
+        if p["few"] is None:
+            return arrays
+        return [*arrays, CArray("few", p["few"]["stream"], "CG_CONV_FEW")]
 
     def scratch_bytes(self) -> int:
         return int(self.params["scratch"])
@@ -88,7 +92,9 @@ class Conv2DGemm(Conv2D):
         p = self.params
         return [*super().describe(),
                 ("kernel", f"{p['engine']}, {self._column()}, depth padded to {p['kpad']}, "
-                           f"{p['scratch']} B scratch")]
+                           f"{p['scratch']} B scratch"
+                           + ("; few input channels: int16 row buffer, SMLAD pairs"
+                              if p["few"] is not None else ""))]
 
     def _column(self) -> str:
         p = self.params
@@ -136,6 +142,9 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     # Columns of at most 64 bytes (depths up to 16) live in the kernel's stack frame.
     local = not gather and not ring and 4 * kpad <= _LOCAL_COLUMNS
     fixup = _gemm.needs_sign_fixup(int(p["output_zero_point"]), int(p["act_min"]))
+    few = None if ring or pointwise else _few_params(p, w, fixup)
+    if few is not None:
+        local = False  # the row buffer is scratch
     blocks, tail = divmod(out_c, _gemm.CONV_BLOCK)
     clamp = "sat" if full else "clamp"
     # up to sixteen k-pairs per iteration as the depth allows (fewer loop tests)
@@ -185,8 +194,98 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "rest_span": -(-int(p["taps_h"]) * (row_values - row_main) // 4) * 4,
         "row_step": int(p["dil_h"]) * int(p["in_row"]),
         "row_pixels": int(p["stride_h"]) * int(p["in_w"]),
-        "scratch": 0 if local else (4 * kpad + (kpad if gather else 0)
-                                    + ring_rows * int(p["in_row"])),
+        "scratch": 0 if local else max(4 * kpad + (kpad if gather else 0)
+                                       + ring_rows * int(p["in_row"]),
+                                       0 if few is None else int(few["scratch"])),
+        "few": few,
+    }
+
+
+# The few-channel kernel (templates/kernels/_conv_2d_few.c.j2): at most this many input
+# channels, and this many values in a window (its slots are unrolled).
+FEW_CHANNELS = 4
+FEW_WINDOW = 100
+_INT31 = 1 << 31
+
+
+def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, object] | None:
+    """The few-input-channel kernel's parameters (cores with the DSP extension and plain C),
+    or None where the layer keeps the engine: the input rows a window reads, widened once
+    to int16 (x - input zero point, zeros at padded taps) in a buffer of `taps_h` rows; the
+    window's values of each filter row read as int16 pairs, in memory order; two pixels by
+    four channels per pass, the accumulators starting at bias * 2^(left + 1).
+
+    Weights are int16 pairs scaled by 2^(left + 1) (left <= 6 keeps them int16), so each sum
+    is the accumulator times 2^(left + 1), which cg_requantize_fast takes; exact while
+    (|bias| + 255 * sum |w|) * 2^(left + 1) fits in int32, which is checked (as the 3x3
+    depthwise kernel's `_channel_words`)."""
+    in_c, kh, kw = int(p["in_c"]), int(p["taps_h"]), int(p["taps_w"])
+    if in_c > FEW_CHANNELS or (int(p["dil_h"]), int(p["dil_w"])) != (1, 1):
+        return None
+    if kh * kw * in_c > FEW_WINDOW:
+        return None
+    out_c = w.shape[0]
+    shifts = np.asarray(p["shifts"], dtype=np.int64)
+    mult = np.broadcast_to(np.asarray(p["multipliers"], dtype=np.int64), (out_c,))
+    shifts = np.broadcast_to(shifts, (out_c,))
+    if np.any(shifts > 6):
+        return None
+    left = np.maximum(shifts, 0)
+    right = np.maximum(-shifts, 0)
+    if fixup and np.any(right == 0):  # the sign fixup of cg_requantize_fast needs right >= 1
+        return None
+    scale = np.left_shift(1, left + 1)
+    bias = np.zeros(out_c, np.int64) if p["bias_data"] is None else np.asarray(
+        p["bias_data"], np.int64)
+    zp = int(p["output_zero_point"])
+    add = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0) + zp * np.left_shift(
+        1, right)
+    bound = np.abs(bias) + 255 * _gemm.abs_row_sums(w)
+    if np.any(bound * scale >= _INT31) or np.any(bound * 2**left + 2 + np.abs(add) >= _INT31):
+        return None
+    row_values = kw * in_c
+    row_slots = -(-row_values // 2)
+    # Only where it reads fewer pairs than the engine's padded depth (vww's and resnet's
+    # 3x3x3: 30 against 32): where it does not (kws's 10x4x1: 40 and 40) the engine's
+    # two channels per weight word do better.
+    if 2 * kh * row_slots >= _gemm.padded_depth(kh * row_values):
+        return None
+    blocks = -(-out_c // 4)
+    # weights [block, fy, slot, pair half, channel of the block] as scaled int16
+    scaled = np.zeros((4 * blocks, kh, 2 * row_slots), np.int64)
+    scaled[:out_c, :, :row_values] = (np.asarray(w, np.int64).reshape(out_c, kh, row_values)
+                                      * scale[:, None, None])
+    pairs = scaled.reshape(blocks, 4, kh, row_slots, 2)
+    words = (pairs[..., 1] << 16) | (pairs[..., 0] & 0xFFFF)  # [block, ch, fy, slot]
+    words = words.transpose(0, 2, 3, 1).reshape(blocks, -1)
+    table = np.zeros((4, 4 * blocks), np.int64)
+    table[0, :out_c] = bias * scale
+    table[1, :out_c] = mult
+    table[2, :out_c] = add
+    table[3, :out_c] = right
+    table = table.reshape(4, blocks, 4).transpose(1, 0, 2).reshape(blocks, -1)
+    stream = np.concatenate([words, table], axis=1).ravel()
+    stream = np.where(stream >= _INT31, stream - (1 << 32), stream).astype(np.int32)
+    sw, out_w = int(p["stride_w"]), int(p["out_w"])
+    # a pass reads two pixels' windows (the second past the row where the width is odd)
+    line = max((int(p["pad_w"]) + int(p["in_w"])) * in_c,
+               (out_w + out_w % 2 - 1) * sw * in_c + 2 * row_slots)
+    line += line % 2
+    keep = max(kh - int(p["stride_h"]), 0)
+    # the assembly's loads take immediate offsets (at most 4095 bytes) from the window start
+    reach = 2 * ((kh - 1) * line + 2 * (row_slots - 1) + sw * in_c)
+    return {
+        "stream": stream,
+        "row_slots": row_slots,
+        "block_words": stream.size // blocks,
+        "blocks": out_c // 4,
+        "tail": out_c % 4,
+        "line": line,
+        "keep": keep,
+        "sign": 1 if fixup else 0,
+        "asm": reach <= 4095 and 16 * kh * row_slots <= 4095,
+        "offset": int(p["input_offset"]),
+        "scratch": 2 * kh * line,
     }
 
 

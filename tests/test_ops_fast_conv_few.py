@@ -1,0 +1,128 @@
+"""CONV_2D with few input channels (1-4, every MobileNet-style first layer): the kernel of
+templates/kernels/_conv_2d_few.c.j2 (codegen/ops/conv_2d.py, _few_params), which the DSP
+cores (cortex-m4/m7/m33) and plain C (host) take in place of the matrix-product engine:
+input rows widened to int16 in a buffer of rows (kept between output rows), window rows
+read as int16 pairs, two pixels by four channels per pass.
+
+Edge shapes: 1, 2, 3 and 4 input channels; odd widths and heights (a last pass of one
+pixel); strides 1 and 2 on either axis; SAME and VALID; windows 3x3, 5x5, 2x2, 1x3, 3x1; output
+channels not a multiple of four (and fewer than four); input zero points -128 and 127;
+output zero points at the ends; every activation; multipliers above 1 (left shifts);
+per-tensor weights; two images per sample. Each model: the reference against TFLM, the
+generated C against the reference on every target and under the sanitizers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from support.conv_models import Branch, branch_model
+from support.policy import SHARED_MODELS, require_file
+from support.verify import (
+    C_TARGETS,
+    c_matches_reference,
+    edge_inputs,
+    random_inputs,
+    reference_matches_tflm,
+)
+
+from codegen.ops.conv_2d import Conv2DGemm
+from codegen.program import load_program
+
+TFLM_SAMPLES = 200
+
+
+def _conv(out_c: int, stride=(1, 1), padding="SAME", kernel=(3, 3), activation="NONE",
+          output=(0.1, 0), **extra) -> Branch:
+    return Branch("conv", kernel, padding=padding, stride=stride, activation=activation,
+                  out_c=out_c, output=output, **extra)
+
+
+BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
+    # vww's first layer's shape in small: 3 channels, stride 2, SAME, eight outputs.
+    "c3": ((1, 11, 13, 3), (0.02, -128), [
+        _conv(8, stride=(2, 2), activation="RELU6", output=(0.05, -128)),
+        _conv(5, output=(0.3, 7)),
+        _conv(6, stride=(2, 2), padding="VALID", activation="RELU", output=(0.1, -128)),
+        _conv(3, padding="VALID", output=(0.2, 127)),
+        _conv(9, stride=(1, 2), kernel=(2, 2), output=(0.4, -3)),
+        _conv(4, stride=(2, 1), weight_scale=0.004, output=(0.08, 100)),
+        _conv(2, bias_range=1000000, activation="RELU_N1_TO_1", output=(0.01, -3)),
+    ]),
+    "c1": ((2, 7, 9, 1), (0.05, 127), [
+        _conv(4, output=(0.1, -128)),
+        _conv(7, stride=(2, 2), padding="VALID", activation="RELU", output=(0.1, -128)),
+        _conv(1, kernel=(1, 3), output=(0.03, 0)),
+        _conv(11, stride=(2, 2), kernel=(3, 1), output=(0.05, 127)),
+    ]),
+    "c2": ((1, 8, 5, 2), (0.03, -100), [
+        _conv(9, stride=(2, 2), activation="RELU", output=(0.1, -128)),
+        _conv(8, padding="VALID", kernel=(5, 5), output=(0.3, 12)),
+        _conv(3, stride=(2, 2), weight_scale=0.01, output=(0.2, -128)),
+    ]),
+    "c4": ((1, 6, 7, 4), (0.1, 0), [
+        _conv(12, activation="RELU6", output=(0.06, -128)),
+        _conv(6, stride=(2, 2), weight_scale=0.02, output=(0.4, 30)),
+        _conv(5, stride=(2, 2), padding="VALID", output=(0.2, -5)),
+    ]),
+    # one pixel, one row
+    "tiny": ((1, 1, 3, 3), (0.1, 5), [
+        _conv(4, output=(0.1, 0)),
+        _conv(5, stride=(2, 2), output=(0.1, 3)),
+    ]),
+}
+
+MODELS: dict[str, Callable[[], bytes]] = {
+    f"few_{name}": (lambda n=name: branch_model(BRANCHES[n][0], BRANCHES[n][1], BRANCHES[n][2],
+                                                seed=len(n), description=n))
+    for name in BRANCHES
+}
+
+
+def _with_edges(model: bytes, inputs: list) -> list:
+    import numpy as np
+
+    edges = edge_inputs(load_program(model))
+    return [np.concatenate([e, x]) for e, x in zip(edges, inputs, strict=True)]
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_layer_takes_the_few_channel_kernel(name: str) -> None:
+    layers = load_program(MODELS[name]()).layers
+    assert layers and all(isinstance(la, Conv2DGemm) and la.params["few"] is not None
+                          for la in layers)
+
+
+@pytest.mark.parametrize("model,first", [("vww_96_int8", True), ("pretrainedResnet_quant", True),
+                                         ("kws_ref_model", False)])
+def test_first_layers_take_it_where_it_reads_less(model: str, first: bool) -> None:
+    """vww's and resnet's 3x3x3 (15 pairs against the engine's depth of 32); not kws's
+    10x4x1 (20 pairs, a depth of 40 without padding); no other layer."""
+    path = require_file(SHARED_MODELS / f"{model}.tflite")
+    conv = [la for la in load_program(path.read_bytes()).layers if isinstance(la, Conv2DGemm)]
+    assert (conv[0].params["few"] is not None) == first
+    assert all(la.params["few"] is None for la in conv[1:])
+
+
+@pytest.mark.tflm
+@pytest.mark.parametrize("name", list(MODELS))
+def test_reference_matches_tflm(name: str) -> None:
+    model = MODELS[name]()
+    inputs = _with_edges(model, random_inputs(load_program(model), TFLM_SAMPLES, seed=1))
+    reference_matches_tflm(model, inputs)
+
+
+@pytest.mark.parametrize("target", C_TARGETS)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_generated_c_matches_reference(name: str, target: str, tmp_path: Path) -> None:
+    model = MODELS[name]()
+    c_matches_reference(model, target, tmp_path, seed=2, extra=edge_inputs(load_program(model)))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_generated_c_is_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
+    model = MODELS[name]()
+    c_matches_reference(model, "host", tmp_path, seed=3, sanitize=True,
+                        extra=edge_inputs(load_program(model)))
