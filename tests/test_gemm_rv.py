@@ -107,6 +107,69 @@ def test_split_stream_counts_and_offsets() -> None:
     assert len(split["stream"]) == 2 * wide + 2 * block  # the partial block padded
 
 
+def _quad_weights(rng: np.random.Generator, channels: int, depth: int, fit: list[bool]
+                  ) -> np.ndarray:
+    """Small random weights, each block of sixteen channels with, in its first channel and
+    group of four depth indices, |w| summing to 255 (the quad bound reached: -128 and -127 in
+    the chunk 2j, 0 in the chunk 2j + 1, then 127 and -128 in its second channel) where `fit`
+    says so, to 256 where not."""
+    w = rng.integers(-40, 41, size=(channels, depth))
+    for b, ok in enumerate(fit):
+        c = 16 * b
+        for g in range(0, depth - 3, 4):
+            w[c, g:g + 4] = (-128, -127, 0, 0) if ok else (-128, -127, 1, 0)
+            if c + 1 < channels:
+                w[c + 1, g:g + 4] = (0, 0, 127, -128)
+    return w
+
+
+def _quad_sums(words: np.ndarray, block: int, kpad: int, x: np.ndarray) -> np.ndarray:
+    """As `_sums`, with the high lane taken once per two chunks (the quad engine)."""
+    pairs = block // 2
+    per_block = _gemm_rv.block_words(kpad, block)
+    blocks = words.reshape(-1, per_block).astype(np.int64)
+    start = blocks[:, :2 * pairs].reshape(-1, pairs, 2) & _M32
+    w = blocks[:, 2 * pairs:2 * pairs + block * kpad // 2].reshape(len(blocks), kpad // 4, 2,
+                                                                   pairs, 2)
+    xs = x.reshape(kpad // 4, 2, 2)
+    q = ((w[..., 0] * xs[None, :, :, 0, None] + w[..., 1] * xs[None, :, :, 1, None])
+         .sum(axis=2)) & _M32
+    a = (start[..., 0] + q.sum(axis=1)) & _M32
+    h = _wrap(start[..., 1]) + (_wrap((q + (1 << 15)) & _M32) >> 16).sum(axis=1)
+    acc_a = _wrap((a - (h << 16)) & _M32)
+    return np.stack([acc_a, h], axis=2).reshape(-1)
+
+
+@pytest.mark.parametrize(("channels", "depth"), [(16, 8), (21, 40), (48, 300)])
+def test_quad_sums_are_exact_where_they_fit(channels: int, depth: int) -> None:
+    rng = np.random.default_rng(channels + depth)
+    blocks = -(-channels // 16)
+    w = _quad_weights(rng, channels, depth, [True] * blocks)
+    assert _gemm_rv.quad_fits(w, 16).all()
+    kpad = _gemm.padded_depth(depth)
+    chunks = _gemm_rv.fc_chunks(kpad)
+    bias = rng.integers(-(1 << 20), 1 << 20, size=channels)
+    words = _gemm_rv.stream(w, _requant(bias), 16, chunks)
+    assert words is not None
+    for x in (rng.integers(-128, 128, size=depth), np.full(depth, -128), np.full(depth, 127)):
+        padded = np.zeros(kpad, np.int64)
+        padded[:depth] = x
+        got = _quad_sums(words, 16, kpad, padded[chunks])[:channels]
+        assert np.array_equal(got, w @ x + bias)
+
+
+def test_quad_refuses_a_group_beyond_255() -> None:
+    w = _quad_weights(np.random.default_rng(5), 40, 16, [True, False, True])
+    assert _gemm_rv.quad_fits(w, 16).tolist() == [True, False, True]
+    # blocks of eight: only channels 16-23 hold the group of 256
+    assert _gemm_rv.quad_fits(w, 8).tolist() == [True, True, False, True, True]
+    split = _gemm_rv.split_stream(w, _requant(np.zeros(40, np.int64)), 16, 8,
+                                  _gemm_rv.fc_chunks(16))
+    assert split is not None
+    runs = _gemm_rv.fc_runs(w, split, 16, 8)
+    assert runs == {"runs": [(0, 1, True), (1, 1, False)], "rest_quad": True}
+
+
 def test_two_minus_128s_in_a_chunk_are_refused() -> None:
     w = np.zeros((3, 8), np.int64)
     rq = _requant(np.zeros(8, np.int64))
@@ -185,6 +248,19 @@ def _fc_model() -> bytes:
         y = b.add_tensor(f"y{i}", (3, units), "int8", quant=Q(0.2, -20))
         b.add_op("FULLY_CONNECTED", [x, wt, bt], [y], fc_options(activation))
         outs.append(y)
+    for i, (units, fit, per_tensor) in enumerate([(53, [True, False, True, True], False),
+                                                  (25, [False, True], True)]):
+        weights = _quad_weights(rng, units, depth, fit)
+        scales = 0.004 * rng.uniform(0.3, 3.0, size=units)
+        wq = Q(0.01, 0) if per_tensor else Q(list(scales), 0, axis=0)
+        wt = b.add_tensor(f"wq{i}", weights.shape, "int8", quant=wq, data=weights)
+        bias = rng.integers(-5000, 5001, size=units)
+        bq = (Q(INPUT_Q[0] * 0.01, 0) if per_tensor
+              else Q(bias_scales(INPUT_Q[0], list(scales)), 0, axis=0))
+        bt = b.add_tensor(f"bq{i}", (units,), "int32", quant=bq, data=bias)
+        y = b.add_tensor(f"yq{i}", (3, units), "int8", quant=Q(0.15, 5))
+        b.add_op("FULLY_CONNECTED", [x, wt, bt], [y], fc_options("RELU" if i else "NONE"))
+        outs.append(y)
     b.set_io([x], outs)
     return b.build()
 
@@ -203,6 +279,11 @@ def test_models_reach_every_pass() -> None:
     assert rv[2] is None
     assert [(r["wide_blocks"], r["blocks"], r["partial"]) for r in rv[:2]] == [
         (2, 0, 5), (1, 1, 1)]
+    assert [(r["runs"], r["rest_quad"]) for r in rv[:2]] == [([(0, 2, False)], False),
+                                                            ([(0, 1, False)], False)]
+    # the quad engine on its blocks, the single one between them and on the last channels
+    assert [(r["runs"], r["rest_quad"]) for r in rv[3:]] == [
+        ([(0, 1, True), (1, 1, False), (2, 1, True)], True), ([(0, 1, False)], True)]
 
 
 @pytest.mark.qemu

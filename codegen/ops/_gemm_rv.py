@@ -106,6 +106,39 @@ def split_stream(weights: np.ndarray, rq: Requant, wide: int, block: int,
             "tail_offset": offset + blocks * block_words(kpad, block), "partial": partial}
 
 
+def quad_fits(weights: np.ndarray, block: int) -> np.ndarray:
+    """Per block of `block` channels (the last one padded with zeros), whether every channel's
+    four weights of each chunk pair (depth 4j .. 4j + 3, the FULLY_CONNECTED engine's chunks
+    2j, 2j + 1) sum to at most 255 in magnitude: then a lane's sum of the four products is
+    within 128 * 255 = 32640 < 2^15 and the engine may take its high lane once per two chunks
+    (`fc_runs`)."""
+    w = np.abs(np.asarray(weights, np.int64))
+    channels, depth = w.shape
+    blocks = -(-channels // block)
+    kpad = -(-depth // 4) * 4
+    data = np.zeros((blocks * block, kpad), np.int64)
+    data[:channels, :depth] = w
+    return np.asarray(data.reshape(blocks, block, kpad // 4, 4).sum(axis=3).max(axis=(1, 2)) <= 255)
+
+
+def fc_runs(weights: np.ndarray, split: dict[str, object], wide: int, block: int
+            ) -> dict[str, object]:
+    """The FULLY_CONNECTED engine's calls over a `split_stream` split: the wide blocks in runs
+    of consecutive blocks (first block, count, whether the quad engine takes them), and for the
+    `block`-channel blocks and the partial one, whether the quad engine takes them all."""
+    w = np.asarray(weights)
+    cut = wide * int(split["wide_blocks"])  # type: ignore[call-overload]
+    fits = quad_fits(w[:cut], wide) if cut else np.zeros(0, bool)
+    runs: list[tuple[int, int, bool]] = []
+    for b, ok in enumerate(fits.tolist()):
+        if runs and runs[-1][2] == ok:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1, ok)
+        else:
+            runs.append((b, 1, ok))
+    rest = w[cut:]
+    return {"runs": runs, "rest_quad": bool(len(rest) == 0 or quad_fits(rest, block).all())}
+
+
 def block_words(kpad: int, block: int) -> int:
     """Words of one block in the stream: the weights, then four constants per channel."""
     return block * kpad // 2 + 4 * block
