@@ -21,6 +21,18 @@ FULLY_CONNECTED reads its input row as it is (no scratch): x signed, v = w + 128
 which the DSP engine's requantization table already takes (its `sx128`), eight channels per
 pass: [block of 8 channels][k][8].
 
+On ARMv7-M (Cortex-M3: MLA, LDRD, ADD with ASR) FULLY_CONNECTED takes another arrangement
+(`pack_fc7`, templates/runtime/gemm_v7m_fc.c.j2): a weight word holds two channels,
+W = w0 + 2^16 * w1 (signed, as an integer), and two MLAs over the depth pair k, k + 1 give
+    P = W_k * x_k + W_k+1 * x_k+1 + 2^15 = (t0 + 2^15) + 2^16 * t1,
+t0, t1 the pair's sums of channels 0 and 1. Where the generator proved every pair sum of
+every channel within [-2^15, 2^15) for x in [-128, 127] (`fc7_fits`; it fails only for two
+weights -128 side by side), the low half t0 + 2^15 lies in [0, 2^16), so P >> 16 = t1
+exactly and the engine keeps A = sum P (mod 2^32) and B = sum P >> 16:
+    S1 = B,   S0 = A - 2^16 * B - 2^15 * depth / 2 (mod 2^32),
+the last term folded into the table's bias. Six channels (three words) per pass: two
+products per MLA, the weights two words per LDRD.
+
 Requantization: the DSP engine's short form (`_gemm.plan_requant`), exact where the generator
 bounds the accumulator; the 32x32->64 high word is one SMULL on ARMv7-M and four 16-bit
 products on ARMv6-M.
@@ -40,6 +52,11 @@ DEPTHWISE_GUARD = "CG_DW3X3_V6M"
 CONV_BLOCK = 4
 FC_BLOCK = 8
 _FIELDS = 4
+# ARMv7-M's FULLY_CONNECTED engine (templates/runtime/gemm_v7m_fc.c.j2).
+V7M_GUARD = "CG_GEMM_V7M"
+FC7_BLOCK = 6
+# The ARMv6-M engine's arrays where ARMv7-M takes its own.
+V6M_ONLY_GUARD = f"{GUARD} && !{V7M_GUARD}"
 
 
 def pack(weights: np.ndarray, block: int) -> np.ndarray:
@@ -85,6 +102,56 @@ def fc_table(weights: np.ndarray, rq: Requant) -> np.ndarray:
     return _table(rq, np.zeros(np.shape(weights)[0], np.int64), FC_BLOCK)
 
 
+def fc7_fits(weights: np.ndarray) -> bool:
+    """Whether every channel's sum over each depth pair (2i, 2i + 1) of w * x lies within
+    [-2^15, 2^15) for every x in [-128, 127] (the depth is even)."""
+    w = np.asarray(weights, np.int64)
+    high = np.maximum(127 * w, -128 * w)
+    low = np.minimum(127 * w, -128 * w)
+    return bool((high[:, 0::2] + high[:, 1::2]).max(initial=0) < 1 << 15
+                and (low[:, 0::2] + low[:, 1::2]).min(initial=0) >= -(1 << 15))
+
+
+def pack_fc7(weights: np.ndarray) -> np.ndarray:
+    """Filters [C, K] (K even) as int32 words w[c] + 2^16 * w[c + 1] (wrapped) of channel
+    pairs, [C / 6][K / 2][3 pairs][k, k + 1]; padded channels are 0."""
+    w = np.asarray(weights, np.int64)
+    channels, depth = w.shape
+    blocks = -(-channels // FC7_BLOCK)
+    data = np.zeros((blocks * FC7_BLOCK, depth), np.int64)
+    data[:channels] = w
+    pairs = data.reshape(blocks, 3, 2, depth // 2, 2)
+    words = pairs[:, :, 0] + (pairs[:, :, 1] << 16)  # [block][pair][k / 2][2]
+    wrapped = (words.transpose(0, 2, 1, 3) + (1 << 31)) % (1 << 32) - (1 << 31)
+    return np.ascontiguousarray(wrapped.astype(np.int32)).ravel()
+
+
+def fc7_table(weights: np.ndarray, rq: Requant) -> np.ndarray:
+    """ARMv7-M's FULLY_CONNECTED table: the DSP engine's, padded to six channels, with
+    -2^15 * depth / 2 (the bias of every MLA pair) added to the accumulator of every even
+    channel (the low halves)."""
+    channels, depth = np.shape(weights)
+    adjust = np.zeros(channels, np.int64)
+    adjust[0::2] = -(1 << 15) * (depth // 2)
+    return _table(rq, adjust, FC7_BLOCK)
+
+
+def plan_fc7(weights: np.ndarray, rq: Requant) -> dict[str, np.ndarray] | None:
+    """ARMv7-M's FULLY_CONNECTED engine, or None where a pair sum could leave 16 bits."""
+    w = np.asarray(weights)
+    if w.shape[1] % 2 or not fc7_fits(w):
+        return None
+    return {"weights": pack_fc7(w), "table": fc7_table(w, rq)}
+
+
+def constants_fc7(v7m: dict[str, np.ndarray] | None) -> list[CArray]:
+    """ARMv7-M's FULLY_CONNECTED arrays, where the C compiles that engine."""
+    if v7m is None:
+        return []
+    return [CArray("v7m_weights", v7m["weights"], V7M_GUARD),
+            CArray("v7m_rq", v7m["table"], V7M_GUARD)]
+
+
 def plan(weights: np.ndarray, rq: Requant, block: int) -> dict[str, object]:
     """The engine's parameters for filters `weights` [C, K]: the packed weights and the
     requantization table."""
@@ -93,7 +160,7 @@ def plan(weights: np.ndarray, rq: Requant, block: int) -> dict[str, object]:
     return {"weights": pack(w, block), "table": table}
 
 
-def constants(v6m: dict[str, object]) -> list[CArray]:
-    """The engine's arrays, emitted only where the C compiles the engine."""
-    return [CArray("v6m_weights", v6m["weights"], GUARD),  # type: ignore[arg-type]
-            CArray("v6m_rq", v6m["table"], GUARD)]  # type: ignore[arg-type]
+def constants(v6m: dict[str, object], guard: str = GUARD) -> list[CArray]:
+    """The engine's arrays, emitted only where the C compiles the engine (`guard`)."""
+    return [CArray("v6m_weights", v6m["weights"], guard),  # type: ignore[arg-type]
+            CArray("v6m_rq", v6m["table"], guard)]  # type: ignore[arg-type]

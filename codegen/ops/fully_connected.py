@@ -97,16 +97,21 @@ class FullyConnectedGemm(FullyConnected):
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (*self.params["snippets"], "gemm_v6m_fc",  # type: ignore[misc]
+        return (*self.params["snippets"], "gemm_v6m_fc", "gemm_v7m_fc",  # type: ignore[misc]
                 self.params["mve"]["snippet"], *_rvv_snippet(self))  # type: ignore[index]
 
     def constants(self) -> list[CArray]:
         p = self.params
-        return _with_rvv(self, [*_gemm_rv.constants(p["stream"], p["rv_stream"]),
-                                *_gemm_v6m.constants(p["v6m"]), *_gemm_mve.constants(p["mve"])])
+        return _with_rvv(self, [
+            *_gemm_rv.constants(p["stream"], p["rv_stream"]),
+            *_gemm_v6m.constants(p["v6m"], _gemm_v6m.V6M_ONLY_GUARD if p["v7m"]
+                                 else _gemm_v6m.GUARD),
+            *_gemm_v6m.constants_fc7(p["v7m"]),  # type: ignore[arg-type]
+            *_gemm_mve.constants(p["mve"])])
 
     def describe(self) -> list[tuple[str, str]]:
         return [*super().describe(), ("kernel", self.params["engine"])]
+
 
 
 @dataclass
@@ -260,6 +265,7 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
         "scale": rq.scale,
         "stream": _gemm.block_stream(weights, rq, _gemm.FC_BLOCK),
         "v6m": _gemm_v6m.plan(weights, rq, _gemm_v6m.FC_BLOCK),
+        "v7m": _gemm_v6m.plan_fc7(weights, rq),
         "mve": {**_gemm_mve.plan_fc(weights, rq),
                 "engine": "cg_gemm_mve8_fc_" + "_".join(variant[:2]),
                 "snippet": "gemm_mve8_fc." + ".".join(variant[:2])},
