@@ -22,12 +22,15 @@ import numpy as np
 import pytest
 from support.builder import ModelBuilder, Q, bias_scales, fc_options
 from support.conv_models import conv_options, out_size
-from support.verify import c_matches_reference, edge_inputs
+from support.verify import c_matches_reference, edge_inputs, random_inputs
 
+from codegen.build import build_firmware
+from codegen.execute import HARNESS_NAME, execute, run_executable, write_harness_sources
 from codegen.ops import _gemm, _gemm_rv
 from codegen.ops.conv_2d import Conv2DGemm
 from codegen.ops.fully_connected import FullyConnectedGemm
 from codegen.program import load_program
+from codegen.targets import get_target
 
 _M32 = (1 << 32) - 1
 
@@ -312,3 +315,27 @@ def test_models_reach_every_pass() -> None:
 def test_riscv32_matches_reference(make, tmp_path: Path) -> None:
     model = make()
     c_matches_reference(model, "riscv32", tmp_path, seed=3, extra=edge_inputs(load_program(model)))
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("oct_loop", ["1", "0"])
+def test_riscv32_oct_fallbacks_match_reference(oct_loop: str, tmp_path: Path) -> None:
+    """The oct engines' other loops (CG_GEMM_RV_OCT: 1 without a register for 2^15, what GCC
+    without optimization and clang compile; 0 the quad loop, clang without optimization),
+    forced in a -O2 build of the FULLY_CONNECTED model, against the reference."""
+    program = load_program(_fc_model())
+    source = tmp_path / "src"
+    write_harness_sources(program, source)
+    model_c = source / "model.c"
+    text = model_c.read_text()
+    assert "#if CG_GEMM_RV_OCT == 2" in text
+    model_c.write_text(f"#define CG_GEMM_RV_OCT {oct_loop}\n{text}")
+    executable = build_firmware(source, HARNESS_NAME, get_target("riscv32"), tmp_path / "build")
+    inputs = random_inputs(program, 4, seed=4)
+    edges = edge_inputs(program)
+    inputs = [np.concatenate([edges[i], inputs[i]]) for i in range(len(inputs))]
+    expected = execute(program, "reference", inputs)
+    got = run_executable(program, "riscv32", executable, inputs)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        assert np.array_equal(g, e)
