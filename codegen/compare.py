@@ -39,25 +39,49 @@ MAX_SAMPLES = 1000
 _XNNPACK_RQ = "XNNPACK's fp32 requantization (float32 scale, round to nearest even)"
 _DOUBLE_RQ = ("LiteRT reference requantizes in floating point (double scale, round half "
               "away from zero)")
+_FLOAT32_MULTIPLIER = "LiteRT's {} computes its multipliers in float32 (TFLM's in double)"
+# Where LiteRT's builtin kernels differ from TFLM's in both interpreters (the int16 layers,
+# which XNNPACK never takes, among them).
+_BUILTIN = {
+    opcode: _FLOAT32_MULTIPLIER.format(opcode) for opcode in ("RELU", "LEAKY_RELU", "PRELU")
+} | {
+    "RELU6": "LiteRT's RELU6 requantizes to its output scale (TFLM's only clamps)",
+    "SOFTMAX": "LiteRT's int16 SOFTMAX builds its exp and reciprocal tables in double "
+               "(TFLM's in float32)",
+}
+# LOGISTIC and TANH in LiteRT's default interpreter.
+_UNARY = {opcode: f"XNNPACK's {opcode} table of its float formula; int16 of a power-of-two "
+                  "input scale: LiteRT's optimized kernel, gemmlowp's fixed point"
+          for opcode in ("LOGISTIC", "TANH")}
 # Why a pair diverges at an operator, where the arithmetic is known (codegen/numerics.py).
 REASONS: dict[tuple[str, str], dict[str, str]] = {
-    (TFLM, LITERT_REF): {
+    (TFLM, LITERT_REF): _BUILTIN | {
         "FULLY_CONNECTED": _DOUBLE_RQ,
-        "MUL": "LiteRT's MUL computes its multiplier in float32 (TFLM's in double)",
+        "MUL": _FLOAT32_MULTIPLIER.format("MUL"),
     },
-    (TFLM, LITERT): {
-        "FULLY_CONNECTED": _XNNPACK_RQ, "CONV_2D": _XNNPACK_RQ,
-        "DEPTHWISE_CONV_2D": _XNNPACK_RQ,
+    (TFLM, LITERT): _BUILTIN | {
+        "FULLY_CONNECTED": f"{_XNNPACK_RQ}; int16: {_DOUBLE_RQ} with an int64 bias, ruy's "
+                           "fixed point (ties toward +infinity) otherwise",
+        "CONV_2D": _XNNPACK_RQ,
+        "DEPTHWISE_CONV_2D": _XNNPACK_RQ, "TRANSPOSE_CONV": _XNNPACK_RQ,
         "ADD": "XNNPACK's ADD (21-bit multipliers, one shift) in LiteRT",
-        "SOFTMAX": "LiteRT's optimized SOFTMAX (a float32 table of exps)",
+        "MUL": f"XNNPACK's fp32 requantization; int16: {_FLOAT32_MULTIPLIER.format('MUL')}",
+        "SOFTMAX": "LiteRT's optimized SOFTMAX (a float32 table of exps; int16: tables built "
+                   "in double)",
+        **_UNARY,
     },
     (LITERT_REF, LITERT): {
         "FULLY_CONNECTED": f"{_DOUBLE_RQ}; LiteRT uses {_XNNPACK_RQ}",
-        "CONV_2D": _XNNPACK_RQ, "DEPTHWISE_CONV_2D": _XNNPACK_RQ,
+        "CONV_2D": _XNNPACK_RQ, "DEPTHWISE_CONV_2D": _XNNPACK_RQ, "TRANSPOSE_CONV": _XNNPACK_RQ,
         "ADD": "XNNPACK's ADD (21-bit multipliers, one shift) in LiteRT",
         "SOFTMAX": "LiteRT's optimized SOFTMAX (a float32 table of exps)",
+        **_UNARY,
     },
 }
+for _pair in ((TFLM, LITERT), (LITERT_REF, LITERT)):
+    REASONS[_pair].setdefault(
+        "QUANTIZE", "LiteRT's optimized float -> int16 QUANTIZE (a float32 reciprocal, ties "
+                    "to even, on its vector loop; a double division on the tail)")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@
     to nearest even; tables of its float formulas for the unary operators), LiteRT's
     optimized builtin kernels for the rest (RELU, RELU6, PRELU as LiteRT's, int8 <-> uint8
     QUANTIZE with its vector loop's rounding, SOFTMAX with its float table).
+  16x8 layers: XNNPACK takes none; both modes run LiteRT's builtin kernels (see OTHER_TYPES
+  and the int16 modules' NUMERICS: LiteRT's double FULLY_CONNECTED and SOFTMAX tables, and
+  in `litert` its optimized kernels' ruy FULLY_CONNECTED, gemmlowp LOGISTIC / TANH and
+  float -> int16 QUANTIZE).
 An operator module whose arithmetic differs in a mode says how in its `NUMERICS` table
 (codegen/ops/__init__.py); an operator in `SAME_AS_TFLM` computes as in `tflm`; every
 other is refused in the mode.
@@ -47,16 +51,25 @@ SAME_AS_TFLM: dict[str, frozenset[str]] = {
     "litert": _MOVES | frozenset({"AVERAGE_POOL_2D", "DEQUANTIZE", "HARD_SWISH"}),
 }
 # The activation types other than int8 whose layers of an operator a mode reproduces (the
-# oracle checked on the operator test models: uint8 QUANTIZE at a model's edges, LiteRT's
-# 16x8 convolutions, which are TFLM's in both, XNNPACK taking none); every other non-int8
-# layer is refused.
+# oracle checked on the operator test models: uint8 QUANTIZE at a model's edges, the 16x8
+# operators below, XNNPACK taking none; the operators that only move, compare or select
+# values in int16 as in int8); every other non-int8 layer is refused.
+_INT16 = frozenset({DType.INT16})
+# 16x8 layers: the convolutions (TFLM's arithmetic in LiteRT), RELU, RELU6 and LEAKY_RELU
+# (LiteRT's float32 multipliers, RELU6 requantized: relu.py), TRANSPOSE_CONV (LiteRT's
+# reference kernel with an int64 scratch is TFLM's), SOFTMAX (LiteRT's double tables:
+# softmax_int16.py), LOGISTIC and TANH (TFLM's reference kernels; litert refuses a
+# power-of-two input scale: logistic_tanh_int16.py), FULLY_CONNECTED (LiteRT's double
+# requantization: fully_connected_int16.py), DEQUANTIZE (TFLM's float(double scale * (x - zp))),
+# MUL and PRELU (LiteRT's float32 multipliers), ADD and SUB (TFLM's general path; LiteRT's
+# power-of-two path refused: add_sub.py), MEAN and AVERAGE_POOL_2D (TFLM's arithmetic).
+_16X8 = {opcode: _INT16 for opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "RELU", "RELU6",
+                                       "LEAKY_RELU", "TRANSPOSE_CONV", "SOFTMAX", "LOGISTIC",
+                                       "TANH", "FULLY_CONNECTED", "DEQUANTIZE", "MUL",
+                                       "ADD", "SUB", "MEAN", "AVERAGE_POOL_2D", "PRELU")}
 OTHER_TYPES: dict[str, dict[str, frozenset[DType]]] = {
-    "litert-ref": {"QUANTIZE": frozenset({DType.UINT8}),
-                   "CONV_2D": frozenset({DType.INT16}),
-                   "DEPTHWISE_CONV_2D": frozenset({DType.INT16})},
-    "litert": {"QUANTIZE": frozenset({DType.UINT8}),
-               "CONV_2D": frozenset({DType.INT16}),
-               "DEPTHWISE_CONV_2D": frozenset({DType.INT16})},
+    "litert-ref": {**_16X8, "QUANTIZE": frozenset({DType.UINT8, DType.INT16})},
+    "litert": {**_16X8, "QUANTIZE": frozenset({DType.UINT8, DType.INT16})},
 }
 
 
@@ -69,6 +82,7 @@ def reproduced(mode: str, opcode: str, adapted: bool) -> bool:
 def reproduces_type(mode: str, opcode: str, dtype: DType) -> bool:
     """Whether numerics `mode` reproduces a layer of `opcode` whose activations are `dtype`."""
     return (mode == DEFAULT or dtype is DType.INT8
+            or (dtype is DType.INT16 and opcode in _MOVES)
             or dtype in OTHER_TYPES[mode].get(opcode, frozenset()))
 
 

@@ -141,21 +141,23 @@ MUST_TAKE = {
                    "elem:add_sub", "elem:mul", "act:leaky_relu", "act:hard_swish_relu",
                    "act:chain_in_place", "data:bundle_quantize", "elem:mean",
                    "elem:concatenation", "i16:window_rgb", "i16:window_deep",
-                   "i16:transpose_conv_int8"},
+                   "i16:transpose_conv_int8", "i16:transpose_conv_16x8", "i16:dense",
+                   "i16:misc", "i16:activations", "i16:mixed"},
     "litert": {"conv:mlperf_kws", "conv:mlperf_resnet", "conv:mlperf_vww", "fc:ad01",
                "fc:demo_per_channel", "fc:demo_per_tensor", "act:leaky_relu",
                "act:logistic_tanh", "act:hard_swish_relu", "act:chain_in_place",
                "elem:concatenation", "elem:maximum_minimum", "data:bundle_shape",
                "elem:add_sub", "elem:mul", "fc:float_io", "elem:mean",
                "elem:keras_spatial", "i16:window_rgb", "i16:window_deep",
-               "data:bundle_quantize", "fc:fc_weight_zero_point"},
+               "data:bundle_quantize", "fc:fc_weight_zero_point", "i16:transpose_conv_16x8",
+               "i16:dense", "i16:misc", "i16:activations", "i16:mixed",
+               "i16:transpose_conv_int8"},
 }
 # How many operator test models each mode takes, of the int8 suites and of the 16x8 suite;
 # every other is refused in one line, for a reason the oracle gives: LiteRT fails to
 # prepare the model (a convolution without bias, LOGISTIC with TFLM's unread output scale,
-# PRELU with a broadcast input) or the mode does not reproduce its kernel yet (`litert`:
-# TRANSPOSE_CONV; 16x8: all but CONV_2D and DEPTHWISE_CONV_2D).
-TAKEN = {"litert-ref": (54, 6), "litert": (55, 5)}
+# PRELU with a broadcast input; 16x8 `builder`).
+TAKEN = {"litert-ref": (54, 11), "litert": (55, 11)}
 
 
 def _op_case(numerics: str, name: str) -> tuple[bytes, object] | None:
@@ -230,7 +232,8 @@ def _takes_in_tflm(name: str) -> bool:
 M4_OP_MODELS = ("conv:b_edge", "conv:mlperf_kws", "fc:demo_per_tensor", "elem:add_sub",
                 "act:leaky_relu", "act:logistic_tanh", "act:hard_swish_relu",
                 "act:chain_in_place", "data:bundle_quantize", "elem:mean",
-                "elem:concatenation", "elem:mul", "fc:float_io")
+                "elem:concatenation", "elem:mul", "fc:float_io", "i16:activations",
+                "i16:mixed", "i16:dense", "i16:transpose_conv_int8")
 
 
 @pytest.mark.qemu
@@ -247,6 +250,153 @@ def test_op_model_c_matches_the_mode_reference_on_cortex_m4(numerics: str, name:
         return
     c_matches_reference(case[0], "cortex-m4", tmp_path, seed=23, samples=30,
                         numerics=numerics)
+
+
+def _16x8_layer_models() -> list[object]:
+    from support import int16_models as im
+
+    return [pytest.param(name, make, id=name)
+            for name, make in (("builder", im.builder_16x8), ("activations", im.activations_16x8))]
+
+
+@pytest.mark.parametrize("numerics", MODES)
+@pytest.mark.parametrize(("name", "make"), _16x8_layer_models())
+def test_16x8_layers_one_by_one_match_the_oracle_or_are_refused_for_its_reason(
+        name: str, make: Callable[[], bytes], numerics: str) -> None:
+    """Each layer of the 16x8 builder models (int32 and int16 biases, options asking for
+    int32 accumulation, power-of-two scales, PRELU, pools, binary operators) as a model of
+    its own: a layer the mode takes gives the oracle's values; a layer it refuses (one line)
+    is one LiteRT fails to prepare or computes otherwise than TFLM on these samples (an int32
+    bias read as int64, the power-of-two SUB)."""
+    from support.conv_models import submodel
+
+    from codegen.model.tflite import load_model
+
+    model = make()
+    taken = 0
+    for op in load_model(model).operators:
+        if op.opcode == "RESHAPE":
+            continue  # alone, its shape is not in the cut model (LiteRT refuses it)
+        single = submodel(model, [op.index])
+        inputs = inputs_with_edges(single, 60, seed=24)
+        try:
+            load_program(single, numerics=numerics)
+        except UnsupportedError as exc:
+            message = str(exc)
+            assert "\n" not in message and "use --numerics tflm" in message, message
+            try:
+                litert = run_oracle(single, inputs, numerics)
+            except RuntimeError:
+                continue  # LiteRT fails to prepare it
+            tflm = run_oracle(single, inputs, "tflm")
+            assert any(not np.array_equal(a, b) for a, b in zip(tflm, litert, strict=True)), (
+                op.index, message)
+            continue
+        reference_matches_oracle(single, inputs, numerics)
+        taken += 1
+    assert taken == _16X8_LAYERS_TAKEN[name][numerics]
+
+
+# Layers of each model taken per mode (of 27 in builder without its RESHAPE, 14 in
+# activations): litert takes the FULLY_CONNECTED with an int32 bias the options do not name
+# (its optimized kernel reads it as int32), which litert-ref refuses.
+_16X8_LAYERS_TAKEN = {"builder": {"litert-ref": 20, "litert": 21},
+                      "activations": {"litert-ref": 14, "litert": 14}}
+
+
+@pytest.mark.parametrize("opcode", ["RELU6", "LEAKY_RELU", "MEAN"])
+def test_16x8_zero_points_litert_refuses_are_refused(opcode: str) -> None:
+    """int16 RELU6, LEAKY_RELU and MEAN with zero points of 3: TFLM takes them, LiteRT fails
+    to prepare them (both interpreters), and each mode refuses them in one line saying so."""
+    from support.builder import ModelBuilder, Q
+    from support.elementwise_models import reducer_options
+
+    b = ModelBuilder("16x8 zero point")
+    x = b.add_tensor("x", (1, 4, 4, 3), "int16", quant=Q(0.01, 3))
+    out_shape = (1, 1, 1, 3) if opcode == "MEAN" else (1, 4, 4, 3)
+    y = b.add_tensor("y", out_shape, "int16", quant=Q(0.02, 3))
+    if opcode == "MEAN":
+        axes = b.add_tensor("axes", (2,), "int32", data=np.array([1, 2]))
+        b.add_op(opcode, [x, axes], [y], reducer_options(True))
+    else:
+        b.add_op(opcode, [x], [y])
+    b.set_io([x], [y])
+    model = b.build()
+    load_program(model)
+    sample = [np.zeros((1, 1, 4, 4, 3), np.int16)]
+    for mode in MODES:
+        with pytest.raises(RuntimeError, match="zero_point != 0"):
+            run_oracle(model, sample, mode)
+        with pytest.raises(UnsupportedError, match="LiteRT fails to prepare an int16") as info:
+            load_program(model, numerics=mode)
+        assert "\n" not in str(info.value)
+
+
+# (zero point, count, scale, whether TFLM differs on these samples: exact ties on the
+# vector loop, which TFLM rounds away from zero; 7 values are all tail)
+@pytest.mark.parametrize(("zero_point", "count", "scale", "differs"),
+                         [(0, 10, 1.0, True), (5, 13, 0.37, False),
+                          (-5, 24, 2.0 ** -11, True), (0, 7, 3e-5, False)])
+def test_litert_float_to_int16_quantize_is_litert_optimized(zero_point: int, count: int,
+                                                            scale: float, differs: bool,
+                                                            tmp_path: Path) -> None:
+    """Mode litert, float -> int16 QUANTIZE: LiteRT's vector loop (multiply by the float
+    reciprocal, ties to even) over the first 8 * floor(count / 8) values and its double
+    division (ties away) on the tail, INT32_MIN for NaN and out-of-range values before the
+    zero point: the oracle's values on ties, huge values, infinities and NaN; the C the
+    reference's (under sanitizers too)."""
+    from support.builder import ModelBuilder, Q
+
+    b = ModelBuilder("float to int16")
+    x = b.add_tensor("x", (1, count), "float32")
+    y = b.add_tensor("y", (1, count), "int16", quant=Q(scale, zero_point))
+    b.add_op("QUANTIZE", [x], [y])
+    b.set_io([x], [y])
+    model = b.build()
+    rng = np.random.default_rng(26)
+    magnitude = rng.choice([0.1, 1, 100, 1e4, 1e6, 1e10], (200, 1, count))
+    v = (rng.standard_normal((200, 1, count)) * magnitude).astype(np.float32)
+    v[0], v[1], v[2] = np.nan, np.inf, -np.inf
+    v[3, 0] = (np.arange(count) - count / 2 + 0.5) * np.float32(scale)  # ties
+    ours = reference_matches_oracle(model, [v], "litert")
+    assert differs != np.array_equal(ours[0], run_oracle(model, [v], "tflm")[0])
+    for sanitize in (False, True):
+        c_matches_reference(model, "host", tmp_path / str(sanitize), samples=5,
+                            sanitize=sanitize, numerics="litert", extra=[v])
+
+
+def _gemmlowp_16x8_model() -> bytes:
+    """LOGISTIC of input scale 2^-12 and TANH of 2^-12 and 2^-11 on every int16 value: the
+    power-of-two scales LiteRT's optimized kernels compute with gemmlowp's fixed point."""
+    from support.builder import ModelBuilder, Q
+
+    b = ModelBuilder("gemmlowp 16x8")
+    shape = (1, 65536)
+    x = b.add_tensor("x", shape, "int16", quant=Q(2.0 ** -12))
+    x2 = b.add_tensor("x2", shape, "int16", quant=Q(2.0 ** -11))
+    b.add_op("QUANTIZE", [x], [x2])
+    outs = []
+    for i, (opcode, src) in enumerate((("LOGISTIC", x), ("TANH", x), ("TANH", x2))):
+        y = b.add_tensor(f"y{i}", shape, "int16", quant=Q(2.0 ** -15))
+        b.add_op(opcode, [src], [y])
+        outs.append(y)
+    b.set_io([x], outs)
+    return b.build()
+
+
+@pytest.mark.parametrize("sanitize", [False, True])
+def test_litert_int16_logistic_tanh_are_gemmlowps_on_every_input(sanitize: bool,
+                                                                 tmp_path: Path) -> None:
+    """Mode litert: LiteRT's optimized int16 LOGISTIC and TANH of a power-of-two input scale
+    (gemmlowp's 16-bit fixed point, not TFLM's table): the reference equals the oracle on
+    every int16 input and the C the reference (under sanitizers too)."""
+    model = _gemmlowp_16x8_model()
+    every = [np.arange(-32768, 32768, dtype=np.int64).astype(np.int16).reshape(1, 1, 65536)]
+    if not sanitize:
+        ours = reference_matches_oracle(model, every, "litert")
+        assert not np.array_equal(ours[0], run_oracle(model, every, "tflm")[0])
+    c_matches_reference(model, "host", tmp_path, seed=25, samples=2, sanitize=sanitize,
+                        numerics="litert", extra=every)
 
 
 # -- codegen compare ----------------------------------------------------------------------------
@@ -307,6 +457,25 @@ def test_compare_explains_fully_connected_models(shared_models: Path) -> None:
     assert _first_divergence(done.stdout, "TFLM vs LiteRT").startswith(
         "layer 0 (FULLY_CONNECTED): XNNPACK's fp32 requantization")
     assert "10 samples" in done.stdout
+
+
+def test_compare_explains_the_16x8_divergences(tmp_path: Path) -> None:
+    """The 16x8 activations model: TFLM and LiteRT's reference kernels first part at its
+    SOFTMAX (LiteRT's double tables), the default interpreter at the first LOGISTIC of a
+    power-of-two input scale (gemmlowp's), each named."""
+    from support.int16_models import activations_16x8
+
+    path = tmp_path / "activations.tflite"
+    path.write_bytes(activations_16x8())
+    done = _compare([str(path), "--samples", "20"])
+    assert done.returncode == 0, done.stderr
+    assert _first_divergence(done.stdout, "TFLM vs LiteRT ref") == (
+        "layer 13 (SOFTMAX): LiteRT's int16 SOFTMAX builds its exp and reciprocal tables in "
+        "double (TFLM's in float32)")
+    assert _first_divergence(done.stdout, "TFLM vs LiteRT").startswith(
+        "layer 4 (LOGISTIC): XNNPACK's LOGISTIC table of its float formula; int16 of a "
+        "power-of-two input scale: LiteRT's optimized kernel, gemmlowp's fixed point")
+    assert _first_divergence(done.stdout, "ours (litert-ref) vs LiteRT ref") == "none"
 
 
 def test_compare_refuses_bad_samples_in_one_line(shared_models: Path, tmp_path: Path) -> None:
@@ -580,11 +749,16 @@ def test_mode_c_is_clean_under_sanitizers(name: str, numerics: str, shared_model
 
 
 @pytest.mark.parametrize("name", ("elem:mul", "elem:mean", "fc:float_io", "elem:add_sub",
-                                  "data:bundle_quantize"))
+                                  "data:bundle_quantize", "i16:mixed",
+                                  pytest.param("i16:dense", marks=pytest.mark.tf),
+                                  pytest.param("i16:transpose_conv_int8",
+                                               marks=pytest.mark.tf)))
 def test_litert_kernels_are_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
     """The kernels of mode litert of their own: XNNPACK's MUL, MEAN, float QUANTIZE and SUB
     (float requantization in the C), LiteRT's int8 <-> uint8 QUANTIZE (its vector loop's
-    rounding), at the extremes: no undefined behaviour, the reference's outputs."""
+    rounding), the 16x8 FULLY_CONNECTED's double requantization of an int64 accumulator and
+    ruy's of an int32 one, float -> int16 QUANTIZE, XNNPACK's TRANSPOSE_CONV, at the
+    extremes: no undefined behaviour, the reference's outputs."""
     model = OP_MODELS[name]()
     c_matches_reference(model, "host", tmp_path, seed=62, sanitize=True, samples=20,
                         numerics="litert", extra=edge_inputs(load_program(model)))

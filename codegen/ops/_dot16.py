@@ -23,7 +23,8 @@ from codegen.ops._window import Window
 from codegen.ops.base import CArray, Layer, unsupported
 
 # The schema's TensorType number of INT32 (quantized_bias_type in the options).
-_TENSOR_TYPE_INT32 = 2
+TENSOR_TYPE_INT32 = 2
+TENSOR_TYPE_INT64 = 4
 
 
 def int16_bias(op: Operator, graph: Graph, position: int, channels: int,
@@ -57,7 +58,7 @@ def accumulator_type(op: Operator, graph: Graph, position: int) -> str:
         bias_type = graph.tensors[op.inputs[position]].dtype
         return "int32" if bias_type is DType.INT32 else "int64"
     asked = int(op.options.get("quantized_bias_type", 0) or 0)
-    return "int32" if asked == _TENSOR_TYPE_INT32 else "int64"
+    return "int32" if asked == TENSOR_TYPE_INT32 else "int64"
 
 
 @dataclass

@@ -213,3 +213,93 @@ def rdbp16(x: np.ndarray, exponent: int) -> np.ndarray:
 def saturating_left_shift16(x: np.ndarray, amount: int) -> np.ndarray:
     """HardSwish's SaturatingLeftShift: x * 2**amount clamped to int16."""
     return np.clip(_i64(x) * (1 << amount), INT16_MIN, INT16_MAX)
+
+
+# ---------------------------------------------------------------------------------------
+# gemmlowp's logistic and tanh on FixedPoint<int16_t> (LiteRT's optimized int16 LOGISTIC and
+# TANH): the int32 algorithm above on int16 raws, every sum wrapping to int16 (C++'s
+# narrowing of the promoted int), the Q0.31 / Q2.29 constants rounding-shifted right by 16
+# (RescaleConstantInitializer), and the one saturating sum (AddSaturatingIf16Bit).
+
+def _c16(value: int) -> int:
+    """RescaleConstantInitializer<int16>: RoundingDivideByPOT<int32>(value, 16)."""
+    return int(rdbp(np.int64(value), 16))
+
+
+def _add16(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    return wrap_int16(_i64(a) + _i64(b))
+
+
+def _sub16(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    return wrap_int16(_i64(a) - _i64(b))
+
+
+def _pot16(x: np.ndarray, exponent: int) -> np.ndarray:
+    """SaturatingRoundingMultiplyByPOT<exponent> on int16."""
+    x = _i64(x)
+    if exponent > 0:
+        threshold = (1 << (15 - exponent)) - 1
+        return np.where(x > threshold, INT16_MAX,
+                        np.where(x < -threshold, INT16_MIN, wrap_int16(x << exponent)))
+    if exponent < 0:
+        return rdbp16(x, -exponent)
+    return x
+
+
+def _one16(integer_bits: int) -> int:
+    return INT16_MAX if integer_bits == 0 else 1 << (15 - integer_bits)
+
+
+def _exp_quarter16(a: np.ndarray) -> np.ndarray:
+    constant_term, one_third = _c16(_EXP_MINUS_ONE_EIGHTH), _c16(_ONE_THIRD)
+    x = _add16(a, 1 << 12)
+    x2 = srdhm16(x, x)
+    x3 = srdhm16(x2, x)
+    x4 = srdhm16(x2, x2)
+    x4_over_4 = _pot16(x4, -2)
+    poly = _pot16(_add16(srdhm16(_add16(x4_over_4, x3), one_third), x2), -1)
+    return np.clip(constant_term + srdhm16(constant_term, _add16(x, poly)),
+                   INT16_MIN, INT16_MAX)
+
+
+def exp_on_negative_values16(a: np.ndarray, integer_bits: int) -> np.ndarray:
+    a = _i64(a)
+    fractional_bits = 15 - integer_bits
+    one_quarter = 1 << (fractional_bits - 2)
+    a_mod = _sub16(a & (one_quarter - 1), one_quarter)
+    result = _exp_quarter16(_pot16(a_mod, integer_bits))
+    remainder = _sub16(a_mod, a)
+    for exponent, multiplier in _EXP_BARREL:
+        if integer_bits > exponent:
+            bit = remainder & wrap_int16(np.int64(1 << (fractional_bits + exponent)))
+            result = np.where(bit != 0, srdhm16(result, _c16(multiplier)), result)
+    return np.where(a == 0, _one16(0), result)
+
+
+def _newton16(a: np.ndarray) -> np.ndarray:
+    half_denominator = wrap_int16(rounding_half_sum(a, _one16(0)))
+    x = _add16(_c16(_FORTY_EIGHT_OVER_17), srdhm16(half_denominator, _c16(_MINUS_32_OVER_17)))
+    for _ in range(3):
+        one_minus = _sub16(_one16(2), srdhm16(half_denominator, x))
+        x = _add16(x, _pot16(srdhm16(x, one_minus), 2))
+    return x
+
+
+def logistic16(a: np.ndarray, integer_bits: int) -> np.ndarray:
+    """gemmlowp::logistic on FixedPoint<int16_t, integer_bits>: Q0.15 raws."""
+    a = _i64(a)
+    positive = a > 0
+    abs_input = wrap_int16(np.where(positive, a, -a))
+    if_positive = _pot16(_newton16(exp_on_negative_values16(wrap_int16(-abs_input),
+                                                              integer_bits)), 1)
+    if_negative = _sub16(_one16(0), if_positive)
+    return np.where(a == 0, _c16(1 << 30), np.where(positive, if_positive, if_negative))
+
+
+def tanh16(a: np.ndarray, integer_bits: int) -> np.ndarray:
+    """gemmlowp::tanh on FixedPoint<int16_t, integer_bits>: Q0.15 raws."""
+    a = _i64(a)
+    negative = a < 0
+    n = wrap_int16(np.where(negative, a, -a))
+    t = _pot16(_sub16(_newton16(exp_on_negative_values16(n, integer_bits + 1)), _one16(2)), 2)
+    return np.where(a == 0, 0, np.where(negative, wrap_int16(-t), t))

@@ -1,8 +1,8 @@
 """What the operators share in numerics modes litert and litert-ref (codegen/numerics.py).
 
 Mode `litert` is LiteRT's default interpreter: the XNNPACK delegate takes FULLY_CONNECTED,
-CONV_2D, DEPTHWISE_CONV_2D, ADD, SUB, MUL, MEAN, LEAKY_RELU, LOGISTIC, TANH and QUANTIZE of
-the int8 models it sees (measured with the pinned ai-edge-litert:
+CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, ADD, SUB, MUL, MEAN, LEAKY_RELU, LOGISTIC, TANH
+and QUANTIZE of the int8 models it sees (measured with the pinned ai-edge-litert:
 `Interpreter._get_ops_details()` lists the delegate's partitions; the delegate's own checks
 decide which layers it declines) and requantizes with float32 scales, rounding to nearest
 even (`_requant.requantize_fp32`); its unary operators are tables of its float formulas
@@ -23,9 +23,12 @@ import numpy as np
 
 from codegen.emit import c_float
 from codegen.errors import UnsupportedError
+from codegen.model.ir import DType
 from codegen.ops import _requant
 from codegen.ops.base import Layer, where
 
+# The schema's TensorType number of INT32 (quantized_bias_type in the options).
+_TENSOR_TYPE_INT32 = 2
 # The largest requantization scale XNNPACK takes (it refuses 256 and more, and the delegate
 # then leaves the operator to LiteRT's builtin kernel, which this mode does not reproduce).
 XNNPACK_MAX_SCALE = np.float32(256.0)
@@ -94,3 +97,29 @@ def conv_layer(layer: Layer, cls: type[Layer], channels: int) -> Layer:
     params = dict(layer.params)
     params.update(fp32_params(layer, scales, str(layer.params["activation"])))
     return cls(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs, params=params)
+
+
+def _bias_dtype(layer: Layer, position: int) -> DType | None:
+    inputs = layer.op.inputs
+    if len(inputs) <= position or inputs[position] < 0:
+        return None
+    return layer.graph.tensors[inputs[position]].dtype
+
+
+def check_16x8_bias(layer: Layer, mode: str, position: int,
+                    prepared: tuple[DType, ...] = (DType.INT64, DType.INT32)) -> Layer:
+    """A 16x8 layer's bias as LiteRT takes it: its Prepare refuses a bias type outside
+    `prepared`, and its kernels read the bias as int64 unless the options'
+    quantized_bias_type says int32 (TFLM accumulates in the bias type), so an int32 bias
+    the options do not name gives other values: both refused."""
+    dtype = _bias_dtype(layer, position)
+    if dtype is None:
+        return layer
+    if dtype not in prepared:
+        raise refuse(layer, mode, f"LiteRT fails to prepare a 16x8 {layer.opcode} with an "
+                     f"{dtype.numpy_name} bias")
+    asked = int(layer.op.options.get("quantized_bias_type", 0) or 0)
+    if dtype is DType.INT32 and asked != _TENSOR_TYPE_INT32:
+        raise refuse(layer, mode, "LiteRT reads an int32 bias as int64 unless the options' "
+                     "quantized_bias_type says int32")
+    return layer

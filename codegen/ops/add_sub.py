@@ -277,13 +277,41 @@ def _xnnpack_multipliers(op: Operator, s_a: float, s_b: float, s_out: float
     return mults[0], mults[1], shift
 
 
+def int16_litert(layer: AddSub, mode: str) -> AddSub:
+    """A 16x8 ADD or SUB as LiteRT computes it in both modes (XNNPACK takes no int16): its
+    general path (left shift 15, the same double multipliers, reference_ops::Add / Sub and
+    their broadcasts, the optimized kernels the same arithmetic) is TFLM's. LiteRT's Prepare
+    refuses zero points other than 0, and takes another path, a saturating shift of
+    power-of-two scales, when the options' pot_scale_int16 (true by default) holds and every
+    scale is a power of two: such a layer is refused."""
+    from codegen.ops import _litert
+    from codegen.ops.logistic_tanh_int16 import checked_log2
+
+    tensors = [*(o.tensor for o in layer.operands), layer.out_tensor()]
+    if any(t.quant.zero_point for t in tensors):
+        raise _litert.refuse(layer, mode, f"LiteRT fails to prepare an int16 {layer.opcode} "
+                             "whose zero points are not 0")
+    if layer.op.options.get("pot_scale_int16", True) and all(
+            checked_log2(t.quant.scale)[1] for t in tensors):
+        raise _litert.refuse(layer, mode, f"LiteRT's int16 {layer.opcode} of power-of-two "
+                             "scales takes its pot_scale_int16 path")
+    return layer
+
+
+def litert_ref(layer: AddSub) -> AddSub:
+    """Numerics litert-ref: int8 as TFLM (reference_integer_ops), int16 as above."""
+    return int16_litert(layer, "litert-ref") if layer.dtype is DType.INT16 else layer
+
+
 def litert(layer: AddSub) -> BinaryLayer:
     """The layer as LiteRT's default interpreter computes it: XNNPACK (numerics litert)."""
     from codegen.ops import _litert, _requant
 
     p = layer.params
+    if layer.dtype is DType.INT16:
+        return int16_litert(layer, "litert")
     if layer.dtype is not DType.INT8:
-        raise _litert.refuse(layer, "litert", "only int8 ADD and SUB are reproduced")
+        raise _litert.refuse(layer, "litert", "only int8 and int16 ADD and SUB are reproduced")
     a, b = (o.tensor for o in layer.operands)
     y = layer.out_tensor()
     try:
@@ -307,4 +335,4 @@ def litert(layer: AddSub) -> BinaryLayer:
 
 
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}
-NUMERICS = {"litert": litert}
+NUMERICS = {"litert-ref": litert_ref, "litert": litert}

@@ -153,6 +153,7 @@ def prepare(op: Operator, graph: Graph) -> Conv2DInt16:
 
 KERNELS = {DType.INT16: prepare}
 # LiteRT's reference and optimized 16x8 kernels (XNNPACK takes no int16) compute TFLM's
-# (checked on the 16x8 test models), but fail to prepare without a bias.
-NUMERICS = {mode: lambda layer, mode=mode: _litert.require_bias(layer, mode)
-            for mode in ("litert-ref", "litert")}
+# (checked on the 16x8 test models), but fail to prepare without a bias, and read an int32
+# bias as int64 unless the options say int32.
+NUMERICS = {mode: lambda layer, mode=mode: _litert.check_16x8_bias(
+    _litert.require_bias(layer, mode), mode, 2) for mode in ("litert-ref", "litert")}

@@ -124,6 +124,8 @@ def prepare(op: Operator, graph: Graph) -> DepthwiseConv2DInt16:
 
 KERNELS = {DType.INT16: prepare}
 # LiteRT's reference and optimized 16x8 kernels (XNNPACK takes no int16) compute TFLM's
-# (checked on the 16x8 test models), but fail to prepare without a bias.
-NUMERICS = {mode: lambda layer, mode=mode: _litert.require_bias(layer, mode)
-            for mode in ("litert-ref", "litert")}
+# (checked on the 16x8 test models), but fail to prepare without a bias or with a bias
+# other than int64.
+NUMERICS = {mode: lambda layer, mode=mode: _litert.check_16x8_bias(
+    _litert.require_bias(layer, mode), mode, 2, (DType.INT64,))
+    for mode in ("litert-ref", "litert")}

@@ -16,9 +16,12 @@ from typing import ClassVar
 
 import numpy as np
 
+from codegen import quant
+from codegen.emit import c_double
 from codegen.model.ir import DType, Graph, Operator, Tensor
 from codegen.ops import _conv, _gemm16, _requant
 from codegen.ops._dot16 import (
+    TENSOR_TYPE_INT64,
     DotInt16,
     accumulator_type,
     gemm16_constants,
@@ -98,7 +101,10 @@ def _shapes(op: Operator, x: Tensor, w: Tensor, y: Tensor) -> tuple[int, int, in
     return units, depth, batches
 
 
-def prepare(op: Operator, graph: Graph) -> FullyConnectedInt16:
+def prepare(op: Operator, graph: Graph, accumulator: str | None = None
+            ) -> FullyConnectedInt16:
+    """TFLM's layer; `accumulator` ("int32") overrides the type TFLM derives from the bias
+    (numerics litert: LiteRT's optimized kernel accumulates in int32 whatever the bias)."""
     x = operand(op, graph, 0, "input")
     w = operand(op, graph, 1, "weights")
     y = only_output(op, graph)
@@ -111,7 +117,7 @@ def prepare(op: Operator, graph: Graph) -> FullyConnectedInt16:
     units, depth, batches = _shapes(op, x, w, y)
     multipliers, shifts = _conv.prepare_quantization(op, x, w, y, units, channel_axis=0)
     bias = int16_bias(op, graph, 2, units, (DType.INT64, DType.INT32))
-    accumulator = accumulator_type(op, graph, 2)
+    accumulator = accumulator or accumulator_type(op, graph, 2)
     bias = int32_bias(bias, accumulator, units)
     rq = _requant.for_accumulator(accumulator, multipliers, shifts)
     weights = np.asarray(w.data, dtype=np.int64).reshape(units, depth)
@@ -133,3 +139,135 @@ def prepare(op: Operator, graph: Graph) -> FullyConnectedInt16:
 
 
 KERNELS = {DType.INT16: prepare}
+
+
+# -- numerics modes litert-ref and litert (codegen/numerics.py) ------------------------------
+
+@dataclass
+class FullyConnectedInt16LiteRT(FullyConnectedInt16):
+    """LiteRT's 16x8 FULLY_CONNECTED (FullyConnectedInt16 / FullyConnectedPerChannelInt16,
+    reference_integer_ops' overloads taking the float scales): the same accumulator as
+    TFLM's, requantized in double precision, round(double(acc) * (double(s_in) *
+    double(s_w) / double(s_out))) half away from zero, then clamped, in place of TFLM's
+    fixed-point multiplier (MultiplyByQuantizedMultiplier, whose int64 overload rounds the
+    multiplier to 16 bits)."""
+
+    template: ClassVar[str] = "kernels/fully_connected_int16_litert.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("add_wrap", "requantize_double64", "clamp")
+
+    def finish(self, acc: np.ndarray) -> np.ndarray:
+        p = self.params
+        if p["bias_data"] is not None:
+            acc = acc + np.asarray(p["bias_data"], dtype=np.int64)
+        if p["accumulator"] == "int32":
+            acc = quant.wrap_int32(acc)
+        out = _requant.requantize_double(acc, np.asarray(p["double_scales"], np.float64))
+        return np.clip(out, int(p["act_min"]), int(p["act_max"])).astype(np.int16)
+
+    def constants(self) -> list[CArray]:
+        p = self.params
+        arrays = [CArray("weights", self.weights.astype(np.int8).ravel())]
+        if p["bias_data"] is not None:
+            c_type = np.int32 if p["accumulator"] == "int32" else np.int64
+            arrays.append(CArray("bias", np.asarray(p["bias_data"]).astype(c_type)))
+        if p["per_channel"]:
+            arrays.append(CArray("scale", np.asarray(p["double_scales"], np.float64)))
+        return arrays
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        scales = np.asarray(p["double_scales"])
+        return [("shape", f"{p['batches']} x ({p['depth']} -> {p['units']})"),
+                ("activation", f"{p['activation']} -> clamp [{p['act_min']}, {p['act_max']}]"),
+                ("requantization", f"double scale {float(scales[0])!r}"
+                 f"{' (per channel)' if p['per_channel'] else ''}, LiteRT")]
+
+
+def _bias_type(layer: FullyConnectedInt16) -> DType | None:
+    inputs = layer.op.inputs
+    return layer.graph.tensors[inputs[2]].dtype if len(inputs) > 2 and inputs[2] >= 0 else None
+
+
+def _litert(layer: FullyConnectedInt16, mode: str) -> FullyConnectedInt16:
+    """The layer as LiteRT computes it. Its Prepare takes the accumulator type from the
+    options (quantized_bias_type), int64 otherwise: an int32 bias the options do not name is
+    read as int64 values (TFLM accumulates in int32), so such a layer is refused. The
+    default interpreter (XNNPACK takes no int16) runs this reference kernel only with an
+    int64 bias or int64 named in the options, and otherwise its optimized kernel (ruy,
+    FullyConnectedInt16Ruy)."""
+    from codegen.ops import _litert as lt
+
+    asked = int(layer.op.options.get("quantized_bias_type", 0) or 0)
+    if mode == "litert" and _bias_type(layer) is not DType.INT64 and asked != TENSOR_TYPE_INT64:
+        return _ruy(prepare(layer.op, layer.graph, accumulator="int32"))
+    lt.check_16x8_bias(layer, mode, 2)
+    w = layer.graph.tensors[layer.op.inputs[1]]
+    x, y = layer.in_tensor(), layer.out_tensor()
+    units = int(layer.params["units"])
+    w_scales = w.quant.scales if w.quant.per_channel else [w.quant.scale] * units
+    scales = np.array([_requant.litert_double_scale(x.quant.scale, s, y.quant.scale)
+                       for s in w_scales], dtype=np.float64)
+    params = {k: v for k, v in layer.params.items() if k not in ("kpad", "kiter", "epilogue")}
+    params.update(double_scales=scales, double_scale=c_double(float(scales[0])), ruy=False,
+                  per_channel=bool(np.any(scales != scales[0])))
+    return FullyConnectedInt16LiteRT(layer.op, layer.graph, inputs=layer.inputs,
+                                     outputs=layer.outputs, params=params)
+
+
+@dataclass
+class FullyConnectedInt16Ruy(FullyConnectedInt16LiteRT):
+    """LiteRT's optimized 16x8 FULLY_CONNECTED (optimized_integer_ops::FullyConnected, ruy;
+    numerics litert, where LiteRT takes it: no int64 bias): the int32 accumulator (the bias
+    added with wraparound), TFLM's quantized multipliers and shifts, applied as ruy does:
+    (2 * acc * m + 2^31) >> 32, then + 2^(right - 1) and >> right, both ties toward
+    +infinity (TFLM's round half away from zero); checked on the oracle."""
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("add_wrap", "requantize_ruy", "clamp")
+
+    def finish(self, acc: np.ndarray) -> np.ndarray:
+        p = self.params
+        if p["bias_data"] is not None:
+            acc = acc + np.asarray(p["bias_data"], dtype=np.int64)
+        acc = quant.wrap_int32(acc)
+        multiplier, right = np.asarray(p["ruy_multipliers"]), np.asarray(p["ruy_rights"])
+        high = (2 * acc * multiplier + (1 << 31)) >> 32
+        rounding = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
+        out = (high + rounding) >> right
+        return np.clip(out, int(p["act_min"]), int(p["act_max"])).astype(np.int16)
+
+    def constants(self) -> list[CArray]:
+        p = self.params
+        arrays = [CArray("weights", self.weights.astype(np.int8).ravel()),
+                  CArray("bias", np.asarray(p["bias_data"]).astype(np.int32))]
+        if p["per_channel"]:
+            arrays += [CArray("multiplier", np.asarray(p["ruy_multipliers"], np.int32)),
+                       CArray("right", np.asarray(p["ruy_rights"], np.int32))]
+        return arrays
+
+    def describe(self) -> list[tuple[str, str]]:
+        return [*super().describe()[:2],
+                ("requantization", "LiteRT's optimized kernel (ruy): fixed point, ties up")]
+
+
+def _ruy(layer: FullyConnectedInt16) -> FullyConnectedInt16:
+    from codegen.ops import _litert as lt
+
+    multipliers, shifts = layer.params["rq"].arguments()  # type: ignore[attr-defined]
+    if np.any(np.asarray(shifts) > 0):
+        raise lt.refuse(layer, "litert", "LiteRT's optimized 16x8 FULLY_CONNECTED with a "
+                        "multiplier of 1 or more")
+    params = {k: v for k, v in layer.params.items() if k not in ("kpad", "kiter", "epilogue")}
+    params.update(ruy=True, ruy_multipliers=np.asarray(multipliers, np.int64),
+                  ruy_rights=-np.asarray(shifts, np.int64),
+                  per_channel=bool(layer.params["per_channel"]))
+    return FullyConnectedInt16Ruy(layer.op, layer.graph, inputs=layer.inputs,
+                                  outputs=layer.outputs, params=params)
+
+
+NUMERICS = {mode: lambda layer, mode=mode: _litert(layer, mode)
+            for mode in ("litert-ref", "litert")}

@@ -157,3 +157,70 @@ def prepare(op: Operator, graph: Graph) -> SigmoidTanhInt16:
 
 
 KERNELS = {DType.INT16: prepare}
+
+
+# -- numerics modes litert-ref and litert (codegen/numerics.py) ------------------------------
+
+def _power_of_two(layer: Layer) -> bool:
+    """Whether the int16 Prepare took the power-of-two input scale branch (multiplier 0)."""
+    log2, pot = checked_log2(layer.in_tensor().quant.scale)
+    return pot and (15 - _INPUT_INTEGER_BITS) + log2 in _POT_SHIFTS[layer.opcode]
+
+
+def _litert_checks(layer: Layer, mode: str) -> None:
+    """LiteRT's Prepare takes TFLM's layers, save an int16 LOGISTIC whose output scale is not
+    exactly 1/32768 (TFLM's CheckedLog2 admits 2^-15 within 1e-3)."""
+    from codegen.ops import _litert
+
+    if layer.opcode == "LOGISTIC" and np.float32(layer.out_tensor().quant.scale) != 1 / 32768:
+        raise _litert.refuse(layer, mode, "LiteRT fails to prepare an int16 LOGISTIC whose "
+                             "output scale is not exactly 1/32768")
+
+
+def litert_ref(layer: Layer) -> Layer:
+    """LiteRT's reference kernels: reference_integer_ops::Logistic and Tanh, TFLM's."""
+    _litert_checks(layer, "litert-ref")
+    return layer
+
+
+@dataclass
+class SigmoidTanhInt16Gemmlowp(SigmoidTanhInt16):
+    """LiteRT's optimized int16 LOGISTIC and TANH (optimized_ops::Logistic / Tanh) of a
+    power-of-two input scale: the input read as gemmlowp's FixedPoint<int16_t, 3> (TANH of
+    scale 2^-11 first doubled, saturating), then gemmlowp's logistic or tanh in 16-bit fixed
+    point (exp by a Taylor polynomial and a barrel shifter, the reciprocal by three
+    Newton-Raphson steps), the Q0.15 result as the output. TFLM interpolates its table."""
+
+    template: ClassVar[str] = "kernels/logistic_tanh_int16_gemmlowp.c.j2"
+    runtime: ClassVar[tuple[str, ...]] = ("clamp", "gemmlowp16")
+
+    def function(self, x: np.ndarray) -> np.ndarray:
+        from codegen.ops import _fixedpoint as fp
+
+        if self.opcode == "LOGISTIC":
+            return fp.logistic16(x, _INPUT_INTEGER_BITS)
+        doubled = fp._pot16(x, 1) if self.params["double_input"] else x
+        return fp.tanh16(doubled, _INPUT_INTEGER_BITS)
+
+    def constants(self) -> list[CArray]:
+        return []
+
+    def describe(self) -> list[tuple[str, str]]:
+        return [("arithmetic", "gemmlowp's 16-bit fixed point (LiteRT's optimized kernel)"
+                 + (", input doubled" if self.params["double_input"] else ""))]
+
+
+def litert(layer: Layer) -> Layer:
+    """LiteRT's default interpreter (XNNPACK takes no int16): the builtin kernel runs the
+    reference kernel, TFLM's, unless the input scale is a power of two (the multiplier 0
+    branch), where it runs gemmlowp's 16-bit fixed-point logistic / tanh (above)."""
+    _litert_checks(layer, "litert")
+    if not _power_of_two(layer):
+        return layer
+    log2, _ = checked_log2(layer.in_tensor().quant.scale)
+    params = {**layer.params, "double_input": (15 - _INPUT_INTEGER_BITS) + log2 == 1}
+    return SigmoidTanhInt16Gemmlowp(layer.op, layer.graph, inputs=layer.inputs,
+                                    outputs=layer.outputs, params=params)
+
+
+NUMERICS = {"litert-ref": litert_ref, "litert": litert}

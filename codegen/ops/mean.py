@@ -150,8 +150,12 @@ class MeanXnnpack(Mean):
 
 
 def litert(layer: Mean) -> Mean:
-    """Numerics litert: XNNPACK takes every int8 MEAN (above)."""
+    """Numerics litert: XNNPACK takes every int8 MEAN (above); an int16 one runs LiteRT's
+    EvalQuantizedMean, TFLM's arithmetic (its optimized Mean is for int8 and uint8 only)."""
     from codegen.emit import c_float
+
+    if layer.in_tensor().dtype is DType.INT16:
+        return litert_ref(layer, "litert")
 
     x, y = layer.in_tensor(), layer.out_tensor()
     f32 = np.float32
@@ -164,4 +168,16 @@ def litert(layer: Mean) -> Mean:
                        params=params)
 
 
-NUMERICS = {"litert": litert}
+def litert_ref(layer: Mean, mode: str = "litert-ref") -> Mean:
+    """LiteRT's reference MEAN (EvalQuantizedMean) computes TFLM's; its Prepare refuses an
+    int16 layer whose zero points are not 0."""
+    from codegen.ops import _litert
+
+    if layer.in_tensor().dtype is DType.INT16 and (layer.in_tensor().quant.zero_point
+                                                   or layer.out_tensor().quant.zero_point):
+        raise _litert.refuse(layer, mode, "LiteRT fails to prepare an int16 MEAN whose zero "
+                             "points are not 0")
+    return layer
+
+
+NUMERICS = {"litert-ref": litert_ref, "litert": litert}

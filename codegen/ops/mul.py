@@ -82,7 +82,7 @@ def prepare_int16(op: Operator, graph: Graph) -> Mul:
 def litert_ref(layer: Mul) -> Mul:
     """Numerics litert-ref: LiteRT's MUL Prepare computes the real multiplier in float32
     (s1 * s2 / s_out on the float scales, widened to double only at the end), TFLM's in
-    double; the Eval (reference_integer_ops::Mul) is the same."""
+    double; the Eval (reference_integer_ops::Mul, int8 and int16) is the same."""
     x1, x2 = (o.tensor for o in layer.operands)
     y = layer.out_tensor()
     real = float(np.float32(np.float32(x1.quant.scale) * np.float32(x2.quant.scale))
@@ -122,10 +122,13 @@ class MulXnnpack(Mul):
 
 def litert(layer: Mul) -> Mul:
     """Numerics litert: XNNPACK takes an int8 MUL whose scale (s1 * s2) / s_out is in
-    [2^-16, 2^8); LiteRT's builtin kernel (not reproduced) takes the others."""
+    [2^-16, 2^8); LiteRT's builtin kernel (not reproduced) takes the other int8 ones, and
+    every int16 one (reference_integer_ops::Mul, as in litert-ref)."""
     from codegen.emit import c_float
     from codegen.ops import _litert, _requant
 
+    if layer.out_tensor().dtype is DType.INT16:  # XNNPACK takes no int16: LiteRT's kernel
+        return litert_ref(layer)
     x1, x2 = (o.tensor for o in layer.operands)
     y = layer.out_tensor()
     scale = _requant.xnnpack_scale(x1.quant.scale, x2.quant.scale, y.quant.scale)

@@ -102,16 +102,27 @@ KERNELS = dict.fromkeys(_QUANTIZED, prepare)  # the type of a float input's outp
 
 # -- numerics modes litert-ref and litert (codegen/numerics.py) ------------------------------
 
-def _refuse_int16(layer: Layer, mode: str) -> None:
+def _int16(layer: Layer, mode: str) -> bool:
+    """Whether the layer has an int16 side. LiteRT requantizes to and from int16 with
+    reference_ops::Requantize in both modes (the optimized kernel's vector loops are for int8
+    and uint8 only; XNNPACK takes no int16), TFLM's arithmetic with the same double
+    input_scale / output_scale multiplier; its Prepare refuses int16 -> int16 with zero
+    points other than 0. Float -> int16 is TFLM's in the reference kernel, not in the
+    optimized one (QuantizeInt16LiteRT, mode litert)."""
     from codegen.ops import _litert
 
-    if DType.INT16 in (layer.in_tensor().dtype, layer.out_tensor().dtype):
-        raise _litert.refuse(layer, mode, "int16 QUANTIZE is not reproduced")
+    x, y = layer.in_tensor(), layer.out_tensor()
+    if DType.INT16 not in (x.dtype, y.dtype):
+        return False
+    if x.dtype is y.dtype is DType.INT16 and (x.quant.zero_point or y.quant.zero_point):
+        raise _litert.refuse(layer, mode, "LiteRT fails to prepare an int16 -> int16 QUANTIZE "
+                             "whose zero points are not 0")
+    return True
 
 
 def litert_ref(layer: Quantize) -> Quantize:
-    """LiteRT's reference QUANTIZE computes TFLM's (float, int8 and uint8)."""
-    _refuse_int16(layer, "litert-ref")
+    """LiteRT's reference QUANTIZE computes TFLM's (float, int8, uint8 and int16)."""
+    _int16(layer, "litert-ref")
     return layer
 
 
@@ -174,14 +185,60 @@ class RequantizeLiteRT(Quantize):
         return [q.astype(y.dtype.np).reshape(len(inputs[0]), *y.shape)]
 
 
+@dataclass
+class QuantizeInt16LiteRT(Quantize):
+    """LiteRT's optimized float -> int16 AffineQuantize (optimized_ops.h), numerics litert:
+    its vector loop (NEON, NEON_2_SSE on x86) takes the first 8 * floor(count / 8) values,
+    x * float(1.0 / double(scale)) in float32 rounded to nearest even; the scalar tail
+    divides in double, x / double(scale), rounded half away from zero. A value outside int32
+    (or NaN) converts to INT32_MIN in both (x86's conversions); the zero point is added with
+    int32 wraparound and the sum clamped to int16 (measured on the oracle: 1e10, inf and NaN
+    give -32768 with a zero point of 5, 32767 with -5). TFLM divides in float32."""
+
+    template: ClassVar[str] = "kernels/quantize_int16_litert.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("add_wrap", "clamp")
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        x = np.asarray(inputs[0], np.float32).reshape(len(inputs[0]), -1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            v = x * np.float32(p["xnn_inv_scale"])
+            vector = np.where((v >= -2.0**31) & (v < 2.0**31), np.rint(v), quant.INT32_MIN)
+            d = x.astype(np.float64) / float(np.float32(p["scale"]))
+            t = np.trunc(np.where(np.isfinite(d), d, 0.0))
+            t = t + (d >= t + 0.5) - (d <= t - 0.5)
+            tail = np.where((d < 2147483647.5) & (d > -2147483648.5), t, quant.INT32_MIN)
+        q = np.where(np.arange(x.shape[1]) < int(p["vector_count"]), vector, tail)
+        out = np.clip(quant.wrap_int32(q.astype(np.int64) + int(p["output_zero_point"])),
+                      -32768, 32767)
+        return [out.astype(np.int16).reshape(len(inputs[0]), *self.out_tensor().shape)]
+
+
+def _float_to_int16(layer: Quantize) -> Quantize:
+    from codegen.emit import c_double, c_float
+
+    scale = float(np.float32(layer.out_tensor().quant.scale))
+    inv = np.float32(1.0 / scale)
+    count = int(layer.params["count"])  # type: ignore[call-overload]
+    params = {**layer.params, "xnn_inv_scale": float(inv), "inv_scale": c_float(float(inv)),
+              "scale_double": c_double(scale), "vector_count": count // 8 * 8}
+    return QuantizeInt16LiteRT(layer.op, layer.graph, inputs=layer.inputs,
+                               outputs=layer.outputs, params=params)
+
+
 def litert(layer: Quantize) -> Layer:
     """LiteRT's default interpreter: XNNPACK takes a float QUANTIZE (above) and int8 -> int8
     with a scale ratio in [1/256, 128]; LiteRT's optimized kernel takes int8 <-> uint8
-    (above); uint8 -> uint8 and int8 -> int8 outside XNNPACK's range are not reproduced."""
+    (above), and requantizes to and from int16 as TFLM does; uint8 -> uint8 and int8 -> int8
+    outside XNNPACK's range are not reproduced."""
     from codegen.emit import c_float
     from codegen.ops import _litert
 
-    _refuse_int16(layer, "litert")
+    if _int16(layer, "litert"):
+        return _float_to_int16(layer) if layer.in_tensor().dtype is DType.FLOAT32 else layer
     x, y = layer.in_tensor(), layer.out_tensor()
     if x.dtype is DType.FLOAT32:
         inv = np.float32(1.0) / np.float32(y.quant.scale)

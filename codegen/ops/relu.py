@@ -31,6 +31,7 @@ from codegen import quant
 from codegen.emit import render
 from codegen.errors import UnsupportedError
 from codegen.model.ir import DType, Graph, Operator
+from codegen.ops import _litert
 from codegen.ops._lut import LutLayer, elementwise_operands
 from codegen.ops.base import CArray, require_zero_point_zero, unsupported
 
@@ -189,15 +190,45 @@ class RectifierLiteRT(Rectifier):
         return np.clip(acc >> 8, -128, 127)
 
 
+@dataclass
+class RectifierInt16LiteRT(RectifierLiteRT, RectifierInt16):
+    """int16 RELU, RELU6 and LEAKY_RELU as LiteRT's builtin kernels compute them (the
+    arithmetic of `RectifierLiteRT` on int16, XNNPACK taking none): in C per element. RELU6
+    requantizes like RELU (unlike TFLM's, which only clamps)."""
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("requantize", "add_wrap", "clamp")
+
+
+def _litert_layer(layer: Rectifier, params: dict[str, object]) -> Rectifier:
+    cls = RectifierInt16LiteRT if isinstance(layer, RectifierInt16) else RectifierLiteRT
+    return cls(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
+               params=params)
+
+
+def _dtype(layer: Rectifier) -> DType:
+    return DType.INT16 if isinstance(layer, RectifierInt16) else DType.INT8
+
+
+def _require_zero_points(layer: Rectifier, mode: str) -> None:
+    """LiteRT's ReluPrepare and LeakyReluPrepare refuse an int16 tensor whose zero point is
+    not 0 (TFLM's RELU6 and LEAKY_RELU take it)."""
+    if isinstance(layer, RectifierInt16) and (layer.in_tensor().quant.zero_point
+                                              or layer.out_tensor().quant.zero_point):
+        raise _litert.refuse(layer, mode, "LiteRT fails to prepare an int16 layer whose zero "
+                             "points are not 0")
+
+
 def _relu6_litert(layer: Rectifier) -> Rectifier:
     x, y = layer.in_tensor(), layer.out_tensor()
+    dtype = _dtype(layer)
     multiplier, shift = _multiplier(layer.op, float(_f32(x.quant.scale) / _f32(y.quant.scale)))
     top = quant.round_half_away(float(_f32(6.0) / _f32(y.quant.scale)))
     params = {**layer.params, "multiplier": multiplier, "shift": shift,
-              "lower": max(-128, y.quant.zero_point),
-              "upper": min(127, y.quant.zero_point + top)}
-    return RectifierLiteRT(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
-                           params=params)
+              "lower": max(dtype.qmin, y.quant.zero_point),
+              "upper": min(dtype.qmax, y.quant.zero_point + top)}
+    return _litert_layer(layer, params)
 
 
 def _leaky_relu_float32(layer: Rectifier) -> Rectifier:
@@ -207,8 +238,7 @@ def _leaky_relu_float32(layer: Rectifier) -> Rectifier:
     alpha_multiplier, alpha_shift = _multiplier(layer.op, float(s_in * alpha / s_out))
     params = {**layer.params, "multiplier": multiplier, "shift": shift,
               "alpha_multiplier": alpha_multiplier, "alpha_shift": alpha_shift}
-    return RectifierLiteRT(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
-                           params=params)
+    return _litert_layer(layer, params)
 
 
 def _xnnpack_leaky_relu(layer: Rectifier) -> Rectifier | None:
@@ -236,12 +266,13 @@ def _relu_float32(layer: Rectifier) -> Rectifier:
     x, y = layer.in_tensor(), layer.out_tensor()
     multiplier, shift = _multiplier(layer.op, float(_f32(x.quant.scale) / _f32(y.quant.scale)))
     params = {**layer.params, "multiplier": multiplier, "shift": shift}
-    return RectifierLiteRT(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
-                           params=params)
+    return _litert_layer(layer, params)
 
 
 def litert_ref(layer: Rectifier) -> Rectifier:
-    """LiteRT's reference kernels: RELU, RELU6 and LEAKY_RELU requantized as above."""
+    """LiteRT's reference kernels: RELU, RELU6 and LEAKY_RELU requantized as above (int8 and
+    int16 alike)."""
+    _require_zero_points(layer, "litert-ref")
     if layer.opcode == "RELU6":
         return _relu6_litert(layer)
     if layer.opcode == "LEAKY_RELU":
@@ -252,8 +283,11 @@ def litert_ref(layer: Rectifier) -> Rectifier:
 def litert(layer: Rectifier) -> Rectifier:
     """LiteRT's default interpreter: XNNPACK takes int8 LEAKY_RELU where it can (the builtin
     kernel, LiteRT's float32 multipliers, the rest); RELU and RELU6 stay with the builtin
-    kernels (XNNPACK takes them in float only), as in litert-ref."""
-    if layer.opcode == "LEAKY_RELU":
+    kernels (XNNPACK takes them in float only), as in litert-ref; int16 layers are all
+    LiteRT's builtin kernels (its optimized int16 LEAKY_RELU gives the reference's values on
+    the 16x8 test models)."""
+    _require_zero_points(layer, "litert")
+    if layer.opcode == "LEAKY_RELU" and not isinstance(layer, RectifierInt16):
         xnnpack = _xnnpack_leaky_relu(layer)
         return xnnpack if xnnpack is not None else _leaky_relu_float32(layer)
     return litert_ref(layer)

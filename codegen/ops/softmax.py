@@ -214,8 +214,9 @@ class SoftmaxLiteRT(Layer):
     """Numerics mode litert: LiteRT's optimized int8 SOFTMAX (XNNPACK does not take it):
     a float32 table of exp(-input_scale * beta * d) for d = max - x, per row the sum of the
     row's entries in float32, in order, inv = 1 / (sum * output_scale), then each output
-    round(entry * inv) (half away from zero) + output zero point, clamped to int8. The C
-    does the same float32 operations in the same order."""
+    round(entry * inv) (half away from zero) + output zero point, clamped to the output type
+    (int8, or int16 from an int8 input: the same template). The C does the same float32
+    operations in the same order."""
 
     runtime: ClassVar[tuple[str, ...]] = ("clamp",)
     template: ClassVar[str] = "kernels/softmax_litert.c.j2"
@@ -232,8 +233,9 @@ class SoftmaxLiteRT(Layer):
         inv = np.float32(1.0) / (total * np.float32(p["output_scale"]))
         prob = (entries * inv[:, None]).astype(np.float32).astype(np.float64)
         rounded = np.floor(prob + 0.5)  # round half away from zero; prob >= 0
-        out = np.clip(rounded.astype(np.int64) + int(p["output_zero_point"]), -128, 127)
-        return [out.astype(np.int8).reshape(inputs[0].shape)]
+        out = np.clip(rounded.astype(np.int64) + int(p["output_zero_point"]), int(p["qmin"]),
+                      int(p["qmax"]))
+        return [out.astype(self.out_tensor().dtype.np).reshape(inputs[0].shape)]
 
     def constants(self) -> list[CArray]:
         return [CArray("table", np.asarray(self.params["table"], np.float32))]
@@ -252,11 +254,12 @@ def litert(layer: Softmax) -> Layer:
     from codegen.ops import _litert
 
     y = layer.out_tensor()
-    if y.dtype is not DType.INT8:
-        raise _litert.refuse(layer, "litert", "only int8 output is reproduced")
+    if y.dtype not in (DType.INT8, DType.INT16):
+        raise _litert.refuse(layer, "litert", "only int8 and int16 outputs are reproduced")
     x = layer.in_tensor()
     p = dict(layer.params)
     p.update(table=litert_table(x.quant.scale, float(p["beta"])),
+             out_type=f"{y.dtype.numpy_name}_t", qmin=y.dtype.qmin, qmax=y.dtype.qmax,
              output_scale=float(np.float32(y.quant.scale)),
              output_scale_c=c_float(y.quant.scale),
              output_zero_point=y.quant.zero_point)

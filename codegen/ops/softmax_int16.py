@@ -181,3 +181,63 @@ def prepare(op: Operator, graph: Graph) -> SoftmaxInt16:
 
 
 KERNELS = {DType.INT16: prepare}
+
+
+# -- numerics modes litert-ref and litert (codegen/numerics.py) ------------------------------
+
+def _round_double(x: float) -> float:
+    """TfLiteRound on a double (std::round: half away from zero), exactly."""
+    a = abs(x)
+    r = math.floor(a)
+    if a - r >= 0.5:
+        r += 1.0
+    return math.copysign(r, x)
+
+
+def lut_populate_double(input_scale: float, input_zero_point: int, output_scale: float,
+                        output_zero_point: int, transform: Callable[[float], float]
+                        ) -> np.ndarray:
+    """LiteRT's LUTPopulateInt16<double> (the deprecated overload its int16 SOFTMAX still
+    calls): `lut_populate`'s steps in double precision."""
+    input_min = input_scale * float(-32768 - input_zero_point)
+    input_max = input_scale * float(32767 - input_zero_point)
+    output_min = output_scale * float(-32768 - output_zero_point)
+    output_max = output_scale * float(32767 - output_zero_point)
+    steps = 512
+    step = (input_max - input_min) / steps
+    half_step = step / 2
+    scaling_inv = 65536.0 / (output_max - output_min)
+    lut = np.zeros(steps + 1, dtype=np.int64)
+    for i in range(steps):
+        val = transform(input_min + i * step)
+        val_midpoint = transform(input_min + i * step + half_step)
+        val_next = transform(input_min + (i + 1) * step)
+        sample = _round_double(val * scaling_inv)
+        interpolated = _round_double((val_next * scaling_inv + sample) / 2)
+        midpoint = _round_double(val_midpoint * scaling_inv)
+        bias = _round_double((interpolated - midpoint) / 2)
+        lut[i] = int(min(max(sample - bias, -32768.0), 32767.0))
+    top = _round_double(transform(input_max) * scaling_inv)
+    lut[steps] = int(min(max(top, -32768.0), 32767.0))
+    return lut
+
+
+def litert(layer: SoftmaxInt16) -> SoftmaxInt16:
+    """LiteRT's int16 SOFTMAX (both modes: XNNPACK takes no int16; the builtin kernel is
+    reference_ops::SoftmaxInt16, TFLM's Eval) with its own Prepare: both tables built in
+    double precision (LUTPopulate<int16_t> on doubles, std::exp of a double) where TFLM
+    builds them in float32, and the input multiplier of input_scale * beta multiplied in
+    float32 (both operands are float) before the double division by 10 / 65535."""
+    x = layer.in_tensor()
+    beta = np.float32(layer.params["beta"])
+    real = float(_F(x.quant.scale) * beta) / (10.0 / 65535.0)
+    input_multiplier, input_shift = multiplier(layer.op, real, "input multiplier")
+    params = {**layer.params, "input_multiplier": input_multiplier, "input_shift": input_shift,
+              "exp_lut": lut_populate_double(10.0 / _RANGE, 32767, 2.0 / _RANGE, 0, math.exp),
+              "reciprocal_lut": lut_populate_double(1.0 / _RANGE, -32768, 2.0 / _RANGE, 0,
+                                                    lambda v: 1.0 / (1.0 + v))}
+    return SoftmaxInt16(layer.op, layer.graph, inputs=layer.inputs, outputs=layer.outputs,
+                        params=params)
+
+
+NUMERICS = {"litert-ref": litert, "litert": litert}

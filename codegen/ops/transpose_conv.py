@@ -30,10 +30,11 @@ import numpy as np
 from codegen import quant
 from codegen.model.ir import DType, Graph, Operator, Tensor
 from codegen.model.validate import BIAS_SCALE_TOLERANCE
-from codegen.ops import _conv, _requant
+from codegen.ops import _conv, _dot16, _litert, _requant
 from codegen.ops._dot16 import DotInt16, int16_bias, int32_bias, rq_params
 from codegen.ops._window import axis, require_nhwc, spatial_options
 from codegen.ops.base import (
+    CArray,
     only_output,
     operand,
     require_dtype,
@@ -198,3 +199,57 @@ def prepare_int16(op: Operator, graph: Graph) -> TransposeConv:
 
 
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}
+
+
+@dataclass
+class TransposeConvXnnpack(TransposeConv):
+    """Numerics mode litert, int8: XNNPACK's deconvolution, the same int32 accumulator (bias
+    included) requantized by its fp32 scheme (`_litert.fp32_params`: a float32 scale per
+    channel, round to nearest even, XNNPACK's activation bounds)."""
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("add_wrap", "requantize_fp32", "clamp")
+
+    def finish(self, acc: np.ndarray, zero_point: int = 0) -> np.ndarray:
+        p = self.params
+        acc = quant.wrap_int32(acc + np.asarray(p["bias_data"], dtype=np.int64))
+        return _requant.requantize_fp32(acc, np.asarray(p["fp32_scales"], np.float32),
+                                        zero_point, int(p["act_min"]), int(p["act_max"]))
+
+    def constants(self) -> list[CArray]:
+        arrays = [a for a in super().constants() if a.name not in ("multiplier", "shift")]
+        if self.params["fp32_per_channel"]:
+            arrays.append(CArray("scale", np.asarray(self.params["fp32_scales"], np.float32)))
+        return arrays
+
+
+def litert_ref(layer: TransposeConv) -> TransposeConv:
+    """Numerics mode litert-ref: LiteRT's reference TRANSPOSE_CONV is TFLM's; its Prepare
+    refuses a 16x8 layer's int16 bias (TFLM widens it)."""
+    if layer.params["accumulator"] == "int64":
+        _litert.check_16x8_bias(layer, "litert-ref", _BIAS)
+    return layer
+
+
+def litert(layer: TransposeConv) -> TransposeConv:
+    """Numerics mode litert: XNNPACK takes an int8 layer (above; checked against the oracle
+    on the operator test models); LiteRT's default interpreter runs a 16x8 layer with an
+    int64 scratch on the reference kernel, TFLM's arithmetic (XNNPACK takes no int16); a
+    16x8 layer whose options ask for int32 biases (TransposeConvV2) is not reproduced."""
+    if layer.params["accumulator"] != "int64":
+        w = layer.graph.tensors[layer.op.inputs[_WEIGHTS]]
+        channels = int(layer.params["out_c"])
+        scales = w.quant.scales if w.quant.per_channel else [w.quant.scale] * channels
+        params = {**layer.params,
+                  **_litert.fp32_params(layer, scales, str(layer.params["activation"]))}
+        return TransposeConvXnnpack(layer.op, layer.graph, inputs=layer.inputs,
+                                    outputs=layer.outputs, params=params)
+    _litert.check_16x8_bias(layer, "litert", _BIAS)
+    if int(layer.op.options.get("quantized_bias_type", 0) or 0) == _dot16.TENSOR_TYPE_INT32:
+        raise _litert.refuse(layer, "litert", "LiteRT's optimized 16x8 TRANSPOSE_CONV with "
+                             "int32 biases")
+    return layer
+
+
+NUMERICS = {"litert-ref": litert_ref, "litert": litert}
