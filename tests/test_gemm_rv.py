@@ -5,6 +5,8 @@ CG_GEMM_RV, the riscv32 target).
     16-bit lanes) through 32-bit wrap-around MUL arithmetic, a chunk of two depth indices per
     sum Q, A = sum Q and H = sum (Q + 2^15) >> 16, give the exact dot products, with weights
     and inputs at their extremes; a chunk with two -128 weights of one channel is refused;
+  - the quad and oct FULLY_CONNECTED engines (the high lane once per two or four chunks) at
+    their bounds, and the blocks they refuse (a group of weights summing to 256);
   - CONV_2D and FULLY_CONNECTED layers with channel counts that reach every pass of the
     engines (the wide pass, one more block, a partial last block), odd pixel counts,
     strides, padding, depths that are not a multiple of the unrolling, weights at -128 next
@@ -20,12 +22,15 @@ import numpy as np
 import pytest
 from support.builder import ModelBuilder, Q, bias_scales, fc_options
 from support.conv_models import conv_options, out_size
-from support.verify import c_matches_reference, edge_inputs
+from support.verify import c_matches_reference, edge_inputs, random_inputs
 
+from codegen.build import build_firmware
+from codegen.execute import HARNESS_NAME, execute, run_executable, write_harness_sources
 from codegen.ops import _gemm, _gemm_rv
 from codegen.ops.conv_2d import Conv2DGemm
 from codegen.ops.fully_connected import FullyConnectedGemm
 from codegen.program import load_program
+from codegen.targets import get_target
 
 _M32 = (1 << 32) - 1
 
@@ -107,6 +112,83 @@ def test_split_stream_counts_and_offsets() -> None:
     assert len(split["stream"]) == 2 * wide + 2 * block  # the partial block padded
 
 
+# Per level (chunks per high lane) the first channel of a block: in each group of eight depth
+# indices, |w| summing to 255 over eight (the oct bound reached), to 256 over eight but 255
+# over the first four (the quad bound), to 256 over four (the single engine); the second
+# channel has 127 and -128 at the group's end.
+_LEVELS = {4: (-128, -127, 0, 0, 0, 0, 0, 0), 2: (-128, -127, 0, 0, 1, 0, 0, 0),
+           1: (-128, -127, 1, 0, 0, 0, 0, 0)}
+
+
+def _group_weights(rng: np.random.Generator, channels: int, depth: int, levels: list[int]
+                   ) -> np.ndarray:
+    """Small random weights (|w| <= 15: eight of them fit any bound), each block of sixteen
+    channels with its first two channels as `_LEVELS` gives for its level."""
+    w = rng.integers(-15, 16, size=(channels, depth))
+    for b, level in enumerate(levels):
+        c = 16 * b
+        for g in range(0, depth - 7, 8):
+            w[c, g:g + 8] = _LEVELS[level]
+            if c + 1 < channels:
+                w[c + 1, g:g + 8] = (0, 0, 0, 0, 0, 0, 127, -128)
+    return w
+
+
+def _group_sums(words: np.ndarray, block: int, kpad: int, x: np.ndarray, group: int
+                ) -> np.ndarray:
+    """As `_sums`, with the high lane taken once per `group` chunks (the quad and oct
+    engines)."""
+    pairs = block // 2
+    per_block = _gemm_rv.block_words(kpad, block)
+    blocks = words.reshape(-1, per_block).astype(np.int64)
+    start = blocks[:, :2 * pairs].reshape(-1, pairs, 2) & _M32
+    w = blocks[:, 2 * pairs:2 * pairs + block * kpad // 2].reshape(
+        len(blocks), kpad // (2 * group), group, pairs, 2)
+    xs = x.reshape(kpad // (2 * group), group, 2)
+    q = ((w[..., 0] * xs[None, :, :, 0, None] + w[..., 1] * xs[None, :, :, 1, None])
+         .sum(axis=2)) & _M32
+    a = (start[..., 0] + q.sum(axis=1)) & _M32
+    h = _wrap(start[..., 1]) + (_wrap((q + (1 << 15)) & _M32) >> 16).sum(axis=1)
+    acc_a = _wrap((a - (h << 16)) & _M32)
+    return np.stack([acc_a, h], axis=2).reshape(-1)
+
+
+@pytest.mark.parametrize(("channels", "depth"), [(16, 8), (21, 40), (48, 296)])
+@pytest.mark.parametrize("level", [2, 4])
+def test_group_sums_are_exact_where_they_fit(level: int, channels: int, depth: int) -> None:
+    rng = np.random.default_rng(channels + depth + level)
+    w = _group_weights(rng, channels, depth, [level] * -(-channels // 16))
+    assert _gemm_rv.group_fits(w, 16, 2 * level).all()
+    kpad = _gemm.padded_depth(depth)
+    chunks = _gemm_rv.fc_chunks(kpad)
+    bias = rng.integers(-(1 << 20), 1 << 20, size=channels)
+    words = _gemm_rv.stream(w, _requant(bias), 16, chunks)
+    assert words is not None
+    for x in (rng.integers(-128, 128, size=depth), np.full(depth, -128), np.full(depth, 127)):
+        padded = np.zeros(kpad, np.int64)
+        padded[:depth] = x
+        got = _group_sums(words, 16, kpad, padded[chunks], level)[:channels]
+        assert np.array_equal(got, w @ x + bias)
+
+
+def test_groups_beyond_255_are_refused() -> None:
+    w = _group_weights(np.random.default_rng(5), 40, 40, [4, 2, 1])
+    assert _gemm_rv.group_fits(w, 16, 8).tolist() == [True, False, False]
+    assert _gemm_rv.group_fits(w, 16, 4).tolist() == [True, True, False]
+    # blocks of eight: only channels 16-23 and 32-39 hold the groups of 256
+    assert _gemm_rv.group_fits(w, 8, 8).tolist() == [True, True, False, True, False]
+    split = _gemm_rv.split_stream(w, _requant(np.zeros(40, np.int64)), 16, 8,
+                                  _gemm_rv.fc_chunks(40))
+    assert split is not None
+    runs = _gemm_rv.fc_runs(w, split, 16, 8)
+    assert runs == {"runs": [(0, 1, 4), (1, 1, 2)], "rest_group": 1}
+    # below OCT_DEPTH the quad engine at most
+    split = _gemm_rv.split_stream(w[:, :24], _requant(np.zeros(40, np.int64)), 16, 8,
+                                  _gemm_rv.fc_chunks(24))
+    assert split is not None
+    assert _gemm_rv.fc_runs(w[:, :24], split, 16, 8)["runs"] == [(0, 2, 2)]
+
+
 def test_two_minus_128s_in_a_chunk_are_refused() -> None:
     w = np.zeros((3, 8), np.int64)
     rq = _requant(np.zeros(8, np.int64))
@@ -164,7 +246,10 @@ def _conv_model() -> bytes:
 def _fc_model() -> bytes:
     """Three rows of depth 48 (sixteen inputs per iteration) into 37 units (two wide passes, a
     partial block; -128 next to 127), 25 units RELU (a wide pass, a block of eight, one
-    unit), and 3 units with two -128 in one chunk (the DSP stream)."""
+    unit), and 3 units with two -128 in one chunk (the DSP stream); then the quad and oct
+    engines at their bounds (`_group_weights`), block by block beside the single one: 53
+    and 25 units (per-tensor weights) of the same rows, 37 units of rows of depth 40 (eight
+    inputs per iteration)."""
     rng = np.random.default_rng(22)
     depth = 48
     b = ModelBuilder("riscv fc")
@@ -185,7 +270,23 @@ def _fc_model() -> bytes:
         y = b.add_tensor(f"y{i}", (3, units), "int8", quant=Q(0.2, -20))
         b.add_op("FULLY_CONNECTED", [x, wt, bt], [y], fc_options(activation))
         outs.append(y)
-    b.set_io([x], outs)
+    x40 = b.add_tensor("input40", (3, 40), "int8", quant=Q(*INPUT_Q))
+    # the quad and oct engines: (input, units, levels of the blocks, per-tensor weights)
+    for i, (xin, units, levels, per_tensor) in enumerate([(x, 53, [4, 1, 2, 4], False),
+                                                          (x, 25, [1, 2], True),
+                                                          (x40, 37, [2, 4, 4], False)]):
+        weights = _group_weights(rng, units, 48 if xin is x else 40, levels)
+        scales = 0.004 * rng.uniform(0.3, 3.0, size=units)
+        wq = Q(0.01, 0) if per_tensor else Q(list(scales), 0, axis=0)
+        wt = b.add_tensor(f"wq{i}", weights.shape, "int8", quant=wq, data=weights)
+        bias = rng.integers(-5000, 5001, size=units)
+        bq = (Q(INPUT_Q[0] * 0.01, 0) if per_tensor
+              else Q(bias_scales(INPUT_Q[0], list(scales)), 0, axis=0))
+        bt = b.add_tensor(f"bq{i}", (units,), "int32", quant=bq, data=bias)
+        y = b.add_tensor(f"yq{i}", (3, units), "int8", quant=Q(0.15, 5))
+        b.add_op("FULLY_CONNECTED", [xin, wt, bt], [y], fc_options("RELU" if i == 1 else "NONE"))
+        outs.append(y)
+    b.set_io([x, x40], outs)
     return b.build()
 
 
@@ -203,6 +304,10 @@ def test_models_reach_every_pass() -> None:
     assert rv[2] is None
     assert [(r["wide_blocks"], r["blocks"], r["partial"]) for r in rv[:2]] == [
         (2, 0, 5), (1, 1, 1)]
+    assert [(r["runs"], r["rest_group"]) for r in rv[:2]] == [([(0, 2, 1)], 1), ([(0, 1, 1)], 1)]
+    # the oct, quad and single engines by block
+    assert [(r["runs"], r["rest_group"]) for r in rv[3:]] == [
+        ([(0, 1, 4), (1, 1, 1), (2, 1, 2)], 4), ([(0, 1, 1)], 2), ([(0, 1, 2), (1, 1, 4)], 4)]
 
 
 @pytest.mark.qemu
@@ -210,3 +315,27 @@ def test_models_reach_every_pass() -> None:
 def test_riscv32_matches_reference(make, tmp_path: Path) -> None:
     model = make()
     c_matches_reference(model, "riscv32", tmp_path, seed=3, extra=edge_inputs(load_program(model)))
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("oct_loop", ["1", "0"])
+def test_riscv32_oct_fallbacks_match_reference(oct_loop: str, tmp_path: Path) -> None:
+    """The oct engines' other loops (CG_GEMM_RV_OCT: 1 without a register for 2^15, what GCC
+    without optimization and clang compile; 0 the quad loop, clang without optimization),
+    forced in a -O2 build of the FULLY_CONNECTED model, against the reference."""
+    program = load_program(_fc_model())
+    source = tmp_path / "src"
+    write_harness_sources(program, source)
+    model_c = source / "model.c"
+    text = model_c.read_text()
+    assert "#if CG_GEMM_RV_OCT == 2" in text
+    model_c.write_text(f"#define CG_GEMM_RV_OCT {oct_loop}\n{text}")
+    executable = build_firmware(source, HARNESS_NAME, get_target("riscv32"), tmp_path / "build")
+    inputs = random_inputs(program, 4, seed=4)
+    edges = edge_inputs(program)
+    inputs = [np.concatenate([edges[i], inputs[i]]) for i in range(len(inputs))]
+    expected = execute(program, "reference", inputs)
+    got = run_executable(program, "riscv32", executable, inputs)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        assert np.array_equal(g, e)

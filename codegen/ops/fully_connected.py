@@ -270,7 +270,8 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
                 "engine": "cg_gemm_mve8_fc_" + "_".join(variant[:2]),
                 "snippet": "gemm_mve8_fc." + ".".join(variant[:2])},
         "rv_stream": None if rv is None else rv["stream"],
-        "rv": rv,
+        "rv": None if rv is None else {**rv, **_gemm_rv.fc_runs(weights, rv, _gemm_rv.FC_WIDE,
+                                                                _gemm.FC_BLOCK)},
         "rv_engine": f"cg_gemm_fc_rv_{variant[0]}_{clamp}",
     }
 
