@@ -157,6 +157,19 @@ def test_cortex_m_warning_free(model: str, compiler: str, target: str, level: st
           "-o", str(directory / f"model.{compiler}.{target}{level}.o")])
 
 
+@pytest.mark.parametrize("target", ["cortex-m3", "cortex-m4", "cortex-m55"])
+@pytest.mark.parametrize("model", SHARED)
+def test_cortex_m_compiles_with_a_frame_pointer(model: str, target: str,
+                                                sources: Callable[[str], Path]) -> None:
+    """The inline assembly takes no more registers than GCC has at -O2 in a user's build
+    that keeps a frame pointer (r7): no macro tells the C that it is one, and such a build
+    met "'asm' operand has impossible constraints" once (the few-channel CONV_2D)."""
+    directory = sources(model)
+    _run([require_tool("arm-none-eabi-gcc"), *get_target(target).machine_flags, *WARNINGS,
+          "-fno-omit-frame-pointer", "-I", str(directory), "-c", str(directory / "model.c"),
+          "-o", str(directory / f"model.fp.{target}.o")])
+
+
 def _picolibc_include() -> str:
     """The C library headers of the RISC-V toolchain (picolibc), which clang uses too."""
     gcc = require_tool("riscv64-unknown-elf-gcc")
