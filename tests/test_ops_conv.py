@@ -42,6 +42,7 @@ from support.verify import (
     assert_same,
     c_matches_reference,
     edge_inputs,
+    inputs_with_edges,
     random_inputs,
     reference_matches_tflm,
 )
@@ -228,18 +229,13 @@ CASES = [pytest.param(n, marks=[pytest.mark.tf] if n.startswith("keras_") else [
          for n in MODELS]
 
 
-def _with_edges(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    edges = edge_inputs(load_program(model))
-    return [np.concatenate([e, x]) for e, x in zip(edges, inputs, strict=True)]
-
-
 @pytest.mark.tflm
 @pytest.mark.parametrize("name", CASES)
 def test_reference_matches_tflm(name: str) -> None:
     model = MODELS[name]()
     program = load_program(model)
     count = REAL_TFLM_SAMPLES if name.startswith("mlperf_") else TFLM_SAMPLES
-    inputs = _with_edges(model, random_inputs(program, count, seed=1))
+    inputs = inputs_with_edges(model, count, seed=1)
     if name == "b_no_bias":
         expected = run_tflm(_no_bias(zero_bias_twin=True), inputs)
         assert_same(execute(program, "reference", inputs), expected, "reference vs TFLM")
@@ -256,7 +252,7 @@ def _real_c_matches_reference(model: bytes, target: str, work_dir: Path, *, seed
         count = REAL_SANITIZER_SAMPLES
     else:
         count = REAL_HOST_SAMPLES if TARGETS[target].is_host else REAL_QEMU_SAMPLES
-    inputs = _with_edges(model, random_inputs(program, count, seed=seed))
+    inputs = inputs_with_edges(model, count, seed=seed)
     expected = execute(program, "reference", inputs)
     got = execute(program, target, inputs, work_dir=work_dir, sanitize=sanitize)
     assert_same(got, expected, f"{target}{' (sanitizers)' if sanitize else ''} vs reference")

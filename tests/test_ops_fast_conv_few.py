@@ -24,7 +24,7 @@ from support.verify import (
     C_TARGETS,
     c_matches_reference,
     edge_inputs,
-    random_inputs,
+    inputs_with_edges,
     reference_matches_tflm,
 )
 
@@ -81,13 +81,6 @@ MODELS: dict[str, Callable[[], bytes]] = {
 }
 
 
-def _with_edges(model: bytes, inputs: list) -> list:
-    import numpy as np
-
-    edges = edge_inputs(load_program(model))
-    return [np.concatenate([e, x]) for e, x in zip(edges, inputs, strict=True)]
-
-
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_layer_takes_the_few_channel_kernel(name: str) -> None:
     layers = load_program(MODELS[name]()).layers
@@ -110,7 +103,7 @@ def test_first_layers_take_it_where_it_reads_less(model: str, first: bool) -> No
 @pytest.mark.parametrize("name", list(MODELS))
 def test_reference_matches_tflm(name: str) -> None:
     model = MODELS[name]()
-    inputs = _with_edges(model, random_inputs(load_program(model), TFLM_SAMPLES, seed=1))
+    inputs = inputs_with_edges(model, TFLM_SAMPLES, seed=1)
     reference_matches_tflm(model, inputs)
 
 

@@ -33,7 +33,7 @@ from support.verify import (
     C_TARGETS,
     c_matches_reference,
     edge_inputs,
-    random_inputs,
+    inputs_with_edges,
     reference_matches_tflm,
 )
 
@@ -169,16 +169,11 @@ MODELS: dict[str, Callable[[], bytes]] = {
 }
 
 
-def _with_edges(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    edges = edge_inputs(load_program(model))
-    return [np.concatenate([e, x]) for e, x in zip(edges, inputs, strict=True)]
-
-
 @pytest.mark.tflm
 @pytest.mark.parametrize("name", list(MODELS))
 def test_reference_matches_tflm(name: str) -> None:
     model = MODELS[name]()
-    inputs = _with_edges(model, random_inputs(load_program(model), TFLM_SAMPLES, seed=1))
+    inputs = inputs_with_edges(model, TFLM_SAMPLES, seed=1)
     reference_matches_tflm(model, inputs)
 
 
