@@ -12,7 +12,6 @@ debug-buffer build, and on every other target.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -250,9 +249,25 @@ def test_budget_picks_a_patch_based_schedule_and_says_so(tmp_path: Path) -> None
 
 
 def _one_core(source: str) -> str:
-    """The C without the kernels only cores without DSP compile (`#if CG_GEMM_V6M` up to
-    its `#else`): a function is defined once for each kind of core."""
-    return re.sub(r"^#if CG_GEMM_V6M\n.*?^#else\n", "", source, flags=re.S | re.M)
+    """The C without the kernels only other cores compile (from `#if CG_GEMM_V6M` up to its
+    own `#else`, past the `#elif` branches and the conditionals nested in them): a function
+    is defined once for each kind of core."""
+    kept: list[str] = []
+    depth = 0  # inside a skipped `#if CG_GEMM_V6M`: 1 + the conditionals opened since
+    for line in source.splitlines(keepends=True):
+        if depth == 0:
+            if line == "#if CG_GEMM_V6M\n":
+                depth = 1
+            else:
+                kept.append(line)
+            continue
+        if line.startswith("#if"):
+            depth += 1
+        elif line.startswith("#endif"):
+            depth -= 1
+        elif line.startswith("#else") and depth == 1:
+            depth = 0
+    return "".join(kept)
 
 
 @pytest.mark.parametrize("numerics", ["litert-ref", "litert"])
