@@ -114,6 +114,20 @@ def test_split_stream_counts_and_offsets() -> None:
     assert len(split["stream"]) == 2 * wide + 2 * block  # the partial block padded
 
 
+def test_small_tail_takes_only_its_pairs() -> None:
+    """The FULLY_CONNECTED split (`small_tail`): the partial block as few pairs as it needs."""
+    chunks = _gemm_rv.fc_chunks(16)
+    wide, block = _gemm_rv.block_words(16, 16), _gemm_rv.block_words(16, 8)
+    for channels, pairs in [(1, 1), (4, 2), (21, 3), (31, 4), (24, 0)]:
+        w = np.ones((channels, 16), np.int64)
+        split = _gemm_rv.split_stream(w, _requant(np.zeros(channels, np.int64)), 16, 8,
+                                      chunks, small_tail=True)
+        assert split is not None
+        assert split["tail_pairs"] == pairs
+        full = split["wide_blocks"] * wide + split["blocks"] * block
+        assert len(split["stream"]) == full + _gemm_rv.block_words(16, 2 * pairs)
+
+
 # Per level (chunks per high lane) the first channel of a block: in each group of eight depth
 # indices, |w| summing to 255 over eight (the oct bound reached), to 256 over eight but 255
 # over the first four (the quad bound), to 256 over four (the single engine); the second
@@ -183,7 +197,7 @@ def test_groups_beyond_255_are_refused() -> None:
                                   _gemm_rv.fc_chunks(40))
     assert split is not None
     runs = _gemm_rv.fc_runs(w, split, 16, 8)
-    assert runs == {"runs": [(0, 1, 4), (1, 1, 2)], "rest_group": 1}
+    assert runs == {"runs": [(0, 1, 4), (1, 1, 2)], "rest_group": 1, "tail_group": 4}
     # below OCT_DEPTH the quad engine at most
     split = _gemm_rv.split_stream(w[:, :24], _requant(np.zeros(40, np.int64)), 16, 8,
                                   _gemm_rv.fc_chunks(24))
@@ -288,6 +302,20 @@ def _fc_model() -> bytes:
         y = b.add_tensor(f"yq{i}", (3, units), "int8", quant=Q(0.15, 5))
         b.add_op("FULLY_CONNECTED", [xin, wt, bt], [y], fc_options("RELU" if i == 1 else "NONE"))
         outs.append(y)
+    # a few units: the tail engines of one, two and three pairs (writing into the output, or
+    # through a buffer for an odd count), alone or after a block of eight
+    for i, (xin, units) in enumerate([(x, 2), (x40, 14), (x, 4), (x40, 1)]):
+        weights = _extreme_weights(rng, units, 48 if xin is x else 40,
+                                   _gemm_rv.fc_chunks(48 if xin is x else 40))
+        scales = list(0.004 * rng.uniform(0.3, 3.0, size=units))
+        wt = b.add_tensor(f"ws{i}", weights.shape, "int8", quant=Q(scales, 0, axis=0),
+                          data=weights)
+        bias = rng.integers(-5000, 5001, size=units)
+        bt = b.add_tensor(f"bs{i}", (units,), "int32",
+                          quant=Q(bias_scales(INPUT_Q[0], scales), 0, axis=0), data=bias)
+        y = b.add_tensor(f"ys{i}", (3, units), "int8", quant=Q(0.2, -20))
+        b.add_op("FULLY_CONNECTED", [xin, wt, bt], [y], fc_options("RELU" if i == 2 else "NONE"))
+        outs.append(y)
     b.set_io([x, x40], outs)
     return b.build()
 
@@ -308,7 +336,9 @@ def test_models_reach_every_pass() -> None:
         (2, 0, 5), (1, 1, 1)]
     assert [(r["runs"], r["rest_group"]) for r in rv[:2]] == [([(0, 2, 1)], 1), ([(0, 1, 1)], 1)]
     # the oct, quad and single engines by block
-    assert [(r["runs"], r["rest_group"]) for r in rv[3:]] == [
+    assert [(r["wide_blocks"], r["blocks"], r["partial"], r["tail_pairs"]) for r in rv[6:]] == [
+        (0, 0, 2, 1), (0, 1, 6, 3), (0, 0, 4, 2), (0, 0, 1, 1)]
+    assert [(r["runs"], r["rest_group"]) for r in rv[3:6]] == [
         ([(0, 1, 4), (1, 1, 1), (2, 1, 2)], 4), ([(0, 1, 1)], 2), ([(0, 1, 2), (1, 1, 4)], 4)]
 
 

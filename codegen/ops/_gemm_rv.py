@@ -89,28 +89,32 @@ def stream(weights: np.ndarray, rq: Requant, block: int, chunks: np.ndarray) -> 
 
 
 def split_stream(weights: np.ndarray, rq: Requant, wide: int, block: int,
-                 chunks: np.ndarray) -> dict[str, object] | None:
+                 chunks: np.ndarray, small_tail: bool = False) -> dict[str, object] | None:
     """The stream of a layer whose engine takes `wide` channels per pass and `block` at its
     end: the channels' first multiple of `wide` in blocks of `wide`, the rest in blocks of
-    `block` (the last one padded). The C's counts and offsets (words) come with it; None
-    where `stream` refuses the weights."""
+    `block` (the last one padded). With `small_tail` (the FULLY_CONNECTED engine) the last,
+    partial block is one of `tail_pairs` pairs only (its channels padded to an even count),
+    so that a layer of a few units computes no padded pairs. The C's counts and offsets
+    (words) come with it; None where `stream` refuses the weights."""
     w = np.asarray(weights)
     channels, depth = w.shape
     kpad = padded_depth(depth)
     wide_blocks = channels // wide
     cut = wide * wide_blocks
-    head = (stream(w[:cut], rq, wide, chunks) if wide_blocks
-            else np.zeros(0, np.int32))
-    rest = channels - cut
-    tail = (stream(w[cut:], Requant(rq.scale, rq.table[cut:]), block, chunks) if rest
-            else np.zeros(0, np.int32))
-    if head is None or tail is None:
+    blocks, partial = divmod(channels - cut, block)
+    tail_pairs = -(-partial // 2) if small_tail else block // 2
+    ends = [cut + blocks * block, channels] if small_tail else [channels]
+    parts = [stream(w[:cut], rq, wide, chunks) if wide_blocks else np.zeros(0, np.int32)]
+    for start, end, size in zip([cut, *ends[:-1]], ends, [block, 2 * tail_pairs], strict=False):
+        parts.append(stream(w[start:end], Requant(rq.scale, rq.table[start:]), size, chunks)
+                     if end > start else np.zeros(0, np.int32))
+    if any(part is None for part in parts):
         return None
-    blocks, partial = divmod(rest, block)
     offset = wide_blocks * block_words(kpad, wide)
-    return {"stream": np.concatenate([head, tail]), "wide_blocks": wide_blocks,
+    return {"stream": np.concatenate(parts), "wide_blocks": wide_blocks,
             "blocks": blocks, "block_offset": offset,
-            "tail_offset": offset + blocks * block_words(kpad, block), "partial": partial}
+            "tail_offset": offset + blocks * block_words(kpad, block), "partial": partial,
+            "tail_pairs": tail_pairs}
 
 
 def group_fits(weights: np.ndarray, block: int, inputs: int) -> np.ndarray:
@@ -145,8 +149,9 @@ def _groups(weights: np.ndarray, block: int) -> np.ndarray:
 def fc_runs(weights: np.ndarray, split: dict[str, object], wide: int, block: int
             ) -> dict[str, object]:
     """The FULLY_CONNECTED engine's calls over a `split_stream` split: the wide blocks in runs
-    of consecutive blocks (first block, count, chunks per high lane: `_groups`), and the
-    chunks per high lane of the `block`-channel blocks and the partial one, all together."""
+    of consecutive blocks (first block, count, chunks per high lane: `_groups`), the chunks
+    per high lane of the `block`-channel blocks and the partial one, all together
+    (`rest_group`), and of the partial one alone (`tail_group`)."""
     w = np.asarray(weights)
     cut = wide * int(split["wide_blocks"])  # type: ignore[call-overload]
     groups = _groups(w[:cut], wide).tolist() if cut else []
@@ -157,7 +162,10 @@ def fc_runs(weights: np.ndarray, split: dict[str, object], wide: int, block: int
         else:
             runs.append((b, 1, g))
     rest = w[cut:]
-    return {"runs": runs, "rest_group": int(_groups(rest, block).min()) if len(rest) else 4}
+    tail = w[cut + block * int(split["blocks"]):]  # type: ignore[call-overload]
+    tail_block = 2 * int(split.get("tail_pairs", block // 2))  # type: ignore[call-overload]
+    return {"runs": runs, "rest_group": int(_groups(rest, block).min()) if len(rest) else 4,
+            "tail_group": int(_groups(tail, tail_block).min()) if len(tail) else 4}
 
 
 def block_words(kpad: int, block: int) -> int:

@@ -254,7 +254,7 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
     words = 8 if depth % 32 == 0 else 4 if depth % 16 == 0 else 2
     variant = ("fix" if fixup else "floor", clamp, f"x{words}")
     rv = _gemm_rv.split_stream(weights, rq, _gemm_rv.FC_WIDE, _gemm.FC_BLOCK,
-                               _gemm_rv.fc_chunks(depth))
+                               _gemm_rv.fc_chunks(depth), small_tail=True)
     return {
         "engine": "cg_gemm_fc_" + "_".join(variant),
         "snippets": (f"gemm_fc_plain.{clamp}", "gemm_fc." + ".".join(variant)),
