@@ -304,9 +304,11 @@ def _fc_model() -> bytes:
         outs.append(y)
     # a few units: the tail engines of one, two and three pairs (writing into the output, or
     # through a buffer for an odd count), alone or after a block of eight
-    for i, (xin, units) in enumerate([(x, 2), (x40, 14), (x, 4), (x40, 1)]):
-        weights = _extreme_weights(rng, units, 48 if xin is x else 40,
-                                   _gemm_rv.fc_chunks(48 if xin is x else 40))
+    # (the last: three units at the quad bound, the quad tail engine)
+    for i, (xin, units) in enumerate([(x, 2), (x40, 14), (x, 4), (x40, 1), (x, 3)]):
+        weights = (_group_weights(rng, units, 48, [2]) if i == 4 else
+                   _extreme_weights(rng, units, 48 if xin is x else 40,
+                                    _gemm_rv.fc_chunks(48 if xin is x else 40)))
         scales = list(0.004 * rng.uniform(0.3, 3.0, size=units))
         wt = b.add_tensor(f"ws{i}", weights.shape, "int8", quant=Q(scales, 0, axis=0),
                           data=weights)
@@ -336,8 +338,12 @@ def test_models_reach_every_pass() -> None:
         (2, 0, 5), (1, 1, 1)]
     assert [(r["runs"], r["rest_group"]) for r in rv[:2]] == [([(0, 2, 1)], 1), ([(0, 1, 1)], 1)]
     # the oct, quad and single engines by block
-    assert [(r["wide_blocks"], r["blocks"], r["partial"], r["tail_pairs"]) for r in rv[6:]] == [
-        (0, 0, 2, 1), (0, 1, 6, 3), (0, 0, 4, 2), (0, 0, 1, 1)]
+    assert [(r["wide_blocks"], r["blocks"], r["partial"], r["tail_pairs"], r["tail_group"])
+            for r in rv[6:]] == [(0, 0, 2, 1, 1), (0, 1, 6, 3, 1), (0, 0, 4, 2, 1),
+                                 (0, 0, 1, 1, 1), (0, 0, 3, 2, 2)]
+    # the oct tail engines: five units after the wide passes
+    assert [(r["partial"], r["tail_pairs"], r["tail_group"]) for r in (rv[3], rv[5])] == [
+        (5, 3, 4), (5, 3, 4)]
     assert [(r["runs"], r["rest_group"]) for r in rv[3:6]] == [
         ([(0, 1, 4), (1, 1, 1), (2, 1, 2)], 4), ([(0, 1, 1)], 2), ([(0, 1, 2), (1, 1, 4)], 4)]
 

@@ -22,7 +22,8 @@ channels (`stream`) holds each pair's starting sums (two words), then per chunk 
 words W[k], W[k'], then each pair's multiplier, addend and right shift of channel a, then of
 b (six words): as many words as the DSP stream's blocks. The engines take CONV_WIDE or
 FC_WIDE channels per pass and their last channels in blocks of four or eight
-(`split_stream`).
+(`split_stream`); the FULLY_CONNECTED engine's last, partial block holds only the one to
+three pairs it needs (a block of fewer pairs, the same layout).
 
 The FULLY_CONNECTED engine may take the high lane less often: once per two chunks (the quad
 engine) or four (the oct engine) on a block of channels where each channel's weights of each
