@@ -78,20 +78,28 @@ class DotInt16(Layer):
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
         return (*self.rq.runtime, "clamp")
 
+    def with_bias(self, acc: np.ndarray) -> np.ndarray:
+        """Accumulators (int64, channels last) plus the bias, if any."""
+        bias = self.params["bias_data"]
+        return acc if bias is None else acc + np.asarray(bias, dtype=np.int64)
+
     def finish(self, acc: np.ndarray) -> np.ndarray:
         """Accumulators (int64, channels last, bias not yet added) -> int16 outputs."""
         p = self.params
-        if p["bias_data"] is not None:
-            acc = acc + np.asarray(p["bias_data"], dtype=np.int64)
-        out = self.rq.apply(acc)
+        out = self.rq.apply(self.with_bias(acc))
         return np.clip(out, int(p["act_min"]), int(p["act_max"])).astype(np.int16)
 
-    def constants(self) -> list[CArray]:
+    def weight_bias_arrays(self) -> list[CArray]:
+        """The int8 weights and the bias in the accumulator's type."""
         p = self.params
         arrays = [CArray("weights", self.weights.astype(np.int8).ravel())]
         if p["bias_data"] is not None:
             c_type = np.int32 if p["accumulator"] == "int32" else np.int64
             arrays.append(CArray("bias", np.asarray(p["bias_data"]).astype(c_type)))
+        return arrays
+
+    def constants(self) -> list[CArray]:
+        arrays = self.weight_bias_arrays()
         if self.rq.per_channel:
             multiplier, shift = self.rq.arguments()
             arrays += [CArray("multiplier", multiplier), CArray("shift", shift)]

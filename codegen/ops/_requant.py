@@ -136,6 +136,15 @@ def litert_double_scale(input_scale: float, filter_scale: float, output_scale: f
     return float(input_scale) * float(filter_scale) / float(output_scale)
 
 
+def litert_double_scales(input_scale: float, weight_scales: tuple[float, ...], units: int,
+                         output_scale: float) -> np.ndarray:
+    """litert_double_scale for each of `units` output channels: one weight scale each, or
+    one for all (per-tensor weights)."""
+    each = weight_scales if len(weight_scales) > 1 else weight_scales * units
+    return np.array([litert_double_scale(input_scale, s, output_scale) for s in each],
+                    dtype=np.float64)
+
+
 def requantize_double(acc: np.ndarray, scales: np.ndarray) -> np.ndarray:
     """static_cast<int32_t>(round(double(acc) * scale)) as LiteRT's reference
     FULLY_CONNECTED computes it (round half away from zero). A rounded value outside int32

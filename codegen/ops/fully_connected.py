@@ -152,9 +152,7 @@ def litert_ref(layer: FullyConnected) -> FullyConnected:
     w = layer.graph.tensors[layer.op.inputs[1]]
     x, y = layer.in_tensor(), layer.out_tensor()
     units = int(layer.params["units"])
-    w_scales = w.quant.scales if w.quant.per_channel else [w.quant.scale] * units
-    scales = np.array([_requant.litert_double_scale(x.quant.scale, s, y.quant.scale)
-                       for s in w_scales], dtype=np.float64)
+    scales = _requant.litert_double_scales(x.quant.scale, w.quant.scales, units, y.quant.scale)
     params = {k: v for k, v in layer.params.items()
               if k not in ("engine", "clamp_args", "kiter", "scale", "packed", "rq", "rvv")}
     params["double_scales"] = scales

@@ -160,8 +160,7 @@ class FullyConnectedInt16LiteRT(FullyConnectedInt16):
 
     def finish(self, acc: np.ndarray) -> np.ndarray:
         p = self.params
-        if p["bias_data"] is not None:
-            acc = acc + np.asarray(p["bias_data"], dtype=np.int64)
+        acc = self.with_bias(acc)
         if p["accumulator"] == "int32":
             acc = quant.wrap_int32(acc)
         out = _requant.requantize_double(acc, np.asarray(p["double_scales"], np.float64))
@@ -169,10 +168,7 @@ class FullyConnectedInt16LiteRT(FullyConnectedInt16):
 
     def constants(self) -> list[CArray]:
         p = self.params
-        arrays = [CArray("weights", self.weights.astype(np.int8).ravel())]
-        if p["bias_data"] is not None:
-            c_type = np.int32 if p["accumulator"] == "int32" else np.int64
-            arrays.append(CArray("bias", np.asarray(p["bias_data"]).astype(c_type)))
+        arrays = self.weight_bias_arrays()
         if p["per_channel"]:
             arrays.append(CArray("scale", np.asarray(p["double_scales"], np.float64)))
         return arrays
@@ -207,9 +203,7 @@ def _litert(layer: FullyConnectedInt16, mode: str) -> FullyConnectedInt16:
     w = layer.graph.tensors[layer.op.inputs[1]]
     x, y = layer.in_tensor(), layer.out_tensor()
     units = int(layer.params["units"])
-    w_scales = w.quant.scales if w.quant.per_channel else [w.quant.scale] * units
-    scales = np.array([_requant.litert_double_scale(x.quant.scale, s, y.quant.scale)
-                       for s in w_scales], dtype=np.float64)
+    scales = _requant.litert_double_scales(x.quant.scale, w.quant.scales, units, y.quant.scale)
     params = {k: v for k, v in layer.params.items() if k not in ("kpad", "kiter", "epilogue")}
     params.update(double_scales=scales, double_scale=c_double(float(scales[0])), ruy=False,
                   per_channel=bool(np.any(scales != scales[0])))
@@ -231,9 +225,7 @@ class FullyConnectedInt16Ruy(FullyConnectedInt16LiteRT):
 
     def finish(self, acc: np.ndarray) -> np.ndarray:
         p = self.params
-        if p["bias_data"] is not None:
-            acc = acc + np.asarray(p["bias_data"], dtype=np.int64)
-        acc = quant.wrap_int32(acc)
+        acc = quant.wrap_int32(self.with_bias(acc))
         multiplier, right = np.asarray(p["ruy_multipliers"]), np.asarray(p["ruy_rights"])
         high = (2 * acc * multiplier + (1 << 31)) >> 32
         rounding = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
