@@ -576,16 +576,15 @@ def _core_rows(core: str, models: list[str], outcomes: dict[Job, Outcome],
             rows.append(f"| {model} | {problem} |||||||||||")
             continue
         r = outcome.result
-        small_cycles: int | str | None = "—"
+        small_cell = "—"  # the small-multiplier variant: cortex-m0 only
         if core == "cortex-m0":
             small = outcomes.get(Job(model, core, small_multiplier=True))
-            small_cycles = small.result.cycles if _failed(small) is None else None
+            small_cell = _n(small.result.cycles if _failed(small) is None else None)
         anchor = tflm_anchor(core, model, data)
         tflm = TFLM_M0.get(model) if core == "cortex-m0" else \
             (anchor.instructions if anchor is not None else None)
         tflm_cycles = anchor.cycles if anchor is not None else None
         ins, cyc = _over(r.instructions, tflm), _over(r.cycles, tflm_cycles)
-        small_cell = small_cycles if isinstance(small_cycles, str) else _n(small_cycles)
         rows.append(
             f"| {model} | {_n(r.instructions)} | {_ratio(r.instructions_per_mac)} | "
             f"{_n(r.cycles)} | {_cpi(r)} | {small_cell} | {_n(tflm)} | {_ratio(ins)} | "

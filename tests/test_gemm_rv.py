@@ -259,6 +259,21 @@ def _conv_model() -> bytes:
     return b.build()
 
 
+def _add_fc(b: ModelBuilder, suffix: str, xin: int, weights: np.ndarray,
+            scales: list[float] | None, bias: np.ndarray, out_q: Q, activation: str) -> int:
+    """A FULLY_CONNECTED layer of `xin` with per-channel weight `scales` (None: per-tensor,
+    0.01) and its int32 bias; returns its output tensor."""
+    units = weights.shape[0]
+    wq = Q(0.01, 0) if scales is None else Q(scales, 0, axis=0)
+    bq = (Q(INPUT_Q[0] * 0.01, 0) if scales is None
+          else Q(bias_scales(INPUT_Q[0], scales), 0, axis=0))
+    wt = b.add_tensor(f"w{suffix}", weights.shape, "int8", quant=wq, data=weights)
+    bt = b.add_tensor(f"b{suffix}", (units,), "int32", quant=bq, data=bias)
+    y = b.add_tensor(f"y{suffix}", (3, units), "int8", quant=out_q)
+    b.add_op("FULLY_CONNECTED", [xin, wt, bt], [y], fc_options(activation))
+    return y
+
+
 def _fc_model() -> bytes:
     """Three rows of depth 48 (sixteen inputs per iteration) into 37 units (two wide passes, a
     partial block; -128 next to 127), 25 units RELU (a wide pass, a block of eight, one
@@ -278,30 +293,18 @@ def _fc_model() -> bytes:
         if refuse:
             weights[0, 6:8] = -128
         scales = list(0.004 * rng.uniform(0.3, 3.0, size=units))
-        wt = b.add_tensor(f"w{i}", weights.shape, "int8", quant=Q(scales, 0, axis=0),
-                          data=weights)
         bias = rng.integers(-5000, 5001, size=units)
-        bt = b.add_tensor(f"b{i}", (units,), "int32",
-                          quant=Q(bias_scales(INPUT_Q[0], scales), 0, axis=0), data=bias)
-        y = b.add_tensor(f"y{i}", (3, units), "int8", quant=Q(0.2, -20))
-        b.add_op("FULLY_CONNECTED", [x, wt, bt], [y], fc_options(activation))
-        outs.append(y)
+        outs.append(_add_fc(b, str(i), x, weights, scales, bias, Q(0.2, -20), activation))
     x40 = b.add_tensor("input40", (3, 40), "int8", quant=Q(*INPUT_Q))
     # the quad and oct engines: (input, units, levels of the blocks, per-tensor weights)
     for i, (xin, units, levels, per_tensor) in enumerate([(x, 53, [4, 1, 2, 4], False),
                                                           (x, 25, [1, 2], True),
                                                           (x40, 37, [2, 4, 4], False)]):
         weights = _group_weights(rng, units, 48 if xin is x else 40, levels)
-        scales = 0.004 * rng.uniform(0.3, 3.0, size=units)
-        wq = Q(0.01, 0) if per_tensor else Q(list(scales), 0, axis=0)
-        wt = b.add_tensor(f"wq{i}", weights.shape, "int8", quant=wq, data=weights)
+        scales = list(0.004 * rng.uniform(0.3, 3.0, size=units))
         bias = rng.integers(-5000, 5001, size=units)
-        bq = (Q(INPUT_Q[0] * 0.01, 0) if per_tensor
-              else Q(bias_scales(INPUT_Q[0], list(scales)), 0, axis=0))
-        bt = b.add_tensor(f"bq{i}", (units,), "int32", quant=bq, data=bias)
-        y = b.add_tensor(f"yq{i}", (3, units), "int8", quant=Q(0.15, 5))
-        b.add_op("FULLY_CONNECTED", [xin, wt, bt], [y], fc_options("RELU" if i == 1 else "NONE"))
-        outs.append(y)
+        outs.append(_add_fc(b, f"q{i}", xin, weights, None if per_tensor else scales, bias,
+                            Q(0.15, 5), "RELU" if i == 1 else "NONE"))
     # a few units: the tail engines of one, two and three pairs (writing into the output, or
     # through a buffer for an odd count), alone or after a block of eight
     # (the last: three units at the quad bound, the quad tail engine)
@@ -310,14 +313,9 @@ def _fc_model() -> bytes:
                    _extreme_weights(rng, units, 48 if xin is x else 40,
                                     _gemm_rv.fc_chunks(48 if xin is x else 40)))
         scales = list(0.004 * rng.uniform(0.3, 3.0, size=units))
-        wt = b.add_tensor(f"ws{i}", weights.shape, "int8", quant=Q(scales, 0, axis=0),
-                          data=weights)
         bias = rng.integers(-5000, 5001, size=units)
-        bt = b.add_tensor(f"bs{i}", (units,), "int32",
-                          quant=Q(bias_scales(INPUT_Q[0], scales), 0, axis=0), data=bias)
-        y = b.add_tensor(f"ys{i}", (3, units), "int8", quant=Q(0.2, -20))
-        b.add_op("FULLY_CONNECTED", [xin, wt, bt], [y], fc_options("RELU" if i == 2 else "NONE"))
-        outs.append(y)
+        outs.append(_add_fc(b, f"s{i}", xin, weights, scales, bias, Q(0.2, -20),
+                            "RELU" if i == 2 else "NONE"))
     b.set_io([x, x40], outs)
     return b.build()
 
