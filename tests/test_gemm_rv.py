@@ -390,16 +390,18 @@ def test_riscv32_oct_fallbacks_match_reference(oct_loop: str, tmp_path: Path) ->
 
 
 @pytest.mark.qemu
+@pytest.mark.parametrize("level", ["g", "0"])
 @pytest.mark.parametrize("make", [_conv_model, _fc_model], ids=["conv", "fc"])
 def test_riscv32_debug_build_with_a_frame_pointer_matches_reference(
-        make: Callable[[], bytes], tmp_path: Path) -> None:
-    """The engines' assembly (27 registers, the loops' ends pushed on the stack) in an -Og
-    build whose functions keep a frame pointer in s0 (ESP-IDF's debug default with its
-    frame-pointer option; GCC's optimize pragma stands for -fno-omit-frame-pointer, which
-    the build takes no flag for), against the reference. The engines are checked to set up
-    s0 as the frame pointer."""
+        make: Callable[[], bytes], level: str, tmp_path: Path) -> None:
+    """The engines' assembly (at most 27 registers, the loops' ends pushed on the stack) in
+    -Og and -O0 builds whose functions keep a frame pointer in s0 (ESP-IDF's debug default
+    with its frame-pointer option; GCC's optimize pragma stands for -fno-omit-frame-pointer,
+    which the build takes no flag for; -O0 keeps one anyway), against the reference. The
+    engines are checked to set up s0 as the frame pointer."""
     executable = _modified_build_matches_reference(
-        make(), '#pragma GCC optimize ("no-omit-frame-pointer")\n', tmp_path, optimization="g")
+        make(), '#pragma GCC optimize ("no-omit-frame-pointer")\n', tmp_path,
+        optimization=level)
     listing = subprocess.run([require_tool("riscv64-unknown-elf-objdump"), "-d",
                               "--no-show-raw-insn", str(executable)], capture_output=True,
                              text=True, timeout=300, check=True).stdout

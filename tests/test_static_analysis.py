@@ -217,10 +217,10 @@ def test_riscv_compiles_at_every_level_with_a_frame_pointer(
         model: str, target: str, compiler: str, sources: Callable[[str], Path]) -> None:
     """The RISC-V inline assembly (the scalar engines' loops on riscv32, the vector engines,
     FULLY_CONNECTED and 3x3 depthwise lines on riscv32-v) at every optimization level in a
-    build that keeps a frame pointer (s0), as debug builds do: the scalar loops take 27 of
-    the 28 registers GCC and clang allocate, which a frame pointer leaves (they took 28
-    and met "'asm' operand has impossible constraints"), and -O0 runs the portable C
-    engines. A build without a frame pointer has one register more (-O0 keeps it anyway)."""
+    build that keeps a frame pointer (s0), as debug builds do: the scalar loops take at most
+    27 of the 28 registers GCC and clang allocate, the 27 a frame pointer leaves (the
+    convolution loop took 28 and met "'asm' operand has impossible constraints"). A build
+    without a frame pointer has one register more (-O0 keeps it anyway)."""
     directory = sources(model)
     for level in ("-O0", "-O1", "-O2", "-O3", "-Os", "-Og"):  # the last -O wins
         _run([*_riscv_compiler(compiler, target), *WARNINGS, level, "-fno-omit-frame-pointer",
