@@ -102,6 +102,24 @@ BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
         _dw(activation="RELU", output=(0.1, -128)),
         _dw(padding="VALID", output=(0.1, 0)),
     ]),
+    # Per-channel right shifts over a range (scales over 0.0005-4 of the base), the variants
+    # without the tie fixup: the assembly's lines of one shared shift where the shifts span
+    # at most 7 (here exactly 7: weights scaled by up to 2^8, -128 to -2^15), their own
+    # shifts where they span more; stride 2 in whole groups of four (the lean loop).
+    "shift": ((1, 5, 16, 9), (0.03, -128), [
+        _dw(activation="RELU", output=(0.1, -128), scale_range=(0.0005, 4.0)),
+        _dw(stride=(2, 2), activation="RELU", output=(0.05, -128), scale_range=(0.0005, 4.0)),
+        _dw(padding="VALID", activation="RELU", output=(0.05, -128), scale_range=(0.0005, 4.0)),
+        _dw(stride=(2, 2), padding="VALID", activation="RELU", output=(0.2, -128),
+            scale_range=(0.0005, 4.0)),
+    ]),
+    "shift_range_wide": ((1, 5, 16, 9), (0.03, -128), [
+        _dw(activation="RELU", output=(0.1, -128), scale_range=(0.0005, 4.0)),
+        _dw(stride=(2, 2), activation="RELU", output=(0.05, -128), scale_range=(0.0005, 4.0)),
+        _dw(padding="VALID", activation="RELU", output=(0.05, -128), scale_range=(0.0005, 4.0)),
+        _dw(stride=(2, 2), padding="VALID", activation="RELU", output=(0.2, -128),
+            scale_range=(0.0005, 4.0)),
+    ]),
     # More channels than one pass holds: the line buffer takes channel groups of 4 and more.
     "groups": ((1, 16, 16, 23), (0.03, 12), [
         _dw(activation="RELU", output=(0.05, -128)),
@@ -214,6 +232,15 @@ def test_models_reach_every_path() -> None:
     for variant in ("s1", "s1_floor"):
         assert {p["out_b"] % 6 for p in params if p["variant"] == variant
                 and p["out_b"] >= 6} == {0, 1, 2, 3, 4, 5}, variant
+    # no fixup: the shared right shift (DSP cores), with every tail and stride 2's lean loop,
+    # up to 7 more than a channel's own; and layers whose shifts span more
+    shared = [p for p in params if p["shared_shift"]]
+    assert {p["out_b"] % 6 for p in shared if p["stride_b"] == 1} == {0, 1, 2, 3, 4, 5}
+    assert {p["out_b"] % 4 for p in shared if p["stride_b"] == 2} == {0, 1, 2, 3}
+    assert max(p["shared_shift"] + max(p["shifts"]) for p in shared) == 7
+    assert {p["variant"] for p in params if p["variant"].endswith("_floor")
+            and not p["shared_shift"]} == {"s1_floor", "s2_floor"}
+    assert {p["variant"] for p in shared} == {"s1_floor", "s2_floor"}
     assert {p["transposed"] for p in params} == {True, False}
     assert any(p["group"] < p["channels"] and p["channels"] % p["group"] for p in params)
     assert {p["out_b"] % 4 for p in params} == {0, 1, 2, 3}
