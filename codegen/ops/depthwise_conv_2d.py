@@ -269,7 +269,8 @@ def _shared_shift_words(taps: np.ndarray, shifts: np.ndarray, bias: np.ndarray |
         scale = np.left_shift(1, k + 1)
         add = ((np.left_shift(1, right - 1) + zp * np.left_shift(1, right)) * np.left_shift(1, k)
                + np.left_shift(1, k - 1))
-        if np.all(bound * scale < _INT31) and np.all(bound * (scale >> 1) + 1 + np.abs(add) < _INT31):
+        high = bound * (scale >> 1) + 1 + np.abs(add)  # |the high word| before the shift
+        if np.all(bound * scale < _INT31) and np.all(high < _INT31):
             return shared, _words(taps, scale, b, multipliers, add, shared)
     return None
 
