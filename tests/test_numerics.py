@@ -229,8 +229,10 @@ def _takes_in_tflm(name: str) -> bool:
     return True
 
 
-# Random samples per model under QEMU (after the all-minimum and all-maximum ones).
+# Random samples per model under QEMU (after the all-minimum and all-maximum ones): 30, or
+# as many as M4_MACS multiply-accumulates allow (the MLPerf-sized convolutions; at least 4).
 M4_SAMPLES = 30
+M4_MACS = 80_000_000
 # The operator test models each mode takes, by firmware: the builder's models, and the ones
 # TensorFlow converts (a firmware of their own, so that the builder's run without it);
 # together the counts of TAKEN.
@@ -258,7 +260,8 @@ def test_op_models_c_match_the_mode_reference_on_cortex_m4(numerics: str, group:
         if _needs_tf(name) == (group == "tf"):
             case = _op_case(numerics, name)
             if case is not None:
-                cases.append(case_with_edges(name, case[1], M4_SAMPLES, seed=23))
+                samples = min(M4_SAMPLES, max(4, M4_MACS // max(1, case[1].macs)))
+                cases.append(case_with_edges(name, case[1], samples, seed=23))
     assert len(cases) == M4_TAKEN[numerics][group]
     assert sum(M4_TAKEN[numerics].values()) == sum(TAKEN[numerics])
     c_matches_reference_in_one_firmware(cases, "cortex-m4", tmp_path,
