@@ -5,7 +5,9 @@ One firmware per batch of models instead of one build and boot per model: the mo
 generated files (m0.c, m1.c, ...; their symbols do not collide), a table of their I/O buffers
 (written here) and many_models.c, which reads each model's samples in turn from the
 semihosted input.bin and writes their outputs to output.bin. A model that keeps state runs
-its samples as one stream of invokes from a fresh start, as the reference does.
+its samples as one stream of invokes from a fresh start, as the reference does. Each model
+keeps its own static arena and I/O buffers: a batch that does not fit the board (QEMU's
+mps2-an386: 4 MB of flash, 4 MB of RAM) fails to link, naming the region; split it then.
 """
 
 from __future__ import annotations
