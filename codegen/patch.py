@@ -318,6 +318,33 @@ def stream_steps(graph: Graph, chain: list[Layer],
     return steps
 
 
+def _wide_lines(layer: Layer, budget: int) -> Layer:
+    """A 3x3 depthwise band whose line buffer takes as many channels per pass as `budget`
+    bytes of scratch hold (a multiple of 4), when that is more than its module gives a
+    band (an eighth of its input: 4 channels for a few rows). A streamed stage calls each
+    band once per row or so, and every pass costs time. The scratch and Helium condition
+    are derived as `with_whole_lines` derives them for all channels; a module whose
+    derivation differs (checked on all channels) keeps the layer as it is."""
+    from codegen.ops.depthwise_conv_2d import DepthwiseConv2D3x3, with_whole_lines
+
+    if not isinstance(layer, DepthwiseConv2D3x3):
+        return layer
+    p = layer.params
+    line, channels = int(p["line"]), int(p["channels"])
+
+    def scratch(group: int) -> int:
+        return 3 * line * max(2 * group, 0 if p["v6m"] is None else 4)
+
+    if scratch(channels) != with_whole_lines(layer).scratch_bytes():
+        return layer
+    group = min(channels, budget // scratch(1) // 4 * 4)
+    if group <= int(p["group"]):
+        return layer
+    params = {**p, "group": group, "scratch": scratch(group),
+              "mve": 3 * 4 * int(p["mve_positions"]) <= 3 * group * line * 2}
+    return replace(layer, params=params)
+
+
 class _KeepRows(CopyLayer):
     """Rows a window buffer keeps for the next step, moved up to its top: one copy per
     row, top row first, when they move by fewer rows than they are (each copy then reads
@@ -346,8 +373,9 @@ class _Stream:
     each window buffer, the second makes the tensors and layers."""
 
     def __init__(self, builder: _Builder, stage: list[Layer], pooled: bool,
-                 steps: list[list[tuple[int, int]]]) -> None:
+                 steps: list[list[tuple[int, int]]], wide: bool) -> None:
         self.b = builder
+        self.wide = wide
         self.graph = builder.graph
         self.stage = stage
         self.pooled = pooled
@@ -459,7 +487,10 @@ class _Stream:
                     w.hi = hi
                     w.capacity = max(w.capacity, w.hi - w.lo)
                 if build:
-                    result.append(self.b.band_layer(layer, [x], a, y, lo, hi))
+                    band = self.b.band_layer(layer, [x], a, y, lo, hi)
+                    if self.wide:
+                        band = _wide_lines(band, self.b.tensors[x].nbytes)
+                    result.append(band)
             if self.pooled and step[m - 1][1] > step[m - 1][0] and build:
                 last = s == len(self.steps) - 1
                 layer, sums = self._pool(current[m - 1], sums, last)
@@ -495,10 +526,12 @@ class _Stream:
         return layer, (-1 if last else y)
 
 
-def stream(graph: Graph, layers: list[Layer], end: int, rows: int) -> Patched | None:
+def stream(graph: Graph, layers: list[Layer], end: int, rows: int,
+           wide: bool = False) -> Patched | None:
     """Layers 0..end (run order) streamed in steps of at most `rows` new rows per layer,
     the rows a layer's next step reads again kept in a window buffer (see above); None
-    when the stage cannot be run so (not a chain, or a band a layer's module refuses)."""
+    when the stage cannot be run so (not a chain, or a band a layer's module refuses).
+    `wide`: 3x3 depthwise bands take more channels per pass (`_wide_lines`)."""
     stage = layers[:end + 1]
     pooled = _pooled(graph, stage)
     chain = stage[:-1] if pooled else stage
@@ -511,7 +544,7 @@ def stream(graph: Graph, layers: list[Layer], end: int, rows: int) -> Patched | 
         return None
     builder = _Builder(graph)
     try:
-        bands = _Stream(builder, stage, pooled, steps).layers()
+        bands = _Stream(builder, stage, pooled, steps, wide).layers()
     except UnsupportedError:
         return None
     ext = replace(graph, tensors=builder.tensors)

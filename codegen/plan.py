@@ -762,6 +762,7 @@ class Schedule:
     graph: Graph
     layers: list[Layer]
     plan: Plan
+    narrow: bool = False  # a streamed stage whose depthwise bands keep their small passes
 
 
 _PATCH_PLANS = 48  # patch-based schedules planned at most per budget search
@@ -772,7 +773,8 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
     """Patch-based schedules of the first stage, fewest extra MACs first: each stage end
     whose output is smaller than the largest tensor before it, in 2 to MAX_TILES bands,
     and streamed (rows kept, none computed again) there or up to a global average pool,
-    fewest steps first (bounded: at most _PATCH_PLANS of them are planned)."""
+    fewest steps first (bounded: at most _PATCH_PLANS and _STREAM_PLANS of them are
+    planned)."""
     from codegen.patch import MAX_TILES, patch, stage_ends, stream
 
     if not work.take(layers):
@@ -780,20 +782,24 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
     order = plan_memory(graph, layers, io_in_arena).order
     by_index = {layer.index: layer for layer in layers}
     run = [by_index[i] for i in order]
-    options: list[tuple[int, int, bool]] = []  # (end, tiles or rows per step, streamed)
+    options: list[tuple[int, int]] = []  # (end, bands)
+    streams: list[tuple[int, int, bool]] = []  # (end, rows per step, wide line buffers)
     smallest = None  # the smallest output so far: a stage ends where its output shrinks
     for end in stage_ends(graph, run):
         out = graph.tensors[run[end].outputs[0]]
         if smallest is None or out.nbytes < smallest:
             if smallest is not None:
-                options += [(end, rows, True) for rows in _STREAM_ROWS]
-                options += [(end, tiles, False) for tiles in (2, 3, 4, 6, 8, 12, MAX_TILES)
+                streams += [(end, rows, wide) for rows in _STREAM_ROWS
+                            for wide in (True, False)]
+                options += [(end, tiles) for tiles in (2, 3, 4, 6, 8, 12, MAX_TILES)
                             if tiles <= out.shape[1]]
             smallest = out.nbytes
     patched = []
     bound = lower_bound(graph, layers)  # the model's, not the bands'
-    for end, tiles, streamed in options[:_PATCH_PLANS]:
-        result = (stream if streamed else patch)(graph, run, end, tiles)
+    tried = [(end, tiles, None) for end, tiles in options[:_PATCH_PLANS]]
+    for end, tiles, wide in tried + streams[:_STREAM_PLANS]:
+        result = patch(graph, run, end, tiles) if wide is None \
+            else stream(graph, run, end, tiles, wide)
         if result is None:
             continue
         if not work.take(result.layers):
@@ -802,12 +808,13 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
         plan = replace(plan, patch=_describe_patch(result, run[end].opcode),
                        extra_macs=result.extra_macs, lower_bound=bound,
                        steps=result.tiles if result.kept else 0)
-        patched.append(Schedule(result.graph, result.layers, plan))
+        patched.append(Schedule(result.graph, result.layers, plan, narrow=wide is False))
     patched.sort(key=_patch_order)
     return patched
 
 
 _STREAM_ROWS = (4, 2, 1)  # new rows per layer and step of a streamed stage, tried
+_STREAM_PLANS = 24  # streamed schedules planned at most per budget search
 
 
 def _describe_patch(result: Patched, last: str) -> str:
@@ -821,11 +828,11 @@ def _describe_patch(result: Patched, last: str) -> str:
             f"{result.rows} output row{'s' if result.rows != 1 else ''}")
 
 
-def _patch_order(schedule: Schedule) -> tuple[int, int, int]:
+def _patch_order(schedule: Schedule) -> tuple[int, int, bool, int]:
     """Fewest extra MACs first; then streamed schedules, fewest steps first (each step
-    calls every layer once more); then the smaller arena."""
+    calls every layer once more), wider depthwise passes first; then the smaller arena."""
     plan = schedule.plan
-    return plan.extra_macs, plan.steps or 1 << 30, plan.size
+    return plan.extra_macs, plan.steps or 1 << 30, schedule.narrow, plan.size
 
 
 def _patch_candidates(graph: Graph, layers: list[Layer], variant: list[Layer] | None,
@@ -881,7 +888,7 @@ def _with_overlaps(schedule: Schedule, io_in_arena: bool, work: _Work,
                            schedule.plan.views or None)
         plan = replace(plan, patch=schedule.plan.patch, extra_macs=schedule.plan.extra_macs,
                        lower_bound=schedule.plan.lower_bound, steps=schedule.plan.steps)
-        current = Schedule(schedule.graph, schedule.layers, plan)
+        current = Schedule(schedule.graph, schedule.layers, plan, schedule.narrow)
         if plan.size < best.plan.size:
             best = current
     return best
