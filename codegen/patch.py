@@ -337,8 +337,8 @@ def _wide_lines(layer: Layer, budget: int) -> Layer:
 
     if scratch(channels) != with_whole_lines(layer).scratch_bytes():
         return layer
-    group = min(channels, budget // scratch(1) // 4 * 4)
-    if group <= int(p["group"]):
+    group = min(channels, budget // (6 * line) // 4 * 4)  # 3 lines of int16 per channel
+    if group <= int(p["group"]) or scratch(group) > budget:
         return layer
     params = {**p, "group": group, "scratch": scratch(group),
               "mve": 3 * 4 * int(p["mve_positions"]) <= 3 * group * line * 2}

@@ -107,7 +107,10 @@ class GlobalPoolRows(Layer):
     The sums are the whole pool's, so the means are too."""
 
     template: ClassVar[str] = "kernels/average_pool_2d_rows.c.j2"
-    runtime: ClassVar[tuple[str, ...]] = ("clamp",)
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("clamp", "pool_pairs") if self.params["pairs"] else ("clamp",)
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         p = self.params
@@ -138,5 +141,7 @@ def global_pool_rows(pool: GlobalAveragePool2D, op: Operator, graph: Graph,
     x = graph.tensors[inputs[0]]
     p = pool.params
     params = {key: p[key] for key in ("in_c", "count", "half", "act_min", "act_max")}
-    params.update(pixels=x.size // int(p["in_c"]), first=first, last=last)
+    pixels = x.size // int(p["in_c"])
+    params.update(pixels=pixels, first=first, last=last,
+                  pairs=pixels <= _PAIR_SUM_LIMIT and int(p["in_c"]) >= 4)
     return GlobalPoolRows(op, graph, inputs=inputs, outputs=(output,), params=params)
