@@ -789,8 +789,8 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
         out = graph.tensors[run[end].outputs[0]]
         if smallest is None or out.nbytes < smallest:
             if smallest is not None:
-                streams += [(end, rows, wide) for rows in _STREAM_ROWS
-                            for wide in (True, False)]
+                streams += [(end, rows, True) for rows in _STREAM_ROWS]
+                streams.append((end, _STREAM_ROWS[-1], False))
                 options += [(end, tiles) for tiles in (2, 3, 4, 6, 8, 12, MAX_TILES)
                             if tiles <= out.shape[1]]
             smallest = out.nbytes
@@ -814,7 +814,9 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
 
 
 _STREAM_ROWS = (4, 2, 1)  # new rows per layer and step of a streamed stage, tried
-_STREAM_PLANS = 24  # streamed schedules planned at most per budget search
+# Streamed schedules planned at most per budget search (4 per stage end: each row count with
+# wide depthwise passes, one row a step without): each is a plan of steps x layers.
+_STREAM_PLANS = 12
 
 
 def _describe_patch(result: Patched, last: str) -> str:
