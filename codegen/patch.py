@@ -434,13 +434,14 @@ class _Stream:
             shift = top - w.lo
             w.lo = top
             dst = self._view(i, top, w.hi)
-            moved.append(self._move(src, dst, w.hi - top, shift))
+            moved.append(self._move(self.chain[i].index, src, dst, w.hi - top, shift))
         w.lo = top
         if top == w.hi:  # empty: the next rows start at its top
             w.lo = w.hi
         return moved
 
-    def _move(self, src: int, dst: int, count: int, shift: int) -> Layer:
+    def _move(self, producer: int, src: int, dst: int, count: int, shift: int) -> Layer:
+        """KEEP_ROWS of the window of layer `producer`'s output (named after that layer)."""
         t = self.b.tensors[src]
         row = t.nbytes // t.shape[1]
         op = Operator(self.b.next_op, "KEEP_ROWS", (src,), (dst,))
@@ -448,7 +449,7 @@ class _Stream:
         layer = _KeepRows(op, self.graph, inputs=(src,), outputs=(dst,))
         layer.params["signature"] = "const int8_t *input0, int8_t *output0"
         layer.params["steps"] = _keep_rows_steps(count, row, shift)
-        layer.stem = f"keep_rows{count}x{row}_up{shift}"
+        layer.stem = f"l{producer}_keep_rows{count}x{row}_up{shift}"
         return layer
 
     def _run(self, build: bool) -> list[Layer]:
