@@ -154,28 +154,22 @@ def _live_peak(graph: Graph, layers: list[Layer], order: list[int]) -> int:
     return peak
 
 
-def _dependencies(layers: list[Layer], state: dict[int, int] | None = None,
-                  views: dict[int, tuple[int, int]] | None = None) -> list[set[int]]:
-    """For each layer, those it must follow: the producers of what it reads (a view's
-    producer writes its base tensor's bytes, which its base's readers read), and the last
+def _dependencies(layers: list[Layer], state: dict[int, int] | None = None) -> list[set[int]]:
+    """For each layer, those it must follow: the producers of what it reads, and the last
     layer before it in file order that touched the same state region (`state`: tensor ->
-    region offset; state tensors are not produced, but read and updated)."""
+    region offset; state tensors are not produced, but read and updated). (A patch-based
+    schedule keeps its run order: `_check_run_order`.)"""
     state = state or {}
     producers: dict[int, set[int]] = {}
     for i, layer in enumerate(layers):
         for t in layer.outputs:
-            if t in state:
-                continue
-            producers.setdefault(t, set()).add(i)
-            if views and t in views:
-                producers.setdefault(views[t][0], set()).add(i)
+            if t not in state:
+                producers.setdefault(t, set()).add(i)
     deps = []
     for layer in layers:
         need: set[int] = set()
         for t in layer.inputs:
             need |= producers.get(t, set())
-            if views and t in views:
-                need |= producers.get(views[t][0], set())
         deps.append(need)
     toucher: dict[int, int] = {}  # region -> the last layer touching it so far
     for i, layer in enumerate(layers):

@@ -8,6 +8,12 @@ overlaps, I/O outside and inside the arena) is checked by the byte-level simulat
 tests/test_memory.py, and its C against the same model run unpatched (the reference of the
 model's own layers, which matches TFLM) on the host, under the sanitizers with the
 debug-buffer build, and on every other target.
+
+Streamed stages (rows kept in window buffers, not computed again; codegen/patch.py `stream`)
+are checked the same way on the windows model and on a model shaped like kws_ref_model in
+small (strided convolution, 3x3 depthwise of strides 1 and 2, 1x1 convolutions, a global
+AVERAGE_POOL_2D summed over the steps): the simulation for every stage end and row count,
+the C on the host, under the sanitizers with the debug-buffer build, and on cortex-m4.
 """
 
 from __future__ import annotations
