@@ -38,17 +38,19 @@ MODELS = {**{f"v7m_{name}": _no_minus_128(name) for name in BRANCHES}, **WINDOW_
 def _lanes(words: np.ndarray, u_a: np.ndarray, u_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The kernel's two accumulators (bias included, unscaled) of one channel from its words,
     for the nine taps' values u_a, u_b (in [1, 256]) of two outputs: P = U * w (mod 2^32),
-    A = ca + sum P, B = sum (P >> 16) (arithmetic), outputs A - 2^16 B and B + cb."""
+    A = ca + sum P, B = sum (P >> 16) (arithmetic), outputs A - 2^16 B and B + cb, where
+    ca = cb - 65537 N (N the count of negative taps, the eleventh byte)."""
     raw = np.asarray(words[:3], np.int64) & 0xFFFFFFFF
     taps = np.array([(raw[t // 4] >> (8 * (t % 4))) & 0xFF for t in range(9)], np.int64)
     taps = np.where(taps >= 128, taps - 256, taps)
     u = (u_a + (u_b << 16)) & 0xFFFFFFFF
     p = (u * (taps & 0xFFFFFFFF)) & 0xFFFFFFFF
     signed = np.where(p >= 1 << 31, p - (1 << 32), p)
-    a = (int(words[3]) + int(p.sum())) & 0xFFFFFFFF
+    negative = (int(raw[2]) >> 16) & 0xFF
+    a = (int(words[3]) - 65537 * negative + int(p.sum())) & 0xFFFFFFFF
     b = int((signed >> 16).sum())
     out_a = (a - (b << 16)) & 0xFFFFFFFF
-    out_b = (b + int(words[4])) & 0xFFFFFFFF
+    out_b = (b + int(words[3])) & 0xFFFFFFFF
     return tuple(v - (1 << 32) if v >= 1 << 31 else v for v in (out_a, out_b))  # type: ignore[return-value]
 
 

@@ -21,9 +21,9 @@ import numpy as np
 
 # The C condition under which the kernel and its words are compiled.
 GUARD = "CG_DW3X3_V7M"
-# Words per channel: the nine taps as bytes (rows along A, taps along B) and left + 1 in
-# the tenth byte, then ca and cb.
-WORDS = 5
+# Words per channel: the nine taps as bytes (rows along A, taps along B), left + 1 and N
+# in the tenth and eleventh bytes, then cb (the kernel derives ca = cb - 65537 N).
+WORDS = 4
 _BIAS_U = 129
 
 
@@ -44,11 +44,11 @@ def words(taps: np.ndarray, shifts: np.ndarray, bias: np.ndarray | None,
     data = np.zeros((channels, 12), np.int64)
     data[:, :9] = flat & 0xFF
     data[:, 9] = left1
+    data[:, 10] = n
     packed = (data.reshape(channels, 3, 4) << np.array([0, 8, 16, 24])).sum(axis=2)
     out = np.zeros((channels, WORDS), np.int64)
     out[:, :3] = packed
-    out[:, 3] = b - z * s - (n << 16)
-    out[:, 4] = b - z * s + n
+    out[:, 3] = b - z * s + n
     return _wrap(out)
 
 
