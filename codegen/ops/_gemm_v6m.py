@@ -33,6 +33,17 @@ exactly and the engine keeps A = sum P (mod 2^32) and B = sum P >> 16:
 the last term folded into the table's bias. Six channels (three words) per pass: two
 products per MLA, the weights two words per LDRD.
 
+CONV_2D on ARMv7-M (`pack_conv7`, templates/runtime/gemm_v7m_conv.c.j2) crosses the lanes:
+a weight word holds two depth indices of one channel, W = w[2i] + 2^16 * w[2i + 1], a column
+word the same two of one pixel, X = 2^16 * x[2i] + x[2i + 1], so that
+    W * X + 2^15 = (w[2i] * x[2i + 1] + 2^15) + 2^16 * (w[2i] * x[2i] + w[2i + 1] * x[2i + 1])
+(mod 2^32): the low half lies in [16512, 49152], never carries, and where `fc7_fits` proves
+the pair's dot product within [-2^15, 2^15) the high half is that dot product exactly, one
+MLA and one ADD with ASR #16 per two products, no correction after the sum: S = sum w * x,
+which the DSP engine's table takes as it is. The depth goes in runs of values contiguous in
+the image (`conv7_weights`: a pixel's channels, a filter row, or a tap), each padded with a
+zero to an even length; two channels by two pixels per pass.
+
 Requantization: the DSP engine's short form (`_gemm.plan_requant`), exact where the generator
 bounds the accumulator; the 32x32->64 high word is one SMULL on ARMv7-M and four 16-bit
 products on ARMv6-M.
