@@ -15,20 +15,25 @@ gemm_v7m_conv.c.j2, templates/kernels/_conv_2d_v7m.c.j2):
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from support.builder import ModelBuilder, Q, bias_scales
 from support.conv_models import conv_options, out_size
-from support.verify import c_matches_reference, edge_inputs
+from support.policy import require_tool
+from support.verify import assert_same, c_matches_reference, edge_inputs, random_inputs
 from test_gemm_v6m import _sanitized_matches_reference
 from test_kernels_fast import MODELS as GEMM_MODELS
 
 from codegen import quant
+from codegen.build import build_firmware
+from codegen.execute import HARNESS_NAME, execute, run_executable, write_harness_sources
 from codegen.ops import _gemm, _gemm_v6m
 from codegen.ops.conv_2d import Conv2DGemm
 from codegen.program import load_program
+from codegen.targets import get_target
 
 _U32 = (1 << 32) - 1
 
@@ -146,7 +151,16 @@ def _extremes(model: bytes) -> list[np.ndarray]:
 @pytest.mark.parametrize("target", ["cortex-m3", "cortex-m0"])
 def test_conv7_model_matches_reference(target: str, tmp_path: Path) -> None:
     model = _conv7_model()
-    c_matches_reference(model, target, tmp_path, seed=6, extra=_extremes(model))
+    executable = c_matches_reference(model, target, tmp_path, seed=6, extra=_extremes(model))
+    # ARMv7-M runs the engine (and ARMv6-M's for the layer it refuses), ARMv6-M only its own
+    symbols = _symbols(executable)
+    assert "cg_v6m_conv4" in symbols
+    assert ("cg_v7m_conv2" in symbols) == (target == "cortex-m3")
+
+
+def _symbols(executable: Path) -> str:
+    return subprocess.run([require_tool("arm-none-eabi-nm"), str(executable)],
+                          capture_output=True, text=True, timeout=60, check=True).stdout
 
 
 def test_conv7_portable_engine_is_exact_under_sanitizers(tmp_path: Path) -> None:
@@ -161,3 +175,21 @@ def test_edge_models_portable_engine_under_sanitizers(name: str, tmp_path: Path)
     source = _sanitized_matches_reference(load_program(GEMM_MODELS[name]()), tmp_path,
                                           ["-DCG_GEMM_V6M=1", "-DCG_GEMM_V7M=1"], 8)
     assert "cg_v7m_conv2(cols" in source
+
+
+def test_conv7_model_on_cortex_m3_without_the_engine(tmp_path: Path) -> None:
+    """-DCG_GEMM_V7M=0 on cortex-m3 (flash over time): the ARMv6-M engines and their byte
+    weights (the arrays of CG_GEMM_V6M && !CG_GEMM_V7M) compile and match the reference."""
+    program = load_program(_conv7_model())
+    write_harness_sources(program, tmp_path)
+    source = tmp_path / f"{HARNESS_NAME}.c"
+    source.write_text("#define CG_GEMM_V7M 0\n" + source.read_text())
+    executable = build_firmware(tmp_path, HARNESS_NAME, get_target("cortex-m3"),
+                                tmp_path / "build")
+    inputs = random_inputs(program, 3, seed=2)
+    extra = _extremes(_conv7_model())
+    inputs = [np.concatenate([extra[i], inputs[i]]) for i in range(len(inputs))]
+    assert_same(run_executable(program, "cortex-m3", executable, inputs),
+                execute(program, "reference", inputs), "cortex-m3 with CG_GEMM_V7M=0")
+    symbols = _symbols(executable)
+    assert "cg_v6m_conv4" in symbols and "cg_v7m_conv2" not in symbols
