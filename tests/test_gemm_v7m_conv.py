@@ -187,17 +187,21 @@ def test_edge_models_portable_engine_under_sanitizers(name: str, tmp_path: Path)
     assert "cg_v7m_conv2(cols" in source
 
 
-@pytest.mark.parametrize("define", ["CG_GEMM_V7M 0", "CG_V7M_CONV_LDRD 1"])
-def test_conv7_model_on_cortex_m3_by_macro(define: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("define", "level"), [("CG_GEMM_V7M 0", "2"),
+                                               ("CG_V7M_CONV_LDRD 1", "2"), (None, "0")])
+def test_conv7_model_on_cortex_m3_by_macro(define: str | None, level: str,
+                                           tmp_path: Path) -> None:
     """On cortex-m3 under QEMU: -DCG_GEMM_V7M=0 (flash over time: the ARMv6-M engines and
-    their byte weights, the arrays of CG_GEMM_V6M && !CG_GEMM_V7M), and the engine's LDRD
-    loads (-DCG_V7M_CONV_LDRD=1: fewer instructions) match the reference."""
+    their byte weights, the arrays of CG_GEMM_V6M && !CG_GEMM_V7M), the engine's LDRD
+    loads (-DCG_V7M_CONV_LDRD=1: fewer instructions), and the engine in a -O0 build match
+    the reference."""
     program = load_program(_conv7_model())
     write_harness_sources(program, tmp_path)
     source = tmp_path / f"{HARNESS_NAME}.c"
-    source.write_text(f"#define {define}\n" + source.read_text())
+    if define is not None:
+        source.write_text(f"#define {define}\n" + source.read_text())
     executable = build_firmware(tmp_path, HARNESS_NAME, get_target("cortex-m3"),
-                                tmp_path / "build")
+                                tmp_path / "build", optimization=level)
     inputs = random_inputs(program, 3, seed=2)
     extra = _extremes(_conv7_model())
     inputs = [np.concatenate([extra[i], inputs[i]]) for i in range(len(inputs))]
