@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +200,40 @@ def test_two_models_share_one_arena(tmp_path: Path) -> None:
         assert_same([got.reshape(expected.shape)],
                     execute(program, "reference", [inputs[name]]),
                     f"{name} in the firmware vs the reference")
+
+
+@pytest.mark.qemu
+def test_many_models_helper_runs_each_model_and_names_the_one_that_differs(
+        tmp_path: Path) -> None:
+    """support.many_models (every operator test model of a numerics mode in one Cortex-M4
+    firmware): three models, one of them keeping state (a resource variable CALL_ONCE
+    starts, as one stream of invokes) equal their references; a changed output value, or a
+    firmware failing on a model, is an assertion naming that model and no other."""
+    from support import state_hostile
+    from support.many_models import (
+        build_firmware,
+        case_with_edges,
+        outputs_match_references,
+        run_firmware,
+    )
+
+    programs = {"demo": load_program(DEMO), "counter": load_program(state_hostile.counter()),
+                "net": load_program(_net_model())}
+    assert programs["counter"].state is not None
+    cases = [case_with_edges(name, program, 10, seed=3) for name, program in programs.items()]
+    elf = build_firmware(cases, "cortex-m4", tmp_path)
+    output = run_firmware(cases, elf, "cortex-m4")
+    outputs_match_references(cases, output, "cortex-m4")
+
+    tampered = bytearray(output)
+    tampered[len(cases[0].inputs[0]) * programs["demo"].graph.tensors[
+        programs["demo"].graph.outputs[0]].nbytes + 5] ^= 1
+    with pytest.raises(AssertionError) as info:
+        outputs_match_references(cases, bytes(tampered), "cortex-m4")
+    assert "1 of 3 models differ" in str(info.value)
+    assert "counter on cortex-m4 vs its reference" in str(info.value)
+    assert "demo on" not in str(info.value) and "net on" not in str(info.value)
+
+    short = [*cases[:2], replace(cases[2], inputs=[x[:-1] for x in cases[2].inputs])]
+    with pytest.raises(AssertionError, match=r"^net: .*many_models: model 2 sample 11: "):
+        run_firmware(short, elf, "cortex-m4")

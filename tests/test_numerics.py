@@ -229,27 +229,43 @@ def _takes_in_tflm(name: str) -> bool:
     return True
 
 
-M4_OP_MODELS = ("conv:b_edge", "conv:mlperf_kws", "fc:demo_per_tensor", "elem:add_sub",
-                "act:leaky_relu", "act:logistic_tanh", "act:hard_swish_relu",
-                "act:chain_in_place", "data:bundle_quantize", "elem:mean",
-                "elem:concatenation", "elem:mul", "fc:float_io", "i16:activations",
-                "i16:mixed", "i16:dense", "i16:transpose_conv_int8")
+# Random samples per model under QEMU (after the all-minimum and all-maximum ones): 30, or
+# as many as M4_MACS multiply-accumulates allow (the MLPerf-sized convolutions; at least 4).
+M4_SAMPLES = 30
+M4_MACS = 80_000_000
+# The operator test models each mode takes, by firmware: the builder's models, and the ones
+# TensorFlow converts (a firmware of their own, so that the builder's run without it);
+# together the counts of TAKEN.
+M4_TAKEN = {"litert-ref": {"builder": 31, "tf": 34}, "litert": {"builder": 32, "tf": 34}}
+
+
+def _m4_params() -> list[object]:
+    return [pytest.param(m, group, marks=[pytest.mark.tf] if group == "tf" else [])
+            for m in MODES for group in ("builder", "tf")]
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("numerics", MODES)
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.tf] if _needs_tf(n) else [])
-                                  for n in M4_OP_MODELS])
-def test_op_model_c_matches_the_mode_reference_on_cortex_m4(numerics: str, name: str,
-                                                            tmp_path: Path) -> None:
-    """The C under QEMU equals the mode's reference (which the test above checks against the
-    mode's LiteRT oracle): the float requantization and the tables on the target."""
-    case = _op_case(numerics, name)
-    if case is None:
-        assert name not in MUST_TAKE[numerics]
-        return
-    c_matches_reference(case[0], "cortex-m4", tmp_path, seed=23, samples=30,
-                        numerics=numerics)
+@pytest.mark.parametrize(("numerics", "group"), _m4_params())
+def test_op_models_c_match_the_mode_reference_on_cortex_m4(numerics: str, group: str,
+                                                           tmp_path: Path) -> None:
+    """Every operator test model the mode takes, each generated under its own name into one
+    firmware, run in one QEMU boot: the C equals the mode's reference (which the test above
+    checks against the mode's LiteRT oracle) on full-range samples with the edges; the
+    float requantization and the tables on the target. (Mode tflm: each operator suite runs
+    its models on every target.)"""
+    from support.many_models import c_matches_reference_in_one_firmware, case_with_edges
+
+    cases = []
+    for name in OP_MODELS:
+        if _needs_tf(name) == (group == "tf"):
+            case = _op_case(numerics, name)
+            if case is not None:
+                samples = min(M4_SAMPLES, max(4, M4_MACS // max(1, case[1].macs)))
+                cases.append(case_with_edges(name, case[1], samples, seed=23))
+    assert len(cases) == M4_TAKEN[numerics][group]
+    assert sum(M4_TAKEN[numerics].values()) == sum(TAKEN[numerics])
+    c_matches_reference_in_one_firmware(cases, "cortex-m4", tmp_path,
+                                        label=f"--numerics {numerics}")
 
 
 def _16x8_layer_models() -> list[object]:

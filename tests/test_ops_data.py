@@ -12,15 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from support import data_models as dm
 from support.builder import Q
+from support.op_tests import op_tests
 from support.verify import (
-    C_TARGETS,
-    c_matches_reference,
-    edge_inputs,
     inputs_with_edges,
     reference_matches_tflm,
 )
@@ -189,25 +186,11 @@ def test_case_reference_matches_tflm(name: str) -> None:
     reference_matches_tflm(model, inputs_with_edges(model, TFLM_SAMPLES, seed=1))
 
 
-@pytest.mark.tflm
-@pytest.mark.parametrize("name", MODEL_PARAMS)
-def test_model_reference_matches_tflm(name: str) -> None:
-    model = MODELS[name]()
-    reference_matches_tflm(model, inputs_with_edges(model, TFLM_SAMPLES, seed=2))
-
-
-@pytest.mark.parametrize("target", C_TARGETS)
-@pytest.mark.parametrize("name", MODEL_PARAMS)
-def test_generated_c_matches_reference(name: str, target: str, tmp_path: Path) -> None:
-    model = MODELS[name]()
-    c_matches_reference(model, target, tmp_path, seed=3, extra=edge_inputs(load_program(model)))
-
-
-@pytest.mark.parametrize("name", MODEL_PARAMS)
-def test_generated_c_is_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
-    model = MODELS[name]()
-    c_matches_reference(model, "host", tmp_path, seed=4, sanitize=True,
-                        extra=edge_inputs(load_program(model)))
+# The reference against TFLM, the C against the reference on every target and under the
+# sanitizers (support.op_tests).
+(test_model_reference_matches_tflm, test_generated_c_matches_reference,
+ test_generated_c_is_clean_under_sanitizers) = op_tests(
+    MODELS, MODEL_PARAMS, tflm_samples=TFLM_SAMPLES, seeds=(2, 3, 4))
 
 
 # -- refusals ------------------------------------------------------------------------------

@@ -18,11 +18,8 @@ import pytest
 from support import elementwise_models as em
 from support.builder import ModelBuilder, Q
 from support.elementwise_models import f32
+from support.op_tests import op_tests
 from support.verify import (
-    C_TARGETS,
-    c_matches_reference,
-    edge_inputs,
-    inputs_with_edges,
     reference_matches_tflm,
 )
 
@@ -49,26 +46,11 @@ CASES = [pytest.param(name, marks=[pytest.mark.tf] if name.startswith("keras") e
          for name in MODELS]
 
 
-@pytest.mark.tflm
-@pytest.mark.parametrize("name", CASES)
-def test_reference_matches_tflm(name: str) -> None:
-    model = MODELS[name]()
-    reference_matches_tflm(model, inputs_with_edges(model, TFLM_SAMPLES, seed=1))
-
-
-@pytest.mark.parametrize("target", C_TARGETS)
-@pytest.mark.parametrize("name", CASES)
-def test_generated_c_matches_reference(name: str, target: str, tmp_path: Path) -> None:
-    model = MODELS[name]()
-    c_matches_reference(model, target, tmp_path, seed=2,
-                        extra=edge_inputs(load_program(model)))
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_generated_c_is_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
-    model = MODELS[name]()
-    c_matches_reference(model, "host", tmp_path, seed=3, sanitize=True,
-                        extra=edge_inputs(load_program(model)))
+# The reference against TFLM, the C against the reference on every target and under the
+# sanitizers (support.op_tests).
+(test_reference_matches_tflm, test_generated_c_matches_reference,
+ test_generated_c_is_clean_under_sanitizers) = op_tests(
+    MODELS, CASES, tflm_samples=TFLM_SAMPLES)
 
 
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])

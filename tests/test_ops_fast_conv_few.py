@@ -15,18 +15,11 @@ generated C against the reference on every target and under the sanitizers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from support.conv_models import Branch, branch_model
+from support.op_tests import op_tests
 from support.policy import SHARED_MODELS, require_file
-from support.verify import (
-    C_TARGETS,
-    c_matches_reference,
-    edge_inputs,
-    inputs_with_edges,
-    reference_matches_tflm,
-)
 
 from codegen.ops.conv_2d import Conv2DGemm
 from codegen.program import load_program
@@ -99,23 +92,10 @@ def test_first_layers_take_it_where_it_reads_less(model: str, first: bool) -> No
     assert all(la.params["few"] is None for la in conv[1:])
 
 
-@pytest.mark.tflm
-@pytest.mark.parametrize("name", list(MODELS))
-def test_reference_matches_tflm(name: str) -> None:
-    model = MODELS[name]()
-    inputs = inputs_with_edges(model, TFLM_SAMPLES, seed=1)
-    reference_matches_tflm(model, inputs)
+# The reference against TFLM, the C against the reference on every target and under the
+# sanitizers (support.op_tests).
+(test_reference_matches_tflm, test_generated_c_matches_reference,
+ test_generated_c_is_clean_under_sanitizers) = op_tests(
+    MODELS, list(MODELS), tflm_samples=TFLM_SAMPLES)
 
 
-@pytest.mark.parametrize("target", C_TARGETS)
-@pytest.mark.parametrize("name", list(MODELS))
-def test_generated_c_matches_reference(name: str, target: str, tmp_path: Path) -> None:
-    model = MODELS[name]()
-    c_matches_reference(model, target, tmp_path, seed=2, extra=edge_inputs(load_program(model)))
-
-
-@pytest.mark.parametrize("name", list(MODELS))
-def test_generated_c_is_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
-    model = MODELS[name]()
-    c_matches_reference(model, "host", tmp_path, seed=3, sanitize=True,
-                        extra=edge_inputs(load_program(model)))

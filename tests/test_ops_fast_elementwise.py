@@ -10,19 +10,9 @@ and under the sanitizers.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-import pytest
 from support.builder import Q
 from support.elementwise_models import Net, f32
-from support.verify import (
-    C_TARGETS,
-    c_matches_reference,
-    edge_inputs,
-    random_inputs,
-    reference_matches_tflm,
-)
+from support.op_tests import op_tests
 
 from codegen.ops.add_sub import AddSub, AddSubTables
 from codegen.program import load_program
@@ -75,27 +65,11 @@ def _chain_model() -> bytes:
 MODELS = {"add_edges": _edges_model, "add_chain": _chain_model}
 
 
-@pytest.mark.tflm
-@pytest.mark.parametrize("name", list(MODELS))
-def test_reference_matches_tflm(name: str) -> None:
-    model = MODELS[name]()
-    program = load_program(model)
-    edges = edge_inputs(program)
-    inputs = random_inputs(program, TFLM_SAMPLES, seed=1)
-    reference_matches_tflm(model, [np.concatenate([e, x]) for e, x in zip(edges, inputs,
-                                                                             strict=True)])
-
-
-@pytest.mark.parametrize("target", C_TARGETS)
-@pytest.mark.parametrize("name", list(MODELS))
-def test_generated_c_matches_reference(name: str, target: str, tmp_path: Path) -> None:
-    model = MODELS[name]()
-    c_matches_reference(model, target, tmp_path, seed=2)
-
-
-@pytest.mark.parametrize("name", list(MODELS))
-def test_generated_c_is_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
-    c_matches_reference(MODELS[name](), "host", tmp_path, seed=3, sanitize=True)
+# The reference against TFLM, the C against the reference on every target and under the
+# sanitizers (support.op_tests).
+(test_reference_matches_tflm, test_generated_c_matches_reference,
+ test_generated_c_is_clean_under_sanitizers) = op_tests(
+    MODELS, list(MODELS), tflm_samples=TFLM_SAMPLES, c_edges=False)
 
 
 def test_edges_reach_both_paths() -> None:

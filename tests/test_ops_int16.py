@@ -13,21 +13,14 @@ and an all 32767 sample first.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
 from support import int16_models as im
 from support.builder import ModelBuilder, Q
 from support.conv_models import conv_options, depthwise_options
+from support.op_tests import op_tests
 from support.tflm import run_tflm
-from support.verify import (
-    C_TARGETS,
-    c_matches_reference,
-    edge_inputs,
-    inputs_with_edges,
-    reference_matches_tflm,
-)
 
 from codegen.errors import UnsupportedError
 from codegen.model.tflite import load_model
@@ -104,25 +97,11 @@ _BUILDER = ("builder", "activations", "mixed")
 CASES = [pytest.param(n, marks=[] if n in _BUILDER else [pytest.mark.tf]) for n in MODELS]
 
 
-@pytest.mark.tflm
-@pytest.mark.parametrize("name", CASES)
-def test_reference_matches_tflm(name: str) -> None:
-    model = MODELS[name]()
-    reference_matches_tflm(model, inputs_with_edges(model, TFLM_SAMPLES, seed=1))
-
-
-@pytest.mark.parametrize("target", C_TARGETS)
-@pytest.mark.parametrize("name", CASES)
-def test_generated_c_matches_reference(name: str, target: str, tmp_path: Path) -> None:
-    model = MODELS[name]()
-    c_matches_reference(model, target, tmp_path, seed=2, extra=edge_inputs(load_program(model)))
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_generated_c_is_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
-    model = MODELS[name]()
-    c_matches_reference(model, "host", tmp_path, seed=3, sanitize=True,
-                        extra=edge_inputs(load_program(model)))
+# The reference against TFLM, the C against the reference on every target and under the
+# sanitizers (support.op_tests).
+(test_reference_matches_tflm, test_generated_c_matches_reference,
+ test_generated_c_is_clean_under_sanitizers) = op_tests(
+    MODELS, CASES, tflm_samples=TFLM_SAMPLES)
 
 
 @pytest.mark.tf

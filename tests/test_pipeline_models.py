@@ -10,16 +10,8 @@ import numpy as np
 import pytest
 from support import models
 from support.builder import Q, fc_model
+from support.op_tests import op_tests
 from support.policy import require_file
-from support.verify import (
-    C_TARGETS,
-    c_matches_reference,
-    edge_inputs,
-    random_inputs,
-    reference_matches_tflm,
-)
-
-from codegen.program import load_program
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
 DEMO = Path(__file__).resolve().parents[1] / "codegen" / "demo"
@@ -74,28 +66,10 @@ def _marks(name: str) -> list[pytest.MarkDecorator]:
 CASES = [pytest.param(name, marks=_marks(name)) for name in MODELS]
 
 
-@pytest.mark.tflm
-@pytest.mark.parametrize("name", CASES)
-def test_reference_matches_tflm(name: str) -> None:
-    model = MODELS[name]()
-    program = load_program(model)
-    inputs = random_inputs(program, TFLM_SAMPLES, seed=1)
-    edges = edge_inputs(program)
-    inputs = [np.concatenate([e, x]) for e, x in zip(edges, inputs, strict=True)]
-    reference_matches_tflm(model, inputs)
+# The reference against TFLM, the C against the reference on every target and under the
+# sanitizers (support.op_tests).
+(test_reference_matches_tflm, test_generated_c_matches_reference,
+ test_generated_c_is_clean_under_sanitizers) = op_tests(
+    MODELS, CASES, tflm_samples=TFLM_SAMPLES)
 
 
-@pytest.mark.parametrize("target", C_TARGETS)
-@pytest.mark.parametrize("name", CASES)
-def test_generated_c_matches_reference(name: str, target: str, tmp_path: Path) -> None:
-    model = MODELS[name]()
-    program = load_program(model)
-    c_matches_reference(model, target, tmp_path, seed=2, extra=edge_inputs(program))
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_generated_c_is_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
-    model = MODELS[name]()
-    program = load_program(model)
-    c_matches_reference(model, "host", tmp_path, seed=3, sanitize=True,
-                        extra=edge_inputs(program))
