@@ -39,7 +39,7 @@ _U32 = (1 << 32) - 1
 
 
 def _conv7_engine(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """sum w * x per channel as cg_v7m_conv2 computes it from the words (weights [C, K],
+    """sum w * x per channel as cg_v7m_conv2_kN computes it from the words (weights [C, K],
     K a multiple of 8, x [K]): t = W * X + 2^15 wrapped to 32 bits, S = sum t >> 16."""
     words = _gemm_v6m.pack_conv7(weights).astype(np.int64).reshape(-1, weights.shape[1] // 2, 2)
     column = (x[0::2].astype(np.int64) << 16) + x[1::2]  # X = x[2i] * 2^16 + x[2i + 1]
@@ -142,6 +142,9 @@ def test_conv7_model_takes_both_engines() -> None:
     v7m = [la.params["v7m"] for la in layers]
     assert [(v["segments"], v["seg_len"], v["kpad"]) for v in v7m if v is not None] == [
         (3, 9, 32), (3, 3, 16), (1, 3, 8), (1, 9, 16), (5, 45, 232), (9, 4, 40)]
+    # eight k-pairs per iteration where the padded depth is a multiple of 16, else four
+    assert [v["engine"][-2:] for v in v7m if v is not None] == ["k8", "k8", "k4", "k8", "k4",
+                                                                "k4"]
 
 
 def _extremes(model: bytes) -> list[np.ndarray]:
@@ -161,10 +164,10 @@ def test_conv7_model_matches_reference(target: str, tmp_path: Path) -> None:
 
 
 def _engine_listing(executable: Path) -> str:
-    """cg_v7m_conv2's disassembly."""
+    """The disassembly of the first cg_v7m_conv2_kN."""
     listing = subprocess.run([require_tool("arm-none-eabi-objdump"), "-d", str(executable)],
                              capture_output=True, text=True, timeout=60, check=True).stdout
-    engine = listing[listing.index("<cg_v7m_conv2>:"):]
+    engine = listing[listing.index("<cg_v7m_conv2_k"):]
     return engine[:engine.index("\n\n")]
 
 
@@ -177,14 +180,14 @@ def test_conv7_portable_engine_is_exact_under_sanitizers(tmp_path: Path) -> None
     """The engine's portable C (CG_GEMM_V7M=1 on the host) beside the ARMv6-M one."""
     source = _sanitized_matches_reference(load_program(_conv7_model()), tmp_path,
                                           ["-DCG_GEMM_V6M=1", "-DCG_GEMM_V7M=1"], 9)
-    assert "cg_v7m_conv2(cols" in source and "cg_v6m_conv4(cols" in source
+    assert "cg_v7m_conv2_k" in source and "cg_v6m_conv4(cols" in source
 
 
 @pytest.mark.parametrize("name", ["conv_edges", "inplace_chain", "gathered_columns"])
 def test_edge_models_portable_engine_under_sanitizers(name: str, tmp_path: Path) -> None:
     source = _sanitized_matches_reference(load_program(GEMM_MODELS[name]()), tmp_path,
                                           ["-DCG_GEMM_V6M=1", "-DCG_GEMM_V7M=1"], 8)
-    assert "cg_v7m_conv2(cols" in source
+    assert "cg_v7m_conv2_k" in source
 
 
 @pytest.mark.parametrize(("define", "level"), [("CG_GEMM_V7M 0", "2"),

@@ -205,7 +205,9 @@ def plan_conv7(weights: np.ndarray, rq: Requant, segments: int,
     if ordered.shape[1] > kpad or not fc7_fits(ordered):
         return None
     length = w.shape[1] // segments
+    unroll = 8 if ordered.shape[1] % 16 == 0 else 4  # k-pairs per iteration of its loop
     return {"weights": pack_conv7(ordered),
+            "engine": f"cg_v7m_conv2_k{unroll}", "snippet": f"gemm_v7m_conv2.k{unroll}",
             "table": _table(rq, np.zeros(w.shape[0], np.int64), CONV7_BLOCK),
             "segments": segments, "seg_len": length, "seg_even": length + length % 2,
             "depth": segments * (length + length % 2), "kpad": ordered.shape[1]}

@@ -62,7 +62,7 @@ class Conv2DGemm(Conv2D):
         fills = not p["pointwise"] and not p["gather"] and (p["has_border"] or p["depth_pad"])
         copies = ("gemm_copy",) if p["ring"] else ()
         few = ("conv_few",) if p["few"] is not None else ()
-        v7m = ("gemm_v7m_conv",) if p["v7m"] is not None else ()
+        v7m = () if p["v7m"] is None else ("gemm_v7m_conv", p["v7m"]["snippet"])
         return (*p["snippets"], *(("widen_fill",) if fills else ()), *copies, "gemm_v6m_conv",
                 *v7m, p["mve"]["snippet"], *few)
 
