@@ -25,10 +25,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from codegen.errors import UnsupportedError
-from codegen.model.ir import Graph, Operator, Tensor
+from codegen.model.ir import DType, Graph, Operator, Tensor
 from codegen.ops import prepare_layer
 from codegen.ops._conv import ConvLayer
+from codegen.ops._copy import CopyLayer
 from codegen.ops._pool import PoolLayer
 from codegen.ops._window import BAND_ROWS, Axis
 from codegen.ops.base import Layer
@@ -53,6 +56,7 @@ class Patched:
     tiles: int
     rows: int  # output rows per band (the last band may have fewer)
     extra_macs: int  # over the layer-by-layer schedule
+    kept: bool = False  # streamed: rows kept in window buffers, not computed again
 
 
 def _rows_axis(layer: Layer) -> Axis | None:
@@ -234,3 +238,320 @@ def _bands(builder: _Builder, graph: Graph, stage: list[Layer], lo: int,
         in_lo = wants[0][0]
         result.append(builder.band_layer(layer, inputs, in_lo, output, out_lo, out_hi))
     return result
+
+
+# -- streaming: rows kept, not computed again --------------------------------------------
+#
+# A stage that is a chain (each layer reads the one before it; the first a model input)
+# may also run in steps in which every layer computes only rows it has not computed yet,
+# at most `rows` of them, and only as many as the next layer's next rows read: each
+# tensor of the stage lives in a window buffer of a few rows that keeps the rows the next
+# layer still reads (moved to the buffer's top, a copy of whole rows, before new rows are
+# appended) instead of computing them again. A global AVERAGE_POOL_2D may end such a
+# stage: each step adds the new rows of its input into int32 sums per channel, and the
+# last one divides (the same sums as the whole pool's, so the same means).
+
+
+@dataclass(frozen=True)
+class _Read:
+    """Rows [lo, hi) of a window, `at` rows below its top."""
+
+    lo: int
+    hi: int
+    at: int
+
+
+@dataclass
+class _Window:
+    """The rows [lo, hi) a window buffer holds, from its top, and its largest extent."""
+
+    lo: int = 0
+    hi: int = 0
+    capacity: int = 0
+
+
+def _chain(graph: Graph, stage: list[Layer]) -> bool:
+    """Each layer a window reading one tensor: the model input, then the layer before."""
+    for i, layer in enumerate(stage):
+        if _rows_axis(layer) is None or len(layer.inputs) != 1:
+            return False
+        source = stage[i - 1].outputs[0] if i else None
+        if (layer.inputs[0] != source) if i else (layer.inputs[0] not in graph.inputs):
+            return False
+    return True
+
+
+def _pooled(graph: Graph, stage: list[Layer]) -> bool:
+    """Whether the stage ends in a global AVERAGE_POOL_2D of one int8 image."""
+    from codegen.ops.average_pool_2d import GlobalAveragePool2D
+
+    last = stage[-1]
+    return isinstance(last, GlobalAveragePool2D) and graph.tensors[
+        last.inputs[0]].dtype.numpy_name == "int8" and int(last.params["batches"]) == 1
+
+
+def stream_steps(graph: Graph, chain: list[Layer],
+                 rows: int) -> list[list[tuple[int, int]]] | None:
+    """Per step, per layer of the chain, the output rows [lo, hi) it computes (lo == hi:
+    none): at most `rows`, no more than the next layer's next `rows` rows read, and only
+    those whose input rows are there. None when a step would make no progress."""
+    heights = [graph.tensors[layer.outputs[0]].shape[1] for layer in chain]
+    done = [0] * len(chain)
+    steps: list[list[tuple[int, int]]] = []
+    while done[-1] < heights[-1]:
+        step = []
+        for i, layer in enumerate(chain):
+            lo = done[i]
+            hi = min(heights[i], lo + rows)
+            if i + 1 < len(chain) and done[i + 1] < heights[i + 1]:
+                nxt = done[i + 1]
+                hi = min(hi, _needs(chain[i + 1], graph, nxt,
+                                    min(heights[i + 1], nxt + rows))[0][1])
+            ready = done[i - 1] if i else graph.tensors[layer.inputs[0]].shape[1]
+            while hi > lo and _needs(layer, graph, lo, hi)[0][1] > ready:
+                hi -= 1
+            done[i] = max(lo, hi)
+            step.append((lo, done[i]))
+        if all(lo == hi for lo, hi in step):
+            return None
+        steps.append(step)
+    return steps
+
+
+def _wide_lines(layer: Layer, budget: int) -> Layer:
+    """A 3x3 depthwise band whose line buffer takes as many channels per pass as `budget`
+    bytes of scratch hold (a multiple of 4), when that is more than its module gives a
+    band (an eighth of its input: 4 channels for a few rows). A streamed stage calls each
+    band once per row or so, and every pass costs time. The scratch and Helium condition
+    are derived as `with_whole_lines` derives them for all channels; a module whose
+    derivation differs (checked on all channels) keeps the layer as it is."""
+    from codegen.ops.depthwise_conv_2d import DepthwiseConv2D3x3, with_whole_lines
+
+    if not isinstance(layer, DepthwiseConv2D3x3):
+        return layer
+    p = layer.params
+    line, channels = int(p["line"]), int(p["channels"])
+
+    def scratch(group: int) -> int:
+        return 3 * line * max(2 * group, 0 if p["v6m"] is None else 4)
+
+    if scratch(channels) != with_whole_lines(layer).scratch_bytes():
+        return layer
+    group = min(channels, budget // (6 * line) // 4 * 4)  # 3 lines of int16 per channel
+    if group <= int(p["group"]) or scratch(group) > budget:
+        return layer
+    params = {**p, "group": group, "scratch": scratch(group),
+              "mve": 3 * 4 * int(p["mve_positions"]) <= 3 * group * line * 2}
+    return replace(layer, params=params)
+
+
+class _KeepRows(CopyLayer):
+    """Rows a window buffer keeps for the next step, moved up to its top: one copy per
+    row, top row first, when they move by fewer rows than they are (each copy then reads
+    a row below the one it writes, which no earlier copy wrote), else one copy."""
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [inputs[0]]
+
+
+def _keep_rows_steps(count: int, row: int, shift: int) -> list[dict[str, object]]:
+    """The copy of `count` rows of `row` bytes `shift` rows up, as copy.c.j2 lays it out."""
+    indent = "    "
+    if shift >= count:
+        return [{"kind": "copy", "loops": [], "indent": indent, "src": "input0",
+                 "dst": "output0", "src_pointer": "input0", "dst_pointer": "output0",
+                 "memcpy_length": count * row}]
+    index = f"i0 * {row}"
+    return [{"kind": "copy", "loops": [{"indent": indent, "var": "i0", "count": count}],
+             "indent": indent * 2, "src": "input0", "dst": "output0",
+             "src_pointer": f"input0 + {index}", "dst_pointer": f"output0 + {index}",
+             "memcpy_length": row}]
+
+
+class _Stream:
+    """The layers of a streamed stage (see above), from its steps: a first pass measures
+    each window buffer, the second makes the tensors and layers."""
+
+    def __init__(self, builder: _Builder, stage: list[Layer], pooled: bool,
+                 steps: list[list[tuple[int, int]]], wide: bool) -> None:
+        self.b = builder
+        self.wide = wide
+        self.graph = builder.graph
+        self.stage = stage
+        self.pooled = pooled
+        self.chain = stage[:-1] if pooled else stage
+        self.steps = steps
+        m = len(self.chain)
+        # per chain tensor and step: the rows its reader reads then (None: nothing)
+        self.reads: list[list[tuple[int, int] | None]] = [[None] * len(steps)
+                                                          for _ in range(m)]
+        for s, step in enumerate(steps):
+            for i, (lo, hi) in enumerate(step):
+                if hi > lo and i:
+                    self.reads[i - 1][s] = _needs(self.chain[i], self.graph, lo, hi)[0]
+                if hi > lo and i == m - 1 and pooled:
+                    self.reads[i][s] = (lo, hi)
+        # a tensor read in the step that makes it, all of it, needs no window: a band
+        # tensor of its own per step
+        self.transient = [all(self.reads[i][s] == (step[i] if step[i][1] > step[i][0]
+                                                     else None)
+                              for s, step in enumerate(steps)) for i in range(m)]
+        self.final = None if pooled else stage[-1].outputs[0]
+        self.windows: dict[int, _Window] = {}
+        self.bases: dict[int, int] = {}  # chain tensor -> its window buffer's tensor
+        self.sums = -1  # the pool's int32 sums (each step's are views of them)
+
+    def layers(self) -> list[Layer]:
+        self._run(build=False)
+        for i, window in self.windows.items():
+            t = self.graph.tensors[self.chain[i].outputs[0]]
+            if t.nbytes // t.shape[1] % _ALIGNMENT:
+                raise UnsupportedError("a window of rows that do not start on a word")
+            self.bases[i] = self.b.band_tensor(t, 0, window.capacity)
+        return self._run(build=True)
+
+    def _next_read(self, i: int, s: int) -> int:
+        """The first row chain tensor i's reader reads at step s or after."""
+        for rows in self.reads[i][s:]:
+            if rows is not None:
+                return rows[0]
+        return self.graph.tensors[self.chain[i].outputs[0]].shape[1]
+
+    def _view(self, i: int, lo: int, hi: int) -> int:
+        """Rows [lo, hi) of chain tensor i in its window buffer."""
+        t = self.graph.tensors[self.chain[i].outputs[0]]
+        index = self.b.band_tensor(t, lo, hi)
+        self.b.views[index] = (self.bases[i], (lo - self.windows[i].lo) * (t.nbytes // t.shape[1]))
+        return index
+
+    def _keep(self, i: int, first: int, build: bool) -> list[Layer]:
+        """Drop the rows of window i above row `first`; the rows below move to its top."""
+        w = self.windows.setdefault(i, _Window())
+        top = min(max(first, w.lo), w.hi)
+        moved: list[Layer] = []
+        if w.lo < top < w.hi and build:
+            src = self._view(i, top, w.hi)
+            shift = top - w.lo
+            w.lo = top
+            dst = self._view(i, top, w.hi)
+            moved.append(self._move(self.chain[i].index, src, dst, w.hi - top, shift))
+        w.lo = top
+        if top == w.hi:  # empty: the next rows start at its top
+            w.lo = w.hi
+        return moved
+
+    def _move(self, producer: int, src: int, dst: int, count: int, shift: int) -> Layer:
+        """KEEP_ROWS of the window of layer `producer`'s output (named after that layer)."""
+        t = self.b.tensors[src]
+        row = t.nbytes // t.shape[1]
+        op = Operator(self.b.next_op, "KEEP_ROWS", (src,), (dst,))
+        self.b.next_op += 1
+        layer = _KeepRows(op, self.graph, inputs=(src,), outputs=(dst,))
+        layer.params["signature"] = "const int8_t *input0, int8_t *output0"
+        layer.params["steps"] = _keep_rows_steps(count, row, shift)
+        layer.stem = f"l{producer}_keep_rows{count}x{row}_up{shift}"
+        return layer
+
+    def _run(self, build: bool) -> list[Layer]:
+        self.windows = {}
+        result: list[Layer] = []
+        current: dict[int, int] = {}  # transient chain tensor -> its band tensor this step
+        sums = -1
+        m = len(self.chain)
+        for s, step in enumerate(self.steps):
+            for i, layer in enumerate(self.chain):
+                lo, hi = step[i]
+                if hi <= lo:
+                    continue
+                a, b = _needs(layer, self.graph, lo, hi)[0]
+                x = -1
+                if i == 0:
+                    x = self.b.view(layer.inputs[0], 0, a, b) if build else -1
+                elif self.transient[i - 1]:
+                    x = current[i - 1]
+                else:
+                    result += self._keep(i - 1, a, build)
+                    x = self._view(i - 1, a, b) if build else -1
+                y = -1
+                t = self.graph.tensors[layer.outputs[0]]
+                if i == m - 1 and not self.pooled:
+                    y = self.b.view(layer.outputs[0], 0, lo, hi) if build else -1
+                elif self.transient[i]:
+                    y = self.b.band_tensor(t, lo, hi) if build else -1
+                    current[i] = y
+                else:
+                    result += self._keep(i, self._next_read(i, s), build)
+                    w = self.windows[i]
+                    if w.hi != lo:
+                        raise UnsupportedError("a window whose rows are not contiguous")
+                    y = self._view(i, lo, hi) if build else -1
+                    w.hi = hi
+                    w.capacity = max(w.capacity, w.hi - w.lo)
+                if build:
+                    band = self.b.band_layer(layer, [x], a, y, lo, hi)
+                    if self.wide:
+                        band = _wide_lines(band, self.b.tensors[x].nbytes)
+                    result.append(band)
+            if self.pooled and step[m - 1][1] > step[m - 1][0] and build:
+                last = s == len(self.steps) - 1
+                layer, sums = self._pool(current[m - 1], sums, last)
+                result.append(layer)
+        return result
+
+    def _pool(self, x: int, sums: int, last: bool) -> tuple[Layer, int]:
+        """The pool's layer for rows `x`, after the sums `sums` (-1: the first rows); and
+        the sums it writes (a view of one int32 tensor), or -1 when it writes the mean."""
+        from codegen.ops.average_pool_2d import global_pool_rows
+
+        pool = self.stage[-1]
+        if last:
+            y = pool.outputs[0]
+        else:
+            base = self.b.tensors[pool.outputs[0]]
+            y = len(self.b.tensors)
+            shape = (1, 1, 1, base.shape[-1])
+            if self.sums < 0:  # the int32 sums, of which each step's are views
+                self.sums = y
+                self.b.tensors.append(Tensor(y, f"{base.name} sums", shape, DType.INT32))
+                y += 1
+            self.b.tensors.append(Tensor(y, f"{base.name} sums {y}", shape, DType.INT32))
+            self.b.views[y] = (self.sums, 0)
+        inputs = (x,) if sums < 0 else (x, sums)
+        op = Operator(self.b.next_op, "AVERAGE_POOL_2D", inputs, (y,), pool.op.options)
+        self.b.next_op += 1
+        graph = replace(self.graph, tensors=self.b.tensors)
+        layer = global_pool_rows(pool, op, graph, inputs, y, sums < 0, last)  # type: ignore[arg-type]
+        pixels = layer.params["pixels"]
+        layer.stem = (f"l{pool.index}_average_pool_2d_rows{pixels}"
+                      f"{'_first' if sums < 0 else ''}{'_last' if last else ''}")
+        return layer, (-1 if last else y)
+
+
+def stream(graph: Graph, layers: list[Layer], end: int, rows: int,
+           wide: bool = False) -> Patched | None:
+    """Layers 0..end (run order) streamed in steps of at most `rows` new rows per layer,
+    the rows a layer's next step reads again kept in a window buffer (see above); None
+    when the stage cannot be run so (not a chain, or a band a layer's module refuses).
+    `wide`: 3x3 depthwise bands take more channels per pass (`_wide_lines`)."""
+    stage = layers[:end + 1]
+    pooled = _pooled(graph, stage)
+    chain = stage[:-1] if pooled else stage
+    if not chain or not _chain(graph, chain):
+        return None
+    if pooled and stage[-1].inputs[0] != chain[-1].outputs[0]:
+        return None
+    steps = stream_steps(graph, chain, rows)
+    if steps is None or len(steps) < 2:
+        return None
+    builder = _Builder(graph)
+    try:
+        bands = _Stream(builder, stage, pooled, steps, wide).layers()
+    except UnsupportedError:
+        return None
+    ext = replace(graph, tensors=builder.tensors)
+    for layer in bands:
+        layer.graph = ext
+    macs = sum(layer.macs() for layer in bands)
+    run = [*bands, *layers[end + 1:]]
+    return Patched(ext, run, builder.views, tuple(layer.index for layer in stage), len(steps),
+                   rows, macs - sum(layer.macs() for layer in stage), kept=True)

@@ -32,6 +32,7 @@ from codegen.model.ir import Graph
 
 if TYPE_CHECKING:
     from codegen.ops.base import Layer
+    from codegen.patch import Patched
 
 ALIGNMENT = 4  # bytes; offsets and buffer sizes are multiples of it
 _RANDOM_ORDERINGS = 64
@@ -85,6 +86,7 @@ class Plan:
     views: dict[int, tuple[int, int]] = field(default_factory=dict)
     patch: str = ""  # the patch-based stage, in words ("" without one)
     extra_macs: int = 0  # MACs the patch-based stage computes again
+    steps: int = 0  # steps of a streamed stage (rows kept, not computed again); 0: none
 
     @property
     def schedule(self) -> str:
@@ -152,28 +154,22 @@ def _live_peak(graph: Graph, layers: list[Layer], order: list[int]) -> int:
     return peak
 
 
-def _dependencies(layers: list[Layer], state: dict[int, int] | None = None,
-                  views: dict[int, tuple[int, int]] | None = None) -> list[set[int]]:
-    """For each layer, those it must follow: the producers of what it reads (a view's
-    producer writes its base tensor's bytes, which its base's readers read), and the last
+def _dependencies(layers: list[Layer], state: dict[int, int] | None = None) -> list[set[int]]:
+    """For each layer, those it must follow: the producers of what it reads, and the last
     layer before it in file order that touched the same state region (`state`: tensor ->
-    region offset; state tensors are not produced, but read and updated)."""
+    region offset; state tensors are not produced, but read and updated). (A patch-based
+    schedule keeps its run order: `_check_run_order`.)"""
     state = state or {}
     producers: dict[int, set[int]] = {}
     for i, layer in enumerate(layers):
         for t in layer.outputs:
-            if t in state:
-                continue
-            producers.setdefault(t, set()).add(i)
-            if views and t in views:
-                producers.setdefault(views[t][0], set()).add(i)
+            if t not in state:
+                producers.setdefault(t, set()).add(i)
     deps = []
     for layer in layers:
         need: set[int] = set()
         for t in layer.inputs:
             need |= producers.get(t, set())
-            if views and t in views:
-                need |= producers.get(views[t][0], set())
         deps.append(need)
     toucher: dict[int, int] = {}  # region -> the last layer touching it so far
     for i, layer in enumerate(layers):
@@ -182,6 +178,28 @@ def _dependencies(layers: list[Layer], state: dict[int, int] | None = None,
                 deps[i].add(toucher[region])
             toucher[region] = i
     return deps
+
+
+def _check_run_order(graph: Graph, layers: list[Layer],
+                     views: dict[int, tuple[int, int]]) -> None:
+    """A patch-based schedule comes in its run order: each tensor a layer reads is made
+    before it (all of it: every layer writing it or a view of it, unless it is a view
+    itself), or is a view of a model input or of a tensor written before (a window buffer
+    of a streamed stage, rewritten row by row as it goes)."""
+    writers: dict[int, list[int]] = {}
+    for i, layer in enumerate(layers):
+        for t in layer.outputs:
+            writers.setdefault(t, []).append(i)
+            if t in views:
+                writers.setdefault(views[t][0], []).append(i)
+    for i, layer in enumerate(layers):
+        for t in layer.inputs:
+            if t in views:
+                base = views[t][0]
+                if base not in graph.inputs and min(writers.get(base, [i])) >= i:
+                    raise AssertionError("a patch-based schedule out of order")
+            elif max(writers.get(t, [-1])) >= i:
+                raise AssertionError("a patch-based schedule out of order")
 
 
 def choose_order(graph: Graph, layers: list[Layer],
@@ -590,9 +608,7 @@ def plan_memory(graph: Graph, layers: list[Layer], io_in_arena: bool = False,
     state = state or {}
     if views:
         order = list(range(len(layers)))
-        deps = _dependencies(layers, state, views)
-        if any(j >= i for i, d in enumerate(deps) for j in d):
-            raise AssertionError("a patch-based schedule out of order")
+        _check_run_order(graph, layers, views)
     else:
         order = choose_order(graph, layers, state)
     groups, elided, shifts = _share(graph, layers, order, io_in_arena, overlap, views, state)
@@ -740,6 +756,7 @@ class Schedule:
     graph: Graph
     layers: list[Layer]
     plan: Plan
+    narrow: bool = False  # a streamed stage whose depthwise bands keep their small passes
 
 
 _PATCH_PLANS = 48  # patch-based schedules planned at most per budget search
@@ -748,40 +765,70 @@ _PATCH_PLANS = 48  # patch-based schedules planned at most per budget search
 def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
                        work: _Work) -> list[Schedule]:
     """Patch-based schedules of the first stage, fewest extra MACs first: each stage end
-    whose output is smaller than the largest tensor before it, in 2 to MAX_TILES bands
-    (bounded: at most _PATCH_PLANS of them are planned)."""
-    from codegen.patch import MAX_TILES, patch, stage_ends
+    whose output is smaller than the largest tensor before it, in 2 to MAX_TILES bands,
+    and streamed (rows kept, none computed again) there or up to a global average pool,
+    fewest steps first (bounded: at most _PATCH_PLANS and _STREAM_PLANS of them are
+    planned)."""
+    from codegen.patch import MAX_TILES, patch, stage_ends, stream
 
     if not work.take(layers):
         return []
     order = plan_memory(graph, layers, io_in_arena).order
     by_index = {layer.index: layer for layer in layers}
     run = [by_index[i] for i in order]
-    options = []
+    options: list[tuple[int, int]] = []  # (end, bands)
+    streams: list[tuple[int, int, bool]] = []  # (end, rows per step, wide line buffers)
     smallest = None  # the smallest output so far: a stage ends where its output shrinks
     for end in stage_ends(graph, run):
         out = graph.tensors[run[end].outputs[0]]
         if smallest is None or out.nbytes < smallest:
             if smallest is not None:
+                streams += [(end, rows, True) for rows in _STREAM_ROWS]
+                streams.append((end, _STREAM_ROWS[-1], False))
                 options += [(end, tiles) for tiles in (2, 3, 4, 6, 8, 12, MAX_TILES)
                             if tiles <= out.shape[1]]
             smallest = out.nbytes
     patched = []
     bound = lower_bound(graph, layers)  # the model's, not the bands'
-    for end, tiles in options[:_PATCH_PLANS]:
-        result = patch(graph, run, end, tiles)
+    tried = [(end, tiles, None) for end, tiles in options[:_PATCH_PLANS]]
+    for end, tiles, wide in tried + streams[:_STREAM_PLANS]:
+        result = patch(graph, run, end, tiles) if wide is None \
+            else stream(graph, run, end, tiles, wide)
         if result is None:
             continue
         if not work.take(result.layers):
             break
         plan = plan_memory(result.graph, result.layers, io_in_arena, views=result.views)
-        stage = result.stage
-        describe = (f"layers {stage[0]}-{stage[-1]} in {result.tiles} bands of "
-                    f"{result.rows} output row{'s' if result.rows != 1 else ''}")
-        plan = replace(plan, patch=describe, extra_macs=result.extra_macs, lower_bound=bound)
-        patched.append(Schedule(result.graph, result.layers, plan))
-    patched.sort(key=lambda s: (s.plan.extra_macs, s.plan.size))
+        plan = replace(plan, patch=_describe_patch(result, run[end].opcode),
+                       extra_macs=result.extra_macs, lower_bound=bound,
+                       steps=result.tiles if result.kept else 0)
+        patched.append(Schedule(result.graph, result.layers, plan, narrow=wide is False))
+    patched.sort(key=_patch_order)
     return patched
+
+
+_STREAM_ROWS = (4, 2, 1)  # new rows per layer and step of a streamed stage, tried
+# Streamed schedules planned at most per budget search (4 per stage end: each row count with
+# wide depthwise passes, one row a step without): each is a plan of steps x layers.
+_STREAM_PLANS = 12
+
+
+def _describe_patch(result: Patched, last: str) -> str:
+    stage = result.stage
+    if result.kept:
+        pool = ", the global pool summed in int32" if last == "AVERAGE_POOL_2D" else ""
+        return (f"layers {stage[0]}-{stage[-1]} streamed in {result.tiles} steps of at "
+                f"most {result.rows} new row{'s' if result.rows != 1 else ''} per layer, "
+                f"rows kept, not computed again{pool}")
+    return (f"layers {stage[0]}-{stage[-1]} in {result.tiles} bands of "
+            f"{result.rows} output row{'s' if result.rows != 1 else ''}")
+
+
+def _patch_order(schedule: Schedule) -> tuple[int, int, bool, int]:
+    """Fewest extra MACs first; then streamed schedules, fewest steps first (each step
+    calls every layer once more), wider depthwise passes first; then the smaller arena."""
+    plan = schedule.plan
+    return plan.extra_macs, plan.steps or 1 << 30, schedule.narrow, plan.size
 
 
 def _patch_candidates(graph: Graph, layers: list[Layer], variant: list[Layer] | None,
@@ -791,7 +838,7 @@ def _patch_candidates(graph: Graph, layers: list[Layer], variant: list[Layer] | 
     found = _patched_schedules(graph, layers, io_in_arena, work)
     if variant is not None:
         found += _patched_schedules(graph, variant, io_in_arena, work)
-    found.sort(key=lambda s: (s.plan.extra_macs, s.plan.size))
+    found.sort(key=_patch_order)
     return found
 
 
@@ -836,8 +883,8 @@ def _with_overlaps(schedule: Schedule, io_in_arena: bool, work: _Work,
         plan = plan_memory(schedule.graph, schedule.layers, io_in_arena, frozenset(chosen),
                            schedule.plan.views or None)
         plan = replace(plan, patch=schedule.plan.patch, extra_macs=schedule.plan.extra_macs,
-                       lower_bound=schedule.plan.lower_bound)
-        current = Schedule(schedule.graph, schedule.layers, plan)
+                       lower_bound=schedule.plan.lower_bound, steps=schedule.plan.steps)
+        current = Schedule(schedule.graph, schedule.layers, plan, schedule.narrow)
         if plan.size < best.plan.size:
             best = current
     return best

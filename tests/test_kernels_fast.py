@@ -193,6 +193,67 @@ def test_short_requantization_is_tflms(seed: int) -> None:
     np.testing.assert_array_equal(np.clip(_short_requantize(sums, rq), lo, hi), expected)
 
 
+def _shifted_requantize(acc: np.ndarray, shift: int, rq: _gemm.Requant) -> np.ndarray:
+    """The DSP assembly's shrR variant (runtime/_gemm_engines.j2,
+    conv_asm_channel_shifted): v' = acc * s + bias', SMMLA (the high word, no rounding)
+    with add', SSAT's ASR #shift."""
+    bias2, mult, add, scale = (rq.table[: acc.shape[-1], i] for i in range(4))
+    v = acc * scale + bias2
+    assert np.all(np.abs(v) < 2**31)
+    t = add + ((v * mult) >> 32)
+    assert np.all(np.abs(t) < 2**31)
+    return np.clip(t >> shift, -128, 127)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_shifted_requantization_is_tflms(seed: int) -> None:
+    """plan_shifted's constants (one final shift for the layer, per-channel scales) give
+    TFLM's requantization wherever the activation needs no tie fixup (lo >= zero point),
+    ties, constant channels and the padded channels included."""
+    rng = np.random.default_rng(seed)
+    channels, depth = 10, int(rng.integers(1, 100))
+    weights = rng.integers(-128, 128, size=(channels, depth))
+    weights[3] = 0  # constant channel: the output is the requantized bias
+    bias = rng.integers(-(1 << 16), 1 << 16, size=channels)
+    # right shifts of 4 to 10 (d up to 7): the accumulators keep the headroom
+    reals = rng.uniform(0.5, 1.0, size=channels) * 2.0 ** -rng.integers(4, 11, size=channels)
+    multipliers, shifts = quant.quantize_multipliers(reals)
+    multipliers[5] = 0  # a scale that flushed to zero
+    zero_point = int(rng.integers(-128, 0))
+    lo, hi = zero_point + int(rng.integers(0, 20)), int(rng.integers(20, 128))
+    rq = _gemm.plan_requant(weights, bias, multipliers, shifts, zero_point, lo, hi, 4)
+    assert rq is not None
+    planned = _gemm.plan_shifted(weights, rq)
+    assert planned is not None
+    shift, table = planned
+    assert shift == int(-shifts[multipliers != 0].min()) + 1
+    assert table.table.shape == rq.table.shape  # the padded channels too
+    x = rng.integers(-128, 128, size=(4000, depth))
+    x[:2] = [[-128], [127]]
+    sums = x @ weights.T
+    right = np.maximum(-shifts, 1)
+    ties = (rng.integers(-50, 50, size=(500, channels)) << right) + (1 << (right - 1)) - bias
+    sums = np.concatenate([sums, np.clip(ties, sums.min(0), sums.max(0))])
+    expected = quant.requantize(sums + bias, multipliers, shifts, zero_point, lo, hi)
+    got = _shifted_requantize(np.pad(sums, ((0, 0), (0, 2))), shift, table)
+    np.testing.assert_array_equal(np.clip(got[:, :channels], lo, hi), expected)
+    assert not got[:, channels:].any()  # padded channels: 0
+
+
+def test_shifted_requantization_refuses_what_it_cannot_fit() -> None:
+    """No shared shift where a channel's accumulator, scaled by 2^d more, would leave int32,
+    nor a shift past _MAX_SHIFT."""
+    weights = np.full((2, 256), 127)
+    mult = np.array([1 << 30] * 2)
+    rq = _gemm.plan_requant(weights, np.zeros(2), mult, np.array([-1, -1]), -128, -128, 127, 2)
+    assert rq is not None and _gemm.plan_shifted(weights, rq) is not None
+    rq = _gemm.plan_requant(weights, np.zeros(2), mult, np.array([-1, -9]), -128, -128, 127, 2)
+    assert rq is not None and _gemm.plan_shifted(weights, rq) is None  # |v| * 2^9 >= 2^31
+    rq = _gemm.plan_requant(weights[:, :1], np.zeros(2), mult, np.array([-23, -23]), -128,
+                            -128, 127, 2)
+    assert rq is not None and _gemm.plan_shifted(weights[:, :1], rq) is None  # shift 24
+
+
 def test_requantization_refuses_accumulators_out_of_range() -> None:
     weights = np.full((2, 640), 127)
     mult, shift = np.array([1 << 30] * 2), np.array([-8, -8])
@@ -220,6 +281,17 @@ def test_every_mlperf_conv_and_fc_layer_runs_on_the_engine(name: str) -> None:
     for layer in program.layers:
         if layer.opcode in engine:
             assert isinstance(layer, engine[layer.opcode]), (name, layer.index)
+
+
+def test_vww_conv_layers_share_one_final_shift_per_engine() -> None:
+    """vww's 1x1 layers (ReLU, output zero point -128) take the DSP assembly's one final
+    shift (shrR), the largest of their kind their bounds allow (conv_2d.share_engines):
+    one copy of the sixteen-k-pair engine, not one per shift."""
+    program = load_program(require_file(SHARED_MODELS / "vww_96_int8.tflite").read_bytes())
+    engines = [la.params["engine"] for la in program.layers if isinstance(la, Conv2DGemm)]
+    assert all(e.startswith("cg_gemm_conv_shr") for e in engines)
+    assert len({e for e in engines if e.endswith("_k16")}) == 1
+    assert len(set(engines)) == 3
 
 
 # -- edge cases in generated C --------------------------------------------------------------
@@ -508,7 +580,7 @@ def test_edge_models_reach_every_path() -> None:
     # looping engine of the same kind (share_engines)
     assert [q["engine"][len("cg_gemm_conv_"):] for q in p] == [
         "floor_clamp_k8", "fix_sat_k8", "fix_sat_k8", "fix_sat_k8", "floor_clamp_k8",
-        "fix_sat_k4", "floor_sat_k8", "fix_clamp_k8_once", "fix_sat_k16"]
+        "fix_sat_k4", "shr10_sat_k8", "fix_clamp_k8_once", "fix_sat_k16"]
     assert [(q["blocks"], q["tail"]) for q in p] == [(1, 1), (1, 0), (1, 2), (3, 0), (0, 3),
                                                       (1, 0), (1, 3), (2, 2), (1, 1)]
     assert (p[0]["kpad"], p[3]["kpad"], p[8]["kpad"]) == (112, 16, 96)  # depths 108, 12, 96

@@ -37,9 +37,15 @@ from support.verify import (
     reference_matches_tflm,
 )
 
+from codegen import quant
 from codegen.ops import prepare_layer
 from codegen.ops.average_pool_2d import GlobalAveragePool2D, _reciprocal
-from codegen.ops.depthwise_conv_2d import WHOLE_LINES, DepthwiseConv2D3x3, with_whole_lines
+from codegen.ops.depthwise_conv_2d import (
+    WHOLE_LINES,
+    DepthwiseConv2D3x3,
+    _shared_shift_words,
+    with_whole_lines,
+)
 from codegen.program import load_program
 
 TFLM_SAMPLES = 500
@@ -101,6 +107,24 @@ BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     "six_odd": ((1, 3, 15, 5), (0.06, -128), [  # lines of 15 and 13
         _dw(activation="RELU", output=(0.1, -128)),
         _dw(padding="VALID", output=(0.1, 0)),
+    ]),
+    # Per-channel right shifts over a range (scales over 0.0005-4 of the base), the variants
+    # without the tie fixup: the assembly's lines of one shared shift where the shifts span
+    # at most 7 (here exactly 7: weights scaled by up to 2^8, -128 to -2^15), their own
+    # shifts where they span more; stride 2 in whole groups of four (the lean loop).
+    "shift": ((1, 5, 16, 9), (0.03, -128), [
+        _dw(activation="RELU", output=(0.1, -128), scale_range=(0.0005, 4.0)),
+        _dw(stride=(2, 2), activation="RELU", output=(0.05, -128), scale_range=(0.0005, 4.0)),
+        _dw(padding="VALID", activation="RELU", output=(0.05, -128), scale_range=(0.0005, 4.0)),
+        _dw(stride=(2, 2), padding="VALID", activation="RELU", output=(0.2, -128),
+            scale_range=(0.0005, 4.0)),
+    ]),
+    "shift_range_wide": ((1, 5, 16, 9), (0.03, -128), [
+        _dw(activation="RELU", output=(0.1, -128), scale_range=(0.0005, 4.0)),
+        _dw(stride=(2, 2), activation="RELU", output=(0.05, -128), scale_range=(0.0005, 4.0)),
+        _dw(padding="VALID", activation="RELU", output=(0.05, -128), scale_range=(0.0005, 4.0)),
+        _dw(stride=(2, 2), padding="VALID", activation="RELU", output=(0.2, -128),
+            scale_range=(0.0005, 4.0)),
     ]),
     # More channels than one pass holds: the line buffer takes channel groups of 4 and more.
     "groups": ((1, 16, 16, 23), (0.03, 12), [
@@ -214,6 +238,15 @@ def test_models_reach_every_path() -> None:
     for variant in ("s1", "s1_floor"):
         assert {p["out_b"] % 6 for p in params if p["variant"] == variant
                 and p["out_b"] >= 6} == {0, 1, 2, 3, 4, 5}, variant
+    # no fixup: the shared right shift (DSP cores), with every tail and stride 2's lean loop,
+    # up to 7 more than a channel's own; and layers whose shifts span more
+    shared = [p for p in params if p["shared_shift"]]
+    assert {p["out_b"] % 6 for p in shared if p["stride_b"] == 1} == {0, 1, 2, 3, 4, 5}
+    assert {p["out_b"] % 4 for p in shared if p["stride_b"] == 2} == {0, 1, 2, 3}
+    assert max(p["shared_shift"] + max(p["shifts"]) for p in shared) == 7
+    assert {p["variant"] for p in params if p["variant"].endswith("_floor")
+            and not p["shared_shift"]} == {"s1_floor", "s2_floor"}
+    assert {p["variant"] for p in shared} == {"s1_floor", "s2_floor"}
     assert {p["transposed"] for p in params} == {True, False}
     assert any(p["group"] < p["channels"] and p["channels"] % p["group"] for p in params)
     assert {p["out_b"] % 4 for p in params} == {0, 1, 2, 3}
@@ -226,6 +259,68 @@ def test_models_reach_every_path() -> None:
     assert {p["out_b"] % 3 for p in helium} == {0, 1, 2}
     assert {p["channels"] % 4 for p in helium} >= {0, 1, 3}
     assert {p["variant"] for p in helium} == {p["variant"] for p in params}  # all six
+
+
+def _halves(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The int16 halves (low, high) of int32 words."""
+    w = words.astype(np.int64)
+    return ((w & 0xFFFF) ^ 0x8000) - 0x8000, w >> 16
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_shared_shift_words_requantize_as_tflm(seed: int) -> None:
+    """The DSP assembly's arithmetic on the words of one shared right shift R (SMLAD on the
+    int16 weight pairs, SMMLA with the add, SSAT with ASR #R) is TFLM's requantization
+    (codegen.quant, checked against TFLM elsewhere), at accumulators from the extreme
+    inputs and around every rounding tie; right shifts over more than 7 values (a weight
+    scaled by more than 2^8) get no such words."""
+    rng = np.random.default_rng(seed)
+    channels = 11
+    taps = rng.integers(-128, 128, size=(3, 3, channels))
+    taps[0, 0, :2], taps[1, 2, 2] = -128, 127
+    bias = rng.integers(-4000, 4001, size=channels)
+    spread = int(rng.integers(0, 7))  # right shifts over spread + 1 values, up to 7
+    rights = int(rng.integers(1, 12)) + rng.integers(0, spread + 1, size=channels)
+    rights[0] = rights.min() + spread
+    reals = rng.uniform(0.5, 1.0, size=channels) * 2.0 ** -rights.astype(np.float64)
+    multipliers, shifts = quant.quantize_multipliers(reals)
+    zp = -128  # the variants without the tie fixup: act_min >= zero point, full int8 range
+    got = _shared_shift_words(taps.astype(np.int8), shifts.astype(np.int32), bias,
+                              multipliers, zp)
+    assert got is not None
+    shared, words = got
+    assert -int(shifts.min()) < shared <= -int(shifts.max()) + 7
+    x = rng.integers(-255, 256, size=(3000, 3, 3))
+    x[0], x[1] = 255 * np.sign(taps[..., 0]), -255 * np.sign(taps[..., 0])
+    acc = np.einsum("nij,ijc->nc", x, taps) + bias
+    # inputs moved so that the accumulators sit on and around rounding ties
+    right = -shifts.astype(np.int64)
+    ties = (rng.integers(-40, 40, size=(600, channels)) << right) + (1 << (right - 1))
+    ties += rng.integers(-1, 2, size=ties.shape)
+    acc = np.concatenate([acc, ties])
+    expected = quant.requantize(acc, multipliers, shifts, zp, -128, 127)
+    # the words: the taps and bias times 2^(1 + R - the channel's right shift), in pairs
+    scale = np.int64(1) << (1 + shared - right)
+    low, high = _halves(words[:, :6])
+    for row in range(3):
+        w = taps[row].T * scale[:, None]  # [channel, tap]
+        np.testing.assert_array_equal(np.stack([low[:, 2 * row], high[:, 2 * row],
+                                                low[:, 2 * row + 1], high[:, 2 * row + 1]]),
+                                      np.stack([w[:, 0], w[:, 1], w[:, 1], w[:, 2]]))
+    np.testing.assert_array_equal(words[:, 6], bias * scale)
+    # the assembly: SMLADs give acc * scale (in int32), SMMLA its high word plus the add
+    # (in int32), SSAT with ASR #R the output
+    scaled = acc * scale
+    assert np.all(np.abs(scaled) < 2**31)
+    high_word = (scaled * multipliers.astype(np.int64)
+                 + (words[:, 8].astype(np.int64) << 32)) >> 32
+    assert np.all(np.abs(high_word) < 2**31)
+    np.testing.assert_array_equal(np.clip(high_word >> shared, -128, 127), expected)
+    # right shifts over 8 values: no shared words
+    wide = shifts.copy()
+    wide[1] = shifts.max() - 7
+    assert _shared_shift_words(taps.astype(np.int8), wide.astype(np.int32), bias, multipliers,
+                               zp) is None
 
 
 def test_pool_reciprocal_divides_exactly() -> None:

@@ -8,6 +8,12 @@ overlaps, I/O outside and inside the arena) is checked by the byte-level simulat
 tests/test_memory.py, and its C against the same model run unpatched (the reference of the
 model's own layers, which matches TFLM) on the host, under the sanitizers with the
 debug-buffer build, and on every other target.
+
+Streamed stages (rows kept in window buffers, not computed again; codegen/patch.py `stream`)
+are checked the same way on the windows model and on a model shaped like kws_ref_model in
+small (strided convolution, 3x3 depthwise of strides 1 and 2, 1x1 convolutions, a global
+AVERAGE_POOL_2D summed over the steps): the simulation for every stage end and row count,
+the C on the host, under the sanitizers with the debug-buffer build, and on cortex-m4.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from support.verify import assert_same, random_inputs, reference_matches_tflm
 from test_memory import simulate
 
 from codegen.execute import build_for_target, execute, run_executable
-from codegen.patch import patch, stage_ends
+from codegen.patch import patch, stage_ends, stream
 from codegen.plan import overlap_candidates, plan_memory, replace
 from codegen.program import Program, load_program
 from codegen.targets import TARGETS
@@ -80,6 +86,14 @@ class _Chain:
         ow = -(-w // stride) if padding == "SAME" else (w - k) // stride + 1
         y = self._out((n, oh, ow, c), self.q[x])
         self.b.add_op(kind, [x], [y], pool_options(padding, (stride, stride), (k, k)))
+        return y
+
+    def global_pool(self, x: int, activation: str = "NONE") -> int:
+        """AVERAGE_POOL_2D whose window is the whole image."""
+        n, h, w, c = self.shape(x)
+        y = self._out((n, 1, 1, c), self.q[x])
+        self.b.add_op("AVERAGE_POOL_2D", [x], [y],
+                      pool_options("VALID", (1, 1), (h, w), activation))
         return y
 
     def add(self, a: int, b: int, q: tuple[float, int]) -> int:
@@ -149,12 +163,30 @@ def _schedules(model: bytes) -> list[tuple[int, int]]:
     return found
 
 
+def pooled_model() -> bytes:
+    """kws_ref_model's shape in small: a strided convolution, 3x3 depthwise (strides 1 and
+    2, SAME and VALID) and 1x1 convolutions, then a global AVERAGE_POOL_2D (the stage end
+    of a streamed schedule) and a 1x1 convolution after it. Odd heights; every row of the
+    trunk a whole number of words."""
+    m = _Chain((1, 31, 12, 2), (0.05, 7), seed=18)
+    t = m.conv(m.x, 8, 3, 2, "SAME", (0.06, -8))                   # 16x6x8
+    t = m.conv(t, 0, 3, 1, "SAME", (0.07, -20), depthwise=True)
+    t = m.conv(t, 12, 1, 1, "VALID", (0.08, 3))                    # 16x6x12
+    t = m.conv(t, 0, 3, 2, "SAME", (0.09, -5), depthwise=True)     # 8x3x12
+    t = m.conv(t, 16, 1, 1, "VALID", (0.1, -30))                   # 8x3x16
+    t = m.conv(t, 0, 3, 1, "VALID", (0.11, 9), depthwise=True)     # 6x1x16
+    t = m.global_pool(t, "RELU6")
+    t = m.conv(t, 4, 1, 1, "VALID", (0.15, 0))
+    return m.build(t)
+
+
 MODELS = {"windows": windows_model, "residual": residual_model}
+STREAMED = {"windows": windows_model, "pooled": pooled_model}
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", ["windows", "residual", "pooled"])
 def test_reference_matches_tflm(name: str) -> None:
-    model = MODELS[name]()
+    model = {**MODELS, **STREAMED}[name]()
     reference_matches_tflm(model, random_inputs(load_program(model), 300, seed=1))
 
 
@@ -288,3 +320,137 @@ def test_other_numerics_never_patch(numerics: str) -> None:
         load_program(model, numerics=numerics, ram_budget=patched.size)
     program = load_program(model, numerics=numerics, ram_budget=plain.plan.size)
     assert program.numerics == numerics and not program.plan.patch
+
+
+# -- streamed stages: rows kept, not computed again ----------------------------------------
+
+
+def streamed_program(model: bytes, end: int, rows: int, io_in_arena: bool,
+                     overlaps: bool) -> Program:
+    """The model with layers 0..end streamed, at most `rows` new rows per layer and step."""
+    program = load_program(model, io_in_arena=io_in_arena)
+    result = stream(program.graph, program.layers, end, rows)
+    assert result is not None and result.kept, (end, rows)
+    chosen = frozenset(overlap_candidates(result.layers)) if overlaps else frozenset()
+    plan = plan_memory(result.graph, result.layers, io_in_arena, chosen, result.views)
+    plan = replace(plan, patch=f"layers 0-{end} streamed", extra_macs=result.extra_macs,
+                   steps=result.tiles)
+    by_index = {layer.index: layer for layer in result.layers}
+    return Program(result.graph, [by_index[i] for i in plan.order], plan, program.source,
+                   program.constant_bytes, model_layers=program.layers)
+
+
+def _streams(model: bytes) -> list[tuple[int, int]]:
+    """(end, rows): every stage end, 1, 2 and 3 new rows per step."""
+    program = load_program(model)
+    return [(end, rows) for end in stage_ends(program.graph, program.layers)
+            for rows in (1, 2, 3)
+            if stream(program.graph, program.layers, end, rows) is not None]
+
+
+def test_streams_keep_rows_and_sum_the_pool() -> None:
+    """A window buffer keeps the rows a 3x3 layer reads again (KEEP_ROWS moves them up);
+    the global pool's steps sum rows in int32, the last one writes the pool's output; no
+    layer computes a row twice (no MACs added), and each layer computes all its rows."""
+    from codegen.ops.average_pool_2d import GlobalPoolRows
+
+    model = pooled_model()
+    plain = load_program(model)
+    program = streamed_program(model, 6, 1, io_in_arena=False, overlaps=False)
+    opcodes = [layer.opcode for layer in program.layers]
+    assert "KEEP_ROWS" in opcodes
+    pool = [layer for layer in program.layers if isinstance(layer, GlobalPoolRows)]
+    assert len(pool) == 6 and pool[-1].outputs == plain.layers[6].outputs  # 6 input rows
+    assert [p.params["first"] for p in pool] == [True] + [False] * 5
+    assert all(program.graph.tensors[p.outputs[0]].dtype.numpy_name == "int32"
+               for p in pool[:-1])
+    assert program.plan.extra_macs == 0
+    for layer in plain.layers[:6]:  # output rows computed over the steps: each once
+        made = [program.graph.tensors[b.outputs[0]].shape[1] for b in program.layers
+                if b.op.opcode == layer.opcode and b.stem.startswith(f"l{layer.index}_")]
+        assert sum(made) == program.graph.tensors[layer.outputs[0]].shape[1], layer.index
+    # the windows are a few rows, not whole tensors
+    assert program.plan.size < load_program(model, ram_budget=10**6).plan.size
+
+
+@pytest.mark.parametrize("name", list(STREAMED))
+def test_every_stream_is_sound(name: str) -> None:
+    """Each stage end and rows per step, with and without overlaps, I/O outside and in the
+    arena: the simulation proves that no live byte is overwritten (a kept row is still
+    its window's when read); no MACs are computed again."""
+    model = STREAMED[name]()
+    streams = _streams(model)
+    assert len(streams) >= 12, streams
+    for end, rows in streams:
+        for io_in_arena in (False, True):
+            for overlaps in (False, True):
+                program = streamed_program(model, end, rows, io_in_arena, overlaps)
+                simulate(program)
+                assert program.plan.extra_macs == 0
+                assert program.macs == sum(layer.macs() for layer in program.model_layers
+                                           or [])
+
+
+@pytest.mark.parametrize("name", list(STREAMED))
+def test_streams_host_bit_exact_and_sanitizer_clean(name: str, tmp_path: Path) -> None:
+    """Five streamed schedules spread over the stage ends and rows per step on the host
+    (I/O in and outside the arena, overlaps or not), against the unpatched model; the
+    deepest stage one row at a time also under the sanitizers with the debug-buffer
+    build."""
+    model = STREAMED[name]()
+    streams = _streams(model)
+    chosen = streams[::max(1, len(streams) // 5)]
+    plain = load_program(model)
+    inputs = random_inputs(plain, 60, seed=8)
+    expected = execute(plain, "reference", inputs)
+    for i, (end, rows) in enumerate(chosen):
+        program = streamed_program(model, end, rows, io_in_arena=i % 2 == 1,
+                                   overlaps=i % 3 != 0)
+        exe = build_for_target(program, "host", tmp_path / f"s{i}")
+        got = run_executable(program, "host", exe, inputs)
+        assert_same(got, expected, f"host, layers 0-{end} streamed, {rows} rows")
+    end = max(end for end, _ in streams)
+    for io_in_arena in (False, True):
+        program = streamed_program(model, end, 1, io_in_arena, overlaps=True)
+        exe = build_for_target(program, "host", tmp_path / f"asan{io_in_arena}",
+                               sanitize=True)
+        got = run_executable(program, "host", exe, inputs)
+        assert_same(got, expected, f"host sanitizers, layers 0-{end} streamed")
+
+
+def test_streams_bit_exact_on_cortex_m4(tmp_path: Path) -> None:
+    """Both models' deepest streamed stage, one row per step, under QEMU."""
+    for name, make in STREAMED.items():
+        model = make()
+        end = max(end for end, _ in _streams(model))
+        plain = load_program(model)
+        inputs = random_inputs(plain, 8, seed=9)
+        expected = execute(plain, "reference", inputs)
+        program = streamed_program(model, end, 1, io_in_arena=False, overlaps=True)
+        exe = build_for_target(program, "cortex-m4", tmp_path / name)
+        got = run_executable(program, "cortex-m4", exe, inputs)
+        assert_same(got, expected, f"cortex-m4: {name}, layers 0-{end} streamed")
+
+
+def test_budget_streams_through_the_global_pool(tmp_path: Path) -> None:
+    """Under a budget only a streamed stage meets, load_program streams up to the global
+    pool (no MACs again) and says so; without a budget the schedule is the default one."""
+    from codegen.inspect import memory_report
+    from codegen.plan import smallest_schedule
+
+    model = pooled_model()
+    plain = load_program(model)
+    assert not plain.plan.patch and plain.plan.steps == 0
+    smallest = smallest_schedule(plain.graph, plain.layers).plan
+    assert smallest.steps and smallest.extra_macs == 0
+    assert "the global pool summed in int32" in smallest.patch
+    program = load_program(model, ram_budget=smallest.size)
+    assert program.plan.steps and program.plan.size <= smallest.size
+    assert "streamed in" in program.plan.schedule
+    path = tmp_path / "pooled.tflite"
+    path.write_bytes(model)
+    report = memory_report(path, smallest.size)
+    assert "streamed in" in report and "KEEP_ROWS" in report
+    inputs = random_inputs(plain, 20, seed=10)
+    assert_same(execute(program, "host", inputs, work_dir=tmp_path / "build"),
+                execute(plain, "reference", inputs), "host at the budget")

@@ -197,3 +197,54 @@ def block_stream(weights: np.ndarray, rq: Requant, block: int) -> np.ndarray:
     words = pack_weights(weights, group=block // 2).reshape(blocks, -1)  # padded there
     table = rq.table[:block * blocks].astype(np.int32).reshape(blocks, -1)
     return np.concatenate([words, table], axis=1).ravel()
+
+
+# The largest final shift of `plan_shifted` (SSAT's ASR immediate is 1 to 31; a constant
+# channel's value v * 2^shift must stay within int32 for |v| <= 128).
+_MAX_SHIFT = 23
+
+
+def plan_shifted(weights: np.ndarray, rq: Requant,
+                 shift: int | None = None) -> tuple[int, Requant] | None:
+    """The DSP convolution engine's constants for one final shift R shared by the layer,
+    which SSAT's shift immediate does (`ssat t, #8, t, asr #R`), or None where a bound
+    fails. For the variants without the tie fixup only. Per channel with right shift r,
+    d = R - r >= 1 (R = the largest r + 1): the table row (bias2, multiplier, add, right)
+    becomes (bias * s, multiplier, add * 2^d + 2^(d - 1), s) with s = scale * 2^d, and
+        v' = S * s + bias * s = v * 2^d,   t = add' + floor(v' * multiplier / 2^32)  (SMMLA)
+        out = t >> R = floor((v * m + 2^31 + add * 2^32) * 2^d / 2^(32 + r + d))
+    which is the short form's (SMMLAR: floor((v * m + 2^31) / 2^32) + add, then >> r; the
+    floors nest), as long as v' and t fit in int32. A constant channel (multiplier 0)
+    keeps its one value v as add' = v * 2^R. `shift` asks for a larger R (one engine
+    for several layers: conv_2d.share_engines)."""
+    table = rq.table
+    mult = table[:, 1]
+    live = mult != 0
+    if not live.any():
+        return None
+    right = table[:, 3]
+    least = int(right[live].max()) + 1
+    shift = least if shift is None else shift
+    if not least <= shift <= _MAX_SHIFT:
+        return None
+    magnitude = np.zeros(len(table), np.int64)
+    channels = np.shape(weights)[0]
+    magnitude[:channels] = abs_row_sums(weights) * _X_MAX
+    rows: list[list[int]] = []
+    for c in range(len(table)):
+        bias2, m, add, r = (int(v) for v in table[c])
+        if m == 0:
+            value = (add - 1) >> 1  # _constant_row
+            rows.append([0, 0, value * (1 << shift), 0])
+            continue
+        d = shift - r
+        s = rq.scale << d
+        bias = bias2 // rq.scale  # bias2 = bias * scale exactly
+        bound = (int(magnitude[c]) + abs(bias)) * s  # bound on |v'|
+        if bound >= INT31:
+            return None
+        added = add * (1 << d) + (1 << (d - 1))
+        if abs(added) + (bound * abs(m) >> 32) + 2 >= INT31:
+            return None
+        rows.append([bias * s, m, added, s])
+    return shift, Requant(rq.scale, np.array(rows, dtype=np.int64))

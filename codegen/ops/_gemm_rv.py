@@ -44,6 +44,7 @@ from codegen.ops._gemm import Requant, padded_depth
 from codegen.ops.base import CArray
 
 GUARD = "CG_GEMM_RV"
+ASM_GUARD = "CG_GEMM_ASM"
 
 
 def conv_chunks(kpad: int) -> np.ndarray:
@@ -174,12 +175,17 @@ def block_words(kpad: int, block: int) -> int:
     return block * kpad // 2 + 4 * block
 
 
-def constants(dsp: np.ndarray, rv: np.ndarray | None) -> list[CArray]:
+def constants(dsp: np.ndarray, rv: np.ndarray | None,
+              asm: np.ndarray | None = None) -> list[CArray]:
     """The DSP engine's `stream` and, where the layer has one, the RISC-V stream
-    `rv_stream`, each compiled only where an engine reads it."""
+    `rv_stream`, each compiled only where an engine reads it; where the layer has one, the
+    DSP assembly's own `stream` (`_gemm.plan_shifted`), in place of the other there."""
+    own = [] if asm is None else [CArray("stream", asm, ASM_GUARD)]
+    plain = "" if asm is None else f"!{ASM_GUARD}"
     if rv is None:
-        return [CArray("stream", dsp)]
-    return [CArray("stream", dsp, f"!{GUARD}"), CArray("rv_stream", rv, GUARD)]
+        return [*own, CArray("stream", dsp, plain)]
+    both = f"{plain} && !{GUARD}" if plain else f"!{GUARD}"
+    return [*own, CArray("stream", dsp, both), CArray("rv_stream", rv, GUARD)]
 
 
 # Channels per pass of the convolution engine's main loop (four pairs, two pixels); its last

@@ -19,7 +19,7 @@ import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
 from codegen.ops._pool import PoolLayer, prepare_pool
-from codegen.ops.base import unsupported
+from codegen.ops.base import Layer, unsupported
 
 OPCODES = ("AVERAGE_POOL_2D",)
 
@@ -96,3 +96,52 @@ def prepare_int16(op: Operator, graph: Graph) -> AveragePool2D:
 
 
 KERNELS = {DType.INT8: prepare_int8, DType.INT16: prepare_int16}
+
+
+@dataclass
+class GlobalPoolRows(Layer):
+    """Some rows of a global average pool's int8 input, in a patch-based schedule that
+    streams them (codegen/patch.py): their values added to int32 sums per channel, the
+    sums of the rows before them read from `inputs[1]` (none for the first rows); the
+    last rows then round each mean as the whole pool does (`AveragePool2D.reference`).
+    The sums are the whole pool's, so the means are too."""
+
+    template: ClassVar[str] = "kernels/average_pool_2d_rows.c.j2"
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("clamp", "pool_pairs") if self.params["pairs"] else ("clamp",)
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        n = inputs[0].shape[0]
+        acc = inputs[0].reshape(n, -1, int(p["in_c"])).astype(np.int64).sum(axis=1)
+        if not p["first"]:
+            acc = acc + inputs[1].reshape(n, -1).astype(np.int64)
+        if not p["last"]:
+            return [acc.astype(np.int32).reshape(n, *self.out_tensor().shape)]
+        count, half = int(p["count"]), int(p["half"])
+        mean = np.where(acc > 0, (acc + half) // count, -((half - acc) // count))
+        out = np.clip(mean, int(p["act_min"]), int(p["act_max"])).astype(np.int8)
+        return [out.reshape(n, *self.out_tensor().shape)]
+
+    def describe(self) -> list[tuple[str, str]]:
+        p = self.params
+        what = "started" if p["first"] else "carried"
+        return [("rows", f"{p['pixels']} pixels added to int32 sums ({what}"
+                         f"{', then the means' if p['last'] else ''})")]
+
+
+def global_pool_rows(pool: GlobalAveragePool2D, op: Operator, graph: Graph,
+                     inputs: tuple[int, ...], output: int, first: bool,
+                     last: bool) -> GlobalPoolRows:
+    """Rows `inputs[0]` (int8, the pool's row width and channels) of `pool`'s input summed
+    into int32 sums, after the sums `inputs[1]` unless `first`; the output is the sums
+    (int32, one per channel), or the pool's output when `last`."""
+    x = graph.tensors[inputs[0]]
+    p = pool.params
+    params = {key: p[key] for key in ("in_c", "count", "half", "act_min", "act_max")}
+    pixels = x.size // int(p["in_c"])
+    params.update(pixels=pixels, first=first, last=last,
+                  pairs=pixels <= _PAIR_SUM_LIMIT and int(p["in_c"]) >= 4)
+    return GlobalPoolRows(op, graph, inputs=inputs, outputs=(output,), params=params)

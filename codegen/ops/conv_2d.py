@@ -10,6 +10,7 @@ group c / (out_c / groups). The arithmetic and the zero-point folding are descri
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -68,7 +69,7 @@ class Conv2DGemm(Conv2D):
 
     def constants(self) -> list[CArray]:
         p = self.params
-        arrays = [*_gemm_rv.constants(p["stream"], p["rv_stream"]),
+        arrays = [*_gemm_rv.constants(p["stream"], p["rv_stream"], p["asm_stream"]),
                   *_gemm_v6m.constants(p["v6m"], _gemm_v6m.V6M_ONLY_GUARD if p["v7m"]
                                        else _gemm_v6m.GUARD),
                   *_gemm_v6m.constants_conv7(p["v7m"]),  # type: ignore[arg-type]
@@ -155,7 +156,11 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     kpairs = 16 if kpad % 32 == 0 else 8 if kpad % 16 == 0 else 4
     # ... one iteration without a loop where that is the whole depth
     once = ("once",) if kpad == 2 * kpairs else ()
-    variant = ("fix" if fixup else "floor", clamp, f"k{kpairs}", *once)
+    mode = "fix" if fixup else "floor"
+    # The DSP assembly's one final shift where the layer allows it (`_gemm.plan_shifted`):
+    # a stream of its own, compiled with that assembly only.
+    shifted = _gemm.plan_shifted(packed, rq) if full and not fixup else None
+    variant = (mode if shifted is None else f"shr{shifted[0]}", clamp, f"k{kpairs}", *once)
     # scalar RISC-V shares the DSP path's columns, so its stream takes their (split) order
     rv = _gemm_rv.split_stream(packed, rq, _gemm_rv.CONV_WIDE, _gemm.CONV_BLOCK,
                                _gemm_rv.conv_chunks(kpad))
@@ -180,12 +185,15 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "kiter": kpad // _gemm.K_STEP,
         "scale": rq.scale,
         "stream": _gemm.block_stream(packed, rq, _gemm.CONV_BLOCK),
+        "asm_stream": (None if shifted is None
+                       else _gemm.block_stream(packed, shifted[1], _gemm.CONV_BLOCK)),
+        "reshift": None if shifted is None else functools.partial(_reshift, packed, rq),
         "v6m": _gemm_v6m.plan(w, rq, _gemm_v6m.CONV_BLOCK),
         "v7m": _gemm_v6m.plan_conv7(w, rq, _segments(p, pointwise), kpad),
-        "mve": _mve_params(w, rq, variant[:2]),
+        "mve": _mve_params(w, rq, (mode, clamp)),
         "rv_stream": None if rv is None else rv["stream"],
         "rv": rv,
-        "rv_engine": f"cg_gemm_conv_rv_{variant[0]}_{clamp}",
+        "rv_engine": f"cg_gemm_conv_rv_{mode}_{clamp}",
         "depth": depth,
         "depth_pad": kpad - depth,
         "input_zero_point": -int(p["input_offset"]),
@@ -312,21 +320,53 @@ def _mve_params(w: np.ndarray, rq: _gemm.Requant, variant: tuple[str, ...]) -> d
             "snippet": "gemm_mve8_conv." + ".".join(full)}
 
 
+def _reshift(packed: np.ndarray, rq: _gemm.Requant, shift: int) -> np.ndarray | None:
+    """The DSP assembly's stream of a layer for a larger final shift, or None where its
+    bounds do not allow it."""
+    planned = _gemm.plan_shifted(packed, rq, shift)
+    return None if planned is None else _gemm.block_stream(packed, planned[1], _gemm.CONV_BLOCK)
+
+
+def _set_variant(layer: Layer, variant: tuple[str, ...]) -> None:
+    layer.params.update(engine_variant=variant, engine="cg_gemm_conv_" + "_".join(variant),
+                        snippets=(f"gemm_conv_plain.{variant[1]}",
+                                  "gemm_conv." + ".".join(variant)))
+
+
+def _share_shifts(gemm: list[Layer]) -> None:
+    """Layers of one kind (clamp, k-pairs) whose final shifts differ (shrR variants) take
+    the largest of their kind that their bounds allow: fewer copies of an engine."""
+    kinds: dict[tuple[str, ...], list[Layer]] = {}
+    for la in gemm:
+        variant = la.params["engine_variant"]
+        if variant[0].startswith("shr"):
+            kinds.setdefault(variant[1:3], []).append(la)
+    for members in kinds.values():
+        shifts = sorted({int(la.params["engine_variant"][0][3:]) for la in members},
+                        reverse=True)
+        for la in members:
+            variant = la.params["engine_variant"]
+            for shift in (s for s in shifts if s > int(variant[0][3:])):
+                stream = la.params["reshift"](shift)
+                if stream is not None:
+                    la.params["asm_stream"] = stream
+                    _set_variant(la, (f"shr{shift}", *variant[1:]))
+                    break
+
+
 def share_engines(layers: list[Layer]) -> None:
-    """Engines without their loop (`once`) only where the model needs no looping engine of
+    """One final shift for layers of one kind where their bounds allow (`_share_shifts`).
+    Engines without their loop (`once`) only where the model needs no looping engine of
     the same kind (fixup, clamp, k-pairs): one copy of an engine's unrolled body, not two.
     The layers that would add the second copy take the looping one (the same arithmetic)."""
     gemm = [la for la in layers if isinstance(la, Conv2DGemm)]
+    _share_shifts(gemm)
     looping = {la.params["engine_variant"] for la in gemm
                if la.params["engine_variant"][-1] != "once"}
     for la in gemm:
         variant = la.params["engine_variant"]
         if variant[-1] == "once" and variant[:-1] in looping:
-            clamp = variant[1]
-            la.params.update(engine_variant=variant[:-1],
-                             engine="cg_gemm_conv_" + "_".join(variant[:-1]),
-                             snippets=(f"gemm_conv_plain.{clamp}",
-                                       "gemm_conv." + ".".join(variant[:-1])))
+            _set_variant(la, variant[:-1])
 
 
 def split_order(rows: int, row_values: int) -> np.ndarray:

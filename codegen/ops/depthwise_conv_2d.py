@@ -33,6 +33,10 @@ _LINE_BUFFER_SHARE = 8
 # names those after the schema's fields.
 WHOLE_LINES = "_whole_lines"
 _INT31 = 1 << 31
+# Where the assembly output lines of a shared right shift run (DSP cores but Helium's:
+# templates/runtime/depthwise3x3.c.j2), the layer's constants of `_shared_shift_words`.
+SHARED_GUARD = "CG_DW3X3_SHARED"
+_SHARED_SHIFT = 10  # the shared right shift preferred (the usual per-channel shifts: 3-9)
 _CHANNEL_CHUNK = 1 << 16  # channels whose 3x3 kernel words are computed at a time
 
 
@@ -63,13 +67,22 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        variant = self.params["variant"]
-        v6m = ("depthwise3x3_v6m",) if self.params["v6m"] is not None else ()
-        mve = (f"depthwise3x3_mve_{variant}",) if self.params["mve"] else ()
-        return (f"depthwise3x3_{variant}", *v6m, *mve)
+        p = self.params
+        variant = p["variant"]
+        v6m = ("depthwise3x3_v6m",) if p["v6m"] is not None else ()
+        mve = (f"depthwise3x3_mve_{variant}",) if p["mve"] else ()
+        shared = (f"depthwise3x3_shared.{p['stride_b']}.{p['shared_shift']}",
+                  ) if p["shared_shift"] else ()
+        return (f"depthwise3x3_{variant}", *shared, *v6m, *mve)
 
     def constants(self) -> list[CArray]:
-        arrays = [CArray("constants", np.asarray(self.params["constants"], np.int32).ravel())]
+        words = np.asarray(self.params["constants"], np.int32).ravel()
+        shared = self.params["shared_constants"]
+        if shared is None:
+            arrays = [CArray("constants", words)]
+        else:  # the same array name: one of the two per build
+            arrays = [CArray("constants", words, f"!{SHARED_GUARD}"),
+                      CArray("constants", np.asarray(shared, np.int32).ravel(), SHARED_GUARD)]
         if self.params["v6m"] is not None:
             arrays.append(CArray("v6m_constants", self.params["v6m"], _gemm_v6m.DEPTHWISE_GUARD))
         return arrays
@@ -152,6 +165,9 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
                    or params["act_max"] != 127)  # a right shift of 0 somewhere
     fixup = _gemm.needs_sign_fixup(zp, int(params["act_min"]))
     variant = f"s{b_axis.stride}" + ("_general" if general else "" if fixup else "_floor")
+    shared = (_shared_shift_words(taps, shifts, None if bias is None else np.asarray(bias),
+                                  np.asarray(params["multipliers"]), zp)
+              if variant.endswith("_floor") else None)
     offset = int(params["input_offset"]) & 0xFFFF
     pair = offset | (offset << 16)
     return {
@@ -167,6 +183,8 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "offset_pair": pair - (1 << 32) if pair >= _INT31 else pair,
         "constants": constants,
         "variant": variant,
+        "shared_shift": None if shared is None else shared[0],
+        "shared_constants": None if shared is None else shared[1].ravel(),
         "v6m": None if v6m is None else v6m.ravel(),
         "mve_positions": positions,
         "mve": 3 * 4 * positions <= 3 * group * line * 2,
@@ -227,6 +245,49 @@ def _channel_words(taps: np.ndarray, shifts: np.ndarray, bias: np.ndarray | None
             v6m[part, :9] = chunk.reshape(9, -1).T
             v6m[part, 9] = left + 1
     return constants, v6m
+
+
+def _shared_shift_words(taps: np.ndarray, shifts: np.ndarray, bias: np.ndarray | None,
+                        multipliers: np.ndarray, zp: int) -> tuple[int, np.ndarray] | None:
+    """The words of `_channel_words` for one right shift R shared by every channel (the
+    assembly's SMMLA then SSAT with ASR #R), or None where they do not fit; only for every
+    shift negative and the full int8 range (the `_floor` variants, no tie fixup).
+
+    A channel of right shift s < R has its weights and bias scaled by 2^(R - s) more, and
+    its add (rounding plus zero point, r) becomes r 2^k + 2^(k - 1) with k = R - s >= 1:
+    then the high word of acc 2^k * m + add 2^32 shifted right by R is floor((acc m + r 2^32
+    + 2^31) / 2^(32 + s)), what SMMLAR (ties upward), the add and ASR #s give. The scaled
+    weights must fit in int16 (|w| 2^(1 + k) <= 2^15) and every accumulator and high word
+    in int32. Of the shifts that fit, the one nearest _SHARED_SHIFT: the layers of a model
+    mostly share one function (one per shift and stride)."""
+    right = -shifts.astype(np.int64)  # every shift < 0: left 0, right >= 1
+    b = np.zeros(taps.shape[2], np.int64) if bias is None else bias.astype(np.int64)
+    bound = np.abs(b) + 255 * np.abs(taps.astype(np.int64)).sum(axis=(0, 1))
+    candidates = range(int(right.max()) + 1, min(int(right.min()) + 7, 31) + 1)
+    for shared in sorted(candidates, key=lambda r: (abs(r - _SHARED_SHIFT), r)):
+        k = shared - right
+        scale = np.left_shift(1, k + 1)
+        add = ((np.left_shift(1, right - 1) + zp * np.left_shift(1, right)) * np.left_shift(1, k)
+               + np.left_shift(1, k - 1))
+        high = bound * (scale >> 1) + 1 + np.abs(add)  # |the high word| before the shift
+        if np.all(bound * scale < _INT31) and np.all(high < _INT31):
+            return shared, _words(taps, scale, b, multipliers, add, shared)
+    return None
+
+
+def _words(taps: np.ndarray, scale: np.ndarray, bias: np.ndarray, multipliers: np.ndarray,
+           add: np.ndarray, shared: int) -> np.ndarray:
+    """The shared-shift words of `_shared_shift_words` (int32 [C, 10])."""
+    scaled = taps.astype(np.int64) * scale  # |value| <= 2^15
+    words = np.empty((taps.shape[2], 10), np.int64)
+    for row in range(3):
+        words[:, 2 * row] = _pack(scaled[row, 0], scaled[row, 1])
+        words[:, 2 * row + 1] = _pack(scaled[row, 1], scaled[row, 2])
+    words[:, 6] = bias * scale
+    words[:, 7] = multipliers
+    words[:, 8] = add
+    words[:, 9] = shared
+    return words.astype(np.int32)
 
 
 def _pack(low: np.ndarray, high: np.ndarray) -> np.ndarray:

@@ -77,7 +77,8 @@ class Branch:
 
     kind: "conv" (weights [out_c, kh, kw, in_c/groups]), "depthwise" (weights
     [1, kh, kw, in_c*multiplier]), "avg" or "max". `weight_scale` is a scalar (per-tensor)
-    or "per_channel" for random per-channel scales times `scale_base`; `output` is the
+    or "per_channel" for random per-channel scales, in `scale_range`, times `scale_base`;
+    `output` is the
     output's (scale, zero point) for convolutions (pools keep the input's)."""
 
     kind: str
@@ -90,6 +91,7 @@ class Branch:
     multiplier: int = 1  # depthwise
     weight_scale: float | str = "per_channel"
     scale_base: float = 0.02
+    scale_range: tuple[float, float] = (0.25, 4.0)  # of the per-channel scales / scale_base
     output: tuple[float, int] = (0.1, 0)
     bias: bool = True
     bias_range: int = 4000
@@ -136,7 +138,7 @@ def _add_branch(b: ModelBuilder, x: int, shape: tuple[int, ...], input_q: tuple[
         axis = 3
     weights = rng.integers(-128, 128, size=w_shape)
     if br.weight_scale == "per_channel":
-        scales = list(br.scale_base * rng.uniform(0.25, 4.0, size=out_c))
+        scales = list(br.scale_base * rng.uniform(*br.scale_range, size=out_c))
         weight_q = Q(scales, 0, axis=axis)
     else:
         scales = [float(br.weight_scale)]
