@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from codegen.model.ir import DType, Graph, Operator
-from codegen.ops import _conv, _gemm, _gemm_v6m, _litert
+from codegen.ops import _conv, _depthwise_v7m, _gemm, _gemm_v6m, _litert
 from codegen.ops._window import require_nhwc, window
 from codegen.ops.base import CArray, RowAccess, only_output, operand, unsupported
 
@@ -73,7 +73,8 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
         mve = (f"depthwise3x3_mve_{variant}",) if p["mve"] else ()
         shared = (f"depthwise3x3_shared.{p['stride_b']}.{p['shared_shift']}",
                   ) if p["shared_shift"] else ()
-        return (f"depthwise3x3_{variant}", *shared, *v6m, *mve)
+        v7m = (f"depthwise3x3_v7m_lines.{variant}",) if p["v7m"] is not None else ()
+        return (f"depthwise3x3_{variant}", *shared, *v6m, *mve, *v7m)
 
     def constants(self) -> list[CArray]:
         words = np.asarray(self.params["constants"], np.int32).ravel()
@@ -85,6 +86,8 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
                       CArray("constants", np.asarray(shared, np.int32).ravel(), SHARED_GUARD)]
         if self.params["v6m"] is not None:
             arrays.append(CArray("v6m_constants", self.params["v6m"], _gemm_v6m.DEPTHWISE_GUARD))
+        if self.params["v7m"] is not None:
+            arrays.append(CArray("v7m_constants", self.params["v7m"], _depthwise_v7m.GUARD))
         return arrays
 
     def scratch_bytes(self) -> int:
@@ -147,6 +150,8 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
     if words is None:
         return None
     constants, v6m = words
+    v7m = _depthwise_v7m.words(taps, shifts, None if bias is None else np.asarray(bias),
+                               int(params["input_offset"]))
     # The last output reads up to 4 values from its window start (a pair past the third tap);
     # the assembly reads whole groups of four outputs: 4 * stride * groups + 2 values.
     reach = max((b_axis.out - 1) * b_axis.stride + 4,
@@ -186,6 +191,7 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "shared_shift": None if shared is None else shared[0],
         "shared_constants": None if shared is None else shared[1].ravel(),
         "v6m": None if v6m is None else v6m.ravel(),
+        "v7m": None if v7m is None else v7m.ravel(),
         "mve_positions": positions,
         "mve": 3 * 4 * positions <= 3 * group * line * 2,
     }

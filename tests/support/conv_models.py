@@ -95,6 +95,7 @@ class Branch:
     output: tuple[float, int] = (0.1, 0)
     bias: bool = True
     bias_range: int = 4000
+    min_weight: int = -128  # the weights are drawn from [min_weight, 127]
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -136,7 +137,7 @@ def _add_branch(b: ModelBuilder, x: int, shape: tuple[int, ...], input_q: tuple[
         out_c = c * br.multiplier
         w_shape = (1, kh, kw, out_c)
         axis = 3
-    weights = rng.integers(-128, 128, size=w_shape)
+    weights = rng.integers(br.min_weight, 128, size=w_shape)
     if br.weight_scale == "per_channel":
         scales = list(br.scale_base * rng.uniform(*br.scale_range, size=out_c))
         weight_q = Q(scales, 0, axis=axis)
