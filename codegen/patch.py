@@ -35,6 +35,7 @@ from codegen.ops._copy import CopyLayer
 from codegen.ops._pool import PoolLayer
 from codegen.ops._window import BAND_ROWS, Axis
 from codegen.ops.base import Layer
+from codegen.ops.conv_2d import Conv2DGemm
 from codegen.ops.depthwise_conv_2d import WHOLE_LINES
 
 MAX_TILES = 16  # bands per stage tried
@@ -168,10 +169,29 @@ class _Builder:
             return replace(same, op=band_op, inputs=tuple(inputs), outputs=(output,))
         graph = replace(self.graph, tensors=self.tensors)
         prepared = prepare_layer(band_op, graph)
+        _one_pixel_tail(prepared)
         prepared.stem = f"l{layer.index}_{op.opcode.lower()}_band" \
                         f"{sum(k[0] == layer.index for k in self.prepared)}"
         self.prepared[key] = prepared
         return prepared
+
+
+class _OneTailConv(Conv2DGemm):
+    """A band of the convolution engine whose pixels are odd in count (a stream's rows of
+    5 pixels: 3 passes of 2 for 5): the last one by the engine's one-pixel variant
+    (runtime/gemm_conv_one.c.j2), not as a pair of itself. Only bands: the layer-by-layer
+    schedules' C stays as it is."""
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        one = "gemm_conv_one." + ".".join(self.params["engine_variant"])
+        return (*super().runtime, one)
+
+
+def _one_pixel_tail(layer: Layer) -> None:
+    if type(layer) is Conv2DGemm and int(layer.params["pixels"]) % 2:
+        layer.__class__ = _OneTailConv
+        layer.params["one"] = True
 
 
 def patch(graph: Graph, layers: list[Layer], end: int, tiles: int) -> Patched | None:
