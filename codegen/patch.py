@@ -36,7 +36,7 @@ from codegen.ops._pool import PoolLayer
 from codegen.ops._window import BAND_ROWS, Axis
 from codegen.ops.base import Layer
 from codegen.ops.conv_2d import Conv2DGemm
-from codegen.ops.depthwise_conv_2d import WHOLE_LINES
+from codegen.ops.depthwise_conv_2d import WHOLE_LINES, DepthwiseConv2D3x3
 
 MAX_TILES = 16  # bands per stage tried
 # Layers a stage may hold: the bands of a schedule are at most MAX_TILES x this many layers
@@ -170,6 +170,7 @@ class _Builder:
         graph = replace(self.graph, tensors=self.tensors)
         prepared = prepare_layer(band_op, graph)
         _one_pixel_tail(prepared)
+        _five_lines(prepared)
         prepared.stem = f"l{layer.index}_{op.opcode.lower()}_band" \
                         f"{sum(k[0] == layer.index for k in self.prepared)}"
         self.prepared[key] = prepared
@@ -192,6 +193,26 @@ def _one_pixel_tail(layer: Layer) -> None:
     if type(layer) is Conv2DGemm and int(layer.params["pixels"]) % 2:
         layer.__class__ = _OneTailConv
         layer.params["one"] = True
+
+
+class _FiveLines(DepthwiseConv2D3x3):
+    """A 3x3 depthwise band whose lines are five outputs (stride 1, one shared right
+    shift): on DSP cores, output lines of one group of six per channel, five stored
+    (runtime/depthwise3x3_shared.c.j2's `five`), not a group of four and a tail of two."""
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        p = self.params
+        shared = f"depthwise3x3_shared.1.{p['shared_shift']}"
+        return tuple(f"{s}.five" if s == shared else s for s in super().runtime)
+
+
+def _five_lines(layer: Layer) -> None:
+    p = layer.params
+    if type(layer) is DepthwiseConv2D3x3 and p["shared_shift"] and p["stride_b"] == 1 \
+            and p["out_b"] == 5 and p["line"] >= 10:
+        layer.__class__ = _FiveLines
+        p["five"] = True
 
 
 def patch(graph: Graph, layers: list[Layer], end: int, tiles: int) -> Patched | None:
