@@ -16,7 +16,9 @@ CG_GEMM_RV, the riscv32 target).
 
 from __future__ import annotations
 
+import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -353,21 +355,18 @@ def test_riscv32_matches_reference(make, tmp_path: Path) -> None:
     c_matches_reference(model, "riscv32", tmp_path, seed=3, extra=edge_inputs(load_program(model)))
 
 
-@pytest.mark.qemu
-@pytest.mark.parametrize("oct_loop", ["2", "0"])
-def test_riscv32_oct_fallbacks_match_reference(oct_loop: str, tmp_path: Path) -> None:
-    """The oct engines' other loops (CG_GEMM_RV_OCT: 2 with a register for 2^15, on request;
-    0 the quad loop, clang without optimization), forced in a -O2 build of the
-    FULLY_CONNECTED model, against the reference (test_riscv32_matches_reference runs the
-    default, 1)."""
-    program = load_program(_fc_model())
+def _modified_build_matches_reference(model: bytes, prefix: str, tmp_path: Path,
+                                      optimization: str = "2") -> Path:
+    """Builds the model's riscv32 firmware with `prefix` before model.c's text (in
+    tmp_path/src) at `optimization`, checks its outputs against the reference (edge and
+    random inputs) and returns the executable."""
+    program = load_program(model)
     source = tmp_path / "src"
     write_harness_sources(program, source)
     model_c = source / "model.c"
-    text = model_c.read_text()
-    assert "#if CG_GEMM_RV_OCT == 2" in text
-    model_c.write_text(f"#define CG_GEMM_RV_OCT {oct_loop}\n{text}")
-    executable = build_firmware(source, HARNESS_NAME, get_target("riscv32"), tmp_path / "build")
+    model_c.write_text(prefix + model_c.read_text())
+    executable = build_firmware(source, HARNESS_NAME, get_target("riscv32"), tmp_path / "build",
+                                optimization=optimization)
     inputs = random_inputs(program, 4, seed=4)
     edges = edge_inputs(program)
     inputs = [np.concatenate([edges[i], inputs[i]]) for i in range(len(inputs))]
@@ -376,6 +375,40 @@ def test_riscv32_oct_fallbacks_match_reference(oct_loop: str, tmp_path: Path) ->
     assert len(got) == len(expected)
     for g, e in zip(got, expected, strict=True):
         assert np.array_equal(g, e)
+    return executable
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("oct_loop", ["2", "0"])
+def test_riscv32_oct_fallbacks_match_reference(oct_loop: str, tmp_path: Path) -> None:
+    """The oct engines' other loops (CG_GEMM_RV_OCT: 2 with a register for 2^15, on request;
+    0 the quad loop), forced in a -O2 build of the FULLY_CONNECTED model, against the
+    reference (test_riscv32_matches_reference runs the default, 1)."""
+    _modified_build_matches_reference(_fc_model(), f"#define CG_GEMM_RV_OCT {oct_loop}\n",
+                                      tmp_path)
+    assert "#if CG_GEMM_RV_OCT == 2" in (tmp_path / "src" / "model.c").read_text()
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("level", ["g", "0"])
+@pytest.mark.parametrize("make", [_conv_model, _fc_model], ids=["conv", "fc"])
+def test_riscv32_debug_build_with_a_frame_pointer_matches_reference(
+        make: Callable[[], bytes], level: str, tmp_path: Path) -> None:
+    """The engines' assembly (at most 27 registers, the loops' ends pushed on the stack) in
+    -Og and -O0 builds whose functions keep a frame pointer in s0 (ESP-IDF's debug default
+    with its frame-pointer option; GCC's optimize pragma stands for -fno-omit-frame-pointer,
+    which the build takes no flag for; -O0 keeps one anyway), against the reference. The
+    engines are checked to set up s0 as the frame pointer."""
+    executable = _modified_build_matches_reference(
+        make(), '#pragma GCC optimize ("no-omit-frame-pointer")\n', tmp_path,
+        optimization=level)
+    listing = subprocess.run([require_tool("riscv64-unknown-elf-objdump"), "-d",
+                              "--no-show-raw-insn", str(executable)], capture_output=True,
+                             text=True, timeout=300, check=True).stdout
+    engines = re.findall(r"<(cg_gemm_(?:conv|fc)_rv_[\w.]+)>:\n(.*?)\n\n", listing, flags=re.S)
+    assert engines
+    for name, body in engines:
+        assert re.search(r"\sadd\s+s0,sp,\d+", body), name
 
 
 @pytest.mark.parametrize("flags", [["-O2", "-fno-omit-frame-pointer"], ["-O0"], ["-Os"]])

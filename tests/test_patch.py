@@ -281,14 +281,14 @@ def test_budget_picks_a_patch_based_schedule_and_says_so(tmp_path: Path) -> None
 
 
 def _one_core(source: str) -> str:
-    """The C without the kernels only other cores compile (from `#if CG_GEMM_V6M` up to its
-    own `#else`, past the `#elif` branches and the conditionals nested in them): a function
-    is defined once for each kind of core."""
+    """The C without the kernels only other cores compile (from `#if CG_GEMM_V6M` or
+    `#if CG_GEMM_V7M` up to its own `#else`, past the `#elif` branches and the conditionals
+    nested in them): a function is defined once for each kind of core."""
     kept: list[str] = []
     depth = 0  # inside a skipped `#if CG_GEMM_V6M`: 1 + the conditionals opened since
     for line in source.splitlines(keepends=True):
         if depth == 0:
-            if line == "#if CG_GEMM_V6M\n":
+            if line in ("#if CG_GEMM_V6M\n", "#if CG_GEMM_V7M\n"):
                 depth = 1
             else:
                 kept.append(line)

@@ -33,6 +33,17 @@ exactly and the engine keeps A = sum P (mod 2^32) and B = sum P >> 16:
 the last term folded into the table's bias. Six channels (three words) per pass: two
 products per MLA, the weights two words per LDRD.
 
+CONV_2D on ARMv7-M (`pack_conv7`, templates/runtime/gemm_v7m_conv.c.j2) crosses the lanes:
+a weight word holds two depth indices of one channel, W = w[2i] + 2^16 * w[2i + 1], a column
+word the same two of one pixel, X = 2^16 * x[2i] + x[2i + 1], so that
+    W * X + 2^15 = (w[2i] * x[2i + 1] + 2^15) + 2^16 * (w[2i] * x[2i] + w[2i + 1] * x[2i + 1])
+(mod 2^32): the low half lies in [16512, 49152], never carries, and where `fc7_fits` proves
+the pair's dot product within [-2^15, 2^15) the high half is that dot product exactly, one
+MLA and one ADD with ASR #16 per two products, no correction after the sum: S = sum w * x,
+which the DSP engine's table takes as it is. The depth goes in runs of values contiguous in
+the image (`conv7_weights`: a pixel's channels, a filter row, or a tap), each padded with a
+zero to an even length; two channels by two pixels per pass.
+
 Requantization: the DSP engine's short form (`_gemm.plan_requant`), exact where the generator
 bounds the accumulator; the 32x32->64 high word is one SMULL on ARMv7-M and four 16-bit
 products on ARMv6-M.
@@ -55,6 +66,8 @@ _FIELDS = 4
 # ARMv7-M's FULLY_CONNECTED engine (templates/runtime/gemm_v7m_fc.c.j2).
 V7M_GUARD = "CG_GEMM_V7M"
 FC7_BLOCK = 6
+# ARMv7-M's CONV_2D engine (templates/runtime/gemm_v7m_conv.c.j2): channels per block.
+CONV7_BLOCK = 2
 # The ARMv6-M engine's arrays where ARMv7-M takes its own.
 V6M_ONLY_GUARD = f"{GUARD} && !{V7M_GUARD}"
 
@@ -150,6 +163,62 @@ def constants_fc7(v7m: dict[str, np.ndarray] | None) -> list[CArray]:
         return []
     return [CArray("v7m_weights", v7m["weights"], V7M_GUARD),
             CArray("v7m_rq", v7m["table"], V7M_GUARD)]
+
+
+def conv7_weights(weights: np.ndarray, segments: int) -> np.ndarray:
+    """Filters [C, K] in ARMv7-M's CONV_2D depth order: K as `segments` runs (a filter row
+    or a tap: values contiguous in the image) each padded with a zero to an even length,
+    then zeros to a multiple of 8."""
+    w = np.asarray(weights, np.int64)
+    channels, depth = w.shape
+    length = depth // segments
+    runs = np.zeros((channels, segments, length + length % 2), np.int64)
+    runs[:, :, :length] = w.reshape(channels, segments, length)
+    flat = runs.reshape(channels, -1)
+    data = np.zeros((channels, padded_depth(flat.shape[1])), np.int64)
+    data[:, :flat.shape[1]] = flat
+    return data
+
+
+def pack_conv7(weights: np.ndarray) -> np.ndarray:
+    """Filters [C, K] (K a multiple of 8, conv7_weights' order) as int32 words
+    w[c, 2i] + 2^16 * w[c, 2i + 1] (wrapped), [C / 2][K / 2][2 channels]; a padded
+    channel is 0."""
+    w = np.asarray(weights, np.int64)
+    channels, depth = w.shape
+    blocks = -(-channels // CONV7_BLOCK)
+    data = np.zeros((blocks * CONV7_BLOCK, depth), np.int64)
+    data[:channels] = w
+    words = data[:, 0::2] + (data[:, 1::2] << 16)  # [channel][k-pair]
+    ordered = words.reshape(blocks, CONV7_BLOCK, depth // 2).transpose(0, 2, 1)
+    wrapped = (ordered + (1 << 31)) % (1 << 32) - (1 << 31)
+    return np.ascontiguousarray(wrapped.astype(np.int32)).ravel()
+
+
+def plan_conv7(weights: np.ndarray, rq: Requant, segments: int,
+               kpad: int) -> dict[str, object] | None:
+    """ARMv7-M's CONV_2D engine for filters [C, K] of `segments` runs (conv7_weights), or
+    None where a pair's dot product could leave 16 bits (two weights -128 side by side) or
+    the padded depth would exceed the ARMv6-M engine's `kpad` (whose column space it takes)."""
+    w = np.asarray(weights).reshape(np.shape(weights)[0], -1)
+    ordered = conv7_weights(w, segments)
+    if ordered.shape[1] > kpad or not fc7_fits(ordered):
+        return None
+    length = w.shape[1] // segments
+    unroll = 8 if ordered.shape[1] % 16 == 0 else 4  # k-pairs per iteration of its loop
+    return {"weights": pack_conv7(ordered),
+            "engine": f"cg_v7m_conv2_k{unroll}", "snippet": f"gemm_v7m_conv2.k{unroll}",
+            "table": _table(rq, np.zeros(w.shape[0], np.int64), CONV7_BLOCK),
+            "segments": segments, "seg_len": length, "seg_even": length + length % 2,
+            "depth": segments * (length + length % 2), "kpad": ordered.shape[1]}
+
+
+def constants_conv7(v7m: dict[str, object] | None) -> list[CArray]:
+    """ARMv7-M's CONV_2D arrays, where the C compiles that engine."""
+    if v7m is None:
+        return []
+    return [CArray("v7m_weights", v7m["weights"], V7M_GUARD),  # type: ignore[arg-type]
+            CArray("v7m_rq", v7m["table"], V7M_GUARD)]  # type: ignore[arg-type]
 
 
 def plan(weights: np.ndarray, rq: Requant, block: int) -> dict[str, object]:

@@ -63,13 +63,17 @@ class Conv2DGemm(Conv2D):
         fills = not p["pointwise"] and not p["gather"] and (p["has_border"] or p["depth_pad"])
         copies = ("gemm_copy",) if p["ring"] else ()
         few = ("conv_few",) if p["few"] is not None else ()
+        v7m = () if p["v7m"] is None else ("gemm_v7m_conv", p["v7m"]["snippet"])
         return (*p["snippets"], *(("widen_fill",) if fills else ()), *copies, "gemm_v6m_conv",
-                p["mve"]["snippet"], *few)
+                *v7m, p["mve"]["snippet"], *few)
 
     def constants(self) -> list[CArray]:
         p = self.params
         arrays = [*_gemm_rv.constants(p["stream"], p["rv_stream"], p["asm_stream"]),
-                  *_gemm_v6m.constants(p["v6m"]), *_gemm_mve.constants(p["mve"])]
+                  *_gemm_v6m.constants(p["v6m"], _gemm_v6m.V6M_ONLY_GUARD if p["v7m"]
+                                       else _gemm_v6m.GUARD),
+                  *_gemm_v6m.constants_conv7(p["v7m"]),  # type: ignore[arg-type]
+                  *_gemm_mve.constants(p["mve"])]
         if p["few"] is None:
             return arrays
         return [*arrays, CArray("few", p["few"]["stream"], "CG_CONV_FEW")]
@@ -185,6 +189,7 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
                        else _gemm.block_stream(packed, shifted[1], _gemm.CONV_BLOCK)),
         "reshift": None if shifted is None else functools.partial(_reshift, packed, rq),
         "v6m": _gemm_v6m.plan(w, rq, _gemm_v6m.CONV_BLOCK),
+        "v7m": _gemm_v6m.plan_conv7(w, rq, _segments(p, pointwise), kpad),
         "mve": _mve_params(w, rq, (mode, clamp)),
         "rv_stream": None if rv is None else rv["stream"],
         "rv": rv,
@@ -207,6 +212,15 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
                                        0 if few is None else int(few["scratch"])),
         "few": few,
     }
+
+
+def _segments(p: dict[str, object], pointwise: bool) -> int:
+    """The runs of a window's values contiguous in the image (ARMv7-M's CONV_2D widens each
+    into pairs on its own): a pixel's channels, each filter row, or each tap (dilated
+    along the width)."""
+    if pointwise:
+        return 1
+    return int(p["taps_h"]) * (1 if int(p["dil_w"]) == 1 else int(p["taps_w"]))
 
 
 # The few-channel kernel (templates/kernels/_conv_2d_few.c.j2): at most this many input
