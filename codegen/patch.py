@@ -414,7 +414,7 @@ class _Stream:
     each window buffer, the second makes the tensors and layers."""
 
     def __init__(self, builder: _Builder, stage: list[Layer], pooled: bool,
-                 steps: list[list[tuple[int, int]]], wide: bool) -> None:
+                 steps: list[list[tuple[int, int]]], wide: float) -> None:
         self.b = builder
         self.wide = wide
         self.graph = builder.graph
@@ -531,7 +531,7 @@ class _Stream:
                 if build:
                     band = self.b.band_layer(layer, [x], a, y, lo, hi)
                     if self.wide:
-                        band = _wide_lines(band, self.b.tensors[x].nbytes)
+                        band = _wide_lines(band, int(self.b.tensors[x].nbytes * self.wide))
                     result.append(band)
             if self.pooled and step[m - 1][1] > step[m - 1][0] and build:
                 last = s == len(self.steps) - 1
@@ -569,11 +569,12 @@ class _Stream:
 
 
 def stream(graph: Graph, layers: list[Layer], end: int, rows: int,
-           wide: bool = False) -> Patched | None:
+           wide: float = 0.0) -> Patched | None:
     """Layers 0..end (run order) streamed in steps of at most `rows` new rows per layer,
     the rows a layer's next step reads again kept in a window buffer (see above); None
     when the stage cannot be run so (not a chain, or a band a layer's module refuses).
-    `wide`: 3x3 depthwise bands take more channels per pass (`_wide_lines`)."""
+    `wide`: 3x3 depthwise bands take as many channels per pass as `wide` times their
+    input's bytes of scratch hold (`_wide_lines`); 0: as their module gives a band."""
     stage = layers[:end + 1]
     pooled = _pooled(graph, stage)
     chain = stage[:-1] if pooled else stage
