@@ -361,8 +361,9 @@ def stream_steps(graph: Graph, chain: list[Layer],
 
 def _wide_lines(layer: Layer, budget: int) -> Layer:
     """A 3x3 depthwise band whose line buffer takes as many channels per pass as `budget`
-    bytes of scratch hold (a multiple of 4), when that is more than its module gives a
-    band (an eighth of its input: 4 channels for a few rows). A streamed stage calls each
+    bytes of scratch hold (a multiple of 4; with as many passes, the fewest channels), when
+    that is more than its module gives a band (an eighth of its input: 4 channels for a
+    few rows). A streamed stage calls each
     band once per row or so, and every pass costs time. The scratch and Helium condition
     are derived as `with_whole_lines` derives them for all channels; a module whose
     derivation differs (checked on all channels) keeps the layer as it is."""
@@ -379,6 +380,9 @@ def _wide_lines(layer: Layer, budget: int) -> Layer:
     if scratch(channels) != with_whole_lines(layer).scratch_bytes():
         return layer
     group = min(channels, budget // (6 * line) // 4 * 4)  # 3 lines of int16 per channel
+    if group > 0:  # as few passes, as even as they come (a larger group only zeroes more)
+        passes = -(-channels // group)
+        group = min(group, (-(-channels // passes) + 3) // 4 * 4)
     if group <= int(p["group"]) or scratch(group) > budget:
         return layer
     params = {**p, "group": group, "scratch": scratch(group),
