@@ -35,7 +35,8 @@ from codegen.ops._copy import CopyLayer
 from codegen.ops._pool import PoolLayer
 from codegen.ops._window import BAND_ROWS, Axis
 from codegen.ops.base import Layer
-from codegen.ops.depthwise_conv_2d import WHOLE_LINES
+from codegen.ops.conv_2d import Conv2DGemm
+from codegen.ops.depthwise_conv_2d import WHOLE_LINES, DepthwiseConv2D3x3
 
 MAX_TILES = 16  # bands per stage tried
 # Layers a stage may hold: the bands of a schedule are at most MAX_TILES x this many layers
@@ -168,10 +169,50 @@ class _Builder:
             return replace(same, op=band_op, inputs=tuple(inputs), outputs=(output,))
         graph = replace(self.graph, tensors=self.tensors)
         prepared = prepare_layer(band_op, graph)
+        _one_pixel_tail(prepared)
+        _five_lines(prepared)
         prepared.stem = f"l{layer.index}_{op.opcode.lower()}_band" \
                         f"{sum(k[0] == layer.index for k in self.prepared)}"
         self.prepared[key] = prepared
         return prepared
+
+
+class _OneTailConv(Conv2DGemm):
+    """A band of the convolution engine whose pixels are odd in count (a stream's rows of
+    5 pixels: 3 passes of 2 for 5): the last one by the engine's one-pixel variant
+    (runtime/gemm_conv_one.c.j2), not as a pair of itself. Only bands: the layer-by-layer
+    schedules' C stays as it is."""
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        one = "gemm_conv_one." + ".".join(self.params["engine_variant"])
+        return (*super().runtime, one)
+
+
+def _one_pixel_tail(layer: Layer) -> None:
+    if type(layer) is Conv2DGemm and int(layer.params["pixels"]) % 2:
+        layer.__class__ = _OneTailConv
+        layer.params["one"] = True
+
+
+class _FiveLines(DepthwiseConv2D3x3):
+    """A 3x3 depthwise band whose lines are five outputs (stride 1, one shared right
+    shift): on DSP cores, output lines of one group of six per channel, five stored
+    (runtime/depthwise3x3_shared.c.j2's `five`), not a group of four and a tail of two."""
+
+    @property
+    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
+        p = self.params
+        shared = f"depthwise3x3_shared.1.{p['shared_shift']}"
+        return tuple(f"{s}.five" if s == shared else s for s in super().runtime)
+
+
+def _five_lines(layer: Layer) -> None:
+    p = layer.params
+    if type(layer) is DepthwiseConv2D3x3 and p["shared_shift"] and p["stride_b"] == 1 \
+            and p["out_b"] == 5 and p["line"] >= 10:
+        layer.__class__ = _FiveLines
+        p["five"] = True
 
 
 def patch(graph: Graph, layers: list[Layer], end: int, tiles: int) -> Patched | None:
@@ -320,8 +361,9 @@ def stream_steps(graph: Graph, chain: list[Layer],
 
 def _wide_lines(layer: Layer, budget: int) -> Layer:
     """A 3x3 depthwise band whose line buffer takes as many channels per pass as `budget`
-    bytes of scratch hold (a multiple of 4), when that is more than its module gives a
-    band (an eighth of its input: 4 channels for a few rows). A streamed stage calls each
+    bytes of scratch hold (a multiple of 4; with as many passes, the fewest channels), when
+    that is more than its module gives a band (an eighth of its input: 4 channels for a
+    few rows). A streamed stage calls each
     band once per row or so, and every pass costs time. The scratch and Helium condition
     are derived as `with_whole_lines` derives them for all channels; a module whose
     derivation differs (checked on all channels) keeps the layer as it is."""
@@ -338,6 +380,9 @@ def _wide_lines(layer: Layer, budget: int) -> Layer:
     if scratch(channels) != with_whole_lines(layer).scratch_bytes():
         return layer
     group = min(channels, budget // (6 * line) // 4 * 4)  # 3 lines of int16 per channel
+    if group > 0:  # as few passes, as even as they come (a larger group only zeroes more)
+        passes = -(-channels // group)
+        group = min(group, (-(-channels // passes) + 3) // 4 * 4)
     if group <= int(p["group"]) or scratch(group) > budget:
         return layer
     params = {**p, "group": group, "scratch": scratch(group),
@@ -373,7 +418,7 @@ class _Stream:
     each window buffer, the second makes the tensors and layers."""
 
     def __init__(self, builder: _Builder, stage: list[Layer], pooled: bool,
-                 steps: list[list[tuple[int, int]]], wide: bool) -> None:
+                 steps: list[list[tuple[int, int]]], wide: float) -> None:
         self.b = builder
         self.wide = wide
         self.graph = builder.graph
@@ -490,7 +535,7 @@ class _Stream:
                 if build:
                     band = self.b.band_layer(layer, [x], a, y, lo, hi)
                     if self.wide:
-                        band = _wide_lines(band, self.b.tensors[x].nbytes)
+                        band = _wide_lines(band, int(self.b.tensors[x].nbytes * self.wide))
                     result.append(band)
             if self.pooled and step[m - 1][1] > step[m - 1][0] and build:
                 last = s == len(self.steps) - 1
@@ -528,11 +573,12 @@ class _Stream:
 
 
 def stream(graph: Graph, layers: list[Layer], end: int, rows: int,
-           wide: bool = False) -> Patched | None:
+           wide: float = 0.0) -> Patched | None:
     """Layers 0..end (run order) streamed in steps of at most `rows` new rows per layer,
     the rows a layer's next step reads again kept in a window buffer (see above); None
     when the stage cannot be run so (not a chain, or a band a layer's module refuses).
-    `wide`: 3x3 depthwise bands take more channels per pass (`_wide_lines`)."""
+    `wide`: 3x3 depthwise bands take as many channels per pass as `wide` times their
+    input's bytes of scratch hold (`_wide_lines`); 0: as their module gives a band."""
     stage = layers[:end + 1]
     pooled = _pooled(graph, stage)
     chain = stage[:-1] if pooled else stage

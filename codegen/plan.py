@@ -756,7 +756,9 @@ class Schedule:
     graph: Graph
     layers: list[Layer]
     plan: Plan
-    narrow: bool = False  # a streamed stage whose depthwise bands keep their small passes
+    # a streamed stage's 3x3 depthwise bands: line-buffer scratch up to this many times
+    # their input's bytes (0: the small passes their module gives a band)
+    lines: float = 1.0
 
 
 _PATCH_PLANS = 48  # patch-based schedules planned at most per budget search
@@ -777,20 +779,22 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
     by_index = {layer.index: layer for layer in layers}
     run = [by_index[i] for i in order]
     options: list[tuple[int, int]] = []  # (end, bands)
-    streams: list[tuple[int, int, bool]] = []  # (end, rows per step, wide line buffers)
+    streams: list[tuple[int, int, float]] = []  # (end, rows per step, line buffers' share)
     smallest = None  # the smallest output so far: a stage ends where its output shrinks
     for end in stage_ends(graph, run):
         out = graph.tensors[run[end].outputs[0]]
         if smallest is None or out.nbytes < smallest:
             if smallest is not None:
-                streams += [(end, rows, True) for rows in _STREAM_ROWS]
-                streams.append((end, _STREAM_ROWS[-1], False))
+                streams += [(end, rows, share) for rows in _STREAM_ROWS
+                            for share in _STREAM_LINES]
+                streams.append((end, _STREAM_ROWS[-1], 0.0))
                 options += [(end, tiles) for tiles in (2, 3, 4, 6, 8, 12, MAX_TILES)
                             if tiles <= out.shape[1]]
             smallest = out.nbytes
     patched = []
     bound = lower_bound(graph, layers)  # the model's, not the bands'
-    tried = [(end, tiles, None) for end, tiles in options[:_PATCH_PLANS]]
+    tried: list[tuple[int, int, float | None]] = [(end, tiles, None)
+                                                  for end, tiles in options[:_PATCH_PLANS]]
     for end, tiles, wide in tried + streams[:_STREAM_PLANS]:
         result = patch(graph, run, end, tiles) if wide is None \
             else stream(graph, run, end, tiles, wide)
@@ -802,15 +806,20 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
         plan = replace(plan, patch=_describe_patch(result, run[end].opcode),
                        extra_macs=result.extra_macs, lower_bound=bound,
                        steps=result.tiles if result.kept else 0)
-        patched.append(Schedule(result.graph, result.layers, plan, narrow=wide is False))
+        patched.append(Schedule(result.graph, result.layers, plan,
+                                lines=1.0 if wide is None else wide))
     patched.sort(key=_patch_order)
     return patched
 
 
 _STREAM_ROWS = (4, 2, 1)  # new rows per layer and step of a streamed stage, tried
-# Streamed schedules planned at most per budget search (4 per stage end: each row count with
-# wide depthwise passes, one row a step without): each is a plan of steps x layers.
-_STREAM_PLANS = 12
+# line-buffer scratch of a streamed 3x3 depthwise band, times its input's bytes, tried (more
+# channels per pass: fewer passes, each of which converts the band's three input lines)
+_STREAM_LINES = (1.5, 1.0)
+# Streamed schedules planned at most per budget search (7 per stage end: each row count with
+# each share of wide depthwise passes, one row a step without): each is a plan of steps x
+# layers.
+_STREAM_PLANS = 21
 
 
 def _describe_patch(result: Patched, last: str) -> str:
@@ -824,11 +833,11 @@ def _describe_patch(result: Patched, last: str) -> str:
             f"{result.rows} output row{'s' if result.rows != 1 else ''}")
 
 
-def _patch_order(schedule: Schedule) -> tuple[int, int, bool, int]:
+def _patch_order(schedule: Schedule) -> tuple[int, int, float, int]:
     """Fewest extra MACs first; then streamed schedules, fewest steps first (each step
     calls every layer once more), wider depthwise passes first; then the smaller arena."""
     plan = schedule.plan
-    return plan.extra_macs, plan.steps or 1 << 30, schedule.narrow, plan.size
+    return plan.extra_macs, plan.steps or 1 << 30, -schedule.lines, plan.size
 
 
 def _patch_candidates(graph: Graph, layers: list[Layer], variant: list[Layer] | None,
@@ -884,7 +893,7 @@ def _with_overlaps(schedule: Schedule, io_in_arena: bool, work: _Work,
                            schedule.plan.views or None)
         plan = replace(plan, patch=schedule.plan.patch, extra_macs=schedule.plan.extra_macs,
                        lower_bound=schedule.plan.lower_bound, steps=schedule.plan.steps)
-        current = Schedule(schedule.graph, schedule.layers, plan, schedule.narrow)
+        current = Schedule(schedule.graph, schedule.layers, plan, schedule.lines)
         if plan.size < best.plan.size:
             best = current
     return best

@@ -419,7 +419,8 @@ def test_streams_host_bit_exact_and_sanitizer_clean(name: str, tmp_path: Path) -
 
 
 def test_streams_bit_exact_on_cortex_m4(tmp_path: Path) -> None:
-    """Both models' deepest streamed stage, one row per step, under QEMU."""
+    """Both models' deepest streamed stage, one row per step, under QEMU (the DSP
+    assembly, its one-pixel convolution engine too)."""
     for name, make in STREAMED.items():
         model = make()
         end = max(end for end, _ in _streams(model))
@@ -427,9 +428,44 @@ def test_streams_bit_exact_on_cortex_m4(tmp_path: Path) -> None:
         inputs = random_inputs(plain, 8, seed=9)
         expected = execute(plain, "reference", inputs)
         program = streamed_program(model, end, 1, io_in_arena=False, overlaps=True)
+        # rows of 3 pixels: the engine's one-pixel variant runs their last pixel
+        assert name != "pooled" or any(s.startswith("gemm_conv_one.")
+                                       for layer in program.layers for s in layer.runtime)
         exe = build_for_target(program, "cortex-m4", tmp_path / name)
         got = run_executable(program, "cortex-m4", exe, inputs)
         assert_same(got, expected, f"cortex-m4: {name}, layers 0-{end} streamed")
+
+
+def fives_model() -> bytes:
+    """Rows of five pixels (kws_ref_model's): a 3x3 depthwise of stride 1 whose channels
+    share one right shift (output zero point -128, RELU: the full int8 range), a 1x1
+    convolution after it, a global pool."""
+    m = _Chain((1, 11, 10, 4), (0.05, 3), seed=19)
+    t = m.conv(m.x, 16, 3, 2, "SAME", (0.06, -128))                 # 6x5x16
+    t = m.conv(t, 0, 3, 1, "SAME", (0.07, -128), depthwise=True)
+    t = m.conv(t, 12, 1, 1, "VALID", (0.08, -128))                  # 6x5x12
+    t = m.global_pool(t)
+    return m.build(t)
+
+
+def test_stream_lines_of_five_bit_exact_on_cortex_m4_and_host(tmp_path: Path) -> None:
+    """Streamed one row per step, the depthwise bands take the output lines of five (one
+    group of six per channel, five stored) and the 1x1 bands the one-pixel engine for the
+    fifth pixel: bit-exact under QEMU (the DSP assembly) and on the host."""
+    model = fives_model()
+    plain = load_program(model)
+    inputs = random_inputs(plain, 12, seed=11)
+    expected = execute(plain, "reference", inputs)
+    end = max(end for end, _ in _streams(model))
+    program = streamed_program(model, end, 1, io_in_arena=False, overlaps=True)
+    snippets = {s for layer in program.layers for s in layer.runtime}
+    assert any(s.startswith("depthwise3x3_shared.1.") and s.endswith(".five")
+               for s in snippets), snippets
+    assert any(s.startswith("gemm_conv_one.") for s in snippets), snippets
+    for target in ("cortex-m4", "host"):
+        exe = build_for_target(program, target, tmp_path / target)
+        got = run_executable(program, target, exe, inputs)
+        assert_same(got, expected, f"{target}: rows of five, layers 0-{end} streamed")
 
 
 def test_budget_streams_through_the_global_pool(tmp_path: Path) -> None:
