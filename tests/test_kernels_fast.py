@@ -168,16 +168,27 @@ def _short_requantize(acc: np.ndarray, rq: _gemm.Requant) -> np.ndarray:
     return (y + add + (v >> 63)) >> right
 
 
+def _random_channels(rng: np.random.Generator, channels: int, max_depth: int, bias_bits: int,
+                     exponents: tuple[int, int]
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Weights [channels, depth < max_depth] (channel 3 all zero: its output is the
+    requantized bias), biases within 2^bias_bits, multipliers and shifts of scales
+    2^-e x [0.5, 1) with e in `exponents` (channel 5's multiplier flushed to zero)."""
+    depth = int(rng.integers(1, max_depth))
+    weights = rng.integers(-128, 128, size=(channels, depth))
+    weights[3] = 0
+    bias = rng.integers(-(1 << bias_bits), 1 << bias_bits, size=channels)
+    reals = rng.uniform(0.5, 1.0, size=channels) * 2.0 ** -rng.integers(*exponents, size=channels)
+    multipliers, shifts = quant.quantize_multipliers(reals)
+    multipliers[5] = 0
+    return weights, bias, multipliers, shifts
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_short_requantization_is_tflms(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    channels, depth = 12, int(rng.integers(1, 300))
-    weights = rng.integers(-128, 128, size=(channels, depth))
-    weights[3] = 0  # constant channel: the output is the requantized bias
-    bias = rng.integers(-(1 << 20), 1 << 20, size=channels)
-    reals = rng.uniform(0.5, 1.0, size=channels) * 2.0 ** -rng.integers(1, 20, size=channels)
-    multipliers, shifts = quant.quantize_multipliers(reals)
-    multipliers[5] = 0  # a scale that flushed to zero
+    weights, bias, multipliers, shifts = _random_channels(rng, 12, 300, 20, (1, 20))
+    channels, depth = weights.shape
     zero_point = int(rng.integers(-128, 128))
     lo, hi = sorted(int(v) for v in rng.integers(-128, 128, size=2))
     rq = _gemm.plan_requant(weights, bias, multipliers, shifts, zero_point, lo, hi, 4)
@@ -211,14 +222,9 @@ def test_shifted_requantization_is_tflms(seed: int) -> None:
     TFLM's requantization wherever the activation needs no tie fixup (lo >= zero point),
     ties, constant channels and the padded channels included."""
     rng = np.random.default_rng(seed)
-    channels, depth = 10, int(rng.integers(1, 100))
-    weights = rng.integers(-128, 128, size=(channels, depth))
-    weights[3] = 0  # constant channel: the output is the requantized bias
-    bias = rng.integers(-(1 << 16), 1 << 16, size=channels)
     # right shifts of 4 to 10 (d up to 7): the accumulators keep the headroom
-    reals = rng.uniform(0.5, 1.0, size=channels) * 2.0 ** -rng.integers(4, 11, size=channels)
-    multipliers, shifts = quant.quantize_multipliers(reals)
-    multipliers[5] = 0  # a scale that flushed to zero
+    weights, bias, multipliers, shifts = _random_channels(rng, 10, 100, 16, (4, 11))
+    channels, depth = weights.shape
     zero_point = int(rng.integers(-128, 0))
     lo, hi = zero_point + int(rng.integers(0, 20)), int(rng.integers(20, 128))
     rq = _gemm.plan_requant(weights, bias, multipliers, shifts, zero_point, lo, hi, 4)

@@ -29,7 +29,7 @@ from support.verify import assert_same, random_inputs, reference_matches_tflm
 from test_memory import simulate
 
 from codegen.execute import build_for_target, execute, run_executable
-from codegen.patch import patch, stage_ends, stream
+from codegen.patch import Patched, patch, stage_ends, stream
 from codegen.plan import overlap_candidates, plan_memory, replace
 from codegen.program import Program, load_program
 from codegen.targets import TARGETS
@@ -143,10 +143,17 @@ def patched_program(model: bytes, end: int, tiles: int, io_in_arena: bool,
     program = load_program(model, io_in_arena=io_in_arena)
     result = patch(program.graph, program.layers, end, tiles)
     assert result is not None, (end, tiles)
+    return _scheduled(program, result, io_in_arena, overlaps,
+                      patch=f"layers 0-{end} in {tiles} bands", extra_macs=result.extra_macs)
+
+
+def _scheduled(program: Program, result: Patched, io_in_arena: bool, overlaps: bool,
+               **summary: object) -> Program:
+    """The program of a patch-based or streamed schedule `result` of `program`, planned with
+    every overlap its kernels allow (or none), its plan's summary fields set to `summary`."""
     chosen = frozenset(overlap_candidates(result.layers)) if overlaps else frozenset()
     plan = plan_memory(result.graph, result.layers, io_in_arena, chosen, result.views)
-    plan = replace(plan, patch=f"layers 0-{end} in {tiles} bands",
-                   extra_macs=result.extra_macs)
+    plan = replace(plan, **summary)
     by_index = {layer.index: layer for layer in result.layers}
     return Program(result.graph, [by_index[i] for i in plan.order], plan, program.source,
                    program.constant_bytes, model_layers=program.layers)
@@ -331,13 +338,8 @@ def streamed_program(model: bytes, end: int, rows: int, io_in_arena: bool,
     program = load_program(model, io_in_arena=io_in_arena)
     result = stream(program.graph, program.layers, end, rows)
     assert result is not None and result.kept, (end, rows)
-    chosen = frozenset(overlap_candidates(result.layers)) if overlaps else frozenset()
-    plan = plan_memory(result.graph, result.layers, io_in_arena, chosen, result.views)
-    plan = replace(plan, patch=f"layers 0-{end} streamed", extra_macs=result.extra_macs,
-                   steps=result.tiles)
-    by_index = {layer.index: layer for layer in result.layers}
-    return Program(result.graph, [by_index[i] for i in plan.order], plan, program.source,
-                   program.constant_bytes, model_layers=program.layers)
+    return _scheduled(program, result, io_in_arena, overlaps, patch=f"layers 0-{end} streamed",
+                      extra_macs=result.extra_macs, steps=result.tiles)
 
 
 def _streams(model: bytes) -> list[tuple[int, int]]:
