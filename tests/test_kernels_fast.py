@@ -184,23 +184,30 @@ def _random_channels(rng: np.random.Generator, channels: int, max_depth: int, bi
     return weights, bias, multipliers, shifts
 
 
+def _sums_and_tflm(rng: np.random.Generator, weights: np.ndarray, bias: np.ndarray,
+                   multipliers: np.ndarray, shifts: np.ndarray, zero_point: int, lo: int,
+                   hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Accumulators of 4,000 rows of inputs (the first all -128, the second all 127) and 500
+    around multiples of 2^right, where the roundings tie; and TFLM's outputs for them."""
+    x = rng.integers(-128, 128, size=(4000, weights.shape[1]))
+    x[:2] = [[-128], [127]]
+    sums = x @ weights.T
+    right = np.maximum(-shifts, 1)
+    ties = (rng.integers(-50, 50, size=(500, weights.shape[0])) << right) + (1 << (right - 1)) \
+        - bias
+    sums = np.concatenate([sums, np.clip(ties, sums.min(0), sums.max(0))])
+    return sums, quant.requantize(sums + bias, multipliers, shifts, zero_point, lo, hi)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_short_requantization_is_tflms(seed: int) -> None:
     rng = np.random.default_rng(seed)
     weights, bias, multipliers, shifts = _random_channels(rng, 12, 300, 20, (1, 20))
-    channels, depth = weights.shape
     zero_point = int(rng.integers(-128, 128))
     lo, hi = sorted(int(v) for v in rng.integers(-128, 128, size=2))
     rq = _gemm.plan_requant(weights, bias, multipliers, shifts, zero_point, lo, hi, 4)
     assert rq is not None
-    x = rng.integers(-128, 128, size=(4000, depth))
-    x[:2] = [[-128], [127]]
-    sums = x @ weights.T
-    # Accumulators around multiples of 2^right, where the roundings tie.
-    right = np.maximum(-shifts, 1)
-    ties = (rng.integers(-50, 50, size=(500, channels)) << right) + (1 << (right - 1)) - bias
-    sums = np.concatenate([sums, np.clip(ties, sums.min(0), sums.max(0))])
-    expected = quant.requantize(sums + bias, multipliers, shifts, zero_point, lo, hi)
+    sums, expected = _sums_and_tflm(rng, weights, bias, multipliers, shifts, zero_point, lo, hi)
     np.testing.assert_array_equal(np.clip(_short_requantize(sums, rq), lo, hi), expected)
 
 
@@ -224,7 +231,7 @@ def test_shifted_requantization_is_tflms(seed: int) -> None:
     rng = np.random.default_rng(seed)
     # right shifts of 4 to 10 (d up to 7): the accumulators keep the headroom
     weights, bias, multipliers, shifts = _random_channels(rng, 10, 100, 16, (4, 11))
-    channels, depth = weights.shape
+    channels = weights.shape[0]
     zero_point = int(rng.integers(-128, 0))
     lo, hi = zero_point + int(rng.integers(0, 20)), int(rng.integers(20, 128))
     rq = _gemm.plan_requant(weights, bias, multipliers, shifts, zero_point, lo, hi, 4)
@@ -234,13 +241,7 @@ def test_shifted_requantization_is_tflms(seed: int) -> None:
     shift, table = planned
     assert shift == int(-shifts[multipliers != 0].min()) + 1
     assert table.table.shape == rq.table.shape  # the padded channels too
-    x = rng.integers(-128, 128, size=(4000, depth))
-    x[:2] = [[-128], [127]]
-    sums = x @ weights.T
-    right = np.maximum(-shifts, 1)
-    ties = (rng.integers(-50, 50, size=(500, channels)) << right) + (1 << (right - 1)) - bias
-    sums = np.concatenate([sums, np.clip(ties, sums.min(0), sums.max(0))])
-    expected = quant.requantize(sums + bias, multipliers, shifts, zero_point, lo, hi)
+    sums, expected = _sums_and_tflm(rng, weights, bias, multipliers, shifts, zero_point, lo, hi)
     got = _shifted_requantize(np.pad(sums, ((0, 0), (0, 2))), shift, table)
     np.testing.assert_array_equal(np.clip(got[:, :channels], lo, hi), expected)
     assert not got[:, channels:].any()  # padded channels: 0
