@@ -363,31 +363,22 @@ def _wide_lines(layer: Layer, budget: int) -> Layer:
     """A 3x3 depthwise band whose line buffer takes as many channels per pass as `budget`
     bytes of scratch hold (a multiple of 4; with as many passes, the fewest channels), when
     that is more than its module gives a band (an eighth of its input: 4 channels for a
-    few rows). A streamed stage calls each
-    band once per row or so, and every pass costs time. The scratch and Helium condition
-    are derived as `with_whole_lines` derives them for all channels; a module whose
-    derivation differs (checked on all channels) keeps the layer as it is."""
-    from codegen.ops.depthwise_conv_2d import DepthwiseConv2D3x3, with_whole_lines
+    few rows). A streamed stage calls each band once per row or so, and every pass costs
+    time. The module derives what the group decides (`depthwise_conv_2d.with_group`)."""
+    from codegen.ops.depthwise_conv_2d import DepthwiseConv2D3x3, with_group
 
     if not isinstance(layer, DepthwiseConv2D3x3):
         return layer
     p = layer.params
     line, channels = int(p["line"]), int(p["channels"])
-
-    def scratch(group: int) -> int:
-        return 3 * line * max(2 * group, 0 if p["v6m"] is None else 4)
-
-    if scratch(channels) != with_whole_lines(layer).scratch_bytes():
-        return layer
     group = min(channels, budget // (6 * line) // 4 * 4)  # 3 lines of int16 per channel
     if group > 0:  # as few passes, as even as they come (a larger group only zeroes more)
         passes = -(-channels // group)
         group = min(group, (-(-channels // passes) + 3) // 4 * 4)
-    if group <= int(p["group"]) or scratch(group) > budget:
+    if group <= int(p["group"]):
         return layer
-    params = {**p, "group": group, "scratch": scratch(group),
-              "mve": 3 * 4 * int(p["mve_positions"]) <= 3 * group * line * 2}
-    return replace(layer, params=params)
+    wide = with_group(layer, group)
+    return wide if wide.scratch_bytes() <= budget else layer
 
 
 class _KeepRows(CopyLayer):

@@ -182,9 +182,8 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "pad_a": a_axis.pad, "pad_b": b_axis.pad,
         "in_step_a": in_steps[0], "in_step_b": in_steps[1],
         "out_step_a": out_steps[0], "out_step_b": out_steps[1],
-        "channels": ch, "group": group, "line": line,
-        # The v6m kernel's passes take half the channels as words, at least one channel.
-        "scratch": 3 * line * max(2 * group, 0 if v6m is None else 4),
+        "channels": ch, "line": line,
+        **group_params(group, line, v6m is not None, positions),
         "offset_pair": pair - (1 << 32) if pair >= _INT31 else pair,
         "constants": constants,
         "variant": variant,
@@ -193,21 +192,31 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "v6m": None if v6m is None else v6m.ravel(),
         "v7m": None if v7m is None else v7m.ravel(),
         "mve_positions": positions,
-        "mve": 3 * 4 * positions <= 3 * group * line * 2,
     }
+
+
+def group_params(group: int, line: int, v6m: bool, positions: int) -> dict[str, object]:
+    """What a pass of `group` channels through the line buffer (lines of `line` positions)
+    decides: the scratch bytes (three int16 lines per channel; the v6m kernel's passes take
+    half the channels as words, at least one channel) and whether the Helium driver's
+    `positions` fit it."""
+    return {"group": group, "scratch": 3 * line * max(2 * group, 4 if v6m else 0),
+            "mve": 3 * 4 * positions <= 3 * group * line * 2}
+
+
+def with_group(layer: DepthwiseConv2D3x3, group: int) -> DepthwiseConv2D3x3:
+    """The prepared layer with `group` channels per pass of its line buffer (only what the
+    group decides changes: the quantization and the constants are not computed again)."""
+    p = layer.params
+    return replace(layer, params={**p, **group_params(group, int(p["line"]), p["v6m"] is not None,
+                                                      int(p["mve_positions"]))})
 
 
 def with_whole_lines(layer: DepthwiseConv2D3x3) -> DepthwiseConv2D3x3:
     """The layer as `prepare` makes it with WHOLE_LINES: its line buffer takes all channels
-    in one pass. Only what `_fast_3x3` derives from the group changes, so it comes from the
-    prepared parameters (the quantization and the constants are not computed again)."""
-    p = layer.params
-    group, line = int(p["channels"]), int(p["line"])
-    params = {**p, "group": group,
-              "scratch": 3 * line * max(2 * group, 0 if p["v6m"] is None else 4),
-              "mve": 3 * 4 * int(p["mve_positions"]) <= 3 * group * line * 2}
+    in one pass (`with_group`)."""
     op = replace(layer.op, options={**layer.op.options, WHOLE_LINES: True})
-    return replace(layer, op=op, params=params)
+    return replace(with_group(layer, int(layer.params["channels"])), op=op)
 
 
 def _channel_words(taps: np.ndarray, shifts: np.ndarray, bias: np.ndarray | None,
