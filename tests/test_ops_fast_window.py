@@ -57,6 +57,13 @@ def _dw(stride=(1, 1), padding="SAME", activation="NONE", output=(0.1, 0), **ext
 
 
 # Branch models: every branch reads the model input.
+_SHIFT_BRANCHES = ((1, 5, 16, 9), (0.03, -128), [
+    _dw(activation="RELU", output=(0.1, -128), scale_range=(0.0005, 4.0)),
+    _dw(stride=(2, 2), activation="RELU", output=(0.05, -128), scale_range=(0.0005, 4.0)),
+    _dw(padding="VALID", activation="RELU", output=(0.05, -128), scale_range=(0.0005, 4.0)),
+    _dw(stride=(2, 2), padding="VALID", activation="RELU", output=(0.2, -128),
+        scale_range=(0.0005, 4.0)),
+])
 BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     # 17 channels (4 groups of 4 and one left over), lines of 11 (two groups of 4, a pair and
     # one), every activation, strides on either axis, SAME and VALID, per-tensor weights, no
@@ -111,21 +118,12 @@ BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     # Per-channel right shifts over a range (scales over 0.0005-4 of the base), the variants
     # without the tie fixup: the assembly's lines of one shared shift where the shifts span
     # at most 7 (here exactly 7: weights scaled by up to 2^8, -128 to -2^15), their own
-    # shifts where they span more; stride 2 in whole groups of four (the lean loop).
-    "shift": ((1, 5, 16, 9), (0.03, -128), [
-        _dw(activation="RELU", output=(0.1, -128), scale_range=(0.0005, 4.0)),
-        _dw(stride=(2, 2), activation="RELU", output=(0.05, -128), scale_range=(0.0005, 4.0)),
-        _dw(padding="VALID", activation="RELU", output=(0.05, -128), scale_range=(0.0005, 4.0)),
-        _dw(stride=(2, 2), padding="VALID", activation="RELU", output=(0.2, -128),
-            scale_range=(0.0005, 4.0)),
-    ]),
-    "shift_range_wide": ((1, 5, 16, 9), (0.03, -128), [
-        _dw(activation="RELU", output=(0.1, -128), scale_range=(0.0005, 4.0)),
-        _dw(stride=(2, 2), activation="RELU", output=(0.05, -128), scale_range=(0.0005, 4.0)),
-        _dw(padding="VALID", activation="RELU", output=(0.05, -128), scale_range=(0.0005, 4.0)),
-        _dw(stride=(2, 2), padding="VALID", activation="RELU", output=(0.2, -128),
-            scale_range=(0.0005, 4.0)),
-    ]),
+    # shifts where they span more; stride 2 in whole groups of four (the lean loop). The same
+    # layers twice: the two names' seeds (their lengths, `_branches`) draw scales whose
+    # shifts span at most 7 in "shift" and more in "shift_range_wide"
+    # (test_models_reach_every_path checks both).
+    "shift": _SHIFT_BRANCHES,
+    "shift_range_wide": _SHIFT_BRANCHES,
     # More channels than one pass holds: the line buffer takes channel groups of 4 and more.
     "groups": ((1, 16, 16, 23), (0.03, 12), [
         _dw(activation="RELU", output=(0.05, -128)),
