@@ -11,35 +11,7 @@
 
 #include "harness.h"
 #include "io.h"
-
-#define MESSAGE_CAPACITY 160
-
-typedef struct {
-    char text[MESSAGE_CAPACITY];
-    size_t length;
-} message;
-
-static void append_text(message *m, const char *s)
-{
-    while (*s != '\0' && m->length + 1 < MESSAGE_CAPACITY) {
-        m->text[m->length++] = *s++;
-    }
-    m->text[m->length] = '\0';
-}
-
-static void append_number(message *m, unsigned long value)
-{
-    char digits[24];
-    size_t count = 0;
-    do {
-        digits[count++] = (char)('0' + value % 10u);
-        value /= 10u;
-    } while (value != 0u);
-    while (count > 0u && m->length + 1 < MESSAGE_CAPACITY) {
-        m->text[m->length++] = digits[--count];
-    }
-    m->text[m->length] = '\0';
-}
+#include "message.h"
 
 static void append_signed(message *m, long value)
 {

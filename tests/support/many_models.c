@@ -9,44 +9,18 @@
 
 #include "io.h"
 #include "many_models.h"
+#include "message.h"
 
 static void report(size_t model, unsigned long sample, const char *what)
 {
-    char line[96];
-    size_t length = 0;
-    const char *prefix = "many_models: model ";
-    unsigned long numbers[2];
-    size_t n;
-    numbers[0] = (unsigned long)model;
-    numbers[1] = sample;
-    while (*prefix != '\0') {
-        line[length++] = *prefix++;
-    }
-    for (n = 0; n < 2u; ++n) {
-        char digits[24];
-        size_t count = 0;
-        unsigned long value = numbers[n];
-        do {
-            digits[count++] = (char)('0' + value % 10u);
-            value /= 10u;
-        } while (value != 0u);
-        while (count > 0u) {
-            line[length++] = digits[--count];
-        }
-        if (n == 0u) {
-            const char *middle = " sample ";
-            while (*middle != '\0') {
-                line[length++] = *middle++;
-            }
-        }
-    }
-    line[length++] = ':';
-    line[length++] = ' ';
-    while (*what != '\0' && length + 1u < sizeof line) {
-        line[length++] = *what++;
-    }
-    line[length] = '\0';
-    io_message(line);
+    message m = {{0}, 0};
+    append_text(&m, "many_models: model ");
+    append_number(&m, (unsigned long)model);
+    append_text(&m, " sample ");
+    append_number(&m, sample);
+    append_text(&m, ": ");
+    append_text(&m, what);
+    io_message(m.text);
 }
 
 static int run_model(size_t index)
