@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codegen.errors import CodegenError, UnsupportedError
 from codegen.fuse import fold_float_negations
@@ -13,6 +14,9 @@ from codegen.model.tflite import load_model
 from codegen.ops import prepare_layer
 from codegen.plan import Buffer, Plan, plan_memory
 from codegen.terminal import one_line, shown
+
+if TYPE_CHECKING:
+    from codegen.program import Program
 
 
 def _tensor_line(role: str, t: Tensor) -> str:
@@ -92,25 +96,56 @@ def inspect_model(path: Path) -> str:
 _SPANS = 16  # live buffers listed on a step's line at most (beyond: their count)
 
 
-def _live_buffers(plan: Plan) -> Iterator[tuple[list[Buffer] | None, int, int]]:
-    """Per step: its live buffers (None when more than _SPANS), their count and bytes. One
-    sweep over the steps, linear in the buffers and steps (a 16,000-layer model took
-    seconds comparing every buffer with every step)."""
+def _live_buffers(plan: Plan, scratch: list[tuple[int, int] | None],
+                  ) -> Iterator[tuple[list[Buffer] | None, int, int]]:
+    """Per step: its live buffers (None when more than _SPANS), their count and bytes with
+    the step's scratch span (`scratch`, per step). One sweep over the steps, linear in the
+    buffers and steps (a 16,000-layer model took seconds comparing every buffer with every
+    step)."""
     starts: dict[int, list[int]] = {}
     for k, b in enumerate(plan.buffers):
         starts.setdefault(b.first, []).append(k)
     live: dict[int, Buffer] = {}  # by position in plan.buffers
     ends: list[tuple[int, int]] = []  # heap of (last step, position)
     used = 0
+    # views of rows inside another buffer, and outputs overlapping their inputs, share
+    # bytes: there the live bytes are the union of the spans, not the sum of the sizes
+    shared = bool(plan.views or plan.overlaps)
     for step in range(len(plan.order)):
         for k in starts.get(step, []):
             b = plan.buffers[k]
             live[k] = b
             heapq.heappush(ends, (b.last, k))
             used += b.size
-        yield (list(live.values()) if len(live) <= _SPANS else None), len(live), used
+        extra = [scratch[step]] if scratch[step] else []
+        if shared:
+            spans = _union([(b.offset, b.offset + b.size) for b in live.values()] + extra)
+            now = sum(end - start for start, end in spans)
+        else:  # disjoint, the scratch too (a buffer of its own at its step)
+            now = used + sum(end - start for start, end in extra)
+        yield (list(live.values()) if len(live) <= _SPANS else None), len(live), now
         while ends and ends[0][0] <= step:
             used -= live.pop(heapq.heappop(ends)[1]).size
+
+
+def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans [start, end), merged where they overlap or touch."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _scratch_spans(program: Program) -> list[tuple[int, int] | None]:
+    """Per step, the arena span of its layer's scratch buffer (None: it has none)."""
+    spans: list[tuple[int, int] | None] = []
+    for layer in program.layers:
+        offset = program.plan.scratch.get(layer.index)
+        spans.append(None if offset is None else (offset, offset + layer.scratch_bytes()))
+    return spans
 
 
 def memory_report(path: Path, ram_budget: int | None = None) -> str:
@@ -135,8 +170,9 @@ def memory_report(path: Path, ram_budget: int | None = None) -> str:
         tensor = graph.tensors[t]
         lines.append(f"  t{t:<4} {where:<12} {tensor.nbytes:>8} B  {tensor.describe()}")
     lines += ["", "schedule (live arena buffers after each step):"]
-    for step, (layer, (live, count, used)) in enumerate(zip(program.layers,
-                                                            _live_buffers(plan), strict=False)):
+    scratch = _scratch_spans(program)
+    for step, (layer, (live, count, used)) in enumerate(
+            zip(program.layers, _live_buffers(plan, scratch), strict=False)):
         note = " (view: no code)" if layer.index in plan.elided else ""
         if layer.stem:
             note = f" (a band of layer {layer.stem.split('_')[0][1:]}, {layer.stem})"
@@ -145,6 +181,8 @@ def memory_report(path: Path, ram_budget: int | None = None) -> str:
         spans = (f"{count} buffers" if live is None else
                  ", ".join(f"[{b.offset},{b.offset + b.size})" for b in
                            sorted(live, key=lambda b: b.offset)))
+        if scratch[step]:
+            spans += f"; scratch [{scratch[step][0]},{scratch[step][1]})"
         lines.append(f"  step {step:<3} [{layer.index}] {layer.opcode}{note}: "
                      f"{used} B live: {spans or '-'}")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ the C on the host, under the sanitizers with the debug-buffer build, and on cort
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -489,6 +490,11 @@ def test_budget_streams_through_the_global_pool(tmp_path: Path) -> None:
     path.write_bytes(model)
     report = memory_report(path, smallest.size)
     assert "streamed in" in report and "KEEP_ROWS" in report
+    # the live bytes of a step are the union of its spans (views of rows lie inside their
+    # tensor's window) with its scratch: never more than the arena, which one step fills
+    live = [int(m) for m in re.findall(r": (\d+) B live: ", report)]
+    assert len(live) == len(program.layers) and max(live) <= program.plan.size, live
+    assert "; scratch [" in report
     inputs = random_inputs(plain, 20, seed=10)
     assert_same(execute(program, "host", inputs, work_dir=tmp_path / "build"),
                 execute(plain, "reference", inputs), "host at the budget")
