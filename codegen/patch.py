@@ -592,3 +592,196 @@ def stream(graph: Graph, layers: list[Layer], end: int, rows: int,
     run = [*bands, *layers[end + 1:]]
     return Patched(ext, run, builder.views, tuple(layer.index for layer in stage), len(steps),
                    rows, macs - sum(layer.macs() for layer in stage), kept=True)
+
+
+# -- streaming a stage with residual branches ----------------------------------------------
+#
+# A stage that is not a chain (a tensor read by two layers of the stage, an ADD joining two
+# branches: a residual block) streams the same way, each layer in run order computing new
+# rows per step: as many as the reader that reads furthest next needs (`dag_steps`), so the
+# skip branch's reader lags behind the main branch by its halos and the window buffer of the
+# tensor they share keeps every row its slowest reader still reads. Each row is computed
+# once (no MACs again). Chains keep `stream_steps` and `_Stream` (their C as before).
+
+
+def _made_in(stage: list[Layer]) -> dict[int, int]:
+    """Tensor -> the position in the stage of the layer that makes it."""
+    return {layer.outputs[0]: i for i, layer in enumerate(stage)}
+
+
+def _dag(graph: Graph, stage: list[Layer]) -> bool:
+    """Each layer a window of one tensor or an ADD, reading model inputs or tensors made
+    before it in the stage; every tensor made but the last one read in the stage."""
+    made = _made_in(stage)
+    read: set[int] = set()
+    for i, layer in enumerate(stage):
+        if _rows_axis(layer) is None and layer.opcode != "ADD":
+            return False
+        for t in layer.inputs:
+            if made.get(t, -1) >= i or (t not in made and t not in graph.inputs):
+                return False
+            read.add(t)
+    return all(layer.outputs[0] in read for layer in stage[:-1])
+
+
+def dag_steps(graph: Graph, stage: list[Layer],
+              rows: int) -> list[list[tuple[int, int]]] | None:
+    """Per step, per layer of the stage (run order), the output rows [lo, hi) it computes:
+    at most `rows`, no more than its readers' next `rows` rows read (the reader that reads
+    furthest), and only those whose input rows are there. None when a step would make no
+    progress."""
+    made = _made_in(stage)
+    heights = [graph.tensors[layer.outputs[0]].shape[1] for layer in stage]
+    readers: list[list[tuple[int, int]]] = [[] for _ in stage]  # (reader, its input k)
+    for j, layer in enumerate(stage):
+        for k, t in enumerate(layer.inputs):
+            if t in made:
+                readers[made[t]].append((j, k))
+    done = [0] * len(stage)
+    steps: list[list[tuple[int, int]]] = []
+    while done[-1] < heights[-1]:
+        step = []
+        for i, layer in enumerate(stage):
+            lo = done[i]
+            hi = min(heights[i], lo + rows)
+            wants = [_needs(stage[j], graph, done[j], min(heights[j], done[j] + rows))[k][1]
+                     for j, k in readers[i] if done[j] < heights[j]]
+            if wants:
+                hi = min(hi, max(wants))
+            ready = [done[made[t]] if t in made else graph.tensors[t].shape[1]
+                     for t in layer.inputs]
+            while hi > lo and any(b > r for (_, b), r in
+                                  zip(_needs(layer, graph, lo, hi), ready, strict=True)):
+                hi -= 1
+            done[i] = max(lo, hi)
+            step.append((lo, done[i]))
+        if all(lo == hi for lo, hi in step):
+            return None
+        steps.append(step)
+    return steps
+
+
+class _DagStream(_Stream):
+    """The layers of a streamed stage with residual branches (see above): `_Stream`'s
+    window buffers, KEEP_ROWS copies and pool steps, over a stage whose tensors may have
+    several readers. A window drops, before its producer writes new rows, the rows no
+    reader reads in that step or after; a tensor all of whose reads are rows made in the
+    same step is a band tensor of its own per step."""
+
+    def __init__(self, builder: _Builder, stage: list[Layer], pooled: bool,
+                 steps: list[list[tuple[int, int]]], wide: float) -> None:
+        super().__init__(builder, stage, pooled, [], wide)
+        self.steps = steps
+        made = _made_in(self.chain)
+        m = len(self.chain)
+        # per tensor of the stage and step: the rows each read of it reads
+        self.dag_reads: list[list[list[tuple[int, int]]]] = [[[] for _ in steps]
+                                                             for _ in range(m)]
+        for s, step in enumerate(steps):
+            for j, layer in enumerate(self.chain):
+                lo, hi = step[j]
+                if hi <= lo:
+                    continue
+                for t, rows in zip(layer.inputs, _needs(layer, self.graph, lo, hi),
+                                   strict=True):
+                    if t in made:
+                        self.dag_reads[made[t]][s].append(rows)
+            if pooled and step[m - 1][1] > step[m - 1][0]:
+                self.dag_reads[m - 1][s].append(step[m - 1])
+        self.transient = [all(lo <= a and b <= hi for s, (lo, hi) in enumerate(
+            step[i] for step in steps) for a, b in self.dag_reads[i][s]) for i in range(m)]
+
+    def _next_read(self, i: int, s: int) -> int:
+        """The first row any reader of stage tensor i reads at step s or after."""
+        for reads in self.dag_reads[i][s:]:
+            if reads:
+                return min(a for a, _ in reads)
+        return self.graph.tensors[self.chain[i].outputs[0]].shape[1]
+
+    def _input(self, t: int, a: int, b: int, current: dict[int, int], build: bool) -> int:
+        """Rows [a, b) of tensor t, read this step: of a model input, of this step's band
+        tensor, or of a window buffer."""
+        made = _made_in(self.chain)
+        if not build:
+            return -1
+        if t not in made:
+            return self.b.view(t, 0, a, b)
+        i = made[t]
+        if self.transient[i]:
+            lo = self.steps_made[i]
+            return self.b.view(current[i], lo, a, b)
+        w = self.windows[i]
+        if not w.lo <= a <= b <= w.hi:
+            raise UnsupportedError("a read of rows its window does not hold")
+        return self._view(i, a, b)
+
+    def _run(self, build: bool) -> list[Layer]:
+        self.windows = {}
+        result: list[Layer] = []
+        current: dict[int, int] = {}  # transient stage tensor -> its band tensor this step
+        self.steps_made: dict[int, int] = {}  # transient stage tensor -> its band's first row
+        sums = -1
+        m = len(self.chain)
+        for s, step in enumerate(self.steps):
+            for i, layer in enumerate(self.chain):
+                lo, hi = step[i]
+                if hi <= lo:
+                    continue
+                wants = _needs(layer, self.graph, lo, hi)
+                inputs = [self._input(t, a, b, current, build)
+                          for t, (a, b) in zip(layer.inputs, wants, strict=True)]
+                t = self.graph.tensors[layer.outputs[0]]
+                if i == m - 1 and not self.pooled:
+                    y = self.b.view(layer.outputs[0], 0, lo, hi) if build else -1
+                elif self.transient[i]:
+                    y = self.b.band_tensor(t, lo, hi) if build else -1
+                    current[i], self.steps_made[i] = y, lo
+                else:
+                    result += self._keep(i, self._next_read(i, s), build)
+                    w = self.windows[i]
+                    if w.hi != lo:
+                        raise UnsupportedError("a window whose rows are not contiguous")
+                    w.hi = hi
+                    w.capacity = max(w.capacity, w.hi - w.lo)
+                    y = self._view(i, lo, hi) if build else -1
+                if build:
+                    band = self.b.band_layer(layer, inputs, wants[0][0], y, lo, hi)
+                    if self.wide:
+                        band = _wide_lines(band, int(self.b.tensors[inputs[0]].nbytes
+                                                     * self.wide))
+                    result.append(band)
+            if self.pooled and step[m - 1][1] > step[m - 1][0] and build:
+                last = s == len(self.steps) - 1
+                x = self._input(self.chain[m - 1].outputs[0], *step[m - 1], current, build)
+                layer, sums = self._pool(x, sums, last)
+                result.append(layer)
+        return result
+
+
+def stream_dag(graph: Graph, layers: list[Layer], end: int, rows: int,
+               wide: float = 0.0) -> Patched | None:
+    """`stream` for a stage with residual branches (not a chain): layers 0..end in steps of
+    at most `rows` new rows per layer (`dag_steps`), rows kept in window buffers for every
+    reader; None when the stage cannot be run so."""
+    stage = layers[:end + 1]
+    pooled = _pooled(graph, stage)
+    body = stage[:-1] if pooled else stage
+    if not body or not _dag(graph, body) or _chain(graph, body):
+        return None
+    if pooled and stage[-1].inputs[0] != body[-1].outputs[0]:
+        return None
+    steps = dag_steps(graph, body, rows)
+    if steps is None or len(steps) < 2:
+        return None
+    builder = _Builder(graph)
+    try:
+        bands = _DagStream(builder, stage, pooled, steps, wide).layers()
+    except UnsupportedError:
+        return None
+    ext = replace(graph, tensors=builder.tensors)
+    for layer in bands:
+        layer.graph = ext
+    macs = sum(layer.macs() for layer in bands)
+    run = [*bands, *layers[end + 1:]]
+    return Patched(ext, run, builder.views, tuple(layer.index for layer in stage), len(steps),
+                   rows, macs - sum(layer.macs() for layer in stage), kept=True)

@@ -771,7 +771,7 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
     and streamed (rows kept, none computed again) there or up to a global average pool,
     fewest steps first (bounded: at most _PATCH_PLANS and _STREAM_PLANS of them are
     planned)."""
-    from codegen.patch import MAX_TILES, patch, stage_ends, stream
+    from codegen.patch import MAX_TILES, patch, stage_ends, stream, stream_dag
 
     if not work.take(layers):
         return []
@@ -797,7 +797,7 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
                                                   for end, tiles in options[:_PATCH_PLANS]]
     for end, tiles, wide in tried + streams[:_STREAM_PLANS]:
         result = patch(graph, run, end, tiles) if wide is None \
-            else stream(graph, run, end, tiles, wide)
+            else stream(graph, run, end, tiles, wide) or stream_dag(graph, run, end, tiles, wide)
         if result is None:
             continue
         if not work.take(result.layers):
