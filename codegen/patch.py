@@ -58,6 +58,7 @@ class Patched:
     rows: int  # output rows per band (the last band may have fewer)
     extra_macs: int  # over the layer-by-layer schedule
     kept: bool = False  # streamed: rows kept in window buffers, not computed again
+    joins: int = 0  # streamed residual branches: ADDs of the stage joining two of them
 
 
 def _rows_axis(layer: Layer) -> Axis | None:
@@ -692,11 +693,10 @@ class _DagStream(_Stream):
             step[i] for step in steps) for a, b in self.dag_reads[i][s]) for i in range(m)]
 
     def _next_read(self, i: int, s: int) -> int:
-        """The first row any reader of stage tensor i reads at step s or after."""
-        for reads in self.dag_reads[i][s:]:
-            if reads:
-                return min(a for a, _ in reads)
-        return self.graph.tensors[self.chain[i].outputs[0]].shape[1]
+        """The first row any reader of stage tensor i reads at step s or after (over all
+        the steps: a reader lagging behind reads rows above the others' in later steps)."""
+        height = self.graph.tensors[self.chain[i].outputs[0]].shape[1]
+        return min((a for reads in self.dag_reads[i][s:] for a, _ in reads), default=height)
 
     def _input(self, t: int, a: int, b: int, current: dict[int, int], build: bool) -> int:
         """Rows [a, b) of tensor t, read this step: of a model input, of this step's band
@@ -783,5 +783,6 @@ def stream_dag(graph: Graph, layers: list[Layer], end: int, rows: int,
         layer.graph = ext
     macs = sum(layer.macs() for layer in bands)
     run = [*bands, *layers[end + 1:]]
+    joins = sum(layer.opcode == "ADD" for layer in body)
     return Patched(ext, run, builder.views, tuple(layer.index for layer in stage), len(steps),
-                   rows, macs - sum(layer.macs() for layer in stage), kept=True)
+                   rows, macs - sum(layer.macs() for layer in stage), kept=True, joins=joins)

@@ -826,9 +826,11 @@ def _describe_patch(result: Patched, last: str) -> str:
     stage = result.stage
     if result.kept:
         pool = ", the global pool summed in int32" if last == "AVERAGE_POOL_2D" else ""
+        joins = f" for every reader ({result.joins} residual ADD" \
+                f"{'s' if result.joins != 1 else ''} in the stream)" if result.joins else ""
         return (f"layers {stage[0]}-{stage[-1]} streamed in {result.tiles} steps of at "
                 f"most {result.rows} new row{'s' if result.rows != 1 else ''} per layer, "
-                f"rows kept, not computed again{pool}")
+                f"rows kept{joins}, not computed again{pool}")
     return (f"layers {stage[0]}-{stage[-1]} in {result.tiles} bands of "
             f"{result.rows} output row{'s' if result.rows != 1 else ''}")
 

@@ -14,6 +14,11 @@ are checked the same way on the windows model and on a model shaped like kws_ref
 small (strided convolution, 3x3 depthwise of strides 1 and 2, 1x1 convolutions, a global
 AVERAGE_POOL_2D summed over the steps): the simulation for every stage end and row count,
 the C on the host, under the sanitizers with the debug-buffer build, and on cortex-m4.
+
+Streamed stages with residual branches (`stream_dag`: a tensor read by a 3x3 convolution and
+by the ADD joining its branch back, strides 1 and 2, kernels 1 and 3, a global pool; and the
+residual model's ADDs reading the model input inside the stage and the stage's output after
+it) the same way on every Cortex-M target, and pretrainedResnet_quant at several budgets.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from support.verify import assert_same, random_inputs, reference_matches_tflm
 from test_memory import simulate
 
 from codegen.execute import build_for_target, execute, run_executable
-from codegen.patch import Patched, patch, stage_ends, stream
+from codegen.patch import Patched, dag_steps, patch, stage_ends, stream, stream_dag
 from codegen.plan import overlap_candidates, plan_memory, replace
 from codegen.program import Program, load_program
 from codegen.targets import TARGETS
@@ -498,3 +503,162 @@ def test_budget_streams_through_the_global_pool(tmp_path: Path) -> None:
     inputs = random_inputs(plain, 20, seed=10)
     assert_same(execute(program, "host", inputs, work_dir=tmp_path / "build"),
                 execute(plain, "reference", inputs), "host at the budget")
+
+
+# -- streamed stages with residual branches ----------------------------------------------
+
+
+def branches_model() -> bytes:
+    """Residual blocks shaped like pretrainedResnet_quant's in small: a tensor read by a 3x3
+    convolution and by the ADD that joins its branch of two back (stride 1), one read by a 3x3
+    stride-2 convolution and by a 1x1 stride-2 one whose ADD joins them, a 3x3 depthwise
+    branch, a 1x1 convolution, then a global AVERAGE_POOL_2D and a 1x1 convolution after
+    it. An odd height; every row a whole number of words."""
+    m = _Chain((1, 17, 6, 4), (0.05, 2), seed=20)
+    a = m.conv(m.x, 8, 3, 1, "SAME", (0.06, -1))                   # 17x6x8
+    b = m.conv(a, 8, 3, 1, "SAME", (0.07, 3))
+    b = m.conv(b, 8, 3, 1, "SAME", (0.075, -4))
+    c = m.add(a, b, (0.09, -2))                                    # a: read by b and c
+    d = m.conv(c, 8, 3, 2, "SAME", (0.08, 0))                      # 9x3x8
+    e = m.conv(c, 8, 1, 2, "VALID", (0.1, 1))                      # c: read by d and e
+    f = m.add(e, d, (0.11, 4))
+    g = m.conv(f, 0, 3, 1, "SAME", (0.12, -3), depthwise=True)
+    h = m.add(f, g, (0.13, 5))
+    i = m.conv(h, 12, 1, 1, "VALID", (0.14, -5))
+    j = m.global_pool(i)
+    return m.build(m.conv(j, 4, 1, 1, "VALID", (0.15, 0)))
+
+
+# the residual model's stages read the model input in an ADD inside the stage and its
+# output in one after the stage (a branch across the stage's boundary)
+BRANCHED = {"branches": branches_model, "residual": residual_model}
+
+
+def branched_program(model: bytes, end: int, rows: int, io_in_arena: bool,
+                     overlaps: bool) -> Program:
+    """The model with layers 0..end, residual branches and all, streamed at most `rows` new
+    rows per layer and step."""
+    program = load_program(model, io_in_arena=io_in_arena)
+    result = stream_dag(program.graph, program.layers, end, rows)
+    assert result is not None and result.kept and result.joins, (end, rows)
+    return _scheduled(program, result, io_in_arena, overlaps, patch=f"layers 0-{end} streamed",
+                      extra_macs=result.extra_macs, steps=result.tiles)
+
+
+def _branched_streams(model: bytes) -> list[tuple[int, int]]:
+    """(end, rows): every stage end with a residual ADD, 1, 2 and 3 new rows per step."""
+    program = load_program(model)
+    return [(end, rows) for end in stage_ends(program.graph, program.layers)
+            for rows in (1, 2, 3)
+            if stream_dag(program.graph, program.layers, end, rows) is not None]
+
+
+def test_branch_streams_compute_each_row_once() -> None:
+    """Each layer computes each of its rows once over the steps (no MACs again); a tensor
+    with two readers keeps in its window the rows the lagging one (the ADD joining the
+    skip branch back) still reads: a few rows, not the whole tensor; chains are left to
+    `stream`."""
+    model = branches_model()
+    plain = load_program(model)
+    graph, layers = plain.graph, plain.layers
+    assert stream_dag(graph, layers, 0, 1) is None  # a chain of one layer
+    steps = dag_steps(graph, layers[:10], 1)
+    assert steps is not None
+    for i, layer in enumerate(layers[:10]):
+        rows = [r for step in steps for r in range(*step[i])]
+        assert rows == list(range(graph.tensors[layer.outputs[0]].shape[1])), i
+    program = branched_program(model, 10, 1, io_in_arena=False, overlaps=False)
+    assert program.plan.extra_macs == 0
+    assert "KEEP_ROWS" in [layer.opcode for layer in program.layers]
+    windows = {base for base, _ in program.plan.views.values()}
+    a = graph.tensors[layers[0].outputs[0]]
+    kept = [program.graph.tensors[t] for t in windows if program.graph.tensors[t].name
+            .startswith(f"{a.name} rows 0-")]
+    # the rows the first 3x3 reads: the ADD lags two rows behind the tensor's newest (the
+    # two 3x3 halos), the first of them
+    assert len(kept) == 1 and kept[0].shape[1] == 3
+    assert program.plan.size < load_program(model, ram_budget=10**6).plan.size
+
+
+@pytest.mark.parametrize("name", list(BRANCHED))
+def test_every_branch_stream_is_sound(name: str) -> None:
+    """Each stage end with residual branches and rows per step, with and without overlaps,
+    I/O outside and in the arena: the simulation proves that no live byte is overwritten
+    (a row kept for the slowest reader is still its window's when read); no MACs again."""
+    model = BRANCHED[name]()
+    streams = _branched_streams(model)
+    assert len(streams) >= 9, streams
+    for end, rows in streams:
+        for io_in_arena in (False, True):
+            for overlaps in (False, True):
+                program = branched_program(model, end, rows, io_in_arena, overlaps)
+                simulate(program)
+                assert program.plan.extra_macs == 0
+                assert program.macs == sum(layer.macs() for layer in program.model_layers
+                                           or [])
+
+
+@pytest.mark.parametrize("name", list(BRANCHED))
+def test_branch_streams_host_bit_exact_and_sanitizer_clean(name: str, tmp_path: Path) -> None:
+    """Five streamed schedules with residual branches spread over the stage ends and rows
+    per step on the host (I/O in and outside the arena, overlaps or not), against the
+    unpatched model; the deepest stage one row at a time also under the sanitizers with
+    the debug-buffer build."""
+    model = BRANCHED[name]()
+    streams = _branched_streams(model)
+    chosen = streams[::max(1, len(streams) // 5)]
+    plain = load_program(model)
+    inputs = random_inputs(plain, 60, seed=12)
+    expected = execute(plain, "reference", inputs)
+    for i, (end, rows) in enumerate(chosen):
+        program = branched_program(model, end, rows, io_in_arena=i % 2 == 1,
+                                   overlaps=i % 3 != 0)
+        exe = build_for_target(program, "host", tmp_path / f"s{i}")
+        got = run_executable(program, "host", exe, inputs)
+        assert_same(got, expected, f"host, layers 0-{end} streamed, {rows} rows")
+    end = max(end for end, _ in streams)
+    for io_in_arena in (False, True):
+        program = branched_program(model, end, 1, io_in_arena, overlaps=True)
+        exe = build_for_target(program, "host", tmp_path / f"asan{io_in_arena}",
+                               sanitize=True)
+        got = run_executable(program, "host", exe, inputs)
+        assert_same(got, expected, f"host sanitizers, layers 0-{end} streamed")
+
+
+@pytest.mark.parametrize("target", [t for t in TARGETS if TARGETS[t].name.startswith("cortex-m")])
+def test_branch_streams_bit_exact_on_cortex_m(target: str, tmp_path: Path) -> None:
+    """Both models' deepest stage with residual branches, one row per step, under QEMU on
+    each Cortex-M target."""
+    for name, make in BRANCHED.items():
+        model = make()
+        end = max(end for end, _ in _branched_streams(model))
+        plain = load_program(model)
+        inputs = random_inputs(plain, 8, seed=13)
+        expected = execute(plain, "reference", inputs)
+        program = branched_program(model, end, 1, io_in_arena=False, overlaps=True)
+        exe = build_for_target(program, target, tmp_path / name)
+        got = run_executable(program, target, exe, inputs)
+        assert_same(got, expected, f"{target}: {name}, layers 0-{end} streamed")
+
+
+def test_budget_streams_resnet_residual_blocks(shared_models: Path, tmp_path: Path) -> None:
+    """pretrainedResnet_quant under budgets only a stage with residual branches meets:
+    streamed through its three residual blocks into the global pool (no MACs again), each
+    plan sound and within its budget, the schedule text saying so; bit-exact on the host
+    at the smallest arena. Without a budget the schedule is the default one."""
+    from codegen.plan import smallest_schedule
+
+    model = (shared_models / "pretrainedResnet_quant.tflite").read_bytes()
+    plain = load_program(model)
+    assert not plain.plan.patch and plain.plan.steps == 0
+    smallest = smallest_schedule(plain.graph, plain.layers).plan
+    assert smallest.steps and smallest.extra_macs == 0
+    assert "(3 residual ADDs in the stream)" in smallest.patch
+    for budget in (20480, (20480 + smallest.size) // 2, smallest.size):
+        program = load_program(model, ram_budget=budget)
+        simulate(program)
+        assert program.plan.size <= budget and program.plan.extra_macs == 0, budget
+        assert "residual ADDs in the stream" in program.plan.schedule, budget
+    inputs = random_inputs(plain, 10, seed=14)
+    assert_same(execute(program, "host", inputs, work_dir=tmp_path),
+                execute(plain, "reference", inputs), "host at the smallest arena")
