@@ -645,7 +645,9 @@ def test_budget_streams_resnet_residual_blocks(shared_models: Path, tmp_path: Pa
     """pretrainedResnet_quant under budgets only a stage with residual branches meets:
     streamed through its three residual blocks into the global pool (no MACs again), each
     plan sound and within its budget, the schedule text saying so; bit-exact on the host
-    at the smallest arena. Without a budget the schedule is the default one."""
+    at the smallest arena, where no step's live bytes exceed the arena. Without a budget the
+    schedule is the default one."""
+    from codegen.inspect import memory_report
     from codegen.plan import smallest_schedule
 
     model = (shared_models / "pretrainedResnet_quant.tflite").read_bytes()
@@ -659,6 +661,9 @@ def test_budget_streams_resnet_residual_blocks(shared_models: Path, tmp_path: Pa
         simulate(program)
         assert program.plan.size <= budget and program.plan.extra_macs == 0, budget
         assert "residual ADDs in the stream" in program.plan.schedule, budget
+    report = memory_report(shared_models / "pretrainedResnet_quant.tflite", smallest.size)
+    live = [int(m) for m in re.findall(r": (\d+) B live: ", report)]
+    assert len(live) == len(program.layers) and max(live) <= program.plan.size, live
     inputs = random_inputs(plain, 10, seed=14)
     assert_same(execute(program, "host", inputs, work_dir=tmp_path),
                 execute(plain, "reference", inputs), "host at the smallest arena")
