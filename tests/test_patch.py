@@ -512,15 +512,16 @@ def branches_model() -> bytes:
     """Residual blocks shaped like pretrainedResnet_quant's in small: a tensor read by a 3x3
     convolution and by the ADD that joins its branch of two back (stride 1), one read by a 3x3
     stride-2 convolution and by a 1x1 stride-2 one whose ADD joins them, a 3x3 depthwise
-    branch, a 1x1 convolution, then a global AVERAGE_POOL_2D and a 1x1 convolution after
-    it. An odd height; every row a whole number of words."""
-    m = _Chain((1, 17, 6, 4), (0.05, 2), seed=20)
-    a = m.conv(m.x, 8, 3, 1, "SAME", (0.06, -1))                   # 17x6x8
+    branch (32 channels: wide line buffers take more than a band's 4 per pass), a 1x1
+    convolution, then a global AVERAGE_POOL_2D and a 1x1 convolution after it. An odd
+    height; every row a whole number of words."""
+    m = _Chain((1, 17, 12, 4), (0.05, 2), seed=20)
+    a = m.conv(m.x, 8, 3, 1, "SAME", (0.06, -1))                   # 17x12x8
     b = m.conv(a, 8, 3, 1, "SAME", (0.07, 3))
     b = m.conv(b, 8, 3, 1, "SAME", (0.075, -4))
     c = m.add(a, b, (0.09, -2))                                    # a: read by b and c
-    d = m.conv(c, 8, 3, 2, "SAME", (0.08, 0))                      # 9x3x8
-    e = m.conv(c, 8, 1, 2, "VALID", (0.1, 1))                      # c: read by d and e
+    d = m.conv(c, 32, 3, 2, "SAME", (0.08, 0))                     # 9x6x32
+    e = m.conv(c, 32, 1, 2, "VALID", (0.1, 1))                     # c: read by d and e
     f = m.add(e, d, (0.11, 4))
     g = m.conv(f, 0, 3, 1, "SAME", (0.12, -3), depthwise=True)
     h = m.add(f, g, (0.13, 5))
@@ -535,11 +536,11 @@ BRANCHED = {"branches": branches_model, "residual": residual_model}
 
 
 def branched_program(model: bytes, end: int, rows: int, io_in_arena: bool,
-                     overlaps: bool) -> Program:
+                     overlaps: bool, wide: float = 0.0) -> Program:
     """The model with layers 0..end, residual branches and all, streamed at most `rows` new
-    rows per layer and step."""
+    rows per layer and step (3x3 depthwise line buffers of `wide` times their input)."""
     program = load_program(model, io_in_arena=io_in_arena)
-    result = stream_dag(program.graph, program.layers, end, rows)
+    result = stream_dag(program.graph, program.layers, end, rows, wide)
     assert result is not None and result.kept and result.joins, (end, rows)
     return _scheduled(program, result, io_in_arena, overlaps, patch=f"layers 0-{end} streamed",
                       extra_macs=result.extra_macs, steps=result.tiles)
@@ -578,6 +579,9 @@ def test_branch_streams_compute_each_row_once() -> None:
     # two 3x3 halos), the first of them
     assert len(kept) == 1 and kept[0].shape[1] == 3
     assert program.plan.size < load_program(model, ram_budget=10**6).plan.size
+    wide = stream_dag(graph, layers, 9, 1, 1.5)  # the depthwise branch's wide line buffers
+    assert wide is not None and max(int(layer.params.get("group") or 0) for layer in wide.layers
+                                    if layer.opcode == "DEPTHWISE_CONV_2D") > 4
 
 
 @pytest.mark.parametrize("name", list(BRANCHED))
@@ -601,9 +605,9 @@ def test_every_branch_stream_is_sound(name: str) -> None:
 @pytest.mark.parametrize("name", list(BRANCHED))
 def test_branch_streams_host_bit_exact_and_sanitizer_clean(name: str, tmp_path: Path) -> None:
     """Five streamed schedules with residual branches spread over the stage ends and rows
-    per step on the host (I/O in and outside the arena, overlaps or not), against the
-    unpatched model; the deepest stage one row at a time also under the sanitizers with
-    the debug-buffer build."""
+    per step on the host (I/O in and outside the arena, overlaps or not, wide depthwise
+    line buffers or not), against the unpatched model; the deepest stage one row at a time
+    also under the sanitizers with the debug-buffer build."""
     model = BRANCHED[name]()
     streams = _branched_streams(model)
     chosen = streams[::max(1, len(streams) // 5)]
@@ -612,7 +616,7 @@ def test_branch_streams_host_bit_exact_and_sanitizer_clean(name: str, tmp_path: 
     expected = execute(plain, "reference", inputs)
     for i, (end, rows) in enumerate(chosen):
         program = branched_program(model, end, rows, io_in_arena=i % 2 == 1,
-                                   overlaps=i % 3 != 0)
+                                   overlaps=i % 3 != 0, wide=1.5 * (i % 2))
         exe = build_for_target(program, "host", tmp_path / f"s{i}")
         got = run_executable(program, "host", exe, inputs)
         assert_same(got, expected, f"host, layers 0-{end} streamed, {rows} rows")
