@@ -673,7 +673,8 @@ class _DagStream(_Stream):
                  steps: list[list[tuple[int, int]]], wide: float) -> None:
         super().__init__(builder, stage, pooled, [], wide)
         self.steps = steps
-        made = _made_in(self.chain)
+        self.made = made = _made_in(self.chain)
+        self.firsts: dict[int, int] = {}  # transient stage tensor -> its band's first row
         m = len(self.chain)
         # per tensor of the stage and step: the rows each read of it reads
         self.dag_reads: list[list[list[tuple[int, int]]]] = [[[] for _ in steps]
@@ -701,15 +702,13 @@ class _DagStream(_Stream):
     def _input(self, t: int, a: int, b: int, current: dict[int, int], build: bool) -> int:
         """Rows [a, b) of tensor t, read this step: of a model input, of this step's band
         tensor, or of a window buffer."""
-        made = _made_in(self.chain)
         if not build:
             return -1
-        if t not in made:
+        if t not in self.made:
             return self.b.view(t, 0, a, b)
-        i = made[t]
+        i = self.made[t]
         if self.transient[i]:
-            lo = self.steps_made[i]
-            return self.b.view(current[i], lo, a, b)
+            return self.b.view(current[i], self.firsts[i], a, b)
         w = self.windows[i]
         if not w.lo <= a <= b <= w.hi:
             raise UnsupportedError("a read of rows its window does not hold")
@@ -719,7 +718,6 @@ class _DagStream(_Stream):
         self.windows = {}
         result: list[Layer] = []
         current: dict[int, int] = {}  # transient stage tensor -> its band tensor this step
-        self.steps_made: dict[int, int] = {}  # transient stage tensor -> its band's first row
         sums = -1
         m = len(self.chain)
         for s, step in enumerate(self.steps):
@@ -735,7 +733,7 @@ class _DagStream(_Stream):
                     y = self.b.view(layer.outputs[0], 0, lo, hi) if build else -1
                 elif self.transient[i]:
                     y = self.b.band_tensor(t, lo, hi) if build else -1
-                    current[i], self.steps_made[i] = y, lo
+                    current[i], self.firsts[i] = y, lo
                 else:
                     result += self._keep(i, self._next_read(i, s), build)
                     w = self.windows[i]
