@@ -814,12 +814,13 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
 
 _STREAM_ROWS = (4, 2, 1)  # new rows per layer and step of a streamed stage, tried
 # line-buffer scratch of a streamed 3x3 depthwise band, times its input's bytes, tried (more
-# channels per pass: fewer passes, each of which converts the band's three input lines)
-_STREAM_LINES = (1.5, 1.0)
-# Streamed schedules planned at most per budget search (7 per stage end: each row count with
-# each share of wide depthwise passes, one row a step without): each is a plan of steps x
-# layers.
-_STREAM_PLANS = 21
+# channels per pass: fewer passes, each of which converts the band's three input lines;
+# 0.6: kws_ref_model's 2-row steps, 12 channels a pass, in 6,144 B)
+_STREAM_LINES = (1.5, 1.0, 0.6)
+# Streamed schedules planned at most per budget search (10 per stage end: each row count with
+# each share of wide depthwise passes, one row a step without; three stage ends): each is a
+# plan of steps x layers.
+_STREAM_PLANS = 30
 
 
 def _describe_patch(result: Patched, last: str) -> str:
