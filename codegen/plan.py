@@ -795,11 +795,17 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
     bound = lower_bound(graph, layers)  # the model's, not the bands'
     tried: list[tuple[int, int, float | None]] = [(end, tiles, None)
                                                   for end, tiles in options[:_PATCH_PLANS]]
+    seen: set[tuple[object, ...]] = set()  # streams whose depthwise passes no share widens
     for end, tiles, wide in tried + streams[:_STREAM_PLANS]:
         result = patch(graph, run, end, tiles) if wide is None \
             else stream(graph, run, end, tiles, wide)
         if result is None:
             continue
+        if wide is not None:
+            same = (end, tiles, *((b.stem, b.scratch_bytes()) for b in result.layers))
+            if same in seen:
+                continue  # the layers of a share tried already: the same plan
+            seen.add(same)
         if not work.take(result.layers):
             break
         plan = plan_memory(result.graph, result.layers, io_in_arena, views=result.views)
