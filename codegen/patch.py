@@ -496,6 +496,7 @@ class _Stream:
         sums = -1
         m = len(self.chain)
         for s, step in enumerate(self.steps):
+            lent: dict[int, int] = {}  # transient chain tensor -> the window it borrowed
             for i, layer in enumerate(self.chain):
                 lo, hi = step[i]
                 if hi <= lo:
@@ -528,12 +529,65 @@ class _Stream:
                     band = self.b.band_layer(layer, [x], a, y, lo, hi)
                     if self.wide:
                         band = _wide_lines(band, int(self.b.tensors[x].nbytes * self.wide))
+                    if current.get(i) == y:
+                        lent[i] = self._over_dead_rows(band, i, s, a, lent.get(i - 1, -1))
                     result.append(band)
             if self.pooled and step[m - 1][1] > step[m - 1][0] and build:
                 last = s == len(self.steps) - 1
                 layer, sums = self._pool(current[m - 1], sums, last)
                 result.append(layer)
         return result
+
+    def _dead_rows(self, j: int, s: int, after: bool) -> int:
+        """Bytes at the top of window j that no step reads again (from step s + 1 on when
+        its reader has had its turn in step s, `after`, else from step s on), while later
+        steps still read the window."""
+        w = self.windows.get(j)
+        if w is None or j not in self.bases:
+            return 0
+        t = self.graph.tensors[self.chain[j].outputs[0]]
+        first = self._next_read(j, s + 1 if after else s)
+        if first >= t.shape[1]:
+            return 0  # read no more: the window's life is not made longer
+        dead = min(w.hi, first) - w.lo
+        return max(0, dead) * (t.nbytes // t.shape[1])
+
+    def _over_dead_rows(self, band: Layer, i: int, s: int, a: int, taken: int) -> int:
+        """Put the output of band `band` (chain tensor i's rows of step s, read within the
+        step) over rows of a window that no step reads again, when some hold it: no buffer
+        of its own. Returns that window, or -1 (a buffer of its own).
+
+        First the band's own input (a 3x3 depthwise band, stride 1, lines along the rows,
+        rows of the same bytes in and out, reading window i - 1 from row `a`): its output
+        over the input's first rows, which its line-buffer kernel writes line k only once
+        input lines up to k + 1 are in the buffer, each pass of channels only its own
+        channels (`DepthwiseConv2D3x3.inplace_inputs`' order). Else a window j whose reader
+        has run this step (j < i - 1) or whose producer has not (j > i + 1: its rows move
+        up, KEEP_ROWS, only then), over its top rows; not window `taken` (the rows the band
+        reads, when they are over a window)."""
+        y = band.outputs[0]
+        need = self.b.tensors[y].nbytes
+        if taken < 0 and i and not self.transient[i - 1] and self._in_place(band) \
+                and a + self.b.tensors[y].shape[1] <= self._next_read(i - 1, s + 1):
+            self.b.views[y] = self.b.views[band.inputs[0]]
+            return i - 1
+        for j in sorted(self.bases):
+            if j == taken or i - 1 <= j <= i + 1:
+                continue
+            if self._dead_rows(j, s, after=j < i) >= need:
+                self.b.views[y] = (self.bases[j], 0)
+                return j
+        return -1
+
+    def _in_place(self, band: Layer) -> bool:
+        """A 3x3 depthwise band that may write its output over its input's first rows."""
+        from codegen.ops.depthwise_conv_2d import DepthwiseConv2D3x3
+
+        p = band.params
+        tx, ty = (self.b.tensors[t] for t in (band.inputs[0], band.outputs[0]))
+        return isinstance(band, DepthwiseConv2D3x3) and not p["transposed"] \
+            and (p["stride_a"], p["stride_b"]) == (1, 1) and ty.shape[1] <= tx.shape[1] \
+            and tx.nbytes // tx.shape[1] == ty.nbytes // ty.shape[1]
 
     def _pool(self, x: int, sums: int, last: bool) -> tuple[Layer, int]:
         """The pool's layer for rows `x`, after the sums `sums` (-1: the first rows); and

@@ -795,11 +795,17 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
     bound = lower_bound(graph, layers)  # the model's, not the bands'
     tried: list[tuple[int, int, float | None]] = [(end, tiles, None)
                                                   for end, tiles in options[:_PATCH_PLANS]]
+    seen: set[tuple[object, ...]] = set()  # streams whose depthwise passes no share widens
     for end, tiles, wide in tried + streams[:_STREAM_PLANS]:
         result = patch(graph, run, end, tiles) if wide is None \
             else stream(graph, run, end, tiles, wide) or stream_dag(graph, run, end, tiles, wide)
         if result is None:
             continue
+        if wide is not None:
+            same = (end, tiles, *((b.stem, b.scratch_bytes()) for b in result.layers))
+            if same in seen:
+                continue  # the layers of a share tried already: the same plan
+            seen.add(same)
         if not work.take(result.layers):
             break
         plan = plan_memory(result.graph, result.layers, io_in_arena, views=result.views)
@@ -814,12 +820,13 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
 
 _STREAM_ROWS = (4, 2, 1)  # new rows per layer and step of a streamed stage, tried
 # line-buffer scratch of a streamed 3x3 depthwise band, times its input's bytes, tried (more
-# channels per pass: fewer passes, each of which converts the band's three input lines)
-_STREAM_LINES = (1.5, 1.0)
-# Streamed schedules planned at most per budget search (7 per stage end: each row count with
-# each share of wide depthwise passes, one row a step without): each is a plan of steps x
-# layers.
-_STREAM_PLANS = 21
+# channels per pass: fewer passes, each of which converts the band's three input lines;
+# 0.6: kws_ref_model's 2-row steps, 12 channels a pass, in 6,144 B)
+_STREAM_LINES = (1.5, 1.0, 0.6)
+# Streamed schedules planned at most per budget search (10 per stage end: each row count with
+# each share of wide depthwise passes, one row a step without; three stage ends): each is a
+# plan of steps x layers.
+_STREAM_PLANS = 30
 
 
 def _describe_patch(result: Patched, last: str) -> str:

@@ -87,6 +87,73 @@ def overlapped_rows(layer, owner: np.ndarray, span, shares: dict[int, int]) -> N
             f"it still reads (now {found})")
 
 
+def simulate_rows(program: Program) -> None:
+    """test_memory.simulate at the grain of rows: each arena byte labelled with the row of
+    the model's tensor it holds (a band of rows, "<tensor> rows <lo>-<hi>", is those rows
+    of that tensor; other tensors one label each, an alias or a view its storage's). Every
+    read must find the rows it reads, so a window's rows moved up, a step's rows over rows
+    of a window no step reads again, or a band's output over its own input's first rows
+    (a layer's inputs are checked before its outputs are written: the kernel's order,
+    `DepthwiseConv2D3x3.inplace_inputs`) must leave every row still read intact, which the
+    whole-tensor simulation, with all views of a window one storage, cannot see."""
+    plan, graph = program.plan, program.graph
+    assert program.model_layers
+    model = {t.name: t.index for t in program.model_layers[0].graph.tensors}
+    root = {view: base for view, (base, _) in plan.views.items()}
+    for layer in program.layers:
+        if layer.index in plan.elided:
+            root[layer.outputs[0]] = layer.inputs[0]
+
+    def labels(t: int) -> np.ndarray:
+        tensor = graph.tensors[t]
+        base, rows = tensor.name.rsplit(" rows ", 1) if " rows " in tensor.name else ("", "")
+        if base in model and len(tensor.shape) == 4:
+            key, lo = model[base], int(rows.split("-")[0])
+        else:
+            while t in root:
+                t = root[t]
+            key, lo = t, 0
+            if len(tensor.shape) != 4 or graph.tensors[t].shape != tensor.shape:
+                return np.full(tensor.nbytes, key << 16, dtype=np.int64)
+        row = tensor.nbytes // tensor.shape[1]
+        return np.repeat((key << 16) + lo + np.arange(tensor.shape[1], dtype=np.int64), row)
+
+    owner = np.full(plan.size, -1, dtype=np.int64)
+
+    def span(t: int) -> slice | None:
+        where = plan.locations[t]
+        return slice(where.index, where.index + graph.tensors[t].nbytes) \
+            if where.kind == "arena" else None
+
+    for t in graph.inputs:
+        if (at := span(t)) is not None:
+            owner[at] = labels(t)
+    for layer in program.layers:
+        if layer.index in plan.elided:
+            continue
+        for t in layer.inputs:
+            if (at := span(t)) is not None:
+                assert np.array_equal(owner[at], labels(t)), \
+                    f"layer {layer.index} ({layer.stem}) reads {graph.tensors[t].name}: " \
+                    "a row it reads was overwritten"
+        if layer.index in plan.overlaps:  # output row k, then the input rows still read
+            access = layer.row_access()
+            x, y = span(layer.inputs[0]), span(layer.outputs[0])
+            assert access is not None and x is not None and y is not None
+            want, made = labels(layer.inputs[0]), labels(layer.outputs[0])
+            for k, first in enumerate(access.first_read.tolist()):
+                row = slice(k * access.out_row, (k + 1) * access.out_row)
+                owner[y][row] = made[row]
+                assert np.array_equal(owner[x][first * access.in_row:],
+                                      want[first * access.in_row:]), (layer.index, k)
+        for t in layer.outputs:
+            if (at := span(t)) is not None:
+                owner[at] = labels(t)
+        if layer.index in plan.scratch:
+            start = plan.scratch[layer.index]
+            owner[start:start + layer.scratch_bytes()] = -2
+
+
 def _branching_model() -> bytes:
     """x -> FC a -> (FC b, FC c) -> both read later: a tensor with two consumers and a
     choice of order, plus a RESHAPE view and a requantizing QUANTIZE that can run in place."""
@@ -280,6 +347,8 @@ def test_every_budget_plan_is_sound(shared_models: Path, io_in_arena: bool) -> N
         for budget in _budgets(default):
             program = load_program(model, io_in_arena=io_in_arena, ram_budget=budget)
             simulate(program)
+            if program.plan.steps:
+                simulate_rows(program)
             if budget is not None:
                 assert program.plan.size <= budget, (name, budget)
             if budget is None or budget >= default.plan.size:

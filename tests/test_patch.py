@@ -13,7 +13,10 @@ Streamed stages (rows kept in window buffers, not computed again; codegen/patch.
 are checked the same way on the windows model and on a model shaped like kws_ref_model in
 small (strided convolution, 3x3 depthwise of strides 1 and 2, 1x1 convolutions, a global
 AVERAGE_POOL_2D summed over the steps): the simulation for every stage end and row count,
-the C on the host, under the sanitizers with the debug-buffer build, and on cortex-m4.
+also at the grain of rows (`simulate_rows`: a window's rows moved up, a step's rows over
+window rows no step reads again), the C on the host, under the sanitizers with the
+debug-buffer build, and on cortex-m4; rows over dead window rows on each core's depthwise
+driver under QEMU.
 
 Streamed stages with residual branches (`stream_dag`: a tensor read by a 3x3 convolution and
 by the ADD joining its branch back, strides 1 and 2, kernels 1 and 3, a global pool; and the
@@ -32,7 +35,7 @@ from support.builder import ModelBuilder, Q, bias_scales
 from support.conv_models import conv_options, depthwise_options, pool_options
 from support.elementwise_models import binary_options
 from support.verify import assert_same, random_inputs, reference_matches_tflm
-from test_memory import simulate
+from test_memory import simulate, simulate_rows
 
 from codegen.execute import build_for_target, execute, run_executable
 from codegen.patch import Patched, dag_steps, patch, stage_ends, stream, stream_dag
@@ -339,10 +342,11 @@ def test_other_numerics_never_patch(numerics: str) -> None:
 
 
 def streamed_program(model: bytes, end: int, rows: int, io_in_arena: bool,
-                     overlaps: bool) -> Program:
-    """The model with layers 0..end streamed, at most `rows` new rows per layer and step."""
+                     overlaps: bool, wide: float = 0.0) -> Program:
+    """The model with layers 0..end streamed, at most `rows` new rows per layer and step
+    (`wide`: the depthwise bands' line buffers, as `stream` takes it)."""
     program = load_program(model, io_in_arena=io_in_arena)
-    result = stream(program.graph, program.layers, end, rows)
+    result = stream(program.graph, program.layers, end, rows, wide)
     assert result is not None and result.kept, (end, rows)
     return _scheduled(program, result, io_in_arena, overlaps, patch=f"layers 0-{end} streamed",
                       extra_macs=result.extra_macs, steps=result.tiles)
@@ -394,6 +398,7 @@ def test_every_stream_is_sound(name: str) -> None:
             for overlaps in (False, True):
                 program = streamed_program(model, end, rows, io_in_arena, overlaps)
                 simulate(program)
+                simulate_rows(program)
                 assert program.plan.extra_macs == 0
                 assert program.macs == sum(layer.macs() for layer in program.model_layers
                                            or [])
@@ -442,6 +447,43 @@ def test_streams_bit_exact_on_cortex_m4(tmp_path: Path) -> None:
         exe = build_for_target(program, "cortex-m4", tmp_path / name)
         got = run_executable(program, "cortex-m4", exe, inputs)
         assert_same(got, expected, f"cortex-m4: {name}, layers 0-{end} streamed")
+
+
+def _over_dead_rows(program: Program) -> tuple[int, int]:
+    """Bands whose output is over their own input's first rows, and layers whose output is
+    over rows of another window (a view of a window their input is not in)."""
+    views = program.plan.views
+    own = other = 0
+    for layer in program.layers:
+        out, x = views.get(layer.outputs[0]), views.get(layer.inputs[0])
+        if out is None or layer.opcode == "KEEP_ROWS" or \
+                program.graph.tensors[layer.outputs[0]].dtype.numpy_name != "int8":
+            continue
+        if out == x:
+            own += 1
+        elif x is None or out[0] != x[0]:
+            other += 1 if "rows 0-" in program.graph.tensors[out[0]].name else 0
+    return own, other
+
+
+@pytest.mark.parametrize("target", ["cortex-m0", "cortex-m3", "cortex-m4", "cortex-m55",
+                                    "riscv32", "riscv32-v"])
+def test_streams_over_dead_rows_bit_exact_on_targets(target: str, tmp_path: Path) -> None:
+    """A step's rows written over window rows no step reads again: 3x3 depthwise bands over
+    their own input's first rows (each core's line-buffer driver: ARMv6-M, ARMv7-M, DSP,
+    Helium, RISC-V scalar and vector) and other layers' over another window's top rows,
+    two rows a step with wider depthwise passes; bit-exact under QEMU."""
+    model = pooled_model()
+    plain = load_program(model)
+    inputs = random_inputs(plain, 8, seed=12)
+    expected = execute(plain, "reference", inputs)
+    program = streamed_program(model, 6, 2, io_in_arena=False, overlaps=True, wide=0.6)
+    own, other = _over_dead_rows(program)
+    assert own >= 6 and other >= 6, (own, other)
+    simulate_rows(program)
+    exe = build_for_target(program, target, tmp_path / target)
+    got = run_executable(program, target, exe, inputs)
+    assert_same(got, expected, f"{target}: pooled, rows over dead window rows")
 
 
 def fives_model() -> bytes:
