@@ -117,15 +117,26 @@ def test_the_assembly_takes_one_final_shift(name: str) -> None:
     assert all(la.params["few"]["shifted"] is not None for la in layers)
 
 
-@pytest.mark.parametrize("model,first", [("vww_96_int8", True), ("pretrainedResnet_quant", True),
-                                         ("kws_ref_model", False)])
-def test_first_layers_take_it_where_it_reads_less(model: str, first: bool) -> None:
-    """vww's and resnet's 3x3x3 (15 pairs against the engine's depth of 32); not kws's
-    10x4x1 (20 pairs, a depth of 40 without padding); no other layer."""
+@pytest.mark.parametrize("model,shifted", [("vww_96_int8", True),
+                                           ("pretrainedResnet_quant", True),
+                                           ("kws_ref_model", True)])
+def test_first_layers_take_it_where_it_reads_less(model: str, shifted: bool) -> None:
+    """vww's and resnet's 3x3x3 (15 pairs against the engine's depth of 32); kws's 10x4x1
+    (20 pairs, a depth of 40 without padding) for the assembly with one final shift only;
+    no other layer."""
     path = require_file(SHARED_MODELS / f"{model}.tflite")
     conv = [la for la in load_program(path.read_bytes()).layers if isinstance(la, Conv2DGemm)]
-    assert (conv[0].params["few"] is not None) == first
+    assert conv[0].params["few"] is not None
+    assert (conv[0].params["few"]["shifted"] is not None) == shifted
     assert all(la.params["few"] is None for la in conv[1:])
+
+
+def test_the_engine_keeps_a_layer_that_reads_as_much_without_the_assembly() -> None:
+    """kws's first layer's shape (10x4x1, 20 pairs against a depth of 40) with a clamped
+    activation (no one final shift): the engine's two channels per weight word."""
+    branch = _conv(8, stride=(2, 2), kernel=(10, 4), activation="RELU6", output=(0.05, -128))
+    layers = load_program(branch_model((1, 12, 6, 1), (0.1, 0), [branch], seed=1)).layers
+    assert isinstance(layers[0], Conv2DGemm) and layers[0].params["few"] is None
 
 
 # The reference against TFLM, the C against the reference on every target and under the
