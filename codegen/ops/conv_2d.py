@@ -294,8 +294,11 @@ def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, o
     reach = 2 * ((kh - 1) * line + 2 * (row_slots - 1) + sw * in_c)
     asm = reach <= 4095 and 16 * kh * row_slots <= 4095
     full = (int(p["act_min"]), int(p["act_max"])) == (-128, 127)
+    # the row function's immediates: the stores past the second pixel's (ADDW, STRB) and
+    # the next pass's window (ADDW) at most 4095 bytes on
     shifted = (_few_shifted(w, bias, mult, left, right, add, kh, row_slots)
-               if asm and full and not fixup and out_c % 4 == 0 else None)
+               if asm and full and not fixup and out_c % 4 == 0 and out_c + 3 <= 4095
+               and 4 * sw * in_c <= 4095 else None)
     if not reads_less and shifted is None:
         return None
     return {
@@ -375,6 +378,8 @@ def _few_shifted(w: np.ndarray, bias: np.ndarray, mult: np.ndarray, left: np.nda
     constants = np.stack([mult, added], axis=1).reshape(blocks, 8)
     words = _few_words(w, scale, kh, row_slots)
     stream = _int32_words(np.concatenate([init, words, constants], axis=1))
+    if 4 * stream.size > 0xFFFF:  # the stream's end is a MOVW from its start
+        return None
     return {"stream": stream, "shift": shift, "block_bytes": 4 * (stream.size // blocks),
             "weight_bytes": 4 * words.shape[1]}
 
