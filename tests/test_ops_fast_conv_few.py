@@ -8,8 +8,9 @@ Edge shapes: 1, 2, 3 and 4 input channels; odd widths and heights (a last pass o
 pixel); strides 1 and 2 on either axis; SAME and VALID; windows 3x3, 5x5, 2x2, 1x3, 3x1; output
 channels not a multiple of four (and fewer than four); input zero points -128 and 127;
 output zero points at the ends; every activation; multipliers above 1 (left shifts);
-per-tensor weights; two images per sample. Each model: the reference against TFLM, the
-generated C against the reference on every target and under the sanitizers.
+per-tensor weights; two images per sample; the DSP assembly with one final shift (SHIFTED).
+Each model: the reference against TFLM, the generated C against the reference on every
+target and under the sanitizers.
 """
 
 from __future__ import annotations
@@ -67,10 +68,39 @@ BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     ]),
 }
 
+# Layers the DSP assembly takes with one final shift (`_few_shifted`: full int8 range, no
+# tie fixup, whole blocks of four channels): a pair loaded once for both pixels where the
+# second's window starts an even number of values later (chains of 2 to 7 slots), not where
+# it starts an odd number later; a last pixel alone; a single pixel per row.
+SHIFTED: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
+    "s3": ((1, 9, 13, 3), (0.02, -128), [
+        _conv(8, stride=(2, 2), activation="RELU6", output=(6 / 255, -128)),  # vww's
+        _conv(4, activation="RELU", output=(0.1, -128)),
+        _conv(12, stride=(2, 2), padding="VALID", activation="RELU", output=(0.2, -128)),
+        _conv(8, stride=(1, 2), kernel=(2, 2), activation="RELU", output=(0.05, -128)),
+        _conv(4, stride=(2, 1), weight_scale=0.004, activation="RELU", output=(0.08, -128)),
+    ]),
+    "s1": ((2, 7, 9, 1), (0.05, 127), [
+        _conv(4, stride=(2, 2), kernel=(5, 5), activation="RELU", output=(0.1, -128)),
+        _conv(8, stride=(2, 2), padding="VALID", kernel=(3, 1), activation="RELU",
+              output=(0.1, -128)),
+    ]),
+    "s2": ((1, 8, 7, 2), (0.03, -100), [
+        _conv(8, stride=(2, 2), activation="RELU", output=(0.1, -128)),
+        _conv(4, kernel=(5, 5), padding="VALID", activation="RELU", output=(0.3, -128)),
+        _conv(4, kernel=(1, 7), padding="VALID", activation="RELU", output=(0.3, -128)),
+    ]),
+    "s4": ((1, 6, 7, 4), (0.1, 0), [
+        _conv(4, stride=(2, 2), activation="RELU", output=(0.4, -128)),
+        _conv(8, stride=(1, 2), padding="VALID", bias_range=1000000, activation="RELU",
+              output=(0.1, -128)),
+    ]),
+}
+
 MODELS: dict[str, Callable[[], bytes]] = {
-    f"few_{name}": (lambda n=name: branch_model(BRANCHES[n][0], BRANCHES[n][1], BRANCHES[n][2],
-                                                seed=len(n), description=n))
-    for name in BRANCHES
+    f"few_{name}": (lambda n=name: branch_model(*{**BRANCHES, **SHIFTED}[n], seed=len(n),
+                                                description=n))
+    for name in [*BRANCHES, *SHIFTED]
 }
 
 
@@ -81,15 +111,32 @@ def test_every_layer_takes_the_few_channel_kernel(name: str) -> None:
                           for la in layers)
 
 
-@pytest.mark.parametrize("model,first", [("vww_96_int8", True), ("pretrainedResnet_quant", True),
-                                         ("kws_ref_model", False)])
-def test_first_layers_take_it_where_it_reads_less(model: str, first: bool) -> None:
-    """vww's and resnet's 3x3x3 (15 pairs against the engine's depth of 32); not kws's
-    10x4x1 (20 pairs, a depth of 40 without padding); no other layer."""
+@pytest.mark.parametrize("name", list(SHIFTED))
+def test_the_assembly_takes_one_final_shift(name: str) -> None:
+    layers = load_program(MODELS[f"few_{name}"]()).layers
+    assert all(la.params["few"]["shifted"] is not None for la in layers)
+
+
+@pytest.mark.parametrize("model,shifted", [("vww_96_int8", True),
+                                           ("pretrainedResnet_quant", True),
+                                           ("kws_ref_model", True)])
+def test_first_layers_take_it_where_it_reads_less(model: str, shifted: bool) -> None:
+    """vww's and resnet's 3x3x3 (15 pairs against the engine's depth of 32); kws's 10x4x1
+    (20 pairs, a depth of 40 without padding) for the assembly with one final shift only;
+    no other layer."""
     path = require_file(SHARED_MODELS / f"{model}.tflite")
     conv = [la for la in load_program(path.read_bytes()).layers if isinstance(la, Conv2DGemm)]
-    assert (conv[0].params["few"] is not None) == first
+    assert conv[0].params["few"] is not None
+    assert (conv[0].params["few"]["shifted"] is not None) == shifted
     assert all(la.params["few"] is None for la in conv[1:])
+
+
+def test_the_engine_keeps_a_layer_that_reads_as_much_without_the_assembly() -> None:
+    """kws's first layer's shape (10x4x1, 20 pairs against a depth of 40) with a clamped
+    activation (no one final shift): the engine's two channels per weight word."""
+    branch = _conv(8, stride=(2, 2), kernel=(10, 4), activation="RELU6", output=(0.05, -128))
+    layers = load_program(branch_model((1, 12, 6, 1), (0.1, 0), [branch], seed=1)).layers
+    assert isinstance(layers[0], Conv2DGemm) and layers[0].params["few"] is None
 
 
 # The reference against TFLM, the C against the reference on every target and under the

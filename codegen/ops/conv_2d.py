@@ -76,7 +76,11 @@ class Conv2DGemm(Conv2D):
                   *_gemm_mve.constants(p["mve"])]
         if p["few"] is None:
             return arrays
-        return [*arrays, CArray("few", p["few"]["stream"], "CG_CONV_FEW")]
+        few = p["few"]
+        if few["shifted"] is None:
+            return [*arrays, CArray("few", few["stream"], "CG_CONV_FEW")]
+        return [*arrays, CArray("few", few["shifted"]["stream"], "CG_CONV_FEW && CG_GEMM_ASM"),
+                CArray("few", few["stream"], "CG_CONV_FEW && !CG_GEMM_ASM")]
 
     def scratch_bytes(self) -> int:
         return int(self.params["scratch"])
@@ -268,26 +272,18 @@ def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, o
     row_values = kw * in_c
     row_slots = -(-row_values // 2)
     # Only where it reads fewer pairs than the engine's padded depth (vww's and resnet's
-    # 3x3x3: 30 against 32): where it does not (kws's 10x4x1: 40 and 40) the engine's
-    # two channels per weight word do better.
-    if 2 * kh * row_slots >= _gemm.padded_depth(kh * row_values):
-        return None
+    # 3x3x3: 30 against 32), or where the DSP assembly with one final shift takes it (kws's
+    # 10x4x1: 40 and 40): elsewhere the engine's two channels per weight word do better.
+    reads_less = 2 * kh * row_slots < _gemm.padded_depth(kh * row_values)
     blocks = -(-out_c // 4)
-    # weights [block, fy, slot, pair half, channel of the block] as scaled int16
-    scaled = np.zeros((4 * blocks, kh, 2 * row_slots), np.int64)
-    scaled[:out_c, :, :row_values] = (np.asarray(w, np.int64).reshape(out_c, kh, row_values)
-                                      * scale[:, None, None])
-    pairs = scaled.reshape(blocks, 4, kh, row_slots, 2)
-    words = (pairs[..., 1] << 16) | (pairs[..., 0] & 0xFFFF)  # [block, ch, fy, slot]
-    words = words.transpose(0, 2, 3, 1).reshape(blocks, -1)
+    words = _few_words(w, scale, kh, row_slots)
     table = np.zeros((4, 4 * blocks), np.int64)
     table[0, :out_c] = bias * scale
     table[1, :out_c] = mult
     table[2, :out_c] = add
     table[3, :out_c] = right
     table = table.reshape(4, blocks, 4).transpose(1, 0, 2).reshape(blocks, -1)
-    stream = np.concatenate([words, table], axis=1).ravel()
-    stream = np.where(stream >= _INT31, stream - (1 << 32), stream).astype(np.int32)
+    stream = _int32_words(np.concatenate([words, table], axis=1))
     sw, out_w = int(p["stride_w"]), int(p["out_w"])
     # a pass reads two pixels' windows (the second past the row where the width is odd)
     line = max((int(p["pad_w"]) + int(p["in_w"])) * in_c,
@@ -296,8 +292,18 @@ def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, o
     keep = max(kh - int(p["stride_h"]), 0)
     # the assembly's loads take immediate offsets (at most 4095 bytes) from the window start
     reach = 2 * ((kh - 1) * line + 2 * (row_slots - 1) + sw * in_c)
+    asm = reach <= 4095 and 16 * kh * row_slots <= 4095
+    full = (int(p["act_min"]), int(p["act_max"])) == (-128, 127)
+    # the row function's immediates: the stores past the second pixel's (ADDW, STRB) and
+    # the next pass's window (ADDW) at most 4095 bytes on
+    shifted = (_few_shifted(w, bias, mult, left, right, add, kh, row_slots)
+               if asm and full and not fixup and out_c % 4 == 0 and out_c + 3 <= 4095
+               and 4 * sw * in_c <= 4095 else None)
+    if not reads_less and shifted is None:
+        return None
     return {
         "stream": stream,
+        "shifted": shifted,
         "row_slots": row_slots,
         "block_words": stream.size // blocks,
         "blocks": out_c // 4,
@@ -305,10 +311,77 @@ def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, o
         "line": line,
         "keep": keep,
         "sign": 1 if fixup else 0,
-        "asm": reach <= 4095 and 16 * kh * row_slots <= 4095,
+        "asm": asm,
         "offset": int(p["input_offset"]),
-        "scratch": 2 * kh * line,
+        # the assembly's last pixel alone (an odd width) writes both pixels' outputs after
+        # the rows
+        "spare": 2 * kh * line,
+        "scratch": 2 * kh * line + (2 * out_c if shifted is not None and out_w % 2 else 0),
     }
+
+
+def _few_words(w: np.ndarray, scale: np.ndarray, kh: int, row_slots: int) -> np.ndarray:
+    """The few-channel kernel's weight words of each block of four channels: [block, fy,
+    slot, channel of the block], each the pair of int16 weights times the channel's
+    `scale` (the second value in the high half)."""
+    out_c = w.shape[0]
+    blocks = -(-out_c // 4)
+    row_values = w.size // (out_c * kh)
+    scaled = np.zeros((4 * blocks, kh, 2 * row_slots), np.int64)
+    scaled[:out_c, :, :row_values] = (np.asarray(w, np.int64).reshape(out_c, kh, row_values)
+                                      * scale[:, None, None])
+    pairs = scaled.reshape(blocks, 4, kh, row_slots, 2)
+    words = (pairs[..., 1] << 16) | (pairs[..., 0] & 0xFFFF)  # [block, ch, fy, slot]
+    return words.transpose(0, 2, 3, 1).reshape(blocks, -1)
+
+
+def _int32_words(values: np.ndarray) -> np.ndarray:
+    """Values in [-2^31, 2^32) as int32 words, flattened."""
+    flat = values.ravel()
+    return np.where(flat >= _INT31, flat - (1 << 32), flat).astype(np.int32)
+
+
+def _few_shifted(w: np.ndarray, bias: np.ndarray, mult: np.ndarray, left: np.ndarray,
+                 right: np.ndarray, add: np.ndarray, kh: int,
+                 row_slots: int) -> dict[str, object] | None:
+    """The few-channel kernel's DSP assembly (full int8 range, no tie fixup, whole blocks of
+    four channels) with one final shift R for the layer, in SSAT's immediate, as
+    `_gemm.plan_shifted` does for the engine: channel c's weights and bias scaled by
+    s = 2^(left + 1 + d), d = R - right >= 1, so the sum is v * 2^d (v the short form's,
+    times 2^(left + 1)); add' = add * 2^d + 2^(d - 1) and SMMLA (no rounding) give
+    t = floor((floor((v * m + 2^31) / 2^32) + add) * 2^d + ...), whose floor by 2^R is the
+    short form's (floors nest). A constant channel (multiplier 0) keeps its value as
+    add' = (add >> right) * 2^R. None where a bound fails: weights must stay int16
+    (left + 1 + d <= 8), v * 2^d and t int32. Per block the stream holds the bias times s
+    twice (both pixels' accumulators, one LDM), the weight words, then (multiplier, add')
+    of each channel."""
+    live = mult != 0
+    if not live.any():
+        return None
+    shift = int(right[live].max()) + 1
+    if shift > 31:
+        return None
+    d = np.where(live, shift - right, 0)
+    exponent = left + 1 + d
+    if np.any(exponent > 8):
+        return None
+    scale = np.where(live, np.left_shift(1, exponent), 0)
+    magnitude = np.abs(bias) + 255 * _gemm.abs_row_sums(w)
+    bound = magnitude * scale
+    added = np.where(live, add * np.left_shift(1, d) + np.left_shift(1, np.maximum(d - 1, 0)),
+                     np.right_shift(add, right) * (1 << shift))
+    if np.any(bound >= _INT31) or np.any(
+            np.abs(added) + ((bound * np.abs(mult)) >> 32) + 2 >= _INT31):
+        return None
+    blocks = w.shape[0] // 4
+    init = np.tile((bias * scale).reshape(blocks, 4), 2)
+    constants = np.stack([mult, added], axis=1).reshape(blocks, 8)
+    words = _few_words(w, scale, kh, row_slots)
+    stream = _int32_words(np.concatenate([init, words, constants], axis=1))
+    if 4 * stream.size > 0xFFFF:  # the stream's end is a MOVW from its start
+        return None
+    return {"stream": stream, "shift": shift, "block_bytes": 4 * (stream.size // blocks),
+            "weight_bytes": 4 * words.shape[1]}
 
 
 def _mve_params(w: np.ndarray, rq: _gemm.Requant, variant: tuple[str, ...]) -> dict[str, object]:
