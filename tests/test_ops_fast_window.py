@@ -128,6 +128,13 @@ BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     # leaves int32), the lines of each channel's own shift.
     "shift_bias": (_SHIFT_BRANCHES[0], _SHIFT_BRANCHES[1],
                    [replace(br, bias_range=(1 << 30) - (1 << 21)) for br in _SHIFT_BRANCHES[2]]),
+    # Lines of exactly six outputs, stride 1, one shared shift (DSP cores: one group of six
+    # per channel, asm_lines_single): 7 channels in passes of 4 and 3, shifts spanning 7 or
+    # less and more, a stride of 2 across the lines.
+    "six_lines": ((1, 5, 6, 7), (0.04, -128), [
+        _dw(activation="RELU", output=(0.1, -128)),
+        _dw(stride=(2, 1), activation="RELU", output=(0.08, -128), scale_range=(0.0005, 4.0)),
+    ]),
     # More channels than one pass holds: the line buffer takes channel groups of 4 and more.
     "groups": ((1, 16, 16, 23), (0.03, 12), [
         _dw(activation="RELU", output=(0.05, -128)),
@@ -247,6 +254,7 @@ def test_models_reach_every_path() -> None:
     assert {p["out_b"] % 4 for p in shared if p["stride_b"] == 2} == {0, 1, 2, 3}
     assert max(p["shared_shift"] + max(p["shifts"]) for p in shared) == 7
     assert any(p["shared_shift"] <= -min(p["shifts"]) for p in shared)  # words of their own
+    assert any(p["six"] and p["group"] < p["channels"] for p in shared)  # lines of six
     assert {p["variant"] for p in params if p["variant"].endswith("_floor")
             and not p["shared_shift"]} == {"s1_floor", "s2_floor"}
     assert {p["variant"] for p in shared} == {"s1_floor", "s2_floor"}

@@ -72,7 +72,8 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
         variant = p["variant"]
         v6m = ("depthwise3x3_v6m",) if p["v6m"] is not None else ()
         mve = (f"depthwise3x3_mve_{variant}",) if p["mve"] else ()
-        shared = (f"depthwise3x3_shared.{p['stride_b']}.{p['shared_shift']}",
+        six = ".six" if p["six"] else ""
+        shared = (f"depthwise3x3_shared.{p['stride_b']}.{p['shared_shift']}{six}",
                   ) if p["shared_shift"] else ()
         v7m = (f"depthwise3x3_v7m_lines.{variant}",) if p["v7m"] is not None else ()
         return (f"depthwise3x3_{variant}", *shared, *v6m, *mve, *v7m)
@@ -189,6 +190,8 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "constants": constants,
         "variant": variant,
         "shared_shift": None if shared is None else shared[0],
+        # lines of exactly six outputs, stride 1: one group per channel (asm_lines_single)
+        "six": shared is not None and b_axis.stride == 1 and b_axis.out == 6,
         "shared_constants": None if shared is None else shared[1].ravel(),
         "v6m": None if v6m is None else v6m.ravel(),
         "v7m": None if v7m is None else v7m.ravel(),
