@@ -72,8 +72,8 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
         variant = p["variant"]
         v6m = ("depthwise3x3_v6m",) if p["v6m"] is not None else ()
         mve = (f"depthwise3x3_mve_{variant}",) if p["mve"] else ()
-        six = ".six" if p["six"] else ""
-        shared = (f"depthwise3x3_shared.{p['stride_b']}.{p['shared_shift']}{six}",
+        lines = ".six" if p["six"] else ".three" if p["three"] else ""
+        shared = (f"depthwise3x3_shared.{p['stride_b']}.{p['shared_shift']}{lines}",
                   ) if p["shared_shift"] else ()
         v7m = (f"depthwise3x3_v7m_lines.{variant}",) if p["v7m"] is not None else ()
         return (f"depthwise3x3_{variant}", *shared, *v6m, *mve, *v7m)
@@ -192,6 +192,10 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "shared_shift": None if shared is None else shared[0],
         # lines of exactly six outputs, stride 1: one group per channel (asm_lines_single)
         "six": shared is not None and b_axis.stride == 1 and b_axis.out == 6,
+        # of three, lines of 6 int16 and channels in pairs: two channels per pass (every
+        # pass has an even count: groups are multiples of 4 or all channels)
+        "three": (shared is not None and b_axis.stride == 1 and b_axis.out == 3 and line == 6
+                  and ch % 2 == 0),
         "shared_constants": None if shared is None else shared[1].ravel(),
         "v6m": None if v6m is None else v6m.ravel(),
         "v7m": None if v7m is None else v7m.ravel(),
