@@ -135,8 +135,9 @@ BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
         _dw(activation="RELU", output=(0.1, -128)),
         _dw(stride=(2, 1), activation="RELU", output=(0.08, -128), scale_range=(0.0005, 4.0)),
     ]),
-    # Lines of exactly three outputs, stride 1, one shared shift (DSP cores: two channels
-    # per pass, asm_lines_three): 10 channels in passes of 4, 4 and 2, SAME and VALID.
+    # Lines of exactly three outputs, one shared shift (DSP cores: two channels per pass,
+    # asm_lines_three): 10 channels in passes of 4, 4 and 2, SAME and VALID, stride 1 (lines
+    # of 6 int16)
     "three_lines": ((1, 3, 3, 10), (0.05, -128), [
         _dw(activation="RELU", output=(0.1, -128)),
         _dw(stride=(2, 1), activation="RELU", output=(0.06, -128), scale_range=(0.0005, 4.0)),
@@ -144,6 +145,16 @@ BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     "three_lines_valid": ((1, 3, 5, 10), (0.05, 3), [
         _dw(padding="VALID", activation="RELU", output=(0.1, -128)),
         _dw(padding="VALID", activation="RELU", output=(0.2, -128), scale_range=(0.0005, 4.0)),
+    ]),
+    # and of stride 2 (lines of 10 int16)
+    "three_lines_s2": ((1, 5, 5, 10), (0.05, -128), [
+        _dw(stride=(2, 2), activation="RELU", output=(0.1, -128)),
+        _dw(stride=(2, 2), activation="RELU", output=(0.07, -128), scale_range=(0.0005, 4.0)),
+    ]),
+    "three_lines_s2_valid": ((1, 5, 7, 10), (0.05, -9), [
+        _dw(padding="VALID", stride=(2, 2), activation="RELU", output=(0.1, -128)),
+        _dw(padding="VALID", stride=(2, 2), activation="RELU", output=(0.2, -128),
+            scale_range=(0.0005, 4.0)),
     ]),
     # More channels than one pass holds: the line buffer takes channel groups of 4 and more.
     "groups": ((1, 16, 16, 23), (0.03, 12), [
@@ -265,7 +276,8 @@ def test_models_reach_every_path() -> None:
     assert max(p["shared_shift"] + max(p["shifts"]) for p in shared) == 7
     assert any(p["shared_shift"] <= -min(p["shifts"]) for p in shared)  # words of their own
     assert any(p["six"] and p["group"] < p["channels"] for p in shared)  # lines of six
-    assert any(p["three"] and p["group"] < p["channels"] for p in shared)  # and of three
+    assert {p["stride_b"] for p in shared if p["three"] and p["group"] < p["channels"]} \
+        == {1, 2}  # and of three
     assert {p["variant"] for p in params if p["variant"].endswith("_floor")
             and not p["shared_shift"]} == {"s1_floor", "s2_floor"}
     assert {p["variant"] for p in shared} == {"s1_floor", "s2_floor"}

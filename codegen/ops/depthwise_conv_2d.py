@@ -192,9 +192,10 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "shared_shift": None if shared is None else shared[0],
         # lines of exactly six outputs, stride 1: one group per channel (asm_lines_single)
         "six": shared is not None and b_axis.stride == 1 and b_axis.out == 6,
-        # of three, lines of 6 int16 and channels in pairs: two channels per pass (every
-        # pass has an even count: groups are multiples of 4 or all channels)
-        "three": (shared is not None and b_axis.stride == 1 and b_axis.out == 3 and line == 6
+        # of three, lines of 6 (stride 1) or 10 (stride 2) int16 and channels in pairs: two
+        # channels per pass (every pass has an even count: groups are multiples of 4 or all
+        # channels)
+        "three": (shared is not None and b_axis.out == 3 and line == 2 + 4 * b_axis.stride
                   and ch % 2 == 0),
         "shared_constants": None if shared is None else shared[1].ravel(),
         "v6m": None if v6m is None else v6m.ravel(),
