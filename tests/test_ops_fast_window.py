@@ -128,12 +128,16 @@ BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     # leaves int32), the lines of each channel's own shift.
     "shift_bias": (_SHIFT_BRANCHES[0], _SHIFT_BRANCHES[1],
                    [replace(br, bias_range=(1 << 30) - (1 << 21)) for br in _SHIFT_BRANCHES[2]]),
-    # Lines of exactly six outputs, stride 1, one shared shift (DSP cores: one group of six
-    # per channel, asm_lines_single): 7 channels in passes of 4 and 3, shifts spanning 7 or
-    # less and more, a stride of 2 across the lines.
+    # Lines of exactly six outputs, one shared shift (DSP cores: one group of six per
+    # channel, asm_lines_single): 7 channels in passes of 4 and 3, a stride of 2 across the
+    # lines, and along them.
     "six_lines": ((1, 5, 6, 7), (0.04, -128), [
         _dw(activation="RELU", output=(0.1, -128)),
         _dw(stride=(2, 1), activation="RELU", output=(0.08, -128), scale_range=(0.0005, 4.0)),
+    ]),
+    "six_lines_s2": ((1, 3, 12, 7), (0.04, -20), [  # and of stride 2
+        _dw(stride=(2, 2), activation="RELU", output=(0.1, -128)),
+        _dw(stride=(1, 2), activation="RELU", output=(0.08, -128), scale_range=(0.0005, 4.0)),
     ]),
     # Lines of exactly three outputs, one shared shift (DSP cores: two channels per pass,
     # asm_lines_three): 10 channels in passes of 4, 4 and 2, SAME and VALID, stride 1 (lines
@@ -275,7 +279,8 @@ def test_models_reach_every_path() -> None:
     assert {p["out_b"] % 4 for p in shared if p["stride_b"] == 2} == {0, 1, 2, 3}
     assert max(p["shared_shift"] + max(p["shifts"]) for p in shared) == 7
     assert any(p["shared_shift"] <= -min(p["shifts"]) for p in shared)  # words of their own
-    assert any(p["six"] and p["group"] < p["channels"] for p in shared)  # lines of six
+    assert {p["stride_b"] for p in shared if p["six"] and p["group"] < p["channels"]} \
+        == {1, 2}  # lines of six
     assert {p["stride_b"] for p in shared if p["three"] and p["group"] < p["channels"]} \
         == {1, 2}  # and of three
     assert {p["variant"] for p in params if p["variant"].endswith("_floor")
