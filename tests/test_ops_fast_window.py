@@ -117,13 +117,49 @@ BRANCHES: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     ]),
     # Per-channel right shifts over a range (scales over 0.0005-4 of the base), the variants
     # without the tie fixup: the assembly's lines of one shared shift where the shifts span
-    # at most 7 (here exactly 7: weights scaled by up to 2^8, -128 to -2^15), their own
-    # shifts where they span more; stride 2 in whole groups of four (the lean loop). The same
-    # layers twice: the two names' seeds (their lengths, `_branches`) draw scales whose
-    # shifts span at most 7 in "shift" and more in "shift_range_wide"
-    # (test_models_reach_every_path checks both).
+    # at most 7 (here exactly 7: weights scaled by up to 2^8, -128 to -2^15), and where they
+    # span more (the channels of a shift at or above the shared one with words of their
+    # own); stride 2 in whole groups of four (the lean loop). The same layers twice: the two
+    # names' seeds (their lengths, `_branches`) draw scales whose shifts span at most 7 in
+    # "shift" and more in "shift_range_wide" (test_models_reach_every_path checks both).
     "shift": _SHIFT_BRANCHES,
     "shift_range_wide": _SHIFT_BRANCHES,
+    # The same layers with biases near 2^30: no shared shift (a channel's bias scaled by 4
+    # leaves int32), the lines of each channel's own shift.
+    "shift_bias": (_SHIFT_BRANCHES[0], _SHIFT_BRANCHES[1],
+                   [replace(br, bias_range=(1 << 30) - (1 << 21)) for br in _SHIFT_BRANCHES[2]]),
+    # Lines of exactly six outputs, one shared shift (DSP cores: one group of six per
+    # channel, asm_lines_single): 7 channels in passes of 4 and 3, a stride of 2 across the
+    # lines, and along them.
+    "six_lines": ((1, 5, 6, 7), (0.04, -128), [
+        _dw(activation="RELU", output=(0.1, -128)),
+        _dw(stride=(2, 1), activation="RELU", output=(0.08, -128), scale_range=(0.0005, 4.0)),
+    ]),
+    "six_lines_s2": ((1, 3, 12, 7), (0.04, -20), [  # and of stride 2
+        _dw(stride=(2, 2), activation="RELU", output=(0.1, -128)),
+        _dw(stride=(1, 2), activation="RELU", output=(0.08, -128), scale_range=(0.0005, 4.0)),
+    ]),
+    # Lines of exactly three outputs, one shared shift (DSP cores: two channels per pass,
+    # asm_lines_three): 10 channels in passes of 4, 4 and 2, SAME and VALID, stride 1 (lines
+    # of 6 int16)
+    "three_lines": ((1, 3, 3, 10), (0.05, -128), [
+        _dw(activation="RELU", output=(0.1, -128)),
+        _dw(stride=(2, 1), activation="RELU", output=(0.06, -128), scale_range=(0.0005, 4.0)),
+    ]),
+    "three_lines_valid": ((1, 3, 5, 10), (0.05, 3), [
+        _dw(padding="VALID", activation="RELU", output=(0.1, -128)),
+        _dw(padding="VALID", activation="RELU", output=(0.2, -128), scale_range=(0.0005, 4.0)),
+    ]),
+    # and of stride 2 (lines of 10 int16)
+    "three_lines_s2": ((1, 5, 5, 10), (0.05, -128), [
+        _dw(stride=(2, 2), activation="RELU", output=(0.1, -128)),
+        _dw(stride=(2, 2), activation="RELU", output=(0.07, -128), scale_range=(0.0005, 4.0)),
+    ]),
+    "three_lines_s2_valid": ((1, 5, 7, 10), (0.05, -9), [
+        _dw(padding="VALID", stride=(2, 2), activation="RELU", output=(0.1, -128)),
+        _dw(padding="VALID", stride=(2, 2), activation="RELU", output=(0.2, -128),
+            scale_range=(0.0005, 4.0)),
+    ]),
     # More channels than one pass holds: the line buffer takes channel groups of 4 and more.
     "groups": ((1, 16, 16, 23), (0.03, 12), [
         _dw(activation="RELU", output=(0.05, -128)),
@@ -242,6 +278,11 @@ def test_models_reach_every_path() -> None:
     assert {p["out_b"] % 6 for p in shared if p["stride_b"] == 1} == {0, 1, 2, 3, 4, 5}
     assert {p["out_b"] % 4 for p in shared if p["stride_b"] == 2} == {0, 1, 2, 3}
     assert max(p["shared_shift"] + max(p["shifts"]) for p in shared) == 7
+    assert any(p["shared_shift"] <= -min(p["shifts"]) for p in shared)  # words of their own
+    assert {p["stride_b"] for p in shared if p["six"] and p["group"] < p["channels"]} \
+        == {1, 2}  # lines of six
+    assert {p["stride_b"] for p in shared if p["three"] and p["group"] < p["channels"]} \
+        == {1, 2}  # and of three
     assert {p["variant"] for p in params if p["variant"].endswith("_floor")
             and not p["shared_shift"]} == {"s1_floor", "s2_floor"}
     assert {p["variant"] for p in shared} == {"s1_floor", "s2_floor"}
@@ -314,11 +355,59 @@ def test_shared_shift_words_requantize_as_tflm(seed: int) -> None:
                  + (words[:, 8].astype(np.int64) << 32)) >> 32
     assert np.all(np.abs(high_word) < 2**31)
     np.testing.assert_array_equal(np.clip(high_word >> shared, -128, 127), expected)
-    # right shifts over 8 values: no shared words
-    wide = shifts.copy()
-    wide[1] = shifts.max() - 7
-    assert _shared_shift_words(taps.astype(np.int8), wide.astype(np.int32), bias, multipliers,
-                               zp) is None
+
+
+def _assembly_outputs(words: np.ndarray, taps: np.ndarray, sums: np.ndarray, shared: int
+                      ) -> np.ndarray:
+    """The DSP assembly's outputs of one channel's shared-shift words at the weighted sums
+    `sums` (sum of taps times inputs, no bias): the SMLADs give the sums times the weights'
+    scale plus the bias word (in int32), SMMLA its high word plus the add (in int32), SSAT
+    with ASR #R the output."""
+    low, _ = _halves(words[None, :6])
+    nonzero = np.flatnonzero(taps[:, 0])
+    scale = int(low[0, 2 * nonzero[0]] // taps[nonzero[0], 0]) if nonzero.size else 0
+    scaled = sums * scale + int(words[6])
+    assert np.all(np.abs(scaled) < 2**31)
+    high = (scaled * int(words[7]) + (int(words[8]) << 32)) >> 32
+    assert np.all(np.abs(high) < 2**31)
+    return np.clip(high >> shared, -128, 127)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_wide_shift_words_requantize_as_tflm(seed: int) -> None:
+    """Right shifts over more than 7 values: the channels of a shift at or above the shared
+    one take words of their own (an output constant over every accumulator their inputs can
+    give, or a multiplier and add searched and checked exact there); their outputs are
+    TFLM's at every such accumulator (|input - zero point| <= 255); a narrow channel whose
+    scaled bias leaves int32 leaves the layer no shared words."""
+    rng = np.random.default_rng(100 + seed)
+    channels = 12
+    taps = rng.integers(-128, 128, size=(3, 3, channels))
+    taps[0, 0, 0], taps[2, 1, 1] = -128, 127
+    taps[:, :, 2] = rng.integers(-3, 4, size=(3, 3))  # small sums: few outputs, or one
+    bias = rng.integers(-4000, 4001, size=channels)
+    bias[3] = 60_000_000  # an output constant at a large shift
+    rights = int(rng.integers(2, 6)) + rng.integers(0, 20, size=channels)
+    reals = rng.uniform(0.5, 1.0, size=channels) * 2.0 ** -rights.astype(np.float64)
+    multipliers, shifts = quant.quantize_multipliers(reals)
+    zp = -128
+    got = _shared_shift_words(taps.astype(np.int8), shifts.astype(np.int32), bias,
+                              multipliers, zp)
+    assert got is not None
+    shared, words = got
+    assert -int(shifts.min()) >= shared  # channels of their own words
+    for c in range(channels):
+        spread = 255 * int(np.abs(taps[:, :, c]).sum())
+        sums = np.arange(-spread, spread + 1, dtype=np.int64)
+        expected = quant.requantize(sums + int(bias[c]), int(multipliers[c]), int(shifts[c]),
+                                    zp, -128, 127)
+        np.testing.assert_array_equal(
+            _assembly_outputs(words[c], taps[:, :, c], sums, shared), expected, err_msg=str(c))
+    # a channel of the smallest shift (scaled by 4 at least) with a bias near 2^30
+    narrow = bias.copy()
+    narrow[int(np.argmax(shifts))] = (1 << 30) - (1 << 20)
+    assert _shared_shift_words(taps.astype(np.int8), shifts.astype(np.int32), narrow,
+                               multipliers, zp) is None
 
 
 def test_pool_reciprocal_divides_exactly() -> None:

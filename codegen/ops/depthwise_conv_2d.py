@@ -11,6 +11,7 @@ described in `codegen/ops/_conv.py`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -71,7 +72,8 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
         variant = p["variant"]
         v6m = ("depthwise3x3_v6m",) if p["v6m"] is not None else ()
         mve = (f"depthwise3x3_mve_{variant}",) if p["mve"] else ()
-        shared = (f"depthwise3x3_shared.{p['stride_b']}.{p['shared_shift']}",
+        lines = ".six" if p["six"] else ".three" if p["three"] else ""
+        shared = (f"depthwise3x3_shared.{p['stride_b']}.{p['shared_shift']}{lines}",
                   ) if p["shared_shift"] else ()
         v7m = (f"depthwise3x3_v7m_lines.{variant}",) if p["v7m"] is not None else ()
         return (f"depthwise3x3_{variant}", *shared, *v6m, *mve, *v7m)
@@ -188,6 +190,13 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "constants": constants,
         "variant": variant,
         "shared_shift": None if shared is None else shared[0],
+        # lines of exactly six outputs: one group per channel (asm_lines_single)
+        "six": shared is not None and b_axis.out == 6,
+        # of three, lines of 6 (stride 1) or 10 (stride 2) int16 and channels in pairs: two
+        # channels per pass (every pass has an even count: groups are multiples of 4 or all
+        # channels)
+        "three": (shared is not None and b_axis.out == 3 and line == 2 + 4 * b_axis.stride
+                  and ch % 2 == 0),
         "shared_constants": None if shared is None else shared[1].ravel(),
         "v6m": None if v6m is None else v6m.ravel(),
         "v7m": None if v7m is None else v7m.ravel(),
@@ -273,32 +282,109 @@ def _shared_shift_words(taps: np.ndarray, shifts: np.ndarray, bias: np.ndarray |
     then the high word of acc 2^k * m + add 2^32 shifted right by R is floor((acc m + r 2^32
     + 2^31) / 2^(32 + s)), what SMMLAR (ties upward), the add and ASR #s give. The scaled
     weights must fit in int16 (|w| 2^(1 + k) <= 2^15) and every accumulator and high word
-    in int32. Of the shifts that fit, the one nearest _SHARED_SHIFT: the layers of a model
-    mostly share one function (one per shift and stride)."""
+    in int32. A channel of s >= R takes words of its own (`_wide_channel`), checked exact at
+    every accumulator its inputs can give. Of the shifts that fit, the one nearest
+    _SHARED_SHIFT: the layers of a model mostly share one function (one per shift and
+    stride)."""
     right = -shifts.astype(np.int64)  # every shift < 0: left 0, right >= 1
     b = np.zeros(taps.shape[2], np.int64) if bias is None else bias.astype(np.int64)
     bound = np.abs(b) + 255 * np.abs(taps.astype(np.int64)).sum(axis=(0, 1))
-    candidates = range(int(right.max()) + 1, min(int(right.min()) + 7, 31) + 1)
-    for shared in sorted(candidates, key=lambda r: (abs(r - _SHARED_SHIFT), r)):
-        k = shared - right
+    candidates = range(int(right.min()) + 1, min(int(right.min()) + 7, 31) + 1)
+    wides = int(right.max())  # shifts from R = this one on: channels of their own words
+    for shared in sorted(candidates, key=lambda r: (r <= wides, abs(r - _SHARED_SHIFT), r)):
+        narrow = right < shared
+        k = np.where(narrow, shared - right, 1)
         scale = np.left_shift(1, k + 1)
         add = ((np.left_shift(1, right - 1) + zp * np.left_shift(1, right)) * np.left_shift(1, k)
                + np.left_shift(1, k - 1))
         high = bound * (scale >> 1) + 1 + np.abs(add)  # |the high word| before the shift
-        if np.all(bound * scale < _INT31) and np.all(high < _INT31):
-            return shared, _words(taps, scale, b, multipliers, add, shared)
+        if not (np.all((bound * scale < _INT31)[narrow]) and np.all((high < _INT31)[narrow])):
+            continue
+        mult = np.asarray(multipliers, np.int64).copy()
+        b_scaled = b * scale
+        for c in np.flatnonzero(~narrow):
+            wide = _wide_channel(int(b[c]), int(bound[c] - abs(b[c])), int(multipliers[c]),
+                                 int(right[c]), shared, zp)
+            if wide is None:
+                break
+            scale[c], b_scaled[c], mult[c], add[c] = wide
+        else:
+            return shared, _words(taps, scale, b_scaled, mult, add, shared)
     return None
+
+
+_WIDE_SEARCH = 1 << 10  # the adds tried around the nearest one for a channel of s >= R
+
+
+def _wide_channel(bias: int, spread: int, m: int, s: int, shared: int, zp: int
+                  ) -> tuple[int, int, int, int] | None:
+    """(weight scale, bias word, multiplier, add) of a channel of right shift s >= the shared
+    R whose outputs over every accumulator acc in [bias - spread, bias + spread] are those
+    of its own words, f(acc) = clamp(floor((2 acc m + 2^31 + r 2^32) / 2^(32 + s))), or None.
+
+    An output constant there: no weights (scale 0), the add c 2^R. Otherwise the weights and
+    bias doubled, bias + n, a multiplier m' near m / 2^(s - R) and an add A: g(acc) =
+    clamp(floor((2 (acc + n) m' + A 2^32) / 2^(32 + R))), both non-decreasing in acc; they
+    are equal on the interval when they agree at its ends and every output level reached
+    inside starts at the same accumulator (the searched A and n make it so)."""
+    lo, hi = bias - spread, bias + spread
+    r = (1 << (s - 1)) + zp * (1 << s)
+    top = 1 << (32 + s)
+
+    def f(acc: int) -> int:
+        return min(127, max(-128, (2 * acc * m + (1 << 31) + (r << 32)) // top))
+
+    first, last = f(lo), f(hi)
+    if first == last:
+        return (0, 0, m, first << shared) if abs(first << shared) < _INT31 else None
+    # the first accumulator of each output level reached inside (lo, hi]
+    starts = [(t, -((((1 << 31) + (r << 32)) - t * top) // (2 * m)))
+              for t in range(first + 1, last + 1)]
+    j = s - shared
+    nearest = ((1 << 31) + (r << 32)) >> (32 + j)
+    for m2 in sorted({m >> j, -(-m // (1 << j))}):
+        if not 0 < m2 < _INT31:
+            continue
+        for a in sorted(range(nearest - _WIDE_SEARCH, nearest + _WIDE_SEARCH + 1),
+                        key=lambda v: abs(v - nearest)):
+            # g's first accumulator of level t, less f's: one n for every level
+            n = -(((a << 32) - (starts[0][0] << (32 + shared))) // (2 * m2)) - starts[0][1]
+            if all(-(((a << 32) - (t << (32 + shared))) // (2 * m2)) - c == n
+                   for t, c in starts[1:]):
+                words = _wide_words(bias, spread, n, m2, a, shared, f)
+                if words is not None:
+                    return words
+    return None
+
+
+def _wide_words(bias: int, spread: int, n: int, m2: int, a: int, shared: int,
+                f: Callable[[int], int]) -> tuple[int, int, int, int] | None:
+    """`_wide_channel`'s words for bias + n, m2 and add a where they fit in int32 and agree
+    with f at both ends of [bias - spread, bias + spread], else None."""
+    lo, hi = bias - spread, bias + spread
+    low, high = 2 * (lo + n), 2 * (hi + n)  # the doubled accumulators' range
+    if max(abs(low), abs(high), abs(a)) >= _INT31 // 2:
+        return None
+    if max(abs(low), abs(high)) * m2 // (1 << 32) + abs(a) + 1 >= _INT31:
+        return None
+
+    def g(acc: int) -> int:
+        return min(127, max(-128, (2 * (acc + n) * m2 + (a << 32)) >> (32 + shared)))
+
+    if g(lo) != f(lo) or g(hi) != f(hi):
+        return None
+    return 2, 2 * (bias + n), m2, a
 
 
 def _words(taps: np.ndarray, scale: np.ndarray, bias: np.ndarray, multipliers: np.ndarray,
            add: np.ndarray, shared: int) -> np.ndarray:
-    """The shared-shift words of `_shared_shift_words` (int32 [C, 10])."""
+    """The shared-shift words of `_shared_shift_words` (int32 [C, 10]; `bias` scaled)."""
     scaled = taps.astype(np.int64) * scale  # |value| <= 2^15
     words = np.empty((taps.shape[2], 10), np.int64)
     for row in range(3):
         words[:, 2 * row] = _pack(scaled[row, 0], scaled[row, 1])
         words[:, 2 * row + 1] = _pack(scaled[row, 1], scaled[row, 2])
-    words[:, 6] = bias * scale
+    words[:, 6] = bias
     words[:, 7] = multipliers
     words[:, 8] = add
     words[:, 9] = shared
