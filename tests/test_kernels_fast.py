@@ -551,16 +551,17 @@ def _gathered_columns() -> bytes:
 
 
 def _pointwise_pairs() -> bytes:
-    """1x1 layers whose depth is a multiple of 8 from 32 (both pixels' columns widened in one
-    loop, cg_widen_pair): 40 and 32 channels, an odd pixel count (the last pass pairs a
-    pixel with itself), strides, two images; shifted, saturating and clamping variants."""
+    """1x1 layers whose depth is 8 or a multiple of 8 from 32 (both pixels' columns widened
+    at once, cg_widen_pair: one pass in C, or a loop in assembly): 40, 32 and 8 channels, odd
+    pixel counts (the last pass pairs a pixel with itself), strides, two images; shifted,
+    saturating and clamping variants."""
     rng = np.random.default_rng(15)
     b = ModelBuilder("pointwise pairs")
     inputs, outs = [], []
     branches = [(9, (0.3, -128), {"activation": "RELU"}),  # one final shift, a tail of 1
                 (6, (0.2, 5), {"padding": "VALID", "stride": (2, 2)}),  # pixels apart
                 (8, (0.2, 5), {"activation": "RELU6"})]  # the clamp
-    for k, shape in enumerate([(2, 5, 7, 40), (1, 3, 3, 32)]):
+    for k, shape in enumerate([(2, 5, 7, 40), (1, 3, 3, 32), (1, 3, 5, 8)]):
         x = b.add_tensor(f"input{k}", shape, "int8", quant=Q(*INPUT_Q))
         inputs.append(x)
         for out_c, output_q, options in branches:
