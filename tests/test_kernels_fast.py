@@ -14,7 +14,8 @@
     odd channel and pixel counts, depths that are not a multiple of 8, widening straight
     from the image with padding, strides and dilations, constant channels, the clamping
     variant, 1x1 convolutions in place, fallbacks next to engine layers, depths of one
-    pass of the engine's loop, gathered columns with their rows split (few input channels).
+    pass of the engine's loop, gathered columns with their rows split (few input channels),
+    1x1 columns of two pixels widened in one loop.
 """
 
 from __future__ import annotations
@@ -549,8 +550,33 @@ def _gathered_columns() -> bytes:
     return b.build()
 
 
+def _pointwise_pairs() -> bytes:
+    """1x1 layers whose depth is 8 or a multiple of 8 from 32 (both pixels' columns widened
+    at once, cg_widen_pair: one pass in C, or a loop in assembly): 40, 32 and 8 channels, odd
+    pixel counts (the last pass pairs a pixel with itself), strides, two images; shifted,
+    saturating and clamping variants."""
+    rng = np.random.default_rng(15)
+    b = ModelBuilder("pointwise pairs")
+    inputs, outs = [], []
+    branches = [(9, (0.3, -128), {"activation": "RELU"}),  # one final shift, a tail of 1
+                (6, (0.2, 5), {"padding": "VALID", "stride": (2, 2)}),  # pixels apart
+                (8, (0.2, 5), {"activation": "RELU6"})]  # the clamp
+    for k, shape in enumerate([(2, 5, 7, 40), (1, 3, 3, 32), (1, 3, 5, 8)]):
+        x = b.add_tensor(f"input{k}", shape, "int8", quant=Q(*INPUT_Q))
+        inputs.append(x)
+        for out_c, output_q, options in branches:
+            scales = list(0.01 * rng.uniform(0.3, 3.0, size=out_c))
+            bias = rng.integers(-3000, 3001, size=out_c)
+            weights = _weights(rng, (out_c, 1, 1, shape[3]))
+            weights[0] = -128  # the extreme weight, a whole filter of it
+            outs.append(_conv_branch(b, x, shape, len(outs), weights, bias, scales, output_q,
+                                     **options))
+    b.set_io(inputs, outs)
+    return b.build()
+
+
 MODELS = {"conv_edges": _conv_edges, "inplace_chain": _inplace_chain, "fc_edges": _fc_edges,
-          "gathered_columns": _gathered_columns}
+          "gathered_columns": _gathered_columns, "pointwise_pairs": _pointwise_pairs}
 
 
 def test_gathered_columns_split_their_rows() -> None:
