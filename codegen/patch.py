@@ -625,19 +625,30 @@ def stream(graph: Graph, layers: list[Layer], end: int, rows: int,
     when the stage cannot be run so (not a chain, or a band a layer's module refuses).
     `wide`: 3x3 depthwise bands take as many channels per pass as `wide` times their
     input's bytes of scratch hold (`_wide_lines`); 0: as their module gives a band."""
+    return _streamed(graph, layers, end, rows, wide, residual=False)
+
+
+def _streamed(graph: Graph, layers: list[Layer], end: int, rows: int, wide: float,
+              residual: bool) -> Patched | None:
+    """`stream` (a chain: `stream_steps`, `_Stream`) or, `residual`, `stream_dag` (a stage
+    with residual branches: `dag_steps`, `_DagStream`)."""
     stage = layers[:end + 1]
     pooled = _pooled(graph, stage)
-    chain = stage[:-1] if pooled else stage
-    if not chain or not _chain(graph, chain):
+    body = stage[:-1] if pooled else stage
+    if not body:
         return None
-    if pooled and stage[-1].inputs[0] != chain[-1].outputs[0]:
+    if not (_dag(graph, body) and not _chain(graph, body) if residual else _chain(graph, body)):
         return None
-    steps = stream_steps(graph, chain, rows)
+        return None
+    if pooled and stage[-1].inputs[0] != body[-1].outputs[0]:
+        return None
+    steps = (dag_steps if residual else stream_steps)(graph, body, rows)
     if steps is None or len(steps) < 2:
         return None
     builder = _Builder(graph)
     try:
-        bands = _Stream(builder, stage, pooled, steps, wide).layers()
+        bands = (_DagStream if residual else _Stream)(builder, stage, pooled, steps,
+                                                      wide).layers()
     except UnsupportedError:
         return None
     ext = replace(graph, tensors=builder.tensors)
@@ -645,8 +656,9 @@ def stream(graph: Graph, layers: list[Layer], end: int, rows: int,
         layer.graph = ext
     macs = sum(layer.macs() for layer in bands)
     run = [*bands, *layers[end + 1:]]
+    joins = sum(layer.opcode == "ADD" for layer in body) if residual else 0
     return Patched(ext, run, builder.views, tuple(layer.index for layer in stage), len(steps),
-                   rows, macs - sum(layer.macs() for layer in stage), kept=True)
+                   rows, macs - sum(layer.macs() for layer in stage), kept=True, joins=joins)
 
 
 # -- streaming a stage with residual branches ----------------------------------------------
@@ -815,26 +827,4 @@ def stream_dag(graph: Graph, layers: list[Layer], end: int, rows: int,
     """`stream` for a stage with residual branches (not a chain): layers 0..end in steps of
     at most `rows` new rows per layer (`dag_steps`), rows kept in window buffers for every
     reader; None when the stage cannot be run so."""
-    stage = layers[:end + 1]
-    pooled = _pooled(graph, stage)
-    body = stage[:-1] if pooled else stage
-    if not body or not _dag(graph, body) or _chain(graph, body):
-        return None
-    if pooled and stage[-1].inputs[0] != body[-1].outputs[0]:
-        return None
-    steps = dag_steps(graph, body, rows)
-    if steps is None or len(steps) < 2:
-        return None
-    builder = _Builder(graph)
-    try:
-        bands = _DagStream(builder, stage, pooled, steps, wide).layers()
-    except UnsupportedError:
-        return None
-    ext = replace(graph, tensors=builder.tensors)
-    for layer in bands:
-        layer.graph = ext
-    macs = sum(layer.macs() for layer in bands)
-    run = [*bands, *layers[end + 1:]]
-    joins = sum(layer.opcode == "ADD" for layer in body)
-    return Patched(ext, run, builder.views, tuple(layer.index for layer in stage), len(steps),
-                   rows, macs - sum(layer.macs() for layer in stage), kept=True, joins=joins)
+    return _streamed(graph, layers, end, rows, wide, residual=True)

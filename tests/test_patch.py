@@ -342,22 +342,26 @@ def test_other_numerics_never_patch(numerics: str) -> None:
 
 
 def streamed_program(model: bytes, end: int, rows: int, io_in_arena: bool,
-                     overlaps: bool, wide: float = 0.0) -> Program:
+                     overlaps: bool, wide: float = 0.0, residual: bool = False) -> Program:
     """The model with layers 0..end streamed, at most `rows` new rows per layer and step
-    (`wide`: the depthwise bands' line buffers, as `stream` takes it)."""
+    (`wide`: the depthwise bands' line buffers, as `stream` takes it); `residual`: a stage
+    with residual branches (`stream_dag`)."""
     program = load_program(model, io_in_arena=io_in_arena)
-    result = stream(program.graph, program.layers, end, rows, wide)
-    assert result is not None and result.kept, (end, rows)
+    result = (stream_dag if residual else stream)(program.graph, program.layers, end, rows,
+                                                  wide)
+    assert result is not None and result.kept and bool(result.joins) == residual, (end, rows)
     return _scheduled(program, result, io_in_arena, overlaps, patch=f"layers 0-{end} streamed",
                       extra_macs=result.extra_macs, steps=result.tiles)
 
 
-def _streams(model: bytes) -> list[tuple[int, int]]:
-    """(end, rows): every stage end, 1, 2 and 3 new rows per step."""
+def _streams(model: bytes, residual: bool = False) -> list[tuple[int, int]]:
+    """(end, rows): every stage end (`residual`: with a residual ADD), 1, 2 and 3 new rows
+    per step."""
     program = load_program(model)
+    make = stream_dag if residual else stream
     return [(end, rows) for end in stage_ends(program.graph, program.layers)
             for rows in (1, 2, 3)
-            if stream(program.graph, program.layers, end, rows) is not None]
+            if make(program.graph, program.layers, end, rows) is not None]
 
 
 def test_streams_keep_rows_and_sum_the_pool() -> None:
@@ -383,52 +387,6 @@ def test_streams_keep_rows_and_sum_the_pool() -> None:
         assert sum(made) == program.graph.tensors[layer.outputs[0]].shape[1], layer.index
     # the windows are a few rows, not whole tensors
     assert program.plan.size < load_program(model, ram_budget=10**6).plan.size
-
-
-@pytest.mark.parametrize("name", list(STREAMED))
-def test_every_stream_is_sound(name: str) -> None:
-    """Each stage end and rows per step, with and without overlaps, I/O outside and in the
-    arena: the simulation proves that no live byte is overwritten (a kept row is still
-    its window's when read); no MACs are computed again."""
-    model = STREAMED[name]()
-    streams = _streams(model)
-    assert len(streams) >= 12, streams
-    for end, rows in streams:
-        for io_in_arena in (False, True):
-            for overlaps in (False, True):
-                program = streamed_program(model, end, rows, io_in_arena, overlaps)
-                simulate(program)
-                simulate_rows(program)
-                assert program.plan.extra_macs == 0
-                assert program.macs == sum(layer.macs() for layer in program.model_layers
-                                           or [])
-
-
-@pytest.mark.parametrize("name", list(STREAMED))
-def test_streams_host_bit_exact_and_sanitizer_clean(name: str, tmp_path: Path) -> None:
-    """Five streamed schedules spread over the stage ends and rows per step on the host
-    (I/O in and outside the arena, overlaps or not), against the unpatched model; the
-    deepest stage one row at a time also under the sanitizers with the debug-buffer
-    build."""
-    model = STREAMED[name]()
-    streams = _streams(model)
-    chosen = streams[::max(1, len(streams) // 5)]
-    plain = load_program(model)
-    inputs = random_inputs(plain, 60, seed=8)
-    expected = execute(plain, "reference", inputs)
-    for i, (end, rows) in enumerate(chosen):
-        program = streamed_program(model, end, rows, io_in_arena=i % 2 == 1,
-                                   overlaps=i % 3 != 0)
-        exe = build_for_target(program, "host", tmp_path / f"s{i}")
-        got = run_executable(program, "host", exe, inputs)
-        assert_same(got, expected, f"host, layers 0-{end} streamed, {rows} rows")
-    end = max(end for end, _ in streams)
-    for io_in_arena in (False, True):
-        program = streamed_program(model, end, 1, io_in_arena, overlaps=True)
-        exe = build_for_target(program, "host", tmp_path / f"asan{io_in_arena}",
-                               sanitize=True)
-        got = run_executable(program, "host", exe, inputs)
-        assert_same(got, expected, f"host sanitizers, layers 0-{end} streamed")
 
 
 def test_streams_bit_exact_on_cortex_m4(tmp_path: Path) -> None:
@@ -577,25 +535,6 @@ def branches_model() -> bytes:
 BRANCHED = {"branches": branches_model, "residual": residual_model}
 
 
-def branched_program(model: bytes, end: int, rows: int, io_in_arena: bool,
-                     overlaps: bool, wide: float = 0.0) -> Program:
-    """The model with layers 0..end, residual branches and all, streamed at most `rows` new
-    rows per layer and step (3x3 depthwise line buffers of `wide` times their input)."""
-    program = load_program(model, io_in_arena=io_in_arena)
-    result = stream_dag(program.graph, program.layers, end, rows, wide)
-    assert result is not None and result.kept and result.joins, (end, rows)
-    return _scheduled(program, result, io_in_arena, overlaps, patch=f"layers 0-{end} streamed",
-                      extra_macs=result.extra_macs, steps=result.tiles)
-
-
-def _branched_streams(model: bytes) -> list[tuple[int, int]]:
-    """(end, rows): every stage end with a residual ADD, 1, 2 and 3 new rows per step."""
-    program = load_program(model)
-    return [(end, rows) for end in stage_ends(program.graph, program.layers)
-            for rows in (1, 2, 3)
-            if stream_dag(program.graph, program.layers, end, rows) is not None]
-
-
 def test_branch_streams_compute_each_row_once() -> None:
     """Each layer computes each of its rows once over the steps (no MACs again); a tensor
     with two readers keeps in its window the rows the lagging one (the ADD joining the
@@ -610,7 +549,8 @@ def test_branch_streams_compute_each_row_once() -> None:
     for i, layer in enumerate(layers[:10]):
         rows = [r for step in steps for r in range(*step[i])]
         assert rows == list(range(graph.tensors[layer.outputs[0]].shape[1])), i
-    program = branched_program(model, 10, 1, io_in_arena=False, overlaps=False)
+    program = streamed_program(model, 10, 1, io_in_arena=False, overlaps=False,
+                               residual=True)
     assert program.plan.extra_macs == 0
     assert "KEEP_ROWS" in [layer.opcode for layer in program.layers]
     windows = {base for base, _ in program.plan.views.values()}
@@ -626,45 +566,56 @@ def test_branch_streams_compute_each_row_once() -> None:
                                     if layer.opcode == "DEPTHWISE_CONV_2D") > 4
 
 
-@pytest.mark.parametrize("name", list(BRANCHED))
-def test_every_branch_stream_is_sound(name: str) -> None:
-    """Each stage end with residual branches and rows per step, with and without overlaps,
-    I/O outside and in the arena: the simulation proves that no live byte is overwritten
-    (a row kept for the slowest reader is still its window's when read); no MACs again."""
-    model = BRANCHED[name]()
-    streams = _branched_streams(model)
-    assert len(streams) >= 9, streams
+def _all_streamed() -> list[tuple[str, bool]]:
+    """(model name, residual): the chains of STREAMED and the stages of BRANCHED."""
+    return [(name, False) for name in STREAMED] + [(name, True) for name in BRANCHED]
+
+
+@pytest.mark.parametrize(("name", "residual"), _all_streamed())
+def test_every_stream_is_sound(name: str, residual: bool) -> None:
+    """Each stage end (with residual branches or a chain) and rows per step, with and
+    without overlaps, I/O outside and in the arena: the simulation, also at the grain of
+    rows, proves that no live byte is overwritten (a row kept for its slowest reader is
+    still its window's when read); no MACs are computed again."""
+    model = (BRANCHED if residual else STREAMED)[name]()
+    streams = _streams(model, residual)
+    assert len(streams) >= (9 if residual else 12), streams
     for end, rows in streams:
         for io_in_arena in (False, True):
             for overlaps in (False, True):
-                program = branched_program(model, end, rows, io_in_arena, overlaps)
+                program = streamed_program(model, end, rows, io_in_arena, overlaps,
+                                           residual=residual)
                 simulate(program)
+                simulate_rows(program)
                 assert program.plan.extra_macs == 0
                 assert program.macs == sum(layer.macs() for layer in program.model_layers
                                            or [])
 
 
-@pytest.mark.parametrize("name", list(BRANCHED))
-def test_branch_streams_host_bit_exact_and_sanitizer_clean(name: str, tmp_path: Path) -> None:
-    """Five streamed schedules with residual branches spread over the stage ends and rows
-    per step on the host (I/O in and outside the arena, overlaps or not, wide depthwise
-    line buffers or not), against the unpatched model; the deepest stage one row at a time
-    also under the sanitizers with the debug-buffer build."""
-    model = BRANCHED[name]()
-    streams = _branched_streams(model)
+@pytest.mark.parametrize(("name", "residual"), _all_streamed())
+def test_streams_host_bit_exact_and_sanitizer_clean(name: str, residual: bool,
+                                                     tmp_path: Path) -> None:
+    """Five streamed schedules spread over the stage ends and rows per step on the host
+    (I/O in and outside the arena, overlaps or not; with residual branches, wide depthwise
+    line buffers or not), against the unpatched model; the deepest stage one row at a
+    time also under the sanitizers with the debug-buffer build."""
+    model = (BRANCHED if residual else STREAMED)[name]()
+    streams = _streams(model, residual)
     chosen = streams[::max(1, len(streams) // 5)]
     plain = load_program(model)
-    inputs = random_inputs(plain, 60, seed=12)
+    inputs = random_inputs(plain, 60, seed=12 if residual else 8)
     expected = execute(plain, "reference", inputs)
     for i, (end, rows) in enumerate(chosen):
-        program = branched_program(model, end, rows, io_in_arena=i % 2 == 1,
-                                   overlaps=i % 3 != 0, wide=1.5 * (i % 2))
+        program = streamed_program(model, end, rows, io_in_arena=i % 2 == 1,
+                                   overlaps=i % 3 != 0, wide=1.5 * (i % 2) * residual,
+                                   residual=residual)
         exe = build_for_target(program, "host", tmp_path / f"s{i}")
         got = run_executable(program, "host", exe, inputs)
         assert_same(got, expected, f"host, layers 0-{end} streamed, {rows} rows")
     end = max(end for end, _ in streams)
     for io_in_arena in (False, True):
-        program = branched_program(model, end, 1, io_in_arena, overlaps=True)
+        program = streamed_program(model, end, 1, io_in_arena, overlaps=True,
+                                   residual=residual)
         exe = build_for_target(program, "host", tmp_path / f"asan{io_in_arena}",
                                sanitize=True)
         got = run_executable(program, "host", exe, inputs)
@@ -677,11 +628,11 @@ def test_branch_streams_bit_exact_on_cortex_m(target: str, tmp_path: Path) -> No
     each Cortex-M target."""
     for name, make in BRANCHED.items():
         model = make()
-        end = max(end for end, _ in _branched_streams(model))
+        end = max(end for end, _ in _streams(model, residual=True))
         plain = load_program(model)
         inputs = random_inputs(plain, 8, seed=13)
         expected = execute(plain, "reference", inputs)
-        program = branched_program(model, end, 1, io_in_arena=False, overlaps=True)
+        program = streamed_program(model, end, 1, io_in_arena=False, overlaps=True, residual=True)
         exe = build_for_target(program, target, tmp_path / name)
         got = run_executable(program, target, exe, inputs)
         assert_same(got, expected, f"{target}: {name}, layers 0-{end} streamed")
