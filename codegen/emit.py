@@ -28,6 +28,7 @@ from codegen.state import READY as STATE_READY
 
 if TYPE_CHECKING:
     from codegen.model.ir import Tensor
+    from codegen.ops.base import CArray
     from codegen.program import Program
 
 _VALUES_PER_LINE = 16
@@ -336,10 +337,25 @@ class _ConstantArray:
     count: int
     values: np.ndarray
     guard: str = ""
+    alias: str | None = None  # an identical array emitted before: a #define to it instead
 
     @property
     def body(self) -> Iterator[str]:
         return c_array_lines(self.values)
+
+
+# CArray.identity of each array emitted in this file -> its name
+_Emitted = dict[tuple[str, str, int, bytes], str]
+
+
+def _deduplicated(array: CArray, name: str, emitted: _Emitted) -> _ConstantArray:
+    """The array named `name`, or an alias of the first array of its identity (C type,
+    guard, values) emitted in this file (the bands of a patch-based stage, one C function
+    per band shape, share their weights, biases and requantization constants): one copy
+    in flash."""
+    first = emitted.setdefault(array.identity, name)
+    return _ConstantArray(array.c_type, name, array.values.size, array.values, array.guard,
+                          None if first == name else first)
 
 
 class _LayerText:
@@ -347,8 +363,9 @@ class _LayerText:
     reaches it (and not kept): the call is cheap, the constants and kernel are not."""
 
     def __init__(self, program: Program, layer, name: str, debug: bool,
-                 debug_of: dict[int, int]) -> None:
+                 debug_of: dict[int, int], emitted: _Emitted) -> None:
         self._program, self._layer, self._debug = program, layer, debug
+        self._emitted = emitted  # shared by the layers of one rendering of the file
         self.symbol = layer.symbol(name)
         updated = layer.state_updates()
         args = [_pointer(program, t, k in updated, debug_of)
@@ -362,8 +379,7 @@ class _LayerText:
 
     @property
     def constants(self) -> list[_ConstantArray]:
-        return [_ConstantArray(a.c_type, f"{self.symbol}_{a.name}", a.values.size, a.values,
-                               a.guard)
+        return [_deduplicated(a, f"{self.symbol}_{a.name}", self._emitted)
                 for a in self._layer.constants()]
 
     @property
@@ -377,17 +393,19 @@ class _LayerText:
 
 class _Layers:
     """The running layers as model.c.j2 iterates them (twice: definitions, then calls):
-    a _LayerText made afresh for each, so that no more than one is alive at a time."""
+    a _LayerText made afresh for each, so that no more than one is alive at a time. Each
+    iteration (each rendering of the file) starts a new record of the constant arrays
+    emitted, which the layers' texts share."""
 
-    def __init__(self, make: Callable[[object], _LayerText], running: list) -> None:
+    def __init__(self, make: Callable[[object, _Emitted], _LayerText], running: list) -> None:
         self._make, self._running = make, running
 
     def __len__(self) -> int:
         return len(self._running)
 
     def __iter__(self) -> Iterator[_LayerText]:
-        return (self._make(layer) for layer in self._running)
-
+        emitted: _Emitted = {}
+        return (self._make(layer, emitted) for layer in self._running)
 
 
 def _state_context(program: Program, name: str) -> dict[str, object]:
@@ -467,11 +485,12 @@ def emit_files(program: Program, name: str,
         "source": c_comment(program.source),
         "inputs": inputs,
         "outputs": outputs,
-        "layers": _Layers(lambda layer: _LayerText(program, layer, name, debug, debug_of),
-                          running),
+        "layers": _Layers(lambda layer, emitted: _LayerText(program, layer, name, debug,
+                                                            debug_of, emitted), running),
         # one definition per C function: the bands of a patch-based stage share theirs
-        "definitions": _Layers(lambda layer: _LayerText(program, layer, name, debug,
-                                                        debug_of), _unique(running, name)),
+        "definitions": _Layers(lambda layer, emitted: _LayerText(program, layer, name, debug,
+                                                                 debug_of, emitted),
+                               _unique(running, name)),
         "debug_buffers": _debug_buffers(program, running, debug_of) if debug else [],
         "aliased": [_layer_summary(program, layer) for layer in program.layers
                     if layer.index in program.plan.elided],

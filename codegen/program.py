@@ -97,15 +97,16 @@ def _prepare_init(op: Operator, graph: Graph, index: int, numerics: str) -> Laye
 
 
 def _constant_bytes(layers: list[Layer]) -> int:
-    """Of the constant arrays emitted: once per C function (bands share theirs)."""
+    """Of the constant arrays emitted: once per C function (bands share theirs), and each
+    distinct array once (codegen.emit aliases the copies)."""
     seen: set[str] = set()
-    total = 0
+    arrays: dict[tuple[str, str, int, bytes], int] = {}
     for layer in layers:
         symbol = layer.symbol("")
         if symbol not in seen:
             seen.add(symbol)
-            total += sum(a.nbytes for a in layer.constants())
-    return total
+            arrays.update((a.identity, a.nbytes) for a in layer.constants())
+    return sum(arrays.values())
 
 
 def _prepare(graph: Graph, label: str, numerics: str) -> list[Layer]:

@@ -318,6 +318,67 @@ def _one_core(source: str) -> str:
     return "".join(kept)
 
 
+_DEFINITION = re.compile(r"^(?:#if ([^\n]*)\n)?static const (\w+) (\w+)\[\d+\] = \{\n(.*?)^\};",
+                         re.M | re.S)
+_ALIAS = re.compile(r"^#define (\w+) (\w+)$", re.M)
+
+
+def _banded_programs(model: bytes) -> list[Program]:
+    """The deepest stage of `model` in the most bands, and streamed one row per step: bands
+    of several shapes (first, middle, last), each shape a C function of its own."""
+    end = max(end for end, _ in _streams(model))
+    return [patched_program(model, *max(_schedules(model)), io_in_arena=False, overlaps=True),
+            streamed_program(model, end, 1, io_in_arena=False, overlaps=True)]
+
+
+def test_bands_define_each_constant_array_once(tmp_path: Path) -> None:
+    """Bands of different shapes share one copy of their weights, biases and requantization
+    constants: each distinct array (C type, guard, values) of the running layers is defined
+    once in NAME.c, every other name of it a #define of the first (under the same guard);
+    the C still runs bit-exact on the host and cortex-m4."""
+    from codegen.emit import emit_model
+
+    model = windows_model()
+    plain = load_program(model)
+    inputs = random_inputs(plain, 16, seed=12)
+    expected = execute(plain, "reference", inputs)
+    for k, program in enumerate(_banded_programs(model)):
+        distinct = {(a.guard, a.c_type, a.values.tobytes()) for layer in program.layers
+                    for a in layer.constants()}
+        source = emit_model(program, "m")["m.c"]
+        arrays = [(guard, c_type, body) for guard, c_type, _, body
+                  in _DEFINITION.findall(source)]
+        assert len(arrays) == len(set(arrays)) == len(distinct), (len(arrays), len(distinct))
+        defined = {name for _, _, name, _ in _DEFINITION.findall(source)}
+        aliases = [(alias, first) for alias, first in _ALIAS.findall(source)
+                   if alias.startswith("m_l")]
+        assert aliases and all(first in defined for _, first in aliases), aliases
+        assert all(source.count(alias) > 1 for alias, _ in aliases)  # used by a kernel
+        for target in ("host", "cortex-m4"):
+            exe = build_for_target(program, target, tmp_path / f"{target}{k}")
+            assert_same(run_executable(program, target, exe, inputs), expected,
+                        f"{target}: {program.plan.patch}")
+
+
+def test_banded_models_compile_as_one_translation_unit(tmp_path: Path) -> None:
+    """Two banded models (one --name each) included in one C file: their aliases of shared
+    constants do not collide, with gcc and clang under the project's warnings."""
+    from support.policy import require_tool
+    from test_static_analysis import WARNINGS, _run
+
+    from codegen.emit import emit_model
+
+    unity = []
+    for name, program in zip(("a", "b"), _banded_programs(windows_model()), strict=True):
+        for file, text in emit_model(program, name).items():
+            (tmp_path / file).write_text(text)
+        unity.append(f'#include "{name}.c"')
+    (tmp_path / "all.c").write_text("\n".join(unity) + "\n")
+    for compiler in ("gcc", "clang"):
+        _run([require_tool(compiler), *WARNINGS, "-I", str(tmp_path), "-c",
+              str(tmp_path / "all.c"), "-o", str(tmp_path / f"{compiler}.o")])
+
+
 @pytest.mark.parametrize("numerics", ["litert-ref", "litert"])
 def test_other_numerics_never_patch(numerics: str) -> None:
     """Bands are layers prepared again, with TFLM's arithmetic: a model generated for

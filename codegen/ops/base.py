@@ -11,6 +11,7 @@ Prepare): it checks the options and types it supports, derives every integer con
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -43,6 +44,14 @@ class CArray:
     @property
     def nbytes(self) -> int:
         return int(self.values.nbytes)
+
+    @property
+    def identity(self) -> tuple[str, str, int, bytes]:
+        """(C type, guard, count, digest of the values): arrays of one identity are emitted
+        once per file, the others as aliases of it (the bands of a patch-based stage share
+        their weights, biases and requantization constants)."""
+        data = np.ascontiguousarray(self.values).tobytes()
+        return self.c_type, self.guard, int(self.values.size), hashlib.sha256(data).digest()
 
 
 @dataclass(frozen=True)
