@@ -11,6 +11,7 @@ memory of generation does not grow with the output, and the output's size is bou
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -245,9 +246,11 @@ class EmitOptions:
 
 def _debug_buffer_of(program: Program) -> dict[int, int]:
     """tensor -> number of its arena buffer (debug_buffers mode): buffers at fixed
-    distances from each other (a group) take the number of the group's first. Buffers that
-    hold a model input or output stay in the arena (the caller fills and reads them
-    there), with the rest of their group."""
+    distances from each other (a group) take the number of the group's first, and so do
+    buffers of the same extent of the arena (a streamed stage's steps write their bands
+    there in turn: their calls stay the same, one loop). Buffers that hold a model input
+    or output stay in the arena (the caller fills and reads them there), with the rest of
+    their group."""
     io = set(program.graph.inputs) | set(program.graph.outputs)
     buffers = program.plan.buffers
     first_of: dict[int, int] = {}
@@ -257,7 +260,10 @@ def _debug_buffer_of(program: Program) -> dict[int, int]:
         first_of.setdefault(key, i)
         if io & set(buf.tensors):
             in_arena.add(key)
-    return {t: first_of[key] for i, buf in enumerate(buffers)
+    same_extent: dict[tuple[int, int], int] = {}
+    number = {key: same_extent.setdefault(_debug_extent(program, first), first)
+              for key, first in first_of.items() if key not in in_arena}
+    return {t: number[key] for i, buf in enumerate(buffers)
             for key in [buf.group if buf.group >= 0 else -1 - i]
             if key not in in_arena for t in buf.tensors}
 
@@ -271,8 +277,36 @@ def _debug_extent(program: Program, number: int) -> tuple[int, int]:
     return start, max(b.offset + b.size for b in members) - start
 
 
+@dataclass(frozen=True)
+class _Pointer:
+    """A call's pointer argument: C text with `{}` where an offset goes (elements of a
+    caller's buffer, bytes of the arena or of a debug buffer), the offset, and the text at
+    offset 0 when it leaves the offset out. Steps of a streamed stage differ only in
+    offsets that advance by a constant stride (`looped`)."""
+
+    form: str
+    offset: int = 0
+    bare: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self.offset == 0 and self.bare is not None:
+            return self.bare
+        return self.form.format(self.offset)
+
+    def looped(self, stride: int, index: str) -> str:
+        """The text at step `index` of a loop whose steps advance it by `stride`."""
+        if stride == 0:
+            return self.text
+        # the loop index is unsigned: a receding pointer subtracts from its first offset
+        if stride < 0:
+            return self.form.format(f"{self.offset} - {-stride} * {index}")
+        start = f"{self.offset} + " if self.offset else ""
+        return self.form.format(f"{start}{stride} * {index}")
+
+
 def _pointer(program: Program, tensor_index: int, writable: bool,
-             debug_of: dict[int, int]) -> str:
+             debug_of: dict[int, int]) -> _Pointer:
     location = program.plan.locations[tensor_index]
     c_type = program.graph.tensors[tensor_index].dtype.c_type
     qualifier = "" if writable else "const "
@@ -283,24 +317,25 @@ def _pointer(program: Program, tensor_index: int, writable: bool,
         # place in a uint8 output, before the QUANTIZE that converts it) needs a cast.
         if program.graph.tensors[io[location.index]].dtype.c_type != c_type:
             caller = f"({qualifier}{c_type} *){caller}"
-        if location.offset:  # a band of rows of it (patch-based schedules: int8)
-            item = program.graph.tensors[tensor_index].nbytes // max(
-                1, program.graph.tensors[tensor_index].size)
-            return f"({caller} + {location.offset // item})"
-        return caller
+        # a band of rows of it (patch-based schedules: int8), in elements
+        item = program.graph.tensors[tensor_index].nbytes // max(
+            1, program.graph.tensors[tensor_index].size)
+        return _Pointer(f"({caller} + {{}})", location.offset // item, caller)
     if location.kind == "state":
-        return f"({qualifier}{c_type} *)(state + {location.index})"
+        return _Pointer(f"({qualifier}{c_type} *)(state + {{}})", location.index)
     buffer = debug_of.get(tensor_index)
     if buffer is not None:
         # a tensor overlapping another one in its group sits at an offset inside it
         inside = location.index - _debug_extent(program, buffer)[0]
-        address = f"debug_buffer_{buffer}" + (f" + {inside}" if inside else "")
+        base, address, bare = f"debug_buffer_{buffer}", f"debug_buffer_{buffer} + {{}}", True
     else:
-        address = f"arena + {location.index}"
+        inside, base, address, bare = location.index, "", "arena + {}", False
     if c_type == "float":  # float tensors in the arena (around DETECTION_POSTPROCESS):
         # through void *, which cppcheck accepts from bytes (the arena is aligned for them)
-        return f"({qualifier}float *)({qualifier}void *)({address})"
-    return f"({qualifier}{c_type} *)({address})"
+        cast = f"({qualifier}float *)({qualifier}void *)"
+    else:
+        cast = f"({qualifier}{c_type} *)"
+    return _Pointer(f"{cast}({address})", inside, f"{cast}({base})" if bare else None)
 
 
 def _reads_arena(program: Program, layer, debug: bool, debug_of: dict[int, int]) -> bool:
@@ -313,20 +348,35 @@ def _reads_arena(program: Program, layer, debug: bool, debug_of: dict[int, int])
     return layer.index in program.plan.scratch and not debug
 
 
-def _debug_buffers(program: Program, running: list,
-                   debug_of: dict[int, int]) -> list[dict[str, object]]:
+def _scratch_owners(program: Program, running: list, name: str) -> dict[str, int]:
+    """C function -> the index of its first layer with a scratch buffer (debug_buffers
+    mode): the calls of one function (the bands of a patch-based stage) share the static
+    array `debug_scratch_<index>`, so that the steps of a stream stay one loop."""
+    owners: dict[str, int] = {}
+    for layer in running:
+        if layer.index in program.plan.scratch:
+            owners.setdefault(layer.symbol(name), layer.index)
+    return owners
+
+
+def _debug_buffers(program: Program, running: list, debug_of: dict[int, int],
+                   name: str) -> list[dict[str, object]]:
     """One static array per arena buffer and per scratch buffer that a running layer uses
-    (debug_buffers mode)."""
+    (debug_buffers mode), a scratch array per C function (its largest)."""
     numbers = {debug_of[t] for layer in running for t in (*layer.inputs, *layer.outputs)
                if t in debug_of}
     arrays: list[dict[str, object]] = [
         {"name": f"debug_buffer_{i}", "size": _debug_extent(program, i)[1]}
         for i in range(len(program.plan.buffers)) if i in numbers
     ]
-    arrays += [
-        {"name": f"debug_scratch_{layer.index}", "size": layer.scratch_bytes()}
-        for layer in program.layers if layer.index in program.plan.scratch
-    ]
+    owners = _scratch_owners(program, running, name)
+    sizes: dict[int, int] = {}
+    for layer in running:
+        if layer.index in program.plan.scratch:
+            owner = owners[layer.symbol(name)]
+            sizes[owner] = max(sizes.get(owner, 0), layer.scratch_bytes())
+    arrays += [{"name": f"debug_scratch_{owner}", "size": size}
+               for owner, size in sizes.items()]
     return arrays
 
 
@@ -363,7 +413,8 @@ class _LayerText:
     reaches it (and not kept): the call is cheap, the constants and kernel are not."""
 
     def __init__(self, program: Program, layer, name: str, debug: bool,
-                 debug_of: dict[int, int], emitted: _Emitted) -> None:
+                 debug_of: dict[int, int], scratch_owners: dict[str, int],
+                 emitted: _Emitted) -> None:
         self._program, self._layer, self._debug = program, layer, debug
         self._emitted = emitted  # shared by the layers of one rendering of the file
         self.symbol = layer.symbol(name)
@@ -373,9 +424,16 @@ class _LayerText:
         args += [_pointer(program, t, True, debug_of) for t in layer.outputs]
         if layer.index in program.plan.scratch:
             offset = program.plan.scratch[layer.index]
-            address = f"debug_scratch_{layer.index}" if debug else f"arena + {offset}"
-            args.append(f"(void *)({address})")
-        self.call = f"{self.symbol}({', '.join(args)})"
+            if debug:  # one array per C function: its calls (bands of a stage) share it
+                owner = scratch_owners[self.symbol]
+                args.append(_Pointer(f"(void *)(debug_scratch_{owner})"))
+            else:
+                args.append(_Pointer("(void *)(arena + {})", offset))
+        self.pointers: tuple[_Pointer, ...] = tuple(args)
+
+    @property
+    def call(self) -> str:
+        return f"{self.symbol}({', '.join(p.text for p in self.pointers)})"
 
     @property
     def constants(self) -> list[_ConstantArray]:
@@ -406,6 +464,119 @@ class _Layers:
     def __iter__(self) -> Iterator[_LayerText]:
         emitted: _Emitted = {}
         return (self._make(layer, emitted) for layer in self._running)
+
+
+_LOOP_INDEX = "step"
+_PERIODS_TRIED = 4  # candidate step lengths at a layer: the next recurrences of its call
+
+
+@dataclass(frozen=True)
+class _Call:
+    mark: str  # the argument of CODEGEN_PROFILE_LAYER: the layer's number among the running
+    text: str
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Calls in model_invoke: one, or a loop of `steps` steps of the same calls whose
+    pointers advance by a constant stride per step."""
+
+    steps: int
+    calls: tuple[_Call, ...]
+
+
+def _shape(text: _LayerText) -> tuple[object, ...]:
+    return (text.symbol, tuple((p.form, p.bare) for p in text.pointers))
+
+
+def _offsets(text: _LayerText) -> tuple[int, ...]:
+    return tuple(p.offset for p in text.pointers)
+
+
+class _Calls:
+    """The calls' shapes (function and pointer forms) and offsets, and the loops that
+    repeat them: a loop of `steps` steps of `period` calls from `start` makes the same
+    calls each step, each pointer's offset advancing by the same stride every step."""
+
+    def __init__(self, texts: list[_LayerText]) -> None:
+        self.texts = texts
+        self.shapes = [_shape(t) for t in texts]
+        self.offsets = [_offsets(t) for t in texts]
+        self._at: dict[tuple[object, ...], list[int]] = {}
+        for k, shape in enumerate(self.shapes):
+            self._at.setdefault(shape, []).append(k)
+
+    def periods(self, start: int) -> list[int]:
+        """Distances to the next recurrences of the call at `start` (the loop's step
+        lengths worth trying)."""
+        at = self._at[self.shapes[start]]
+        k = bisect.bisect_right(at, start)
+        return [j - start for j in at[k:k + _PERIODS_TRIED]]
+
+    def _moved(self, first: int, second: int) -> tuple[int, ...]:
+        return tuple(b - a for a, b in zip(self.offsets[first], self.offsets[second],
+                                           strict=True))
+
+    def steps(self, start: int, period: int) -> int:
+        """How many steps of `period` calls from `start` repeat the first."""
+        steps = 1
+        while start + (steps + 1) * period <= len(self.texts):
+            base = start + steps * period
+            if any(self.shapes[start + j] != self.shapes[base + j]
+                   or (steps > 1 and self._moved(base - period + j, base + j)
+                       != self._moved(start + j, start + period + j))
+                   for j in range(period)):
+                break
+            steps += 1
+        return steps
+
+    def loop(self, start: int, period: int, steps: int) -> _Run:
+        calls = []
+        for j, text in enumerate(self.texts[start:start + period]):
+            strides = self._moved(start + j, start + period + j)
+            args = ", ".join(p.looped(d, _LOOP_INDEX)
+                             for p, d in zip(text.pointers, strides, strict=True))
+            calls.append(_Call(f"{start + j} + {period} * {_LOOP_INDEX}",
+                               f"{text.symbol}({args})"))
+        return _Run(steps, tuple(calls))
+
+
+def invoke_runs(texts: list[_LayerText]) -> Iterator[_Run]:
+    """The running layers' calls as model_invoke makes them: runs of identical steps (a
+    streamed stage's middle steps: the same band functions on the same windows, the views
+    of its input and output advancing) as loops, chosen to leave the fewest calls in the
+    text, any other call as it is. Models without repeated calls (every schedule without a
+    budget) keep one call a layer."""
+    calls = _Calls(texts)
+    n = len(texts)
+    saved = [0] * (n + 1)  # calls saved from position k to the end, at best
+    choice: list[tuple[int, int]] = [(1, 1)] * n  # (period, steps) at k; (1, 1): a call
+    for start in range(n - 1, -1, -1):
+        saved[start] = saved[start + 1]
+        for period in calls.periods(start):
+            for steps in range(2, calls.steps(start, period) + 1):
+                total = period * (steps - 1) + saved[start + period * steps]
+                if total > saved[start]:
+                    saved[start], choice[start] = total, (period, steps)
+    start = 0
+    while start < n:
+        period, steps = choice[start]
+        if steps > 1:
+            yield calls.loop(start, period, steps)
+        else:
+            yield _Run(1, (_Call(str(start), texts[start].call),))
+        start += period * steps
+
+
+class _Invoke:
+    """model_invoke's runs of calls (`invoke_runs`), found each time the template reaches
+    them."""
+
+    def __init__(self, layers: _Layers) -> None:
+        self._layers = layers
+
+    def __iter__(self) -> Iterator[_Run]:
+        return invoke_runs(list(self._layers))
 
 
 def _state_context(program: Program, name: str) -> dict[str, object]:
@@ -479,19 +650,22 @@ def emit_files(program: Program, name: str,
     running = [layer for layer in program.layers if layer.index not in program.plan.elided]
     debug = options.debug_buffers
     debug_of = _debug_buffer_of(program) if debug else {}
+    owners = _scratch_owners(program, running, name) if debug else {}
+
+    def make(layer, emitted: _Emitted) -> _LayerText:
+        return _LayerText(program, layer, name, debug, debug_of, owners, emitted)
+
     context = {
         "name": name,
         "NAME": name.upper(),
         "source": c_comment(program.source),
         "inputs": inputs,
         "outputs": outputs,
-        "layers": _Layers(lambda layer, emitted: _LayerText(program, layer, name, debug,
-                                                            debug_of, emitted), running),
+        "layers": _Layers(make, running),
+        "invoke": _Invoke(_Layers(make, running)),
         # one definition per C function: the bands of a patch-based stage share theirs
-        "definitions": _Layers(lambda layer, emitted: _LayerText(program, layer, name, debug,
-                                                                 debug_of, emitted),
-                               _unique(running, name)),
-        "debug_buffers": _debug_buffers(program, running, debug_of) if debug else [],
+        "definitions": _Layers(make, _unique(running, name)),
+        "debug_buffers": _debug_buffers(program, running, debug_of, name) if debug else [],
         "aliased": [_layer_summary(program, layer) for layer in program.layers
                     if layer.index in program.plan.elided],
         "uses_arena": any(_reads_arena(program, layer, debug, debug_of) for layer in running),

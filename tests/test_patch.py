@@ -22,6 +22,8 @@ Streamed stages with residual branches (`stream_dag`: a tensor read by a 3x3 con
 by the ADD joining its branch back, strides 1 and 2, kernels 1 and 3, a global pool; and the
 residual model's ADDs reading the model input inside the stage and the stage's output after
 it) the same way on every Cortex-M target, and pretrainedResnet_quant at several budgets.
+A streamed stage's repeated steps are one loop in the invoke (the C above runs it), also in
+the debug-buffer build, which marks every layer in order.
 """
 
 from __future__ import annotations
@@ -681,6 +683,64 @@ def test_streams_host_bit_exact_and_sanitizer_clean(name: str, residual: bool,
                                sanitize=True)
         got = run_executable(program, "host", exe, inputs)
         assert_same(got, expected, f"host sanitizers, layers 0-{end} streamed")
+
+
+_STEP_TERM = re.compile(r"(\d+) ([+-]) (\d+) \* step\b|(\d+) \* step\b")
+
+
+def _at_step(text: str, step: int) -> str:
+    """A loop body's line with the loop index `step` put in (the offsets computed)."""
+    def value(m: re.Match[str]) -> str:
+        if m.group(4) is not None:
+            return str(int(m.group(4)) * step)
+        sign = 1 if m.group(2) == "+" else -1
+        return str(int(m.group(1)) + sign * int(m.group(3)) * step)
+    return _STEP_TERM.sub(value, text)
+
+
+def _invoke_unrolled(source: str) -> tuple[int, list[tuple[str, str]]]:
+    """(loops, [(mark, call)] in the order they run) of m_invoke_with_arena's text: each
+    loop's body repeated with its index put in."""
+    body = source[source.index("int m_invoke_with_arena("):]
+    lines = body[:body.index("\n}\n")].splitlines()
+    loops, run, k = 0, [], 0
+    loop = re.compile(r" +for \(unsigned int step = 0; step < (\d+)u; \+\+step\) \{$")
+    while k < len(lines):
+        head = loop.match(lines[k])
+        end = lines.index("    }", k) if head else k + 1
+        text = lines[k + 1:end] if head else lines[k:end]
+        for step in range(int(head.group(1)) if head else 1):
+            run += [_at_step(line.strip(), step) for line in text]
+        loops, k = loops + bool(head), end + bool(head)
+    marks = [line for line in run if line.startswith("CODEGEN_PROFILE_LAYER(")]
+    calls = [line for line in run if line.startswith("m_")]
+    return loops, list(zip(marks, calls, strict=False))
+
+
+@pytest.mark.parametrize(("name", "residual"), _all_streamed())
+def test_streamed_invoke_loops_over_its_steps(name: str, residual: bool) -> None:
+    """The deepest stage one row per step (the schedules run above on the host, under
+    the sanitizers and under QEMU): the invoke makes the steps that repeat as a loop, fewer
+    calls in the text than band layers, in the debug-buffer build too; unrolled, the
+    loops mark and call every running layer in order (the marks codegen bench counts)."""
+    from codegen.emit import EmitOptions, emit_model
+
+    model = (BRANCHED if residual else STREAMED)[name]()
+    end = max(end for end, _ in _streams(model, residual))
+    for io_in_arena in (False, True):
+        program = streamed_program(model, end, 1, io_in_arena, overlaps=True,
+                                   residual=residual)
+        running = [layer for layer in program.layers if layer.index not in program.plan.elided]
+        for debug in (False, True):
+            source = emit_model(program, "m", EmitOptions(debug_buffers=debug))["m.c"]
+            loops, unrolled = _invoke_unrolled(source)
+            calls = len(re.findall(r"^ +m_\w+\(", source[source.index("_invoke_with_arena("):],
+                                   re.M))
+            assert loops >= 1 and calls < len(running), (loops, calls, len(running))
+            assert [mark for mark, _ in unrolled] == [
+                f"CODEGEN_PROFILE_LAYER({k});" for k in range(len(running))]
+            assert [call.split("(")[0] for _, call in unrolled] == [
+                layer.symbol("m") for layer in running]
 
 
 @pytest.mark.parametrize("target", [t for t in TARGETS if TARGETS[t].name.startswith("cortex-m")])
