@@ -119,7 +119,11 @@ def test_conv_table_gives_tflms_outputs(seed: int) -> None:
 
 HARNESS = REPO_ROOT / "firmware" / "harness"
 # The engine tests' edge models and the 3x3 depthwise ones (depthwise3x3_v6m.c.j2).
-MODELS = {**GEMM_MODELS, **{f"window_{name}": make for name, make in WINDOW_MODELS.items()}}
+# window models of stride-2 3x3 depthwise layers alone: no layer an ARMv6-M engine takes
+# (its depthwise lines are stride 1), so nothing for the portable engine's test to run
+_NO_V6M = {"dw_six_lines_s2", "dw_three_lines_s2", "dw_three_lines_s2_valid"}
+MODELS = {**GEMM_MODELS, **{f"window_{name}": make for name, make in WINDOW_MODELS.items()
+                            if name not in _NO_V6M}}
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
             "-fno-omit-frame-pointer"]
 
