@@ -332,34 +332,6 @@ def _pooled(graph: Graph, stage: list[Layer]) -> bool:
         last.inputs[0]].dtype.numpy_name == "int8" and int(last.params["batches"]) == 1
 
 
-def stream_steps(graph: Graph, chain: list[Layer],
-                 rows: int) -> list[list[tuple[int, int]]] | None:
-    """Per step, per layer of the chain, the output rows [lo, hi) it computes (lo == hi:
-    none): at most `rows`, no more than the next layer's next `rows` rows read, and only
-    those whose input rows are there. None when a step would make no progress."""
-    heights = [graph.tensors[layer.outputs[0]].shape[1] for layer in chain]
-    done = [0] * len(chain)
-    steps: list[list[tuple[int, int]]] = []
-    while done[-1] < heights[-1]:
-        step = []
-        for i, layer in enumerate(chain):
-            lo = done[i]
-            hi = min(heights[i], lo + rows)
-            if i + 1 < len(chain) and done[i + 1] < heights[i + 1]:
-                nxt = done[i + 1]
-                hi = min(hi, _needs(chain[i + 1], graph, nxt,
-                                    min(heights[i + 1], nxt + rows))[0][1])
-            ready = done[i - 1] if i else graph.tensors[layer.inputs[0]].shape[1]
-            while hi > lo and _needs(layer, graph, lo, hi)[0][1] > ready:
-                hi -= 1
-            done[i] = max(lo, hi)
-            step.append((lo, done[i]))
-        if all(lo == hi for lo, hi in step):
-            return None
-        steps.append(step)
-    return steps
-
-
 def _wide_lines(layer: Layer, budget: int) -> Layer:
     """A 3x3 depthwise band whose line buffer takes as many channels per pass as `budget`
     bytes of scratch hold (a multiple of 4; with as many passes, the fewest channels), when
@@ -630,8 +602,8 @@ def stream(graph: Graph, layers: list[Layer], end: int, rows: int,
 
 def _streamed(graph: Graph, layers: list[Layer], end: int, rows: int, wide: float,
               residual: bool) -> Patched | None:
-    """`stream` (a chain: `stream_steps`, `_Stream`) or, `residual`, `stream_dag` (a stage
-    with residual branches: `dag_steps`, `_DagStream`)."""
+    """`stream` (a chain: `_Stream`) or, `residual`, `stream_dag` (a stage with residual
+    branches: `_DagStream`), both in the steps of `stream_steps`."""
     stage = layers[:end + 1]
     pooled = _pooled(graph, stage)
     body = stage[:-1] if pooled else stage
@@ -642,7 +614,7 @@ def _streamed(graph: Graph, layers: list[Layer], end: int, rows: int, wide: floa
         return None
     if pooled and stage[-1].inputs[0] != body[-1].outputs[0]:
         return None
-    steps = (dag_steps if residual else stream_steps)(graph, body, rows)
+    steps = stream_steps(graph, body, rows)
     if steps is None or len(steps) < 2:
         return None
     builder = _Builder(graph)
@@ -665,10 +637,11 @@ def _streamed(graph: Graph, layers: list[Layer], end: int, rows: int, wide: floa
 #
 # A stage that is not a chain (a tensor read by two layers of the stage, an ADD joining two
 # branches: a residual block) streams the same way, each layer in run order computing new
-# rows per step: as many as the reader that reads furthest next needs (`dag_steps`), so the
-# skip branch's reader lags behind the main branch by its halos and the window buffer of the
-# tensor they share keeps every row its slowest reader still reads. Each row is computed
-# once (no MACs again). Chains keep `stream_steps` and `_Stream` (their C as before).
+# rows per step: as many as the reader that reads furthest next needs (`stream_steps`, the
+# steps of chains too: their one reader each), so the skip branch's reader lags behind the
+# main branch by its halos and the window buffer of the tensor they share keeps every row
+# its slowest reader still reads. Each row is computed once (no MACs again). Chains keep
+# `_Stream` (their C as before).
 
 
 def _made_in(stage: list[Layer]) -> dict[int, int]:
@@ -691,8 +664,8 @@ def _dag(graph: Graph, stage: list[Layer]) -> bool:
     return all(layer.outputs[0] in read for layer in stage[:-1])
 
 
-def dag_steps(graph: Graph, stage: list[Layer],
-              rows: int) -> list[list[tuple[int, int]]] | None:
+def stream_steps(graph: Graph, stage: list[Layer],
+                 rows: int) -> list[list[tuple[int, int]]] | None:
     """Per step, per layer of the stage (run order), the output rows [lo, hi) it computes:
     at most `rows`, no more than its readers' next `rows` rows read (the reader that reads
     furthest), and only those whose input rows are there. None when a step would make no
@@ -825,6 +798,6 @@ class _DagStream(_Stream):
 def stream_dag(graph: Graph, layers: list[Layer], end: int, rows: int,
                wide: float = 0.0) -> Patched | None:
     """`stream` for a stage with residual branches (not a chain): layers 0..end in steps of
-    at most `rows` new rows per layer (`dag_steps`), rows kept in window buffers for every
+    at most `rows` new rows per layer (`stream_steps`), rows kept in window buffers for every
     reader; None when the stage cannot be run so."""
     return _streamed(graph, layers, end, rows, wide, residual=True)

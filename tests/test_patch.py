@@ -40,7 +40,7 @@ from support.verify import assert_same, random_inputs, reference_matches_tflm
 from test_memory import simulate, simulate_rows
 
 from codegen.execute import build_for_target, execute, run_executable
-from codegen.patch import Patched, dag_steps, patch, stage_ends, stream, stream_dag
+from codegen.patch import Patched, patch, stage_ends, stream, stream_dag, stream_steps
 from codegen.plan import overlap_candidates, plan_memory, replace
 from codegen.program import Program, load_program
 from codegen.targets import TARGETS
@@ -607,7 +607,7 @@ def test_branch_streams_compute_each_row_once() -> None:
     plain = load_program(model)
     graph, layers = plain.graph, plain.layers
     assert stream_dag(graph, layers, 0, 1) is None  # a chain of one layer
-    steps = dag_steps(graph, layers[:10], 1)
+    steps = stream_steps(graph, layers[:10], 1)
     assert steps is not None
     for i, layer in enumerate(layers[:10]):
         rows = [r for step in steps for r in range(*step[i])]
