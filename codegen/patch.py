@@ -592,25 +592,20 @@ class _Stream:
 
 def stream(graph: Graph, layers: list[Layer], end: int, rows: int,
            wide: float = 0.0) -> Patched | None:
-    """Layers 0..end (run order) streamed in steps of at most `rows` new rows per layer,
-    the rows a layer's next step reads again kept in a window buffer (see above); None
-    when the stage cannot be run so (not a chain, or a band a layer's module refuses).
-    `wide`: 3x3 depthwise bands take as many channels per pass as `wide` times their
-    input's bytes of scratch hold (`_wide_lines`); 0: as their module gives a band."""
-    return _streamed(graph, layers, end, rows, wide, residual=False)
-
-
-def _streamed(graph: Graph, layers: list[Layer], end: int, rows: int, wide: float,
-              residual: bool) -> Patched | None:
-    """`stream` (a chain: `_Stream`) or, `residual`, `stream_dag` (a stage with residual
-    branches: `_DagStream`), both in the steps of `stream_steps`."""
+    """Layers 0..end (run order) streamed in steps of at most `rows` new rows per layer
+    (`stream_steps`), the rows a layer's later steps read again kept in a window buffer:
+    a chain (see above, `_Stream`) or a stage with residual branches (a tensor read by two
+    layers, ADDs joining them: `_DagStream`, rows kept for every reader). None when the
+    stage cannot be run so (neither, or a band a layer's module refuses). `wide`: 3x3
+    depthwise bands take as many channels per pass as `wide` times their input's bytes of
+    scratch hold (`_wide_lines`); 0: as their module gives a band."""
     stage = layers[:end + 1]
     pooled = _pooled(graph, stage)
     body = stage[:-1] if pooled else stage
     if not body:
         return None
-    if not (_dag(graph, body) and not _chain(graph, body) if residual else _chain(graph, body)):
-        return None
+    residual = not _chain(graph, body)
+    if residual and not _dag(graph, body):
         return None
     if pooled and stage[-1].inputs[0] != body[-1].outputs[0]:
         return None
@@ -793,11 +788,3 @@ class _DagStream(_Stream):
                 layer, sums = self._pool(x, sums, last)
                 result.append(layer)
         return result
-
-
-def stream_dag(graph: Graph, layers: list[Layer], end: int, rows: int,
-               wide: float = 0.0) -> Patched | None:
-    """`stream` for a stage with residual branches (not a chain): layers 0..end in steps of
-    at most `rows` new rows per layer (`stream_steps`), rows kept in window buffers for every
-    reader; None when the stage cannot be run so."""
-    return _streamed(graph, layers, end, rows, wide, residual=True)

@@ -771,7 +771,7 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
     and streamed (rows kept, none computed again) there or up to a global average pool,
     fewest steps first (bounded: at most _PATCH_PLANS and _STREAM_PLANS of them are
     planned)."""
-    from codegen.patch import MAX_TILES, patch, stage_ends, stream, stream_dag
+    from codegen.patch import MAX_TILES, patch, stage_ends, stream
 
     if not work.take(layers):
         return []
@@ -798,7 +798,7 @@ def _patched_schedules(graph: Graph, layers: list[Layer], io_in_arena: bool,
     seen: set[tuple[object, ...]] = set()  # streams whose depthwise passes no share widens
     for end, tiles, wide in tried + streams[:_STREAM_PLANS]:
         result = patch(graph, run, end, tiles) if wide is None \
-            else stream(graph, run, end, tiles, wide) or stream_dag(graph, run, end, tiles, wide)
+            else stream(graph, run, end, tiles, wide)
         if result is None:
             continue
         if wide is not None:

@@ -18,10 +18,11 @@ window rows no step reads again), the C on the host, under the sanitizers with t
 debug-buffer build, and on cortex-m4; rows over dead window rows on each core's depthwise
 driver under QEMU.
 
-Streamed stages with residual branches (`stream_dag`: a tensor read by a 3x3 convolution and
-by the ADD joining its branch back, strides 1 and 2, kernels 1 and 3, a global pool; and the
-residual model's ADDs reading the model input inside the stage and the stage's output after
-it) the same way on every Cortex-M target, and pretrainedResnet_quant at several budgets.
+Streamed stages with residual branches (`stream` of a stage that is not a chain: a tensor
+read by a 3x3 convolution and by the ADD joining its branch back, strides 1 and 2, kernels
+1 and 3, a global pool; and the residual model's ADDs reading the model input inside the
+stage and the stage's output after it) the same way on every Cortex-M target, and
+pretrainedResnet_quant at several budgets.
 A streamed stage's repeated steps are one loop in the invoke (the C above runs it), also in
 the debug-buffer build, which marks every layer in order.
 """
@@ -40,7 +41,7 @@ from support.verify import assert_same, random_inputs, reference_matches_tflm
 from test_memory import simulate, simulate_rows
 
 from codegen.execute import build_for_target, execute, run_executable
-from codegen.patch import Patched, patch, stage_ends, stream, stream_dag, stream_steps
+from codegen.patch import Patched, patch, stage_ends, stream, stream_steps
 from codegen.plan import overlap_candidates, plan_memory, replace
 from codegen.program import Program, load_program
 from codegen.targets import TARGETS
@@ -408,10 +409,9 @@ def streamed_program(model: bytes, end: int, rows: int, io_in_arena: bool,
                      overlaps: bool, wide: float = 0.0, residual: bool = False) -> Program:
     """The model with layers 0..end streamed, at most `rows` new rows per layer and step
     (`wide`: the depthwise bands' line buffers, as `stream` takes it); `residual`: a stage
-    with residual branches (`stream_dag`)."""
+    with residual branches (the kind `stream` finds: asserted)."""
     program = load_program(model, io_in_arena=io_in_arena)
-    result = (stream_dag if residual else stream)(program.graph, program.layers, end, rows,
-                                                  wide)
+    result = stream(program.graph, program.layers, end, rows, wide)
     assert result is not None and result.kept and bool(result.joins) == residual, (end, rows)
     return _scheduled(program, result, io_in_arena, overlaps, patch=f"layers 0-{end} streamed",
                       extra_macs=result.extra_macs, steps=result.tiles)
@@ -421,10 +421,10 @@ def _streams(model: bytes, residual: bool = False) -> list[tuple[int, int]]:
     """(end, rows): every stage end (`residual`: with a residual ADD), 1, 2 and 3 new rows
     per step."""
     program = load_program(model)
-    make = stream_dag if residual else stream
     return [(end, rows) for end in stage_ends(program.graph, program.layers)
             for rows in (1, 2, 3)
-            if make(program.graph, program.layers, end, rows) is not None]
+            for result in [stream(program.graph, program.layers, end, rows)]
+            if result is not None and bool(result.joins) == residual]
 
 
 def test_streams_keep_rows_and_sum_the_pool() -> None:
@@ -601,12 +601,13 @@ BRANCHED = {"branches": branches_model, "residual": residual_model}
 def test_branch_streams_compute_each_row_once() -> None:
     """Each layer computes each of its rows once over the steps (no MACs again); a tensor
     with two readers keeps in its window the rows the lagging one (the ADD joining the
-    skip branch back) still reads: a few rows, not the whole tensor; chains are left to
-    `stream`."""
+    skip branch back) still reads: a few rows, not the whole tensor; a chain streams
+    without joins."""
     model = branches_model()
     plain = load_program(model)
     graph, layers = plain.graph, plain.layers
-    assert stream_dag(graph, layers, 0, 1) is None  # a chain of one layer
+    chain = stream(graph, layers, 0, 1)  # a chain of one layer
+    assert chain is None or chain.joins == 0
     steps = stream_steps(graph, layers[:10], 1)
     assert steps is not None
     for i, layer in enumerate(layers[:10]):
@@ -624,9 +625,10 @@ def test_branch_streams_compute_each_row_once() -> None:
     # two 3x3 halos), the first of them
     assert len(kept) == 1 and kept[0].shape[1] == 3
     assert program.plan.size < load_program(model, ram_budget=10**6).plan.size
-    wide = stream_dag(graph, layers, 9, 1, 1.5)  # the depthwise branch's wide line buffers
-    assert wide is not None and max(int(layer.params.get("group") or 0) for layer in wide.layers
-                                    if layer.opcode == "DEPTHWISE_CONV_2D") > 4
+    wide = stream(graph, layers, 9, 1, 1.5)  # the depthwise branch's wide line buffers
+    assert wide is not None and wide.joins
+    assert max(int(layer.params.get("group") or 0) for layer in wide.layers
+               if layer.opcode == "DEPTHWISE_CONV_2D") > 4
 
 
 def _all_streamed() -> list[tuple[str, bool]]:
