@@ -1,0 +1,74 @@
+"""Edge cases of the 3x3 depthwise line kernels (templates/runtime/_depthwise3x3_lines.c.j2)
+on the DSP cores: lines of every width from 1 to 13 outputs along B at strides 1 and 2
+(groups of six and four, every rest after them, the lone last output, lines of exactly six
+and three), SAME and VALID, odd channel counts, weights of -128, the input's extreme values
+(`edge_inputs`); the shared-shift lines (RELU, output zero point -128) and, per model, one
+layer of the tie fixup (no activation). Checked against the reference on the host, the
+cores with the DSP extension, and under the sanitizers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from support.conv_models import Branch, branch_model
+from support.verify import c_matches_reference, edge_inputs
+
+from codegen.ops.depthwise_conv_2d import DepthwiseConv2D3x3
+from codegen.program import load_program
+
+TARGETS = ("host", "cortex-m4", "cortex-m7", "cortex-m33")
+
+
+def _dw(stride: int, padding: str, shared: bool = True) -> Branch:
+    if shared:
+        return Branch("depthwise", (3, 3), padding=padding, stride=(stride, stride),
+                      activation="RELU", output=(0.1, -128))
+    return Branch("depthwise", (3, 3), padding=padding, stride=(stride, stride),
+                  output=(0.2, 3))
+
+
+_LAYERS = [_dw(1, "SAME"), _dw(1, "VALID"), _dw(2, "SAME"), _dw(2, "VALID"),
+           _dw(1, "VALID", shared=False)]
+
+# (input width, channels): three rows, lines along the width; the stride-1 lines of W and
+# W - 2 outputs, the stride-2 lines of ceil(W / 2) and (W - 3) // 2 + 1 (the fixup's: W - 2).
+WIDTHS = ((26, 3), (22, 5), (17, 1), (13, 7), (12, 2), (9, 5), (8, 3), (5, 9), (4, 1),
+          (3, 6))
+
+
+def _model(width: int, channels: int) -> Callable[[], bytes]:
+    return lambda: branch_model((1, 3, width, channels), (0.05, 7), _LAYERS, seed=width,
+                                description=f"dwk lines {width}x{channels}")
+
+
+MODELS = {f"w{w}c{c}": _model(w, c) for w, c in WIDTHS}
+
+
+def test_lines_of_every_width() -> None:
+    """Shared-shift lines of 1-13 outputs along B at both strides, and the fixup's rests
+    after the six-groups of 0-5 (the tests must reach them)."""
+    layers = [la for make in MODELS.values() for la in load_program(make()).layers
+              if isinstance(la, DepthwiseConv2D3x3)]
+    shared = [la.params for la in layers if la.params["shared_shift"]]
+    for stride in (1, 2):
+        widths = {p["out_b"] for p in shared if p["stride_b"] == stride}
+        assert widths >= set(range(1, 14)), (stride, sorted(widths))
+    fixup = [la.params for la in layers if la.params["variant"] == "s1"]
+    assert {p["out_b"] % 6 for p in fixup if p["out_b"] >= 6} == set(range(6))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_lines_match_reference(name: str, target: str, tmp_path: Path) -> None:
+    model = MODELS[name]()
+    c_matches_reference(model, target, tmp_path, seed=5, extra=edge_inputs(load_program(model)))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_lines_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
+    model = MODELS[name]()
+    c_matches_reference(model, "host", tmp_path, seed=6, sanitize=True,
+                        extra=edge_inputs(load_program(model)))
