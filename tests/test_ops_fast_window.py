@@ -211,6 +211,41 @@ CHAINS = {
 }
 
 
+# -- dwd (issue 14): the driver's ring of three buffer lines and the line loads -------------
+# Chains of stride-2 layers shrink the image so that one model walks lines of 13, 7, 4, 2
+# and 1 pixels (the assembly load's quads, its pair and its single pixel, and lines of fewer
+# than four), heights down to 1 (output lines reading a first and a last line of padding,
+# stride 2 over odd and even heights), each stride-1 layer in place over its input; 9, 6 and
+# 5 channels (groups of four and the rest), two images per sample, output zero points at the
+# ends of the range.
+DWD_CHAINS = {
+    "dwd_ring": ((1, 11, 13, 9), [
+        (_dw(), (0.1, -128)),
+        (_dw(stride=(2, 2)), (0.1, 127)),
+        (_dw(activation="RELU"), (0.08, -128)),
+        (_dw(stride=(2, 2)), (0.1, 0)),
+        (_dw(), (0.2, 127)),
+        (_dw(stride=(2, 2)), (0.1, -128)),
+        (_dw(), (0.1, 3)),
+        (_dw(stride=(2, 2)), (0.15, -20)),
+        (_dw(activation="RELU6"), (0.05, -128)),
+    ]),
+    "dwd_ring_batches": ((2, 5, 12, 6), [
+        (_dw(padding="VALID"), (0.1, -128)),
+        (_dw(stride=(2, 2)), (0.1, 127)),
+        (_dw(), (0.2, -1)),
+        (_dw(stride=(2, 2)), (0.1, -128)),
+        (_dw(activation="RELU"), (0.1, -128)),
+    ]),
+    "dwd_ring_axes": ((1, 9, 11, 5), [
+        (_dw(stride=(2, 1)), (0.1, 127)),
+        (_dw(stride=(1, 2)), (0.1, -128)),
+        (_dw(activation="RELU"), (0.2, 5)),
+        (_dw(padding="VALID", stride=(2, 2)), (0.1, -128)),
+    ]),
+}
+CHAINS.update(DWD_CHAINS)
+
 def _branches(name: str) -> Callable[[], bytes]:
     shape, input_q, branches = BRANCHES[name]
     return lambda: branch_model(shape, input_q, branches, seed=len(name), description=name)
