@@ -142,6 +142,14 @@ def test_the_ring_keeps_rows_in_place_and_pairs_pack_last_values(name: str) -> N
         assert len(packed) == la.params["taps_h"] // 2
 
 
+def test_the_assembly_takes_both_loop_orders() -> None:
+    """The passes inside each block (few blocks, many passes: vww's) and the blocks inside
+    each pass, both tested above."""
+    orders = {la.params["few"]["shifted"]["passes_inner"]
+              for name in [*SHIFTED, *RING] for la in load_program(MODELS[f"few_{name}"]()).layers}
+    assert orders == {False, True}
+
+
 @pytest.mark.parametrize("model,shifted", [("vww_96_int8", True),
                                            ("pretrainedResnet_quant", True),
                                            ("kws_ref_model", True)])

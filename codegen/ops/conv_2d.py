@@ -296,13 +296,17 @@ def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, o
     asm = reach <= 4095 and 16 * kh * row_slots <= 4095
     full = (int(p["act_min"]), int(p["act_max"])) == (-128, 127)
     plan = _few_plan(kh, row_values, line, sw * in_c)
-    # the row function's immediates: the stores past the second pixel's (ADDW, STRB) and
+    # the row function's immediates: the stores and the step past both pixels' outputs and
     # the next pass's window (ADDW) at most 4095 bytes on
     shifted = (_few_shifted(w, bias, mult, left, right, add, kh, plan)
-               if asm and full and not fixup and out_c % 4 == 0 and out_c + 3 <= 4095
+               if asm and full and not fixup and out_c % 4 == 0 and 2 * out_c <= 4095
                and 4 * sw * in_c <= 4095 else None)
     if not reads_less and shifted is None:
         return None
+    if shifted is not None:
+        # the row function's loops: a block's restart (its outputs and window reloaded)
+        # costs about as much as a pass's; the passes inner where there are many more
+        shifted["passes_inner"] = out_c <= 8 and out_w >= 8
     ring = _few_ring(p, stream.size if shifted is None else max(
         stream.size, shifted["stream"].size))  # type: ignore[union-attr]
     if ring:
@@ -443,8 +447,9 @@ def _few_shifted(w: np.ndarray, bias: np.ndarray, mult: np.ndarray, left: np.nda
     short form's (floors nest). A constant channel (multiplier 0) keeps its value as
     add' = (add >> right) * 2^R. None where a bound fails: weights must stay int16
     (left + 1 + d <= 8), v * 2^d and t int32. Per block the stream holds the bias times s
-    twice (both pixels' accumulators, one LDM), the weight words of `plan`'s slots
-    (_few_plan), then (multiplier, add') of each channel."""
+    (the first pixel's accumulators, one LDM; the first slot starts the second's from them),
+    (multiplier, add') of each channel, then
+    the weight words of `plan`'s slots (_few_plan)."""
     live = mult != 0
     if not live.any():
         return None
@@ -464,14 +469,15 @@ def _few_shifted(w: np.ndarray, bias: np.ndarray, mult: np.ndarray, left: np.nda
             np.abs(added) + ((bound * np.abs(mult)) >> 32) + 2 >= _INT31):
         return None
     blocks = w.shape[0] // 4
-    init = np.tile((bias * scale).reshape(blocks, 4), 2)
+    init = (bias * scale).reshape(blocks, 4)
     constants = np.stack([mult, added], axis=1).reshape(blocks, 8)
     words = _plan_words(w, scale, kh, plan)
-    stream = _int32_words(np.concatenate([init, words, constants], axis=1))
-    if 4 * stream.size > 0xFFFF:  # the stream's end is a MOVW from its start
+    stream = _int32_words(np.concatenate([init, constants, words], axis=1))
+    # the stream's end is a MOVW from its start; a block's bytes an ADDW/SUBW immediate
+    if 4 * stream.size > 0xFFFF or 4 * (stream.size // blocks) > 4095:
         return None
     return {"stream": stream, "shift": shift, "block_bytes": 4 * (stream.size // blocks),
-            "weight_bytes": 4 * words.shape[1], "plan": plan, "variant_words": stream.size}
+            "plan": plan, "variant_words": stream.size}
 
 
 def _mve_params(w: np.ndarray, rq: _gemm.Requant, variant: tuple[str, ...]) -> dict[str, object]:
