@@ -100,7 +100,8 @@ SHIFTED: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
 # The ring of input rows (`_few_ring`: rows kept in place, a stream per rotation) with
 # strides 1 to 3 and windows of 2 to 5 rows, two images, a bottom row past the image; the
 # assembly's packed pairs of two rows' odd last values (`_few_plan`) with 1 and 3 channels,
-# two and four rows packed, a fifth row alone.
+# two and four rows packed, a fifth row alone, rows of one value (packed pairs only), a pair
+# loaded by the slot before (`reuse`) or not.
 RING: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     "r3": ((2, 10, 11, 3), (0.03, 127), [
         _conv(4, stride=(3, 2), kernel=(5, 3), activation="RELU", output=(0.1, -128)),
@@ -109,7 +110,8 @@ RING: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     ]),
     "r1": ((1, 9, 8, 1), (0.05, -128), [
         _conv(4, stride=(2, 1), kernel=(5, 5), activation="RELU", output=(0.1, -128)),
-        _conv(4, stride=(2, 3), padding="VALID", output=(0.05, -128)),
+        _conv(4, stride=(2, 2), padding="VALID", output=(0.05, -128)),
+        _conv(4, stride=(2, 1), kernel=(5, 1), output=(0.1, -128)),
     ]),
 }
 
@@ -135,11 +137,14 @@ def test_the_assembly_takes_one_final_shift(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(RING))
 def test_the_ring_keeps_rows_in_place_and_pairs_pack_last_values(name: str) -> None:
+    reused: set[bool] = set()
     for la in load_program(MODELS[f"few_{name}"]()).layers:
         few = la.params["few"]
         assert few["ring"] == la.params["taps_h"] and few["shifted"] is not None
         packed = [slot for slot in few["shifted"]["plan"] if slot["merge"]]
         assert len(packed) == la.params["taps_h"] // 2
+        reused.update(slot["reuse"] for slot in packed)
+    assert reused == {False, True}
 
 
 def test_the_assembly_takes_both_loop_orders() -> None:

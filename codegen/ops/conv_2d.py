@@ -396,14 +396,19 @@ def _few_plan(kh: int, row_values: int, line: int, step: int) -> list[dict[str, 
     on, `half` = step / 2 pairs) where step is even and less than a row's pairs: chains of
     slots s, s + half, ... load it once. Where a row's values are odd, the last value of
     rows 2j and 2j + 1 share one slot (their two pairs' low halves packed by PKHBT) instead
-    of two half-empty ones."""
+    of two half-empty ones, after row 2j + 1's chain whose second pixel's pair is the first's
+    last (it stays in its register: `reuse`)."""
     slots = -(-row_values // 2)
     half = step // 2 if step % 2 == 0 and step // 2 < slots else 0
     merged = 2 * (kh // 2) if row_values % 2 else 0
     plan: list[dict[str, object]] = []
     for fy in range(kh):
         last = slots - 1 if fy < merged else slots
-        for start in range(min(half, last) if half else last):
+        starts = list(range(min(half, last) if half else last))
+        if half and fy < merged and fy % 2:
+            final = (slots - 1 - half) % half
+            starts = [*(x for x in starts if x != final), final]
+        for start in starts:
             for s in range(start, last, half if half else last):
                 reg = ((s - start) // half) % 2 if half else 0
                 offset = 2 * (fy * line + 2 * s)
@@ -414,8 +419,11 @@ def _few_plan(kh: int, row_values: int, line: int, step: int) -> list[dict[str, 
                                       else None)})
         if fy < merged and fy % 2:
             low, high = 2 * ((fy - 1) * line + row_values - 1), 2 * (fy * line + row_values - 1)
-            plan.append({"merge": (low, high, low + 2 * step, high + 2 * step), "ru": "r12",
-                         "rv": "lr", "taps": ((fy - 1, row_values - 1), (fy, row_values - 1))})
+            reuse = bool(plan) and plan[-1].get("v") == high
+            plan.append({"merge": (low, high, low + 2 * step, high + 2 * step), "reuse": reuse,
+                         "ru": plan[-1]["ru"] if reuse else "r12",
+                         "rv": plan[-1]["rv"] if reuse else "lr",
+                         "taps": ((fy - 1, row_values - 1), (fy, row_values - 1))})
     return plan
 
 
