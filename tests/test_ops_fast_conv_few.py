@@ -97,10 +97,28 @@ SHIFTED: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     ]),
 }
 
+# The ring of input rows (`_few_ring`: rows kept in place, a stream per rotation) with
+# strides 1 to 3 and windows of 2 to 5 rows, two images, a bottom row past the image; the
+# assembly's packed pairs of two rows' odd last values (`_few_plan`) with 1 and 3 channels,
+# two and four rows packed, a fifth row alone, rows of one value (packed pairs only), a pair
+# loaded by the slot before (`reuse`) or not.
+RING: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
+    "r3": ((2, 10, 11, 3), (0.03, 127), [
+        _conv(4, stride=(3, 2), kernel=(5, 3), activation="RELU", output=(0.1, -128)),
+        _conv(4, padding="VALID", kernel=(2, 3), output=(0.2, -128)),
+        _conv(8, stride=(2, 2), output=(0.3, -128)),
+    ]),
+    "r1": ((1, 9, 8, 1), (0.05, -128), [
+        _conv(4, stride=(2, 1), kernel=(5, 5), activation="RELU", output=(0.1, -128)),
+        _conv(4, stride=(2, 2), padding="VALID", output=(0.05, -128)),
+        _conv(4, stride=(2, 1), kernel=(5, 1), output=(0.1, -128)),
+    ]),
+}
+
 MODELS: dict[str, Callable[[], bytes]] = {
-    f"few_{name}": (lambda n=name: branch_model(*{**BRANCHES, **SHIFTED}[n], seed=len(n),
-                                                description=n))
-    for name in [*BRANCHES, *SHIFTED]
+    f"few_{name}": (lambda n=name: branch_model(*{**BRANCHES, **SHIFTED, **RING}[n],
+                                                seed=len(n), description=n))
+    for name in [*BRANCHES, *SHIFTED, *RING]
 }
 
 
@@ -115,6 +133,26 @@ def test_every_layer_takes_the_few_channel_kernel(name: str) -> None:
 def test_the_assembly_takes_one_final_shift(name: str) -> None:
     layers = load_program(MODELS[f"few_{name}"]()).layers
     assert all(la.params["few"]["shifted"] is not None for la in layers)
+
+
+@pytest.mark.parametrize("name", list(RING))
+def test_the_ring_keeps_rows_in_place_and_pairs_pack_last_values(name: str) -> None:
+    reused: set[bool] = set()
+    for la in load_program(MODELS[f"few_{name}"]()).layers:
+        few = la.params["few"]
+        assert few["ring"] == la.params["taps_h"] and few["shifted"] is not None
+        packed = [slot for slot in few["shifted"]["plan"] if slot["merge"]]
+        assert len(packed) == la.params["taps_h"] // 2
+        reused.update(slot["reuse"] for slot in packed)
+    assert reused == {False, True}
+
+
+def test_the_assembly_takes_both_loop_orders() -> None:
+    """The passes inside each block (few blocks, many passes: vww's) and the blocks inside
+    each pass, both tested above."""
+    orders = {la.params["few"]["shifted"]["passes_inner"]
+              for name in [*SHIFTED, *RING] for la in load_program(MODELS[f"few_{name}"]()).layers}
+    assert orders == {False, True}
 
 
 @pytest.mark.parametrize("model,shifted", [("vww_96_int8", True),

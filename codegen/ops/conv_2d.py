@@ -11,6 +11,7 @@ group c / (out_c / groups). The arithmetic and the zero-point folding are descri
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -294,18 +295,38 @@ def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, o
     reach = 2 * ((kh - 1) * line + 2 * (row_slots - 1) + sw * in_c)
     asm = reach <= 4095 and 16 * kh * row_slots <= 4095
     full = (int(p["act_min"]), int(p["act_max"])) == (-128, 127)
-    # the row function's immediates: the stores past the second pixel's (ADDW, STRB) and
+    plan = _few_plan(kh, row_values, line, sw * in_c)
+    # the row function's immediates: the stores and the step past both pixels' outputs and
     # the next pass's window (ADDW) at most 4095 bytes on
-    shifted = (_few_shifted(w, bias, mult, left, right, add, kh, row_slots)
-               if asm and full and not fixup and out_c % 4 == 0 and out_c + 3 <= 4095
+    shifted = (_few_shifted(w, bias, mult, left, right, add, kh, plan)
+               if asm and full and not fixup and out_c % 4 == 0 and 2 * out_c <= 4095
                and 4 * sw * in_c <= 4095 else None)
     if not reads_less and shifted is None:
         return None
+    if shifted is not None:
+        # the row function's loops: a block's restart (its outputs and window reloaded)
+        # costs about as much as a pass's; the passes inner where there are many more
+        shifted["passes_inner"] = out_c <= 8 and out_w >= 8
+    ring = _few_ring(p, stream.size if shifted is None else max(
+        stream.size, shifted["stream"].size))  # type: ignore[union-attr]
+    if ring:
+        # filter row fy in buffer row (iy0 + fy) mod kh: a stream for each iy0 mod kh
+        variants = [_rolled(w, kh, t) for t in range(1, kh)]
+        stream = np.concatenate([stream, *(_int32_words(np.concatenate(
+            [_few_words(v, scale, kh, row_slots), table], axis=1)) for v in variants)])
+        if shifted is not None:
+            streams = [shifted["stream"]]
+            for v in variants:  # the bounds hold for every rotation as they do for one
+                rotated = _few_shifted(v, bias, mult, left, right, add, kh, plan)
+                streams.append(None if rotated is None else rotated["stream"])
+            shifted["stream"] = np.concatenate(streams)
     return {
         "stream": stream,
         "shifted": shifted,
+        "ring": ring,
+        "variant_words": stream.size // max(ring, 1),
         "row_slots": row_slots,
-        "block_words": stream.size // blocks,
+        "block_words": stream.size // max(ring, 1) // blocks,
         "blocks": out_c // 4,
         "tail": out_c % 4,
         "line": line,
@@ -318,6 +339,28 @@ def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, o
         "spare": 2 * kh * line,
         "scratch": 2 * kh * line + (2 * out_c if shifted is not None and out_w % 2 else 0),
     }
+
+
+# The most constant bytes the ring of input rows (_few_ring) may add to a layer.
+FEW_RING_BYTES = 2048
+
+
+def _few_ring(p: dict[str, object], stream_words: int) -> int:
+    """The rows of the few-channel kernel's buffer as a ring (input row iy in buffer row
+    iy mod kh, the rows an output row keeps for the next never moved; a weight stream per
+    iy0 mod kh, its filter rows rotated to match): kh, or 0 where the rows are moved (no
+    rows kept, one output row, not every rotation used, or streams of more than
+    FEW_RING_BYTES more)."""
+    kh, sh = int(p["taps_h"]), int(p["stride_h"])
+    if kh <= sh or int(p["out_h"]) < 2 or math.gcd(kh, sh) != 1:
+        return 0
+    return kh if 4 * (kh - 1) * stream_words <= FEW_RING_BYTES else 0
+
+
+def _rolled(w: np.ndarray, kh: int, t: int) -> np.ndarray:
+    """Weights [channel, depth] with their filter rows rotated by t: row j holds row
+    (j - t) mod kh."""
+    return np.roll(w.reshape(w.shape[0], kh, -1), t, axis=1).reshape(w.shape)
 
 
 def _few_words(w: np.ndarray, scale: np.ndarray, kh: int, row_slots: int) -> np.ndarray:
@@ -341,9 +384,68 @@ def _int32_words(values: np.ndarray) -> np.ndarray:
     return np.where(flat >= _INT31, flat - (1 << 32), flat).astype(np.int32)
 
 
+# A slot of the assembly's plan: the byte offsets of the pairs it loads from the window
+# start, the registers of the first and second pixel's pairs, and the taps of its weight
+# pair's low and high halves ((filter row, value in the row), or None for zero).
+Tap = tuple[int, int] | None
+
+
+def _few_plan(kh: int, row_values: int, line: int, step: int) -> list[dict[str, object]]:
+    """The slots of the DSP assembly's pass, in order. Each filter row's pairs; a pair the
+    second pixel reads at slot s the first reads at slot s + half (its window `step` values
+    on, `half` = step / 2 pairs) where step is even and less than a row's pairs: chains of
+    slots s, s + half, ... load it once. Where a row's values are odd, the last value of
+    rows 2j and 2j + 1 share one slot (their two pairs' low halves packed by PKHBT) instead
+    of two half-empty ones, after row 2j + 1's chain whose second pixel's pair is the first's
+    last (it stays in its register: `reuse`)."""
+    slots = -(-row_values // 2)
+    half = step // 2 if step % 2 == 0 and step // 2 < slots else 0
+    merged = 2 * (kh // 2) if row_values % 2 else 0
+    plan: list[dict[str, object]] = []
+    for fy in range(kh):
+        last = slots - 1 if fy < merged else slots
+        starts = list(range(min(half, last) if half else last))
+        if half and fy < merged and fy % 2:
+            final = (slots - 1 - half) % half
+            starts = [*(x for x in starts if x != final), final]
+        for start in starts:
+            for s in range(start, last, half if half else last):
+                reg = ((s - start) // half) % 2 if half else 0
+                offset = 2 * (fy * line + 2 * s)
+                plan.append({"merge": None, "u": None if half and s != start else offset,
+                             "v": offset + 2 * step, "ru": ("r12", "lr")[reg],
+                             "rv": ("lr", "r12")[reg],
+                             "taps": ((fy, 2 * s), (fy, 2 * s + 1) if 2 * s + 1 < row_values
+                                      else None)})
+        if fy < merged and fy % 2:
+            low, high = 2 * ((fy - 1) * line + row_values - 1), 2 * (fy * line + row_values - 1)
+            reuse = bool(plan) and plan[-1].get("v") == high
+            plan.append({"merge": (low, high, low + 2 * step, high + 2 * step), "reuse": reuse,
+                         "ru": plan[-1]["ru"] if reuse else "r12",
+                         "rv": plan[-1]["rv"] if reuse else "lr",
+                         "taps": ((fy - 1, row_values - 1), (fy, row_values - 1))})
+    return plan
+
+
+def _plan_words(w: np.ndarray, scale: np.ndarray, kh: int,
+                plan: list[dict[str, object]]) -> np.ndarray:
+    """The weight words of `plan`'s slots for each block of four channels: [block, slot,
+    channel of the block], each the pair of its taps' int16 weights times the channel's
+    `scale`."""
+    out_c = w.shape[0]
+    rows = np.asarray(w, np.int64).reshape(out_c, kh, -1) * scale[:, None, None]
+    halves = np.zeros((2, out_c, len(plan)), np.int64)
+    for j, slot in enumerate(plan):
+        for h, tap in enumerate(slot["taps"]):  # type: ignore[attr-defined]
+            if tap is not None:
+                halves[h, :, j] = rows[:, tap[0], tap[1]]
+    words = (halves[1] << 16) | (halves[0] & 0xFFFF)  # [channel, slot]
+    return words.reshape(out_c // 4, 4, len(plan)).transpose(0, 2, 1).reshape(out_c // 4, -1)
+
+
 def _few_shifted(w: np.ndarray, bias: np.ndarray, mult: np.ndarray, left: np.ndarray,
                  right: np.ndarray, add: np.ndarray, kh: int,
-                 row_slots: int) -> dict[str, object] | None:
+                 plan: list[dict[str, object]]) -> dict[str, object] | None:
     """The few-channel kernel's DSP assembly (full int8 range, no tie fixup, whole blocks of
     four channels) with one final shift R for the layer, in SSAT's immediate, as
     `_gemm.plan_shifted` does for the engine: channel c's weights and bias scaled by
@@ -353,8 +455,9 @@ def _few_shifted(w: np.ndarray, bias: np.ndarray, mult: np.ndarray, left: np.nda
     short form's (floors nest). A constant channel (multiplier 0) keeps its value as
     add' = (add >> right) * 2^R. None where a bound fails: weights must stay int16
     (left + 1 + d <= 8), v * 2^d and t int32. Per block the stream holds the bias times s
-    twice (both pixels' accumulators, one LDM), the weight words, then (multiplier, add')
-    of each channel."""
+    (the first pixel's accumulators, one LDM; the first slot starts the second's from them),
+    (multiplier, add') of each channel, then
+    the weight words of `plan`'s slots (_few_plan)."""
     live = mult != 0
     if not live.any():
         return None
@@ -374,14 +477,15 @@ def _few_shifted(w: np.ndarray, bias: np.ndarray, mult: np.ndarray, left: np.nda
             np.abs(added) + ((bound * np.abs(mult)) >> 32) + 2 >= _INT31):
         return None
     blocks = w.shape[0] // 4
-    init = np.tile((bias * scale).reshape(blocks, 4), 2)
+    init = (bias * scale).reshape(blocks, 4)
     constants = np.stack([mult, added], axis=1).reshape(blocks, 8)
-    words = _few_words(w, scale, kh, row_slots)
-    stream = _int32_words(np.concatenate([init, words, constants], axis=1))
-    if 4 * stream.size > 0xFFFF:  # the stream's end is a MOVW from its start
+    words = _plan_words(w, scale, kh, plan)
+    stream = _int32_words(np.concatenate([init, constants, words], axis=1))
+    # the stream's end is a MOVW from its start; a block's bytes an ADDW/SUBW immediate
+    if 4 * stream.size > 0xFFFF or 4 * (stream.size // blocks) > 4095:
         return None
     return {"stream": stream, "shift": shift, "block_bytes": 4 * (stream.size // blocks),
-            "weight_bytes": 4 * words.shape[1]}
+            "plan": plan, "variant_words": stream.size}
 
 
 def _mve_params(w: np.ndarray, rq: _gemm.Requant, variant: tuple[str, ...]) -> dict[str, object]:
