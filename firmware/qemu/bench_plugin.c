@@ -18,7 +18,9 @@
  * executed before it across a block boundary, on whether a branch was taken (always for
  * an unconditional branch; a conditional one when the next block does not start at its
  * fall-through address) and on wait states is added
- * by callbacks at the start of each block and at each load.
+ * by callbacks at the start of each block and at each load. Such an addition to the first
+ * instruction of a block that starts with a mark waits until that mark has reported, so
+ * that every row's cycles fall in the interval its instruction ran in.
  *
  * Wait states (`wait_states=N`, 0 by default): a load whose address is in the flash region
  * [START, END) costs N more cycles per access (every word of an LDM or LDRD; no cache);
@@ -72,6 +74,7 @@ struct block {
     int conditional;            /* ... and may fall through */
     int first_wide_unaligned;   /* its first instruction is 32-bit at an address 2 mod 4 */
     int has_first, has_last;    /* it has an instruction other than a mark */
+    int marked_first;           /* a mark runs before its first other instruction */
     struct cm_insn first, last; /* its first and last instruction other than a mark */
     struct record *first_record, *last_record;
 };
@@ -89,6 +92,10 @@ static size_t record_count, record_capacity;
 static struct record *chunk;
 static size_t chunk_used = RECORDS_PER_CHUNK;
 static const struct block *previous_block;
+/* An adjustment of the first instruction of a block that starts with a mark, added only
+ * after that mark has written its report: it belongs to the interval the mark opens. */
+static struct record *pending_record;
+static int64_t pending_cycles;
 static int out_of_memory;
 
 static struct record *record_at(uint64_t address)
@@ -134,6 +141,17 @@ static void add(struct record *r, int64_t cycles)
     r->cycles += (uint64_t)cycles; /* wraps for a negative adjustment, as intended */
 }
 
+/* Adds `cycles` to the row of block b's first instruction other than a mark. */
+static void add_first(const struct block *b, int64_t cycles)
+{
+    if (b->marked_first) {
+        pending_record = b->first_record;
+        pending_cycles += cycles;
+    } else {
+        add(b->first_record, cycles);
+    }
+}
+
 static void on_block(unsigned int vcpu, void *data)
 {
     const struct block *b = data;
@@ -147,13 +165,13 @@ static void on_block(unsigned int vcpu, void *data)
         add(p->last_record, cm_taken(&model, &p->last, b->first_wide_unaligned));
     }
     if (p->has_last && b->has_first) {
-        add(b->first_record, cm_after(&model, &p->last, &b->first));
+        add_first(b, cm_after(&model, &p->last, &b->first));
     }
     if (wait_states != 0 && b->has_first && in_flash(b->start)) {
         uint64_t line = b->start / line_bytes;
         uint64_t from = (p->last_address + p->last_size - 1) / line_bytes;
         if (line != from && line != from + 1) {
-            add(b->first_record, (int64_t)wait_states);
+            add_first(b, (int64_t)wait_states);
         }
     }
 }
@@ -186,6 +204,11 @@ static void on_mark(unsigned int vcpu, void *data)
             r->shown_executions = r->executions;
             r->shown_cycles = r->cycles;
         }
+    }
+    if (pending_record != NULL) {
+        add(pending_record, pending_cycles);
+        pending_record = NULL;
+        pending_cycles = 0;
     }
 }
 
@@ -290,6 +313,7 @@ static void on_translate(plugin_id id, struct qemu_plugin_tb *tb)
                                                    &r->executions, 1);
         if (d.cls == CM_MARK) {
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, PLUGIN_CB_NO_REGS, NULL);
+            b->marked_first |= !has_previous;
         } else {
             cycles = cm_base(&model, &d);
             if (!has_previous) {

@@ -163,6 +163,26 @@ Reset_Handler:
     bl leaf2
     movs r1, #1
 
+@@ page_end instructions=3 cortex-m3=5 cortex-m4=5 cortex-m33=4 cortex-m7=4
+@ A load on the last halfword of a page: QEMU's translation block ends with it, and the
+@ next region's mark opens a block of its own.
+@ M3/M4: isb 1; b.w taken 1 + P=1: 2 (its target 16-bit); ldr 2 (after a branch) = 5.
+@ M33: isb 1; b.w 2; ldr 1 = 4. M7: isb 1; b.w 1 + 1; ldr 1 = 4.
+    REGION
+    b.w 4f
+    .ltorg                    @ the literals above, within reach
+    .p2align 12
+    .skip 4094
+4:  ldr r0, [r2]
+
+@@ page_start instructions=1 cortex-m3=1 cortex-m4=1 cortex-m33=1 cortex-m7=1
+@ No ISB: the mark starts the block, and the load after it follows the previous block's
+@ load. The adjustment across blocks (M3/M4: pipelined, -1) is this region's, and its
+@ row must show it here, not as a wrapped -1 in the previous region's rows.
+@ M3/M4: ldr 2 - 1 = 1. M33/M7: ldr 1 (no load-use: r3 is not the r0 just loaded) = 1.
+    mov r11, r11
+    ldr r0, [r3]
+
     REGION
     movs r0, #0x18
     ldr r1, =0x20026
