@@ -65,7 +65,8 @@ class Conv2DGemm(Conv2D):
         copies = ("gemm_copy",) if p["ring"] else ()
         few = ("conv_few",) if p["few"] is not None else ()
         v7m = () if p["v7m"] is None else ("gemm_v7m_conv", p["v7m"]["snippet"])
-        return (*p["snippets"], *(("widen_fill",) if fills else ()), *copies, "gemm_v6m_conv",
+        run = ("gemm_conv_run." + ".".join(p["engine_variant"]),) if p["run"] else ()
+        return (*p["snippets"], *run, *(("widen_fill",) if fills else ()), *copies, "gemm_v6m_conv",
                 *v7m, p["mve"]["snippet"], *few)
 
     def constants(self) -> list[CArray]:
@@ -169,7 +170,12 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     # scalar RISC-V shares the DSP path's columns, so its stream takes their (split) order
     rv = _gemm_rv.split_stream(packed, rq, _gemm_rv.CONV_WIDE, _gemm.CONV_BLOCK,
                                _gemm_rv.conv_chunks(kpad))
+    # A 1x1 convolution over consecutive pixels whose channels the DSP assembly widens
+    # itself (cg_widen_pair's loop: a multiple of 8 below 512), whole blocks of channels:
+    # one call of the run engine for all its passes.
+    run = (pointwise and unit_stride and depth % 8 == 0 and depth < 512 and tail == 0)
     return {
+        "run": run,
         "engine_variant": variant,
         "engine": "cg_gemm_conv_" + "_".join(variant),
         "snippets": (f"gemm_conv_plain.{clamp}", "gemm_conv." + ".".join(variant)),
