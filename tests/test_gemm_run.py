@@ -90,8 +90,8 @@ def test_run_edges_take_the_run_engine() -> None:
     runs = [la.params for la in layers if la.params["run"]]
     assert sorted({p["pixels"] for p in runs}) == [1, 35]
     assert {p["engine"][len("cg_gemm_conv_"):] for p in runs} == {
-        "shr10_sat_k4", "fix_sat_k4", "floor_clamp_k4_once", "shr10_sat_k16",
-        "fix_clamp_k16_once", "fix_sat_k8", "shr8_sat_k8_once"}
+        "shr10_sat_k4", "fix_sat_k4", "floor_clamp_k4_once", "shr10_sat_k16_once",
+        "fix_clamp_k16_once", "fix_sat_k8", "shr10_sat_k32_once", "shr8_sat_k8_once"}
     assert {p["kpad"] for p in runs} == {8, 16, 32, 48, 64, 504}
 
 
@@ -104,4 +104,62 @@ def test_run_edges_match_reference(target: str, tmp_path: Path) -> None:
 def test_run_edges_are_clean_under_sanitizers(tmp_path: Path) -> None:
     model = _run_edges()
     c_matches_reference(model, "host", tmp_path, seed=7, sanitize=True,
+                        extra=edge_inputs(load_program(model)))
+
+
+# The run engine of 32 k-pairs (depths a multiple of 64) and its second entry at k-pair 17
+# (`half`, codegen/ops/conv_2d.py, _share_halves): depths 32 and 96 with the final shift of
+# a looping engine of 32 k-pairs take it; depths 64 (no loop), 128 and 192 (loops of one
+# and more), the tie fixup with filters of all -128, the clamps; odd pixel counts.
+
+
+def _run32_edges() -> bytes:
+    rng = np.random.default_rng(32)
+    shape = (1, 3, 5, 128)  # 15 pixels: 7 passes and one of a pixel
+    b = ModelBuilder("run32 edges")
+    x = b.add_tensor("input", shape, "int8", quant=Q(*INPUT_Q))
+    q = (0.2, -128)
+
+    def w(out_c: int, in_c: int) -> np.ndarray:
+        return rng.integers(-128, 128, size=(out_c, 1, 1, in_c))
+
+    deep = w(8, 128)
+    deep[0] = -128
+    outs = [_conv(b, rng, x, shape, deep, (0.5, 5))[0],  # the tie fixup, all -128
+            _conv(b, rng, x, shape, w(16, 128), (0.05, -20), activation="RELU6")[0]]
+    t32, s32 = _conv(b, rng, x, shape, w(32, 128), q)  # shr, loops of 32
+    outs.append(_conv(b, rng, t32, s32, w(8, 32), (0.3, -128), input_scale=q[0])[0])  # 16
+    t96, s96 = _conv(b, rng, x, shape, w(96, 128), q)
+    outs.append(_conv(b, rng, t96, s96, w(8, 96), (0.6, -128), input_scale=q[0])[0])  # 48
+    t192, s192 = _conv(b, rng, t96, s96, w(192, 96), q, input_scale=q[0])
+    outs.append(_conv(b, rng, t192, s192, w(4, 192), (0.9, -128), input_scale=q[0])[0])
+    t64, s64 = _conv(b, rng, x, shape, w(64, 128), q)
+    outs.append(_conv(b, rng, t64, s64, w(8, 64), (0.02, 3), activation="RELU_N1_TO_1",
+                      input_scale=q[0])[0])  # no loop, the fixup and a clamp
+    outs.append(t192)
+    b.set_io([x], outs)
+    return b.build()
+
+
+def test_run32_edges_take_both_entries() -> None:
+    runs = [la.params for la in load_program(_run32_edges()).layers
+            if isinstance(la, Conv2DGemm)]
+    assert all(p["run"] for p in runs)
+    engines = {p["kpad"]: (p["run_variant"][1:], p["run_scale"] == 1) for p in runs
+               if p["run_variant"][0].startswith("shr")}
+    assert engines[32] == engines[96] == (("sat", "k32"), True)
+    assert engines[128] == engines[192] == (("sat", "k32"), False)
+    others = {p["run_variant"][1:] for p in runs if not p["run_variant"][0].startswith("shr")}
+    assert others == {("sat", "k32"), ("clamp", "k32"), ("clamp", "k32", "once")}
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4", "cortex-m7", "cortex-m33"])
+def test_run32_edges_match_reference(target: str, tmp_path: Path) -> None:
+    model = _run32_edges()
+    c_matches_reference(model, target, tmp_path, seed=8, extra=edge_inputs(load_program(model)))
+
+
+def test_run32_edges_are_clean_under_sanitizers(tmp_path: Path) -> None:
+    model = _run32_edges()
+    c_matches_reference(model, "host", tmp_path, seed=9, sanitize=True,
                         extra=edge_inputs(load_program(model)))

@@ -294,12 +294,17 @@ def test_every_mlperf_conv_and_fc_layer_runs_on_the_engine(name: str) -> None:
 def test_vww_conv_layers_share_one_final_shift_per_engine() -> None:
     """vww's 1x1 layers (ReLU, output zero point -128) take the DSP assembly's one final
     shift (shrR), the largest of their kind their bounds allow (conv_2d.share_engines):
-    one copy of the sixteen-k-pair engine, not one per shift."""
+    one copy of the sixteen-k-pair engine, not one per shift; the run engine of 32 k-pairs
+    has that shift too, and the layers of 16 k-pairs run on it (its second entry)."""
     program = load_program(require_file(SHARED_MODELS / "vww_96_int8.tflite").read_bytes())
-    engines = [la.params["engine"] for la in program.layers if isinstance(la, Conv2DGemm)]
+    gemm = [la.params for la in program.layers if isinstance(la, Conv2DGemm)]
+    engines = [p["engine"] for p in gemm]
     assert all(e.startswith("cg_gemm_conv_shr") for e in engines)
-    assert len({e for e in engines if e.endswith("_k16")}) == 1
-    assert len(set(engines)) == 3
+    assert len({e for e in engines if "_k16" in e}) == 1
+    assert len({e.split("_")[3] for e in engines if "_k16" in e or "_k32" in e}) == 1
+    assert len(set(engines)) == 4
+    runs = {p["run_variant"] for p in gemm if p["run"] and p["kpad"] >= 32}
+    assert len(runs) == 1 and next(iter(runs))[2:] == ("k32",)
 
 
 # -- edge cases in generated C --------------------------------------------------------------

@@ -65,7 +65,7 @@ class Conv2DGemm(Conv2D):
         copies = ("gemm_copy",) if p["ring"] else ()
         few = ("conv_few",) if p["few"] is not None else ()
         v7m = () if p["v7m"] is None else ("gemm_v7m_conv", p["v7m"]["snippet"])
-        run = ("gemm_conv_run." + ".".join(p["engine_variant"]),) if p["run"] else ()
+        run = ("gemm_conv_run." + ".".join(p["run_variant"]),) if p["run"] else ()
         return (*p["snippets"], *run, *(("widen_fill",) if fills else ()), *copies, "gemm_v6m_conv",
                 *v7m, p["mve"]["snippet"], *few)
 
@@ -158,8 +158,14 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         local = False  # the row buffer is scratch
     blocks, tail = divmod(out_c, _gemm.CONV_BLOCK)
     clamp = "sat" if full else "clamp"
-    # up to sixteen k-pairs per iteration as the depth allows (fewer loop tests)
-    kpairs = 16 if kpad % 32 == 0 else 8 if kpad % 16 == 0 else 4
+    # A 1x1 convolution over consecutive pixels whose channels the DSP assembly widens
+    # itself (cg_widen_pair's loop: a multiple of 8 below 512), whole blocks of channels:
+    # one call of the run engine for all its passes.
+    run = (pointwise and unit_stride and depth % 8 == 0 and depth < 512 and tail == 0)
+    # up to sixteen k-pairs per iteration as the depth allows (fewer loop tests), 32 in
+    # the run engine (its k-loop runs for every block of every pixel pair)
+    kpairs = (32 if run and kpad % 64 == 0 else 16 if kpad % 32 == 0
+              else 8 if kpad % 16 == 0 else 4)
     # ... one iteration without a loop where that is the whole depth
     once = ("once",) if kpad == 2 * kpairs else ()
     mode = "fix" if fixup else "floor"
@@ -170,12 +176,12 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
     # scalar RISC-V shares the DSP path's columns, so its stream takes their (split) order
     rv = _gemm_rv.split_stream(packed, rq, _gemm_rv.CONV_WIDE, _gemm.CONV_BLOCK,
                                _gemm_rv.conv_chunks(kpad))
-    # A 1x1 convolution over consecutive pixels whose channels the DSP assembly widens
-    # itself (cg_widen_pair's loop: a multiple of 8 below 512), whole blocks of channels:
-    # one call of the run engine for all its passes.
-    run = (pointwise and unit_stride and depth % 8 == 0 and depth < 512 and tail == 0)
     return {
         "run": run,
+        # the run engine's variant and scale argument (unused by the shifted assembly but
+        # as the entry of 32 k-pairs' second half: `share_engines` may change both)
+        "run_variant": variant,
+        "run_scale": rq.scale if shifted is None else 0,
         "engine_variant": variant,
         "engine": "cg_gemm_conv_" + "_".join(variant),
         "snippets": (f"gemm_conv_plain.{clamp}", "gemm_conv." + ".".join(variant)),
@@ -512,18 +518,21 @@ def _reshift(packed: np.ndarray, rq: _gemm.Requant, shift: int) -> np.ndarray | 
 
 def _set_variant(layer: Layer, variant: tuple[str, ...]) -> None:
     layer.params.update(engine_variant=variant, engine="cg_gemm_conv_" + "_".join(variant),
+                        run_variant=variant,
                         snippets=(f"gemm_conv_plain.{variant[1]}",
                                   "gemm_conv." + ".".join(variant)))
 
 
 def _share_shifts(gemm: list[Layer]) -> None:
-    """Layers of one kind (clamp, k-pairs) whose final shifts differ (shrR variants) take
-    the largest of their kind that their bounds allow: fewer copies of an engine."""
+    """Layers of one kind (clamp, k-pairs; 16 and 32 k-pairs one kind: `_share_halves`)
+    whose final shifts differ (shrR variants) take the largest of their kind that their
+    bounds allow: fewer copies of an engine."""
     kinds: dict[tuple[str, ...], list[Layer]] = {}
     for la in gemm:
         variant = la.params["engine_variant"]
         if variant[0].startswith("shr"):
-            kinds.setdefault(variant[1:3], []).append(la)
+            kpairs = "k16" if variant[2] == "k32" else variant[2]
+            kinds.setdefault((variant[1], kpairs), []).append(la)
     for members in kinds.values():
         shifts = sorted({int(la.params["engine_variant"][0][3:]) for la in members},
                         reverse=True)
@@ -550,6 +559,30 @@ def share_engines(layers: list[Layer]) -> None:
         variant = la.params["engine_variant"]
         if variant[-1] == "once" and variant[:-1] in looping:
             _set_variant(la, variant[:-1])
+    _share_halves(gemm)
+
+
+def _share_halves(gemm: list[Layer]) -> None:
+    """Run layers of 16 k-pairs (modulo 32) with one final shift take the looping run engine
+    of 32 k-pairs of their kind where the model has it, through its second entry (at k-pair
+    17, chosen by a nonzero `scale` argument: runtime/_gemm_engines.j2, conv_engine's
+    `half`), with that engine's final shift where their bounds allow: one engine's code,
+    not two."""
+    halves = sorted({la.params["run_variant"][:2] for la in gemm if la.params["run"]
+                     and la.params["run_variant"][2:] == ("k32",)
+                     and la.params["run_variant"][0].startswith("shr")}, reverse=True)
+    for la in gemm:
+        variant = la.params["run_variant"]
+        if not (la.params["run"] and variant[0].startswith("shr") and variant[2] == "k16"):
+            continue
+        for kind in (k for k in halves if k[1] == variant[1]):
+            stream = (la.params["asm_stream"] if kind[0] == variant[0]
+                      else la.params["reshift"](int(kind[0][3:])))
+            if stream is not None:
+                la.params["asm_stream"] = stream
+                _set_variant(la, (*kind, *variant[2:]))
+                la.params.update(run_variant=(*kind, "k32"), run_scale=1)
+                break
 
 
 def split_order(rows: int, row_values: int) -> np.ndarray:
