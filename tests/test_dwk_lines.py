@@ -10,11 +10,9 @@ cores with the DSP extension, and under the sanitizers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
-import pytest
 from support.conv_models import Branch, branch_model
-from support.verify import c_matches_reference, edge_inputs
+from support.op_tests import op_tests
 
 from codegen.ops.depthwise_conv_2d import DepthwiseConv2D3x3
 from codegen.program import load_program
@@ -61,15 +59,7 @@ def test_lines_of_every_width() -> None:
     assert {p["out_b"] % 6 for p in fixup if p["out_b"] >= 6} == set(range(6))
 
 
-@pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("name", list(MODELS))
-def test_lines_match_reference(name: str, target: str, tmp_path: Path) -> None:
-    model = MODELS[name]()
-    c_matches_reference(model, target, tmp_path, seed=5, extra=edge_inputs(load_program(model)))
-
-
-@pytest.mark.parametrize("name", list(MODELS))
-def test_lines_clean_under_sanitizers(name: str, tmp_path: Path) -> None:
-    model = MODELS[name]()
-    c_matches_reference(model, "host", tmp_path, seed=6, sanitize=True,
-                        extra=edge_inputs(load_program(model)))
+# no TFLM test here: the reference's 3x3 depthwise is checked against TFLM in
+# test_ops_fast_window.py; these models exercise the C kernels
+_, test_lines_match_reference, test_lines_clean_under_sanitizers = op_tests(
+    MODELS, list(MODELS), tflm_samples=0, seeds=(0, 5, 6), targets=TARGETS)

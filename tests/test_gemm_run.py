@@ -13,13 +13,10 @@ the pair loop (stride 2, tail channels).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 from support.builder import ModelBuilder, Q, bias_scales
 from support.conv_models import conv_options, out_size
-from support.verify import c_matches_reference, edge_inputs
+from support.op_tests import op_tests
 
 from codegen.ops.conv_2d import Conv2DGemm
 from codegen.program import load_program
@@ -95,18 +92,6 @@ def test_run_edges_take_the_run_engine() -> None:
     assert {p["kpad"] for p in runs} == {8, 16, 32, 48, 64, 504}
 
 
-@pytest.mark.parametrize("target", ["host", "cortex-m4", "cortex-m7", "cortex-m33"])
-def test_run_edges_match_reference(target: str, tmp_path: Path) -> None:
-    model = _run_edges()
-    c_matches_reference(model, target, tmp_path, seed=6, extra=edge_inputs(load_program(model)))
-
-
-def test_run_edges_are_clean_under_sanitizers(tmp_path: Path) -> None:
-    model = _run_edges()
-    c_matches_reference(model, "host", tmp_path, seed=7, sanitize=True,
-                        extra=edge_inputs(load_program(model)))
-
-
 # The run engine of 32 k-pairs (depths a multiple of 64) and its second entry at k-pair 17
 # (`half`, codegen/ops/conv_2d.py, _share_halves): depths 32 and 96 with the final shift of
 # a looping engine of 32 k-pairs take it; depths 64 (no loop), 128 and 192 (loops of one
@@ -153,13 +138,7 @@ def test_run32_edges_take_both_entries() -> None:
     assert others == {("sat", "k32"), ("clamp", "k32"), ("clamp", "k32", "once")}
 
 
-@pytest.mark.parametrize("target", ["host", "cortex-m4", "cortex-m7", "cortex-m33"])
-def test_run32_edges_match_reference(target: str, tmp_path: Path) -> None:
-    model = _run32_edges()
-    c_matches_reference(model, target, tmp_path, seed=8, extra=edge_inputs(load_program(model)))
-
-
-def test_run32_edges_are_clean_under_sanitizers(tmp_path: Path) -> None:
-    model = _run32_edges()
-    c_matches_reference(model, "host", tmp_path, seed=9, sanitize=True,
-                        extra=edge_inputs(load_program(model)))
+# the DSP assembly on the cores with the DSP extension, the pair loop in plain C on the host
+_, test_run_edges_match_reference, test_run_edges_are_clean_under_sanitizers = op_tests(
+    {"run": _run_edges, "run32": _run32_edges}, ["run", "run32"], tflm_samples=0,
+    seeds=(0, 6, 7), targets=("host", "cortex-m4", "cortex-m7", "cortex-m33"))

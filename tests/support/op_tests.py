@@ -7,7 +7,8 @@ For a table of models (name -> a function building the .tflite bytes):
   by support.verify), the same edges first;
 - the generated C on the host under the sanitizers, the same edges first.
 
-A test file binds them to its own names (pytest collects them there):
+A test file binds them to its own names (pytest collects them there; a name left unbound is
+not collected):
 
     test_reference_matches_tflm, test_generated_c_matches_reference, \
         test_generated_c_is_clean_under_sanitizers = op_tests(MODELS, CASES, tflm_samples=600)
@@ -37,10 +38,11 @@ Test = Callable[..., None]
 
 
 def op_tests(models: Models, cases: Sequence[object], *, tflm_samples: int,
-             seeds: tuple[int, int, int] = (1, 2, 3), c_edges: bool = True
-             ) -> tuple[Test, Test, Test]:
+             seeds: tuple[int, int, int] = (1, 2, 3), c_edges: bool = True,
+             targets: Sequence[str] = C_TARGETS) -> tuple[Test, Test, Test]:
     """The reference-vs-TFLM, C-vs-reference and sanitizer tests of `models`, parametrized
-    by `cases` (`c_edges`: the C tests start with the edge samples too)."""
+    by `cases` (`c_edges`: the C tests start with the edge samples too; `targets`: those the
+    C runs on, a kernel's own cores where only they take it)."""
     tflm_seed, c_seed, sanitize_seed = seeds
 
     def extra(model: bytes) -> list | None:
@@ -52,7 +54,7 @@ def op_tests(models: Models, cases: Sequence[object], *, tflm_samples: int,
         model = models[name]()
         reference_matches_tflm(model, inputs_with_edges(model, tflm_samples, seed=tflm_seed))
 
-    @pytest.mark.parametrize("target", C_TARGETS)
+    @pytest.mark.parametrize("target", targets)
     @pytest.mark.parametrize("name", cases)
     def c_matches(name: str, target: str, tmp_path: Path) -> None:
         model = models[name]()
