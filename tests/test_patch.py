@@ -533,6 +533,11 @@ def test_stream_lines_of_five_bit_exact_on_cortex_m4_and_host(tmp_path: Path) ->
     assert any(s.startswith("depthwise3x3_shared.1.") and s.endswith(".five")
                for s in snippets), snippets
     assert any(s.startswith("gemm_conv_one.") for s in snippets), snippets
+    # the 1x1 band is one of the run engine's layers: its fifth pixel too by the one-pixel
+    # engine, not as a run pass of a pair of itself (twice the work)
+    from codegen.emit import emit_model
+    runs = re.findall(r"/\* the run engine: .*?#else", emit_model(program, "m")["m.c"], re.S)
+    assert runs and all("_one(cols" in r for r in runs), runs
     for target in ("cortex-m4", "host"):
         exe = build_for_target(program, target, tmp_path / target)
         got = run_executable(program, target, exe, inputs)
