@@ -328,9 +328,11 @@ def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, o
             [_few_words(v, scale, kh, row_slots), table], axis=1)) for v in variants)])
         if shifted is not None:
             streams = [shifted["stream"]]
-            for v in variants:  # the bounds hold for every rotation as they do for one
+            for v in variants:
                 rotated = _few_shifted(v, bias, mult, left, right, add, kh, plan)
-                streams.append(None if rotated is None else rotated["stream"])
+                # a rotation of the filter rows moves taps, not values: the same bounds
+                assert rotated is not None
+                streams.append(rotated["stream"])
             shifted["stream"] = np.concatenate(streams)
     return {
         "stream": stream,
