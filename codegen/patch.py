@@ -186,7 +186,7 @@ class _OneTailConv(Conv2DGemm):
 
     @property
     def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        one = "gemm_conv_one." + ".".join(self.params["engine_variant"])
+        one = "gemm_conv_one." + ".".join(self.params["one_variant"])
         return (*super().runtime, one)
 
 

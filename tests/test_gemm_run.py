@@ -1,7 +1,8 @@
 """The convolution engine's run variant (runtime/_gemm_engines.j2, conv_engine with `run`):
 a 1x1 convolution of stride 1 whose depth is a multiple of 8 below 512 and whose output
 channels are whole blocks of four makes one engine call per image, the engine widening
-each pass's two columns itself; the last pixel of an odd count is a pass of itself.
+each pass's two columns itself; the last pixel of an odd count takes the one-pixel engine
+(runtime/gemm_conv_one.c.j2) after the run.
 
 Edge cases in generated C against the reference (the DSP assembly on M4, M7 and M33, the
 pair loop in plain C on the host, under the sanitizers too): odd pixel counts, images of
@@ -13,12 +14,15 @@ the pair loop (stride 2, tail channels).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from support.builder import ModelBuilder, Q, bias_scales
 from support.conv_models import conv_options, out_size
 from support.op_tests import op_tests
 
-from codegen.ops.conv_2d import Conv2DGemm
+from codegen.emit import emit_model
+from codegen.ops.conv_2d import ONE_KPAIRS, Conv2DGemm
 from codegen.program import load_program
 
 INPUT_Q = (0.05, -3)
@@ -136,6 +140,26 @@ def test_run32_edges_take_both_entries() -> None:
     assert engines[128] == engines[192] == (("sat", "k32"), False)
     others = {p["run_variant"][1:] for p in runs if not p["run_variant"][0].startswith("shr")}
     assert others == {("sat", "k32"), ("clamp", "k32"), ("clamp", "k32", "once")}
+
+
+def test_odd_last_pixel_takes_the_one_pixel_engine() -> None:
+    """An image's odd last pixel: one call of the one-pixel engine after the run (never a
+    run pass of a pair of itself, twice the work), of at most ONE_KPAIRS k-pairs per
+    iteration (an engine without its loop keeps its depth)."""
+    for model, pixels in ((_run_edges, {1, 35}), (_run32_edges, {15})):
+        program = load_program(model())
+        runs = [la.params for la in program.layers
+                if isinstance(la, Conv2DGemm) and la.params["run"]]
+        assert {p["pixels"] for p in runs} == pixels
+        for p in runs:
+            kpairs = int(p["one_variant"][2][1:])
+            assert p["one_variant"][:2] == p["engine_variant"][:2]
+            assert (p["one_variant"] == p["engine_variant"] if "once" in p["engine_variant"]
+                    else kpairs == min(int(p["engine_variant"][2][1:]), ONE_KPAIRS))
+        calls = re.findall(r"/\* the run engine: .*?#else", emit_model(program, "m")["m.c"], re.S)
+        for p, c in zip(runs, calls, strict=True):
+            assert c.count("_run(cols") == (p["pixels"] >= 2), c
+            assert c.count("_one(cols") == 1, c
 
 
 # the DSP assembly on the cores with the DSP extension, the pair loop in plain C on the host

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> None:
     ops = ", ".join(f"{op} x{n}" for op, n in result.operators.items())
     print(f"wrote {', '.join(shown(str(f)) for f in result.files)}")
     print(f"  operators:      {sum(result.operators.values())} ({ops})")
-    print(f"  constant bytes: {result.constant_bytes}")
+    print(f"  constant bytes: {result.constant_bytes} (every core's variants together; a build "
+          "keeps its own core's: `codegen bench` measures them)")
     print(f"  arena bytes:    {result.arena_bytes} (lower bound {result.arena_lower_bound})")
     print(f"  MACs / invoke:  {result.macs}")

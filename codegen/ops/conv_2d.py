@@ -25,6 +25,8 @@ from codegen.ops.base import CArray, Layer, RowAccess, only_output, operand, uns
 OPCODES = ("CONV_2D",)
 
 _LOCAL_COLUMNS = 64  # bytes: two widened columns this small go on the stack, not in the arena
+# k-pairs per iteration of the one-pixel engine at most (an odd count's last pixel)
+ONE_KPAIRS = 8
 
 
 @dataclass
@@ -66,6 +68,8 @@ class Conv2DGemm(Conv2D):
         few = ("conv_few",) if p["few"] is not None else ()
         v7m = () if p["v7m"] is None else ("gemm_v7m_conv", p["v7m"]["snippet"])
         run = ("gemm_conv_run." + ".".join(p["run_variant"]),) if p["run"] else ()
+        if p["run"] and int(p["pixels"]) % 2:  # the image's last pixel: the one-pixel engine
+            run = (*run, "gemm_conv_one." + ".".join(p["one_variant"]))
         return (*p["snippets"], *run, *(("widen_fill",) if fills else ()), *copies, "gemm_v6m_conv",
                 *v7m, p["mve"]["snippet"], *few)
 
@@ -184,6 +188,7 @@ def _gemm_params(params: dict[str, object], weights: np.ndarray) -> dict[str, ob
         "run_scale": rq.scale if shifted is None else 0,
         "engine_variant": variant,
         "engine": "cg_gemm_conv_" + "_".join(variant),
+        "one_variant": one_variant(variant),
         "snippets": (f"gemm_conv_plain.{clamp}", "gemm_conv." + ".".join(variant)),
         "blocks": blocks,
         "tail": tail,
@@ -518,9 +523,19 @@ def _reshift(packed: np.ndarray, rq: _gemm.Requant, shift: int) -> np.ndarray | 
     return None if planned is None else _gemm.block_stream(packed, planned[1], _gemm.CONV_BLOCK)
 
 
+def one_variant(variant: tuple[str, ...]) -> tuple[str, ...]:
+    """The one-pixel engine's variant for an engine `variant` (runtime/gemm_conv_one.c.j2):
+    the same requantization; a looping engine's at most ONE_KPAIRS k-pairs per iteration
+    (vww's 32-k-pair run layers: a quarter of the unrolled body for a few loop tests);
+    one without its loop (`once`) the same depth."""
+    if variant[-1] == "once" or int(variant[2][1:]) <= ONE_KPAIRS:
+        return variant
+    return (*variant[:2], f"k{ONE_KPAIRS}")
+
+
 def _set_variant(layer: Layer, variant: tuple[str, ...]) -> None:
     layer.params.update(engine_variant=variant, engine="cg_gemm_conv_" + "_".join(variant),
-                        run_variant=variant,
+                        one_variant=one_variant(variant), run_variant=variant,
                         snippets=(f"gemm_conv_plain.{variant[1]}",
                                   "gemm_conv." + ".".join(variant)))
 
