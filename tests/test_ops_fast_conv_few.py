@@ -90,6 +90,12 @@ SHIFTED: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
         _conv(4, kernel=(5, 5), padding="VALID", activation="RELU", output=(0.3, -128)),
         _conv(4, kernel=(1, 7), padding="VALID", activation="RELU", output=(0.3, -128)),
     ]),
+    # vww's layer with the passes inner (the first pair load moving the window on) and rows
+    # of 69 values: two of the widening's 32-value steps, then a tail of five
+    "s3w": ((1, 5, 23, 3), (0.02, -128), [
+        _conv(8, stride=(2, 2), activation="RELU6", output=(6 / 255, -128)),
+        _conv(4, stride=(1, 2), activation="RELU", output=(0.1, -128)),
+    ]),
     "s4": ((1, 6, 7, 4), (0.1, 0), [
         _conv(4, stride=(2, 2), activation="RELU", output=(0.4, -128)),
         _conv(8, stride=(1, 2), padding="VALID", bias_range=1000000, activation="RELU",

@@ -310,7 +310,7 @@ def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, o
     keep = max(kh - int(p["stride_h"]), 0)
     # the assembly's loads take immediate offsets (at most 4095 bytes) from the window start
     reach = 2 * ((kh - 1) * line + 2 * (row_slots - 1) + sw * in_c)
-    asm = reach <= 4095 and 16 * kh * row_slots <= 4095
+    asm = reach <= 4095 and 16 * kh * row_slots + 60 <= 4095
     full = (int(p["act_min"]), int(p["act_max"])) == (-128, 127)
     plan = _few_plan(kh, row_values, line, sw * in_c)
     # the row function's immediates: the stores and the step past both pixels' outputs and
