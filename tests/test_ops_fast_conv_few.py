@@ -22,6 +22,7 @@ from support.conv_models import Branch, branch_model
 from support.op_tests import op_tests
 from support.policy import SHARED_MODELS, require_file
 
+from codegen.emit import emit_model
 from codegen.ops.conv_2d import Conv2DGemm
 from codegen.program import load_program
 
@@ -121,10 +122,27 @@ RING: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
     ]),
 }
 
+# An odd row's last pixel in the assembly's one-pixel block (`_few_one`): kws's first layer
+# in small (10x4x1, stride 2, rows of 5 pixels, four blocks: the blocks inside each pass),
+# the passes inside each block (rows of 9 and 7 pixels), two rows' last values packed
+# (3 values a row), input zero points at both ends; two layers of one shape sharing one
+# row function on their own streams (as a streamed layer's bands do).
+ODD: dict[str, tuple[tuple[int, ...], tuple[float, int], list[Branch]]] = {
+    "o1": ((2, 13, 10, 1), (0.05, -128), [
+        _conv(16, stride=(2, 2), kernel=(10, 4), activation="RELU", output=(0.1, -128)),
+        _conv(16, stride=(2, 2), kernel=(10, 4), activation="RELU", output=(0.1, -128)),
+        _conv(8, stride=(1, 2), kernel=(3, 3), activation="RELU", output=(0.05, -128)),
+    ]),
+    "o3": ((1, 6, 13, 3), (0.02, 127), [
+        _conv(4, stride=(2, 1), kernel=(2, 3), activation="RELU", output=(0.1, -128)),
+        _conv(12, stride=(2, 2), activation="RELU", output=(0.2, -128)),
+    ]),
+}
+
 MODELS: dict[str, Callable[[], bytes]] = {
-    f"few_{name}": (lambda n=name: branch_model(*{**BRANCHES, **SHIFTED, **RING}[n],
+    f"few_{name}": (lambda n=name: branch_model(*{**BRANCHES, **SHIFTED, **RING, **ODD}[n],
                                                 seed=len(n), description=n))
-    for name in [*BRANCHES, *SHIFTED, *RING]
+    for name in [*BRANCHES, *SHIFTED, *RING, *ODD]
 }
 
 
@@ -159,6 +177,34 @@ def test_the_assembly_takes_both_loop_orders() -> None:
     orders = {la.params["few"]["shifted"]["passes_inner"]
               for name in [*SHIFTED, *RING] for la in load_program(MODELS[f"few_{name}"]()).layers}
     assert orders == {False, True}
+
+
+def test_odd_rows_end_in_the_one_pixel_block() -> None:
+    """Every ODD layer's row ends in the one-pixel block, with both loop orders and packed
+    last values among them; even rows and single pixels do without it."""
+    layers = [la for name in ODD for la in load_program(MODELS[f"few_{name}"]()).layers]
+    shifted = [la.params["few"]["shifted"] for la in layers]
+    assert all(sh is not None and sh["one"] for sh in shifted)
+    assert {sh["passes_inner"] for sh in shifted} == {False, True}
+    assert any(len(loads) == 2 for sh in shifted for loads in sh["one"])
+    for name in ["tiny", *SHIFTED]:
+        for la in load_program(MODELS[f"few_{name}"]()).layers:
+            sh = la.params["few"]["shifted"]
+            if sh is not None and (la.params["out_w"] % 2 == 0 or la.params["out_w"] == 1):
+                assert sh["one"] is None
+
+
+def test_layers_of_one_shape_share_the_row_function() -> None:
+    """o1's first two layers: one row function (the first's, the second's text skipped by
+    its guard), called by both."""
+    program = load_program(MODELS["few_o1"]())
+    keys = [la.params["few"]["shifted"]["key"] for la in program.layers]
+    assert keys[0] == keys[1] != keys[2]
+    source = emit_model(program, "m")["m.c"]
+    assert source.count(f"#if CG_GEMM_ASM && !defined(CG_FEW_ROW_{keys[0]})\n") == 2
+    assert source.count(f"#define CG_FEW_ROW_{keys[0]} m_l0_conv_2d_row\n") == 1
+    assert source.count(f"#define CG_FEW_ROW_{keys[0]} m_l1_conv_2d_row\n") == 1
+    assert source.count(f"CG_FEW_ROW_{keys[0]}(rows") == 2
 
 
 @pytest.mark.parametrize("model,shifted", [("vww_96_int8", True),

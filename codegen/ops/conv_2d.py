@@ -11,6 +11,7 @@ group c / (out_c / groups). The arithmetic and the zero-point folding are descri
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -324,6 +325,8 @@ def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, o
         # the row function's loops: a block's restart (its outputs and window reloaded)
         # costs about as much as a pass's; the passes inner where there are many more
         shifted["passes_inner"] = out_c <= 8 and out_w >= 8
+        shifted["one"] = _few_one(plan, sw * in_c) if out_w % 2 and out_w > 1 else None
+        shifted["key"] = _few_row_key(shifted, out_c, sw * in_c)
     ring = _few_ring(p, stream.size if shifted is None else max(
         stream.size, shifted["stream"].size))  # type: ignore[union-attr]
     if ring:
@@ -353,10 +356,10 @@ def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, o
         "sign": 1 if fixup else 0,
         "asm": asm,
         "offset": int(p["input_offset"]),
-        # the assembly's last pixel alone (an odd width) writes both pixels' outputs after
-        # the rows
+        # the assembly's single pixel of a row one pixel wide writes both pixels' outputs
+        # after the rows (a wider odd row's last pixel: the row function's one-pixel block)
         "spare": 2 * kh * line,
-        "scratch": 2 * kh * line + (2 * out_c if shifted is not None and out_w % 2 else 0),
+        "scratch": 2 * kh * line + (2 * out_c if shifted is not None and out_w == 1 else 0),
     }
 
 
@@ -444,6 +447,23 @@ def _few_plan(kh: int, row_values: int, line: int, step: int) -> list[dict[str, 
                          "rv": plan[-1]["rv"] if reuse else "lr",
                          "taps": ((fy - 1, row_values - 1), (fy, row_values - 1))})
     return plan
+
+
+def _few_row_key(shifted: dict[str, object], out_c: int, step: int) -> str:
+    """What the row function's text depends on but its name, as a C identifier's tail:
+    layers of one key (a streamed layer's bands) share one function."""
+    text = repr([shifted[k] for k in ("plan", "shift", "block_bytes", "passes_inner", "one")]
+                + [out_c, step])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _few_one(plan: list[dict[str, object]], step: int) -> list[tuple[int, ...]]:
+    """The first pixel's loads of each of `plan`'s slots (the row function's one-pixel
+    block, an odd row's last pixel): the byte offset of its pair, or those of the two pairs
+    whose low halves PKHBT packs."""
+    return [tuple(slot["merge"][:2]) if slot["merge"]  # type: ignore[index]
+            else (int(slot["v"]) - 2 * step,)  # type: ignore[call-overload]
+            for slot in plan]
 
 
 def _plan_words(w: np.ndarray, scale: np.ndarray, kh: int,
