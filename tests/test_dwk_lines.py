@@ -55,6 +55,8 @@ def test_lines_of_every_width() -> None:
     for stride in (1, 2):
         widths = {p["out_b"] for p in shared if p["stride_b"] == stride}
         assert widths >= set(range(1, 14)), (stride, sorted(widths))
+        # lines of six take asm_lines_single
+        assert any(p["six"] for p in shared if p["stride_b"] == stride), stride
     fixup = [la.params for la in layers if la.params["variant"] == "s1"]
     assert {p["out_b"] % 6 for p in fixup if p["out_b"] >= 6} == set(range(6))
 

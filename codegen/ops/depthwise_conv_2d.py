@@ -190,8 +190,9 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "constants": constants,
         "variant": variant,
         "shared_shift": None if shared is None else shared[0],
-        # lines of exactly six outputs: one group per channel (asm_lines_single)
-        "six": shared is not None and b_axis.out == 6,
+        # lines of exactly six outputs, of 8 s + 2 int16 (the reach of two groups of four):
+        # one group per channel, the rows post-incremented by a line (asm_lines_single)
+        "six": shared is not None and b_axis.out == 6 and line == 8 * b_axis.stride + 2,
         # of three, lines of 6 (stride 1) or 10 (stride 2) int16 and channels in pairs: two
         # channels per pass (every pass has an even count: groups are multiples of 4 or all
         # channels)
