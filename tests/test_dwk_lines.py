@@ -33,9 +33,10 @@ _LAYERS = [_dw(1, "SAME"), _dw(1, "VALID"), _dw(2, "SAME"), _dw(2, "VALID"),
 
 # (input width, channels): three rows, lines along the width; the stride-1 lines of W and
 # W - 2 outputs, the stride-2 lines of ceil(W / 2) and (W - 3) // 2 + 1 (the fixup's: W - 2);
-# 20: an odd count of six-groups (three) in the lean loop, which runs two per pass.
-WIDTHS = ((26, 3), (22, 5), (20, 3), (17, 1), (13, 7), (12, 2), (9, 5), (8, 3), (5, 9), (4, 1),
-          (3, 6))
+# 20: an odd count of six-groups (three) in the lean loop, which runs two per pass; 6:
+# input lines of six pixels, which cg_dw3x3_load4 widens a group of four channels per step.
+WIDTHS = ((26, 3), (22, 5), (20, 3), (17, 1), (13, 7), (12, 2), (9, 5), (8, 3), (6, 9), (5, 9),
+          (4, 1), (3, 6))
 
 
 def _model(width: int, channels: int) -> Callable[[], bytes]:
@@ -57,6 +58,7 @@ def test_lines_of_every_width() -> None:
         assert widths >= set(range(1, 14)), (stride, sorted(widths))
         # lines of six take asm_lines_single
         assert any(p["six"] for p in shared if p["stride_b"] == stride), stride
+    assert any(la.params["in_b"] == 6 and la.params["group"] >= 4 for la in layers)
     fixup = [la.params for la in layers if la.params["variant"] == "s1"]
     assert {p["out_b"] % 6 for p in fixup if p["out_b"] >= 6} == set(range(6))
 
