@@ -49,6 +49,9 @@ MODELS = {f"w{w}c{c}": _model(w, c) for w, c in WIDTHS}
 # beyond the immediate offsets of the six-output lines, which take it from a register
 MODELS["tall"] = lambda: branch_model((1, 6, 3, 280), (0.05, 7), _LAYERS[:1], seed=1,
                                       description="dwk lines of six along columns")
+# and of three (three rows, two columns): step 2 x 420
+MODELS["tall3"] = lambda: branch_model((1, 3, 2, 420), (0.05, 7), _LAYERS[:1], seed=2,
+                                       description="dwk lines of three along columns")
 
 
 def test_lines_of_every_width() -> None:
@@ -63,8 +66,9 @@ def test_lines_of_every_width() -> None:
         # lines of six take asm_lines_single
         assert any(p["six"] for p in shared if p["stride_b"] == stride), stride
     assert any(la.params["in_b"] == 6 and la.params["group"] >= 4 for la in layers)
-    # both kinds of output step of the six-output lines
-    assert {p["six_step"] is None for p in shared if p["six"]} == {True, False}
+    # both kinds of output step of the six- and three-output lines
+    for kind in ("six", "three"):
+        assert {p["six_step"] is None for p in shared if p[kind]} == {True, False}, kind
     fixup = [la.params for la in layers if la.params["variant"] == "s1"]
     assert {p["out_b"] % 6 for p in fixup if p["out_b"] >= 6} == set(range(6))
 
