@@ -52,6 +52,11 @@ MODELS["tall"] = lambda: branch_model((1, 6, 3, 280), (0.05, 7), _LAYERS[:1], se
 # and of three (three rows, two columns): step 2 x 420
 MODELS["tall3"] = lambda: branch_model((1, 3, 2, 420), (0.05, 7), _LAYERS[:1], seed=2,
                                        description="dwk lines of three along columns")
+# input lines of one and two pixels of eight channels (cg_dw3x3_load4 without quads)
+MODELS["p1"] = lambda: branch_model((1, 1, 1, 8), (0.05, 7), _LAYERS[:1], seed=3,
+                                    description="dwk lines of one pixel")
+MODELS["p2"] = lambda: branch_model((1, 2, 2, 8), (0.05, 7), _LAYERS[:1], seed=4,
+                                    description="dwk lines of two pixels")
 
 
 def test_lines_of_every_width() -> None:
@@ -65,7 +70,7 @@ def test_lines_of_every_width() -> None:
         assert widths >= set(range(1, 14)), (stride, sorted(widths))
         # lines of six take asm_lines_single
         assert any(p["six"] for p in shared if p["stride_b"] == stride), stride
-    assert any(la.params["in_b"] == 6 and la.params["group"] >= 4 for la in layers)
+    assert {la.params["in_b"] for la in layers if la.params["group"] >= 4} >= {1, 2, 3, 6}
     # both kinds of output step of the six- and three-output lines
     for kind in ("six", "three"):
         assert {p["six_step"] is None for p in shared if p[kind]} == {True, False}, kind
