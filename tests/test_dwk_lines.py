@@ -33,9 +33,10 @@ _LAYERS = [_dw(1, "SAME"), _dw(1, "VALID"), _dw(2, "SAME"), _dw(2, "VALID"),
 
 # (input width, channels): three rows, lines along the width; the stride-1 lines of W and
 # W - 2 outputs, the stride-2 lines of ceil(W / 2) and (W - 3) // 2 + 1 (the fixup's: W - 2);
-# 20: an odd count of six-groups (three) in the lean loop, which runs two per pass.
-WIDTHS = ((26, 3), (22, 5), (20, 3), (17, 1), (13, 7), (12, 2), (9, 5), (8, 3), (5, 9), (4, 1),
-          (3, 6))
+# 20: an odd count of six-groups (three) in the lean loop, which runs two per pass; 6:
+# input lines of six pixels, which cg_dw3x3_load4 widens a group of four channels per step.
+WIDTHS = ((26, 3), (22, 5), (20, 3), (17, 1), (13, 7), (12, 2), (9, 5), (8, 3), (6, 9), (5, 9),
+          (4, 1), (3, 6))
 
 
 def _model(width: int, channels: int) -> Callable[[], bytes]:
@@ -44,6 +45,18 @@ def _model(width: int, channels: int) -> Callable[[], bytes]:
 
 
 MODELS = {f"w{w}c{c}": _model(w, c) for w, c in WIDTHS}
+# lines of six along the columns (six rows, three columns): the outputs' step, 3 x 280,
+# beyond the immediate offsets of the six-output lines, which take it from a register
+MODELS["tall"] = lambda: branch_model((1, 6, 3, 280), (0.05, 7), _LAYERS[:1], seed=1,
+                                      description="dwk lines of six along columns")
+# and of three (three rows, two columns): step 2 x 420
+MODELS["tall3"] = lambda: branch_model((1, 3, 2, 420), (0.05, 7), _LAYERS[:1], seed=2,
+                                       description="dwk lines of three along columns")
+# input lines of one and two pixels of eight channels (cg_dw3x3_load4 without quads)
+MODELS["p1"] = lambda: branch_model((1, 1, 1, 8), (0.05, 7), _LAYERS[:1], seed=3,
+                                    description="dwk lines of one pixel")
+MODELS["p2"] = lambda: branch_model((1, 2, 2, 8), (0.05, 7), _LAYERS[:1], seed=4,
+                                    description="dwk lines of two pixels")
 
 
 def test_lines_of_every_width() -> None:
@@ -55,6 +68,12 @@ def test_lines_of_every_width() -> None:
     for stride in (1, 2):
         widths = {p["out_b"] for p in shared if p["stride_b"] == stride}
         assert widths >= set(range(1, 14)), (stride, sorted(widths))
+        # lines of six take asm_lines_single
+        assert any(p["six"] for p in shared if p["stride_b"] == stride), stride
+    assert {la.params["in_b"] for la in layers if la.params["group"] >= 4} >= {1, 2, 3, 6}
+    # both kinds of output step of the six- and three-output lines
+    for kind in ("six", "three"):
+        assert {p["six_step"] is None for p in shared if p[kind]} == {True, False}, kind
     fixup = [la.params for la in layers if la.params["variant"] == "s1"]
     assert {p["out_b"] % 6 for p in fixup if p["out_b"] >= 6} == set(range(6))
 

@@ -72,7 +72,8 @@ class DepthwiseConv2D3x3(DepthwiseConv2D):
         variant = p["variant"]
         v6m = ("depthwise3x3_v6m",) if p["v6m"] is not None else ()
         mve = (f"depthwise3x3_mve_{variant}",) if p["mve"] else ()
-        lines = ".six" if p["six"] else ".three" if p["three"] else ""
+        step = "" if p["six_step"] is None else f".{p['six_step']}"
+        lines = f".six{step}" if p["six"] else f".three{step}" if p["three"] else ""
         shared = (f"depthwise3x3_shared.{p['stride_b']}.{p['shared_shift']}{lines}",
                   ) if p["shared_shift"] else ()
         v7m = (f"depthwise3x3_v7m_lines.{variant}",) if p["v7m"] is not None else ()
@@ -190,8 +191,12 @@ def _fast_3x3(x, y, win, weights: np.ndarray, params: dict[str, object],
         "constants": constants,
         "variant": variant,
         "shared_shift": None if shared is None else shared[0],
-        # lines of exactly six outputs: one group per channel (asm_lines_single)
-        "six": shared is not None and b_axis.out == 6,
+        # lines of exactly six outputs, of 8 s + 2 int16 (the reach of two groups of four):
+        # one group per channel, the rows post-incremented by a line (asm_lines_single)
+        "six": shared is not None and b_axis.out == 6 and line == 8 * b_axis.stride + 2,
+        # and (lines of six and three) their outputs' step where STRB's immediate offsets
+        # reach five of them
+        "six_step": out_steps[1] if out_steps[1] * 5 <= 4095 else None,
         # of three, lines of 6 (stride 1) or 10 (stride 2) int16 and channels in pairs: two
         # channels per pass (every pass has an even count: groups are multiples of 4 or all
         # channels)
