@@ -398,18 +398,20 @@ def _fc_edges() -> bytes:
     scale), 1 unit, and 5 units with a bias beyond the engine's range; a depth of 13 (not a
     multiple of 8) keeps the plain kernel; 11 units (a block of eight and three) with RELU
     down to the zero point -128 (no tie fixup, saturation) and 16 with RELU_N1_TO_1 (the
-    fixup and a clamp); rows of depth 48 and 32 into 9 units (the engine's loops of four
-    and eight input words)."""
+    fixup and a clamp); rows of depth 48 into 23 units and of depth 32 into 33 (the engine's
+    loops of four and eight input words), and of depth 32 into 9 units (under
+    SMALL_FC_MACS: the compact loop of two words)."""
     rng = np.random.default_rng(13)
     b = ModelBuilder("fc edges")
     rows = {depth: b.add_tensor(f"input{depth}", (3, depth), "int8", quant=Q(*INPUT_Q))
             for depth in (24, 13, 48, 32)}
     outs = []
     output_q = {4: (0.1, -128), 5: (0.01, 3)}
-    depths = {3: 13, 6: 48, 7: 32}
+    depths = {3: 13, 6: 48, 7: 32, 8: 32}
     for i, (units, activation) in enumerate([(7, "RELU6"), (1, "NONE"), (5, "RELU"),
                                              (4, "NONE"), (11, "RELU"),
-                                             (16, "RELU_N1_TO_1"), (9, "NONE"), (9, "RELU")]):
+                                             (16, "RELU_N1_TO_1"), (23, "NONE"), (33, "RELU"),
+                                             (9, "NONE")]):
         depth = depths.get(i, 24)
         weights = _weights(rng, (units, depth))
         scales = list(0.01 * rng.uniform(0.3, 3.0, size=units))
@@ -631,13 +633,13 @@ def test_edge_models_reach_every_path() -> None:
     assert [la.params["ring_rows"] for la in chain.layers] == [3, 0, 3, 4]
     fc = load_program(_fc_edges()).layers
     assert [type(la) is FullyConnectedGemm for la in fc] == [True, True, False, False, True,
-                                                            True, True, True]
-    q = [fc[i].params for i in (0, 1, 4, 5, 6, 7)]
+                                                            True, True, True, True]
+    q = [fc[i].params for i in (0, 1, 4, 5, 6, 7, 8)]
     assert [p["engine"][len("cg_gemm_fc_"):] for p in q] == [
         "floor_clamp_x2", "fix_sat_x2", "floor_sat_x2", "fix_clamp_x2", "fix_sat_x4",
-        "floor_clamp_x8"]
-    assert [(p["blocks"], p["tail"]) for p in q] == [(0, 7), (0, 1), (1, 3), (2, 0), (1, 1),
-                                                      (1, 1)]
+        "floor_clamp_x8", "fix_sat_x2"]
+    assert [(p["blocks"], p["tail"]) for p in q] == [(0, 7), (0, 1), (1, 3), (2, 0), (2, 7),
+                                                      (4, 1), (1, 1)]
 
 
 @pytest.mark.parametrize("target", C_TARGETS)
