@@ -25,6 +25,12 @@ stage and the stage's output after it) the same way on every Cortex-M target, an
 pretrainedResnet_quant at several budgets.
 A streamed stage's repeated steps are one loop in the invoke (the C above runs it), also in
 the debug-buffer build, which marks every layer in order.
+
+Few-channel convolutions streamed in bands (a kws_ref_model-shaped first layer, one input
+channel and rows of an odd width, and a second one, each loop order of the row function in
+assembly): each layer's bands define and call one row function, which ends an odd row in its
+one-pixel block; bit-exact at integer extremes on the host (also under the sanitizers),
+cortex-m4 and cortex-m33, whose executables link one row function a layer.
 """
 
 from __future__ import annotations
@@ -67,15 +73,19 @@ class _Chain:
         return tuple(int(d) for d in self.b._current.tensors[t].shape)
 
     def conv(self, x: int, out_c: int, k: int, stride: int, padding: str,
-             q: tuple[float, int], depthwise: bool = False) -> int:
+             q: tuple[float, int], depthwise: bool = False,
+             kernel: tuple[int, int] | None = None, activation: str = "RELU6") -> int:
+        """A k x k (or `kernel`: height, width) convolution; RELU6 (or `activation`) where
+        it is not depthwise (RELU)."""
         n, h, w, c = self.shape(x)
-        oh = -(-h // stride) if padding == "SAME" else (h - k) // stride + 1
-        ow = -(-w // stride) if padding == "SAME" else (w - k) // stride + 1
+        kh, kw = kernel or (k, k)
+        oh = -(-h // stride) if padding == "SAME" else (h - kh) // stride + 1
+        ow = -(-w // stride) if padding == "SAME" else (w - kw) // stride + 1
         if depthwise:
             out_c = c
-            w_shape: tuple[int, ...] = (1, k, k, c)
+            w_shape: tuple[int, ...] = (1, kh, kw, c)
         else:
-            w_shape = (out_c, k, k, c)
+            w_shape = (out_c, kh, kw, c)
         scales = list(0.02 * self.rng.uniform(0.25, 4.0, size=out_c))
         wt = self.b.add_tensor(f"w{self.count}", w_shape, "int8",
                                quant=Q(scales, 0, axis=3 if depthwise else 0),
@@ -89,7 +99,7 @@ class _Chain:
                           depthwise_options(padding, (stride, stride), activation="RELU"))
         else:
             self.b.add_op("CONV_2D", [x, wt, bias], [y],
-                          conv_options(padding, (stride, stride), activation="RELU6"))
+                          conv_options(padding, (stride, stride), activation=activation))
         return y
 
     def pool(self, x: int, kind: str, k: int, stride: int, padding: str) -> int:
@@ -203,9 +213,9 @@ MODELS = {"windows": windows_model, "residual": residual_model}
 STREAMED = {"windows": windows_model, "pooled": pooled_model}
 
 
-@pytest.mark.parametrize("name", ["windows", "residual", "pooled"])
+@pytest.mark.parametrize("name", ["windows", "residual", "pooled", "few_rows"])
 def test_reference_matches_tflm(name: str) -> None:
-    model = {**MODELS, **STREAMED}[name]()
+    model = {**MODELS, **STREAMED, "few_rows": few_rows_model}[name]()
     reference_matches_tflm(model, random_inputs(load_program(model), 300, seed=1))
 
 
@@ -792,3 +802,108 @@ def test_budget_streams_resnet_residual_blocks(shared_models: Path, tmp_path: Pa
     inputs = random_inputs(plain, 10, seed=14)
     assert_same(execute(program, "host", inputs, work_dir=tmp_path),
                 execute(plain, "reference", inputs), "host at the smallest arena")
+
+
+# -- few-channel layers streamed in bands: one row function, its odd row's last pixel -----
+
+
+def few_rows_model() -> bytes:
+    """kws_ref_model's first layer in small (one input channel, a 10x4 kernel of stride 2,
+    rows of an odd width: 9 pixels by 4 channels, the row function's passes inside each
+    block), a second few-channel convolution (4 channels in, rows of 5 pixels by 16, the
+    blocks inside each pass), then a depthwise and a 1x1 convolution to a smaller tensor and
+    a global pool. RELU with output zero points -128: the full int8 range, which the row
+    function in assembly (conv_2d._few_shifted) takes."""
+    m = _Chain((1, 49, 18, 1), (0.05, -128), seed=22)
+    t = m.conv(m.x, 4, 0, 2, "SAME", (1.0, -128), kernel=(10, 4), activation="RELU")  # 25x9x4
+    t = m.conv(t, 16, 3, 2, "SAME", (15.0, -128), activation="RELU")                # 13x5x16
+    t = m.conv(t, 0, 3, 1, "SAME", (10.0, -128), depthwise=True)
+    t = m.conv(t, 4, 1, 1, "VALID", (30.0, -128), activation="RELU")                # 13x5x4
+    return m.build(m.global_pool(t))
+
+
+_FEW_ROW = re.compile(r"^#if CG_GEMM_ASM && !defined\((CG_FEW_ROW_\w+)\)\n#define \1 (\w+)\n"
+                      r"(.*?)^#endif$", re.M | re.S)
+
+
+def _few_banded() -> tuple[bytes, Program]:
+    """few_rows_model under the smallest arena's budget, and its program: both few-channel
+    layers streamed, each in several bands."""
+    model = few_rows_model()
+    plain = load_program(model)
+    from codegen.plan import smallest_schedule
+
+    budget = smallest_schedule(plain.graph, plain.layers).plan.size
+    program = load_program(model, ram_budget=budget)
+    assert program.plan.steps and "streamed in" in program.plan.schedule
+    return model, program
+
+
+def test_few_bands_share_one_row_function() -> None:
+    """Each few-channel layer's bands (each of them taking the assembly with the one-pixel
+    block for the row's odd last pixel) define its row function under one guard: the first
+    band's, which every band calls through the guard's name; the function ends its rows in
+    the one-pixel block."""
+    from codegen.emit import emit_model
+
+    _, program = _few_banded()
+    source = emit_model(program, "m")["m.c"]
+    rows = _FEW_ROW.findall(source)
+    for index, passes_inner in ((0, True), (1, False)):
+        bands = [la for la in program.layers if la.stem.startswith(f"l{index}_conv_2d_band")]
+        symbols = sorted({la.symbol("m") for la in bands})
+        assert len(symbols) >= 3, symbols
+        shifted = [la.params["few"]["shifted"] for la in bands]
+        assert all(sh is not None and sh["one"] and sh["passes_inner"] == passes_inner
+                   for sh in shifted), index
+        keys = {sh["key"] for sh in shifted}
+        assert len(keys) == 1, keys
+        guard = f"CG_FEW_ROW_{keys.pop()}"
+        mine = [(first, body) for key, first, body in rows if key == guard]
+        # one guarded copy per band: the first defines the name, the others compile to nothing
+        assert len(mine) == len(symbols) and mine[0][0] == f"{symbols[0]}_row", mine
+        assert all("the row's odd last pixel alone" in body for _, body in mine)
+        # every band's call (its output row's passes) through the guard's name
+        assert source.count(f"{guard}(rows") == len(symbols)
+        assert not any(f"{s}_row(rows" in source for s in symbols)
+    assert len(rows) == sum(len({la.stem for la in program.layers
+                                 if la.stem.startswith(f"l{i}_conv_2d_band")}) for i in (0, 1))
+
+
+def _few_inputs(program: Program, count: int) -> list[np.ndarray]:
+    """The all-minimum and all-maximum samples, columns alternating -128 and 127 (either
+    way round: each pixel's window, the odd last one's too, at both ends), then `count`
+    full-range random ones."""
+    from support.verify import edge_inputs
+
+    (edges,) = edge_inputs(program)
+    shape = edges.shape[1:]
+    columns = np.where(np.arange(shape[2])[:, None] % 2 == 0, -128, 127).astype(np.int8)
+    stripes = np.stack([np.broadcast_to(columns, shape), np.broadcast_to(~columns, shape)])
+    (rest,) = random_inputs(program, count, seed=23)
+    return [np.concatenate([edges, stripes, rest])]
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4", "cortex-m33"])
+def test_few_bands_bit_exact(target: str, tmp_path: Path) -> None:
+    """The streamed few-channel layers against the unstreamed model's reference at integer
+    extremes and on random inputs: the row functions in assembly (with the one-pixel block)
+    under QEMU, where each layer's bands link one; the C on the host, also under the
+    sanitizers with the debug-buffer build."""
+    model, program = _few_banded()
+    plain = load_program(model)
+    inputs = _few_inputs(plain, 400 if target == "host" else 150)
+    expected = execute(plain, "reference", inputs)
+    assert_same(execute(program, "reference", inputs), expected, "reference, streamed")
+    for sanitize in (False, True) if target == "host" else (False,):
+        exe = build_for_target(program, target, tmp_path / f"s{sanitize}", sanitize=sanitize)
+        got = run_executable(program, target, exe, inputs)
+        assert_same(got, expected, f"{target}{' sanitizers' if sanitize else ''}: "
+                                   "few-channel layers in streamed bands")
+        if not TARGETS[target].is_host:
+            from test_gemm_v7m_conv import _symbols
+
+            symbols = _symbols(exe)
+            for index in (0, 1):
+                rows = re.findall(rf"\b\w*_l{index}_conv_2d_band\d+_row$", symbols, re.M)
+                assert len(rows) == 1, (index, rows)
