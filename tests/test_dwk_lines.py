@@ -33,8 +33,9 @@ _LAYERS = [_dw(1, "SAME"), _dw(1, "VALID"), _dw(2, "SAME"), _dw(2, "VALID"),
 
 # (input width, channels): three rows, lines along the width; the stride-1 lines of W and
 # W - 2 outputs, the stride-2 lines of ceil(W / 2) and (W - 3) // 2 + 1 (the fixup's: W - 2);
-# 20: an odd count of six-groups (three) in the lean loop, which runs two per pass; 6:
-# input lines of six pixels, which cg_dw3x3_load4 widens a group of four channels per step.
+# 20: an odd count of six-groups (three), which the lean loop (two per pass) leaves to the
+# general one; 6: input lines of six pixels, which cg_dw3x3_load4 widens a group of four
+# channels per step.
 WIDTHS = ((26, 3), (22, 5), (20, 3), (17, 1), (13, 7), (12, 2), (9, 5), (8, 3), (6, 9), (5, 9),
           (4, 1), (3, 6))
 
