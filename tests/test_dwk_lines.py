@@ -33,8 +33,9 @@ _LAYERS = [_dw(1, "SAME"), _dw(1, "VALID"), _dw(2, "SAME"), _dw(2, "VALID"),
 
 # (input width, channels): three rows, lines along the width; the stride-1 lines of W and
 # W - 2 outputs, the stride-2 lines of ceil(W / 2) and (W - 3) // 2 + 1 (the fixup's: W - 2);
-# 20: an odd count of six-groups (three) in the lean loop, which runs two per pass; 6:
-# input lines of six pixels, which cg_dw3x3_load4 widens a group of four channels per step.
+# 20: an odd count of six-groups (three), which the lean loop (two per pass) leaves to the
+# general one; 6: input lines of six pixels, which cg_dw3x3_load4 widens a group of four
+# channels per step.
 WIDTHS = ((26, 3), (22, 5), (20, 3), (17, 1), (13, 7), (12, 2), (9, 5), (8, 3), (6, 9), (5, 9),
           (4, 1), (3, 6))
 
@@ -58,6 +59,19 @@ MODELS["p1"] = lambda: branch_model((1, 1, 1, 8), (0.05, 7), _LAYERS[:1], seed=3
 MODELS["p2"] = lambda: branch_model((1, 2, 2, 8), (0.05, 7), _LAYERS[:1], seed=4,
                                     description="dwk lines of two pixels")
 
+# input lines of twelve pixels (cg_dw3x3_load4's three quads per group), of multiples of
+# eight (its loop of quad pairs and group ends without dispatch), and of twenty (an even
+# count that takes the general code: an odd count of quads), each of two or three groups
+QUADS = ((12, 9), (16, 8), (24, 12), (20, 8))
+
+
+def _quads(width: int, channels: int) -> Callable[[], bytes]:
+    return lambda: branch_model((1, 3, width, channels), (0.05, 7), _LAYERS[:1], seed=width,
+                                description=f"dwk input lines of {width} pixels")
+
+
+MODELS.update({f"q{w}": _quads(w, c) for w, c in QUADS})
+
 
 def test_lines_of_every_width() -> None:
     """Shared-shift lines of 1-13 outputs along B at both strides, and the fixup's rests
@@ -70,7 +84,8 @@ def test_lines_of_every_width() -> None:
         assert widths >= set(range(1, 14)), (stride, sorted(widths))
         # lines of six take asm_lines_single
         assert any(p["six"] for p in shared if p["stride_b"] == stride), stride
-    assert {la.params["in_b"] for la in layers if la.params["group"] >= 4} >= {1, 2, 3, 6}
+    loaded = {la.params["in_b"] for la in layers if la.params["group"] >= 4}
+    assert loaded >= {1, 2, 3, 6} | {w for w, _ in QUADS}, sorted(loaded)
     # both kinds of output step of the six- and three-output lines
     for kind in ("six", "three"):
         assert {p["six_step"] is None for p in shared if p[kind]} == {True, False}, kind
