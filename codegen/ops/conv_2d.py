@@ -27,7 +27,7 @@ OPCODES = ("CONV_2D",)
 
 _LOCAL_COLUMNS = 64  # bytes: two widened columns this small go on the stack, not in the arena
 # k-pairs per iteration of the one-pixel engine at most (an odd count's last pixel)
-ONE_KPAIRS = 8
+ONE_KPAIRS = 16
 
 
 @dataclass
@@ -546,7 +546,7 @@ def _reshift(packed: np.ndarray, rq: _gemm.Requant, shift: int) -> np.ndarray | 
 def one_variant(variant: tuple[str, ...]) -> tuple[str, ...]:
     """The one-pixel engine's variant for an engine `variant` (runtime/gemm_conv_one.c.j2):
     the same requantization; a looping engine's at most ONE_KPAIRS k-pairs per iteration
-    (vww's 32-k-pair run layers: a quarter of the unrolled body for a few loop tests);
+    (vww's 32-k-pair run layers: half the unrolled body for a loop test per 16 k-pairs);
     one without its loop (`once`) the same depth."""
     if variant[-1] == "once" or int(variant[2][1:]) <= ONE_KPAIRS:
         return variant
