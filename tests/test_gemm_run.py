@@ -22,7 +22,7 @@ from support.conv_models import conv_options, out_size
 from support.op_tests import op_tests
 
 from codegen.emit import emit_model
-from codegen.ops.conv_2d import ONE_KPAIRS, Conv2DGemm
+from codegen.ops.conv_2d import HALF_ENTRY, ONE_KPAIRS, ONE_PASS, Conv2DGemm
 from codegen.program import load_program
 
 INPUT_Q = (0.05, -3)
@@ -99,7 +99,9 @@ def test_run_edges_take_the_run_engine() -> None:
 # The run engine of 32 k-pairs (depths a multiple of 64) and its second entry at k-pair 17
 # (`half`, codegen/ops/conv_2d.py, _share_halves): depths 32 and 96 with the final shift of
 # a looping engine of 32 k-pairs take it; depths 64 (no loop), 128 and 192 (loops of one
-# and more), the tie fixup with filters of all -128, the clamps; odd pixel counts.
+# and more), the tie fixup with filters of all -128, the clamps; odd pixel counts. Depths
+# of one pass of its loop (32 and 64 with the final shift) leave it without its end test
+# (ONE_PASS, _flag_single_passes).
 
 
 def _run32_edges() -> bytes:
@@ -125,6 +127,7 @@ def _run32_edges() -> bytes:
     t64, s64 = _conv(b, rng, x, shape, w(64, 128), q)
     outs.append(_conv(b, rng, t64, s64, w(8, 64), (0.02, 3), activation="RELU_N1_TO_1",
                       input_scale=q[0])[0])  # no loop, the fixup and a clamp
+    outs.append(_conv(b, rng, t64, s64, w(8, 64), (0.7, -128), input_scale=q[0])[0])  # one pass
     outs.append(t192)
     b.set_io([x], outs)
     return b.build()
@@ -134,10 +137,12 @@ def test_run32_edges_take_both_entries() -> None:
     runs = [la.params for la in load_program(_run32_edges()).layers
             if isinstance(la, Conv2DGemm)]
     assert all(p["run"] for p in runs)
-    engines = {p["kpad"]: (p["run_variant"][1:], p["run_scale"] == 1) for p in runs
+    engines = {p["kpad"]: (p["run_variant"][1:], p["run_scale"]) for p in runs
                if p["run_variant"][0].startswith("shr")}
-    assert engines[32] == engines[96] == (("sat", "k32"), True)
-    assert engines[128] == engines[192] == (("sat", "k32"), False)
+    assert engines[32] == (("sat", "k32"), HALF_ENTRY | ONE_PASS)
+    assert engines[96] == (("sat", "k32"), HALF_ENTRY)
+    assert engines[64] == (("sat", "k32"), ONE_PASS)
+    assert engines[128] == engines[192] == (("sat", "k32"), 0)
     others = {p["run_variant"][1:] for p in runs if not p["run_variant"][0].startswith("shr")}
     assert others == {("sat", "k32"), ("clamp", "k32"), ("clamp", "k32", "once")}
 

@@ -27,7 +27,12 @@ OPCODES = ("CONV_2D",)
 
 _LOCAL_COLUMNS = 64  # bytes: two widened columns this small go on the stack, not in the arena
 # k-pairs per iteration of the one-pixel engine at most (an odd count's last pixel)
-ONE_KPAIRS = 8
+ONE_KPAIRS = 16
+# the flags the looping shifted run engine of 32 k-pairs takes from `scale`
+# (runtime/_gemm_engines.j2, conv_engine's `half`): C, its entry at k-pair 17; V, a depth of
+# one pass of its loop (at most 32 k-pairs)
+HALF_ENTRY = 1 << 29
+ONE_PASS = 1 << 28
 
 
 @dataclass
@@ -546,7 +551,7 @@ def _reshift(packed: np.ndarray, rq: _gemm.Requant, shift: int) -> np.ndarray | 
 def one_variant(variant: tuple[str, ...]) -> tuple[str, ...]:
     """The one-pixel engine's variant for an engine `variant` (runtime/gemm_conv_one.c.j2):
     the same requantization; a looping engine's at most ONE_KPAIRS k-pairs per iteration
-    (vww's 32-k-pair run layers: a quarter of the unrolled body for a few loop tests);
+    (vww's 32-k-pair run layers: half the unrolled body for a loop test per 16 k-pairs);
     one without its loop (`once`) the same depth."""
     if variant[-1] == "once" or int(variant[2][1:]) <= ONE_KPAIRS:
         return variant
@@ -602,9 +607,9 @@ def share_engines(layers: list[Layer]) -> None:
 def _share_halves(gemm: list[Layer]) -> None:
     """Run layers of 16 k-pairs (modulo 32) with one final shift take the looping run engine
     of 32 k-pairs of their kind where the model has it, through its second entry (at k-pair
-    17, chosen by a nonzero `scale` argument: runtime/_gemm_engines.j2, conv_engine's
-    `half`), with that engine's final shift where their bounds allow: one engine's code,
-    not two."""
+    17, chosen by HALF_ENTRY in its `scale` argument: runtime/_gemm_engines.j2,
+    conv_engine's `half`), with that engine's final shift where their bounds allow: one
+    engine's code, not two."""
     halves = sorted({la.params["run_variant"][:2] for la in gemm if la.params["run"]
                      and la.params["run_variant"][2:] == ("k32",)
                      and la.params["run_variant"][0].startswith("shr")}, reverse=True)
@@ -618,8 +623,20 @@ def _share_halves(gemm: list[Layer]) -> None:
             if stream is not None:
                 la.params["asm_stream"] = stream
                 _set_variant(la, (*kind, *variant[2:]))
-                la.params.update(run_variant=(*kind, "k32"), run_scale=1)
+                la.params.update(run_variant=(*kind, "k32"), run_scale=HALF_ENTRY)
                 break
+    _flag_single_passes(gemm)
+
+
+def _flag_single_passes(gemm: list[Layer]) -> None:
+    """Run layers on the looping shifted engine of 32 k-pairs whose depth is one pass of its
+    loop (at most 64 values) tell it so in `scale` (ONE_PASS): it leaves the loop without
+    its end test."""
+    for la in gemm:
+        p = la.params
+        if (p["run"] and p["run_variant"][0].startswith("shr")
+                and p["run_variant"][2:] == ("k32",) and p["kpad"] <= 64):
+            p["run_scale"] |= ONE_PASS
 
 
 def split_order(rows: int, row_values: int) -> np.ndarray:
