@@ -31,9 +31,9 @@ from codegen.ops.base import (
     unsupported,
 )
 
-# A layer of at most this many MACs per row takes the engine's loop of two input words
-# whatever its depth: eight words per iteration save it a few loop tests but cost 1.5 KB of
-# code (vww's 256 x 2 classifier: 840 B less for 183 cycles more)
+# A layer of at most this many MACs per row whose depth gives the loop of eight input words
+# takes the loop of two instead: eight words per iteration save it a few loop tests but cost
+# 1.5 KB of code (vww's 256 x 2 classifier: 840 B less for 183 cycles more)
 SMALL_FC_MACS = 1000
 
 OPCODES = ("FULLY_CONNECTED",)
@@ -256,7 +256,7 @@ def _gemm_params(params: dict[str, object]) -> dict[str, object] | None:
     # up to eight input words per iteration as the depth allows (fewer loop tests), two for
     # a small layer
     words = 8 if depth % 32 == 0 else 4 if depth % 16 == 0 else 2
-    if depth * units <= SMALL_FC_MACS:
+    if words == 8 and depth * units <= SMALL_FC_MACS:
         words = 2
     variant = ("fix" if fixup else "floor", clamp, f"x{words}")
     rv = _gemm_rv.split_stream(weights, rq, _gemm_rv.FC_WIDE, _gemm.FC_BLOCK,
