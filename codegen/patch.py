@@ -178,21 +178,13 @@ class _Builder:
         return prepared
 
 
-class _OneTailConv(Conv2DGemm):
-    """A band of the convolution engine whose pixels are odd in count (a stream's rows of
-    5 pixels: 3 passes of 2 for 5): the last one by the engine's one-pixel variant
-    (runtime/gemm_conv_one.c.j2), not as a pair of itself. Only bands: the layer-by-layer
-    schedules' C stays as it is."""
-
-    @property
-    def runtime(self) -> tuple[str, ...]:  # type: ignore[override]
-        one = "gemm_conv_one." + ".".join(self.params["one_variant"])
-        return (*super().runtime, one)
-
-
 def _one_pixel_tail(layer: Layer) -> None:
+    """A band of the convolution engine whose pixels are odd in count (a stream's rows of
+    5 pixels: 3 passes of 2 for 5) runs the last one on the engine's one-pixel variant
+    (runtime/gemm_conv_one.c.j2, which Conv2DGemm.runtime then adds), not as a pair of
+    itself, whether the band takes the run engine or not; a layer-by-layer schedule does
+    so for its run layers only."""
     if type(layer) is Conv2DGemm and int(layer.params["pixels"]) % 2:
-        layer.__class__ = _OneTailConv
         layer.params["one"] = True
 
 

@@ -74,7 +74,9 @@ class Conv2DGemm(Conv2D):
         few = ("conv_few",) if p["few"] is not None else ()
         v7m = () if p["v7m"] is None else ("gemm_v7m_conv", p["v7m"]["snippet"])
         run = ("gemm_conv_run." + ".".join(p["run_variant"]),) if p["run"] else ()
-        if p["run"] and int(p["pixels"]) % 2:  # the image's last pixel: the one-pixel engine
+        if (p["run"] or p.get("one")) and int(p["pixels"]) % 2:
+            # the image's last pixel: the one-pixel engine (a run layer's, or a band's where
+            # codegen/patch.py sets `one`)
             run = (*run, "gemm_conv_one." + ".".join(p["one_variant"]))
         return (*p["snippets"], *run, *(("widen_fill",) if fills else ()), *copies, "gemm_v6m_conv",
                 *v7m, p["mve"]["snippet"], *few)
