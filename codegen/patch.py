@@ -401,6 +401,7 @@ class _Stream:
         self.windows: dict[int, _Window] = {}
         self.bases: dict[int, int] = {}  # chain tensor -> its window buffer's tensor
         self.sums = -1  # the pool's int32 sums (each step's are views of them)
+        self.firsts: dict[int, int] = {}  # transient chain tensor -> its band's first row
 
     def layers(self) -> list[Layer]:
         self._run(build=False)
@@ -454,6 +455,8 @@ class _Stream:
         return layer
 
     def _run(self, build: bool) -> list[Layer]:
+        """The stage's layers, step by step: each layer's band (its inputs, `_inputs`; its
+        output, `_output`; placed by `_place`), then the pool's rows of the step."""
         self.windows = {}
         result: list[Layer] = []
         current: dict[int, int] = {}  # transient chain tensor -> its band tensor this step
@@ -465,42 +468,65 @@ class _Stream:
                 lo, hi = step[i]
                 if hi <= lo:
                     continue
-                a, b = _needs(layer, self.graph, lo, hi)[0]
-                x = -1
-                if i == 0:
-                    x = self.b.view(layer.inputs[0], 0, a, b) if build else -1
-                elif self.transient[i - 1]:
-                    x = current[i - 1]
-                else:
-                    result += self._keep(i - 1, a, build)
-                    x = self._view(i - 1, a, b) if build else -1
-                y = -1
-                t = self.graph.tensors[layer.outputs[0]]
-                if i == m - 1 and not self.pooled:
-                    y = self.b.view(layer.outputs[0], 0, lo, hi) if build else -1
-                elif self.transient[i]:
-                    y = self.b.band_tensor(t, lo, hi) if build else -1
-                    current[i] = y
-                else:
-                    result += self._keep(i, self._next_read(i, s), build)
-                    w = self.windows[i]
-                    if w.hi != lo:
-                        raise UnsupportedError("a window whose rows are not contiguous")
-                    y = self._view(i, lo, hi) if build else -1
-                    w.hi = hi
-                    w.capacity = max(w.capacity, w.hi - w.lo)
+                inputs, a = self._inputs(i, lo, hi, current, result, build)
+                y = self._output(i, lo, hi, s, current, result, build)
                 if build:
-                    band = self.b.band_layer(layer, [x], a, y, lo, hi)
+                    band = self.b.band_layer(layer, inputs, a, y, lo, hi)
                     if self.wide:
-                        band = _wide_lines(band, int(self.b.tensors[x].nbytes * self.wide))
+                        band = _wide_lines(band, int(self.b.tensors[inputs[0]].nbytes
+                                                     * self.wide))
                     if current.get(i) == y:
-                        lent[i] = self._over_dead_rows(band, i, s, a, lent.get(i - 1, -1))
+                        lent[i] = self._place(band, i, s, a, lent.get(i - 1, -1))
                     result.append(band)
             if self.pooled and step[m - 1][1] > step[m - 1][0] and build:
                 last = s == len(self.steps) - 1
-                layer, sums = self._pool(current[m - 1], sums, last)
+                layer, sums = self._pool(self._pool_input(step[m - 1], current), sums, last)
                 result.append(layer)
         return result
+
+    def _inputs(self, i: int, lo: int, hi: int, current: dict[int, int],
+                result: list[Layer], build: bool) -> tuple[list[int], int]:
+        """The input of chain layer i's band of rows [lo, hi), and its first row: rows of
+        the stage's input, the previous layer's band tensor, or rows of its window (the
+        rows above them dropped first: KEEP_ROWS into `result`)."""
+        layer = self.chain[i]
+        a, b = _needs(layer, self.graph, lo, hi)[0]
+        if i == 0:
+            return [self.b.view(layer.inputs[0], 0, a, b) if build else -1], a
+        if self.transient[i - 1]:
+            return [current[i - 1]], a
+        result += self._keep(i - 1, a, build)
+        return [self._view(i - 1, a, b) if build else -1], a
+
+    def _output(self, i: int, lo: int, hi: int, s: int, current: dict[int, int],
+                result: list[Layer], build: bool) -> int:
+        """The output of chain layer i's band of rows [lo, hi) at step s: rows of the
+        stage's output, a band tensor of its own (`current`), or rows of its window (the
+        rows no reader reads again dropped first: KEEP_ROWS into `result`)."""
+        layer = self.chain[i]
+        t = self.graph.tensors[layer.outputs[0]]
+        if i == len(self.chain) - 1 and not self.pooled:
+            return self.b.view(layer.outputs[0], 0, lo, hi) if build else -1
+        if self.transient[i]:
+            y = self.b.band_tensor(t, lo, hi) if build else -1
+            current[i], self.firsts[i] = y, lo
+            return y
+        result += self._keep(i, self._next_read(i, s), build)
+        w = self.windows[i]
+        if w.hi != lo:
+            raise UnsupportedError("a window whose rows are not contiguous")
+        y = self._view(i, lo, hi) if build else -1
+        w.hi = hi
+        w.capacity = max(w.capacity, w.hi - w.lo)
+        return y
+
+    def _place(self, band: Layer, i: int, s: int, a: int, taken: int) -> int:
+        """Where a band tensor of its own goes: `_over_dead_rows`."""
+        return self._over_dead_rows(band, i, s, a, taken)
+
+    def _pool_input(self, rows: tuple[int, int], current: dict[int, int]) -> int:
+        """The pool's input this step: the last layer's band tensor."""
+        return current[len(self.chain) - 1]
 
     def _dead_rows(self, j: int, s: int, after: bool) -> int:
         """Bytes at the top of window j that no step reads again (from step s + 1 on when
@@ -700,7 +726,6 @@ class _DagStream(_Stream):
         super().__init__(builder, stage, pooled, [], wide)
         self.steps = steps
         self.made = made = _made_in(self.chain)
-        self.firsts: dict[int, int] = {}  # transient stage tensor -> its band's first row
         m = len(self.chain)
         # per tensor of the stage and step: the rows each read of it reads
         self.dag_reads: list[list[list[tuple[int, int]]]] = [[[] for _ in steps]
@@ -740,43 +765,19 @@ class _DagStream(_Stream):
             raise UnsupportedError("a read of rows its window does not hold")
         return self._view(i, a, b)
 
-    def _run(self, build: bool) -> list[Layer]:
-        self.windows = {}
-        result: list[Layer] = []
-        current: dict[int, int] = {}  # transient stage tensor -> its band tensor this step
-        sums = -1
-        m = len(self.chain)
-        for s, step in enumerate(self.steps):
-            for i, layer in enumerate(self.chain):
-                lo, hi = step[i]
-                if hi <= lo:
-                    continue
-                wants = _needs(layer, self.graph, lo, hi)
-                inputs = [self._input(t, a, b, current, build)
-                          for t, (a, b) in zip(layer.inputs, wants, strict=True)]
-                t = self.graph.tensors[layer.outputs[0]]
-                if i == m - 1 and not self.pooled:
-                    y = self.b.view(layer.outputs[0], 0, lo, hi) if build else -1
-                elif self.transient[i]:
-                    y = self.b.band_tensor(t, lo, hi) if build else -1
-                    current[i], self.firsts[i] = y, lo
-                else:
-                    result += self._keep(i, self._next_read(i, s), build)
-                    w = self.windows[i]
-                    if w.hi != lo:
-                        raise UnsupportedError("a window whose rows are not contiguous")
-                    w.hi = hi
-                    w.capacity = max(w.capacity, w.hi - w.lo)
-                    y = self._view(i, lo, hi) if build else -1
-                if build:
-                    band = self.b.band_layer(layer, inputs, wants[0][0], y, lo, hi)
-                    if self.wide:
-                        band = _wide_lines(band, int(self.b.tensors[inputs[0]].nbytes
-                                                     * self.wide))
-                    result.append(band)
-            if self.pooled and step[m - 1][1] > step[m - 1][0] and build:
-                last = s == len(self.steps) - 1
-                x = self._input(self.chain[m - 1].outputs[0], *step[m - 1], current, build)
-                layer, sums = self._pool(x, sums, last)
-                result.append(layer)
-        return result
+    def _inputs(self, i: int, lo: int, hi: int, current: dict[int, int],
+                result: list[Layer], build: bool) -> tuple[list[int], int]:
+        """Each input of stage layer i's band of rows [lo, hi) (`_input`), and the first
+        row of its first."""
+        layer = self.chain[i]
+        wants = _needs(layer, self.graph, lo, hi)
+        return [self._input(t, a, b, current, build)
+                for t, (a, b) in zip(layer.inputs, wants, strict=True)], wants[0][0]
+
+    def _place(self, band: Layer, i: int, s: int, a: int, taken: int) -> int:
+        """A band tensor of its own keeps its own buffer here."""
+        return -1
+
+    def _pool_input(self, rows: tuple[int, int], current: dict[int, int]) -> int:
+        """The pool's input this step: its rows of the last layer's output."""
+        return self._input(self.chain[-1].outputs[0], *rows, current, True)
