@@ -526,11 +526,14 @@ def place_buffers(buffers: list[Buffer]) -> tuple[list[Buffer], int]:
     else:
         pairs = sum(len(o) for o in overlaps)
         count = max(1, _PLACEMENT_WORK // (pairs + len(buffers) + 1))
+        bound = _live_bound(buffers, [[i] for i in range(len(buffers))], [0] * len(buffers))
         best: tuple[list[int], int] | None = None
         for ordering in _orderings(buffers, count):
             result = _place(buffers, overlaps, ordering)
             if best is None or result[1] < best[1]:
                 best = result
+            if best[1] <= bound:
+                break  # no ordering can do better
         offsets, size = best if best is not None else ([], 0)
     placed = [Buffer(b.tensors, b.first, b.last, b.size, o)
               for b, o in zip(buffers, offsets, strict=True)]
@@ -560,15 +563,47 @@ def place_clusters(buffers: list[Buffer], cluster: list[int],
                           span) for g, span in zip(groups, extent, strict=True)]
         pairs = sum(len(o) for o in overlaps)
         count = max(1, _PLACEMENT_WORK // (pairs + len(buffers) + 1))
+        bound = _live_bound(buffers, groups, relative)
         best: tuple[list[int], int] | None = None
         for ordering in _orderings(summary, count):
             result = _place_groups(buffers, overlaps, groups, relative, ordering)
             if best is None or result[1] < best[1]:
                 best = result
+            if best[1] <= bound:
+                break  # no ordering can do better
         offsets, size = best if best is not None else ([], 0)
     placed = [Buffer(b.tensors, b.first, b.last, b.size, o, b.group)
               for b, o in zip(buffers, offsets, strict=True)]
     return placed, size
+
+
+def _live_bound(buffers: list[Buffer], groups: list[list[int]], relative: list[int]) -> int:
+    """The most bytes alive at one step, a size no placement goes below: buffers alive
+    together never share bytes, but those of one group (`relative`: at fixed distances
+    from its base) count their union once."""
+    if not buffers:
+        return 0
+    steps = max(b.last for b in buffers) + 2
+    change = [0] * steps  # the single buffers' bytes, as differences between steps
+    joint = [0] * steps  # the groups' of several buffers, step by step
+    for g in groups:
+        if len(g) == 1:
+            b = buffers[g[0]]
+            change[b.first] += b.size
+            change[b.last + 1] -= b.size
+            continue
+        for step in range(min(buffers[i].first for i in g), max(buffers[i].last for i in g) + 1):
+            cover, end = 0, 0
+            for lo, hi in sorted((relative[i], relative[i] + buffers[i].size) for i in g
+                                 if buffers[i].first <= step <= buffers[i].last):
+                cover += max(0, hi - max(lo, end))
+                end = max(end, hi)
+            joint[step] += cover
+    bound = total = 0
+    for step in range(steps):
+        total += change[step]
+        bound = max(bound, total + joint[step])
+    return bound
 
 
 def _place_groups(buffers: list[Buffer], overlaps: list[list[int]], groups: list[list[int]],

@@ -12,6 +12,7 @@ from support.builder import ModelBuilder, Q, fc_options
 from support.policy import require_tool
 from support.verify import assert_same, random_inputs
 
+from codegen import plan as plan_module
 from codegen.execute import build_for_target, execute, run_executable
 from codegen.program import Program, load_program
 from codegen.targets import TARGETS
@@ -414,3 +415,40 @@ def test_ram_budget_on_the_command_line(shared_models: Path, tmp_path: Path) -> 
     header = (tmp_path / "c" / "vww_96_int8.h").read_text()
     size = int(re.search(r"#define VWW_96_INT8_ARENA_SIZE (\d+)u", header).group(1))
     assert size <= 52000
+
+
+def _random_buffers(rng: np.random.Generator, count: int) -> list[plan_module.Buffer]:
+    buffers = []
+    for k in range(count):
+        first = int(rng.integers(0, 12))
+        buffers.append(plan_module.Buffer((k,), first, first + int(rng.integers(0, 6)),
+                                          16 * int(rng.integers(1, 40))))
+    return buffers
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_placement_stops_only_at_the_live_bound(seed: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """place_buffers and place_clusters stop trying orderings once one reaches the most
+    bytes alive at one step (`_live_bound`): the placement is the one every ordering would
+    have given, and no placement is below the bound."""
+    rng = np.random.default_rng(seed)
+    buffers = _random_buffers(rng, int(rng.integers(3, 30)))
+    cluster = [int(c) for c in rng.integers(0, max(2, len(buffers) * 2 // 3), len(buffers))]
+    relative = [16 * int(rng.integers(0, 8)) for _ in buffers]
+    for c in set(cluster):  # each group's base: one member at distance 0
+        relative[cluster.index(c)] = 0
+    groups: dict[int, list[int]] = {}
+    for i, c in enumerate(cluster):
+        groups.setdefault(c, []).append(i)
+    fast = (plan_module.place_buffers(buffers),
+            plan_module.place_clusters(buffers, cluster, relative))
+    bounds = (plan_module._live_bound(buffers, [[i] for i in range(len(buffers))],
+                                      [0] * len(buffers)),
+              plan_module._live_bound(buffers, list(groups.values()), relative))
+    monkeypatch.setattr(plan_module, "_live_bound", lambda *args: -1)  # every ordering
+    full = (plan_module.place_buffers(buffers),
+            plan_module.place_clusters(buffers, cluster, relative))
+    assert fast == full
+    for (_, size), bound in zip(full, bounds, strict=True):
+        assert bound <= size
