@@ -14,7 +14,9 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
@@ -52,6 +54,7 @@ def environment() -> jinja2.Environment:
     env.filters["c_float"] = c_float
     env.filters["c_double"] = c_double
     env.filters["c_comment"] = c_comment
+    env.globals["share"] = share
     return env
 
 
@@ -394,8 +397,13 @@ class _ConstantArray:
         return c_array_lines(self.values)
 
 
-# CArray.identity of each array emitted in this file -> its name
-_Emitted = dict[tuple[str, str, int, bytes], str]
+@dataclass
+class _Emitted:
+    """What this rendering of the file has emitted: the name of the first array of each
+    CArray.identity, and of the first function of each text (`share`)."""
+
+    arrays: dict[tuple[str, str, int, bytes], str] = field(default_factory=dict)
+    functions: dict[str, str] = field(default_factory=dict)
 
 
 def _deduplicated(array: CArray, name: str, emitted: _Emitted) -> _ConstantArray:
@@ -403,9 +411,43 @@ def _deduplicated(array: CArray, name: str, emitted: _Emitted) -> _ConstantArray
     guard, values) emitted in this file (the bands of a patch-based stage, one C function
     per band shape, share their weights, biases and requantization constants): one copy
     in flash."""
-    first = emitted.setdefault(array.identity, name)
+    first = emitted.arrays.setdefault(array.identity, name)
     return _ConstantArray(array.c_type, name, array.values.size, array.values, array.guard,
                           None if first == name else first)
+
+
+# A function a kernel template defines through `share`: its C text under a given name (a
+# Jinja macro of the name).
+Define = Callable[[str], str]
+_SHARED: ContextVar[dict[str, str] | None] = ContextVar("shared_functions", default=None)
+_NEUTRAL_NAME = "cg_shared_function"
+
+
+def share(name: str, define: Define) -> str:
+    """The C text that gives a kernel (a template's `share(name, macro)`) the function
+    `name`, `define(name)`: that definition where the file has no function of the same
+    text yet (compared under one neutral name: every character but the name counts), else
+    a #define of `name` to the first one's name (a streamed layer's bands share one row
+    function). Kernels that may share a text call this under the same preprocessor
+    conditions. Outside `sharing` (a kernel rendered alone) always the definition."""
+    emitted = _SHARED.get()
+    if emitted is None:
+        return str(define(name))
+    first = emitted.setdefault(str(define(_NEUTRAL_NAME)), name)
+    if first == name:
+        return str(define(name))
+    return f"/* the same text as {first}: defined once */\n#define {name} {first}\n"
+
+
+@contextmanager
+def sharing(functions: dict[str, str]) -> Iterator[None]:
+    """`share` inside records the functions it defines in `functions` (text under the
+    neutral name -> name): one file's record, kept across its layers' kernels."""
+    token = _SHARED.set(functions)
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
 
 
 class _LayerText:
@@ -442,7 +484,8 @@ class _LayerText:
 
     @property
     def kernel(self) -> str:
-        return self._layer.kernel(self.symbol).rstrip() + "\n"
+        with sharing(self._emitted.functions):
+            return self._layer.kernel(self.symbol).rstrip() + "\n"
 
     @property
     def summary(self) -> str:
@@ -452,8 +495,8 @@ class _LayerText:
 class _Layers:
     """The running layers as model.c.j2 iterates them (twice: definitions, then calls):
     a _LayerText made afresh for each, so that no more than one is alive at a time. Each
-    iteration (each rendering of the file) starts a new record of the constant arrays
-    emitted, which the layers' texts share."""
+    iteration (each rendering of the file) starts a new record of the constant arrays and
+    shared functions emitted, which the layers' texts share."""
 
     def __init__(self, make: Callable[[object, _Emitted], _LayerText], running: list) -> None:
         self._make, self._running = make, running
@@ -462,7 +505,7 @@ class _Layers:
         return len(self._running)
 
     def __iter__(self) -> Iterator[_LayerText]:
-        emitted: _Emitted = {}
+        emitted = _Emitted()
         return (self._make(layer, emitted) for layer in self._running)
 
 

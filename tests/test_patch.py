@@ -822,8 +822,8 @@ def few_rows_model() -> bytes:
     return m.build(m.global_pool(t))
 
 
-_FEW_ROW = re.compile(r"^#if CG_GEMM_ASM && !defined\((CG_FEW_ROW_\w+)\)\n#define \1 (\w+)\n"
-                      r"(.*?)^#endif$", re.M | re.S)
+_FEW_ROW = re.compile(r"^static void __attribute__\(\(naked, noinline\)\) (\w+_row)\((.*?)^}$",
+                      re.M | re.S)
 
 
 def _few_banded() -> tuple[bytes, Program]:
@@ -841,14 +841,15 @@ def _few_banded() -> tuple[bytes, Program]:
 
 def test_few_bands_share_one_row_function() -> None:
     """Each few-channel layer's bands (each of them taking the assembly with the one-pixel
-    block for the row's odd last pixel) define its row function under one guard: the first
-    band's, which every band calls through the guard's name; the function ends its rows in
-    the one-pixel block."""
+    block for the row's odd last pixel) share one row function: the first band's, its text
+    once in the file, every other band's name #defined to it; each band calls its own name;
+    the function ends its rows in the one-pixel block."""
     from codegen.emit import emit_model
 
     _, program = _few_banded()
     source = emit_model(program, "m")["m.c"]
     rows = _FEW_ROW.findall(source)
+    bodies = dict(rows)
     for index, passes_inner in ((0, True), (1, False)):
         bands = [la for la in program.layers if la.stem.startswith(f"l{index}_conv_2d_band")]
         symbols = sorted({la.symbol("m") for la in bands})
@@ -856,18 +857,15 @@ def test_few_bands_share_one_row_function() -> None:
         shifted = [la.params["few"]["shifted"] for la in bands]
         assert all(sh is not None and sh["one"] and sh["passes_inner"] == passes_inner
                    for sh in shifted), index
-        keys = {sh["key"] for sh in shifted}
-        assert len(keys) == 1, keys
-        guard = f"CG_FEW_ROW_{keys.pop()}"
-        mine = [(first, body) for key, first, body in rows if key == guard]
-        # one guarded copy per band: the first defines the name, the others compile to nothing
-        assert len(mine) == len(symbols) and mine[0][0] == f"{symbols[0]}_row", mine
-        assert all("the row's odd last pixel alone" in body for _, body in mine)
-        # every band's call (its output row's passes) through the guard's name
-        assert source.count(f"{guard}(rows") == len(symbols)
-        assert not any(f"{s}_row(rows" in source for s in symbols)
-    assert len(rows) == sum(len({la.stem for la in program.layers
-                                 if la.stem.startswith(f"l{i}_conv_2d_band")}) for i in (0, 1))
+        first = f"{symbols[0]}_row"
+        mine = [name for name, _ in rows if name.startswith(f"m_l{index}_conv_2d_band")]
+        assert mine == [first], mine
+        assert source.count(bodies[first]) == 1
+        assert "the row's odd last pixel alone" in bodies[first]
+        for symbol in symbols[1:]:
+            assert source.count(f"\n#define {symbol}_row {first}\n") == 1, symbol
+        assert all(source.count(f"{s}_row(rows") == 1 for s in symbols)
+    assert len(rows) == 2, [name for name, _ in rows]
 
 
 def _few_inputs(program: Program, count: int) -> list[np.ndarray]:

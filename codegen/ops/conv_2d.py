@@ -11,7 +11,6 @@ group c / (out_c / groups). The arithmetic and the zero-point folding are descri
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -333,7 +332,6 @@ def _few_params(p: dict[str, object], w: np.ndarray, fixup: bool) -> dict[str, o
         # costs about as much as a pass's; the passes inner where there are many more
         shifted["passes_inner"] = out_c <= 8 and out_w >= 8
         shifted["one"] = _few_one(plan, sw * in_c) if out_w % 2 and out_w > 1 else None
-        shifted["key"] = _few_row_key(shifted, out_c, sw * in_c)
     ring = _few_ring(p, stream.size if shifted is None else max(
         stream.size, shifted["stream"].size))  # type: ignore[union-attr]
     if ring:
@@ -454,14 +452,6 @@ def _few_plan(kh: int, row_values: int, line: int, step: int) -> list[dict[str, 
                          "rv": plan[-1]["rv"] if reuse else "lr",
                          "taps": ((fy - 1, row_values - 1), (fy, row_values - 1))})
     return plan
-
-
-def _few_row_key(shifted: dict[str, object], out_c: int, step: int) -> str:
-    """What the row function's text depends on but its name, as a C identifier's tail:
-    layers of one key (a streamed layer's bands) share one function."""
-    text = repr([shifted[k] for k in ("plan", "shift", "block_bytes", "passes_inner", "one")]
-                + [out_c, step])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _few_one(plan: list[dict[str, object]], step: int) -> list[tuple[int, ...]]:
