@@ -46,6 +46,27 @@
  * writes a register the first writes; pairs do not overlap and never span two QEMU
  * translation blocks.
  *
+ * Cortex-M55 (an approximation: ARM publishes no instruction timing table for it. Sources:
+ * the Armv8.1-M Architecture Reference Manual's beat-wise execution of Helium (MVE) and its
+ * low-overhead-branch extension, and LLVM's scheduling model of the core, ARMScheduleM55.td:
+ * "a lot like the M4/M33", four vector pipes, control, load/store, integer and
+ * multiply/FP, where each 128-bit vector instruction takes two beats of 64 bits and the
+ * first beat of an instruction overlaps the second beat of the one before when the two use
+ * different pipes). Scalar code as the Cortex-M33. Helium: a vector load or store
+ * (contiguous, widening, narrowing, interleaving, gather, scatter), a vector integer,
+ * multiply or multiply-accumulate instruction (VMLADAV, VMLAV, VADDV... included), a
+ * VMOV lane or VDUP 2 cycles; 1 less when the instruction just before it was such a vector
+ * instruction of another pipe (load/store; integer, with VMOV and VDUP; multiply/FP, with
+ * VCMP, VPT and the across-vector MACs): VLDR, VMLAVA, VLDR, VMLAVA ... costs 2, 1, 1, 1.
+ * VPST, VPNOT, VCTP 1, and no overlap with them. Low-overhead loops: DLS, DLSTP, LCTP 1;
+ * WLS, WLSTP 1, plus the refill of an immediate branch when they skip the loop; LE, LETP
+ * 1 and no refill when they loop back (the core knows the loop's start since DLS/WLS).
+ * Not modelled on the M55: its dual issue of 16-bit instructions, scalar instructions
+ * overlapping vector beats, result latencies (a vector or multiply result used by the next
+ * instruction, the across-vector MACs' 2-cycle latency into a core register), gather and
+ * scatter taking longer than a contiguous access, the loop cache that lets the core skip
+ * executing LE, and any wait state (`codegen bench` refuses --wait-states for it).
+ *
  * Not modelled on any core: wait states (see bench_plugin.c for --wait-states), the stall
  * of a load/store whose address register the instruction just before it computed, the
  * extra cycle of a literal load contending with the fetch, unaligned accesses, divide and
