@@ -219,18 +219,50 @@ def test_cli_reports_cycles_and_their_options(shared_models: Path, tmp_path: Pat
     assert "cycles (" in text and "instructions, CPI" in text  # the hottest functions
 
 
+# The Armv8.1-M class binutils' mnemonic and operands imply (first match), for the check
+# below; None: not an Armv8.1-M class.
+M55_MNEMONICS = (
+    (r"(dls|dlstp|wls|wlstp|le|letp|lctp)$", None, "loop"),
+    (r"(vpst|vpnot|vctp)", None, "mve_pred"),
+    (r"vdup", None, "mve_move"),
+    (r"vmov", r"\[", "mve_move"),
+    (r"v(ldr|str)", r"\[(r\d+|ip|fp|sl), q|\[q", "mve_gather"),
+    (r"v(ldr|ld[24])", r"\bq\d", "mve_load"),
+    (r"v(str|st[24])", r"\bq\d", "mve_store"),
+    (r"v(r?ml[as]l?dav|mla[lv]|addl?v)", None, "mve_mac"),
+    (r"v(q?r?d?mul|mla|qr?dml|cmp|pt|fm)", r"\bq\d", "mve_mul"),
+    (r"v", r"\bq\d", "mve_alu"),
+)
+
+
+def m55_class_of(disassembly: str) -> str | None:
+    mnemonic, _, operands = disassembly.partition(" ")
+    for pattern, operand_pattern, cls in M55_MNEMONICS:
+        if re.match(pattern, mnemonic) and (
+                operand_pattern is None or re.search(operand_pattern, operands)):
+            return cls
+    return None
+
+
 @pytest.mark.qemu
 def test_m55_decoder_classifies_every_instruction_of_a_build(shared_models: Path,
                                                              tmp_path: Path) -> None:
     """Every instruction a real cortex-m55 build executes has its class: none falls back to
-    "unknown", and no Helium instruction is taken for a coprocessor one ("system", what a
-    decoder without MVE makes of them). hello_world runs Helium loads, MACs and integer
-    operations in its fully-connected kernels, with the scalar code around them."""
+    "unknown", no Helium instruction is taken for a coprocessor one ("system", what a
+    decoder without MVE makes of them), and each Helium or loop instruction has the class
+    binutils' disassembly of it implies (an independent decoder). hello_world runs Helium
+    loads, stores, MACs, multiplies and integer operations in its fully-connected kernels,
+    with the scalar code around them."""
     program = load_program(shared_models / "hello_world_int8.tflite")
     result = bench.bench_program(program, "cortex-m55", tmp_path, profile=True)
     assert result.output_matches_reference and result.cycles is not None
     assert result.cycles_by_class is not None and result.profile
-    classes = set(result.cycles_by_class)
-    assert {"mve_load", "mve_mac", "mve_alu", "mve_move"} <= classes
+    assert {"mve_load", "mve_store", "mve_mac", "mve_mul", "mve_alu", "mve_move"} <= set(
+        result.cycles_by_class)
     assert not {"unknown", "system"} & {line.cls for line in result.profile}
     assert sum(line.cycles for line in result.profile) == result.cycles
+    armv81m = {cls for _, _, cls in M55_MNEMONICS}
+    for line in result.profile:
+        implied = m55_class_of(line.disassembly)
+        if implied is not None or line.cls in armv81m:
+            assert line.cls == implied, (hex(line.address), line.disassembly, line.cls)
