@@ -618,8 +618,9 @@ def _new_targets_section(models: list[str], outcomes: dict[Job, Outcome],
         "15): cortex-m55 at most 0.5x our cortex-m4 instructions on KWS, VWW and IC "
         "(kws_ref_model, vww_96_int8, pretrainedResnet_quant); riscv32 no worse than our "
         "cortex-m3; riscv32-v at most 0.4x riscv32. cortex-m55 stands for the Cortex-M85 "
-        "too (the same code). Anchor (cortex-m55 rows): TFLM + CMSIS-NN built for the "
-        "Cortex-M55 (gcc 12.2 -O2, its MVE path) on the same QEMU machine, "
+        "too (the same code; the cycles are the M55's). Anchor (cortex-m55 rows): TFLM + "
+        "CMSIS-NN built for the Cortex-M55 (gcc 12.2 -O2, its MVE path) on the same QEMU "
+        "machine, "
         "scripts/tflm_baselines.json.",
         "",
         "| model | target | instructions | cycles | CPI | instr/MAC | against | "
