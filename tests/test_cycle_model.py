@@ -6,7 +6,9 @@ it executes and the cycles the core's timing table gives, worked out by hand in 
 comments beside it. The plugin must count exactly those instructions and charge exactly
 those cycles; its per-address rows must add up to the same numbers. On real benchmark
 builds (cortex-m4), an independent implementation of the Cortex-M4 table fed QEMU's own
-execution log (support/m4_timing.py) must find the same instructions and cycles.
+execution log (support/m4_timing.py) must find the same instructions and cycles. On a real
+cortex-m55 build, every executed instruction must be classified, each Helium and
+low-overhead-loop instruction as binutils' disassembly of it implies.
 """
 
 from __future__ import annotations
