@@ -248,9 +248,7 @@ static void decode16(unsigned hw, struct cm_insn *d)
     }
 }
 
-/* -- 32-bit encodings (ARMv7-M ARM A5.3, FP: A6) ------------------------------------- */
-
-/* -- Armv8.1-M: Helium (MVE) and low-overhead loops (Armv8.1-M ARM, C2) ---------------- */
+/* -- 32-bit encodings of Armv8.1-M: Helium (MVE) and low-overhead loops -------------- */
 
 /* Vector data processing (hw1 111x 1111, or 111x 1110 outside coprocessors 10 and 11),
  * the first matching row wins: masks and values of both halfwords. The rows were worked
@@ -371,6 +369,8 @@ static void decode_loop(unsigned hw1, unsigned hw2, struct cm_insn *d)
         set(d, CM_NOP, 0, 0);
     }
 }
+
+/* -- 32-bit encodings (ARMv7-M ARM A5.3, FP: A6) ------------------------------------- */
 
 static void decode_fp(unsigned hw1, unsigned hw2, struct cm_insn *d)
 {
