@@ -15,7 +15,7 @@ the normal build's plus one instruction per layer (not counted). The same plugin
 every instruction the cycles of the core's timing table (the cycle model, codegen/cycles.py
 and firmware/qemu/cycle_model.c): cycles per invoke, per layer, per instruction class and
 per instruction address (`profile`); the model has tables for Thumb cores only, so
-cortex-m55 (Helium) and the RISC-V targets report instructions without cycles. The harness
+the RISC-V targets report instructions without cycles. The harness
 also reads
 the SysTick around the invoke: the QEMU boards tick once per
 `Target.instructions_per_tick` instructions, a cross-check, and the fallback (whole invoke

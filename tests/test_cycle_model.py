@@ -6,7 +6,9 @@ it executes and the cycles the core's timing table gives, worked out by hand in 
 comments beside it. The plugin must count exactly those instructions and charge exactly
 those cycles; its per-address rows must add up to the same numbers. On real benchmark
 builds (cortex-m4), an independent implementation of the Cortex-M4 table fed QEMU's own
-execution log (support/m4_timing.py) must find the same instructions and cycles.
+execution log (support/m4_timing.py) must find the same instructions and cycles. On a real
+cortex-m55 build, every executed instruction must be classified, each Helium and
+low-overhead-loop instruction as binutils' disassembly of it implies.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ RUNS = [
     ("armv7em", "cortex-m4", "cortex-m4", CycleOptions()),
     ("armv7em", "cortex-m7", "cortex-m7", CycleOptions()),
     ("armv7em", "cortex-m33", "cortex-m33", CycleOptions()),
+    ("armv81m", "cortex-m55", "cortex-m55", CycleOptions()),
     ("wait_states", "cortex-m4", "cortex-m4", CycleOptions()),
     ("wait_states", "cortex-m4", "cortex-m4+ws3", WS3),
 ]
@@ -123,13 +126,13 @@ def test_micro_benchmark(name: str, target: str, key: str, options: CycleOptions
 def test_every_core_has_micro_benchmarks() -> None:
     covered = {key for _, _, key, _ in RUNS}
     assert {"cortex-m0", "cortex-m0+small-multiplier", "cortex-m3", "cortex-m4",
-            "cortex-m7", "cortex-m33", "cortex-m4+ws3"} <= covered
+            "cortex-m7", "cortex-m33", "cortex-m55", "cortex-m4+ws3"} <= covered
     modelled = {name for name, target in TARGETS.items()
                 if not target.is_host and cycles.has_cycle_model(target)}
     assert {target for _, target, _, _ in RUNS} == modelled == set(cycles.TIMING_SOURCES)
-    # The cores without a table: Helium (the Thumb decoder knows no MVE) and RISC-V.
+    # The cores without a table: RISC-V (the decoder is a Thumb one).
     assert {name for name, target in TARGETS.items() if not target.is_host} - modelled == {
-        "cortex-m55", "riscv32", "riscv32-v"}
+        "riscv32", "riscv32-v"}
 
 
 def test_flash_region_is_the_code_region() -> None:
@@ -143,7 +146,8 @@ def test_flash_region_is_the_code_region() -> None:
     (["--target", "cortex-m0", "--wait-states", "-1"], "--wait-states must be 0 to 15"),
     (["--target", "host", "--wait-states", "2"], "the host is measured by the wall clock"),
     (["--target", "riscv32", "--wait-states", "2"], "no table for riscv32"),
-    (["--target", "cortex-m55", "--wait-states", "1"], "no table for cortex-m55"),
+    (["--target", "riscv32-v", "--small-multiplier"], "no table for riscv32-v"),
+    (["--target", "cortex-m55", "--wait-states", "1"], "does not apply to cortex-m55"),
 ])
 def test_option_errors(arguments: list[str], message: str, tmp_path: Path,
                        capsys: pytest.CaptureFixture[str]) -> None:
@@ -215,3 +219,52 @@ def test_cli_reports_cycles_and_their_options(shared_models: Path, tmp_path: Pat
     text = capsys.readouterr().out
     assert f"cycles {cycle_count:,} per invoke" in text and "Cortex-M0 TRM" in text
     assert "cycles (" in text and "instructions, CPI" in text  # the hottest functions
+
+
+# The Armv8.1-M class binutils' mnemonic and operands imply (first match), for the check
+# below; None: not an Armv8.1-M class.
+M55_MNEMONICS = (
+    (r"(dls|dlstp|wls|wlstp|le|letp|lctp)$", None, "loop"),
+    (r"(vpst|vpnot|vctp)", None, "mve_pred"),
+    (r"vdup", None, "mve_move"),
+    (r"vmov", r"\[", "mve_move"),
+    (r"v(ldr|str)", r"\[(r\d+|ip|fp|sl), q|\[q", "mve_gather"),
+    (r"v(ldr|ld[24])", r"\bq\d", "mve_load"),
+    (r"v(str|st[24])", r"\bq\d", "mve_store"),
+    (r"v(r?ml[as]l?dav|mla[lv]|addl?v)", None, "mve_mac"),
+    (r"v(q?r?d?mul|mla|qr?dml|cmp|pt|fm)", r"\bq\d", "mve_mul"),
+    (r"v", r"\bq\d", "mve_alu"),
+)
+
+
+def m55_class_of(disassembly: str) -> str | None:
+    mnemonic, _, operands = disassembly.partition(" ")
+    for pattern, operand_pattern, cls in M55_MNEMONICS:
+        if re.match(pattern, mnemonic) and (
+                operand_pattern is None or re.search(operand_pattern, operands)):
+            return cls
+    return None
+
+
+@pytest.mark.qemu
+def test_m55_decoder_classifies_every_instruction_of_a_build(shared_models: Path,
+                                                             tmp_path: Path) -> None:
+    """Every instruction a real cortex-m55 build executes has its class: none falls back to
+    "unknown", no Helium instruction is taken for a coprocessor one ("system", what a
+    decoder without MVE makes of them), and each Helium or loop instruction has the class
+    binutils' disassembly of it implies (an independent decoder). hello_world runs Helium
+    loads, stores, MACs, multiplies and integer operations in its fully-connected kernels,
+    with the scalar code around them."""
+    program = load_program(shared_models / "hello_world_int8.tflite")
+    result = bench.bench_program(program, "cortex-m55", tmp_path, profile=True)
+    assert result.output_matches_reference and result.cycles is not None
+    assert result.cycles_by_class is not None and result.profile
+    assert {"mve_load", "mve_store", "mve_mac", "mve_mul", "mve_alu", "mve_move"} <= set(
+        result.cycles_by_class)
+    assert not {"unknown", "system"} & {line.cls for line in result.profile}
+    assert sum(line.cycles for line in result.profile) == result.cycles
+    armv81m = {cls for _, _, cls in M55_MNEMONICS}
+    for line in result.profile:
+        implied = m55_class_of(line.disassembly)
+        if implied is not None or line.cls in armv81m:
+            assert line.cls == implied, (hex(line.address), line.disassembly, line.cls)

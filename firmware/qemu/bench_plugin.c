@@ -7,7 +7,7 @@
  *
  * `core=none` counts instructions only (every cycle 0, every instruction of class
  * "unknown" but the marks): the cycle model is a Thumb one, for the cores it has a table
- * of; any other guest (RISC-V, the Cortex-M55's Helium) is counted without it. A mark
+ * of; any other guest (RISC-V) is counted without it. A mark
  * `insn` above 0xffff is a 32-bit instruction (RISC-V's, see firmware/riscv/profile_riscv.h),
  * else a 16-bit one.
  *
@@ -251,7 +251,7 @@ static void translate_counting_only(struct qemu_plugin_tb *tb)
         const unsigned char *bytes = qemu_plugin_insn_data(insn);
         unsigned size = (unsigned)qemu_plugin_insn_size(insn);
         struct record *r = record_at(qemu_plugin_insn_vaddr(insn));
-        if (mark_encoding <= 0xffffu) { /* a Thumb guest (the Cortex-M55): see thumb_size */
+        if (mark_encoding <= 0xffffu) { /* a Thumb guest with core=none: see thumb_size */
             size = thumb_size(bytes, size);
         }
         if (r == NULL) {

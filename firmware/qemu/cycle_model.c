@@ -46,6 +46,27 @@
  * writes a register the first writes; pairs do not overlap and never span two QEMU
  * translation blocks.
  *
+ * Cortex-M55 (an approximation: ARM publishes no instruction timing table for it. Sources:
+ * the Armv8.1-M Architecture Reference Manual's beat-wise execution of Helium (MVE) and its
+ * low-overhead-branch extension, and LLVM's scheduling model of the core, ARMScheduleM55.td:
+ * "a lot like the M4/M33", four vector pipes, control, load/store, integer and
+ * multiply/FP, where each 128-bit vector instruction takes two beats of 64 bits and the
+ * first beat of an instruction overlaps the second beat of the one before when the two use
+ * different pipes). Scalar code as the Cortex-M33. Helium: a vector load or store
+ * (contiguous, widening, narrowing, interleaving, gather, scatter), a vector integer,
+ * multiply or multiply-accumulate instruction (VMLADAV, VMLAV, VADDV... included), a
+ * VMOV lane or VDUP 2 cycles; 1 less when the instruction just before it was such a vector
+ * instruction of another pipe (load/store; integer, with VMOV and VDUP; multiply/FP, with
+ * VCMP, VPT and the across-vector MACs): VLDR, VMLAVA, VLDR, VMLAVA ... costs 2, 1, 1, 1.
+ * VPST, VPNOT, VCTP 1, and no overlap with them. Low-overhead loops: DLS, DLSTP, LCTP 1;
+ * WLS, WLSTP 1, plus the refill of an immediate branch when they skip the loop; LE, LETP
+ * 1 and no refill when they loop back (the core knows the loop's start since DLS/WLS).
+ * Not modelled on the M55: its dual issue of 16-bit instructions, scalar instructions
+ * overlapping vector beats, result latencies (a vector or multiply result used by the next
+ * instruction, the across-vector MACs' 2-cycle latency into a core register), gather and
+ * scatter taking longer than a contiguous access, the loop cache that lets the core skip
+ * executing LE, and any wait state (`codegen bench` refuses --wait-states for it).
+ *
  * Not modelled on any core: wait states (see bench_plugin.c for --wait-states), the stall
  * of a load/store whose address register the instruction just before it computed, the
  * extra cycle of a literal load contending with the fetch, unaligned accesses, divide and
@@ -227,13 +248,144 @@ static void decode16(unsigned hw, struct cm_insn *d)
     }
 }
 
+/* -- 32-bit encodings of Armv8.1-M: Helium (MVE) and low-overhead loops -------------- */
+
+/* Vector data processing (hw1 111x 1111, or 111x 1110 outside coprocessors 10 and 11),
+ * the first matching row wins: masks and values of both halfwords. The rows were worked
+ * out from the encodings of every form of these instructions (all sizes, registers and
+ * the vector-by-scalar forms; VADD, VSUB, VABS, VNEG, VCVT, VFMA... rows are their
+ * floating-point forms) and checked against those of the integer-pipe instructions,
+ * which match none: any vector data-processing instruction no row matches is CM_MVE_ALU.
+ * VCMP and VPT sit on the multiply/FP pipe (they compare there). */
+static const struct mve_row {
+    uint16_t mask1, mask2, value1, value2;
+    uint8_t cls;
+} MVE_ROWS[] = {
+    {0xffbfu, 0x1fffu, 0xfe31u, 0x0f4du, CM_MVE_PRED}, /* VPNOT, VPST */
+    {0xffffu, 0x1ff1u, 0xffb6u, 0x0440u, CM_MVE_MUL}, /* VRINTN */
+    {0xfff1u, 0xfff0u, 0xfe31u, 0x0f40u, CM_MVE_MUL}, /* VCMP */
+    {0xfff1u, 0xfff0u, 0xfe71u, 0x0f40u, CM_MVE_MUL}, /* VPT */
+    {0xfff1u, 0xfff0u, 0xfe71u, 0x8f40u, CM_MVE_MUL}, /* VPT */
+    {0xfff1u, 0xfff0u, 0xfe31u, 0x4f40u, CM_MVE_MUL}, /* VPT */
+    {0xfff1u, 0x1e71u, 0xffb1u, 0x0640u, CM_MVE_MUL}, /* VABS, VCVT, VNEG */
+    {0xeff1u, 0x0ff1u, 0xee30u, 0x0f01u, CM_MVE_MUL}, /* VQDMULLB, VQDMULLT */
+    {0xeff1u, 0x0f71u, 0xeee0u, 0x0f00u, CM_MVE_ALU}, /* VMAXAV, VMAXV, VMINV */
+    {0xff81u, 0x1ff1u, 0xee80u, 0x0f00u, CM_MVE_MAC}, /* VRMLALDAVH */
+    {0xff81u, 0x1ff1u, 0xfe80u, 0x0f00u, CM_MVE_MAC}, /* VRMLALDAVH */
+    {0xff81u, 0x1ff1u, 0xee80u, 0x1f00u, CM_MVE_MAC}, /* VRMLALDAVHX */
+    {0xef81u, 0x1ff1u, 0xee80u, 0x0f20u, CM_MVE_MAC}, /* VRMLALDAVHA */
+    {0xeff1u, 0x0fd0u, 0xee30u, 0x0f40u, CM_MVE_MUL}, /* VADD, VQDMULLB, VQDMULLT, VSUB */
+    {0xffb1u, 0x0ef0u, 0xee31u, 0x0e40u, CM_MVE_MUL}, /* VCMP, VFMA, VFMAS, VPT */
+    {0xffe0u, 0x0ff0u, 0xfe00u, 0x0e00u, CM_MVE_MUL}, /* VMULH, VQDMLSDH, VQDMLSDHX,
+          VQRDMLSDH, VQRDMLSDHX, VRMULH */
+    {0xeff1u, 0x0ed0u, 0xeef0u, 0x0e00u, CM_MVE_MAC}, /* VMLADAV, VMLADAVA, VMLADAVAX,
+          VMLADAVX, VMLAV, VMLAVA, VMLSDAV, VMLSDAVA, VMLSDAVAX, VMLSDAVX */
+    {0xefb1u, 0x3f10u, 0xee31u, 0x1f00u, CM_MVE_MUL}, /* VCMP, VPT */
+    {0xefc0u, 0x1ff0u, 0xee00u, 0x0e60u, CM_MVE_MUL}, /* VMUL, VQDMLAH, VQDMULH, VQRDMULH */
+    {0xefc1u, 0x1de1u, 0xef00u, 0x0940u, CM_MVE_MUL}, /* VMUL, VQDMULH, VQRDMULH */
+    {0xefc1u, 0x1ce1u, 0xef00u, 0x0c40u, CM_MVE_MUL}, /* VABD, VADD, VFMA, VFMS, VMAXNM,
+          VMINNM, VMUL, VSUB */
+    {0xef81u, 0x2fb0u, 0xee01u, 0x0f80u, CM_MVE_MUL}, /* VCMP, VPT */
+    {0xffa1u, 0x2f10u, 0xfe01u, 0x0f00u, CM_MVE_MUL}, /* VCMP, VPT */
+    {0xefc0u, 0x0ff0u, 0xee00u, 0x0e40u, CM_MVE_MUL}, /* VFMA, VFMAS, VMLA, VMLAS, VQRDMLAH,
+          VQRDMLASH */
+    {0xffe0u, 0x0f90u, 0xee00u, 0x0e00u, CM_MVE_MUL}, /* VMUL, VMULH, VQDMLADH, VQDMLADHX,
+          VQDMLASH, VQRDMLADH, VQRDMLADHX, VRMULH */
+    {0xeff0u, 0x0f90u, 0xee20u, 0x0e00u, CM_MVE_MUL}, /* VMUL, VMULH, VQDMLADH, VQDMLADHX,
+          VQDMLASH, VQDMLSDH, VQDMLSDHX, VQRDMLADH, VQRDMLADHX, VQRDMLSDH, VQRDMLSDHX,
+          VRMULH */
+    {0xef81u, 0x0fd0u, 0xee80u, 0x0e00u, CM_MVE_MAC}, /* VMLALDAV, VMLALDAVA, VMLALDAVX,
+          VMLALV, VMLALVA, VMLSLDAV, VMLSLDAVA, VRMLSLDAVH, VRMLSLDAVHA */
+    {0xef81u, 0x0e71u, 0xee01u, 0x0e00u, CM_MVE_MUL}, /* VCMP, VMULLB, VMULLT, VPT */
+    {0xffb1u, 0x0e10u, 0xfe21u, 0x0e00u, CM_MVE_MUL}, /* VCMP, VMLA, VMLAS, VMULH, VPT,
+          VQRDMULH, VRMULH */
+    {0xee7au, 0x05b0u, 0xee3au, 0x0400u, CM_MVE_MUL}, /* VCVTB, VCVTT, VRINTN */
+    {0xef81u, 0x0ed0u, 0xee81u, 0x0e00u, CM_MVE_MAC}, /* VADDLV, VADDLVA, VADDV, VADDVA,
+          VMLADAV, VMLADAVA, VMLADAVAX, VMLADAVX, VMLALDAV, VMLALDAVA, VMLALDAVX, VMLALV,
+          VMLALVA, VMLAV, VMLAVA, VMLSDAV, VMLSDAVA, VMLSDAVAX, VMLSDAVX, VMLSLDAV,
+          VMLSLDAVA */
+};
+
+static void decode_mve_data(unsigned hw1, unsigned hw2, struct cm_insn *d)
+{
+    size_t i;
+    for (i = 0; i < sizeof MVE_ROWS / sizeof MVE_ROWS[0]; ++i) {
+        const struct mve_row *row = &MVE_ROWS[i];
+        if ((hw1 & row->mask1) == row->value1 && (hw2 & row->mask2) == row->value2) {
+            set(d, (enum cm_class)row->cls, 0, 0);
+            return;
+        }
+    }
+    set(d, CM_MVE_ALU, 0, 0);
+}
+
+/* Vector loads and stores (hw1 111x 110x outside coprocessors 10 and 11): P is hw1 bit 8,
+ * W bit 5, L bit 4. */
+static void decode_mve_memory(unsigned hw1, unsigned hw2, struct cm_insn *d)
+{
+    unsigned pre = (hw1 >> 8) & 1u, writeback = (hw1 >> 5) & 1u, is_load = (hw1 >> 4) & 1u;
+    uint16_t rn = reg_bit(hw1), back = writeback ? reg_bit(hw1) : 0u;
+    enum cm_class cls = is_load ? CM_MVE_LOAD : CM_MVE_STORE;
+    if (!pre && !writeback && !(hw1 & 0x80u)) { /* VMOV two lanes <-> two core registers */
+        uint16_t core = (uint16_t)(reg_bit(hw2) | reg_bit(hw1));
+        set(d, CM_MVE_MOVE, is_load ? core : 0u, is_load ? 0u : core);
+        return;
+    }
+    if (!pre && (hw1 & 0x1000u) && (hw2 & 0x1e00u) == 0x1e00u) {
+        /* VLD2x, VLD4x, VST2x, VST4x: contiguous */
+    } else if ((!pre && !writeback) || ((hw1 & 0x1000u) && (hw2 & 0x1000u))) {
+        cls = CM_MVE_GATHER; /* [Rn, Qm] or [Qm, #imm]: Rn is a Q register in the latter */
+        if (pre) {
+            rn = 0;
+            back = 0;
+        }
+    }
+    if (is_load) {
+        load(d, cls, rn, 0, back);
+    } else {
+        store(d, cls, rn, 0, back);
+    }
+}
+
+/* The low-overhead loops and VCTP (hw1 1111 0xxx, hw2 11x0 xxxx xxxx xxx1: what
+ * Armv7-M left to BLX immediate), and the branch future hints. */
+static void decode_loop(unsigned hw1, unsigned hw2, struct cm_insn *d)
+{
+    uint16_t rn = reg_bit(hw1);
+    if ((hw1 & 0xffcfu) == 0xf00fu && (hw2 & 0x2000u) == 0u) { /* LE, LETP */
+        branch(d, CM_TARGET_LOOP, BIT(LR), (hw1 & 0x20u) ? 0u : BIT(LR));
+        d->cls = CM_LOOP;
+        d->flags |= CM_CONDITIONAL;
+    } else if (hw2 == 0xe801u && (hw1 & 0xffc0u) == 0xf000u) { /* VCTP */
+        set(d, CM_MVE_PRED, rn, 0);
+    } else if (hw2 == 0xe001u && ((hw1 & 0xffc0u) == 0xf000u || (hw1 & 0xfff0u) == 0xf040u)) {
+        set(d, CM_LOOP, (hw1 & 0xfu) == 0xfu ? 0u : rn, BIT(LR)); /* DLSTP, LCTP, DLS */
+    } else if ((hw2 & 0x2000u) == 0u &&
+               ((hw1 & 0xffc0u) == 0xf000u || (hw1 & 0xfff0u) == 0xf040u)) {
+        branch(d, CM_TARGET_IMMEDIATE, rn, BIT(LR)); /* WLSTP, WLS */
+        d->cls = CM_LOOP;
+        d->flags |= CM_CONDITIONAL;
+    } else { /* BF, BFX, BFL, BFLX, BFCSEL: hints */
+        set(d, CM_NOP, 0, 0);
+    }
+}
+
 /* -- 32-bit encodings (ARMv7-M ARM A5.3, FP: A6) ------------------------------------- */
 
 static void decode_fp(unsigned hw1, unsigned hw2, struct cm_insn *d)
 {
     unsigned rn = hw1 & 0xfu, rt = hw2 >> 12;
-    if ((hw2 & 0x0e00u) != 0x0a00u) { /* not coprocessor 10/11 */
+    int coprocessor_10_11 = (hw2 & 0x0e00u) == 0x0a00u;
+    if ((hw1 & 0x0f00u) == 0x0f00u || ((hw1 & 0x0f00u) == 0x0e00u && !coprocessor_10_11)) {
+        decode_mve_data(hw1, hw2, d);
+    } else if ((hw1 & 0x0e00u) == 0x0c00u && !coprocessor_10_11) {
+        decode_mve_memory(hw1, hw2, d);
+    } else if (!coprocessor_10_11) {
         set(d, CM_SYSTEM, 0, 0);
+    } else if ((hw1 & 0xff00u) == 0xee00u && (hw2 & 0x0f10u) == 0x0b10u) {
+        /* VMOV lane <-> core register (VMOV scalar of Armv7-M's FP too), VDUP */
+        int to_core = (hw1 >> 4) & 1u;
+        set(d, CM_MVE_MOVE, to_core ? 0u : reg_bit(rt), to_core ? reg_bit(rt) : 0u);
     } else if ((hw1 & 0x0e00u) == 0x0c00u) { /* extension register load/store */
         unsigned pre = (hw1 >> 8) & 1u, writeback = (hw1 >> 5) & 1u, is_load = (hw1 >> 4) & 1u;
         if ((hw1 & 0x01e0u) == 0x0040u) { /* VMOV two core registers <-> D or two S */
@@ -304,7 +456,9 @@ static void decode_dual_exclusive(unsigned hw1, unsigned hw2, struct cm_insn *d)
 static void decode_branch_misc(unsigned hw1, unsigned hw2, struct cm_insn *d)
 {
     unsigned op1 = (hw2 >> 12) & 5u, op = (hw1 >> 4) & 0x7fu;
-    if (op1 == 5u || op1 == 4u) { /* BL (BLX immediate does not exist on M profile) */
+    if (op1 == 4u && (hw2 & 1u)) { /* Armv8.1-M, in what would be BLX immediate */
+        decode_loop(hw1, hw2, d);
+    } else if (op1 == 5u || op1 == 4u) { /* BL (BLX immediate does not exist on M profile) */
         branch(d, CM_TARGET_CALL, 0, BIT(LR));
     } else if (op1 == 1u) { /* B.W */
         branch(d, CM_TARGET_IMMEDIATE, 0, 0);
@@ -441,20 +595,24 @@ void cm_decode(const unsigned char *bytes, unsigned size, unsigned mark, struct 
 
 /* -- timings -------------------------------------------------------------------------- */
 
-/* Cycles by class; the multiple transfers add N (see cm_base). */
+/* Cycles by class; the multiple transfers add N (see cm_base). The Armv8.1-M classes
+ * (MVE ... LOOP) occur in cortex-m55 builds only, save the VMOV between a core register
+ * and a D register lane (Armv7-M FP), which costs what CM_FP_MOVE costs. */
 static const uint8_t BASE[CM_CORES][CM_CLASSES] = {
     /*          ALU MUL MLA DSP ML  MAL DIV LD  ST  LDD STD LDM STM BR  TB  IT  NOP BAR SYS
-                FPA FPM FPD FPL FPS FLM FSM FMV MRK UNK */
+                FPA FPM FPD FPL FPS FLM FSM FMV VLD VST VGA VAL VMU VMA VMV VPR LOP MRK UNK */
     [CM_M0] =  {1,  1,  2,  1,  5,  7,  12, 2,  2,  3,  3,  1,  1,  1,  2,  1,  1,  4,  4,
-                1,  1,  1,  2,  2,  1,  1,  1,  0,  1},
+                1,  1,  1,  2,  2,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  0,  1},
     [CM_M3] =  {1,  1,  2,  1,  5,  7,  12, 2,  1,  3,  3,  1,  1,  1,  2,  1,  1,  1,  2,
-                1,  1,  1,  2,  2,  1,  1,  1,  0,  1},
+                1,  1,  1,  2,  2,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  0,  1},
     [CM_M4] =  {1,  1,  1,  1,  1,  1,  12, 2,  1,  3,  3,  1,  1,  1,  2,  1,  1,  1,  2,
-                1,  3,  14, 2,  2,  1,  1,  1,  0,  1},
+                1,  3,  14, 2,  2,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  0,  1},
     [CM_M7] =  {1,  1,  1,  1,  1,  1,  12, 1,  1,  1,  1,  1,  1,  1,  2,  1,  1,  1,  2,
-                1,  1,  14, 1,  1,  1,  1,  1,  0,  1},
+                1,  1,  14, 1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  0,  1},
     [CM_M33] = {1,  1,  1,  1,  1,  1,  12, 1,  1,  2,  2,  1,  1,  1,  2,  1,  1,  1,  2,
-                1,  3,  14, 1,  1,  1,  1,  1,  0,  1},
+                1,  3,  14, 1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  0,  1},
+    [CM_M55] = {1,  1,  1,  1,  1,  1,  12, 1,  1,  2,  2,  1,  1,  1,  2,  1,  1,  1,  2,
+                1,  3,  14, 1,  1,  1,  1,  1,  2,  2,  2,  2,  2,  2,  2,  1,  1,  0,  1},
 };
 
 static int is_multiple(unsigned cls)
@@ -485,6 +643,25 @@ static int folds_it(const struct cm_insn *previous, const struct cm_insn *insn)
            previous->cls != CM_MARK;
 }
 
+/* The Cortex-M55 vector pipe a beat-wise Helium instruction occupies (0: none). */
+static int vector_pipe(unsigned cls)
+{
+    switch (cls) {
+    case CM_MVE_LOAD:
+    case CM_MVE_STORE:
+    case CM_MVE_GATHER:
+        return 1; /* load/store */
+    case CM_MVE_ALU:
+    case CM_MVE_MOVE:
+        return 2; /* integer */
+    case CM_MVE_MUL:
+    case CM_MVE_MAC:
+        return 3; /* multiply/FP */
+    default:
+        return 0;
+    }
+}
+
 int cm_after(const struct cm_model *model, const struct cm_insn *previous,
              const struct cm_insn *insn)
 {
@@ -510,6 +687,16 @@ int cm_after(const struct cm_model *model, const struct cm_insn *previous,
             return 1;
         }
         return 0;
+    case CM_M55:
+        if (vector_pipe(previous->cls) != 0 && vector_pipe(insn->cls) != 0 &&
+            vector_pipe(previous->cls) != vector_pipe(insn->cls)) {
+            return -1; /* its first beats overlap the previous one's last beats */
+        }
+        if ((previous->cls == CM_LOAD || previous->cls == CM_LOAD_DUAL) &&
+            (previous->loaded & insn->reads)) {
+            return 1; /* load-use stall */
+        }
+        return folds_it(previous, insn) ? -1 : 0;
     default:
         return 0;
     }
@@ -526,6 +713,11 @@ unsigned cm_taken(const struct cm_model *model, const struct cm_insn *branch_ins
                    ? 3u : 2u;
     case CM_M7:
         return immediate ? 1u : 2u;
+    case CM_M55:
+        if (branch_insn->target == CM_TARGET_LOOP) {
+            return 0; /* the loop start is known since DLS/WLS */
+        }
+        return (immediate ? 1u : 2u) + (target_wide_unaligned ? 1u : 0u);
     default:
         return (immediate ? 1u : 2u) + (target_wide_unaligned ? 1u : 0u);
     }
@@ -581,7 +773,7 @@ int cm_core_named(const char *name, enum cm_core *core)
 {
     static const char *const names[CM_CORES] = {
         [CM_M0] = "cortex-m0", [CM_M3] = "cortex-m3", [CM_M4] = "cortex-m4",
-        [CM_M7] = "cortex-m7", [CM_M33] = "cortex-m33",
+        [CM_M7] = "cortex-m7", [CM_M33] = "cortex-m33", [CM_M55] = "cortex-m55",
     };
     unsigned i;
     for (i = 0; i < CM_CORES; ++i) {
@@ -599,7 +791,8 @@ const char *cm_class_name(unsigned cls)
         "alu", "mul", "mla", "dsp_mul", "mul_long", "mac_long", "div", "load", "store",
         "load_dual", "store_dual", "load_multi", "store_multi", "branch", "table_branch", "it",
         "nop", "barrier", "system", "fp_alu", "fp_mac", "fp_div", "fp_load", "fp_store",
-        "fp_load_multi", "fp_store_multi", "fp_move", "mark", "unknown",
+        "fp_load_multi", "fp_store_multi", "fp_move", "mve_load", "mve_store", "mve_gather",
+        "mve_alu", "mve_mul", "mve_mac", "mve_move", "mve_pred", "loop", "mark", "unknown",
     };
     return cls < CM_CLASSES ? names[cls] : "unknown";
 }

@@ -11,14 +11,15 @@
  *   + cm_taken(insn, target)                 when insn is a branch that was taken
  *   + wait states (bench_plugin.c)           flash data reads and instruction fetches
  * and, on the Cortex-M7 only, an instruction that dual-issues with the one before it
- * (cm_dual_issue) costs nothing.
+ * (cm_dual_issue) costs nothing. On the Cortex-M55, cm_after also holds the overlap of
+ * consecutive Helium (MVE) instructions (see cycle_model.c).
  */
 #ifndef CYCLE_MODEL_H
 #define CYCLE_MODEL_H
 
 #include <stdint.h>
 
-enum cm_core { CM_M0, CM_M3, CM_M4, CM_M7, CM_M33, CM_CORES };
+enum cm_core { CM_M0, CM_M3, CM_M4, CM_M7, CM_M33, CM_M55, CM_CORES };
 
 /* What an instruction is, for its timing. Also the classes `codegen bench` reports. */
 enum cm_class {
@@ -51,6 +52,20 @@ enum cm_class {
     CM_FP_LOAD_MULTI,  /* VLDM, VPOP */
     CM_FP_STORE_MULTI, /* VSTM, VPUSH */
     CM_FP_MOVE,        /* VMOV between core and FP registers, VMRS, VMSR */
+    /* Armv8.1-M: Helium (MVE) and the low-overhead loops (cortex-m55 builds only) */
+    CM_MVE_LOAD,       /* VLDRB/VLDRH/VLDRW contiguous (widening too), VLD2x, VLD4x */
+    CM_MVE_STORE,      /* VSTRB/VSTRH/VSTRW contiguous (narrowing too), VST2x, VST4x */
+    CM_MVE_GATHER,     /* gather loads and scatter stores: [Rn, Qm] and [Qm, #imm] */
+    CM_MVE_ALU,        /* the integer pipe: add, subtract, shifts, saturation, logic,
+                          min/max (VMAXV too), VABAV, widening/narrowing moves, VPSEL,
+                          VIDUP, VMOV.I ... : every vector instruction not listed elsewhere */
+    CM_MVE_MUL,        /* the multiply/FP pipe: VMUL, VMULH, VRMULH, VQDMULH, VQRDMULH,
+                          VMULL, VMLA, VMLAS, VQDML*, VCMP, VPT, floating-point vectors */
+    CM_MVE_MAC,        /* the multiply/FP pipe, across the vector into core registers:
+                          VMLADAV, VMLAV, VMLALDAV, VRMLALDAVH, VADDV, VADDLV */
+    CM_MVE_MOVE,       /* core <-> vector: VDUP, VMOV lane(s) */
+    CM_MVE_PRED,       /* VPST, VPNOT, VCTP */
+    CM_LOOP,           /* DLS, WLS, DLSTP, WLSTP, LCTP, LE, LETP */
     CM_MARK,           /* the benchmark's layer mark (mov r11, r11): no cycles */
     CM_UNKNOWN,        /* an encoding the decoder does not know: 1 cycle */
     CM_CLASSES
@@ -63,7 +78,8 @@ enum cm_target {
     CM_TARGET_CALL,      /* BL */
     CM_TARGET_REGISTER,  /* BX, BLX, MOV PC / ADD PC */
     CM_TARGET_LOAD,      /* POP {..., pc}, LDM with the PC, LDR PC */
-    CM_TARGET_TABLE      /* TBB, TBH */
+    CM_TARGET_TABLE,     /* TBB, TBH */
+    CM_TARGET_LOOP       /* LE, LETP: back to the start of a low-overhead loop */
 };
 
 enum {
