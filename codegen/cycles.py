@@ -80,7 +80,8 @@ def check_options(target: Target, options: CycleOptions) -> None:
                            "only")
     if options.wait_states and target.name in NO_WAIT_STATES:
         raise CodegenError(f"--wait-states does not apply to {target.name}: its model "
-                           "(Helium loads, TCM) has zero wait states only")
+                           "(Helium loads, TCM) has zero wait states only; run it without "
+                           "--wait-states")
     if options.small_multiplier and target.name != "cortex-m0":
         raise CodegenError(f"--small-multiplier applies to cortex-m0 only ({target.name} has "
                            "a single-cycle multiplier)")
