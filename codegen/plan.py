@@ -580,30 +580,52 @@ def place_clusters(buffers: list[Buffer], cluster: list[int],
 def _live_bound(buffers: list[Buffer], groups: list[list[int]], relative: list[int]) -> int:
     """The most bytes alive at one step, a size no placement goes below: buffers alive
     together never share bytes, but those of one group (`relative`: at fixed distances
-    from its base) count their union once."""
+    from its base) count their union once. Near-linear (`_group_cover`)."""
     if not buffers:
         return 0
-    steps = max(b.last for b in buffers) + 2
-    change = [0] * steps  # the single buffers' bytes, as differences between steps
-    joint = [0] * steps  # the groups' of several buffers, step by step
+    change = [0] * (max(b.last for b in buffers) + 2)  # bytes alive, as step differences
     for g in groups:
         if len(g) == 1:
             b = buffers[g[0]]
             change[b.first] += b.size
             change[b.last + 1] -= b.size
-            continue
-        for step in range(min(buffers[i].first for i in g), max(buffers[i].last for i in g) + 1):
-            cover, end = 0, 0
-            for lo, hi in sorted((relative[i], relative[i] + buffers[i].size) for i in g
-                                 if buffers[i].first <= step <= buffers[i].last):
-                cover += max(0, hi - max(lo, end))
-                end = max(end, hi)
-            joint[step] += cover
+        else:
+            for step, delta in _group_cover(buffers, g, relative):
+                change[step] += delta
     bound = total = 0
-    for step in range(steps):
-        total += change[step]
-        bound = max(bound, total + joint[step])
+    for delta in change:
+        total += delta
+        bound = max(bound, total)
     return bound
+
+
+def _group_cover(buffers: list[Buffer], group: list[int],
+                 relative: list[int]) -> list[tuple[int, int]]:
+    """The bytes a group's alive buffers cover (the union of their intervals at their
+    distances), as differences at the steps where one starts or ends. The union is taken
+    only at those steps, over the buffers alive then: work linear in the group's buffers
+    and its pairs alive together (which _overlaps has bounded)."""
+    events: dict[int, list[tuple[int, int]]] = {}
+    for i in group:
+        b = buffers[i]
+        events.setdefault(b.first, []).append((1, i))
+        events.setdefault(b.last + 1, []).append((-1, i))
+    alive: set[int] = set()
+    deltas: list[tuple[int, int]] = []
+    cover = 0
+    for step in sorted(events):
+        for sign, i in events[step]:
+            if sign > 0:
+                alive.add(i)
+            else:
+                alive.discard(i)
+        now = end = 0
+        for lo, hi in sorted((relative[i], relative[i] + buffers[i].size) for i in alive):
+            now += max(0, hi - max(lo, end))
+            end = max(end, hi)
+        deltas.append((step, now - cover))
+        cover = now
+    return deltas
 
 
 def _place_groups(buffers: list[Buffer], overlaps: list[list[int]], groups: list[list[int]],
