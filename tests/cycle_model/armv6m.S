@@ -10,21 +10,8 @@
  * Registers: r7 = a table in flash whose words hold its own address, r6 = scratch RAM,
  * r4 = 4.
  */
-    .syntax unified
-    .thumb
+#include "harness.inc"
 
-    .macro REGION
-    mov r11, r11
-    isb
-    .endm
-
-    .section .vectors, "a"
-    .word __stack_end
-    .word Reset_Handler + 1
-
-    .text
-    .thumb_func
-    .global Reset_Handler
 Reset_Handler:
     ldr r7, =table
     ldr r6, =ram
@@ -85,9 +72,7 @@ Reset_Handler:
     mrs r0, primask
 
     REGION
-    movs r0, #0x18
-    ldr r1, =0x20026
-    bkpt 0xab
+    EXIT
 
     .thumb_func
 leaf:
@@ -101,14 +86,4 @@ leaf2:
 
     .ltorg
 
-    .section .rodata
-    .balign 8
-table:
-    .rept 16
-    .word table
-    .endr
-
-    .bss
-    .balign 8
-ram:
-    .space 64
+    DATA

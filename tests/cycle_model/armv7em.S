@@ -8,21 +8,8 @@
  *
  * Registers: r8 = a table in flash whose words hold its own address, r9 = scratch RAM.
  */
-    .syntax unified
-    .thumb
+#include "harness.inc"
 
-    .macro REGION
-    mov r11, r11
-    isb
-    .endm
-
-    .section .vectors, "a"
-    .word __stack_end
-    .word Reset_Handler + 1
-
-    .text
-    .thumb_func
-    .global Reset_Handler
 Reset_Handler:
     ldr r8, =table
     ldr r9, =ram
@@ -63,20 +50,8 @@ Reset_Handler:
     vpop {s16-s17}
 
     REGION
-    movs r0, #0x18
-    ldr r1, =0x20026
-    bkpt 0xab
+    EXIT
 
     .ltorg
 
-    .section .rodata
-    .balign 8
-table:
-    .rept 16
-    .word table
-    .endr
-
-    .bss
-    .balign 8
-ram:
-    .space 64
+    DATA

@@ -10,21 +10,8 @@
  * Registers: r8 = a table in flash whose words hold its own address (so a loaded word is
  * a valid address), r9 = scratch RAM, r1-r3 = the table's address, r4 = 4.
  */
-    .syntax unified
-    .thumb
+#include "harness.inc"
 
-    .macro REGION
-    mov r11, r11
-    isb
-    .endm
-
-    .section .vectors, "a"
-    .word __stack_end
-    .word Reset_Handler + 1
-
-    .text
-    .thumb_func
-    .global Reset_Handler
 Reset_Handler:
     ldr r8, =table
     ldr r9, =ram
@@ -184,9 +171,7 @@ Reset_Handler:
     ldr r0, [r3]
 
     REGION
-    movs r0, #0x18
-    ldr r1, =0x20026
-    bkpt 0xab
+    EXIT
 
     .thumb_func
 leaf:
@@ -200,14 +185,4 @@ leaf2:
 
     .ltorg
 
-    .section .rodata
-    .balign 8
-table:
-    .rept 16
-    .word table
-    .endr
-
-    .bss
-    .balign 8
-ram:
-    .space 64
+    DATA

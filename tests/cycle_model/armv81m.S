@@ -13,21 +13,8 @@
  * (64 bytes), r7 = r9 (a low register, for the widening and narrowing forms), r1 = 3,
  * r2 = 5, q4 = 0 (gather offsets).
  */
-    .syntax unified
-    .thumb
+#include "harness.inc"
 
-    .macro REGION
-    mov r11, r11
-    isb
-    .endm
-
-    .section .vectors, "a"
-    .word __stack_end
-    .word Reset_Handler + 1
-
-    .text
-    .thumb_func
-    .global Reset_Handler
 Reset_Handler:
     ldr r8, =table
     ldr r9, =ram
@@ -136,20 +123,8 @@ Reset_Handler:
     movs r0, #1
 
     REGION
-    movs r0, #0x18
-    ldr r1, =0x20026
-    bkpt 0xab
+    EXIT
 
     .ltorg
 
-    .section .rodata
-    .balign 8
-table:
-    .rept 16
-    .word table
-    .endr
-
-    .bss
-    .balign 8
-ram:
-    .space 64
+    DATA

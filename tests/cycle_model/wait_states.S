@@ -11,9 +11,9 @@
  *
  * Registers: r8 = a table in flash whose words hold its own address, r9 = scratch RAM.
  */
-    .syntax unified
-    .thumb
+#include "harness.inc"
 
+    .purgem REGION
     .macro REGION name
     b \name
     .balign 16
@@ -22,13 +22,6 @@
     mov r11, r11
     .endm
 
-    .section .vectors, "a"
-    .word __stack_end
-    .word Reset_Handler + 1
-
-    .text
-    .thumb_func
-    .global Reset_Handler
 Reset_Handler:
     ldr r8, =table
     ldr r9, =ram
@@ -58,23 +51,11 @@ Reset_Handler:
 2:  subs r0, #1
     bne 4f
     REGION end
-    movs r0, #0x18
-    ldr r1, =0x20026
-    bkpt 0xab
+    EXIT
     .balign 16
     .space 16
 4:  b.n 2b
 
     .ltorg
 
-    .section .rodata
-    .balign 8
-table:
-    .rept 16
-    .word table
-    .endr
-
-    .bss
-    .balign 8
-ram:
-    .space 64
+    DATA
