@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -120,17 +121,18 @@ def lower_bound(graph: Graph, layers: list[Layer], state: frozenset[int] = froze
     end = len(layers) - 1
     for t in graph.outputs:
         last[t] = end
-    change = [0] * (len(layers) + 1)  # bytes coming alive (-: dying) at each step
-    for t, start in first.items():
-        stop = last.get(t, start)
-        if start <= stop:
-            change[start] += graph.tensors[t].nbytes
-            change[stop + 1] -= graph.tensors[t].nbytes
-    alive, peak = 0, 0
-    for step in range(len(layers)):
-        alive += change[step]
-        peak = max(peak, alive)
-    return peak
+    spans = ((start, last.get(t, start), graph.tensors[t].nbytes)
+             for t, start in first.items() if start <= last.get(t, start))
+    return max(_alive(spans, len(layers)), default=0)
+
+
+def _alive(spans: Iterable[tuple[int, int, int]], steps: int) -> list[int]:
+    """The bytes alive at each of `steps` steps, from spans (first step, last step, bytes)."""
+    change = [0] * (steps + 1)  # bytes coming alive (-: dying) at each step
+    for first, last, size in spans:
+        change[first] += size
+        change[last + 1] -= size
+    return list(itertools.accumulate(change[:steps]))
 
 
 # -- 1. order ----------------------------------------------------------------------------
@@ -581,51 +583,40 @@ def _live_bound(buffers: list[Buffer], groups: list[list[int]], relative: list[i
     """The most bytes alive at one step, a size no placement goes below: buffers alive
     together never share bytes, but those of one group (`relative`: at fixed distances
     from its base) count their union once. Near-linear (`_group_cover`)."""
-    if not buffers:
-        return 0
-    change = [0] * (max(b.last for b in buffers) + 2)  # bytes alive, as step differences
-    for g in groups:
-        if len(g) == 1:
-            b = buffers[g[0]]
-            change[b.first] += b.size
-            change[b.last + 1] -= b.size
-        else:
-            for step, delta in _group_cover(buffers, g, relative):
-                change[step] += delta
-    bound = total = 0
-    for delta in change:
-        total += delta
-        bound = max(bound, total)
-    return bound
+    spans = itertools.chain.from_iterable(_group_cover(buffers, g, relative) for g in groups)
+    return max(_alive(spans, max((b.last for b in buffers), default=-1) + 1), default=0)
 
 
 def _group_cover(buffers: list[Buffer], group: list[int],
-                 relative: list[int]) -> list[tuple[int, int]]:
+                 relative: list[int]) -> list[tuple[int, int, int]]:
     """The bytes a group's alive buffers cover (the union of their intervals at their
-    distances), as differences at the steps where one starts or ends. The union is taken
-    only at those steps, over the buffers alive then: work linear in the group's buffers
-    and its pairs alive together (which _overlaps has bounded)."""
+    distances), as spans (first step, last step, bytes) between the steps where one starts
+    or ends. The union is taken only at those steps, over the buffers alive then: work
+    linear in the group's buffers and its pairs alive together (which _overlaps has
+    bounded)."""
+    if len(group) == 1:
+        b = buffers[group[0]]
+        return [(b.first, b.last, b.size)]
     events: dict[int, list[tuple[int, int]]] = {}
     for i in group:
         b = buffers[i]
         events.setdefault(b.first, []).append((1, i))
         events.setdefault(b.last + 1, []).append((-1, i))
     alive: set[int] = set()
-    deltas: list[tuple[int, int]] = []
-    cover = 0
-    for step in sorted(events):
+    spans: list[tuple[int, int, int]] = []
+    steps = sorted(events)
+    for step, after in itertools.pairwise(steps):
         for sign, i in events[step]:
             if sign > 0:
                 alive.add(i)
             else:
                 alive.discard(i)
-        now = end = 0
+        cover = end = 0
         for lo, hi in sorted((relative[i], relative[i] + buffers[i].size) for i in alive):
-            now += max(0, hi - max(lo, end))
+            cover += max(0, hi - max(lo, end))
             end = max(end, hi)
-        deltas.append((step, now - cover))
-        cover = now
-    return deltas
+        spans.append((step, after - 1, cover))
+    return spans
 
 
 def _place_groups(buffers: list[Buffer], overlaps: list[list[int]], groups: list[list[int]],
@@ -919,16 +910,9 @@ def _patch_candidates(graph: Graph, layers: list[Layer], variant: list[Layer] | 
 
 def _live_bytes(plan: Plan, layers: list[Layer]) -> list[int]:
     """Bytes of the arena buffers alive at each step, with the step's scratch."""
-    steps = len(layers)
-    change = [0] * (steps + 1)
-    for b in plan.buffers:
-        change[b.first] += b.size
-        change[b.last + 1] -= b.size
-    live, total = [], 0
-    for step in range(steps):
-        total += change[step]
-        live.append(total + _align(layers[step].scratch_bytes()))
-    return live
+    alive = _alive(((b.first, b.last, b.size) for b in plan.buffers), len(layers))
+    return [total + _align(layer.scratch_bytes()) for total, layer in zip(alive, layers,
+                                                                          strict=True)]
 
 
 _OVERLAP_ROUNDS = 4
