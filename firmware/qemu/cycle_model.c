@@ -662,6 +662,16 @@ static int vector_pipe(unsigned cls)
     }
 }
 
+/* The Cortex-M33's adjustment (the M55's for scalar code): a load-use stall, IT folding. */
+static int m33_after(const struct cm_insn *previous, const struct cm_insn *insn)
+{
+    if ((previous->cls == CM_LOAD || previous->cls == CM_LOAD_DUAL) &&
+        (previous->loaded & insn->reads)) {
+        return 1; /* load-use stall */
+    }
+    return folds_it(previous, insn) ? -1 : 0;
+}
+
 int cm_after(const struct cm_model *model, const struct cm_insn *previous,
              const struct cm_insn *insn)
 {
@@ -676,27 +686,19 @@ int cm_after(const struct cm_model *model, const struct cm_insn *previous,
         }
         return folds_it(previous, insn) ? -1 : 0;
     case CM_M33:
-        if ((previous->cls == CM_LOAD || previous->cls == CM_LOAD_DUAL) &&
-            (previous->loaded & insn->reads)) {
-            return 1; /* load-use stall */
+        return m33_after(previous, insn);
+    case CM_M55:
+        if (vector_pipe(previous->cls) != 0 && vector_pipe(insn->cls) != 0 &&
+            vector_pipe(previous->cls) != vector_pipe(insn->cls)) {
+            return -1; /* its first beats overlap the previous one's last beats */
         }
-        return folds_it(previous, insn) ? -1 : 0;
+        return m33_after(previous, insn);
     case CM_M7:
         if ((previous->cls == CM_LOAD || previous->cls == CM_LOAD_DUAL) &&
             (previous->loaded & insn->reads)) {
             return 1;
         }
         return 0;
-    case CM_M55:
-        if (vector_pipe(previous->cls) != 0 && vector_pipe(insn->cls) != 0 &&
-            vector_pipe(previous->cls) != vector_pipe(insn->cls)) {
-            return -1; /* its first beats overlap the previous one's last beats */
-        }
-        if ((previous->cls == CM_LOAD || previous->cls == CM_LOAD_DUAL) &&
-            (previous->loaded & insn->reads)) {
-            return 1; /* load-use stall */
-        }
-        return folds_it(previous, insn) ? -1 : 0;
     default:
         return 0;
     }
@@ -713,12 +715,10 @@ unsigned cm_taken(const struct cm_model *model, const struct cm_insn *branch_ins
                    ? 3u : 2u;
     case CM_M7:
         return immediate ? 1u : 2u;
-    case CM_M55:
+    default: /* LE/LETP (Cortex-M55): the loop start is known since DLS/WLS */
         if (branch_insn->target == CM_TARGET_LOOP) {
-            return 0; /* the loop start is known since DLS/WLS */
+            return 0;
         }
-        return (immediate ? 1u : 2u) + (target_wide_unaligned ? 1u : 0u);
-    default:
         return (immediate ? 1u : 2u) + (target_wide_unaligned ? 1u : 0u);
     }
 }
